@@ -1,0 +1,41 @@
+// Package observe holds what an administrator uses to see the unit at work:
+// cleartext SIP traces of both legs, call records, metrics and logging.
+package observe
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Direction says whether the unit received or sent a message.
+type Direction int
+
+const (
+	Received Direction = iota
+	Sent
+)
+
+// SIPMessage is one SIP message as the unit saw it, in cleartext: after
+// decryption when received, before encryption when sent.
+type SIPMessage struct {
+	CallID    string // the unit's call identifier (shared by both legs)
+	Leg       string // interface name of the leg ("inside", "outside", ...)
+	Dir       Direction
+	Transport string // udp | tcp | tls
+	Local     netip.AddrPort
+	Remote    netip.AddrPort
+	Time      time.Time
+	Raw       []byte
+}
+
+// Tracer receives every SIP message of every traced call. Implementations
+// must not block the caller and must copy Raw if they keep it.
+type Tracer interface {
+	TraceSIP(m SIPMessage)
+}
+
+// NopTracer drops everything.
+type NopTracer struct{}
+
+// TraceSIP does nothing.
+func (NopTracer) TraceSIP(SIPMessage) {}

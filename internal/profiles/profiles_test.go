@@ -1,0 +1,124 @@
+package profiles
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+func withFQDN() *config.Config {
+	c := config.Default()
+	c.Network.Interfaces[1].FQDN = "sbc.example.com"
+	return c
+}
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile string
+		a       Answers
+		check   func(t *testing.T, c *config.Config)
+	}{
+		{"office365", Office365UM, Answers{Domain: "abc.um.outlook.com", Certificate: "sbc"}, func(t *testing.T, c *config.Config) {
+			l := listener(t, c, "outside", "tls")
+			if l.Port != 5061 || !l.RequireClientCert || l.Certificate != "sbc" {
+				t.Errorf("listener = %+v, want 5061 mutual with sbc", l)
+			}
+			if !c.TLS.AllowWildcardServerCertificates || !c.Routing.Refer.Always {
+				t.Errorf("wildcard %v refer.always %v, want both", c.TLS.AllowWildcardServerCertificates, c.Routing.Refer.Always)
+			}
+			if p := policy(c, "outside"); p.Requirement != "srtp" || p.Group != "SRTP" {
+				t.Errorf("outside policy = %+v", p)
+			}
+			if d := c.Media.DefaultPolicy; d.Requirement != "rtp" || !d.AllowTranscoding {
+				t.Errorf("default policy = %+v", d)
+			}
+			p := c.Peers[0]
+			if p.Domain != "abc.um.outlook.com" || p.Transport != "tls" || p.Profile != Office365UM {
+				t.Errorf("peer = %+v", p)
+			}
+		}},
+		{"teams", TeamsDirectRouting, Answers{Version: "1.2.3"}, func(t *testing.T, c *config.Config) {
+			if len(c.Routing.DNSOverride) != 1 {
+				t.Fatalf("dns_override = %+v", c.Routing.DNSOverride)
+			}
+			var hosts []string
+			for i, tg := range c.Routing.DNSOverride[0].Targets {
+				if tg.Port != 5061 || tg.Transport != "tls" || tg.Priority != i+1 {
+					t.Errorf("target %d = %+v", i, tg)
+				}
+				hosts = append(hosts, tg.Host)
+			}
+			if !slices.Equal(hosts, teamsProxies) {
+				t.Errorf("targets = %v", hosts)
+			}
+			p := c.Peers[0]
+			if p.Headers["X-MS-SBC"] != "Palisade/SBC/1.2.3" || p.OptionsInterval == 0 || p.Domain != teamsProxies[0] {
+				t.Errorf("peer = %+v", p)
+			}
+			if c.TLS.MinVersion != "1.2" || policy(c, "outside").Requirement != "srtp" {
+				t.Errorf("tls min %s, policy %+v", c.TLS.MinVersion, policy(c, "outside"))
+			}
+		}},
+		{"generic udp", Generic, Answers{Address: "203.0.113.5:5060", Prefix: "0", Username: "u", Password: "p", Register: true}, func(t *testing.T, c *config.Config) {
+			if l := listener(t, c, "outside", "udp"); l.Port != 5060 {
+				t.Errorf("udp listener = %+v", l)
+			}
+			p := c.Peers[0]
+			if p.Address != "203.0.113.5:5060" || p.Transport != "udp" || !p.Auth.Register || p.Prefix != "0" {
+				t.Errorf("peer = %+v", p)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := withFQDN()
+			if err := Apply(c, tt.profile, tt.a); err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+			// Applying twice changes nothing more (one peer, one override).
+			if err := Apply(c, tt.profile, tt.a); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Peers) != 1 || len(c.Routing.DNSOverride) > 1 {
+				t.Errorf("second apply duplicated: peers %d overrides %d", len(c.Peers), len(c.Routing.DNSOverride))
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestApplyRefuses(t *testing.T) {
+	if err := Apply(config.Default(), TeamsDirectRouting, Answers{}); err == nil {
+		t.Error("teams without FQDN accepted")
+	}
+	if err := Apply(config.Default(), Generic, Answers{}); err == nil {
+		t.Error("generic without address accepted")
+	}
+	if err := Apply(config.Default(), "nope", Answers{}); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
+
+func listener(t *testing.T, c *config.Config, iface, transport string) config.Listener {
+	t.Helper()
+	for _, l := range c.SIP.Listeners {
+		if l.Interface == iface && l.Transport == transport {
+			return l
+		}
+	}
+	t.Fatalf("no %s listener on %s", transport, iface)
+	return config.Listener{}
+}
+
+func policy(c *config.Config, iface string) config.MediaPolicy {
+	for _, p := range c.Media.Policies {
+		if p.Interface == iface {
+			return p
+		}
+	}
+	return config.MediaPolicy{}
+}

@@ -106,12 +106,18 @@ type PrivateCertificate struct {
 	// Fingerprint (SHA-256, hex) of the certificate in the store that this
 	// entry refers to; ties the configuration version to exact key material.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Material is the store id of the exact version of this entry (key,
+	// request, chain; see internal/pki storage.go). Set by the pki commands;
+	// "" = the newest material stored under this name.
+	Material string `json:"material,omitempty"`
 }
 
 // CACertificate is a trusted CA certificate (and optional CRL) in the store.
 type CACertificate struct {
 	Name        string `json:"name"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// CRL is the SHA-256 (hex) of the CRL imported for this CA; "" = none.
+	CRL string `json:"crl,omitempty"`
 }
 
 // Media holds the media relay and media-encryption settings.

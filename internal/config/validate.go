@@ -1,0 +1,858 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Valid values of the enumerated fields. Documented in docs/configuration.md.
+var (
+	Topologies        = []string{"standalone", "one-armed"}
+	ListenerTransport = []string{"udp", "tcp", "tls"}
+	// PeerTransports adds "any": the transport is chosen by RFC 3263 (for a
+	// domain) or is UDP (for an address).
+	PeerTransports    = []string{"udp", "tcp", "tls", "any"}
+	TLSVersions       = []string{"1.0", "1.1", "1.2", "1.3"}
+	CryptoSuites      = []string{"cleartext", "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"}
+	Requirements      = []string{"rtp", "srtp", "either"}
+	RTPProfiles       = []string{"avp", "savp", "prefer-savp"}
+	RoutingSteps      = []string{"dns_override", "registrar", "dial_plan"}
+	RedirectModes     = []string{"forward", "follow"}
+	PeerKinds         = []string{"pbx", "itsp"}
+	PeerProfiles      = []string{"generic", "office365-um", "teams-direct-routing"}
+	PBXTypes          = []string{"generic", "cisco-cucm", "dialogic-dmg", "asterisk", "freeswitch"}
+	LogLevels         = []string{"debug", "info", "warn", "error"}
+	Weekdays          = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+	passwordHashHeads = []string{"$argon2id$", "$2a$", "$2b$", "$2y$"}
+)
+
+// validator collects every problem; helpers take the path of the field.
+type validator struct {
+	errs Errors
+	c    *Config
+	// names of things that other sections refer to
+	interfaces, privCerts, caCerts, peers, groups, timeClasses map[string]bool
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the whole document and returns every problem found (nil
+// when there is none). It is fast and has no side effects.
+func (c *Config) Validate() Errors {
+	v := &validator{c: c}
+	v.collectNames()
+	v.schema()
+	v.unit()
+	v.admin()
+	v.network()
+	v.sip()
+	v.tls()
+	v.certificates()
+	v.media()
+	v.routing()
+	v.peerList()
+	v.dialPlan()
+	v.registrar()
+	v.observe()
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+func (v *validator) collectNames() {
+	v.interfaces = map[string]bool{}
+	for _, i := range v.c.Network.Interfaces {
+		v.interfaces[i.Name] = true
+	}
+	v.privCerts = map[string]bool{}
+	for _, p := range v.c.Certificates.Private {
+		v.privCerts[p.Name] = true
+	}
+	v.caCerts = map[string]bool{}
+	for _, p := range v.c.Certificates.CA {
+		v.caCerts[p.Name] = true
+	}
+	v.peers = map[string]bool{}
+	for _, p := range v.c.Peers {
+		v.peers[p.Name] = true
+	}
+	v.groups = map[string]bool{}
+	for _, g := range v.c.Media.CryptoSuiteGroups {
+		v.groups[g.Name] = true
+	}
+	v.timeClasses = map[string]bool{}
+	for _, tc := range v.c.DialPlan.TimeClasses {
+		v.timeClasses[tc.Name] = true
+	}
+}
+
+// --- generic helpers ---
+
+func oneOf(s string, valid []string) bool {
+	for _, x := range valid {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) enum(path, s string, valid []string) {
+	if !oneOf(s, valid) {
+		if s == "" {
+			v.add(path, "is empty; use one of %s", strings.Join(valid, ", "))
+			return
+		}
+		v.add(path, "%q is not one of %s", s, strings.Join(valid, ", "))
+	}
+}
+
+func (v *validator) port(path string, p int) {
+	if p < 1 || p > 65535 {
+		v.add(path, "%d is not a port number (1-65535)", p)
+	}
+}
+
+func (v *validator) duration(path string, d Duration) {
+	if d < 0 {
+		v.add(path, "%s is negative", d.D())
+	}
+}
+
+func (v *validator) ip(path, s string, required bool) {
+	if s == "" {
+		if required {
+			v.add(path, "is empty; give an IP address")
+		}
+		return
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		v.add(path, "%q is not an IP address", s)
+	}
+}
+
+// ref checks that a name refers to an existing entry of another section.
+func (v *validator) ref(path, name string, known map[string]bool, what string) {
+	if name == "" {
+		v.add(path, "is empty; name one of %s", what)
+		return
+	}
+	if !known[name] {
+		v.add(path, "%q is not defined in %s", name, what)
+	}
+}
+
+// unique reports names given twice (and empty names) in a list.
+func (v *validator) unique(listPath, field string, names []string) {
+	seen := map[string]int{}
+	for i, n := range names {
+		p := fmt.Sprintf("%s[%d].%s", listPath, i, field)
+		if strings.TrimSpace(n) == "" {
+			v.add(p, "is empty")
+			continue
+		}
+		if j, dup := seen[n]; dup {
+			v.add(p, "%q is already used by %s[%d]", n, listPath, j)
+			continue
+		}
+		seen[n] = i
+	}
+}
+
+func (v *validator) name(path, s string) {
+	if len(s) > 64 {
+		v.add(path, "is longer than 64 characters")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '/' {
+			v.add(path, "%q contains a control character or '/'", s)
+			return
+		}
+	}
+}
+
+// hostname accepts DNS names (RFC 1123 labels).
+func hostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (v *validator) host(path, s string, required bool) {
+	if s == "" {
+		if required {
+			v.add(path, "is empty; give a host name or IP address")
+		}
+		return
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return
+	}
+	if !hostname(s) {
+		v.add(path, "%q is not a host name or IP address", s)
+	}
+}
+
+// hostPort accepts host, host:port, [v6] and [v6]:port.
+func (v *validator) hostPort(path, s string, portRequired bool) {
+	if s == "" {
+		v.add(path, "is empty")
+		return
+	}
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		if portRequired {
+			v.add(path, "%q is not host:port", s)
+			return
+		}
+		h, p = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), ""
+	}
+	if h == "" && portRequired {
+		// ":8443" means every address; allowed for listeners.
+	} else if _, err := netip.ParseAddr(h); err != nil && !hostname(h) {
+		v.add(path, "%q: %q is not a host name or IP address", s, h)
+		return
+	}
+	if p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			v.add(path, "%q: %q is not a port number (1-65535)", s, p)
+		}
+	}
+}
+
+func (v *validator) sipURI(path, s string) {
+	rest, ok := strings.CutPrefix(s, "sip:")
+	if !ok {
+		rest, ok = strings.CutPrefix(s, "sips:")
+	}
+	if !ok {
+		v.add(path, "%q is not a sip: or sips: URI", s)
+		return
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if rest == "" {
+		v.add(path, "%q has no host", s)
+		return
+	}
+	v.hostPort(path, rest, false)
+}
+
+func (v *validator) noNewline(path, s string) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		v.add(path, "must not contain line breaks")
+	}
+}
+
+// --- sections ---
+
+func (v *validator) schema() {
+	if v.c.Schema != SchemaVersion {
+		v.add("schema", "version %d is not supported; this Palisade reads version %d", v.c.Schema, SchemaVersion)
+	}
+}
+
+func (v *validator) unit() {
+	v.noNewline("unit.name", v.c.Unit.Name)
+	v.enum("unit.topology", v.c.Unit.Topology, Topologies)
+	if v.c.Unit.Topology == "one-armed" && len(v.c.Network.Interfaces) != 1 {
+		v.add("network.interfaces", "the one-armed topology uses exactly one interface, not %d", len(v.c.Network.Interfaces))
+	}
+}
+
+func (v *validator) admin() {
+	a := v.c.Admin
+	v.hostPort("admin.listen", a.Listen, true)
+	if a.PasswordHash != "" {
+		ok := false
+		for _, h := range passwordHashHeads {
+			ok = ok || strings.HasPrefix(a.PasswordHash, h)
+		}
+		if !ok {
+			v.add("admin.password_hash", "is not an argon2id or bcrypt hash (the unit stores the password as a hash, never in clear)")
+		}
+	}
+	for i, n := range a.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			v.add(fmt.Sprintf("admin.allowed_networks[%d]", i), "%q is not a network in CIDR form (e.g. 10.0.0.0/8)", n)
+		}
+	}
+	v.duration("admin.session_timeout", a.SessionTimeout)
+	if a.Certificate != "" {
+		v.ref("admin.certificate", a.Certificate, v.privCerts, "certificates.private")
+	}
+}
+
+func (v *validator) network() {
+	n := v.c.Network
+	if len(n.Interfaces) == 0 {
+		v.add("network.interfaces", "is empty; the unit needs at least one interface")
+	}
+	names := make([]string, len(n.Interfaces))
+	for i, in := range n.Interfaces {
+		p := fmt.Sprintf("network.interfaces[%d]", i)
+		names[i] = in.Name
+		v.name(p+".name", in.Name)
+		v.ip(p+".address", in.Address, true)
+		v.ip(p+".advertised_address", in.AdvertisedAddress, false)
+		if in.FQDN != "" && !hostname(in.FQDN) {
+			v.add(p+".fqdn", "%q is not a host name", in.FQDN)
+		}
+	}
+	v.unique("network.interfaces", "name", names)
+	v.ip("network.gateway", n.Gateway, false)
+	for i, s := range n.DNSServers {
+		p := fmt.Sprintf("network.dns_servers[%d]", i)
+		if _, err := netip.ParseAddr(s); err == nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(s); err != nil || ap.Port() == 0 {
+			v.add(p, "%q is not an IP address or IP:port", s)
+		}
+	}
+}
+
+func (v *validator) sip() {
+	s := v.c.SIP
+	type sock struct {
+		addr, transport string
+		port            int
+	}
+	seen := map[sock]int{}
+	addrOf := map[string]string{}
+	for _, in := range v.c.Network.Interfaces {
+		addrOf[in.Name] = in.Address
+	}
+	for i, l := range s.Listeners {
+		p := fmt.Sprintf("sip.listeners[%d]", i)
+		v.ref(p+".interface", l.Interface, v.interfaces, "network.interfaces")
+		v.enum(p+".transport", l.Transport, ListenerTransport)
+		v.port(p+".port", l.Port)
+		if l.Transport == "tls" {
+			if l.Certificate == "" {
+				v.add(p+".certificate", "is empty; a TLS listener needs a certificate from certificates.private")
+			} else {
+				v.ref(p+".certificate", l.Certificate, v.privCerts, "certificates.private")
+			}
+		} else if l.Certificate != "" {
+			v.ref(p+".certificate", l.Certificate, v.privCerts, "certificates.private")
+		}
+		// TCP and TLS share the kernel's TCP port space.
+		proto := l.Transport
+		if proto == "tls" {
+			proto = "tcp"
+		}
+		k := sock{addrOf[l.Interface], proto, l.Port}
+		if j, dup := seen[k]; dup && v.interfaces[l.Interface] {
+			v.add(p, "uses the same address, protocol and port as sip.listeners[%d]", j)
+		} else {
+			seen[k] = i
+		}
+	}
+	methods := map[string]int{}
+	for i, m := range s.AllowedMethods {
+		p := fmt.Sprintf("sip.allowed_methods[%d]", i)
+		if !methodRE.MatchString(m) {
+			v.add(p, "%q is not a SIP method name (upper-case letters, e.g. INVITE)", m)
+		} else if j, dup := methods[m]; dup {
+			v.add(p, "%q is already listed at sip.allowed_methods[%d]", m, j)
+		}
+		methods[m] = i
+	}
+	v.noNewline("sip.user_agent", s.UserAgent)
+	if s.MaxForwards < 1 || s.MaxForwards > 255 {
+		v.add("sip.max_forwards", "%d is outside 1-255", s.MaxForwards)
+	}
+	v.duration("sip.no_answer_timeout", s.NoAnswerTimeout)
+}
+
+func tlsVersionIndex(s string) int {
+	for i, x := range TLSVersions {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (v *validator) tls() {
+	t := v.c.TLS
+	for i, n := range t.CACertificates {
+		v.ref(fmt.Sprintf("tls.ca_certificates[%d]", i), n, v.caCerts, "certificates.ca")
+	}
+	if t.ClientCertificate != "" {
+		v.ref("tls.client_certificate", t.ClientCertificate, v.privCerts, "certificates.private")
+	}
+	v.enum("tls.min_version", t.MinVersion, TLSVersions)
+	v.enum("tls.max_version", t.MaxVersion, TLSVersions)
+	if lo, hi := tlsVersionIndex(t.MinVersion), tlsVersionIndex(t.MaxVersion); lo >= 0 && hi >= 0 && lo > hi {
+		v.add("tls.min_version", "%s is above tls.max_version %s", t.MinVersion, t.MaxVersion)
+	}
+	v.duration("tls.handshake_timeout", t.HandshakeTimeout)
+	v.duration("tls.idle_timeout", t.IdleTimeout)
+}
+
+var (
+	fingerprintRE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	methodRE      = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)
+)
+
+func (v *validator) certificates() {
+	c := v.c.Certificates
+	names := make([]string, len(c.Private))
+	for i, p := range c.Private {
+		names[i] = p.Name
+		v.name(fmt.Sprintf("certificates.private[%d].name", i), p.Name)
+		if p.Fingerprint != "" && !fingerprintRE.MatchString(p.Fingerprint) {
+			v.add(fmt.Sprintf("certificates.private[%d].fingerprint", i), "is not a SHA-256 fingerprint (64 hex digits)")
+		}
+	}
+	v.unique("certificates.private", "name", names)
+	names = make([]string, len(c.CA))
+	for i, p := range c.CA {
+		names[i] = p.Name
+		v.name(fmt.Sprintf("certificates.ca[%d].name", i), p.Name)
+		if p.Fingerprint != "" && !fingerprintRE.MatchString(p.Fingerprint) {
+			v.add(fmt.Sprintf("certificates.ca[%d].fingerprint", i), "is not a SHA-256 fingerprint (64 hex digits)")
+		}
+	}
+	v.unique("certificates.ca", "name", names)
+}
+
+func (v *validator) media() {
+	m := v.c.Media
+	v.port("media.port_min", m.PortMin)
+	v.port("media.port_max", m.PortMax)
+	if m.PortMin%2 != 0 {
+		v.add("media.port_min", "%d is odd; RTP uses even ports (RTCP the odd one above)", m.PortMin)
+	}
+	if m.PortMin >= m.PortMax {
+		v.add("media.port_max", "%d is not above media.port_min %d", m.PortMax, m.PortMin)
+	}
+	suitesOf := map[string][]string{}
+	names := make([]string, len(m.CryptoSuiteGroups))
+	for i, g := range m.CryptoSuiteGroups {
+		p := fmt.Sprintf("media.crypto_suite_groups[%d]", i)
+		names[i] = g.Name
+		v.name(p+".name", g.Name)
+		suitesOf[g.Name] = g.Suites
+		if len(g.Suites) == 0 {
+			v.add(p+".suites", "is empty; list at least one suite")
+		}
+		seen := map[string]bool{}
+		for j, s := range g.Suites {
+			sp := fmt.Sprintf("%s.suites[%d]", p, j)
+			v.enum(sp, s, CryptoSuites)
+			if seen[s] {
+				v.add(sp, "%q is listed twice", s)
+			}
+			seen[s] = true
+		}
+	}
+	v.unique("media.crypto_suite_groups", "name", names)
+	// policy checks that the group can meet the requirement.
+	policy := func(p, group, req string) {
+		v.ref(p+".group", group, v.groups, "media.crypto_suite_groups")
+		v.enum(p+".requirement", req, Requirements)
+		suites, ok := suitesOf[group]
+		if !ok {
+			return
+		}
+		hasClear, hasSRTP := false, false
+		for _, s := range suites {
+			if s == "cleartext" {
+				hasClear = true
+			} else if oneOf(s, CryptoSuites) {
+				hasSRTP = true
+			}
+		}
+		switch {
+		case req == "srtp" && !hasSRTP:
+			v.add(p+".requirement", "srtp needs an SRTP suite, but group %q has none", group)
+		case req == "rtp" && !hasClear:
+			v.add(p+".requirement", "rtp needs the cleartext suite, but group %q lacks it", group)
+		}
+		if req == "srtp" && !m.EncryptionEnabled {
+			v.add(p+".requirement", "srtp is required but media.encryption_enabled is false")
+		}
+	}
+	ifaces := map[string]int{}
+	for i, pol := range m.Policies {
+		p := fmt.Sprintf("media.policies[%d]", i)
+		v.ref(p+".interface", pol.Interface, v.interfaces, "network.interfaces")
+		if j, dup := ifaces[pol.Interface]; dup {
+			v.add(p+".interface", "%q already has a policy at media.policies[%d]", pol.Interface, j)
+		} else {
+			ifaces[pol.Interface] = i
+		}
+		policy(p, pol.Group, pol.Requirement)
+	}
+	policy("media.default_policy", m.DefaultPolicy.Group, m.DefaultPolicy.Requirement)
+	v.enum("media.default_policy.rtp_profile", m.DefaultPolicy.RTPProfile, RTPProfiles)
+	v.duration("media.inactivity_timeout", m.InactivityTimeout)
+}
+
+func (v *validator) routing() {
+	r := v.c.Routing
+	if len(r.Order) == 0 {
+		v.add("routing.order", "is empty; list at least one of %s", strings.Join(RoutingSteps, ", "))
+	}
+	seen := map[string]int{}
+	for i, s := range r.Order {
+		p := fmt.Sprintf("routing.order[%d]", i)
+		v.enum(p, s, RoutingSteps)
+		if j, dup := seen[s]; dup {
+			v.add(p, "%q is already listed at routing.order[%d]", s, j)
+		}
+		seen[s] = i
+	}
+	domains := make([]string, len(r.DNSOverride))
+	for i, o := range r.DNSOverride {
+		p := fmt.Sprintf("routing.dns_override[%d]", i)
+		domains[i] = strings.ToLower(o.Domain)
+		if o.Domain != "" && !hostname(o.Domain) {
+			v.add(p+".domain", "%q is not a domain name", o.Domain)
+		}
+		if len(o.Targets) == 0 {
+			v.add(p+".targets", "is empty; list at least one target")
+		}
+		for j, t := range o.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", p, j)
+			v.host(tp+".host", t.Host, true)
+			if t.Port != 0 {
+				v.port(tp+".port", t.Port)
+			}
+			v.enum(tp+".transport", t.Transport, ListenerTransport)
+			if t.Priority < 0 || t.Priority > 65535 {
+				v.add(tp+".priority", "%d is outside 0-65535", t.Priority)
+			}
+			if t.Weight < 0 || t.Weight > 65535 {
+				v.add(tp+".weight", "%d is outside 0-65535", t.Weight)
+			}
+		}
+	}
+	v.unique("routing.dns_override", "domain", domains)
+	v.enum("routing.redirects", r.Redirects, RedirectModes)
+	for i, s := range r.StaticRegistrations {
+		p := fmt.Sprintf("routing.static_registrations[%d]", i)
+		if s.User == "" {
+			v.add(p+".user", "is empty")
+		}
+		v.sipURI(p+".forward_to", s.ForwardTo)
+		if s.Transport != "" {
+			v.enum(p+".transport", s.Transport, ListenerTransport)
+		}
+	}
+	for i, u := range r.Refer.FromURIs {
+		if strings.TrimSpace(u) == "" {
+			v.add(fmt.Sprintf("routing.refer.from_uris[%d]", i), "is empty")
+		}
+	}
+	for i, u := range r.Refer.UserAgents {
+		if strings.TrimSpace(u) == "" {
+			v.add(fmt.Sprintf("routing.refer.user_agents[%d]", i), "is empty")
+		}
+	}
+}
+
+var (
+	prefixRE     = regexp.MustCompile(`^[0-9A-Za-z+*#._-]*$`)
+	headerNameRE = regexp.MustCompile(`^[A-Za-z0-9!%'*+._~-]+$`)
+)
+
+func (v *validator) peerList() {
+	names := make([]string, len(v.c.Peers))
+	for i, pe := range v.c.Peers {
+		p := fmt.Sprintf("peers[%d]", i)
+		names[i] = pe.Name
+		v.name(p+".name", pe.Name)
+		if v.interfaces[pe.Name] {
+			v.add(p+".name", "%q is also an interface name; dial plan sources would be ambiguous", pe.Name)
+		}
+		v.enum(p+".kind", pe.Kind, PeerKinds)
+		if pe.Profile != "" {
+			v.enum(p+".profile", pe.Profile, PeerProfiles)
+		}
+		if pe.Type != "" {
+			v.enum(p+".type", pe.Type, PBXTypes)
+		}
+		v.ref(p+".interface", pe.Interface, v.interfaces, "network.interfaces")
+		switch {
+		case pe.Address == "" && pe.Domain == "":
+			v.add(p, "needs an address or a domain")
+		case pe.Address != "" && pe.Domain != "":
+			v.add(p+".domain", "give an address or a domain, not both")
+		case pe.Address != "":
+			v.hostPort(p+".address", pe.Address, false)
+		default:
+			if !hostname(pe.Domain) {
+				v.add(p+".domain", "%q is not a domain name", pe.Domain)
+			}
+		}
+		v.enum(p+".transport", pe.Transport, PeerTransports)
+		if !prefixRE.MatchString(pe.Prefix) {
+			v.add(p+".prefix", "%q may hold only digits, letters and + * # . _ -", pe.Prefix)
+		}
+		a := pe.Auth
+		if a.Register && a.Username == "" {
+			v.add(p+".auth.username", "is empty, but auth.register is true")
+		}
+		if a.Password != "" && a.Username == "" {
+			v.add(p+".auth.username", "is empty, but a password is set")
+		}
+		v.noNewline(p+".auth.username", a.Username)
+		v.noNewline(p+".auth.realm", a.Realm)
+		v.duration(p+".auth.expires", a.Expires)
+		v.duration(p+".options_interval", pe.OptionsInterval)
+		for _, h := range sortedKeys(pe.Headers) {
+			hp := joinKey(p+".headers", h)
+			if !headerNameRE.MatchString(h) {
+				v.add(hp, "%q is not a SIP header name", h)
+			}
+			v.noNewline(hp, pe.Headers[h])
+		}
+	}
+	v.unique("peers", "name", names)
+}
+
+var groupRefRE = regexp.MustCompile(`\$(\d+)|\$\{(\d+)\}`)
+
+func (v *validator) dialPlan() {
+	d := v.c.DialPlan
+	names := make([]string, len(d.Rules))
+	for i, r := range d.Rules {
+		p := fmt.Sprintf("dial_plan.rules[%d]", i)
+		names[i] = r.Name
+		v.name(p+".name", r.Name)
+		set := 0
+		for _, s := range []string{r.Prefix, r.Head, r.Regex} {
+			if s != "" {
+				set++
+			}
+		}
+		if set > 1 {
+			v.add(p, "sets more than one of prefix, head and regex")
+		}
+		if !prefixRE.MatchString(r.Prefix) {
+			v.add(p+".prefix", "%q may hold only digits, letters and + * # . _ -", r.Prefix)
+		}
+		if !prefixRE.MatchString(r.Head) {
+			v.add(p+".head", "%q may hold only digits, letters and + * # . _ -", r.Head)
+		}
+		if r.Tail != "" {
+			if r.Regex != "" {
+				v.add(p+".tail", "applies to prefix or head, not to regex")
+			} else if _, err := regexp.Compile("^[" + r.Tail + "]*$"); err != nil || strings.Contains(r.Tail, "]") {
+				v.add(p+".tail", "%q is not a character set such as \"0-9\"", r.Tail)
+			}
+		}
+		groups := 0
+		if r.Regex != "" {
+			re, err := regexp.Compile(r.Regex)
+			if err != nil {
+				v.add(p+".regex", "does not compile: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			} else {
+				groups = re.NumSubexp()
+			}
+		}
+		if r.Source != "" && !v.peers[r.Source] && !v.interfaces[r.Source] {
+			v.add(p+".source", "%q is neither a peer nor an interface", r.Source)
+		}
+		if r.TimeClass != "" {
+			v.ref(p+".time_class", r.TimeClass, v.timeClasses, "dial_plan.time_classes")
+		}
+		if len(r.ForwardTo) == 0 {
+			v.add(p+".forward_to", "is empty; list at least one destination")
+		}
+		for j, f := range r.ForwardTo {
+			fp := fmt.Sprintf("%s.forward_to[%d]", p, j)
+			switch {
+			case f.Peer == "" && f.URI == "":
+				v.add(fp, "needs a peer or a uri")
+			case f.Peer != "" && f.URI != "":
+				v.add(fp, "give a peer or a uri, not both")
+			case f.Peer != "":
+				v.ref(fp+".peer", f.Peer, v.peers, "peers")
+			default:
+				v.sipURI(fp+".uri", f.URI)
+			}
+			for _, m := range groupRefRE.FindAllStringSubmatch(f.Rewrite, -1) {
+				n, _ := strconv.Atoi(m[1] + m[2])
+				if n > groups {
+					if r.Regex == "" {
+						v.add(fp+".rewrite", "refers to $%d but the rule has no regex", n)
+					} else {
+						v.add(fp+".rewrite", "refers to $%d but the regex has only %d capturing group(s)", n, groups)
+					}
+				}
+			}
+			v.noNewline(fp+".rewrite", f.Rewrite)
+			v.duration(fp+".timeout", f.Timeout)
+		}
+	}
+	v.unique("dial_plan.rules", "name", names)
+	tcNames := make([]string, len(d.TimeClasses))
+	for i, tc := range d.TimeClasses {
+		p := fmt.Sprintf("dial_plan.time_classes[%d]", i)
+		tcNames[i] = tc.Name
+		v.name(p+".name", tc.Name)
+		if tc.TimeZone != "" {
+			if _, err := loadZone(tc.TimeZone); err != nil {
+				v.add(p+".time_zone", "%q is not a known time zone (e.g. Europe/Stockholm)", tc.TimeZone)
+			}
+		}
+		if len(tc.Windows) == 0 {
+			v.add(p+".windows", "is empty; list at least one window")
+		}
+		for j, w := range tc.Windows {
+			wp := fmt.Sprintf("%s.windows[%d]", p, j)
+			if len(w.Days) == 0 {
+				v.add(wp+".days", "is empty; list days such as mon, tue")
+			}
+			seen := map[string]bool{}
+			for k, day := range w.Days {
+				dp := fmt.Sprintf("%s.days[%d]", wp, k)
+				v.enum(dp, day, Weekdays)
+				if seen[day] {
+					v.add(dp, "%q is listed twice", day)
+				}
+				seen[day] = true
+			}
+			s, okS := clock(w.Start)
+			e, okE := clock(w.End)
+			if !okS {
+				v.add(wp+".start", "%q is not a time of day (HH:MM, 00:00-24:00)", w.Start)
+			}
+			if !okE {
+				v.add(wp+".end", "%q is not a time of day (HH:MM, 00:00-24:00)", w.End)
+			}
+			if okS && okE && s == e {
+				v.add(wp+".end", "equals start; the window would be empty")
+			}
+		}
+	}
+	v.unique("dial_plan.time_classes", "name", tcNames)
+}
+
+// ParseClock parses "HH:MM" (00:00-24:00) into minutes after midnight.
+func ParseClock(s string) (int, bool) { return clock(s) }
+
+func clock(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(s[:2])
+	m, err2 := strconv.Atoi(s[3:])
+	if err1 != nil || err2 != nil || h < 0 || h > 24 || m < 0 || m > 59 || (h == 24 && m != 0) {
+		return 0, false
+	}
+	return h*60 + m, true
+}
+
+var zoneCache sync.Map // name → *time.Location or error
+
+// loadZone caches time zone lookups so that validation stays fast.
+func loadZone(name string) (*time.Location, error) {
+	if v, ok := zoneCache.Load(name); ok {
+		if err, isErr := v.(error); isErr {
+			return nil, err
+		}
+		return v.(*time.Location), nil
+	}
+	// LoadLocation accepts paths; names with ".." or a leading "/" are no zone.
+	if strings.Contains(name, "..") || strings.HasPrefix(name, "/") || len(name) > 64 {
+		return nil, fmt.Errorf("bad zone name")
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		zoneCache.Store(name, err)
+		return nil, err
+	}
+	zoneCache.Store(name, loc)
+	return loc, nil
+}
+
+func (v *validator) registrar() {
+	r := v.c.Registrar
+	if r.Enabled && len(r.Domains) == 0 {
+		v.add("registrar.domains", "is empty, but the registrar is enabled")
+	}
+	doms := make([]string, len(r.Domains))
+	for i, d := range r.Domains {
+		doms[i] = strings.ToLower(d)
+		if _, err := netip.ParseAddr(d); err != nil && !hostname(d) {
+			v.add(fmt.Sprintf("registrar.domains[%d]", i), "%q is not a domain name or IP address", d)
+		}
+	}
+	// unique() reports empty entries too.
+	v.uniqueStrings("registrar.domains", doms)
+	users := make([]string, len(r.Users))
+	for i, u := range r.Users {
+		users[i] = u.Username
+		p := fmt.Sprintf("registrar.users[%d]", i)
+		v.noNewline(p+".username", u.Username)
+		if u.Password == "" {
+			v.add(p+".password", "is empty")
+		}
+	}
+	v.unique("registrar.users", "username", users)
+	if r.MinExpires < 1 {
+		v.add("registrar.min_expires", "%d is below 1 second", r.MinExpires)
+	}
+	if r.MaxExpires < r.MinExpires {
+		v.add("registrar.max_expires", "%d is below registrar.min_expires %d", r.MaxExpires, r.MinExpires)
+	}
+}
+
+// uniqueStrings is unique() for a list of plain strings.
+func (v *validator) uniqueStrings(listPath string, items []string) {
+	seen := map[string]int{}
+	for i, s := range items {
+		p := fmt.Sprintf("%s[%d]", listPath, i)
+		if s == "" {
+			v.add(p, "is empty")
+			continue
+		}
+		if j, dup := seen[s]; dup {
+			v.add(p, "%q is already listed at %s[%d]", s, listPath, j)
+			continue
+		}
+		seen[s] = i
+	}
+}
+
+func (v *validator) observe() {
+	o := v.c.Observe
+	if o.TraceBufferCalls < 0 || o.TraceBufferCalls > 1_000_000 {
+		v.add("observe.trace_buffer_calls", "%d is outside 0-1000000", o.TraceBufferCalls)
+	}
+	v.duration("observe.trace_failed_keep", o.TraceFailedKeep)
+	v.duration("observe.cdr_retention", o.CDRRetention)
+	v.enum("observe.log_level", o.LogLevel, LogLevels)
+}

@@ -1,0 +1,21 @@
+package admin
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	apiErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "admin", Name: "api_errors_total",
+		Help: "Admin API requests answered with an error, by class (4xx, 5xx).",
+	}, []string{"class"})
+	loginsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "admin", Name: "logins_total",
+		Help: "Admin login attempts, by result (ok, bad_password, locked_out).",
+	}, []string{"result"})
+	deniedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "admin", Name: "denied_requests_total",
+		Help: "Admin requests refused before reaching a handler, by reason (network, csrf).",
+	}, []string{"reason"})
+)

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/unit"
+)
+
+// Glue to the lifecycle package (store → startup configuration → manager).
+
+var errNoLifecycle = errors.New("the configuration lifecycle is not built into this binary yet")
+
+// savedStartup returns the last saved configuration, store.ErrNotFound when
+// the store is empty.
+func savedStartup(ctx context.Context, st store.Store) (*config.Config, error) {
+	return nil, store.ErrNotFound
+}
+
+// bootstrap saves cfg as version 1 of an empty store.
+func bootstrap(ctx context.Context, st store.Store, cfg *config.Config) error {
+	return errNoLifecycle
+}
+
+// newManager returns the lifecycle manager that switches a.
+func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger) (lifecycle.Manager, error) {
+	return nil, errNoLifecycle
+}
+
+// startManager brings the unit up on cfg.
+func startManager(ctx context.Context, m lifecycle.Manager, u *unit.Unit, cfg *config.Config) error {
+	return u.Apply(ctx, cfg)
+}
+
+// stoppedApplier refuses to apply: no unit runs on the data directory.
+type stoppedApplier struct{}
+
+func (stoppedApplier) Apply(context.Context, *config.Config) error { return admin.ErrUnitStopped }
+
+// offlineClient serves the admin API in-process on the data directory of a
+// stopped unit: preliminary edits work, apply/confirm/revert are refused.
+func offlineClient(ctx context.Context, dir string) (*Client, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no unit runs and there is no data directory %s (start one with 'palisade run --data %s')", dir, dir)
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := startupConfig(ctx, st, dir, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	mgr, err := newManager(ctx, st, stoppedApplier{}, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Log: log, DataDir: dir})
+	return &Client{hc: &http.Client{Transport: handlerTransport{h}}, base: "http://palisade", Mode: "offline",
+		close: st.Close}, nil
+}

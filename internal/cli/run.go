@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/unit"
+)
+
+func init() {
+	Register(&Command{
+		Name:    "run",
+		Summary: "run the unit on a data directory",
+		Usage:   "run [--data DIR] [--log-format text|json] [--log-level debug|info|warn|error] [--drain-timeout 30s]",
+		Run:     runUnit,
+	})
+}
+
+// PasswordFile is where the first start writes the generated admin password.
+const PasswordFile = "initial-admin-password"
+
+func runUnit(c *Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	logFormat := fs.String("log-format", "text", "text or json")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: observe.log_level)")
+	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for calls in progress")
+	// Hidden, for tests: bind the admin listener here instead of admin.listen
+	// (e.g. 127.0.0.1:0; the bound address is written to DATA/admin.addr).
+	adminListen := fs.String("admin-listen", os.Getenv("PALISADE_ADMIN_LISTEN"), "")
+	if err := fs.Parse(args); err != nil {
+		return c.Usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return c.Usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return c.Usagef("--log-format must be text or json")
+	}
+	level := new(slog.LevelVar)
+	fixedLevel := *logLevel != ""
+	if fixedLevel {
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return c.Usagef("--log-level must be debug, info, warn or error")
+		}
+	}
+	log := newLogger(c.Stderr, *logFormat, level)
+
+	ctx, stop := context.WithCancel(c.ctx)
+	defer stop()
+	dir := c.Data
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	defer st.Close()
+	startCfg, err := startupConfig(ctx, st, dir, log)
+	if err != nil {
+		return err
+	}
+
+	u := unit.New(log)
+	mgr, err := newManager(ctx, st, u, log)
+	if err != nil {
+		return err
+	}
+	cert, certPEM, err := admin.LoadOrCreateCertificate(ctx, st)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, admin.CertFile), certPEM, 0o644); err != nil {
+		log.Warn("could not write the admin certificate file", "err", err)
+	}
+	env := &admin.Env{Store: st, Config: mgr, Unit: u, Log: log.With("subsystem", "admin"), DataDir: dir}
+	srv := admin.NewServer(admin.NewHandler(env), dir, cert, env.Log)
+	srv.ListenOverride = *adminListen
+	if !fixedLevel {
+		u.Add(&logLevelSubsystem{level: level})
+	}
+	u.Add(wireSubsystems(Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv})...)
+	defer u.Close()
+
+	if err := startManager(ctx, mgr, u, startCfg); err != nil {
+		return fmt.Errorf("start the unit: %w", err)
+	}
+	ver, rev := unit.Version()
+	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())
+
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		if s == syscall.SIGTERM {
+			log.Info("SIGTERM: draining (no new calls, waiting for calls in progress)", "limit", drainTimeout.String())
+			dctx, cancel := context.WithTimeout(ctx, *drainTimeout)
+			go func() { // a second signal stops at once
+				select {
+				case <-sig:
+					log.Info("second signal: stopping now")
+					cancel()
+				case <-dctx.Done():
+				}
+			}()
+			if err := u.Drain(dctx); err != nil {
+				log.Warn("drain ended with work still in progress", "err", err)
+			}
+			cancel()
+		} else {
+			log.Info("SIGINT: stopping now")
+		}
+	case <-ctx.Done():
+	}
+	if err := u.Close(); err != nil {
+		log.Warn("closing the unit", "err", err)
+	}
+	log.Info("unit stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// startupConfig returns the configuration to start on: the last saved one.
+// An empty store is first given the default configuration with a new admin
+// password, written once to DATA/initial-admin-password.
+func startupConfig(ctx context.Context, st store.Store, dir string, log *slog.Logger) (*config.Config, error) {
+	cfg, err := savedStartup(ctx, st)
+	if err == nil {
+		return cfg, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("read the saved configuration: %w", err)
+	}
+	cfg, pw, err := firstConfig()
+	if err != nil {
+		return nil, err
+	}
+	// The password file comes before the store write: a crash in between
+	// leaves an empty store, and the next start writes a new password.
+	pwPath := filepath.Join(dir, PasswordFile)
+	if err := os.WriteFile(pwPath, []byte(pw+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", pwPath, err)
+	}
+	if err := os.Chmod(pwPath, 0o600); err != nil {
+		return nil, err
+	}
+	if err := bootstrap(ctx, st, cfg); err != nil {
+		return nil, fmt.Errorf("store the first configuration: %w", err)
+	}
+	log.Info("first start: default configuration saved as version 1; admin password written", "file", pwPath)
+	return savedStartup(ctx, st)
+}
+
+// firstConfig is the default configuration with a new random admin password.
+func firstConfig() (*config.Config, string, error) {
+	cfg := config.Default()
+	pw := admin.RandomPassword()
+	hash, err := admin.HashPassword(pw)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Admin.PasswordHash = hash
+	return cfg, pw, nil
+}
+
+// logLevelSubsystem follows observe.log_level unless --log-level fixed it.
+type logLevelSubsystem struct{ level *slog.LevelVar }
+
+func (s *logLevelSubsystem) Name() string { return "loglevel" }
+func (s *logLevelSubsystem) Apply(_ context.Context, cfg *config.Config) error {
+	if cfg.Observe.LogLevel == "" {
+		return nil
+	}
+	return s.level.UnmarshalText([]byte(strings.ToLower(cfg.Observe.LogLevel)))
+}
+func (s *logLevelSubsystem) Drain(context.Context) error { return nil }
+func (s *logLevelSubsystem) Close() error                { return nil }

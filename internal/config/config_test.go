@@ -188,7 +188,9 @@ func TestValidate(t *testing.T) {
 			c.TLS.CACertificates = []string{"Root"}
 			c.Certificates.CA = []CACertificate{{Name: "Root", Fingerprint: strings.Repeat("ab", 32)}}
 		}, ""},
-		{"cert name slash", func(c *Config) { c.Certificates.Private = append(c.Certificates.Private, PrivateCertificate{Name: "a/b"}) }, `certificates.private[1].name: "a/b" contains a control character or '/'`},
+		{"cert name slash", func(c *Config) {
+			c.Certificates.Private = append(c.Certificates.Private, PrivateCertificate{Name: "a/b"})
+		}, `certificates.private[1].name: "a/b" contains a control character or '/'`},
 		{"odd port_min", func(c *Config) { c.Media.PortMin = 20001 }, "media.port_min: 20001 is odd"},
 		{"suite", func(c *Config) { c.Media.CryptoSuiteGroups[1].Suites[0] = "AES_256" }, `media.crypto_suite_groups[1].suites[0]: "AES_256" is not one of`},
 		{"empty group", func(c *Config) { c.Media.CryptoSuiteGroups[0].Suites = nil }, "media.crypto_suite_groups[0].suites: is empty"},

@@ -169,12 +169,12 @@ func lineDiff(a, b []string) []lineOp {
 				ops = append(ops, lineOp{' ', ma[i]})
 				i++
 				j++
-			case j < len(mb) && (i == len(ma) || lcs[i][j+1] >= lcs[i+1][j]):
-				ops = append(ops, lineOp{'+', mb[j]})
-				j++
-			default:
+			case i < len(ma) && (j == len(mb) || lcs[i+1][j] >= lcs[i][j+1]):
 				ops = append(ops, lineOp{'-', ma[i]})
 				i++
+			default:
+				ops = append(ops, lineOp{'+', mb[j]})
+				j++
 			}
 		}
 	}

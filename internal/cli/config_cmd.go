@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 )
 
@@ -229,12 +230,6 @@ func configLoad(c *Context, args []string) error {
 	return nil
 }
 
-type change struct {
-	Path string          `json:"path"`
-	A    json.RawMessage `json:"a,omitempty"`
-	B    json.RawMessage `json:"b,omitempty"`
-}
-
 func configDiff(c *Context, args []string) error {
 	a, b := "running", "preliminary"
 	switch len(args) {
@@ -247,7 +242,7 @@ func configDiff(c *Context, args []string) error {
 	var d struct {
 		A       string   `json:"a"`
 		B       string   `json:"b"`
-		Changes []change `json:"changes"`
+		Changes []config.Change `json:"changes"`
 	}
 	q := url.Values{"a": {a}, "b": {b}}
 	if err := c.Call("GET", "/api/v1/config/diff?"+q.Encode(), nil, &d); err != nil {
@@ -260,16 +255,9 @@ func configDiff(c *Context, args []string) error {
 		}
 		fmt.Fprintf(w, "--- %s\n+++ %s\n", a, b)
 		for _, ch := range d.Changes {
-			fmt.Fprintf(w, "%s: %s -> %s\n", ch.Path, orNone(ch.A), orNone(ch.B))
+			fmt.Fprintln(w, ch.String())
 		}
 	})
-}
-
-func orNone(b json.RawMessage) string {
-	if len(b) == 0 || string(b) == "null" {
-		return "(none)"
-	}
-	return string(b)
 }
 
 func configHistory(c *Context, args []string) error {

@@ -240,8 +240,8 @@ func configDiff(c *Context, args []string) error {
 		return c.Usagef("diff takes no arguments or two (A B)")
 	}
 	var d struct {
-		A       string   `json:"a"`
-		B       string   `json:"b"`
+		A       string          `json:"a"`
+		B       string          `json:"b"`
 		Changes []config.Change `json:"changes"`
 	}
 	q := url.Values{"a": {a}, "b": {b}}

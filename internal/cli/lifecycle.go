@@ -56,7 +56,7 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if _, err := startupConfig(ctx, st, dir, log); err != nil {
+	if _, err := startupConfig(ctx, st, dir, "", log); err != nil {
 		st.Close()
 		return nil, err
 	}

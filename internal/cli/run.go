@@ -41,6 +41,9 @@ func runUnit(c *Context, args []string) error {
 	// Hidden, for tests: bind the admin listener here instead of admin.listen
 	// (e.g. 127.0.0.1:0; the bound address is written to DATA/admin.addr).
 	adminListen := fs.String("admin-listen", os.Getenv("PALISADE_ADMIN_LISTEN"), "")
+	// Hidden: the document an EMPTY data directory starts with instead of
+	// the defaults (tests use free ports; provisioning may use it too).
+	initial := fs.String("initial-config", "", "")
 	if err := fs.Parse(args); err != nil {
 		return c.Usagef("%v", err)
 	}
@@ -70,7 +73,7 @@ func runUnit(c *Context, args []string) error {
 		return fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	defer st.Close()
-	startCfg, err := startupConfig(ctx, st, dir, log)
+	startCfg, err := startupConfig(ctx, st, dir, *initial, log)
 	if err != nil {
 		return err
 	}
@@ -145,7 +148,7 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 // startupConfig returns the configuration to start on: the last saved one.
 // An empty store is first given the default configuration with a new admin
 // password, written once to DATA/initial-admin-password.
-func startupConfig(ctx context.Context, st store.Store, dir string, log *slog.Logger) (*config.Config, error) {
+func startupConfig(ctx context.Context, st store.Store, dir, initial string, log *slog.Logger) (*config.Config, error) {
 	cfg, err := savedStartup(ctx, st)
 	if err == nil {
 		return cfg, nil
@@ -153,7 +156,7 @@ func startupConfig(ctx context.Context, st store.Store, dir string, log *slog.Lo
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read the saved configuration: %w", err)
 	}
-	cfg, pw, err := firstConfig()
+	cfg, pw, err := firstConfig(initial)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +176,19 @@ func startupConfig(ctx context.Context, st store.Store, dir string, log *slog.Lo
 	return savedStartup(ctx, st)
 }
 
-// firstConfig is the default configuration with a new random admin password.
-func firstConfig() (*config.Config, string, error) {
+// firstConfig is the default configuration (or the document in the file
+// initial) with a new random admin password.
+func firstConfig(initial string) (*config.Config, string, error) {
 	cfg := config.Default()
+	if initial != "" {
+		b, err := os.ReadFile(initial)
+		if err != nil {
+			return nil, "", fmt.Errorf("initial configuration: %w", err)
+		}
+		if cfg, err = config.Decode(b); err != nil {
+			return nil, "", fmt.Errorf("initial configuration %s: %w", initial, err)
+		}
+	}
 	pw := admin.RandomPassword()
 	hash, err := admin.HashPassword(pw)
 	if err != nil {

@@ -2,6 +2,22 @@
 // preliminary → apply (confirmation window) → confirm = saved version, or
 // revert / window ran out → previous configuration runs again; undo; history;
 // diff; backup and restore.
+//
+// Use (cmd/palisade run):
+//
+//	st, _ := store.Open(dir)
+//	cfg, _, err := lifecycle.StartupConfig(ctx, st) // newest saved version
+//	if errors.Is(err, store.ErrNotFound) {          // empty data directory
+//		err = lifecycle.Bootstrap(ctx, st, config.Default(), "setup")
+//	}
+//	mgr, err := lifecycle.New(st, unit, log) // *Mgr implements Manager
+//	unit.Apply(ctx, cfg)                     // the unit starts on the saved version
+//
+// Besides Manager, *Mgr offers Resolve and Diff ("preliminary", "running",
+// "saved" or a version number), AuditLog, Bootstrap, StartupConfig, Close.
+// Version and LoadVersion errors for unknown versions wrap store.ErrNotFound.
+// History is oldest first. ETags are plain hex strings (the HTTP layer
+// quotes them; SetPreliminary accepts them quoted or not).
 package lifecycle
 
 import (

@@ -100,7 +100,9 @@ func (f *fixture) edit(t *testing.T, change func(c *config.Config)) string {
 	return etag
 }
 
-func setName(name string) func(c *config.Config) { return func(c *config.Config) { c.Unit.Name = name } }
+func setName(name string) func(c *config.Config) {
+	return func(c *config.Config) { c.Unit.Name = name }
+}
 
 func mustState(t *testing.T, m *Mgr) State {
 	t.Helper()

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,26 +16,29 @@ import (
 
 // Glue to the lifecycle package (store → startup configuration → manager).
 
-var errNoLifecycle = errors.New("the configuration lifecycle is not built into this binary yet")
-
 // savedStartup returns the last saved configuration, store.ErrNotFound when
 // the store is empty.
 func savedStartup(ctx context.Context, st store.Store) (*config.Config, error) {
-	return nil, store.ErrNotFound
+	cfg, _, err := lifecycle.StartupConfig(ctx, st)
+	return cfg, err
 }
 
 // bootstrap saves cfg as version 1 of an empty store.
 func bootstrap(ctx context.Context, st store.Store, cfg *config.Config) error {
-	return errNoLifecycle
+	return lifecycle.Bootstrap(ctx, st, cfg, "palisade run (first start)")
 }
 
 // newManager returns the lifecycle manager that switches a.
-func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger) (lifecycle.Manager, error) {
-	return nil, errNoLifecycle
+func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger) (*lifecycle.Mgr, error) {
+	m, err := lifecycle.New(st, a, log)
+	if err != nil {
+		return nil, fmt.Errorf("configuration lifecycle: %w", err)
+	}
+	return m, nil
 }
 
-// startManager brings the unit up on cfg.
-func startManager(ctx context.Context, m lifecycle.Manager, u *unit.Unit, cfg *config.Config) error {
+// startManager brings the unit up on cfg, the newest saved configuration.
+func startManager(ctx context.Context, u *unit.Unit, cfg *config.Config) error {
 	return u.Apply(ctx, cfg)
 }
 
@@ -65,7 +67,8 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 		st.Close()
 		return nil, err
 	}
+	closeAll := func() error { mgr.Close(); return st.Close() }
 	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Log: log, DataDir: dir})
 	return &Client{hc: &http.Client{Transport: handlerTransport{h}}, base: "http://palisade", Mode: "offline",
-		close: st.Close}, nil
+		close: closeAll}, nil
 }

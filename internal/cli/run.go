@@ -99,7 +99,8 @@ func runUnit(c *Context, args []string) error {
 	u.Add(wireSubsystems(Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv})...)
 	defer u.Close()
 
-	if err := startManager(ctx, mgr, u, startCfg); err != nil {
+	defer mgr.Close()
+	if err := startManager(ctx, u, startCfg); err != nil {
 		return fmt.Errorf("start the unit: %w", err)
 	}
 	ver, rev := unit.Version()
@@ -110,6 +111,9 @@ func runUnit(c *Context, args []string) error {
 	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
+		// No revert timer may fire into a unit that is going away; an
+		// unconfirmed apply is discarded on the next start anyway.
+		mgr.Close()
 		if s == syscall.SIGTERM {
 			log.Info("SIGTERM: draining (no new calls, waiting for calls in progress)", "limit", drainTimeout.String())
 			dctx, cancel := context.WithTimeout(ctx, *drainTimeout)

@@ -1,0 +1,369 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+// binPath is the palisade binary built once for the end-to-end tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "palisade-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "palisade")
+	out, err := exec.Command("go", "build", "-o", binPath, "github.com/palisade-sbc/palisade/cmd/palisade").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build palisade: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a child's stderr while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type unitProc struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+}
+
+// freePort returns a port that was free on ip a moment ago.
+func freePort(t *testing.T, network, ip string) int {
+	t.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
+
+// testConfigFile writes the document a test unit starts with: the defaults
+// with every SIP listener on a free port (other units may hold 5060/5061).
+func testConfigFile(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	for i, l := range cfg.SIP.Listeners {
+		ip := "127.0.0.1"
+		if l.Interface == "outside" {
+			ip = "127.0.0.2"
+		}
+		net := "tcp"
+		if l.Transport == "udp" {
+			net = "udp"
+		}
+		cfg.SIP.Listeners[i].Port = freePort(t, net, ip)
+	}
+	cfg.SIP.Listeners[1].Port = cfg.SIP.Listeners[0].Port // UDP and TCP on one port, as by default
+	cfg.Media.PortMin = (41000 + freePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
+	cfg.Media.PortMax = cfg.Media.PortMin + 99
+	b, err := config.Encode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "initial.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startUnit runs `palisade run` on dir and waits until admin.sock answers.
+func startUnit(t *testing.T, dir, initial string) *unitProc {
+	t.Helper()
+	cmd := exec.Command(binPath, "run", "--data", dir, "--admin-listen", "127.0.0.1:0",
+		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug")
+	p := &unitProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	sock := filepath.Join(dir, admin.SocketFile)
+	for !socketAnswers(sock) {
+		select {
+		case <-p.done:
+			t.Fatalf("palisade run exited early:\n%s", p.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return p
+}
+
+func (p *unitProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for the unit to exit.
+func (p *unitProc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("palisade run exited %d after SIGTERM:\n%s", code, p.log)
+	}
+}
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func palisade(t *testing.T, dir string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"--data", dir}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return cliResult{out.String(), errb.String(), code}
+}
+
+// mustCLI runs palisade and fails the test when it exits non-zero.
+func mustCLI(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	r := palisade(t, dir, args...)
+	if r.code != 0 {
+		t.Fatalf("palisade %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+func unitName(t *testing.T, doc string) string {
+	t.Helper()
+	cfg, err := config.Decode([]byte(doc))
+	if err != nil {
+		t.Fatalf("decode %s: %v", doc, err)
+	}
+	return cfg.Unit.Name
+}
+
+// TestAcceptanceApplyRevertConfirm is issue 2's acceptance run with a real
+// unit process: an unconfirmed apply goes back by itself, a confirmed one
+// survives a restart and shows in the history.
+func TestAcceptanceApplyRevertConfirm(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	initial := testConfigFile(t)
+	u := startUnit(t, dir, initial)
+
+	pw, err := os.ReadFile(filepath.Join(dir, PasswordFile))
+	if err != nil || len(bytes.TrimSpace(pw)) < 16 {
+		t.Fatalf("initial admin password file: %q, %v", pw, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, PasswordFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", PasswordFile, fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, admin.SocketFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", admin.SocketFile, fi.Mode().Perm())
+	}
+
+	// export, change a value, import.
+	a := filepath.Join(t.TempDir(), "a.json")
+	mustCLI(t, dir, "config", "export", a)
+	doc, _ := os.ReadFile(a)
+	old := unitName(t, string(doc))
+	edited := bytes.Replace(doc, []byte(`"name": "`+old+`"`), []byte(`"name": "edge-test"`), 1)
+	if bytes.Equal(edited, doc) {
+		t.Fatalf("unit.name not found in the export:\n%s", doc)
+	}
+	os.WriteFile(a, edited, 0o600)
+	mustCLI(t, dir, "config", "import", a)
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != old {
+		t.Fatalf("import changed the running configuration: %q", got)
+	}
+
+	// apply with a short window and let it run out.
+	mustCLI(t, dir, "config", "apply", "--confirm-within", "2s")
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != "edge-test" {
+		t.Fatalf("after apply the unit runs %q", got)
+	}
+	waitNotPending(t, dir)
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != old {
+		t.Fatalf("after the window ran out the unit runs %q, want %q", got, old)
+	}
+	if !strings.Contains(u.log.String(), "confirmation window ran out") {
+		t.Fatalf("the unit's log does not say the confirmation window ran out:\n%s", u.log)
+	}
+
+	// apply again and confirm in time.
+	mustCLI(t, dir, "config", "apply", "--confirm-within", "5m")
+	out := mustCLI(t, dir, "config", "confirm")
+	if !strings.Contains(out, "version") {
+		t.Fatalf("confirm said %q", out)
+	}
+
+	// restart: the confirmed value survives and the history shows it.
+	u.stop(t)
+	if socketAnswers(filepath.Join(dir, admin.SocketFile)) {
+		t.Fatal("admin.sock still answers after the unit stopped")
+	}
+	startUnit(t, dir, initial)
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != "edge-test" {
+		t.Fatalf("after restart the unit runs %q, want the confirmed edge-test", got)
+	}
+	var hist []struct {
+		Number int    `json:"number"`
+		Author string `json:"author"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "config", "history", "--json")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) < 2 || !strings.HasPrefix(hist[len(hist)-1].Author, "local:") {
+		t.Fatalf("history after confirm: %+v", hist)
+	}
+	if text := mustCLI(t, dir, "config", "history"); !strings.Contains(text, fmt.Sprint(hist[len(hist)-1].Number)) {
+		t.Fatalf("history text lacks the new version:\n%s", text)
+	}
+}
+
+// waitNotPending waits until the unit no longer waits for a confirmation.
+// It polls without a deadline of its own: the test's -timeout bounds it.
+func waitNotPending(t *testing.T, dir string) {
+	t.Helper()
+	for {
+		var st struct {
+			Pending bool `json:"pending_confirm"`
+		}
+		if err := json.Unmarshal([]byte(mustCLI(t, dir, "config", "state", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if !st.Pending {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestImportWithThreeMistakes: every mistake is listed with its path, exit
+// status is non-zero, nothing changes.
+func TestImportWithThreeMistakes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	startUnit(t, dir, testConfigFile(t))
+	before := mustCLI(t, dir, "config", "export")
+	cfg, err := config.Decode([]byte(before))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SIP.Listeners[0].Port = 70000
+	cfg.SIP.Listeners[2].Transport = "smoke-signals"
+	cfg.TLS.MinVersion = "0.9"
+	b, _ := config.Encode(cfg)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, b, 0o600)
+	r := palisade(t, dir, "config", "import", bad)
+	if r.code == 0 {
+		t.Fatalf("import of a broken document exited 0: %s", r.stdout)
+	}
+	for _, p := range []string{"sip.listeners[0].port", "sip.listeners[2].transport", "tls.min_version"} {
+		if !strings.Contains(r.stderr, p) {
+			t.Errorf("the error output does not name %s:\n%s", p, r.stderr)
+		}
+	}
+	if after := mustCLI(t, dir, "config", "export"); after != before {
+		t.Fatalf("a rejected import changed the preliminary configuration")
+	}
+}
+
+// TestStoppedUnitAndRemoteServer: with no unit running the CLI edits the
+// data directory but refuses to apply; over --server a token and the
+// unit's certificate (--ca) are needed.
+func TestStoppedUnitAndRemoteServer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	u := startUnit(t, dir, testConfigFile(t))
+	addr, err := os.ReadFile(filepath.Join(dir, admin.AddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "https://" + strings.TrimSpace(string(addr))
+	ca := filepath.Join(dir, admin.CertFile)
+
+	// Make a token over admin.sock, then use the HTTPS listener with it.
+	r := palisade(t, dir, "--server", server, "--ca", ca, "config", "show")
+	if r.code == 0 || !strings.Contains(r.stderr, "token") {
+		t.Fatalf("--server without a token: exit %d %s", r.code, r.stderr)
+	}
+	tok := mustCLI(t, dir, "token", "new", "e2e")
+	tok = strings.TrimSpace(tok)
+	if out := mustCLI(t, dir, "--server", server, "--ca", ca, "--token", tok, "config", "show", "--running"); unitName(t, out) == "" {
+		t.Fatal("no document over --server")
+	}
+	if r := palisade(t, dir, "--server", server, "--token", tok, "config", "show"); r.code == 0 {
+		t.Fatal("an unknown self-signed certificate was accepted without --ca or --insecure")
+	}
+	if r := palisade(t, dir, "--server", server, "--ca", ca, "--token", tok+"x", "config", "show"); r.code == 0 || !strings.Contains(r.stderr, "log in") {
+		t.Fatalf("a wrong token: exit %d %s", r.code, r.stderr)
+	}
+	u.stop(t)
+
+	mustCLI(t, dir, "config", "set", "unit.name", `"offline-edit"`)
+	if got := strings.TrimSpace(mustCLI(t, dir, "config", "get", "unit.name")); got != `"offline-edit"` {
+		t.Fatalf("config get after an offline set: %s", got)
+	}
+	r = palisade(t, dir, "config", "apply")
+	if r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "not running") {
+		t.Fatalf("apply on a stopped unit: exit %d, %q", r.code, r.stderr)
+	}
+	if d := mustCLI(t, dir, "config", "diff"); !strings.Contains(d, "unit.name") {
+		t.Fatalf("diff running preliminary:\n%s", d)
+	}
+}

@@ -100,7 +100,7 @@ func testConfigFile(t *testing.T) string {
 		}
 		cfg.SIP.Listeners[i].Port = freePort(t, net, ip)
 	}
-	cfg.SIP.Listeners[1].Port = cfg.SIP.Listeners[0].Port // UDP and TCP on one port, as by default
+	cfg.SIP.Listeners[1].Port = cfg.SIP.Listeners[0].Port                    // UDP and TCP on one port, as by default
 	cfg.Media.PortMin = (41000 + freePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
 	cfg.Media.PortMax = cfg.Media.PortMin + 99
 	b, err := config.Encode(cfg)

@@ -1,0 +1,132 @@
+package observe
+
+import (
+	"bytes"
+	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output; run go test -update and review the diff", path)
+	}
+}
+
+func TestLadderGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		busy bool
+	}{
+		{"ladder-answered.svg", false},
+		{"ladder-busy.svg", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewTraces(10, time.Hour)
+			traceAll(tr, testCall("c1", t0, "1001", "4687", tt.busy))
+			msgs, _ := tr.Messages("c1")
+			var b bytes.Buffer
+			if err := WriteLadder(&b, "Call c1", msgs); err != nil {
+				t.Fatal(err)
+			}
+			checkLadder(t, b.Bytes(), msgs)
+			for _, lane := range []string{"PBX", "inside", "Palisade", "outside", "trunk"} {
+				if !bytes.Contains(b.Bytes(), []byte(">"+lane+"</text>")) {
+					t.Errorf("lane %q missing", lane)
+				}
+			}
+			golden(t, tt.name, b.Bytes())
+		})
+	}
+}
+
+// checkLadder asserts what the golden file shows: well-formed XML, one
+// clickable arrow per message in time order, each with its full text.
+func checkLadder(t *testing.T, svg []byte, msgs []Message) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		if _, err := dec.Token(); err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+	}
+	arrows := regexp.MustCompile(`<g class="msg[^"]*" id="m(\d+)"`).FindAllSubmatch(svg, -1)
+	if len(arrows) != len(msgs) {
+		t.Fatalf("%d arrows for %d messages", len(arrows), len(msgs))
+	}
+	s := string(svg)
+	last := 0
+	for i, m := range msgs {
+		if string(arrows[i][1]) != itoa(m.Index) {
+			t.Errorf("arrow %d is message %s", i, arrows[i][1])
+		}
+		callID := "Call-ID: " + m.SIPCallID
+		at := strings.Index(s[last:], callID)
+		if at < 0 {
+			t.Errorf("message %d's text is not in its arrow's title", m.Index)
+		}
+		label := ">" + xmlEscape(m.Label) + "</text>"
+		if !strings.Contains(s, label) {
+			t.Errorf("label %q missing", m.Label)
+		}
+		last += max(at, 0)
+	}
+}
+
+func itoa(n int) string { return strings.TrimLeft(itoa3(n), "0") }
+
+func TestLadderHostileText(t *testing.T) {
+	m := testCall("c1", t0, "1", "2", false)[0]
+	m.Raw = append([]byte("INVITE sip:x SIP/2.0\r\nX: <script>&\x00\x1b\xff]]>\r\n\r\n"), m.Raw...)
+	tr := NewTraces(10, time.Hour)
+	tr.TraceSIP(m)
+	msgs, _ := tr.Messages("c1")
+	var b bytes.Buffer
+	if err := WriteLadder(&b, "<evil>", msgs); err != nil {
+		t.Fatal(err)
+	}
+	checkLadder(t, b.Bytes(), msgs)
+	if bytes.Contains(b.Bytes(), []byte("<script>")) {
+		t.Fatal("message text not escaped")
+	}
+}
+
+func TestLadderOneArmed(t *testing.T) {
+	// Both legs on one interface: told apart by their SIP Call-IDs.
+	call := testCall("c1", t0, "1", "2", false)
+	for i := range call {
+		call[i].Leg = "lan"
+	}
+	tr := NewTraces(10, time.Hour)
+	traceAll(tr, call)
+	msgs, _ := tr.Messages("c1")
+	l := layout(msgs)
+	if len(l.lanes) != 5 {
+		t.Fatalf("%d lanes, want 5", len(l.lanes))
+	}
+	if l.side(&msgs[0]) == l.side(&msgs[2]) {
+		t.Fatal("both legs drawn on the same side")
+	}
+}

@@ -1,0 +1,128 @@
+package observe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/store"
+)
+
+// SubsystemName is the name the observe service has in the unit; the admin
+// API finds it with unit.Subsystem(SubsystemName).
+const SubsystemName = "observe"
+
+// pruneInterval is how often old call records are deleted.
+const pruneInterval = time.Hour
+
+// Service is the observe part of the running unit (a unit.Subsystem): the
+// trace store, the call recorder, the status sources and the log level,
+// all following the observe section of the configuration.
+type Service struct {
+	Traces  *Traces
+	Calls   *Recorder
+	Sources StatusSources
+
+	st    store.Store
+	log   *slog.Logger
+	level *slog.LevelVar // may be nil: the level is then not managed here
+
+	mu        sync.Mutex
+	retention time.Duration
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// New returns the service. level is the LevelVar of the unit's logger
+// (NewLogger returns it); nil leaves log levels alone.
+func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	def := config.Default().Observe
+	s := &Service{st: st, log: log, level: level, retention: def.CDRRetention.D()}
+	s.Traces = NewTraces(def.TraceBufferCalls, def.TraceFailedKeep.D())
+	s.Calls = NewRecorder(st, s.Traces, log)
+	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
+		return s.Calls.Active(), nil
+	}})
+	return s
+}
+
+// Name implements unit.Subsystem.
+func (s *Service) Name() string { return SubsystemName }
+
+// Apply follows cfg.Observe: log level, trace ring size and failed-call
+// keep time, call record retention. Nothing here can half-apply: the level
+// is checked before anything changes.
+func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
+	o := cfg.Observe
+	lvl, err := ParseLevel(o.LogLevel)
+	if err != nil {
+		return fmt.Errorf("observe.log_level: %w", err)
+	}
+	if s.level != nil {
+		s.level.Set(lvl)
+	}
+	s.Traces.SetEnabled(o.TraceCalls)
+	s.Traces.SetLimits(o.TraceBufferCalls, o.TraceFailedKeep.D())
+	s.mu.Lock()
+	s.retention = o.CDRRetention.D()
+	if s.stop == nil {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.pruneLoop(s.stop, s.done)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Prune deletes call records older than the retention now; 0 retention
+// keeps records forever.
+func (s *Service) Prune(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	keep := s.retention
+	s.mu.Unlock()
+	if keep <= 0 {
+		return 0, nil
+	}
+	return PruneCDRs(ctx, s.st, time.Now().Add(-keep))
+}
+
+func (s *Service) pruneLoop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if n, err := s.Prune(ctx); err != nil {
+			s.log.Warn("pruning old call records failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("old call records deleted", "count", n)
+		}
+		cancel()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Drain implements unit.Subsystem; observing needs no draining.
+func (s *Service) Drain(context.Context) error { return nil }
+
+// Close stops the pruning.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	stop, done := s.stop, s.done
+	s.stop, s.done = nil, nil
+	s.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	return nil
+}

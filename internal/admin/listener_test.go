@@ -1,0 +1,128 @@
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/store"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// get fetches /api/v1/whoami over HTTPS trusting only the unit's certificate.
+func httpsGet(pool *x509.CertPool, addr string) (int, error) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	resp, err := c.Get("https://" + addr + "/api/v1/whoami")
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestListenerSwapOnApply: a new admin.listen opens beside the old one and
+// takes over; a listen address that cannot be bound fails the apply and the
+// current listener keeps serving. The certificate stays the same across
+// restarts (it lives in the store).
+func TestListenerSwapOnApply(t *testing.T) {
+	st := store.NewMemory()
+	dir := t.TempDir()
+	cert, certPEM, err := LoadOrCreateCertificate(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, again, _ := LoadOrCreateCertificate(t.Context(), st); string(again) != string(certPEM) {
+		t.Fatal("the admin certificate changed between two loads")
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
+	srv := NewServer(NewHandler(env), dir, cert, env.Log)
+	t.Cleanup(func() { srv.Close() })
+
+	cfg := config.Default()
+	first := freeAddr(t)
+	cfg.Admin.Listen = first
+	if err := srv.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := httpsGet(pool, first); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("first listener: %d %v", code, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, SocketFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.sock: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, AddrFile)); strings.TrimSpace(string(b)) != first {
+		t.Fatalf("admin.addr says %q, want %s", b, first)
+	}
+
+	// Over admin.sock no password is needed; the author is the peer's uid.
+	sc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, SocketFile))
+	}}}
+	resp, err := sc.Get("http://palisade/api/v1/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`"local:%d"`, os.Getuid()); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		t.Fatalf("whoami over admin.sock: %d %s, want %s", resp.StatusCode, body, want)
+	}
+
+	second := freeAddr(t)
+	cfg2 := config.Default()
+	cfg2.Admin.Listen = second
+	if err := srv.Apply(t.Context(), cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := httpsGet(pool, second); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("second listener: %d %v", code, err)
+	}
+	// The old listener closes once its requests are done.
+	for {
+		if _, err := httpsGet(pool, first); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg3 := config.Default()
+	cfg3.Admin.Listen = busy.Addr().String()
+	if err := srv.Apply(t.Context(), cfg3); err == nil {
+		t.Fatal("apply with a busy admin.listen succeeded")
+	}
+	if code, err := httpsGet(pool, second); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("after a failed apply the listener must still serve: %d %v", code, err)
+	}
+	srv.Close()
+	if _, err := os.Stat(filepath.Join(dir, SocketFile)); !os.IsNotExist(err) {
+		t.Fatalf("admin.sock left behind after Close: %v", err)
+	}
+}

@@ -1,0 +1,146 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/store"
+)
+
+var secretKey = []byte("-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-MATERIAL\n-----END PRIVATE KEY-----\n")
+
+func backupSource(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := newFixture(t, store.NewMemory())
+	f.st.Put(ctx, "pki/private/default/key", secretKey)
+	f.st.Put(ctx, "pki/private/default/cert", []byte("CERT"))
+	f.st.Put(ctx, "admin/tokens/x", []byte("not in a backup"))
+	f.edit(t, setName("backed-up"))
+	return f
+}
+
+func TestBackupRestorePlain(t *testing.T) {
+	ctx := context.Background()
+	src := backupSource(t)
+	data, err := src.m.Backup(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("admin/tokens")) {
+		t.Fatal("backup holds keys outside pki/")
+	}
+	var f backupFile
+	if err := json.Unmarshal(data, &f); err != nil || f.Format != "palisade-backup" || f.SavedVersion != 1 || f.PKI.Encrypted {
+		t.Fatalf("envelope: %+v %v", f, err)
+	}
+
+	dst := newFixture(t, store.NewMemory())
+	// Material already present is never overwritten.
+	dst.st.Put(ctx, "pki/private/default/cert", []byte("NEWER CERT"))
+	if err := dst.m.Restore(ctx, data, "", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _ := dst.m.Preliminary(ctx)
+	if p.Unit.Name != "backed-up" {
+		t.Fatalf("restored preliminary: %q", p.Unit.Name)
+	}
+	if run, _ := dst.m.Running(ctx); run.Unit.Name != "palisade" {
+		t.Fatal("restore changed the running configuration")
+	}
+	if v, _ := dst.st.Get(ctx, "pki/private/default/key"); !bytes.Equal(v, secretKey) {
+		t.Fatalf("key not restored: %q", v)
+	}
+	if v, _ := dst.st.Get(ctx, "pki/private/default/cert"); string(v) != "NEWER CERT" {
+		t.Fatalf("existing material overwritten: %q", v)
+	}
+	log, _ := dst.st.AuditLog(ctx, 1)
+	if log[0].Action != "config.restore" || !strings.Contains(log[0].Detail, "1 pki entries added, 1 already present") {
+		t.Fatalf("audit: %+v", log[0])
+	}
+}
+
+func TestBackupRestoreEncrypted(t *testing.T) {
+	ctx := context.Background()
+	src := backupSource(t)
+	data, err := src.m.Backup(ctx, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("TOP-SECRET")) || bytes.Contains(data, []byte("LS0tLS1CRUdJTi")) {
+		t.Fatal("key material readable in an encrypted backup")
+	}
+	dst := newFixture(t, store.NewMemory())
+	for _, pass := range []string{"", "wrong"} {
+		if err := dst.m.Restore(ctx, data, pass, "bob"); !errors.Is(err, ErrBadPassphrase) {
+			t.Fatalf("passphrase %q: err = %v, want ErrBadPassphrase", pass, err)
+		}
+	}
+	if p, _, _ := dst.m.Preliminary(ctx); p.Unit.Name != "palisade" {
+		t.Fatal("a refused restore changed the preliminary configuration")
+	}
+	if _, err := dst.st.Get(ctx, "pki/private/default/key"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused restore wrote key material")
+	}
+	if err := dst.m.Restore(ctx, data, "correct horse", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := dst.st.Get(ctx, "pki/private/default/key"); !bytes.Equal(v, secretKey) {
+		t.Fatalf("key not restored: %q", v)
+	}
+}
+
+func TestRestoreRejectsBadFiles(t *testing.T) {
+	ctx := context.Background()
+	src := backupSource(t)
+	good, _ := src.m.Backup(ctx, "")
+	mutate := func(change func(m map[string]any)) []byte {
+		var c map[string]any
+		json.Unmarshal(good, &c)
+		change(c)
+		b, _ := json.Marshal(c)
+		return b
+	}
+	invalid := config.Default()
+	invalid.SIP.Listeners[0].Port = 0
+	invalid.Observe.LogLevel = "x"
+	invDoc, _ := config.Encode(invalid)
+
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"garbage", []byte("\x00\x01garbage"), "not a Palisade backup file"},
+		{"other json", []byte(`{"hello": 1}`), "not a Palisade backup file"},
+		{"future version", mutate(func(m map[string]any) { m["version"] = 9 }), "version 9 is not supported"},
+		{"invalid config", mutate(func(m map[string]any) { m["config"] = json.RawMessage(invDoc) }), "sip.listeners[0].port"},
+		{"foreign key", mutate(func(m map[string]any) {
+			m["pki"] = map[string]any{"entries": map[string]any{"admin/password": "eA=="}}
+		}), "outside pki/"},
+		{"huge kdf", mutate(func(m map[string]any) {
+			m["pki"] = map[string]any{"encrypted": true, "cipher": "AES-256-GCM",
+				"kdf": map[string]any{"name": "argon2id", "salt": "MDEyMzQ1Njc4OWFiY2RlZg==", "time": 1, "memory_kib": 1 << 30, "threads": 1}}
+		}), "unsupported key derivation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := newFixture(t, store.NewMemory())
+			err := dst.m.Restore(ctx, tt.data, "pw", "bob")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if p, _, _ := dst.m.Preliminary(ctx); p.Unit.Name != "palisade" {
+				t.Fatal("preliminary changed")
+			}
+			if kvs, _ := dst.st.List(ctx, ""); len(kvs) != 3 { // preliminary, saved/1, state
+				t.Fatalf("store changed: %d keys", len(kvs))
+			}
+		})
+	}
+}

@@ -38,6 +38,9 @@ type Subsystem struct {
 
 	rt atomic.Pointer[runtime]
 
+	lastMu sync.Mutex
+	last   Diagnosis // newest failed handshake, for status
+
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}

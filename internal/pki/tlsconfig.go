@@ -103,8 +103,10 @@ func (s *Subsystem) serverConfigFor(key listenerKey, fallback config.Listener, h
 		// The unit checks presence and chain itself (same rules as
 		// RequireAndVerifyClientCert, plus CRLs) so that every refusal carries
 		// its §7.1.6 cause and is counted here, whoever runs the handshake.
+		// No CA names are advertised: a peer then sends its certificate even
+		// when its CA is not ours, and the refusal can name that CA instead
+		// of reporting a missing certificate.
 		cfg.ClientAuth = tls.RequestClientCert
-		cfg.ClientCAs = rt.trust.pool
 		now := s.now()
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			if _, ve := rt.trust.verify(cs.PeerCertificates, peerIsClient, "", false, now); ve != nil {
@@ -241,6 +243,9 @@ func (rt *runtime) ownView(role, iface string) *ownView {
 
 func (s *Subsystem) count(d Diagnosis, role, remote string) {
 	handshakeFailures.WithLabelValues(string(d.Cause)).Inc()
+	s.lastMu.Lock()
+	s.last = d
+	s.lastMu.Unlock()
 	s.limited.Warn("tls:"+string(d.Cause)+":"+remote, "TLS handshake failed", "role", role, "remote", remote, "cause", string(d.Cause), "diagnosis", d.Message)
 }
 

@@ -1,0 +1,173 @@
+package b2bua
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// Phase is where a call is in its life.
+type Phase string
+
+const (
+	PhaseEarly     Phase = "early"
+	PhaseConfirmed Phase = "confirmed"
+	PhaseEnded     Phase = "ended"
+)
+
+// Leg is one side's dialog as plain data (serialisable, no live handles):
+// what a unit taking over the call would need to continue it.
+type Leg struct {
+	Interface    string    `json:"interface"`
+	Transport    string    `json:"transport"` // udp | tcp | tls
+	Peer         string    `json:"peer,omitempty"`
+	CallID       string    `json:"call_id"`
+	LocalTag     string    `json:"local_tag"`
+	RemoteTag    string    `json:"remote_tag"`
+	LocalURI     sip.Uri   `json:"local_uri"`
+	LocalName    string    `json:"local_name,omitempty"`
+	RemoteURI    sip.Uri   `json:"remote_uri"`
+	RemoteName   string    `json:"remote_name,omitempty"`
+	LocalCSeq    uint32    `json:"local_cseq"`
+	RemoteCSeq   uint32    `json:"remote_cseq"`
+	RemoteTarget sip.Uri   `json:"remote_target"`
+	RouteSet     []sip.Uri `json:"route_set,omitempty"`
+	// Flow is the remote transport address of the leg: in-dialog requests
+	// go there over the same connection (TCP/TLS) in both directions.
+	Flow       string `json:"flow"`
+	ServerName string `json:"server_name,omitempty"`
+	InviteCSeq uint32 `json:"invite_cseq"` // CSeq of the INVITE that set the dialog up
+}
+
+// CallState is the serialisable state of one call.
+type CallState struct {
+	ID       string    `json:"id"`
+	Phase    Phase     `json:"phase"`
+	Legs     [2]Leg    `json:"legs"` // media.SideA (caller) and media.SideB
+	Started  time.Time `json:"started"`
+	Answered time.Time `json:"answered,omitzero"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// call is a call in progress: its state plus the live handles.
+type call struct {
+	svc *Service
+	log *slog.Logger
+	mu  sync.Mutex
+	st  CallState
+
+	media media.Call
+	eps   [2]*endpoint
+	rt    *runtime
+	ended atomic.Bool
+
+	// A leg (we are UAS)
+	inviteA    *sip.Request
+	txA        *sip.ServerTx
+	final2xx   *sip.Response // our 2xx to A, retransmitted on UDP until ACK
+	ackedA     bool
+	canceled   chan struct{}
+	cancelOnce sync.Once
+
+	// B leg (we are UAC)
+	inviteB   *sip.Request
+	txB       *sip.ClientTx
+	targetB   routing.Target
+	ackB      *sip.Request
+	lateOffer bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
+
+	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
+	reinv *reinvite
+}
+
+type reinvite struct {
+	from media.Side
+	out  *sip.Request // the re-INVITE sent on the other leg
+	resp *sip.Response
+	late bool
+	dst  routing.Target
+}
+
+// leg returns the state of side s.
+func (c *call) leg(s media.Side) *Leg { return &c.st.Legs[s] }
+
+// callMap holds calls by (Call-ID, local tag), sharded so that no lock is
+// shared by all calls.
+type callMap struct {
+	seed   maphash.Seed
+	shards [64]callShard
+	n      atomic.Int64
+}
+
+type callShard struct {
+	mu sync.RWMutex
+	m  map[string]*call
+}
+
+func (cm *callMap) init() {
+	cm.seed = maphash.MakeSeed()
+	for i := range cm.shards {
+		cm.shards[i].m = make(map[string]*call)
+	}
+}
+
+func dialogKey(callID, localTag string) string { return callID + "\x00" + localTag }
+
+func (cm *callMap) shard(k string) *callShard {
+	return &cm.shards[maphash.String(cm.seed, k)%uint64(len(cm.shards))]
+}
+
+func (cm *callMap) get(k string) *call {
+	sh := cm.shard(k)
+	sh.mu.RLock()
+	c := sh.m[k]
+	sh.mu.RUnlock()
+	return c
+}
+
+func (cm *callMap) put(k string, c *call) {
+	sh := cm.shard(k)
+	sh.mu.Lock()
+	sh.m[k] = c
+	sh.mu.Unlock()
+}
+
+func (cm *callMap) del(k string) {
+	sh := cm.shard(k)
+	sh.mu.Lock()
+	delete(sh.m, k)
+	sh.mu.Unlock()
+}
+
+func (cm *callMap) count() int { return int(cm.n.Load()) }
+
+func (cm *callMap) all() []*call {
+	seen := map[*call]bool{}
+	var out []*call
+	for i := range cm.shards {
+		sh := &cm.shards[i]
+		sh.mu.RLock()
+		for _, c := range sh.m {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// newID returns a random identifier: tags, Call-IDs and call ids that say
+// nothing about the unit or the other leg.
+func newID() string {
+	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64()&0xffffffff, 36)
+}

@@ -1,0 +1,61 @@
+package b2bua
+
+import (
+	"errors"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// sipError is an error that carries the SIP status to answer with.
+type sipError struct {
+	code   int
+	reason string
+}
+
+func (e *sipError) Error() string { return e.reason }
+
+func errStatus(code int, reason string) error { return &sipError{code, reason} }
+
+// statusFor maps an error to the SIP status the caller's leg gets. It is
+// the one place where errors become response codes.
+func statusFor(err error) (int, string) {
+	var se *sipError
+	switch {
+	case err == nil:
+		return 200, "OK"
+	case errors.As(err, &se):
+		return se.code, se.reason
+	case errors.Is(err, media.ErrNotAcceptable):
+		return 488, "Not Acceptable Here"
+	case errors.Is(err, media.ErrNoPorts):
+		return 503, "Service Unavailable"
+	case errors.Is(err, media.ErrBadSDP):
+		return 400, "Bad Request (malformed SDP)"
+	case errors.Is(err, routing.ErrNoRoute):
+		return 404, "Not Found"
+	case errors.Is(err, sip.ErrTransactionTimeout):
+		return 408, "Request Timeout"
+	case errors.Is(err, sip.ErrTransactionTransport):
+		return 503, "Service Unavailable"
+	}
+	return 500, "Server Internal Error"
+}
+
+// mapFinal maps a final response from the far leg to the status relayed to
+// the caller's leg. Most codes pass unchanged; codes that describe the far
+// hop itself rather than the call are translated.
+func mapFinal(code int, reason string) (int, string) {
+	switch code {
+	case 305, 380: // use proxy / alternative service: meaningless across a B2BUA
+		return 480, "Temporarily Unavailable"
+	case 407: // the far side's proxy challenge cannot be answered by the caller
+		return 403, "Forbidden"
+	case 482, 483: // loop / hops on the far leg
+		return 502, "Bad Gateway"
+	case 503: // RFC 3261 §16.7: a 503 from downstream is not passed as is
+		return 500, "Server Internal Error"
+	}
+	return code, reason
+}

@@ -1,0 +1,366 @@
+package b2bua
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// legTarget is where requests on side go: over the existing connection for
+// TCP/TLS (sipgo issue 361: in-dialog requests must reuse the dialog's
+// connection), else the first route or the remote target.
+func (c *call) legTarget(side media.Side) routing.Target {
+	c.mu.Lock()
+	l := *c.leg(side)
+	c.mu.Unlock()
+	ep := c.eps[side]
+	if l.Transport != "udp" && l.Flow != "" {
+		if conn, _ := ep.tp.GetConnection(l.Transport, l.Flow); conn != nil {
+			conn.TryClose()
+			ap, _ := netip.ParseAddrPort(l.Flow)
+			return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
+		}
+	}
+	u := l.RemoteTarget
+	if len(l.RouteSet) > 0 {
+		u = l.RouteSet[0]
+	}
+	tr := uriTransport(&u)
+	if tr == "" {
+		tr = l.Transport
+	}
+	hop := routing.Hop{Scheme: u.Scheme, Host: u.Host, Port: u.Port, Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if ts, err := c.rt.resolver.Resolve(ctx, hop); err == nil && len(ts) > 0 {
+		if ts[0].ServerName == "" {
+			ts[0].ServerName = l.ServerName
+		}
+		return ts[0]
+	}
+	ap, _ := netip.ParseAddrPort(l.Flow)
+	return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
+}
+
+// nextCSeq returns the next local CSeq of side.
+func (c *call) nextCSeq(side media.Side) uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.leg(side)
+	l.LocalCSeq++
+	return l.LocalCSeq
+}
+
+// inDialog builds a request on side.
+func (c *call) inDialog(method sip.RequestMethod, side media.Side, cseq uint32) *sip.Request {
+	c.mu.Lock()
+	l := *c.leg(side)
+	c.mu.Unlock()
+	return newRequest(method, &l, c.eps[side].info.Load(), c.rt.maxForwards, cseq)
+}
+
+// sendAckB acknowledges the far leg's 2xx to the initial INVITE.
+func (c *call) sendAckB(body []byte) {
+	ack := c.inDialog(sip.ACK, media.SideB, c.leg(media.SideB).InviteCSeq)
+	if len(body) > 0 {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	ack.SetBody(body)
+	dst := c.legTarget(media.SideB)
+	c.mu.Lock()
+	c.ackB = ack
+	c.mu.Unlock()
+	if err := c.eps[media.SideB].send(ack, dst, c.st.ID); err != nil {
+		c.log.Info("ACK not sent", "err", err)
+	}
+}
+
+// resendAckB answers a retransmitted 2xx from the far leg.
+func (c *call) resendAckB() {
+	c.mu.Lock()
+	ack := c.ackB
+	c.mu.Unlock()
+	if ack == nil {
+		return
+	}
+	dst := c.legTarget(media.SideB)
+	_ = c.eps[media.SideB].send(ack, dst, c.st.ID)
+}
+
+// onAck handles the ACK of a 2xx from side.
+func (c *call) onAck(side media.Side, req *sip.Request) {
+	c.mu.Lock()
+	ri := c.reinv
+	if ri != nil && ri.from == side && req.CSeq().SeqNo == c.leg(side).RemoteCSeq {
+		c.reinv = nil
+		c.mu.Unlock()
+		c.relayReinviteAck(ri, req)
+		return
+	}
+	if side != media.SideA || c.ackedA {
+		c.mu.Unlock()
+		return
+	}
+	c.ackedA = true
+	late := c.lateOffer && c.ackB == nil
+	c.mu.Unlock()
+	if late {
+		body := req.Body()
+		if len(body) > 0 {
+			var err error
+			if body, err = c.media.Answer(media.SideA, body); err != nil {
+				c.log.Info("answer SDP in ACK refused", "err", err)
+				c.sendAckB(nil)
+				c.hangup("bad answer in ACK")
+				return
+			}
+		}
+		c.sendAckB(body)
+	}
+}
+
+func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
+	to := ri.from.Other()
+	ack := c.inDialog(sip.ACK, to, ri.out.CSeq().SeqNo)
+	body := req.Body()
+	if ri.late && len(body) > 0 {
+		var err error
+		if body, err = c.media.Answer(ri.from, body); err != nil {
+			body = nil
+		}
+	}
+	if len(body) > 0 {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(body)
+	} else {
+		ack.SetBody(nil)
+	}
+	_ = c.eps[to].send(ack, ri.dst, c.st.ID)
+}
+
+// onRequest relays an in-dialog request from side to the other leg.
+func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
+	s := c.svc
+	ep := c.eps[from]
+	c.mu.Lock()
+	fl := c.leg(from)
+	if cs := req.CSeq().SeqNo; cs > fl.RemoteCSeq || req.Method == sip.PRACK {
+		fl.RemoteCSeq = cs
+	}
+	if req.Method == sip.INVITE || req.Method == sip.UPDATE {
+		if ct := req.Contact(); ct != nil {
+			fl.RemoteTarget = ct.Address
+		}
+	}
+	if fl.Transport != "udp" {
+		fl.Flow = req.Source()
+	}
+	c.mu.Unlock()
+
+	if req.Method == sip.BYE {
+		s.respond(ep, tx, s.response(req, 200, "OK", nil), c.st.ID)
+		c.byeSide(from.Other())
+		c.end("bye from " + sideName(from))
+		return
+	}
+	to := from.Other()
+	if c.leg(to).RemoteTag == "" && to == media.SideB {
+		// nothing to relay to yet (no early dialog on the far leg)
+		s.respond(ep, tx, s.response(req, 491, "Request Pending", nil), c.st.ID)
+		return
+	}
+	hasBody := len(req.Body()) > 0
+	body := req.Body()
+	var err error
+	switch {
+	case hasBody && (req.Method == sip.INVITE || req.Method == sip.UPDATE) && isSDP(req):
+		body, err = c.media.Offer(from, body)
+	case hasBody && (req.Method == sip.PRACK || req.Method == sip.ACK) && isSDP(req):
+		body, err = c.media.Answer(from, body)
+	}
+	if err != nil {
+		code, reason := statusFor(err)
+		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
+		return
+	}
+	out := c.inDialog(req.Method, to, c.nextCSeq(to))
+	outEp := c.eps[to]
+	info := outEp.info.Load()
+	if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
+		req.Method == sip.NOTIFY || req.Method == sip.REFER {
+		out.AppendHeader(info.contact(c.leg(to).Transport))
+	}
+	copyHeaders(out, req, info.host)
+	if ra := req.GetHeader("RAck"); ra != nil {
+		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), c.leg(to).InviteCSeq)))
+	}
+	if c.rt.userAgent != "" {
+		out.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
+	}
+	if !hasBody {
+		out.RemoveHeader("Content-Type")
+	}
+	out.SetBody(body)
+	dst := c.legTarget(to)
+	otx, err := outEp.request(context.Background(), out, dst, c.st.ID)
+	if err != nil {
+		code, reason := statusFor(err)
+		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
+		return
+	}
+	defer otx.Terminate()
+	for {
+		select {
+		case r := <-otx.Responses():
+			s.traceIn(c.st.ID, outEp, r)
+			if r.StatusCode == 100 {
+				continue
+			}
+			c.relayResponse(from, req, tx, out, r, dst, hasBody)
+			if r.StatusCode >= 200 {
+				if r.StatusCode == 481 || r.StatusCode == 408 {
+					if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.BYE {
+						c.hangup("far leg lost the dialog")
+					}
+				}
+				return
+			}
+		case <-otx.Done():
+			s.respond(ep, tx, s.response(req, 408, "Request Timeout", nil), c.st.ID)
+			return
+		}
+	}
+}
+
+func isSDP(m sip.Message) bool {
+	ct := m.(interface{ ContentType() *sip.ContentTypeHeader }).ContentType()
+	return ct == nil || strings.HasPrefix(strings.ToLower(ct.Value()), "application/sdp")
+}
+
+// relayResponse relays a response of the other leg back to the sender of req.
+func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx, out *sip.Request, r *sip.Response, dst routing.Target, offered bool) {
+	to := from.Other()
+	body := r.Body()
+	isInv := req.Method == sip.INVITE
+	if len(body) > 0 && (isInv || req.Method == sip.UPDATE) && r.StatusCode < 300 && isSDP(r) {
+		var err error
+		if offered {
+			body, err = c.media.Answer(to, body)
+		} else {
+			body, err = c.media.Offer(to, body)
+		}
+		if err != nil {
+			c.log.Info("SDP in response refused", "err", err)
+			body = nil
+		}
+	}
+	code, reason := r.StatusCode, r.Reason
+	if code >= 300 {
+		code, reason = mapFinal(code, reason)
+	}
+	res := c.svc.response(req, code, reason, nil)
+	if r.StatusCode >= 200 && r.StatusCode < 300 && (isInv || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE) {
+		res.AppendHeader(c.eps[from].info.Load().contact(c.leg(from).Transport))
+		if ct := r.Contact(); ct != nil {
+			c.mu.Lock()
+			c.leg(to).RemoteTarget = ct.Address
+			c.mu.Unlock()
+		}
+	}
+	copyHeaders(res, r, c.eps[from].info.Load().host)
+	if len(body) == 0 {
+		res.RemoveHeader("Content-Type")
+	}
+	res.SetBody(body)
+	if isInv && r.StatusCode >= 200 && r.StatusCode < 300 {
+		c.mu.Lock()
+		c.reinv = &reinvite{from: from, out: out, resp: r, late: !offered, dst: dst}
+		c.mu.Unlock()
+	}
+	c.svc.respond(c.eps[from], tx, res, c.st.ID)
+}
+
+// byeSide sends BYE on side (or CANCEL when the far leg is not answered).
+func (c *call) byeSide(side media.Side) {
+	c.mu.Lock()
+	l := c.leg(side)
+	confirmed := l.RemoteTag != "" && (side == media.SideA || c.ackB != nil || c.st.Phase == PhaseConfirmed)
+	c.mu.Unlock()
+	if !confirmed {
+		if side == media.SideB && c.inviteB != nil && c.txB != nil {
+			c.cancelB(c.eps[side], c.inviteB, c.targetB)
+		}
+		return
+	}
+	bye := c.inDialog(sip.BYE, side, c.nextCSeq(side))
+	if c.rt.userAgent != "" {
+		bye.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
+	}
+	bye.SetBody(nil)
+	dst := c.legTarget(side)
+	tx, err := c.eps[side].request(context.Background(), bye, dst, c.st.ID)
+	if err != nil {
+		c.log.Info("BYE not sent", "side", sideName(side), "err", err)
+		return
+	}
+	go func() {
+		if r := waitFinal(tx); r != nil {
+			c.svc.traceIn(c.st.ID, c.eps[side], r)
+		}
+	}()
+}
+
+// hangup ends the call on both legs.
+func (c *call) hangup(reason string) {
+	c.byeSide(media.SideA)
+	c.byeSide(media.SideB)
+	c.end(reason)
+}
+
+// terminate is hangup for a unit that closes.
+func (c *call) terminate(reason string) { c.hangup(reason) }
+
+// end forgets the call (once).
+func (c *call) end(reason string) {
+	if !c.ended.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	answered := c.st.Phase == PhaseConfirmed
+	c.st.Phase = PhaseEnded
+	c.st.Reason = reason
+	a, b := c.st.Legs[media.SideA], c.st.Legs[media.SideB]
+	c.mu.Unlock()
+	s := c.svc
+	s.calls.del(dialogKey(a.CallID, a.LocalTag))
+	s.calls.del(dialogKey(b.CallID, b.LocalTag))
+	s.calls.n.Add(-1)
+	callsActive.Dec()
+	if c.media != nil {
+		c.media.Close()
+	}
+	switch {
+	case strings.HasPrefix(reason, "canceled"):
+		callsTotal.WithLabelValues("canceled").Inc()
+	case answered:
+		callsTotal.WithLabelValues("answered").Inc()
+	default:
+		callsTotal.WithLabelValues("failed").Inc()
+	}
+	if c.log.Enabled(context.Background(), -4) {
+		c.log.Debug("call ended", "reason", reason, "duration", strconv.FormatFloat(time.Since(c.st.Started).Seconds(), 'f', 1, 64))
+	}
+}
+
+func sideName(s media.Side) string {
+	if s == media.SideA {
+		return "caller"
+	}
+	return "callee"
+}

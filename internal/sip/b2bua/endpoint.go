@@ -1,0 +1,245 @@
+package b2bua
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+func init() {
+	// sipgo refuses UDP messages over 1300 bytes by default; SDP with many
+	// codecs and SRTP keys passes that easily. Loopback and most LANs carry
+	// 64 KB datagrams (IP fragmentation).
+	sip.UDPMTUSize = 65535
+}
+
+// endpoint is one interface: its own sipgo transport and transaction layer
+// serving all listeners of the interface. It lives as long as the service,
+// across applies, so that connections of calls in progress survive.
+type endpoint struct {
+	name string
+	svc  *Service
+	tp   *sip.TransportLayer
+	tx   *sip.TransactionLayer
+	// dialed feeds outbound TLS connections we dialled ourselves into sipgo,
+	// which adds them to its pool and reads them like accepted ones.
+	dialed    *chanListener
+	tlsDialMu sync.Mutex
+
+	info atomic.Pointer[ifaceInfo]
+}
+
+// ifaceInfo is what messages on this interface show about the unit.
+type ifaceInfo struct {
+	addr      netip.Addr
+	host      string         // fqdn, else advertised address, else address
+	ports     map[string]int // transport (udp|tcp|tls) → bound port
+	userAgent string
+}
+
+func newEndpoint(svc *Service, name string) *endpoint {
+	e := &endpoint{name: name, svc: svc}
+	logger := slog.New(&sipgoLogHandler{svc: svc})
+	e.tp = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil,
+		sip.WithTransportLayerLogger(logger))
+	e.tx = sip.NewTransactionLayer(e.tp, sip.WithTransactionLayerLogger(logger),
+		sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { svc.onStrayResponse(e, r) }))
+	e.tx.OnRequest(func(req *sip.Request, tx *sip.ServerTx) { svc.onRequest(e, req, tx) })
+	e.dialed = newChanListener()
+	go e.tp.ServeTLS(e.dialed) //nolint:errcheck // ends when the listener closes
+	info := &ifaceInfo{ports: map[string]int{}}
+	e.info.Store(info)
+	return e
+}
+
+// port returns the local port for transport, falling back to any listener.
+func (i *ifaceInfo) port(tr string) int {
+	if p := i.ports[tr]; p != 0 {
+		return p
+	}
+	for _, t := range []string{"udp", "tcp", "tls"} {
+		if p := i.ports[t]; p != 0 {
+			return p
+		}
+	}
+	return 5060
+}
+
+// hostPort is host:port as written in Via and Contact.
+func (i *ifaceInfo) hostPort(tr string) string {
+	h := i.host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return h + ":" + strconv.Itoa(i.port(tr))
+}
+
+// contact is the unit's Contact on this interface.
+func (i *ifaceInfo) contact(tr string) *sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", Host: i.host, Port: i.port(tr)}
+	if tr != "udp" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", tr)
+	}
+	return &sip.ContactHeader{Address: u}
+}
+
+func (i *ifaceInfo) via(tr string) *sip.ViaHeader {
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(tr),
+		Host: i.host, Port: i.port(tr), Params: sip.NewParams()}
+	v.Params.Add("branch", sip.GenerateBranch())
+	v.Params.Add("rport", "")
+	return v
+}
+
+// prepare fixes the transport, destination and source socket of req.
+func (e *endpoint) prepare(req *sip.Request, dst routing.Target) {
+	tr := dst.Transport
+	if tr == "" {
+		tr = "udp"
+	}
+	req.SetTransport(strings.ToUpper(tr))
+	req.SetDestination(dst.Addr.String())
+	info := e.info.Load()
+	if info.addr.IsValid() && !info.addr.IsUnspecified() {
+		la := sip.Addr{IP: net.IP(info.addr.AsSlice())}
+		if tr == "udp" {
+			// sending from the listening socket keeps the source port
+			// equal to what Via and Contact say
+			la.Port = info.ports["udp"]
+		}
+		req.Laddr = la
+	}
+}
+
+// request starts a client transaction for req towards dst.
+func (e *endpoint) request(ctx context.Context, req *sip.Request, dst routing.Target, callID string) (*sip.ClientTx, error) {
+	e.prepare(req, dst)
+	if dst.Transport == "tls" {
+		if err := e.ensureTLS(ctx, dst); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, sip.ErrTransactionTransport)
+		}
+	}
+	e.svc.trace(callID, e, observe.Sent, req, dst.Addr)
+	tx, err := e.tx.Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("send %s to %s: %w: %w", req.Method, dst.Addr, err, sip.ErrTransactionTransport)
+	}
+	return tx, nil
+}
+
+// send writes a message without a transaction (ACK for 2xx).
+func (e *endpoint) send(req *sip.Request, dst routing.Target, callID string) error {
+	e.prepare(req, dst)
+	e.svc.trace(callID, e, observe.Sent, req, dst.Addr)
+	return e.tp.WriteMsg(req)
+}
+
+// ensureTLS makes sure a TLS connection to dst is in sipgo's pool, dialling
+// it ourselves so that the server name is the SIP domain (not the IP), the
+// client certificate and trust come from the PKI provider, and the
+// handshake has a deadline.
+func (e *endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
+	addr := dst.Addr.String()
+	if c, _ := e.tp.GetConnection("tls", addr); c != nil {
+		c.TryClose()
+		return nil
+	}
+	e.tlsDialMu.Lock()
+	defer e.tlsDialMu.Unlock()
+	if c, _ := e.tp.GetConnection("tls", addr); c != nil {
+		c.TryClose()
+		return nil
+	}
+	rt := e.svc.rt.Load()
+	if e.svc.deps.TLS == nil {
+		return fmt.Errorf("tls to %s: no TLS provider", addr)
+	}
+	cfg, err := e.svc.deps.TLS.ClientConfig(dst.ServerName)
+	if err != nil {
+		return fmt.Errorf("tls to %s: %w", addr, err)
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = dst.ServerName
+		if cfg.ServerName == "" {
+			cfg.ServerName = dst.Addr.Addr().String()
+		}
+	}
+	d := net.Dialer{Timeout: rt.handshakeTimeout}
+	if info := e.info.Load(); info.addr.IsValid() && !info.addr.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: net.IP(info.addr.AsSlice())}
+	}
+	hctx, cancel := context.WithTimeout(ctx, rt.handshakeTimeout)
+	defer cancel()
+	raw, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("tls dial %s: %w", addr, err)
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	if !e.dialed.push(tc) {
+		tc.Close()
+		return fmt.Errorf("tls to %s: endpoint closed", addr)
+	}
+	// sipgo registers the connection in its accept loop; wait for it.
+	for i := 0; i < 200; i++ {
+		if c, _ := e.tp.GetConnection("tls", addr); c != nil {
+			c.TryClose()
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("tls to %s: connection not registered", addr)
+}
+
+// chanListener is a net.Listener whose connections are pushed by us.
+type chanListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }

@@ -1,0 +1,307 @@
+package b2bua
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+var knownMethods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "PRACK": true,
+	"UPDATE": true, "INFO": true, "MESSAGE": true, "REFER": true, "NOTIFY": true,
+	"SUBSCRIBE": true, "REGISTER": true, "PUBLISH": true,
+}
+
+// onRequest is the entry for every request sipgo's transaction layer hands
+// up (one goroutine per request).
+func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
+	rt := s.rt.Load()
+	method := string(req.Method)
+	if knownMethods[method] {
+		requestsTotal.WithLabelValues(method).Inc()
+	} else {
+		requestsTotal.WithLabelValues("other").Inc()
+	}
+	if req.IsAck() {
+		tx.Terminate() // sipgo made a transaction for the 2xx ACK; it has none
+		s.onAck(ep, req)
+		return
+	}
+	if code, reason, key := validate(req, rt); code != 0 {
+		badInput.WithLabelValues(key).Inc()
+		s.limited.Warn("sip-"+key, "SIP request refused", "method", method, "status", code,
+			"reason", reason, "source", req.Source(), "interface", ep.name)
+		res := s.response(req, code, reason, nil)
+		if code == 405 {
+			res.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
+		}
+		s.respond(ep, tx, res, "")
+		return
+	}
+	if toTag := getTag(req.To().Params); toTag != "" {
+		c := s.calls.get(dialogKey(req.CallID().Value(), toTag))
+		if c == nil {
+			s.respond(ep, tx, s.response(req, 481, "Call/Transaction Does Not Exist", nil), "")
+			return
+		}
+		side := media.SideA
+		if toTag == c.st.Legs[media.SideB].LocalTag {
+			side = media.SideB
+		}
+		s.traceIn(c.st.ID, ep, req)
+		c.onRequest(side, req, tx)
+		return
+	}
+	switch req.Method {
+	case sip.INVITE:
+		s.newCall(ep, req, tx, rt)
+	case sip.OPTIONS:
+		if req.Recipient.User == "" {
+			res := s.response(req, 200, "OK", nil)
+			res.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
+			res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+			s.respond(ep, tx, res, "")
+			return
+		}
+		s.relayStandalone(ep, req, tx, rt)
+	case sip.CANCEL:
+		s.respond(ep, tx, s.response(req, 481, "Call/Transaction Does Not Exist", nil), "")
+	case sip.MESSAGE, sip.INFO:
+		s.relayStandalone(ep, req, tx, rt)
+	default:
+		// REGISTER, SUBSCRIBE, REFER, PUBLISH outside a dialog belong to
+		// the registrar and REFER issues.
+		s.respond(ep, tx, s.response(req, 501, "Not Implemented", nil), "")
+	}
+}
+
+// validate checks what the B2BUA relies on. It returns 0 when req is fine,
+// else the status, reason phrase and metric label.
+func validate(req *sip.Request, rt *runtime) (int, string, string) {
+	switch {
+	case req.From() == nil:
+		return 400, "Missing From header", "bad_request"
+	case req.To() == nil:
+		return 400, "Missing To header", "bad_request"
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return 400, "Missing Call-ID header", "bad_request"
+	case req.CSeq() == nil:
+		return 400, "Missing CSeq header", "bad_request"
+	case req.CSeq().MethodName != req.Method:
+		return 400, "CSeq method does not match the request", "bad_request"
+	case getTag(req.From().Params) == "":
+		return 400, "Missing From tag", "bad_request"
+	case req.Method == sip.INVITE && req.Contact() == nil:
+		return 400, "Missing Contact header", "bad_request"
+	case req.Recipient.Host == "":
+		return 400, "Bad Request-URI", "bad_request"
+	}
+	if cl := req.ContentLength(); cl != nil && int(*cl) != len(req.Body()) {
+		return 400, "Content-Length does not match the body", "bad_request"
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		if !(req.Method == sip.OPTIONS && req.Recipient.User == "") {
+			return 483, "Too Many Hops", "too_many_hops"
+		}
+	}
+	if !rt.allowed[string(req.Method)] {
+		return 405, "Method Not Allowed", "method_not_allowed"
+	}
+	// A request that already passed through the unit has one of our Via
+	// sent-by values below the top one.
+	vias := req.GetHeaders("Via")
+	for _, h := range vias {
+		if v, ok := h.(*sip.ViaHeader); ok && rt.ownHostPorts[v.SentBy()] {
+			return 482, "Loop Detected", "loop"
+		}
+	}
+	return 0, "", ""
+}
+
+// response builds a response to req with the unit's Server header.
+func (s *Service) response(req *sip.Request, code int, reason string, body []byte) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if ua := s.rt.Load().userAgent; ua != "" {
+		res.AppendHeader(sip.NewHeader("Server", ua))
+	}
+	return res
+}
+
+func (s *Service) respond(ep *endpoint, tx *sip.ServerTx, res *sip.Response, callID string) {
+	if callID != "" {
+		ap, _ := netip.ParseAddrPort(res.Destination())
+		s.trace(callID, ep, 1, res, ap)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.limited.Warn("sip-respond", "sending a response failed", "status", res.StatusCode, "err", err)
+	}
+}
+
+// onAck handles an ACK for a 2xx (ACKs for other finals stay in sipgo's
+// transactions).
+func (s *Service) onAck(ep *endpoint, req *sip.Request) {
+	if req.To() == nil || req.CallID() == nil {
+		return
+	}
+	toTag := getTag(req.To().Params)
+	c := s.calls.get(dialogKey(req.CallID().Value(), toTag))
+	if c == nil {
+		return
+	}
+	side := media.SideA
+	if toTag == c.st.Legs[media.SideB].LocalTag {
+		side = media.SideB
+	}
+	s.traceIn(c.st.ID, ep, req)
+	c.onAck(side, req)
+}
+
+// onStrayResponse sees responses no transaction wants: a 2xx to an INVITE
+// retransmitted after the transaction ended means our ACK was lost.
+func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
+	if !r.IsSuccess() || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.From() == nil {
+		return
+	}
+	c := s.calls.get(dialogKey(r.CallID().Value(), getTag(r.From().Params)))
+	if c == nil {
+		return
+	}
+	c.resendAckB()
+}
+
+// routingRequest describes req for the routing table.
+func routingRequest(ep *endpoint, req *sip.Request, rt *runtime) routing.Request {
+	from := req.From().Address
+	fromURI := from.Scheme + ":" + from.User + "@" + from.Host
+	if from.User == "" {
+		fromURI = from.Scheme + ":" + from.Host
+	}
+	src := ""
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		src = rt.table.SourcePeer(ap.Addr())
+	}
+	return routing.Request{
+		Method: string(req.Method), User: req.Recipient.User, Host: req.Recipient.Host,
+		FromURI: fromURI, SourcePeer: src, SourceInterface: ep.name,
+	}
+}
+
+// egress picks the endpoint for a hop: the hop's interface, else the first
+// interface other than the one the request came in on, else the same one
+// (one-armed).
+func (rt *runtime) egress(h routing.Hop, in *endpoint) *endpoint {
+	if h.Interface != "" {
+		if ep := rt.endpoints[h.Interface]; ep != nil {
+			return ep
+		}
+	}
+	for _, n := range rt.ifaceOrder {
+		if in == nil || n != in.name {
+			if ep := rt.endpoints[n]; ep != nil {
+				return ep
+			}
+		}
+	}
+	return in
+}
+
+// hopURI is the Request-URI for a hop.
+func hopURI(h routing.Hop) sip.Uri {
+	u := sip.Uri{Scheme: "sip", User: h.User, Host: h.Host, Port: h.Port}
+	if strings.EqualFold(h.Scheme, "sips") {
+		u.Scheme = "sips"
+	}
+	if h.Transport == "tcp" || h.Transport == "tls" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", h.Transport)
+	}
+	return u
+}
+
+// relayStandalone relays an out-of-dialog MESSAGE/OPTIONS/INFO: routed like
+// an INVITE, sent with a fresh Call-ID and tags, the final response relayed
+// back.
+func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *runtime) {
+	id := newID()
+	s.traceIn(id, ep, req)
+	hops, err := rt.table.Route(routingRequest(ep, req, rt), s.peers.isUp)
+	if err != nil {
+		code, reason := statusFor(err)
+		s.respond(ep, tx, s.response(req, code, reason, nil), id)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	for _, h := range hops {
+		targets, err := rt.resolver.Resolve(ctx, h)
+		if err != nil || len(targets) == 0 {
+			continue
+		}
+		out := rt.egress(h, ep)
+		info := out.info.Load()
+		tg := targets[0]
+		leg := &Leg{
+			Transport: tg.Transport, CallID: newID(), LocalTag: newID(),
+			LocalURI:     sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: info.host},
+			LocalName:    req.From().DisplayName,
+			RemoteURI:    sip.Uri{Scheme: "sip", User: h.User, Host: h.Host},
+			RemoteTarget: hopURI(h),
+		}
+		o := newRequest(req.Method, leg, info, decMaxForwards(req, rt), 1)
+		copyHeaders(o, req, info.host)
+		for k, v := range h.Headers {
+			o.AppendHeader(sip.NewHeader(k, v))
+		}
+		if rt.userAgent != "" {
+			o.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
+		}
+		o.SetBody(req.Body())
+		rctx, rcancel := context.WithTimeout(ctx, 40*time.Second)
+		otx, err := out.request(rctx, o, tg, id)
+		if err != nil {
+			rcancel()
+			continue
+		}
+		res := waitFinal(otx)
+		rcancel()
+		if res == nil {
+			continue
+		}
+		s.traceIn(id, out, res)
+		code, reason := mapFinal(res.StatusCode, res.Reason)
+		back := s.response(req, code, reason, res.Body())
+		copyHeaders(back, res, ep.info.Load().host)
+		s.respond(ep, tx, back, id)
+		return
+	}
+	s.respond(ep, tx, s.response(req, 408, "Request Timeout", nil), id)
+}
+
+// waitFinal reads responses of a non-INVITE transaction until the final one.
+func waitFinal(tx *sip.ClientTx) *sip.Response {
+	defer tx.Terminate()
+	for {
+		select {
+		case r := <-tx.Responses():
+			if r.StatusCode >= 200 {
+				return r
+			}
+		case <-tx.Done():
+			return nil
+		}
+	}
+}
+
+// decMaxForwards is the Max-Forwards for the request relayed from req.
+func decMaxForwards(req *sip.Request, rt *runtime) int {
+	mf := rt.maxForwards
+	if h := req.MaxForwards(); h != nil && int(h.Val())-1 < mf {
+		mf = int(h.Val()) - 1
+	}
+	return max(mf, 0)
+}

@@ -1,0 +1,518 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// newCall handles an initial INVITE: route it, create the call and run the
+// outgoing leg in this goroutine until the call is answered or has failed.
+func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *runtime) {
+	id := newID()
+	s.traceIn(id, ep, req)
+	if s.draining.Load() {
+		res := s.response(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		s.respond(ep, tx, res, id)
+		return
+	}
+	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), id)
+	rr := routingRequest(ep, req, rt)
+	hops, err := rt.table.Route(rr, s.peers.isUp)
+	if err != nil {
+		code, reason := statusFor(err)
+		s.respond(ep, tx, s.response(req, code, reason, nil), id)
+		return
+	}
+	from, to := req.From(), req.To()
+	c := &call{svc: s, rt: rt, inviteA: req, txA: tx, canceled: make(chan struct{})}
+	c.log = s.log.With("call_id", id)
+	c.st = CallState{ID: id, Phase: PhaseEarly, Started: time.Now()}
+	a := c.leg(media.SideA)
+	*a = Leg{
+		Interface: ep.name, Transport: strings.ToLower(req.Transport()), Peer: rr.SourcePeer,
+		CallID: req.CallID().Value(), LocalTag: newID(), RemoteTag: getTag(from.Params),
+		LocalURI: to.Address, LocalName: to.DisplayName, RemoteURI: from.Address, RemoteName: from.DisplayName,
+		RemoteCSeq: req.CSeq().SeqNo, InviteCSeq: req.CSeq().SeqNo,
+		RemoteTarget: req.Contact().Address, RouteSet: routeSet(req, false), Flow: req.Source(),
+	}
+	// Every response built from the INVITE (including sipgo's 487 on
+	// CANCEL) carries our tag.
+	to.Params.Add("tag", a.LocalTag)
+	b := c.leg(media.SideB)
+	b.CallID, b.LocalTag = newID(), newID()
+	c.eps[media.SideA] = ep
+	c.eps[media.SideB] = rt.egress(hops[0], ep)
+
+	infoA, infoB := ep.info.Load(), c.eps[media.SideB].info.Load()
+	mc, err := s.deps.Media.NewCall(id,
+		media.Leg{Interface: ep.name, Bind: infoA.addr, Advertised: infoA.addr},
+		media.Leg{Interface: c.eps[media.SideB].name, Bind: infoB.addr, Advertised: infoB.addr})
+	if err != nil {
+		code, reason := statusFor(err)
+		s.respond(ep, tx, s.response(req, code, reason, nil), id)
+		return
+	}
+	c.media = mc
+	var sdpB []byte
+	if body := req.Body(); len(body) > 0 {
+		if sdpB, err = mc.Offer(media.SideA, body); err != nil {
+			mc.Close()
+			code, reason := statusFor(err)
+			s.respond(ep, tx, s.response(req, code, reason, nil), id)
+			return
+		}
+	} else {
+		c.lateOffer = true
+	}
+	s.calls.put(dialogKey(a.CallID, a.LocalTag), c)
+	s.calls.put(dialogKey(b.CallID, b.LocalTag), c)
+	s.calls.n.Add(1)
+	callsActive.Inc()
+	tx.OnCancel(func(*sip.Request) {
+		c.cancelOnce.Do(func() { close(c.canceled) })
+	})
+	c.run(hops, sdpB)
+}
+
+type outcome int
+
+const (
+	outDone       outcome = iota // the caller has its final answer
+	outNextTarget                // timeout, 503 or transport error: next resolved target
+	outNextHop                   // other 5xx/6xx or no answer: next dial plan row
+	outRedirect                  // 3xx followed: Contacts become the next hops
+)
+
+// run tries the hops in order until one answers or all failed.
+func (c *call) run(hops []routing.Hop, sdp []byte) {
+	var last *sip.Response
+	var lastErr error = errStatus(404, "Not Found")
+	ctx := context.Background()
+	for i := 0; i < len(hops) && i < 32; i++ {
+		h := hops[i]
+		if c.isCanceled() {
+			c.end("canceled")
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		targets, err := c.rt.resolver.Resolve(rctx, h)
+		cancel()
+		if err != nil || len(targets) == 0 {
+			lastErr = errStatus(503, "Service Unavailable")
+			c.log.Info("no targets for hop", "host", h.Host, "err", err)
+			continue
+		}
+	targets:
+		for j, tg := range targets {
+			more := j < len(targets)-1 || i < len(hops)-1
+			out, res, redirect, err := c.attempt(h, tg, sdp, more)
+			switch out {
+			case outDone:
+				return
+			case outNextTarget:
+				last, lastErr = res, err
+				if err != nil {
+					failovers.WithLabelValues("transport").Inc()
+				} else {
+					failovers.WithLabelValues("status").Inc()
+				}
+			case outNextHop:
+				last, lastErr = res, err
+				failovers.WithLabelValues("status").Inc()
+				break targets
+			case outRedirect:
+				hops = slices.Insert(hops, i+1, redirect...)
+				break targets
+			}
+		}
+	}
+	if c.isCanceled() {
+		c.end("canceled")
+		return
+	}
+	code, reason := statusFor(lastErr)
+	if last != nil {
+		code, reason = mapFinal(last.StatusCode, last.Reason)
+	}
+	res := c.svc.response(c.inviteA, code, reason, nil)
+	if last != nil {
+		copyHeaders(res, last, c.eps[media.SideA].info.Load().host)
+	}
+	c.respondA(res)
+	c.end("failed: " + strconv.Itoa(code))
+}
+
+func (c *call) isCanceled() bool {
+	select {
+	case <-c.canceled:
+		return true
+	default:
+		return false
+	}
+}
+
+// attempt sends the INVITE to one target and relays what comes back.
+func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) (outcome, *sip.Response, []routing.Hop, error) {
+	s := c.svc
+	rt := c.rt
+	ep := rt.egress(h, c.eps[media.SideA])
+	info := ep.info.Load()
+	a := c.leg(media.SideA)
+
+	c.mu.Lock()
+	c.eps[media.SideB] = ep
+	b := c.leg(media.SideB)
+	b.Interface, b.Transport, b.Peer = ep.name, tg.Transport, h.Peer
+	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.host}
+	b.LocalName = a.RemoteName
+	b.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
+	b.RemoteName = a.LocalName
+	b.RemoteTarget = hopURI(h)
+	b.RemoteTag, b.RouteSet = "", nil
+	b.ServerName, b.Flow = tg.ServerName, tg.Addr.String()
+	b.LocalCSeq++
+	b.InviteCSeq = b.LocalCSeq
+	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.inviteA, rt), b.LocalCSeq)
+	req.AppendHeader(info.contact(tg.Transport))
+	copyHeaders(req, c.inviteA, info.host)
+	for k, v := range h.Headers {
+		req.AppendHeader(sip.NewHeader(k, v))
+	}
+	if rt.userAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
+	}
+	if len(sdp) > 0 {
+		req.SetBody(sdp)
+	} else {
+		req.RemoveHeader("Content-Type")
+		req.SetBody(nil)
+	}
+	c.inviteB, c.targetB = req, tg
+	c.mu.Unlock()
+
+	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
+	if err != nil {
+		c.log.Info("INVITE not sent", "target", tg.Addr, "err", err)
+		return outNextTarget, nil, nil, err
+	}
+	c.mu.Lock()
+	c.txB = tx
+	c.mu.Unlock()
+	tx.OnRetransmission(func(r *sip.Response) {
+		if r.IsSuccess() {
+			c.resendAckB()
+		}
+	})
+	var noAnswer <-chan time.Time
+	if more {
+		d := h.Timeout
+		if d <= 0 {
+			d = rt.noAnswer
+		}
+		if d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			noAnswer = t.C
+		}
+	}
+	var gotProv, cancelSent, timedOut bool
+	canceled := c.canceled
+	for {
+		select {
+		case <-canceled:
+			canceled = nil
+			if gotProv && !cancelSent {
+				c.cancelB(ep, req, tg)
+				cancelSent = true
+			}
+		case <-noAnswer:
+			noAnswer = nil
+			timedOut = true
+			failovers.WithLabelValues("no_answer").Inc()
+			if gotProv && !cancelSent {
+				c.cancelB(ep, req, tg)
+				cancelSent = true
+			} else {
+				tx.Terminate()
+				return outNextHop, nil, nil, errStatus(408, "Request Timeout")
+			}
+		case <-tx.Done():
+			err := tx.Err()
+			if c.isCanceled() {
+				c.end("canceled")
+				return outDone, nil, nil, nil
+			}
+			if timedOut {
+				return outNextHop, nil, nil, errStatus(408, "Request Timeout")
+			}
+			if err == nil || errors.Is(err, sip.ErrTransactionTerminated) {
+				err = errStatus(408, "Request Timeout")
+			}
+			if errors.Is(err, sip.ErrTransactionTimeout) {
+				failovers.WithLabelValues("timeout").Inc()
+			}
+			return outNextTarget, nil, nil, err
+		case r := <-tx.Responses():
+			s.traceIn(c.st.ID, ep, r)
+			switch {
+			case r.StatusCode == 100:
+			case r.StatusCode < 200:
+				gotProv = true
+				if c.isCanceled() || timedOut {
+					if !cancelSent {
+						c.cancelB(ep, req, tg)
+						cancelSent = true
+					}
+					continue
+				}
+				c.onProvisionalB(r)
+			case r.StatusCode < 300:
+				if c.isCanceled() {
+					// CANCEL lost the race with the 2xx: the caller has its
+					// 487, so confirm and end the far leg right away.
+					c.establishB(r)
+					c.sendAckB(nil)
+					c.byeSide(media.SideB)
+					c.end("canceled")
+					return outDone, nil, nil, nil
+				}
+				c.onAnswerB(r)
+				return outDone, nil, nil, nil
+			case r.StatusCode < 400:
+				if c.isCanceled() {
+					continue
+				}
+				if rt.followRedirects {
+					if hops := redirectHops(r, h); len(hops) > 0 {
+						return outRedirect, r, hops, nil
+					}
+				}
+				c.relayFinalA(r)
+				return outDone, nil, nil, nil
+			default:
+				if c.isCanceled() {
+					c.end("canceled")
+					return outDone, nil, nil, nil
+				}
+				if timedOut {
+					return outNextHop, nil, nil, errStatus(480, "Temporarily Unavailable")
+				}
+				if more && (r.StatusCode == 503 || r.StatusCode == 408) {
+					return outNextTarget, r, nil, nil
+				}
+				if more && r.StatusCode >= 500 {
+					return outNextHop, r, nil, nil
+				}
+				if r.StatusCode >= 500 {
+					return outNextHop, r, nil, nil
+				}
+				c.relayFinalA(r)
+				return outDone, nil, nil, nil
+			}
+		}
+	}
+}
+
+// redirectHops turns the Contacts of a 3xx into hops, highest q first.
+func redirectHops(r *sip.Response, h routing.Hop) []routing.Hop {
+	type qc struct {
+		q float64
+		u sip.Uri
+	}
+	var list []qc
+	for _, hh := range r.GetHeaders("Contact") {
+		ch, ok := hh.(*sip.ContactHeader)
+		if !ok || ch.Address.Host == "" {
+			continue
+		}
+		q := 1.0
+		if v, ok := ch.Params.Get("q"); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		list = append(list, qc{q, ch.Address})
+	}
+	slices.SortStableFunc(list, func(a, b qc) int {
+		switch {
+		case a.q > b.q:
+			return -1
+		case a.q < b.q:
+			return 1
+		}
+		return 0
+	})
+	var hops []routing.Hop
+	for _, e := range list {
+		hops = append(hops, routing.Hop{
+			Step: "redirect", Interface: h.Interface, Scheme: e.u.Scheme, User: e.u.User,
+			Host: e.u.Host, Port: e.u.Port, Transport: uriTransport(&e.u), Timeout: h.Timeout,
+		})
+	}
+	return hops
+}
+
+// establishB records the far leg's dialog from a response with a To tag.
+func (c *call) establishB(r *sip.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.leg(media.SideB)
+	if t := getTag(r.To().Params); t != "" {
+		b.RemoteTag = t
+	}
+	if ct := r.Contact(); ct != nil {
+		b.RemoteTarget = ct.Address
+	}
+	if rs := routeSet(r, true); len(rs) > 0 {
+		b.RouteSet = rs
+	}
+}
+
+// onProvisionalB relays a 18x to the caller (early media SDP through the
+// media hook; RSeq and Require: 100rel pass so PRACK is end to end).
+func (c *call) onProvisionalB(r *sip.Response) {
+	if getTag(r.To().Params) != "" {
+		c.establishB(r)
+	}
+	body := r.Body()
+	if len(body) > 0 {
+		var err error
+		if c.lateOffer {
+			body, err = c.media.Offer(media.SideB, body)
+		} else {
+			body, err = c.media.Answer(media.SideB, body)
+		}
+		if err != nil {
+			c.log.Info("early media SDP refused", "err", err)
+			body = nil
+		}
+	}
+	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
+	c.addContactA(res)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	if len(body) == 0 {
+		res.RemoveHeader("Content-Type")
+	}
+	res.SetBody(body)
+	c.respondA(res)
+}
+
+func (c *call) addContactA(res *sip.Response) {
+	a := c.leg(media.SideA)
+	res.AppendHeader(c.eps[media.SideA].info.Load().contact(a.Transport))
+}
+
+// onAnswerB handles the far leg's 2xx: confirm both legs.
+func (c *call) onAnswerB(r *sip.Response) {
+	c.establishB(r)
+	body := r.Body()
+	var err error
+	if len(body) > 0 {
+		if c.lateOffer {
+			body, err = c.media.Offer(media.SideB, body)
+		} else {
+			body, err = c.media.Answer(media.SideB, body)
+		}
+	}
+	if err != nil {
+		// the far end answered with SDP we cannot use: end both legs
+		c.sendAckB(nil)
+		c.byeSide(media.SideB)
+		code, reason := statusFor(err)
+		c.respondA(c.svc.response(c.inviteA, code, reason, nil))
+		c.end("failed: answer SDP")
+		return
+	}
+	if !c.lateOffer {
+		c.sendAckB(nil)
+	}
+	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
+	c.addContactA(res)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	if len(body) == 0 {
+		res.RemoveHeader("Content-Type")
+	}
+	res.SetBody(body)
+	c.mu.Lock()
+	c.st.Phase = PhaseConfirmed
+	c.st.Answered = time.Now()
+	c.final2xx = res
+	c.mu.Unlock()
+	c.respondA(res)
+	if c.leg(media.SideA).Transport == "udp" {
+		go c.retransmit2xx()
+	}
+}
+
+// retransmit2xx resends our 2xx to the caller until its ACK arrives
+// (RFC 3261 §13.3.1.4: on unreliable transports this is the UAS core's job).
+func (c *call) retransmit2xx() {
+	d := sip.T1
+	deadline := time.Now().Add(64 * sip.T1)
+	for {
+		time.Sleep(d)
+		c.mu.Lock()
+		acked, res := c.ackedA, c.final2xx
+		c.mu.Unlock()
+		if acked || c.ended.Load() {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.log.Info("no ACK for the 2xx: ending the call")
+			c.byeSide(media.SideA)
+			c.byeSide(media.SideB)
+			c.end("no ACK")
+			return
+		}
+		c.respondA(res)
+		d = min(2*d, sip.T2)
+	}
+}
+
+// relayFinalA relays a final non-2xx response from the far leg.
+func (c *call) relayFinalA(r *sip.Response) {
+	code, reason := mapFinal(r.StatusCode, r.Reason)
+	res := c.svc.response(c.inviteA, code, reason, nil)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	if code >= 300 && code < 400 {
+		for _, h := range r.GetHeaders("Contact") {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	res.RemoveHeader("Content-Type")
+	res.SetBody(nil)
+	c.respondA(res)
+	c.end("failed: " + strconv.Itoa(code))
+}
+
+func (c *call) respondA(res *sip.Response) {
+	c.svc.respond(c.eps[media.SideA], c.txA, res, c.st.ID)
+}
+
+// cancelB sends CANCEL for the far leg's INVITE (RFC 3261 §9.1).
+func (c *call) cancelB(ep *endpoint, inv *sip.Request, tg routing.Target) {
+	req := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
+	for _, n := range []string{"Route", "Max-Forwards", "From", "To", "Call-ID"} {
+		for _, h := range inv.GetHeaders(n) {
+			req.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	req.SetBody(nil)
+	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
+	if err != nil {
+		c.log.Info("CANCEL not sent", "err", err)
+		return
+	}
+	go waitFinal(tx)
+}

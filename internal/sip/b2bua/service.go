@@ -1,0 +1,316 @@
+// Package b2bua is Palisade's SIP back-to-back user agent: it terminates
+// every call on one leg and originates it again on the other, so that
+// nothing of one side's topology reaches the other. sipgo provides parsing,
+// transports and transactions; dialogs, routing and relaying are ours.
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// Deps are what the SIP subsystem needs from the rest of the unit.
+type Deps struct {
+	Logger *slog.Logger
+	// Media anchors media; media.Passthrough relays SDP unchanged.
+	Media  media.Engine
+	Tracer observe.Tracer
+	// TLS gives listener and client TLS configurations; nil is allowed when
+	// no TLS listener or target is configured.
+	TLS pki.Provider
+	// Registrar is the local registrar lookup; nil until it exists.
+	Registrar routing.RegistrarLookup
+}
+
+// Service is the SIP subsystem (a unit.Subsystem).
+type Service struct {
+	deps    Deps
+	log     *slog.Logger
+	limited *observe.LimitedLogger
+	rt      atomic.Pointer[runtime]
+	calls   callMap
+
+	draining atomic.Bool
+	peers    *peerSet
+
+	mu        sync.Mutex // serialises Apply and Close
+	endpoints map[string]*endpoint
+	listeners map[listenerKey]*listener
+	closed    bool
+}
+
+// runtime is everything derived from one configuration. It is replaced as
+// a whole on apply (atomic pointer): calls in progress keep the pointer
+// they started with where it matters and never see a half-applied state.
+type runtime struct {
+	table            *routing.Table
+	resolver         *routing.Resolver
+	endpoints        map[string]*endpoint
+	ifaceOrder       []string
+	allowed          map[string]bool
+	allowHdr         string
+	userAgent        string
+	maxForwards      int
+	noAnswer         time.Duration
+	followRedirects  bool
+	handshakeTimeout time.Duration
+	traceOn          bool
+	ownHostPorts     map[string]bool // Via sent-by values of the unit (loop detection)
+}
+
+// New returns the SIP subsystem. Call Apply to start listening.
+func New(d Deps) *Service {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Media == nil {
+		d.Media = media.Passthrough{}
+	}
+	if d.Tracer == nil {
+		d.Tracer = observe.NopTracer{}
+	}
+	s := &Service{
+		deps:      d,
+		log:       d.Logger.With("subsystem", "sip"),
+		endpoints: make(map[string]*endpoint),
+		listeners: make(map[listenerKey]*listener),
+	}
+	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
+	s.calls.init()
+	s.peers = newPeerSet(s)
+	s.rt.Store(&runtime{endpoints: map[string]*endpoint{}, allowed: map[string]bool{}})
+	return s
+}
+
+// Name implements unit.Subsystem.
+func (s *Service) Name() string { return "sip" }
+
+// Apply builds listeners and routing for cfg beside the running ones and
+// swaps them in. Unchanged listeners are handed over; on error nothing
+// changes.
+func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("sip: closed")
+	}
+	rt, err := s.buildRuntime(cfg)
+	if err != nil {
+		return err
+	}
+	ifaces := make(map[string]config.Interface)
+	for _, ifc := range cfg.Network.Interfaces {
+		ifaces[ifc.Name] = ifc
+	}
+	// endpoints: one per interface, kept across applies
+	eps := make(map[string]*endpoint, len(ifaces))
+	var created []*endpoint
+	for _, ifc := range cfg.Network.Interfaces {
+		ep := s.endpoints[ifc.Name]
+		if ep == nil {
+			ep = newEndpoint(s, ifc.Name)
+			created = append(created, ep)
+		}
+		eps[ifc.Name] = ep
+	}
+	want := make(map[listenerKey]config.Listener)
+	for i, l := range cfg.SIP.Listeners {
+		ifc, ok := ifaces[l.Interface]
+		if !ok {
+			return fmt.Errorf("sip.listeners[%d].interface: no interface named %q", i, l.Interface)
+		}
+		k := listenerKey{iface: l.Interface, transport: strings.ToLower(l.Transport), addr: ifc.Address, port: l.Port}
+		want[k] = l
+	}
+	next := make(map[listenerKey]*listener, len(want))
+	var opened []*listener
+	for k, lc := range want {
+		if old := s.listeners[k]; old != nil {
+			next[k] = old
+			continue
+		}
+		l, err := openListener(eps[k.iface], k, lc, s, rt.handshakeTimeout, cfg.TLS.IdleTimeout.D())
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			for _, ep := range created {
+				ep.close()
+			}
+			return err
+		}
+		opened = append(opened, l)
+		next[k] = l
+	}
+	// interface facts for Via/Contact
+	for name, ep := range eps {
+		ifc := ifaces[name]
+		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent}
+		info.addr, _ = netip.ParseAddr(ifc.Address)
+		info.host = ifc.FQDN
+		if info.host == "" {
+			info.host = ifc.AdvertisedAddress
+		}
+		if info.host == "" {
+			info.host = ifc.Address
+		}
+		for k, l := range next {
+			if k.iface == name {
+				if _, dup := info.ports[k.transport]; !dup {
+					info.ports[k.transport] = int(l.bound.Port())
+				}
+				rt.ownHostPorts[info.hostPort(k.transport)] = true
+				rt.ownHostPorts[l.bound.String()] = true
+			}
+		}
+		ep.info.Store(info)
+	}
+	rt.endpoints = eps
+	// swap
+	for k, l := range s.listeners {
+		if _, keep := next[k]; !keep {
+			l.close()
+		}
+	}
+	s.listeners = next
+	for n, ep := range eps {
+		s.endpoints[n] = ep
+	}
+	s.rt.Store(rt)
+	s.peers.apply(cfg.Peers)
+	return nil
+}
+
+func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
+	table, err := routing.NewTable(cfg, s.deps.Registrar)
+	if err != nil {
+		return nil, err
+	}
+	res, err := routing.NewResolver(cfg.Network.DNSServers)
+	if err != nil {
+		return nil, fmt.Errorf("network.dns_servers: %w", err)
+	}
+	rt := &runtime{
+		table:            table,
+		resolver:         res,
+		allowed:          make(map[string]bool),
+		userAgent:        cfg.SIP.UserAgent,
+		maxForwards:      cfg.SIP.MaxForwards,
+		noAnswer:         cfg.SIP.NoAnswerTimeout.D(),
+		followRedirects:  cfg.Routing.Redirects == "follow",
+		handshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
+		traceOn:          cfg.Observe.TraceCalls,
+		ownHostPorts:     make(map[string]bool),
+	}
+	if rt.maxForwards <= 0 {
+		rt.maxForwards = 70
+	}
+	if rt.handshakeTimeout <= 0 {
+		rt.handshakeTimeout = 10 * time.Second
+	}
+	var allow []string
+	for _, m := range cfg.SIP.AllowedMethods {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m != "" && !rt.allowed[m] {
+			rt.allowed[m] = true
+			allow = append(allow, m)
+		}
+	}
+	// ACK and CANCEL belong to INVITE transactions: they are allowed
+	// whenever INVITE is.
+	if rt.allowed["INVITE"] {
+		rt.allowed["ACK"], rt.allowed["CANCEL"] = true, true
+	}
+	rt.allowHdr = strings.Join(allow, ", ")
+	for _, ifc := range cfg.Network.Interfaces {
+		rt.ifaceOrder = append(rt.ifaceOrder, ifc.Name)
+	}
+	return rt, nil
+}
+
+// Drain answers new INVITEs with 503 and waits until the calls in progress
+// have ended or ctx is done.
+func (s *Service) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for s.calls.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sip: %d calls still in progress: %w", s.calls.count(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Close stops everything at once: listeners, keepalives, calls.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.peers.stop()
+	for _, l := range s.listeners {
+		l.close()
+	}
+	s.listeners = map[listenerKey]*listener{}
+	for _, c := range s.calls.all() {
+		c.terminate("unit closing")
+	}
+	for _, ep := range s.endpoints {
+		ep.close()
+	}
+	return nil
+}
+
+func (e *endpoint) close() {
+	e.dialed.Close()
+	e.tx.Close()
+	e.tp.Close()
+}
+
+// ListenAddr returns the bound address of the listener of iface and
+// transport (tests and status use it with port 0 listeners).
+func (s *Service) ListenAddr(iface, transport string) netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]listenerKey, 0, len(s.listeners))
+	for k := range s.listeners {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b listenerKey) int { return a.port - b.port })
+	for _, k := range keys {
+		if k.iface == iface && k.transport == transport {
+			return s.listeners[k].bound
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// ActiveCalls returns the state of the calls in progress.
+func (s *Service) ActiveCalls() []CallState {
+	var out []CallState
+	for _, c := range s.calls.all() {
+		c.mu.Lock()
+		out = append(out, c.st)
+		c.mu.Unlock()
+	}
+	return out
+}

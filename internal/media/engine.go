@@ -41,6 +41,16 @@ type Engine interface {
 
 // Call is the media of one call. Offer and Answer take the SDP received on
 // side from and return the SDP to send on the other side.
+//
+// An offer may come from either side (late offer: the callee's 200 carries
+// it and the ACK the answer). Every Offer starts a new exchange (initial
+// INVITE, re-INVITE, UPDATE); Answer may be called more than once for the
+// same offer (reliable 183 then 200): the same keys are given out again.
+// Nothing changes on the packet path until an Answer is accepted.
+//
+// Errors: ErrBadSDP (400), ErrNotAcceptable (488; from Answer it means the
+// answerer's media cannot meet the policy: the SIP layer ends that leg and
+// answers the offerer with 488), anything else is a 500.
 type Call interface {
 	Offer(from Side, sdp []byte) ([]byte, error)
 	Answer(from Side, sdp []byte) ([]byte, error)
@@ -67,6 +77,12 @@ type LegStats struct {
 	BytesOut      uint64
 	Lost          uint64
 	AuthFailures  uint64
+}
+
+// PolicySource is implemented by engines that can tell the SIP layer which
+// media encryption policy a leg on an interface gets (*Relay does).
+type PolicySource interface {
+	PolicyFor(iface string) Policy
 }
 
 // Passthrough is an Engine that leaves SDP untouched (no anchoring). It is

@@ -478,3 +478,27 @@ func (m *Media) RTPMap(pt string) string {
 	}
 	return ""
 }
+
+// RemoveAttrs drops session-level a= lines whose name is one of names.
+func (s *Session) RemoveAttrs(names ...string) {
+	out := s.Lines[:0]
+	for _, l := range s.Lines {
+		if l.Type() == 'a' {
+			n, _ := attrName(l.Value())
+			if hasName(names, n) {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	s.Lines = out
+}
+
+func hasName(names []string, n string) bool {
+	for _, x := range names {
+		if strings.EqualFold(n, x) {
+			return true
+		}
+	}
+	return false
+}

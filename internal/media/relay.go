@@ -1,0 +1,233 @@
+package media
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
+)
+
+// Relay is the media engine of the unit: it implements Engine for the SIP
+// layer and unit.Subsystem for the configuration lifecycle.
+type Relay struct {
+	log        *slog.Logger
+	badTraffic *observe.LimitedLogger
+	rand       io.Reader
+	ports      *portAllocator
+	conf       atomic.Pointer[relayConf]
+
+	mu       sync.Mutex // calls registry; setup and teardown only
+	calls    map[*call]struct{}
+	draining bool
+	closed   bool
+	idle     chan struct{} // closed when the last call ends while draining
+}
+
+// relayConf is the part of the configuration new calls are set up with.
+type relayConf struct {
+	pol        policies
+	ifaces     map[string]config.Interface
+	inactivity time.Duration
+}
+
+// New builds the relay from cfg. It opens no socket until the first call.
+func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Relay{
+		log:        log.With("subsystem", "media"),
+		badTraffic: observe.NewLimitedLogger(log, 10*time.Second, 5),
+		rand:       rand.Reader,
+		calls:      map[*call]struct{}{},
+	}
+	rc, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.ports = newPortAllocator(cfg.Media.PortMin, cfg.Media.PortMax)
+	r.conf.Store(rc)
+	return r, nil
+}
+
+func compile(cfg *config.Config) (*relayConf, error) {
+	if cfg == nil {
+		return nil, errors.New("media: no configuration")
+	}
+	m := cfg.Media
+	if m.PortMin < 1 || m.PortMax > 65535 || m.PortMax < m.PortMin+1 {
+		return nil, fmt.Errorf("media: port range %d-%d holds no RTP/RTCP pair", m.PortMin, m.PortMax)
+	}
+	rc := &relayConf{pol: compilePolicies(m), ifaces: map[string]config.Interface{},
+		inactivity: time.Duration(m.InactivityTimeout)}
+	for _, i := range cfg.Network.Interfaces {
+		rc.ifaces[i.Name] = i
+	}
+	return rc, nil
+}
+
+// Name is the subsystem name.
+func (r *Relay) Name() string { return "media" }
+
+// Apply switches policies, port range and timeout for new calls at once.
+// Calls in progress keep their sockets, keys and policy.
+func (r *Relay) Apply(_ context.Context, cfg *config.Config) error {
+	rc, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	r.ports.setRange(cfg.Media.PortMin, cfg.Media.PortMax)
+	r.conf.Store(rc)
+	return nil
+}
+
+// Drain refuses new calls and waits until the calls in progress end or ctx ends.
+func (r *Relay) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	if len(r.calls) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	idle := r.idle
+	r.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close ends the media of every call.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	calls := make([]*call, 0, len(r.calls))
+	for c := range r.calls {
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	for _, c := range calls {
+		c.Close()
+	}
+	return nil
+}
+
+// PolicyFor returns the media encryption policy new calls get on interface iface.
+func (r *Relay) PolicyFor(iface string) Policy {
+	return r.conf.Load().pol.forInterface(iface)
+}
+
+// ActiveCalls is the number of calls with anchored media.
+func (r *Relay) ActiveCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+// resolve fills a leg's bind and advertised addresses from its interface
+// when the SIP layer left them empty.
+func (rc *relayConf) resolve(l Leg) (Leg, error) {
+	ifc, ok := rc.ifaces[l.Interface]
+	if !l.Bind.IsValid() && ok {
+		l.Bind, _ = netip.ParseAddr(ifc.Address)
+	}
+	if !l.Bind.IsValid() {
+		return l, fmt.Errorf("media: leg on interface %q has no address to bind", l.Interface)
+	}
+	if !l.Advertised.IsValid() && ok && ifc.AdvertisedAddress != "" {
+		l.Advertised, _ = netip.ParseAddr(ifc.AdvertisedAddress)
+	}
+	if !l.Advertised.IsValid() {
+		l.Advertised = l.Bind
+	}
+	l.Bind, l.Advertised = l.Bind.Unmap(), l.Advertised.Unmap()
+	return l, nil
+}
+
+// NewCall anchors a call: it takes an RTP/RTCP port pair on each leg's
+// address and starts their readers. ErrNoPorts when the range is used up.
+func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
+	r.mu.Lock()
+	stopping := r.draining || r.closed
+	r.mu.Unlock()
+	if stopping {
+		return nil, fmt.Errorf("%w: the unit is draining", ErrNoPorts)
+	}
+	rc := r.conf.Load()
+	c := &call{id: id, relay: r, log: r.log.With("call_id", id), timeout: rc.inactivity}
+	for i, spec := range [2]Leg{a, b} {
+		spec, err := rc.resolve(spec)
+		if err != nil {
+			c.release(i)
+			return nil, err
+		}
+		rtp, rtcp, port, err := r.ports.pair(spec.Bind)
+		if err != nil {
+			c.release(i)
+			return nil, err
+		}
+		c.legs[i] = &leg{side: Side(i), spec: spec, pol: rc.pol.forInterface(spec.Interface),
+			port: port, rtp: newSocket(rtp), rtcp: newSocket(rtcp)}
+	}
+	var readers []*reader
+	for _, l := range c.legs {
+		for _, s := range []*socket{l.rtp, l.rtcp} {
+			rd, err := newReader(c, l, s, s == l.rtcp)
+			if err != nil {
+				c.release(2)
+				return nil, fmt.Errorf("media: %w", err)
+			}
+			readers = append(readers, rd)
+		}
+	}
+	r.mu.Lock()
+	r.calls[c] = struct{}{}
+	r.mu.Unlock()
+	callsActive.Inc()
+	for _, rd := range readers {
+		c.wg.Add(1)
+		go rd.run()
+	}
+	c.log.Debug("media: call anchored", "a_port", c.legs[0].port, "b_port", c.legs[1].port)
+	return c, nil
+}
+
+// release frees the ports of the first n legs of a call that failed to start.
+func (c *call) release(n int) {
+	for _, l := range c.legs[:n] {
+		if l == nil {
+			continue
+		}
+		l.rtp.conn.Close()
+		l.rtcp.conn.Close()
+		c.relay.ports.release(l.port)
+	}
+}
+
+func (r *Relay) forget(c *call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.calls[c]; !ok {
+		return
+	}
+	delete(r.calls, c)
+	callsActive.Dec()
+	if r.draining && len(r.calls) == 0 && r.idle != nil {
+		close(r.idle)
+		r.idle = nil
+	}
+}

@@ -1,0 +1,353 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media/sdp"
+)
+
+// setOutside gives the outside interface group g with requirement req.
+func setOutside(cfg *config.Config, g, req string) {
+	cfg.Media.Policies = []config.MediaPolicy{{Interface: "outside", Group: g, Requirement: req}}
+}
+
+// pbxToOutside sets up a call PBX (side A, plain RTP) -> outside (side B,
+// SRTP answering with suite), returns both endpoints.
+func pbxToOutside(t *testing.T, c *call, suite string) (pbx, ext *endpoint) {
+	t.Helper()
+	pbx, ext = newEndpoint(t), newEndpoint(t)
+	offer, err := c.Offer(SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os, _ := sdp.Parse(offer)
+	m := os.Media[0]
+	if m.Proto != "RTP/SAVP" || m.Port != c.legs[SideB].port {
+		t.Fatalf("offer to the outside: %s port %d\n%s", m.Proto, m.Port, offer)
+	}
+	tag := 0
+	for _, v := range m.Attrs("crypto") {
+		k, _ := sdp.ParseCrypto(v)
+		if k.Suite == suite {
+			tag = k.Tag
+		}
+	}
+	if tag == 0 {
+		t.Fatalf("offer has no %s:\n%s", suite, offer)
+	}
+	ext.learn(offer, tag)
+	answer, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", strings.Replace(ext.key(tag, suite), "crypto:", "crypto:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := pbx.learn(answer, 0)
+	if am := as.Media[0]; am.Proto != "RTP/AVP" || am.Has("crypto") || am.Port != c.legs[SideA].port {
+		t.Fatalf("answer to the PBX is not plain RTP on our port:\n%s", answer)
+	}
+	if strings.Contains(string(answer), "rtcp:"+strconv.Itoa(ext.rtcpPort())) {
+		t.Fatal("the outside's RTCP port leaked into the inside SDP")
+	}
+	return pbx, ext
+}
+
+func TestTranscodeRTPToSRTP(t *testing.T) {
+	for _, suite := range []string{sdp.SuiteAES80, sdp.SuiteAES32, sdp.SuiteGCM128} {
+		t.Run(suite, func(t *testing.T) {
+			cfg := testConfig(t, 20)
+			setOutside(cfg, "ALL", "srtp")
+			r := newTestRelay(t, cfg)
+			c := newTestCall(t, r)
+			pbx, ext := pbxToOutside(t, c, suite)
+			exchange(t, pbx, ext, suite)
+
+			// SRTCP both ways.
+			pbx.sendRTCP(0xaaaa)
+			if got := ext.recvRTCP(); got != 0xaaaa {
+				t.Fatalf("RTCP ssrc %x", got)
+			}
+			ext.sendRTCP(0xbbbb)
+			if got := pbx.recvRTCP(); got != 0xbbbb {
+				t.Fatalf("RTCP ssrc %x", got)
+			}
+			st := c.Stats()
+			if !st.Legs[SideB].SRTP || st.Legs[SideB].Suite != suite || st.Legs[SideA].SRTP {
+				t.Fatalf("stats: %+v", st)
+			}
+			if st.Legs[SideA].PacketsIn < 3 || st.Legs[SideB].PacketsOut < 3 || st.Legs[SideA].Codec != "PCMA/8000" {
+				t.Fatalf("stats: %+v", st)
+			}
+		})
+	}
+}
+
+func TestSRTPToSRTPDifferentKeys(t *testing.T) {
+	cfg := testConfig(t, 20)
+	cfg.Media.Policies = []config.MediaPolicy{
+		{Interface: "outside", Group: "SRTP", Requirement: "srtp"},
+		{Interface: "inside", Group: "SRTP", Requirement: "srtp"},
+	}
+	r := newTestRelay(t, cfg)
+	c := newTestCall(t, r)
+	a, b := newEndpoint(t), newEndpoint(t)
+	offer, err := c.Offer(SideA, a.sdpBody("RTP/SAVP", a.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(offer), a.txKey.String()) {
+		t.Fatal("the offerer's key was passed on to the other leg")
+	}
+	b.learn(offer, 1)
+	answer, err := c.Answer(SideB, b.sdpBody("RTP/SAVP", b.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.learn(answer, 1)
+	s1, _ := sdp.Parse(offer)
+	s2, _ := sdp.Parse(answer)
+	k1, _ := sdp.ParseCrypto(s1.Media[0].Attrs("crypto")[0])
+	k2, _ := sdp.ParseCrypto(s2.Media[0].Attrs("crypto")[0])
+	if bytes.Equal(k1.Key, k2.Key) {
+		t.Fatal("both legs got the same key")
+	}
+	exchange(t, a, b, "srtp-srtp")
+}
+
+func TestRekeyOnReOffer(t *testing.T) {
+	cfg := testConfig(t, 20)
+	r := newTestRelay(t, cfg)
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "before")
+	oldRx := ext.rx
+	oldTx := ext.tx
+
+	// The outside sends a re-INVITE with a new key.
+	reoffer, err := c.Offer(SideB, ext.sdpBody("RTP/SAVP", ext.key(7, sdp.SuiteAES32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(reoffer, 0)
+	answer, err := c.Answer(SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ext.learn(answer, 7)
+	if v := s.Media[0].Attrs("crypto"); len(v) != 1 || !strings.HasPrefix(v[0], "7 AES_CM_128_HMAC_SHA1_32 ") {
+		t.Fatalf("answer crypto %v", v)
+	}
+	if ext.rx == oldRx {
+		t.Fatal("no new key")
+	}
+	exchange(t, pbx, ext, "after")
+
+	// A packet under the old key is now dropped and counted.
+	ext.tx = oldTx
+	ext.sendRTP([]byte("old key"))
+	waitFor(t, "auth failure counted", func() bool { return c.Stats().Legs[SideB].AuthFailures == 1 })
+	ext.key(7, sdp.SuiteAES32) // a fresh key the relay does not know either
+	ext.sendRTP([]byte("unknown key"))
+	waitFor(t, "auth failure counted", func() bool { return c.Stats().Legs[SideB].AuthFailures == 2 })
+}
+
+func TestWrongKeyDroppedAndCounted(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	good := ext.tx
+	ext.key(1, sdp.SuiteAES80) // same tag and suite, other key
+	ext.sendRTP([]byte("forged"))
+	ext.tx = good
+	ext.sendRTP([]byte("genuine"))
+	if got := pbx.recvRTP(); string(got) != "genuine" {
+		t.Fatalf("PBX got %q", got)
+	}
+	if n := c.Stats().Legs[SideB].AuthFailures; n != 1 {
+		t.Fatalf("auth failures %d, want 1", n)
+	}
+	// A replayed packet is dropped too (replay protection is on).
+	ext.seq--
+	ext.sendRTP([]byte("replayed"))
+	ext.sendRTP([]byte("next"))
+	if got := pbx.recvRTP(); string(got) != "next" {
+		t.Fatalf("PBX got %q after a replay", got)
+	}
+}
+
+func TestLatchingGuard(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "latch")
+	// Another host sends plain RTP at the inside port: dropped.
+	intruder := newEndpoint(t)
+	intruder.remote = pbx.remote
+	intruder.sendRTP([]byte("injected"))
+	pbx.sendRTP([]byte("real"))
+	if got := ext.recvRTP(); string(got) != "real" {
+		t.Fatalf("outside got %q", got)
+	}
+	if l := c.Stats().Legs[SideA]; l.Remote.Port() != uint16(pbx.port()) {
+		t.Fatalf("latched to %v", l.Remote)
+	}
+}
+
+// Symmetric RTP: a peer behind NAT sends from another port than its SDP says.
+func TestLatchingFollowsNAT(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	natted := newEndpoint(t)
+	natted.tx, natted.rx, natted.remote, natted.ssrc = ext.tx, ext.rx, ext.remote, ext.ssrc
+	natted.sendRTP([]byte("from NAT"))
+	if got := pbx.recvRTP(); string(got) != "from NAT" {
+		t.Fatalf("got %q", got)
+	}
+	pbx.sendRTP([]byte("back"))
+	if got := natted.recvRTP(); string(got) != "back" {
+		t.Fatalf("reply did not follow the latched address: %q", got)
+	}
+}
+
+func TestHold(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "talk")
+	// Old-style hold from the PBX: c=0.0.0.0 and sendonly.
+	hold := strings.Replace(string(pbx.sdpBody("RTP/AVP", "sendonly")), "c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0", 1)
+	out, err := c.Offer(SideA, []byte(hold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "a=sendonly") || !strings.Contains(string(out), "c=IN IP4 0.0.0.0") {
+		t.Fatalf("hold not passed on:\n%s", out)
+	}
+	ext.learn(out, 1)
+		if _, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "recvonly", ext.key(1, sdp.SuiteAES80))); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Stats().Legs[SideA].PacketsOut
+	ext.sendRTP([]byte("to a held PBX"))
+	waitFor(t, "packet in", func() bool { return c.Stats().Legs[SideB].PacketsIn > 3 })
+	if got := c.Stats().Legs[SideA].PacketsOut; got != before {
+		t.Fatalf("media sent to a PBX on hold (c=0.0.0.0)")
+	}
+	// Resume.
+	out, err = c.Offer(SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.learn(out, 1)
+	ans, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", ext.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(ans, 0)
+	exchange(t, pbx, ext, "resumed")
+}
+
+func TestEarlyMediaRepeatedAnswer(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	cl, err := r.NewCall(t.Name(), Leg{Interface: "outside", Bind: lo}, Leg{Interface: "inside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ext, pbx := newEndpoint(t), newEndpoint(t)
+	offer, err := cl.Offer(SideA, ext.sdpBody("RTP/SAVP", ext.key(3, sdp.SuiteAES32), "crypto:4 FOO_SUITE inline:AAAA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(offer), "crypto") || !strings.Contains(string(offer), "RTP/AVP") {
+		t.Fatalf("inside offer should be plain RTP:\n%s", offer)
+	}
+	pbx.learn(offer, 0)
+	a183, err := cl.Answer(SideB, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.learn(a183, 3)
+	exchange(t, ext, pbx, "early")
+	a200, err := cl.Answer(SideB, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a183, a200) {
+		t.Fatalf("the 200 answer differs from the 183 answer:\n%s\n%s", a183, a200)
+	}
+	exchange(t, ext, pbx, "answered")
+}
+
+func TestPortsExhaustedAndReleased(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 4)) // two pairs: one call
+	c1, err := r.NewCall("one", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.NewCall("two", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo}); !errors.Is(err, ErrNoPorts) {
+		t.Fatalf("err = %v, want ErrNoPorts", err)
+	}
+	if r.ports.inUse() != 2 {
+		t.Fatalf("a failed call kept ports: %d in use", r.ports.inUse())
+	}
+	// The call in progress is unaffected.
+	pbx, ext := pbxToOutside(t, c1.(*call), sdp.SuiteAES80)
+	exchange(t, pbx, ext, "busy")
+	c1.Close()
+	c1.Close() // twice is fine
+	if r.ports.inUse() != 0 {
+		t.Fatalf("ports not released: %d", r.ports.inUse())
+	}
+	c3, err := r.NewCall("three", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo})
+	if err != nil {
+		t.Fatalf("ports not reusable after Close: %v", err)
+	}
+	c3.Close()
+}
+
+func TestApplyKeepsCallsInProgress(t *testing.T) {
+	cfg := testConfig(t, 20)
+	r := newTestRelay(t, cfg)
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	next := testConfig(t, 20)
+	setOutside(next, "RTP", "rtp")
+	if err := r.Apply(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, pbx, ext, "after apply")
+	if p := r.PolicyFor("outside"); p.Requirement != RequireRTP {
+		t.Fatalf("new policy not in force: %+v", p)
+	}
+	c2 := newTestCall(t, r)
+	out, err := c2.Offer(SideA, newEndpoint(t).sdpBody("RTP/AVP"))
+	if err != nil || strings.Contains(string(out), "crypto") || c2.legs[0].port < next.Media.PortMin || c2.legs[0].port > next.Media.PortMax {
+		t.Fatalf("new call does not follow the new configuration: %v\n%s", err, out)
+	}
+}
+
+func TestInactivity(t *testing.T) {
+	cfg := testConfig(t, 20)
+	cfg.Media.InactivityTimeout = config.Duration(200 * time.Millisecond)
+	r := newTestRelay(t, cfg)
+	c := newTestCall(t, r)
+	fired := make(chan struct{}, 2)
+	c.OnInactive(func() { fired <- struct{}{} })
+	pbxToOutside(t, c, sdp.SuiteAES80)
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnInactive never called")
+	}
+	select {
+	case <-fired:
+		t.Fatal("OnInactive called twice")
+	case <-time.After(300 * time.Millisecond):
+	}
+}

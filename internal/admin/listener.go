@@ -84,11 +84,6 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 	if s.closed {
 		return errors.New("admin listener is closed")
 	}
-	if s.sock == nil {
-		if err := s.openSocket(); err != nil {
-			return err
-		}
-	}
 	addr := cfg.Admin.Listen
 	if s.ListenOverride != "" {
 		addr = s.ListenOverride
@@ -124,9 +119,15 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// openSocket serves the handler on DATA/admin.sock, readable by the owner
-// only; s.mu is held.
-func (s *Server) openSocket() error {
+// OpenSocket serves the handler on DATA/admin.sock, usable by the owner
+// only. The unit calls it once it has started, so a socket that answers
+// means a unit that runs.
+func (s *Server) OpenSocket() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.sock != nil {
+		return errors.New("admin socket: already open or closed")
+	}
 	path := filepath.Join(s.dataDir, SocketFile)
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()

@@ -67,6 +67,9 @@ func TestListenerSwapOnApply(t *testing.T) {
 	if err := srv.Apply(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.OpenSocket(); err != nil {
+		t.Fatal(err)
+	}
 	if code, err := httpsGet(pool, first); err != nil || code != http.StatusUnauthorized {
 		t.Fatalf("first listener: %d %v", code, err)
 	}

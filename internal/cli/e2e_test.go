@@ -115,10 +115,11 @@ func testConfigFile(t *testing.T) string {
 }
 
 // startUnit runs `palisade run` on dir and waits until admin.sock answers.
-func startUnit(t *testing.T, dir, initial string) *unitProc {
+func startUnit(t *testing.T, dir, initial string, extra ...string) *unitProc {
 	t.Helper()
-	cmd := exec.Command(binPath, "run", "--data", dir, "--admin-listen", "127.0.0.1:0",
-		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug")
+	args := append([]string{"run", "--data", dir, "--admin-listen", "127.0.0.1:0",
+		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug"}, extra...)
+	cmd := exec.Command(binPath, args...)
 	p := &unitProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
@@ -365,5 +366,52 @@ func TestStoppedUnitAndRemoteServer(t *testing.T) {
 	}
 	if d := mustCLI(t, dir, "config", "diff"); !strings.Contains(d, "unit.name") {
 		t.Fatalf("diff running preliminary:\n%s", d)
+	}
+
+	// backup, change, restore: the backup's document is preliminary again.
+	bk := filepath.Join(t.TempDir(), "backup")
+	mustCLI(t, dir, "config", "backup", bk, "--passphrase", "pw")
+	mustCLI(t, dir, "config", "set", "unit.name", "after-backup")
+	mustCLI(t, dir, "config", "restore", bk, "--passphrase", "pw")
+	if got := strings.TrimSpace(mustCLI(t, dir, "config", "get", "unit.name")); got != `"offline-edit"` {
+		t.Fatalf("unit.name after restore: %s", got)
+	}
+	mustCLI(t, dir, "config", "undo")
+	if d := mustCLI(t, dir, "config", "diff"); !strings.Contains(d, "same") {
+		t.Fatalf("diff after undo:\n%s", d)
+	}
+}
+
+// TestRunJSONLogsSecondUnitAndSIGINT: JSON logs, a second unit on the same
+// data directory is refused, SIGINT stops at once and removes admin.sock.
+func TestRunJSONLogsSecondUnitAndSIGINT(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	initial := testConfigFile(t)
+	u := startUnit(t, dir, initial, "--log-format", "json")
+	r := palisade(t, dir, "run", "--admin-listen", "127.0.0.1:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "already running") {
+		t.Fatalf("second unit on the same data directory: exit %d %s", r.code, r.stderr)
+	}
+	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-u.done
+	if code := u.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, u.log)
+	}
+	lines := strings.Split(strings.TrimSpace(u.log.String()), "\n")
+	var stopped bool
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		stopped = stopped || rec["msg"] == "SIGINT: stopping now"
+	}
+	if !stopped {
+		t.Fatalf("no SIGINT line in the log:\n%s", u.log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, admin.SocketFile)); !os.IsNotExist(err) {
+		t.Fatalf("admin.sock left behind: %v", err)
 	}
 }

@@ -53,21 +53,34 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("no unit runs and there is no data directory %s (start one with 'palisade run --data %s')", dir, dir)
 	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(dir)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if _, err := startupConfig(ctx, st, dir, "", log); err != nil {
+	fail := func(err error) (*Client, error) {
 		st.Close()
+		lock.Close()
 		return nil, err
+	}
+	if _, err := startupConfig(ctx, st, dir, "", log); err != nil {
+		return fail(err)
 	}
 	mgr, err := newManager(ctx, st, stoppedApplier{}, log)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
-	closeAll := func() error { mgr.Close(); return st.Close() }
+	closeAll := func() error {
+		mgr.Close()
+		err := st.Close()
+		lock.Close()
+		return err
+	}
 	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Log: log, DataDir: dir})
 	return &Client{hc: &http.Client{Transport: handlerTransport{h}}, base: "http://palisade", Mode: "offline",
 		close: closeAll}, nil

@@ -68,6 +68,14 @@ func runUnit(c *Context, args []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	if socketAnswers(filepath.Join(dir, admin.SocketFile)) {
+		return fmt.Errorf("a unit is already running on %s", dir)
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	st, err := store.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", dir, err)
@@ -102,6 +110,9 @@ func runUnit(c *Context, args []string) error {
 	defer mgr.Close()
 	if err := startManager(ctx, u, startCfg); err != nil {
 		return fmt.Errorf("start the unit: %w", err)
+	}
+	if err := srv.OpenSocket(); err != nil {
+		return err
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())

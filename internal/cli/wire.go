@@ -5,6 +5,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
 )
@@ -31,7 +32,9 @@ type Deps struct {
 // created before this call by extending Deps.
 func wireSubsystems(d Deps) []unit.Subsystem {
 	return []unit.Subsystem{
-		// pki first: listeners of the others take their certificates from it.
+		// pki first: listeners of the others take their certificates from it
+		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
+		pki.New(d.Store, d.Log),
 		d.Admin, // the HTTPS admin/API listener and admin.sock
 	}
 }

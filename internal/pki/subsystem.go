@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +98,19 @@ var tlsVersions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionT
 
 // Apply loads the material cfg names and swaps it in. On error nothing
 // changes.
+//
+// On a first start the configuration names the private entry "default"
+// without material: Apply then creates it (EnsureDefault on a copy of cfg;
+// the entry resolves by name), so 'palisade run' on an empty data directory
+// needs no other step.
 func (s *Subsystem) Apply(ctx context.Context, cfg *config.Config) error {
+	if i := findPrivate(cfg, DefaultName); i >= 0 {
+		cp := *cfg
+		cp.Certificates.Private = slices.Clone(cfg.Certificates.Private)
+		if _, err := EnsureDefault(ctx, s.store, &cp); err != nil {
+			return err
+		}
+	}
 	rt, err := s.build(ctx, cfg, true)
 	if err != nil {
 		return err

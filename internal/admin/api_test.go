@@ -165,6 +165,17 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if r := f.do("PUT", "/api/v1/config/preliminary", doc, map[string]string{CSRFHeader: f.csrf}); r.status != http.StatusOK {
 		t.Fatalf("PUT with CSRF token: %d %s", r.status, r.body)
 	}
+	// HTML forms carry the token as a field, urlencoded or multipart.
+	if r := f.do("POST", "/api/v1/config/undo", "csrf_token="+f.csrf, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); r.status != http.StatusOK {
+		t.Fatalf("urlencoded form with csrf_token: %d %s", r.status, r.body)
+	}
+	mp := "--XX\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n" + f.csrf + "\r\n--XX--\r\n"
+	if r := f.do("POST", "/api/v1/config/undo", mp, map[string]string{"Content-Type": "multipart/form-data; boundary=XX"}); r.status != http.StatusOK {
+		t.Fatalf("multipart form with csrf_token: %d %s", r.status, r.body)
+	}
+	if r := f.do("POST", "/api/v1/config/undo", "csrf_token=nope", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); r.status != http.StatusForbidden {
+		t.Fatalf("form with a wrong csrf_token: %d", r.status)
+	}
 	if r := f.do("POST", "/api/v1/logout", nil, map[string]string{CSRFHeader: f.csrf}); r.status != http.StatusNoContent {
 		t.Fatalf("logout: %d", r.status)
 	}

@@ -58,7 +58,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(h.env, w, r, errUnauthorized)
 		return
 	}
-	if p != nil && p.Kind == "session" && !safeMethod(r.Method) && !isLogin && !csrfOK(r, p.CSRF) {
+	if p != nil && p.Kind == "session" && !safeMethod(r.Method) && !isLogin && !csrfOK(w, r, p.CSRF) {
 		deniedTotal.WithLabelValues("csrf").Inc()
 		writeError(h.env, w, r, Errorf(http.StatusForbidden, "missing or wrong CSRF token (send the %s header from the login answer)", CSRFHeader))
 		return
@@ -70,10 +70,16 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-func csrfOK(r *http.Request, want string) bool {
+// csrfOK checks the X-CSRF-Token header, or for HTML forms (urlencoded or
+// multipart) the form field csrf_token. Form bodies are bounded by maxBody.
+func csrfOK(w http.ResponseWriter, r *http.Request, want string) bool {
 	got := r.Header.Get(CSRFHeader)
-	if got == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		got = r.PostFormValue("csrf_token")
+	if got == "" {
+		ct := r.Header.Get("Content-Type")
+		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data") {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			got = r.PostFormValue("csrf_token") // parses multipart too (32 MB in memory at most)
+		}
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

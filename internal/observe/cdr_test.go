@@ -116,7 +116,7 @@ func TestCDRRetention(t *testing.T) {
 	defer s.Close()
 	now := time.Now()
 	for i, age := range []time.Duration{100 * 24 * time.Hour, 40 * 24 * time.Hour, time.Hour} {
-		runCall(s.Calls, string(rune('a'+i)), now.Add(-age), true, 200, EndedByCaller)
+		runCall(s.Recorder, string(rune('a'+i)), now.Add(-age), true, 200, EndedByCaller)
 	}
 	cfg := config.Default()
 	cfg.Observe.CDRRetention = config.Duration(30 * 24 * time.Hour)
@@ -134,7 +134,7 @@ func TestCDRRetention(t *testing.T) {
 	// Retention 0 keeps everything.
 	cfg.Observe.CDRRetention = 0
 	_ = s.Apply(ctx, cfg)
-	runCall(s.Calls, "old", now.Add(-1000*24*time.Hour), false, 487, EndedByCaller)
+	runCall(s.Recorder, "old", now.Add(-1000*24*time.Hour), false, 487, EndedByCaller)
 	if n, _ := s.Prune(ctx); n != 0 {
 		t.Fatalf("retention 0 pruned %d", n)
 	}

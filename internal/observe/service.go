@@ -22,9 +22,9 @@ const pruneInterval = time.Hour
 // trace store, the call recorder, the status sources and the log level,
 // all following the observe section of the configuration.
 type Service struct {
-	Traces  *Traces
-	Calls   *Recorder
-	Sources StatusSources
+	Traces   *Traces
+	Recorder *Recorder
+	Sources  StatusSources
 
 	st    store.Store
 	log   *slog.Logger
@@ -45,9 +45,9 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	def := config.Default().Observe
 	s := &Service{st: st, log: log, level: level, retention: def.CDRRetention.D()}
 	s.Traces = NewTraces(def.TraceBufferCalls, def.TraceFailedKeep.D())
-	s.Calls = NewRecorder(st, s.Traces, log)
+	s.Recorder = NewRecorder(st, s.Traces, log)
 	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
-		return s.Calls.Active(), nil
+		return s.Recorder.Active(), nil
 	}})
 	return s
 }

@@ -65,7 +65,7 @@ func TestStatusSources(t *testing.T) {
 	if got := s.Sources.Kinds(); strings.Join(got, ",") != "calls,peers" {
 		t.Fatalf("kinds %v", got)
 	}
-	s.Calls.CallStarted(CallStart{ID: "x", Direction: DirInbound})
+	s.Recorder.CallStarted(CallStart{ID: "x", Direction: DirInbound})
 	src, _ := s.Sources.Get(StatusCalls)
 	v, err := src.Status(context.Background())
 	if calls, ok := v.([]CDR); err != nil || !ok || len(calls) != 1 || calls[0].ID != "x" {

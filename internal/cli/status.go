@@ -28,6 +28,46 @@ func StatusPrinter(section string, fn func(w io.Writer, section json.RawMessage)
 	statusPrinters[section] = fn
 }
 
+func init() {
+	StatusPrinter("unit", func(w io.Writer, raw json.RawMessage) {
+		var u struct {
+			Running bool   `json:"running"`
+			Version string `json:"version"`
+			Commit  string `json:"commit"`
+			PID     int    `json:"pid"`
+			Uptime  string `json:"uptime"`
+			Config  struct {
+				PreliminaryChanged bool   `json:"preliminary_changed"`
+				RunningVersion     int    `json:"running_version"`
+				PendingConfirm     bool   `json:"pending_confirm"`
+				ConfirmDeadline    string `json:"confirm_deadline"`
+				LastRevertReason   string `json:"last_revert_reason"`
+			} `json:"config"`
+		}
+		if json.Unmarshal(raw, &u) != nil {
+			fmt.Fprintf(w, "%s\n", raw)
+			return
+		}
+		if u.Running {
+			fmt.Fprintf(w, "running (pid %d, up %s), palisade %s (%s)\n", u.PID, u.Uptime, u.Version, u.Commit)
+		} else {
+			fmt.Fprintf(w, "not running, palisade %s (%s)\n", u.Version, u.Commit)
+		}
+		switch {
+		case u.Config.PendingConfirm:
+			fmt.Fprintf(w, "configuration: applied, waiting for confirmation until %s\n", u.Config.ConfirmDeadline)
+		default:
+			fmt.Fprintf(w, "configuration: saved version %d\n", u.Config.RunningVersion)
+		}
+		if u.Config.PreliminaryChanged {
+			fmt.Fprintln(w, "changes have been made to the preliminary configuration, but have not been applied")
+		}
+		if u.Config.LastRevertReason != "" {
+			fmt.Fprintf(w, "last revert: %s\n", u.Config.LastRevertReason)
+		}
+	})
+}
+
 func runStatus(c *Context, args []string) error {
 	if len(args) > 1 {
 		return c.Usagef("status takes at most one section")

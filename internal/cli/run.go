@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -101,10 +100,11 @@ func runUnit(c *Context, args []string) error {
 	env := &admin.Env{Store: st, Config: mgr, Unit: u, Log: log.With("subsystem", "admin"), DataDir: dir}
 	srv := admin.NewServer(admin.NewHandler(env), dir, cert, env.Log)
 	srv.ListenOverride = *adminListen
+	deps := Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv}
 	if !fixedLevel {
-		u.Add(&logLevelSubsystem{level: level})
+		deps.Level = level
 	}
-	u.Add(wireSubsystems(Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv})...)
+	u.Add(wireSubsystems(deps)...)
 	defer u.Close()
 
 	defer mgr.Close()
@@ -212,16 +212,3 @@ func firstConfig(initial string) (*config.Config, string, error) {
 	cfg.Admin.PasswordHash = hash
 	return cfg, pw, nil
 }
-
-// logLevelSubsystem follows observe.log_level unless --log-level fixed it.
-type logLevelSubsystem struct{ level *slog.LevelVar }
-
-func (s *logLevelSubsystem) Name() string { return "loglevel" }
-func (s *logLevelSubsystem) Apply(_ context.Context, cfg *config.Config) error {
-	if cfg.Observe.LogLevel == "" {
-		return nil
-	}
-	return s.level.UnmarshalText([]byte(strings.ToLower(cfg.Observe.LogLevel)))
-}
-func (s *logLevelSubsystem) Drain(context.Context) error { return nil }
-func (s *logLevelSubsystem) Close() error                { return nil }

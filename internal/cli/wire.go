@@ -5,6 +5,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
@@ -18,23 +19,28 @@ type Deps struct {
 	Unit    *unit.Unit
 	Log     *slog.Logger
 	Admin   *admin.Server // the admin listener (for e.g. a certificate from PKI)
+	// Level is the unit logger's level, to follow observe.log_level; nil
+	// when --log-level fixed it.
+	Level *slog.LevelVar
 }
 
 // wireSubsystems is THE place where the unit's subsystems are put together.
 // They are applied in this order on every configuration change (and drained
 // and closed in reverse), so a subsystem comes after those it uses.
 //
-// To add yours: one line below, e.g.
-//
-//	sip.NewSubsystem(d.Store, d.Log.With("subsystem", "sip")),
-//
-// A constructor that can fail should log and return nil to be skipped, or be
-// created before this call by extending Deps.
+// To add yours: one line in the list below. A constructor that can fail
+// should be called before this (extend Deps with its result); nil entries
+// are skipped. Subsystems that serve the API are found by the admin handlers
+// with Env.Unit.Subsystem(name).
 func wireSubsystems(d Deps) []unit.Subsystem {
-	return []unit.Subsystem{
+	subs := []unit.Subsystem{
+		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
 		pki.New(d.Store, d.Log),
-		d.Admin, // the HTTPS admin/API listener and admin.sock
+		observe.New(d.Store, d.Log, d.Level), // traces, call records, log level
 	}
+	// The admin listener goes last: it moves to a new admin.listen only once
+	// everything else has taken the configuration.
+	return append(subs, d.Admin)
 }

@@ -88,19 +88,23 @@ type endpoint struct {
 	mu         sync.Mutex
 	remote     netip.AddrPort // where we send RTP (the relay's port from the SDP we got)
 	remoteRTCP netip.AddrPort
+	addr       netip.Addr
+	mux        bool // RTCP on the RTP port
 }
 
-func newEndpoint(t testing.TB) *endpoint {
+func newEndpoint(t testing.TB) *endpoint { return newEndpointAt(t, lo) }
+
+func newEndpointAt(t testing.TB, addr netip.Addr) *endpoint {
 	t.Helper()
 	l := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	return &endpoint{t: t, rtp: l(), rtcp: l(), ssrc: 0x1234abcd}
+	return &endpoint{t: t, rtp: l(), rtcp: l(), ssrc: 0x1234abcd, addr: addr}
 }
 
 func (e *endpoint) port() int     { return e.rtp.LocalAddr().(*net.UDPAddr).Port }
@@ -109,7 +113,8 @@ func (e *endpoint) rtcpPort() int { return e.rtcp.LocalAddr().(*net.UDPAddr).Por
 // sdpBody builds an SDP for this endpoint with the given profile and crypto lines.
 func (e *endpoint) sdpBody(proto string, extra ...string) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n")
+	c := sdp.ConnLine(e.addr)
+	fmt.Fprintf(&b, "v=0\r\no=- 1 1 %s\r\ns=-\r\n%s\r\nt=0 0\r\n", c[2:], c)
 	fmt.Fprintf(&b, "m=audio %d %s 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n", e.port(), proto)
 	fmt.Fprintf(&b, "a=rtcp:%d\r\n", e.rtcpPort())
 	for _, x := range extra {
@@ -215,7 +220,11 @@ func (e *endpoint) sendRTCP(ssrc uint32) {
 			e.t.Fatal(err)
 		}
 	}
-	if _, err := e.rtcp.WriteToUDPAddrPort(b, e.remoteRTCP); err != nil {
+	sock, to := e.rtcp, e.remoteRTCP
+	if e.mux {
+		sock, to = e.rtp, e.remote
+	}
+	if _, err := sock.WriteToUDPAddrPort(b, to); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -223,8 +232,12 @@ func (e *endpoint) sendRTCP(ssrc uint32) {
 func (e *endpoint) recvRTCP() uint32 {
 	e.t.Helper()
 	buf := make([]byte, 2048)
-	e.rtcp.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, _, err := e.rtcp.ReadFromUDPAddrPort(buf)
+	sock := e.rtcp
+	if e.mux {
+		sock = e.rtp
+	}
+	sock.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := sock.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		e.t.Fatalf("no RTCP arrived: %v", err)
 	}

@@ -54,19 +54,26 @@ func withSecurity(p string, secure bool) string {
 // cryptos returns the a=crypto lines of m that parse and name a suite the
 // policy accepts, in the sender's order. Bad and unknown lines are skipped.
 func (c *call) cryptos(m *sdp.Media, pol Policy) []sdp.Crypto {
+	lines := m.Attrs("crypto")
+	tags := map[string]int{}
+	for _, v := range lines {
+		if f := strings.Fields(v); len(f) > 0 {
+			tags[f[0]]++
+		}
+	}
 	var out []sdp.Crypto
-	seen := map[int]bool{}
-	for _, v := range m.Attrs("crypto") {
+	for _, v := range lines {
+		if f := strings.Fields(v); len(f) > 0 && tags[f[0]] > 1 {
+			// A tag must name one line (RFC 4568 §4): an answer could not
+			// say which one it took, so every line with that tag is skipped.
+			c.relay.badTraffic.Warn("crypto:"+c.id, "media: a=crypto with a duplicate tag skipped", "call_id", c.id, "tag", f[0])
+			continue
+		}
 		k, err := sdp.ParseCrypto(v)
 		if err != nil {
 			c.relay.badTraffic.Warn("crypto:"+c.id, "media: a=crypto line skipped", "call_id", c.id, "err", err)
 			continue
 		}
-		if seen[k.Tag] { // duplicate tags: only the first counts
-			c.relay.badTraffic.Warn("crypto:"+c.id, "media: a=crypto with a duplicate tag skipped", "call_id", c.id, "tag", k.Tag)
-			continue
-		}
-		seen[k.Tag] = true
 		if pol.accepts(k.Suite) {
 			out = append(out, k)
 		}

@@ -3,6 +3,8 @@ package media
 import (
 	"bytes"
 	"errors"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,7 +231,7 @@ func TestHold(t *testing.T) {
 		t.Fatalf("hold not passed on:\n%s", out)
 	}
 	ext.learn(out, 1)
-		if _, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "recvonly", ext.key(1, sdp.SuiteAES80))); err != nil {
+	if _, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "recvonly", ext.key(1, sdp.SuiteAES80))); err != nil {
 		t.Fatal(err)
 	}
 	before := c.Stats().Legs[SideA].PacketsOut
@@ -349,5 +351,44 @@ func TestInactivity(t *testing.T) {
 	case <-fired:
 		t.Fatal("OnInactive called twice")
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestRTCPMuxAndIPv6(t *testing.T) {
+	v6 := netip.MustParseAddr("::1")
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skip("no IPv6 loopback")
+	} else {
+		c.Close()
+	}
+	r := newTestRelay(t, testConfig(t, 20))
+	cl, err := r.NewCall(t.Name(), Leg{Interface: "inside", Bind: v6}, Leg{Interface: "outside", Bind: v6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pbx, ext := newEndpointAt(t, v6), newEndpointAt(t, v6)
+	pbx.mux, ext.mux = true, true
+	out, err := cl.Offer(SideA, pbx.sdpBody("RTP/AVP", "rtcp-mux"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "c=IN IP6 ::1") || !strings.Contains(string(out), "a=rtcp-mux") {
+		t.Fatalf("offer:\n%s", out)
+	}
+	ext.learn(out, 1)
+	ans, err := cl.Answer(SideB, ext.sdpBody("RTP/SAVP", "rtcp-mux", ext.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(ans, 0)
+	exchange(t, pbx, ext, "v6")
+	pbx.sendRTCP(0x1111)
+	if got := ext.recvRTCP(); got != 0x1111 {
+		t.Fatalf("muxed RTCP %x", got)
+	}
+	ext.sendRTCP(0x2222)
+	if got := pbx.recvRTCP(); got != 0x2222 {
+		t.Fatalf("muxed RTCP %x", got)
 	}
 }

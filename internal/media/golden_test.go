@@ -1,0 +1,73 @@
+package media
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Golden files: testdata/golden/NAME.{a,b}.in is an offer received on side
+// a (inside) or b (outside); NAME.out is what the relay sends on the other
+// side with the default policy (outside SRTP, inside RTP). Ports are
+// replaced by PORT_A / PORT_B, keys are all zero bytes.
+func TestGoldenOffers(t *testing.T) {
+	files, _ := filepath.Glob("testdata/golden/*.in")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".in")
+		t.Run(name, func(t *testing.T) {
+			r := newTestRelay(t, testConfig(t, 20))
+			r.rand = zeroReader{}
+			cl, err := r.NewCall(name,
+				Leg{Interface: "inside", Bind: lo, Advertised: netip.MustParseAddr("192.0.2.1")},
+				Leg{Interface: "outside", Bind: lo, Advertised: netip.MustParseAddr("2001:db8::2")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			c := cl.(*call)
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			side := SideA
+			if strings.HasSuffix(name, ".b") {
+				side = SideB
+			}
+			out, err := c.Offer(side, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.NewReplacer(
+				" "+strconv.Itoa(c.legs[SideA].port)+" ", " PORT_A ",
+				" "+strconv.Itoa(c.legs[SideB].port)+" ", " PORT_B ",
+				":"+strconv.Itoa(c.legs[SideA].port+1), ":PORT_A+1",
+				":"+strconv.Itoa(c.legs[SideB].port+1), ":PORT_B+1",
+			).Replace(string(out))
+			gf := strings.TrimSuffix(f, ".in") + ".out"
+			if *update {
+				os.WriteFile(gf, []byte(got), 0o644)
+			}
+			want, err := os.ReadFile(gf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal([]byte(got), want) {
+				t.Fatalf("offer out differs from %s:\n--- got\n%s\n--- want\n%s", gf, got, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,148 @@
+package setup
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/profiles"
+	"github.com/palisade-sbc/palisade/internal/unit"
+)
+
+// Peer names setup gives the two peers.
+const (
+	PBXPeer  = "pbx"
+	ITSPPeer = "itsp"
+)
+
+// Build returns the first configuration for the answers: the defaults, the
+// interfaces, the PBX peer, the ITSP profile and a dial plan that sends calls
+// from the PBX to the ITSP and back. a must have passed Check.
+func Build(a Answers) (*config.Config, error) {
+	cfg := config.Default()
+	cfg.Unit.Name = a.UnitName
+	cfg.Unit.Topology = a.Topology
+	hash, err := admin.HashPassword(a.AdminPassword)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Admin.PasswordHash = hash
+
+	insideIP, insideNet := splitPrefix(a.InsideAddress)
+	cfg.Network.Gateway = a.Gateway
+	cfg.Network.DNSServers = []string{}
+	if a.DNS != "" {
+		for _, d := range strings.Split(a.DNS, ",") {
+			cfg.Network.DNSServers = append(cfg.Network.DNSServers, strings.TrimSpace(d))
+		}
+	}
+	inside, outside := "inside", "outside"
+	if a.Topology == "one-armed" {
+		// One interface serves both roles; everything is bound to it.
+		inside, outside = "lan", "lan"
+		cfg.Network.Interfaces = []config.Interface{{Name: "lan", Address: insideIP, FQDN: a.OutsideFQDN, AdvertisedAddress: a.OutsideAddr}}
+		for i := range cfg.SIP.Listeners {
+			cfg.SIP.Listeners[i].Interface = "lan"
+		}
+		cfg.Media.Policies = []config.MediaPolicy{}
+	} else {
+		cfg.Network.Interfaces = []config.Interface{
+			{Name: "inside", Address: insideIP},
+			{Name: "outside", Address: a.OutsideAddr, FQDN: a.OutsideFQDN},
+		}
+	}
+	// The admin listens on the inside address and accepts the inside
+	// network (the prefix given, else the /24 around the address).
+	if !netip.MustParseAddr(insideIP).IsLoopback() {
+		cfg.Admin.Listen = joinHostPort(insideIP, 8443)
+		cfg.Admin.AllowedNetworks = append(cfg.Admin.AllowedNetworks, insideNet)
+	}
+
+	if a.Certificate != "" && a.Certificate != "default" {
+		addPrivateCert(cfg, a.Certificate)
+	}
+	for i := range cfg.SIP.Listeners {
+		if l := &cfg.SIP.Listeners[i]; l.Transport == "tls" && l.Interface == outside {
+			l.Certificate = a.Certificate
+		}
+	}
+	pbxPort := 5060
+	if a.PBXTransport == "tls" {
+		pbxPort = 5061
+	}
+	ensureListener(cfg, config.Listener{Interface: inside, Transport: a.PBXTransport, Port: pbxPort, Certificate: a.Certificate})
+	cfg.Peers = append(cfg.Peers, config.Peer{
+		Name: PBXPeer, Kind: "pbx", Profile: profiles.Generic, Type: a.PBXType, Interface: inside,
+		Address: a.PBXAddress, Transport: a.PBXTransport, OptionsInterval: config.Duration(60 * time.Second),
+	})
+
+	ver, _ := unit.Version()
+	err = profiles.Apply(cfg, a.ITSP, profiles.Answers{
+		PeerName: ITSPPeer, Interface: outside, Domain: a.ITSPDomain, Address: a.ITSPAddress,
+		Transport: a.ITSPTransport, Prefix: a.ITSPPrefix, Username: a.ITSPUsername,
+		Password: a.ITSPPassword, Register: a.ITSPRegister, Certificate: a.Certificate, Version: ver,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.Topology == "one-armed" {
+		// A per-interface SRTP requirement would also bind the PBX, which
+		// shares the interface; the default policy decides instead.
+		cfg.Media.Policies = []config.MediaPolicy{}
+	}
+
+	toITSP := config.DialRule{Name: "pbx-to-itsp", Source: PBXPeer, Prefix: a.ITSPPrefix,
+		ForwardTo: []config.Forward{{Peer: ITSPPeer}}}
+	if a.ITSPPrefix == "" {
+		toITSP.Regex = "^(.+)$"
+		toITSP.ForwardTo[0].Rewrite = "$1"
+	}
+	cfg.DialPlan.Rules = []config.DialRule{
+		toITSP,
+		{Name: "itsp-to-pbx", Source: ITSPPeer, Regex: "^(.+)$", ForwardTo: []config.Forward{{Peer: PBXPeer, Rewrite: "$1"}}},
+	}
+	return cfg, nil
+}
+
+func splitPrefix(s string) (ip, network string) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr().String(), p.Masked().String()
+	}
+	addr := netip.MustParseAddr(s)
+	bits := 24
+	if addr.Is6() {
+		bits = 64
+	}
+	return addr.String(), netip.PrefixFrom(addr, bits).Masked().String()
+}
+
+func joinHostPort(ip string, port int) string {
+	if strings.Contains(ip, ":") {
+		return fmt.Sprintf("[%s]:%d", ip, port)
+	}
+	return fmt.Sprintf("%s:%d", ip, port)
+}
+
+func addPrivateCert(cfg *config.Config, name string) {
+	for _, p := range cfg.Certificates.Private {
+		if p.Name == name {
+			return
+		}
+	}
+	cfg.Certificates.Private = append(cfg.Certificates.Private, config.PrivateCertificate{Name: name})
+}
+
+func ensureListener(cfg *config.Config, l config.Listener) {
+	for _, c := range cfg.SIP.Listeners {
+		if c.Interface == l.Interface && c.Transport == l.Transport {
+			return
+		}
+	}
+	if l.Transport != "tls" {
+		l.Certificate = ""
+	}
+	cfg.SIP.Listeners = append(cfg.SIP.Listeners, l)
+}

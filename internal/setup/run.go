@@ -1,0 +1,103 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Env is what Run needs from the command line around it.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	// Data, CA and Insecure come from the CLI's global flags.
+	Data     string
+	CA       string
+	Insecure bool
+}
+
+// Run is `palisade setup`: parse the flags, ask what is missing on a
+// terminal (unless --non-interactive), build the configuration and write,
+// upload and/or back it up.
+func Run(ctx context.Context, env Env, args []string) error {
+	var a Answers
+	var o Options
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	fs.SetOutput(env.Stdout)
+	bindFlags(fs, &a, &o)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (setup takes only flags)", fs.Arg(0))
+	}
+	// The CLI takes --data and --insecure out of the arguments before
+	// setup sees them; they arrive in env.
+	if o.Data == "" {
+		o.Data = env.Data
+	}
+	if o.Data == "" {
+		o.Data = "palisade-data"
+	}
+	o.Insecure = o.Insecure || env.Insecure
+
+	tty, isTTY := env.Stdin.(*os.File)
+	interactive := !o.NonInteractive && isTTY && IsTerminal(tty)
+	if interactive {
+		a.fillDefaults()
+		p := &prompter{in: newLineReader(env.Stdin), out: env.Stdout, tty: tty}
+		if err := p.interview(&a, &o); err != nil {
+			return err
+		}
+	} else {
+		a.fillDefaults()
+	}
+	if err := a.Check(); err != nil {
+		if !interactive && !o.NonInteractive {
+			return fmt.Errorf("%w\n(input is not a terminal: give every value as a flag, see palisade setup --help)", err)
+		}
+		return err
+	}
+	cfg, err := Build(a)
+	if err != nil {
+		return err
+	}
+	if o.Upload != "" {
+		pw := o.UploadPassword
+		if pw == "" {
+			pw = os.Getenv("PALISADE_PASSWORD")
+		}
+		if pw == "" {
+			pw = a.AdminPassword
+		}
+		if err := Upload(ctx, o.Upload, pw, env.CA, o.Insecure, cfg, env.Stdout); err != nil {
+			return err
+		}
+	} else {
+		what, err := WriteDataDir(ctx, o.Data, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, what)
+	}
+	if o.Backup != "" {
+		if err := WriteBackup(ctx, o.Backup, cfg, o.Passphrase); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "Wrote the backup file %s.\n", o.Backup)
+	}
+	return nil
+}
+
+// Usage is the synopsis shown by the CLI.
+const Usage = "setup [--data DIR] [--upload URL [--upload-password PW]] [--backup FILE] [--non-interactive] " +
+	"[--admin-password PW] [--topology standalone|one-armed] [--inside-address IP] [--outside-address IP] " +
+	"[--outside-fqdn NAME] [--gateway IP] [--dns IP[:PORT],...] [--pbx-type T] [--pbx-address HOST[:PORT]] " +
+	"[--pbx-transport udp|tcp|tls] [--itsp PROFILE] [--itsp-domain DOMAIN | --itsp-address HOST[:PORT]] " +
+	"[--itsp-transport udp|tcp|tls] [--itsp-prefix DIGITS] [--itsp-username U --itsp-password P [--itsp-register]] [--certificate NAME]"

@@ -1,0 +1,153 @@
+// Palisade web admin: the little JavaScript it needs. Everything works
+// without it except adding table rows, file uploads (which need the CSRF
+// header) and the live status pages.
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var keySeq = 0;
+
+  // Tables: "Add row" copies the table's <template> row with a fresh key.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-add]");
+    if (!btn) return;
+    var table = document.querySelector('table[data-table="' + btn.dataset.add + '"]');
+    if (!table) return;
+    var tpl = table.querySelector("template");
+    var html = tpl.innerHTML.split("__KEY__").join("n" + Date.now() + "-" + (keySeq++));
+    var body = table.tBodies[0];
+    body.insertAdjacentHTML("beforeend", html);
+    var first = body.lastElementChild.querySelector("input:not([type=hidden]),select");
+    if (first) first.focus();
+  });
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      ev.preventDefault();
+      return;
+    }
+    // File uploads are multipart: send them with the CSRF header and show
+    // the page the unit answers with.
+    if (form.hasAttribute("data-js-upload")) {
+      ev.preventDefault();
+      fetch(form.action, { method: "POST", body: new FormData(form), headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" })
+        .then(function (resp) {
+          if (resp.redirected && resp.ok) { window.location.href = resp.url; return; }
+          return resp.text().then(function (html) {
+            history.replaceState(null, "", resp.url);
+            document.open(); document.write(html); document.close();
+          });
+        })
+        .catch(function (err) { window.alert("Upload failed: " + err); });
+    }
+  });
+
+  // Confirmation countdown; at zero the unit has reverted: reload.
+  var pending = document.getElementById("pending");
+  if (pending) {
+    var deadline = parseInt(pending.dataset.deadline, 10);
+    var out = document.getElementById("countdown");
+    var tick = function () {
+      var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      out.textContent = left + " s";
+      if (left <= 0) { setTimeout(function () { window.location.href = "/administration"; }, 1500); return; }
+      setTimeout(tick, 250);
+    };
+    tick();
+  }
+
+  // Generic rendering of API answers as tables.
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+  function cell(v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  }
+  function table(rows, onRow) {
+    var cols = [];
+    rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0) cols.push(k); }); });
+    var t = el("table", null, "grid compact"), head = t.createTHead().insertRow();
+    cols.forEach(function (c) { head.appendChild(el("th", c.replace(/_/g, " "))); });
+    var body = t.createTBody();
+    rows.forEach(function (r) {
+      var tr = body.insertRow();
+      cols.forEach(function (c) { tr.appendChild(el("td", cell(r[c]))); });
+      if (onRow) { tr.style.cursor = "pointer"; tr.addEventListener("click", function () { onRow(r); }); }
+    });
+    return t;
+  }
+  function render(v, onRow) {
+    if (Array.isArray(v)) {
+      if (v.length === 0) return el("p", "None.", "hint");
+      if (typeof v[0] === "object") return table(v, onRow);
+      return el("p", v.join(", "));
+    }
+    if (v && typeof v === "object") {
+      var t = el("table", null, "kv");
+      Object.keys(v).forEach(function (k) {
+        var tr = t.insertRow();
+        tr.appendChild(el("th", k.replace(/_/g, " ")));
+        var td = el("td");
+        var x = v[k];
+        if (x && typeof x === "object") td.appendChild(render(x, onRow)); else td.textContent = cell(x);
+        tr.appendChild(td);
+      });
+      return t;
+    }
+    return el("p", cell(v));
+  }
+  function load(box, url, onRow) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (res) {
+        box.innerHTML = "";
+        if (!res.ok) { box.appendChild(el("p", res.body.error || "request failed", "problem")); return; }
+        box.appendChild(render(res.body, onRow));
+      })
+      .catch(function (err) { box.innerHTML = ""; box.appendChild(el("p", "Cannot reach the unit: " + err, "problem")); });
+  }
+
+  var status = document.getElementById("status");
+  if (status) {
+    var refresh = function () {
+      fetch(status.dataset.src, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (all) {
+        status.innerHTML = "";
+        Object.keys(all).sort().forEach(function (name) {
+          var sec = el("section", null, "card status-section");
+          sec.appendChild(el("h2", name.charAt(0).toUpperCase() + name.slice(1)));
+          sec.appendChild(render(all[name]));
+          status.appendChild(sec);
+        });
+      }).catch(function (err) { status.textContent = "Cannot reach the unit: " + err; });
+    };
+    refresh();
+    setInterval(refresh, parseInt(status.dataset.refresh, 10) || 5000);
+  }
+
+  var calls = document.getElementById("calls");
+  if (calls) {
+    var ladder = document.getElementById("ladder"), msg = document.getElementById("sipmsg");
+    var showCall = function (c) {
+      var id = c.call_id || c.id;
+      if (!id) return;
+      fetch("/api/v1/calls/" + encodeURIComponent(id) + "/ladder.svg", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (svg) { ladder.innerHTML = svg; })
+        .catch(function (e) { ladder.textContent = "No call flow for this call (" + e + ")."; });
+    };
+    ladder.addEventListener("click", function (ev) {
+      var a = ev.target.closest("[data-message]");
+      if (!a) return;
+      msg.hidden = false;
+      msg.textContent = a.getAttribute("data-message");
+    });
+    var search = function (q) { load(calls, calls.dataset.src + (q ? "?q=" + encodeURIComponent(q) : ""), showCall); };
+    document.getElementById("call-search").addEventListener("submit", function (ev) { ev.preventDefault(); search(document.getElementById("call-q").value); });
+    search("");
+  }
+})();

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
+)
+
+func (s *server) lifecycleRoutes(rt *admin.Routes) {
+	rt.Page("GET /administration", s.auth(s.adminPage))
+	rt.Page("GET /administration/diff", s.auth(s.diffPage))
+	rt.Page("POST /administration/apply", s.auth(s.act("applied", func(r *http.Request) error {
+		secs, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("confirm_within")))
+		if err != nil || secs < 5 || secs > 86400 {
+			return errors.New("the confirmation window must be 5 to 86400 seconds")
+		}
+		_, err = s.env.Config.Apply(r.Context(), time.Duration(secs)*time.Second, admin.Author(r))
+		return err
+	})))
+	rt.Page("POST /administration/confirm", s.auth(s.act("confirmed", func(r *http.Request) error {
+		_, err := s.env.Config.Confirm(r.Context(), admin.Author(r))
+		return err
+	})))
+	rt.Page("POST /administration/revert", s.auth(s.act("reverted", func(r *http.Request) error {
+		return s.env.Config.Revert(r.Context(), admin.Author(r))
+	})))
+	rt.Page("POST /administration/undo", s.auth(s.act("undone", func(r *http.Request) error {
+		return s.env.Config.Undo(r.Context(), admin.Author(r))
+	})))
+	rt.Page("POST /administration/load", s.auth(s.act("loaded", func(r *http.Request) error {
+		n, err := strconv.Atoi(r.PostFormValue("version"))
+		if err != nil {
+			return errors.New("no version number given")
+		}
+		return s.env.Config.LoadVersion(r.Context(), n, admin.Author(r))
+	})))
+	rt.Page("POST /administration/backup", s.auth(s.backup))
+	rt.Page("POST /administration/restore", s.auth(s.act("restored", func(r *http.Request) error {
+		file, _, err := r.FormFile("backup")
+		if err != nil {
+			return errors.New("choose the backup file to restore")
+		}
+		defer file.Close()
+		data, err := io.ReadAll(io.LimitReader(file, 16<<20))
+		if err != nil {
+			return err
+		}
+		return s.env.Config.Restore(r.Context(), data, r.FormValue("passphrase"), admin.Author(r))
+	})))
+}
+
+// adminData is the Administration page's own data.
+type adminData struct {
+	History  []lifecycle.Version
+	Changes  []config.Change
+	Deadline int64 // confirm deadline, Unix milliseconds
+	Window   int
+}
+
+func (s *server) adminView(r *http.Request) *view {
+	ctx := r.Context()
+	v := s.newView(ctx, r, "Save/Load Configuration")
+	d := &adminData{Window: 60}
+	if h, err := s.env.Config.History(ctx); err == nil {
+		// newest first
+		for i := len(h) - 1; i >= 0; i-- {
+			d.History = append(d.History, h[i])
+		}
+	}
+	if v.State.PreliminaryChanged {
+		pre, _, err1 := s.env.Config.Preliminary(ctx)
+		run, err2 := s.env.Config.Running(ctx)
+		if err1 == nil && err2 == nil {
+			d.Changes, _ = config.Diff(run, pre)
+		}
+	}
+	if v.State.PendingConfirm {
+		d.Deadline = v.State.ConfirmDeadline.UnixMilli()
+	}
+	v.Data = d
+	return v
+}
+
+func (s *server) adminPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "administration", s.adminView(r))
+}
+
+// act runs a lifecycle action and goes back to the page it came from (or
+// the Administration page); errors are shown on the Administration page,
+// configuration errors with links to the pages of their fields.
+func (s *server) act(done string, fn func(r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := fn(r)
+		if err == nil {
+			back := r.FormValue("back")
+			if back == "" || !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") {
+				back = "/administration"
+			}
+			redirectDone(w, r, back, done)
+			return
+		}
+		v := s.adminView(r)
+		var fe config.Errors
+		status := http.StatusConflict
+		if errors.As(err, &fe) {
+			v.setErrors(fe)
+			v.Problem = "The configuration was not applied: it has " + strconv.Itoa(len(fe)) + " error(s)."
+			status = http.StatusUnprocessableEntity
+		} else {
+			v.Problem = err.Error()
+			if errors.Is(err, lifecycle.ErrBadPassphrase) {
+				status = http.StatusBadRequest
+			}
+		}
+		s.render(w, status, "administration", v)
+	}
+}
+
+func (s *server) backup(w http.ResponseWriter, r *http.Request) {
+	data, err := s.env.Config.Backup(r.Context(), r.PostFormValue("passphrase"))
+	if err != nil {
+		v := s.adminView(r)
+		v.Problem = "backup failed: " + err.Error()
+		s.render(w, http.StatusInternalServerError, "administration", v)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="palisade-backup-`+time.Now().UTC().Format("20060102-150405")+`.json"`)
+	_, _ = w.Write(data)
+}
+
+// diffData is one comparison of two configurations.
+type diffData struct {
+	A, B    string
+	Changes []config.Change
+	Unified string
+}
+
+func (s *server) diffPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := s.newView(ctx, r, "Differences")
+	v.Tab, v.Subs = nav[0].Name, nav[0].Subs
+	q := r.URL.Query()
+	d := &diffData{A: q.Get("a"), B: q.Get("b")}
+	if d.A == "" {
+		d.A = "running"
+	}
+	if d.B == "" {
+		d.B = "preliminary"
+	}
+	a, errA := s.loadWhich(r, d.A)
+	b, errB := s.loadWhich(r, d.B)
+	if err := errors.Join(errA, errB); err != nil {
+		v.Problem = err.Error()
+	} else {
+		d.Changes, _ = config.Diff(a, b)
+		d.Unified, _ = config.UnifiedDiff(d.A, d.B, a, b)
+	}
+	v.Data = d
+	s.render(w, http.StatusOK, "diff", v)
+}
+
+func (s *server) loadWhich(r *http.Request, which string) (*config.Config, error) {
+	ctx := r.Context()
+	switch which {
+	case "preliminary":
+		c, _, err := s.env.Config.Preliminary(ctx)
+		return c, err
+	case "running":
+		return s.env.Config.Running(ctx)
+	case "saved":
+		return s.env.Config.Saved(ctx)
+	}
+	n, err := strconv.Atoi(which)
+	if err != nil {
+		return nil, errors.New(strconv.Quote(which) + " is not running, saved, preliminary or a version number")
+	}
+	return s.env.Config.Version(ctx, n)
+}
+
+// pageOf is the web admin page that edits the field at a configuration path.
+func pageOf(p string) string {
+	prefixes := []struct{ prefix, page string }{
+		{"unit", "/basic/access"}, {"admin", "/basic/access"}, {"network", "/network"},
+		{"sip.listeners", "/sip/signalling"}, {"sip.allowed_methods", "/traffic/methods"}, {"sip", "/sip/interop"},
+		{"tls.allow_wildcard", "/sip/interop"}, {"tls", "/sip/signalling"}, {"certificates", "/basic/certificates"},
+		{"media", "/sip/media"}, {"routing", "/traffic/routing"}, {"peers", "/traffic/accounts"},
+		{"dial_plan", "/traffic/dialplan"}, {"registrar", "/traffic/registrar"}, {"observe", "/tools/log"},
+	}
+	for _, x := range prefixes {
+		if strings.HasPrefix(p, x.prefix) {
+			return x.page
+		}
+	}
+	return "/administration"
+}

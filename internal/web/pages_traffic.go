@@ -1,0 +1,249 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/profiles"
+	"github.com/palisade-sbc/palisade/internal/unit"
+)
+
+func path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+func saveRegistrar(f *form, c *config.Config) {
+	r := &c.Registrar
+	r.Enabled = f.bool("enabled")
+	r.MinExpires = f.int("min_expires", "registrar.min_expires")
+	r.MaxExpires = f.int("max_expires", "registrar.max_expires")
+	r.Domains = []string{}
+	for _, row := range f.rows("domains", "domain") {
+		r.Domains = append(r.Domains, row["domain"])
+	}
+	old := r.Users
+	r.Users = []config.RegistrarUser{}
+	for _, row := range f.rows("users", "username", "password") {
+		u := config.RegistrarUser{Username: row["username"], Password: row["password"]}
+		if u.Password == "" { // an untouched password field keeps the stored one
+			if i := slices.IndexFunc(old, func(o config.RegistrarUser) bool { return o.Username == u.Username }); i >= 0 {
+				u.Password = old[i].Password
+			}
+		}
+		r.Users = append(r.Users, u)
+	}
+}
+
+func saveAccounts(f *form, c *config.Config) {
+	old := c.Peers
+	c.Peers = []config.Peer{}
+	for i, row := range f.rows("peers", "name", "!kind", "!profile", "!type", "!interface", "address", "domain",
+		"!transport", "prefix", "username", "password", "!register", "options_interval") {
+		p := config.Peer{
+			Name: row["name"], Kind: row["kind"], Profile: row["profile"], Type: row["type"], Interface: row["interface"],
+			Address: row["address"], Domain: row["domain"], Transport: row["transport"], Prefix: row["prefix"],
+			Auth:            config.PeerAuth{Username: row["username"], Password: row["password"], Register: row["register"] == "yes"},
+			OptionsInterval: f.parseDur(row["options_interval"], path("peers[%d].options_interval", i)),
+		}
+		// Keep what the table does not show (headers, realm, expires) and
+		// the password when its field was left empty.
+		if j := slices.IndexFunc(old, func(o config.Peer) bool { return o.Name == p.Name }); j >= 0 {
+			o := old[j]
+			p.Headers, p.Auth.Realm, p.Auth.Expires = o.Headers, o.Auth.Realm, o.Auth.Expires
+			if p.Auth.Password == "" {
+				p.Auth.Password = o.Auth.Password
+			}
+		}
+		c.Peers = append(c.Peers, p)
+	}
+}
+
+func saveDialPlan(f *form, c *config.Config) {
+	d := &c.DialPlan
+	d.Rules = []config.DialRule{}
+	for i, row := range f.rows("rules", "name", "!match", "pattern", "tail", "from_uri", "source", "time_class", "forward_to", "rewrite") {
+		rule := config.DialRule{Name: row["name"], Tail: row["tail"], FromURI: row["from_uri"], Source: row["source"], TimeClass: row["time_class"]}
+		switch row["match"] {
+		case "prefix":
+			rule.Prefix = row["pattern"]
+		case "head":
+			rule.Head = row["pattern"]
+		case "regex":
+			rule.Regex = row["pattern"]
+		}
+		for _, to := range lines(row["forward_to"]) {
+			fw := config.Forward{Rewrite: row["rewrite"]}
+			if strings.Contains(to, ":") {
+				fw.URI = to
+			} else {
+				fw.Peer = to
+			}
+			rule.ForwardTo = append(rule.ForwardTo, fw)
+		}
+		if len(rule.ForwardTo) == 0 {
+			f.fail(path("dial_plan.rules[%d].forward_to", i), "name at least one peer or URI to forward to")
+		}
+		d.Rules = append(d.Rules, rule)
+	}
+	d.TimeClasses = []config.TimeClass{}
+	for _, row := range f.rows("tc", "name", "time_zone", "days", "start", "end") {
+		w := config.TimeWindow{Days: lines(strings.ToLower(strings.ReplaceAll(row["days"], " ", ","))), Start: row["start"], End: row["end"]}
+		i := slices.IndexFunc(d.TimeClasses, func(t config.TimeClass) bool { return t.Name == row["name"] })
+		if i < 0 {
+			d.TimeClasses = append(d.TimeClasses, config.TimeClass{Name: row["name"], TimeZone: row["time_zone"]})
+			i = len(d.TimeClasses) - 1
+		}
+		d.TimeClasses[i].Windows = append(d.TimeClasses[i].Windows, w)
+	}
+}
+
+// ruleMatch returns which kind of match a rule uses and its pattern.
+func ruleMatch(r config.DialRule) (string, string) {
+	switch {
+	case r.Regex != "":
+		return "regex", r.Regex
+	case r.Head != "":
+		return "head", r.Head
+	}
+	return "prefix", r.Prefix
+}
+
+// forwardList shows a rule's destinations as one comma list.
+func forwardList(r config.DialRule) string {
+	var out []string
+	for _, f := range r.ForwardTo {
+		if f.Peer != "" {
+			out = append(out, f.Peer)
+		} else {
+			out = append(out, f.URI)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func firstRewrite(r config.DialRule) string {
+	if len(r.ForwardTo) > 0 {
+		return r.ForwardTo[0].Rewrite
+	}
+	return ""
+}
+
+func saveRouting(f *form, c *config.Config) {
+	rt := &c.Routing
+	rt.DNSOverride = []config.DNSOverride{}
+	for _, row := range f.rows("dns", "domain", "host", "port", "!transport", "priority", "weight") {
+		d := slices.IndexFunc(rt.DNSOverride, func(o config.DNSOverride) bool { return o.Domain == row["domain"] })
+		if d < 0 {
+			rt.DNSOverride = append(rt.DNSOverride, config.DNSOverride{Domain: row["domain"]})
+			d = len(rt.DNSOverride) - 1
+		}
+		t := len(rt.DNSOverride[d].Targets)
+		p := func(field string) string { return path("routing.dns_override[%d].targets[%d].%s", d, t, field) }
+		rt.DNSOverride[d].Targets = append(rt.DNSOverride[d].Targets, config.Target{
+			Host: row["host"], Port: f.atoi(row["port"], p("port")), Transport: row["transport"],
+			Priority: f.atoi(row["priority"], p("priority")), Weight: f.atoi(row["weight"], p("weight")),
+		})
+	}
+	f.r.ParseForm()
+	rt.Order = []string{}
+	for _, o := range f.r.PostForm["order"] {
+		if o != "" {
+			rt.Order = append(rt.Order, o)
+		}
+	}
+	rt.Redirects = f.str("redirects")
+	rt.StaticRegistrations = []config.StaticRegistration{}
+	for _, row := range f.rows("static", "user", "forward_to", "!transport") {
+		rt.StaticRegistrations = append(rt.StaticRegistrations, config.StaticRegistration{User: row["user"], ForwardTo: row["forward_to"], Transport: row["transport"]})
+	}
+	rt.Refer = config.Refer{
+		Always: f.bool("refer_always"), NoReferSupport: f.bool("refer_no_refer"),
+		NoReplacesSupport: f.bool("refer_no_replaces"), FromURIs: []string{}, UserAgents: []string{},
+	}
+	for _, row := range f.rows("refer_from", "uri") {
+		rt.Refer.FromURIs = append(rt.Refer.FromURIs, row["uri"])
+	}
+	for _, row := range f.rows("refer_ua", "ua") {
+		rt.Refer.UserAgents = append(rt.Refer.UserAgents, row["ua"])
+	}
+}
+
+// dnsRow is one row of the DNS override table (a target with its domain).
+type dnsRow struct {
+	D, T   int
+	Domain string
+	config.Target
+}
+
+func dnsRows(c *config.Config) []dnsRow {
+	var out []dnsRow
+	for d, o := range c.Routing.DNSOverride {
+		for t, tg := range o.Targets {
+			out = append(out, dnsRow{D: d, T: t, Domain: o.Domain, Target: tg})
+		}
+		if len(o.Targets) == 0 {
+			out = append(out, dnsRow{D: d, T: 0, Domain: o.Domain})
+		}
+	}
+	return out
+}
+
+// suiteRow is one row of the crypto suite groups table.
+type suiteRow struct {
+	G, S  int
+	Group string
+	Suite string
+}
+
+func suiteRows(c *config.Config) []suiteRow {
+	var out []suiteRow
+	for g, grp := range c.Media.CryptoSuiteGroups {
+		for s, su := range grp.Suites {
+			out = append(out, suiteRow{G: g, S: s, Group: grp.Name, Suite: su})
+		}
+	}
+	return out
+}
+
+// tcRow is one row of the time classes table (a window with its class).
+type tcRow struct {
+	C, W     int
+	Name     string
+	TimeZone string
+	config.TimeWindow
+}
+
+func tcRows(c *config.Config) []tcRow {
+	var out []tcRow
+	for ci, tc := range c.DialPlan.TimeClasses {
+		for wi, w := range tc.Windows {
+			out = append(out, tcRow{C: ci, W: wi, Name: tc.Name, TimeZone: tc.TimeZone, TimeWindow: w})
+		}
+	}
+	return out
+}
+
+// applyProfile applies an ITSP profile to the preliminary configuration.
+func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cfg, etag, err := s.env.Config.Preliminary(ctx)
+	if err == nil {
+		ver, _ := unit.Version()
+		err = profiles.Apply(cfg, r.PostFormValue("profile"), profiles.Answers{
+			PeerName: strings.TrimSpace(r.PostFormValue("peer")), Domain: strings.TrimSpace(r.PostFormValue("domain")),
+			Address: strings.TrimSpace(r.PostFormValue("address")), Transport: r.PostFormValue("transport"),
+			Prefix: strings.TrimSpace(r.PostFormValue("prefix")), Certificate: r.PostFormValue("certificate"), Version: ver,
+		})
+	}
+	if err == nil {
+		_, err = s.env.Config.SetPreliminary(ctx, cfg, etag, admin.Author(r))
+	}
+	if err == nil {
+		redirectDone(w, r, "/traffic/accounts", "profile")
+		return
+	}
+	v := s.failedChange(r, nav[4], "SIP Accounts", err)
+	s.render(w, http.StatusUnprocessableEntity, "accounts", v)
+}

@@ -1,0 +1,264 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func ioCopy(w io.Writer, resp *http.Response) (int64, error) { return io.Copy(w, resp.Body) }
+
+func TestLoginRequired(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	resp, err := c.Get(u.srv.URL + "/traffic/routing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("unauthenticated page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	body, _ := u.post(t, c, "/login", url.Values{"password": {"wrong password"}}, http.StatusUnauthorized)
+	if !strings.Contains(body, "wrong password") {
+		t.Errorf("login error not shown: %.300s", body)
+	}
+	u.login(t, c)
+	body = u.get(t, c, "/traffic/routing", http.StatusOK)
+	if !strings.Contains(body, "Always handle REFER locally") {
+		t.Error("routing page lacks the REFER settings")
+	}
+}
+
+func TestSaveNeedsCSRF(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	u.login(t, c)
+	_, etag, _ := u.mgr.Preliminary(context.Background())
+	u.post(t, c, "/traffic/routing", url.Values{"etag": {etag}, "refer_always": {"on"}}, http.StatusForbidden)
+	cfg, _, _ := u.mgr.Preliminary(context.Background())
+	if cfg.Routing.Refer.Always {
+		t.Fatal("a form without CSRF token changed the configuration")
+	}
+}
+
+// formOf collects the inputs of the page's form with id page-form, as a
+// browser would submit them untouched (text inputs, checked boxes, selected
+// options; template rows left out).
+func formOf(t *testing.T, page string) url.Values {
+	t.Helper()
+	i := strings.Index(page, `id="page-form"`)
+	if i < 0 {
+		t.Fatal("no page form")
+	}
+	page = page[i:]
+	page = page[:strings.Index(page, "</form>")]
+	page = regexp.MustCompile(`(?s)<template>.*?</template>`).ReplaceAllString(page, "")
+	v := url.Values{}
+	attr := func(tag, name string) (string, bool) {
+		m := regexp.MustCompile(`\b` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+		if m == nil {
+			return "", false
+		}
+		return htmlUnescape(m[1]), true
+	}
+	for _, tag := range regexp.MustCompile(`<input[^>]*>`).FindAllString(page, -1) {
+		name, ok := attr(tag, "name")
+		if !ok {
+			continue
+		}
+		typ, _ := attr(tag, "type")
+		val, _ := attr(tag, "value")
+		switch typ {
+		case "checkbox", "radio":
+			if strings.Contains(tag, " checked") {
+				if val == "" {
+					val = "on"
+				}
+				v.Add(name, val)
+			}
+		case "file", "submit":
+		default:
+			v.Add(name, val)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?s)<select name="([^"]+)"[^>]*>(.*?)</select>`).FindAllStringSubmatch(page, -1) {
+		sel := regexp.MustCompile(`<option value="([^"]*)" selected>`).FindStringSubmatch(m[2])
+		if sel == nil {
+			sel = regexp.MustCompile(`<option value="([^"]*)"`).FindStringSubmatch(m[2])
+		}
+		if sel != nil {
+			v.Add(m[1], htmlUnescape(sel[1]))
+		}
+	}
+	return v
+}
+
+func htmlUnescape(s string) string {
+	r := strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`)
+	return r.Replace(s)
+}
+
+// Every configuration page, submitted unchanged, saves without changing
+// the configuration: the forms round-trip every field they show.
+func TestPagesRoundTrip(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	before, _, _ := u.mgr.Preliminary(ctx)
+	for _, p := range configPages {
+		t.Run(p.Path, func(t *testing.T) {
+			page := u.get(t, c, p.Path, http.StatusOK)
+			form := formOf(t, page)
+			form.Set("csrf_token", csrf)
+			_, resp := u.post(t, c, p.Path, form, http.StatusSeeOther)
+			if loc := resp.Header.Get("Location"); loc != p.Path+"?done=saved" {
+				t.Errorf("redirect to %q", loc)
+			}
+		})
+	}
+	after, _, _ := u.mgr.Preliminary(ctx)
+	if d, _ := configDiff(before, after); d != "" {
+		t.Errorf("unchanged forms changed the configuration:\n%s", d)
+	}
+	st, _ := u.mgr.State(ctx)
+	if st.PreliminaryChanged {
+		t.Error("state says preliminary changed")
+	}
+}
+
+// A value the validation refuses is shown next to its field, and nothing
+// is stored.
+func TestFieldErrorShownNextToField(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	page := u.get(t, c, "/sip/signalling", http.StatusOK)
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	ports := form["listeners.port"]
+	ports[0] = "70000"
+	body, _ := u.post(t, c, "/sip/signalling", form, http.StatusUnprocessableEntity)
+	m := regexp.MustCompile(`name="listeners.port" value="70000" class="num"><span class="ferr" data-path="sip.listeners\[0\].port">([^<]+)</span>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no error next to the port field:\n%s", excerpt(body, "70000"))
+	}
+	if !strings.Contains(body, `<code>sip.listeners[0].port</code>`) {
+		t.Error("error summary lacks the field path")
+	}
+	cfg, _, _ := u.mgr.Preliminary(context.Background())
+	if cfg.SIP.Listeners[0].Port == 70000 {
+		t.Error("an invalid value was stored")
+	}
+	// A value that does not even parse gets its error the same way.
+	ports[0] = "abc"
+	body, _ = u.post(t, c, "/sip/signalling", form, http.StatusUnprocessableEntity)
+	if !strings.Contains(body, `data-path="sip.listeners[0].port">&#34;abc&#34; is not a whole number`) {
+		t.Errorf("parse error not next to the field:\n%s", excerpt(body, "abc"))
+	}
+}
+
+func excerpt(s, near string) string {
+	i := strings.Index(s, near)
+	if i < 0 {
+		return "(" + near + " not found)"
+	}
+	return s[max(0, i-300):min(len(s), i+300)]
+}
+
+// Tables: a deleted row goes, an added row comes, and the banner appears.
+func TestTableEditAndBanner(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	page := u.get(t, c, "/traffic/routing", http.StatusOK)
+	if strings.Contains(page, "Changes have been made to the preliminary configuration, but have not been applied") {
+		t.Fatal("banner shown before any change")
+	}
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	for _, kv := range [][2]string{{"domain", "example.net"}, {"host", "10.1.1.1"}, {"port", "5061"}, {"transport", "tls"}, {"priority", "1"}, {"weight", "1"}} {
+		form.Add("dns."+kv[0], kv[1])
+	}
+	form.Add("dns.key", "n1")
+	form.Add("refer_from.key", "n2")
+	form.Add("refer_from.uri", "sip:um@example.net")
+	form.Set("refer_always", "on")
+	u.post(t, c, "/traffic/routing", form, http.StatusSeeOther)
+	cfg, _, _ := u.mgr.Preliminary(context.Background())
+	if len(cfg.Routing.DNSOverride) != 1 || cfg.Routing.DNSOverride[0].Targets[0].Port != 5061 || !cfg.Routing.Refer.Always ||
+		len(cfg.Routing.Refer.FromURIs) != 1 {
+		t.Fatalf("routing = %+v", cfg.Routing)
+	}
+	page = u.get(t, c, "/network", http.StatusOK)
+	if !strings.Contains(page, "Changes have been made to the preliminary configuration, but have not been applied") {
+		t.Error("banner missing after a change")
+	}
+	// Delete the override row again.
+	page = u.get(t, c, "/traffic/routing", http.StatusOK)
+	form = formOf(t, page)
+	form.Set("csrf_token", csrf)
+	form.Add("dns.del", "r0")
+	u.post(t, c, "/traffic/routing", form, http.StatusSeeOther)
+	cfg, _, _ = u.mgr.Preliminary(context.Background())
+	if len(cfg.Routing.DNSOverride) != 0 {
+		t.Fatalf("row not deleted: %+v", cfg.Routing.DNSOverride)
+	}
+}
+
+func TestApplyConfirmAndRevertForms(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	page := u.get(t, c, "/sip/interop", http.StatusOK)
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	form.Set("user_agent", "Palisade-Test")
+	u.post(t, c, "/sip/interop", form, http.StatusSeeOther)
+
+	u.post(t, c, "/administration/apply", url.Values{"csrf_token": {csrf}, "confirm_within": {"60"}}, http.StatusSeeOther)
+	if got := u.applier.last(); got == nil || got.SIP.UserAgent != "Palisade-Test" {
+		t.Fatal("apply did not run the preliminary configuration")
+	}
+	page = u.get(t, c, "/administration", http.StatusOK)
+	if !strings.Contains(page, `id="countdown"`) || !strings.Contains(page, "Save configuration") {
+		t.Fatal("no confirmation countdown after apply")
+	}
+	u.post(t, c, "/administration/confirm", url.Values{"csrf_token": {csrf}}, http.StatusSeeOther)
+	saved, _ := u.mgr.Saved(ctx)
+	if saved.SIP.UserAgent != "Palisade-Test" {
+		t.Fatal("confirm did not save")
+	}
+	page = u.get(t, c, "/administration", http.StatusOK)
+	if !strings.Contains(page, "<td>2</td>") {
+		t.Error("history lacks version 2")
+	}
+
+	// Change again, apply, revert: the saved configuration runs again.
+	form.Set("user_agent", "Other")
+	page = u.get(t, c, "/sip/interop", http.StatusOK)
+	etag := regexp.MustCompile(`name="etag" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	form.Set("etag", etag)
+	u.post(t, c, "/sip/interop", form, http.StatusSeeOther)
+	u.post(t, c, "/administration/apply", url.Values{"csrf_token": {csrf}, "confirm_within": {"60"}}, http.StatusSeeOther)
+	u.post(t, c, "/administration/revert", url.Values{"csrf_token": {csrf}}, http.StatusSeeOther)
+	if got := u.applier.last(); got.SIP.UserAgent != "Palisade-Test" {
+		t.Errorf("after revert the unit runs %q", got.SIP.UserAgent)
+	}
+	st, _ := u.mgr.State(ctx)
+	if st.PendingConfirm || !st.PreliminaryChanged {
+		t.Errorf("state after revert: %+v", st)
+	}
+	// Undo discards the preliminary change.
+	u.post(t, c, "/administration/undo", url.Values{"csrf_token": {csrf}, "back": {"/sip/interop"}}, http.StatusSeeOther)
+	pre, _, _ := u.mgr.Preliminary(ctx)
+	if pre.SIP.UserAgent != "Palisade-Test" {
+		t.Errorf("undo left %q", pre.SIP.UserAgent)
+	}
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/observe"
+)
+
+func init() {
+	Register(&Command{
+		Name:    "cdr",
+		Summary: "list call detail records, or export them as CSV",
+		Usage:   "cdr [--since DURATION] [--csv] [--json]",
+		Run:     runCDR,
+	})
+}
+
+func runCDR(c *Context, args []string) error {
+	fs := flag.NewFlagSet("cdr", flag.ContinueOnError)
+	since := fs.String("since", "", "records of calls started since this long ago (30m, 2h, 7d) or an RFC 3339 time")
+	csvOut := fs.Bool("csv", false, "print CSV with a header row")
+	pos, err := parseFlags(c, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return c.Usagef("unexpected argument %q", pos[0])
+	}
+	q := url.Values{}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	if *csvOut {
+		q.Set("format", "csv")
+		var body []byte
+		if err := c.Call("GET", "/api/v1/cdr?"+q.Encode(), nil, &body); err != nil {
+			return err
+		}
+		_, err := c.Stdout.Write(body)
+		return err
+	}
+	var cdrs []observe.CDR
+	if err := c.Call("GET", "/api/v1/cdr?"+q.Encode(), nil, &cdrs); err != nil {
+		return err
+	}
+	return c.Output(cdrs, func(w io.Writer) {
+		if len(cdrs) == 0 {
+			fmt.Fprintln(w, "no call records")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
+		for _, r := range cdrs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
+				r.Direction, dash(r.A.From), dash(r.A.To), r.Code, r.Reason, r.Duration.Round(time.Second), dash(r.EndedBy), r.ID)
+		}
+		tw.Flush()
+	})
+}

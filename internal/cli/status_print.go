@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/observe"
+)
+
+// Text forms of the status sections served by the observe package; other
+// sections print as JSON.
+func init() {
+	StatusPrinter(observe.StatusCalls, printActiveCalls)
+	StatusPrinter(observe.StatusCertificates, printCertificates)
+}
+
+// printActiveCalls is the text form of `palisade status calls`: both legs,
+// media addresses, codecs, SRTP and packet counters of each call.
+func printActiveCalls(w io.Writer, section json.RawMessage) {
+	var calls []observe.CDR
+	if err := json.Unmarshal(section, &calls); err != nil {
+		fmt.Fprintf(w, "%s\n", section)
+		return
+	}
+	if len(calls) == 0 {
+		fmt.Fprintln(w, "no calls in progress")
+		return
+	}
+	for _, c := range calls {
+		state := "ringing"
+		if !c.Answer.IsZero() {
+			state = "answered " + c.Duration.Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "%s  %s  %s  started %s\n", c.ID, c.Direction, state, c.Start.Local().Format("15:04:05"))
+		for i, l := range []observe.CallLeg{c.A, c.B} {
+			m := c.Media[i]
+			srtp := "RTP"
+			if m.SRTP {
+				srtp = "SRTP " + m.Suite
+			}
+			fmt.Fprintf(w, "  %s leg %s/%s %s  %s → %s  Call-ID %s\n", []string{"A", "B"}[i], dash(l.Interface), dash(l.Transport),
+				addr(l.Remote), dash(l.From), dash(l.To), dash(l.CallID))
+			fmt.Fprintf(w, "    media %s ⇄ %s  %s %s  in %d pkts  out %d pkts  lost %d  auth failures %d\n",
+				addr(m.Local), addr(m.Remote), dash(m.Codec), srtp, m.PacketsIn, m.PacketsOut, m.Lost, m.AuthFailures)
+		}
+	}
+}
+
+// printCertificates is the text form of `palisade status certificates`.
+func printCertificates(w io.Writer, section json.RawMessage) {
+	var certs []struct {
+		Name     string    `json:"name"`
+		Kind     string    `json:"kind"`
+		State    string    `json:"state"`
+		Subject  string    `json:"subject"`
+		NotAfter time.Time `json:"not_after"`
+		DaysLeft int       `json:"days_left"`
+		Chain    string    `json:"chain"`
+	}
+	if err := json.Unmarshal(section, &certs); err != nil {
+		fmt.Fprintf(w, "%s\n", section)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tDAYS LEFT\tNOT AFTER\tSUBJECT\tCHAIN")
+	for _, c := range certs {
+		days, until := "-", "-"
+		if !c.NotAfter.IsZero() {
+			days, until = fmt.Sprint(c.DaysLeft), c.NotAfter.Format("2006-01-02")
+			if c.DaysLeft < 30 {
+				days += " (renew soon)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Kind, dash(c.State), days, until, dash(c.Subject), dash(c.Chain))
+	}
+	tw.Flush()
+}

@@ -140,6 +140,10 @@ func checkChain(chain []*x509.Certificate, cas []*x509.Certificate, now time.Tim
 			issuer = ca
 		}
 	}
+	if issuer == nil && len(chain) > 1 {
+		return ChainStatus{Message: fmt.Sprintf("not checked to the root: %q, the issuer of the last intermediate %q, is not in the CA store. "+
+			"Peers need only the intermediates; if %q is a root, import it with 'palisade ca import' to have the chain checked", issuerLabel(top), label(top), issuerLabel(top))}
+	}
 	if issuer == nil {
 		return ChainStatus{Message: fmt.Sprintf("incomplete: the issuer %q of %q is missing. Import the intermediate certificate into this entry ('palisade cert import NAME FILE'), "+
 			"or, if it is a root, into the CA store", issuerLabel(top), label(top))}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,11 +191,10 @@ func (s *Subsystem) DiagnoseTLS(ctx context.Context, address, sni string) (*TLSR
 		// verdict after the handshake); a SIP server otherwise stays silent.
 		_ = tc.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
 		var b [1]byte
-		if _, rerr := tc.Read(b[:]); rerr != nil {
-			var ne net.Error
-			if !(errors.As(rerr, &ne) && ne.Timeout()) && !errors.Is(rerr, net.ErrClosed) {
-				err = rerr
-			}
+		// Only an alert counts: a timeout, data or a plain close mean the
+		// peer accepted the handshake.
+		if _, rerr := tc.Read(b[:]); rerr != nil && strings.Contains(rerr.Error(), "remote error") {
+			err = rerr
 		}
 	}
 	now := s.now()

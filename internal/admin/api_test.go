@@ -18,7 +18,7 @@ import (
 const testPassword = "correct horse battery staple"
 
 type apiFixture struct {
-	t       *testing.T
+	t       testing.TB
 	h       *Handler
 	mgr     *fakeManager
 	applier *recordingApplier
@@ -26,7 +26,7 @@ type apiFixture struct {
 	csrf    string
 }
 
-func newFixture(t *testing.T) *apiFixture {
+func newFixture(t testing.TB) *apiFixture {
 	t.Helper()
 	cfg := config.Default()
 	hash, err := HashPassword(testPassword)

@@ -124,6 +124,15 @@ func (a *Auth) Login(w http.ResponseWriter, r *http.Request, password string) (s
 	id, csrf := randomToken(32), randomToken(32)
 	a.mu.Lock()
 	a.expireLocked(now)
+	if len(a.sessions) >= maxSessions { // bound memory: the least recently used session goes
+		var oldest string
+		for k, s := range a.sessions {
+			if oldest == "" || s.lastSeen.Before(a.sessions[oldest].lastSeen) {
+				oldest = k
+			}
+		}
+		delete(a.sessions, oldest)
+	}
 	a.sessions[id] = &session{csrf: csrf, source: src, lastSeen: now}
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/",
@@ -219,6 +228,9 @@ type failState struct {
 	first time.Time
 	until time.Time
 }
+
+// maxSessions bounds the sessions kept at once.
+const maxSessions = 1000
 
 const (
 	maxFails   = 5

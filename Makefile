@@ -37,8 +37,10 @@ bench-sip:
 bench-media:
 	@echo "bench-media: not written yet"
 
+# Each native fuzz target runs for FUZZTIME; owners add their targets here.
+FUZZTIME ?= 30s
 fuzz:
-	@echo "fuzz: not written yet"
+	$(GO) test -run '^$$' -fuzz '^FuzzPutPreliminary$$' -fuzztime $(FUZZTIME) ./internal/admin
 
 soak:
 	@echo "soak: not written yet"

@@ -96,6 +96,13 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 		srv := s.newHTTPServer()
 		tcfg := &tls.Config{
 			MinVersion: tls.VersionTLS12,
+			// TLS 1.2 with forward secrecy and AEAD only (TLS 1.3 suites are fixed).
+			CipherSuites: []uint16{
+				tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+				tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+				tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+				tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+			},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return s.cert.Load(), nil
 			},

@@ -144,3 +144,35 @@ func TestRestoreRejectsBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRestore feeds arbitrary files to Restore: a refused file must leave
+// the store as it was, and nothing may panic.
+func FuzzRestore(f *testing.F) {
+	ctx := context.Background()
+	src := store.NewMemory()
+	m, err := New(src, newFakeApplier(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m.Bootstrap(ctx, config.Default(), "fuzz")
+	src.Put(ctx, "pki/a", []byte("x"))
+	good, _ := m.Backup(ctx, "")
+	f.Add(good, "")
+	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":{},"pki":{"encrypted":true,"nonce":"AA==","ciphertext":"AA=="}}`), "pw")
+	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":[],"pki":{"entries":{"pki/../x":"AA=="}}}`), "")
+	f.Fuzz(func(t *testing.T, data []byte, pass string) {
+		st := store.NewMemory()
+		dst, err := New(st, newFakeApplier(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst.Bootstrap(ctx, config.Default(), "fuzz")
+		before, _ := st.List(ctx, "")
+		if err := dst.Restore(ctx, data, pass, "fuzz"); err != nil {
+			after, _ := st.List(ctx, "")
+			if len(after) != len(before) {
+				t.Fatalf("refused restore changed the store: %d → %d keys", len(before), len(after))
+			}
+		}
+	})
+}

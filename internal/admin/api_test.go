@@ -366,6 +366,24 @@ func TestAllowedNetworks(t *testing.T) {
 	if rec.Code != http.StatusForbidden {
 		t.Fatalf("login from outside allowed_networks: %d, want 403", rec.Code)
 	}
+	for _, tc := range []struct {
+		nets   []string
+		remote string
+		ok     bool
+	}{
+		{[]string{"10.0.0.0/8"}, "10.1.2.3:1", true},
+		{[]string{"10.0.0.0/8"}, "[::ffff:10.1.2.3]:1", true},
+		{[]string{"10.0.0.0/8", "::1/128"}, "[::1]:1", true},
+		{[]string{"10.0.0.0/8"}, "11.0.0.1:1", false},
+		{[]string{}, "127.0.0.1:1", false},
+		{[]string{"127.0.0.0/8"}, "garbage", false},
+	} {
+		a := NewAuth(store.NewMemory())
+		a.SetAdmin(config.Admin{AllowedNetworks: tc.nets})
+		if got := a.allowed(tc.remote); got != tc.ok {
+			t.Errorf("allowed(%v, %s) = %v", tc.nets, tc.remote, got)
+		}
+	}
 }
 
 func TestLoginLockout(t *testing.T) {

@@ -94,12 +94,10 @@ func securityHeaders(h http.Header) {
 }
 
 // allowed reports whether remote (host:port) is in admin.allowed_networks.
-// An empty list allows every address.
+// An empty list allows no address: the admin is then reachable over
+// admin.sock only (the safe reading of a list that was emptied by mistake).
 func (a *Auth) allowed(remote string) bool {
 	nets := a.Settings().AllowedNetworks
-	if len(nets) == 0 {
-		return true
-	}
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote

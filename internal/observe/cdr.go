@@ -255,6 +255,7 @@ func (r *Recorder) CallEnded(e CallEnd) {
 		callDuration.WithLabelValues(cdr.Direction).Observe(cdr.Duration.Seconds())
 	}
 	callsTotal.WithLabelValues(cdr.Direction, cdr.Result()).Inc()
+	countMedia(cdr.Media)
 	if r.traces != nil {
 		r.traces.End(cdr.ID, cdr.Failed())
 	}

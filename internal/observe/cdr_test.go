@@ -37,6 +37,7 @@ func TestCDRRoundTrip(t *testing.T) {
 	answeredBefore := value(t, callsTotal.WithLabelValues(DirOutbound, "answered"))
 	busyBefore := value(t, callsTotal.WithLabelValues(DirOutbound, "busy"))
 	attemptsBefore := value(t, callAttempts.WithLabelValues(DirOutbound))
+	packetsBefore := value(t, mediaPackets.WithLabelValues("a", "in"))
 
 	runCall(r, "c1", base, true, 200, EndedByCaller)
 	runCall(r, "c2", base.Add(time.Minute), false, 486, EndedByCallee)
@@ -55,6 +56,9 @@ func TestCDRRoundTrip(t *testing.T) {
 	}
 	if got := value(t, callsTotal.WithLabelValues(DirOutbound, "busy")) - busyBefore; got != 1 {
 		t.Errorf("busy calls changed by %v", got)
+	}
+	if got := value(t, mediaPackets.WithLabelValues("a", "in")) - packetsBefore; got != 1000 {
+		t.Errorf("caller leg's packets in changed by %v, want 2×500", got)
 	}
 
 	cdrs, skipped, err := ListCDRs(ctx, st, time.Time{})

@@ -23,6 +23,18 @@ var (
 		Namespace: "palisade", Subsystem: "calls", Name: "attempts_total",
 		Help: "New calls (initial INVITEs accepted for routing), by direction; rate() gives attempts per second.",
 	}, []string{"direction"})
+	mediaPackets = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "calls", Name: "media_packets_total",
+		Help: "Media packets of ended calls, by leg (a = caller's, b = callee's) and direction (in, out); added when a call ends.",
+	}, []string{"leg", "direction"})
+	mediaBytes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "calls", Name: "media_bytes_total",
+		Help: "Media bytes of ended calls, by leg and direction; added when a call ends.",
+	}, []string{"leg", "direction"})
+	mediaLost = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "calls", Name: "media_lost_packets_total",
+		Help: "Media packets lost (sequence gaps) on ended calls, by leg; added when a call ends.",
+	}, []string{"leg"})
 	callDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "palisade", Subsystem: "calls", Name: "duration_seconds",
 		Help:    "Talk time of answered calls, by direction.",
@@ -42,10 +54,6 @@ var (
 		Namespace: "palisade", Subsystem: "observe", Name: "malformed_dropped_total",
 		Help: "Malformed messages or packets dropped, by kind (sip, sdp, rtp, rtcp, srtp, http, ...).",
 	}, []string{"kind"})
-	configReverts = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "palisade", Subsystem: "observe", Name: "config_reverts_total",
-		Help: "Applied configurations rolled back to the previous one, by reason (revert, timeout, error).",
-	}, []string{"reason"})
 	cdrWrites = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "observe", Name: "cdr_writes_total",
 		Help: "Call records written to the store, by result (ok, error).",
@@ -100,8 +108,14 @@ func countSIP(m SIPMessage, h Head) {
 // pass text from the message itself.
 func DroppedMalformed(kind string) { malformedDropped.WithLabelValues(kind).Inc() }
 
-// ConfigReverted counts an applied configuration rolled back: reason is
-// "revert" (by an administrator), "timeout" (not confirmed in time) or
-// "error" (apply failed). The apply counters and the last-apply gauge are
-// the unit package's (palisade_unit_*).
-func ConfigReverted(reason string) { configReverts.WithLabelValues(reason).Inc() }
+// countMedia adds an ended call's media counters.
+func countMedia(media [2]MediaLeg) {
+	for i, leg := range []string{"a", "b"} {
+		m := media[i]
+		mediaPackets.WithLabelValues(leg, "in").Add(float64(m.PacketsIn))
+		mediaPackets.WithLabelValues(leg, "out").Add(float64(m.PacketsOut))
+		mediaBytes.WithLabelValues(leg, "in").Add(float64(m.BytesIn))
+		mediaBytes.WithLabelValues(leg, "out").Add(float64(m.BytesOut))
+		mediaLost.WithLabelValues(leg).Add(float64(m.Lost))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -90,6 +91,9 @@ func New(d Deps) *Service {
 		listeners: make(map[listenerKey]*listener),
 	}
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
+	// sipgo logs some events through its package-level logger; route them
+	// through the same bounded handler.
+	sip.SetDefaultLogger(slog.New(&sipgoLogHandler{svc: s}))
 	s.calls.init()
 	s.peers = newPeerSet(s)
 	s.rt.Store(&runtime{endpoints: map[string]*endpoint{}, allowed: map[string]bool{}})

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
 // testSDP is a minimal offer/answer body.
@@ -43,13 +44,37 @@ func fmtInt(i int) string {
 type wireLog struct {
 	mu   sync.Mutex
 	msgs []string
+	// drop, when set, makes the UA ignore messages it returns true for
+	// (the message is still recorded).
+	drop func(msg string) bool
 }
 
 func (w *wireLog) record(_ sip.TransportReadProps, data []byte) ([]byte, error) {
 	w.mu.Lock()
 	w.msgs = append(w.msgs, string(data))
+	drop := w.drop
 	w.mu.Unlock()
+	if drop != nil && drop(string(data)) {
+		return nil, nil
+	}
 	return data, nil
+}
+
+func (w *wireLog) setDrop(f func(string) bool) {
+	w.mu.Lock()
+	w.drop = f
+	w.mu.Unlock()
+}
+
+// count returns how many recorded messages start with prefix.
+func (w *wireLog) count(prefix string) int {
+	n := 0
+	for _, m := range w.all() {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *wireLog) all() []string {
@@ -75,6 +100,9 @@ type peerUA struct {
 	// onInvite answers an incoming INVITE; the default rings and answers.
 	onInvite func(s *sipgo.DialogServerSession, req *sip.Request)
 	reqs     chan *sip.Request
+	pending  []*sip.Request
+	sessions chan *sipgo.DialogServerSession
+	accepts  *countingListener
 	// respond decides the answer to in-dialog and standalone requests
 	// other than INVITE/ACK/BYE (default 200 OK).
 	respond func(req *sip.Request) (int, []byte)
@@ -82,7 +110,8 @@ type peerUA struct {
 
 func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 	t.Helper()
-	p := &peerUA{t: t, name: name, ip: ip, wire: &wireLog{}, reqs: make(chan *sip.Request, 100)}
+	p := &peerUA{t: t, name: name, ip: ip, wire: &wireLog{}, reqs: make(chan *sip.Request, 100),
+		sessions: make(chan *sipgo.DialogServerSession, 10)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(ip),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(p.wire.record)))
 	if err != nil {
@@ -99,7 +128,8 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 			t.Fatal(err)
 		}
 		p.addr = netip.MustParseAddrPort(l.Addr().String())
-		go srv.ServeTCP(l)
+		p.accepts = &countingListener{Listener: l}
+		go srv.ServeTCP(p.accepts)
 		t.Cleanup(func() { l.Close() })
 	default:
 		conn, err := net.ListenPacket("udp", ip+":0")
@@ -110,7 +140,12 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 		go srv.ServeUDP(conn)
 		t.Cleanup(func() { conn.Close() })
 	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(int(p.addr.Port())))
+	opts := []sipgo.ClientOption{sipgo.WithClientHostname(ip), sipgo.WithClientPort(int(p.addr.Port()))}
+	if transport == "udp" {
+		// send from the listening socket, as a real PBX or trunk does
+		opts = append(opts, sipgo.WithClientConnectionAddr(p.addr.String()))
+	}
+	cli, err := sipgo.NewClient(ua, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +172,10 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 		p.mu.Unlock()
 		if h == nil {
 			h = ringAndAnswer
+		}
+		select {
+		case p.sessions <- s:
+		default:
 		}
 		h(s, req)
 		<-s.Context().Done()
@@ -190,21 +229,66 @@ func (p *peerUA) answerInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-// next returns the next request of method the UA received.
+// next returns the next request of method the UA received; requests of
+// other methods stay queued for later calls.
 func (p *peerUA) next(method sip.RequestMethod) *sip.Request {
 	p.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
-		select {
-		case r := <-p.reqs:
+		p.mu.Lock()
+		for i, r := range p.pending {
 			if r.Method == method {
+				p.pending = append(p.pending[:i], p.pending[i+1:]...)
+				p.mu.Unlock()
 				return r
 			}
+		}
+		p.mu.Unlock()
+		select {
+		case r := <-p.reqs:
+			p.mu.Lock()
+			p.pending = append(p.pending, r)
+			p.mu.Unlock()
 		case <-deadline:
 			p.t.Fatalf("%s: no %s received", p.name, method)
 			return nil
 		}
 	}
+}
+
+// session returns the next dialog the UA answered.
+func (p *peerUA) session() *sipgo.DialogServerSession {
+	p.t.Helper()
+	select {
+	case s := <-p.sessions:
+		return s
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("%s: no call arrived", p.name)
+		return nil
+	}
+}
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	mu sync.Mutex
+	n  int
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.n++
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *countingListener) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
 }
 
 func ringAndAnswer(s *sipgo.DialogServerSession, req *sip.Request) {
@@ -250,12 +334,26 @@ func newTestUnit(t *testing.T, pbx, itsp *peerUA, mut func(*config.Config)) *tes
 	if mut != nil {
 		mut(cfg)
 	}
-	s := New(Deps{Logger: testLogger()})
+	d := Deps{Logger: testLogger()}
+	if os.Getenv("SIP_TEST_LOG") != "" {
+		d.Tracer = printTracer{}
+	}
+	s := New(d)
 	if err := s.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return &testUnit{Service: s, cfg: cfg}
+}
+
+type printTracer struct{}
+
+func (printTracer) TraceSIP(m observe.SIPMessage) {
+	dir := "<<<"
+	if m.Dir == observe.Sent {
+		dir = ">>>"
+	}
+	os.Stderr.WriteString(m.Leg + " " + dir + " " + m.Remote.String() + "\n" + string(m.Raw) + "\n")
 }
 
 func testLogger() *slog.Logger {

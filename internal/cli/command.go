@@ -214,6 +214,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "palisade:", err)
 		return 2
 	}
+	if len(rest) == 2 && rest[0] == "help" || len(rest) >= 2 && (rest[1] == "-h" || rest[1] == "--help") {
+		name := rest[1]
+		if rest[0] != "help" {
+			name = rest[0]
+		}
+		if cmd := lookup(name); cmd != nil {
+			fmt.Fprintf(stdout, "palisade %s: %s\nusage: palisade %s\n", cmd.Name, cmd.Summary, cmd.Usage)
+			return 0
+		}
+	}
 	if len(rest) == 0 || rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help" {
 		usage(stdout)
 		if len(rest) == 0 {
@@ -258,7 +268,7 @@ func printError(w io.Writer, name string, err error) {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: palisade COMMAND [ARGS]   (global flags: --data DIR --server URL --token T --ca FILE --insecure --json)")
-	fmt.Fprintln(w, "\ncommands:")
+	fmt.Fprintln(w, "\ncommands (palisade help COMMAND for its usage):")
 	for _, c := range sortedCommands() {
 		if c.Hidden {
 			continue

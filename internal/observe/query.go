@@ -77,16 +77,7 @@ func ListCalls(ctx context.Context, st store.Reader, svc *Service, q CallQuery) 
 			out = append(out, *r)
 		}
 	}
-	slices.SortFunc(out, func(a, b CallRow) int {
-		if c := b.Start.Compare(a.Start); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
-	}
-	return out, nil
+	return newestFirst(out, func(r *CallRow) (time.Time, string) { return r.Start, r.ID }, q.Limit), nil
 }
 
 // mergeCDR lays a record (or a call in progress) over what the trace said:

@@ -335,16 +335,24 @@ func (t *Traces) List(f CallFilter) []CallSummary {
 			out = append(out, sum)
 		}
 	}
-	slices.SortFunc(out, func(a, b CallSummary) int {
-		if c := b.Start.Compare(a.Start); c != 0 {
+	return newestFirst(out, func(c *CallSummary) (time.Time, string) { return c.Start, c.ID }, f.Limit)
+}
+
+// newestFirst sorts calls by start time, newest first (then by id), and
+// keeps at most limit of them (0: all).
+func newestFirst[T any](calls []T, key func(*T) (time.Time, string), limit int) []T {
+	slices.SortFunc(calls, func(a, b T) int {
+		ta, ia := key(&a)
+		tb, ib := key(&b)
+		if c := tb.Compare(ta); c != 0 {
 			return c
 		}
-		return strings.Compare(a.ID, b.ID)
+		return strings.Compare(ia, ib)
 	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+	if limit > 0 && len(calls) > limit {
+		calls = calls[:limit]
 	}
-	return out
+	return calls
 }
 
 func (ct *callTrace) summary() CallSummary {

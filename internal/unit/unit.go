@@ -20,11 +20,15 @@ import (
 type Unit struct {
 	log *slog.Logger
 
-	// mu serialises Apply, Drain and Close; subsystem lookups take it too.
+	// mu serialises Apply and Close and guards current and closed.
 	mu      sync.Mutex
-	subs    []Subsystem
 	current *config.Config
 	closed  bool
+
+	// subsMu guards subs only, so that Subsystem works while an Apply runs
+	// (a subsystem may look up another one from its Apply).
+	subsMu sync.RWMutex
+	subs   []Subsystem
 }
 
 // New returns a unit without subsystems.
@@ -37,8 +41,8 @@ func New(log *slog.Logger) *Unit {
 
 // Add appends subsystems. Call it before the first Apply.
 func (u *Unit) Add(subs ...Subsystem) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.subsMu.Lock()
+	defer u.subsMu.Unlock()
 	for _, s := range subs {
 		if s != nil {
 			u.subs = append(u.subs, s)
@@ -53,14 +57,20 @@ func (u *Unit) Subsystem(name string) Subsystem {
 	if u == nil {
 		return nil
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.subsMu.RLock()
+	defer u.subsMu.RUnlock()
 	for _, s := range u.subs {
 		if s.Name() == name {
 			return s
 		}
 	}
 	return nil
+}
+
+func (u *Unit) list() []Subsystem {
+	u.subsMu.RLock()
+	defer u.subsMu.RUnlock()
+	return append([]Subsystem(nil), u.subs...)
 }
 
 // Running returns the configuration the unit runs now (nil before the first Apply).
@@ -80,12 +90,13 @@ func (u *Unit) Apply(ctx context.Context, cfg *config.Config) error {
 		return errors.New("the unit is stopping")
 	}
 	prev := u.current
-	for i, s := range u.subs {
+	subs := u.list()
+	for i, s := range subs {
 		if err := s.Apply(ctx, cfg); err != nil {
 			applyTotal.WithLabelValues("error").Inc()
 			lastApplyOK.Set(0)
 			err = fmt.Errorf("%s: %w", s.Name(), err)
-			u.rollback(ctx, u.subs[:i], prev)
+			u.rollback(ctx, subs[:i], prev)
 			return err
 		}
 	}
@@ -117,9 +128,7 @@ func (u *Unit) rollback(ctx context.Context, subs []Subsystem, prev *config.Conf
 // Drain asks every subsystem, in reverse order, to stop taking new work and
 // to finish what it has until ctx ends.
 func (u *Unit) Drain(ctx context.Context) error {
-	u.mu.Lock()
-	subs := append([]Subsystem(nil), u.subs...)
-	u.mu.Unlock()
+	subs := u.list()
 	var errs []error
 	for i := len(subs) - 1; i >= 0; i-- {
 		if err := subs[i].Drain(ctx); err != nil {
@@ -137,10 +146,11 @@ func (u *Unit) Close() error {
 		return nil
 	}
 	u.closed = true
+	subs := u.list()
 	var errs []error
-	for i := len(u.subs) - 1; i >= 0; i-- {
-		if err := u.subs[i].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u.subs[i].Name(), err))
+	for i := len(subs) - 1; i >= 0; i-- {
+		if err := subs[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", subs[i].Name(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -114,6 +114,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"null element", `{"peers": [null]}`, []string{"peers[0]: a list element cannot be null"}},
 		{"int range", `{"sip": {"max_forwards": 99999999999999999999}}`, []string{"sip.max_forwards: 99999999999999999999 is too large"}},
 		{"map value", `{"peers": [{"headers": {"X-A": 1}}]}`, []string{"peers[0].headers.X-A: expected a string, got the number 1"}},
+		{"typo", `{"unit": {"topolgy": "x"}, "sip": {"listners": []}}`, []string{`unit.topolgy: unknown field (did you mean "topology"?)`, `sip.listners: unknown field (did you mean "listeners"?)`}},
 		{"odd key", `{"peers": [{"headers": {"X A": 1}}]}`, []string{`peers[0].headers["X A"]: expected a string, got the number 1`}},
 	}
 	for _, tt := range tests {
@@ -177,6 +178,7 @@ func TestValidate(t *testing.T) {
 		{"one-armed", func(c *Config) { c.Unit.Topology = "one-armed" }, "network.interfaces: the one-armed topology uses exactly one interface"},
 		{"admin listen host only", func(c *Config) { c.Admin.Listen = "127.0.0.1" }, `admin.listen: "127.0.0.1" is not host:port`},
 		{"admin listen any", func(c *Config) { c.Admin.Listen = ":8443" }, ""},
+		{"admin listen port 0", func(c *Config) { c.Admin.Listen = "127.0.0.1:0" }, ""},
 		{"bcrypt hash", func(c *Config) { c.Admin.PasswordHash = "$2a$10$abcdefghijklmnopqrstuv" }, ""},
 		{"admin cert", func(c *Config) { c.Admin.Certificate = "web" }, `admin.certificate: "web" is not defined in certificates.private`},
 		{"ipv6 interface", func(c *Config) { c.Network.Interfaces[1].Address = "::1" }, ""},

@@ -304,8 +304,9 @@ func under(path, p string) bool {
 	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
 }
 
-// suggest returns the known name that k most likely meant: same letters in
-// another case, or "-" written for "_".
+// suggest returns the known name that k most likely meant: the same name in
+// another case or with "-" for "_", or else the one name within two typing
+// mistakes (edit distance) of it.
 func suggest(k string, names []string) string {
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
 	for _, n := range names {
@@ -313,7 +314,41 @@ func suggest(k string, names []string) string {
 			return n
 		}
 	}
+	best, found := "", 0
+	for _, n := range names {
+		if editDistance(norm(k), n) <= 2 {
+			best = n
+			found++
+		}
+	}
+	if found == 1 {
+		return best
+	}
 	return ""
+}
+
+// editDistance is the Levenshtein distance of two short names.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // normalize replaces nil lists with empty ones, so that a document always

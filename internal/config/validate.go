@@ -300,7 +300,9 @@ func (v *validator) unit() {
 
 func (v *validator) admin() {
 	a := v.c.Admin
-	v.hostPort("admin.listen", a.Listen, true)
+	// Port 0 (any free port) is allowed here for test units; SIP listeners
+	// need real ports because peers must know them.
+	v.hostPort("admin.listen", strings.TrimSuffix(a.Listen, ":0")+portIfZero(a.Listen), true)
 	if a.PasswordHash != "" {
 		ok := false
 		for _, h := range passwordHashHeads {
@@ -319,6 +321,13 @@ func (v *validator) admin() {
 	if a.Certificate != "" {
 		v.ref("admin.certificate", a.Certificate, v.privCerts, "certificates.private")
 	}
+}
+
+func portIfZero(listen string) string {
+	if strings.HasSuffix(listen, ":0") {
+		return ":1"
+	}
+	return ""
 }
 
 func (v *validator) network() {

@@ -310,3 +310,24 @@ func TestErrorsAreJSON(t *testing.T) {
 		t.Fatalf("got %s", b)
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	if w := Default().Warnings(); w != nil {
+		t.Fatalf("default configuration has warnings: %v", w)
+	}
+	c := Default()
+	c.TLS.MinVersion = "1.0"
+	c.SIP.TopologyHiding = false
+	c.Admin.AllowedNetworks = append(c.Admin.AllowedNetworks, "0.0.0.0/0")
+	c.SIP.Listeners[0].RequireClientCert = true
+	want := "tls.min_version: TLS 1.0 is enabled; versions below 1.2 are weak and only for peers that cannot do better\n" +
+		"sip.topology_hiding: is off: inside addresses and Call-IDs are visible outside\n" +
+		"admin.allowed_networks[2]: 0.0.0.0/0 lets every address reach the admin listener\n" +
+		"sip.listeners[0].require_client_cert: has no effect on a udp listener"
+	if w := c.Warnings(); w.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", w, want)
+	}
+	if errs := c.Validate(); errs != nil {
+		t.Fatalf("warnings must not be errors: %v", errs)
+	}
+}

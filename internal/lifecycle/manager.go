@@ -375,6 +375,9 @@ func (m *Mgr) Apply(ctx context.Context, window time.Duration, author string) (S
 	m.timer = time.AfterFunc(window, func() { m.expire(gen) })
 	m.log.Info("configuration applied; waiting for confirmation", "author", author,
 		"window", window.String(), "deadline", s.Pending.Deadline.Format(time.RFC3339), "base_version", rec.Number)
+	for _, w := range cfg.Warnings() {
+		m.log.Warn("configuration warning: "+w.Message, "path", w.Path)
+	}
 	m.audit(ctx, author, "config.apply", fmt.Sprintf("applied over saved version %d; confirm within %s", rec.Number, window))
 	return m.stateLocked(ctx)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"reflect"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -161,6 +162,19 @@ func Get(cfg *Config, path string) (json.RawMessage, error) {
 	}
 	v, err := lookup(root, steps)
 	if err != nil {
+		// Fields left out of the encoding because they are empty
+		// (omitempty) exist all the same: answer their zero value.
+		if len(steps) > 0 {
+			if _, perr := lookup(root, steps[:len(steps)-1]); perr == nil {
+				if t, ok := omittedField(steps); ok {
+					z := zeroTree(t)
+					if t.Kind() == reflect.Map {
+						z = newObject()
+					}
+					return json.RawMessage(marshalIndent(z)), nil
+				}
+			}
+		}
 		return nil, err
 	}
 	return json.RawMessage(marshalIndent(v)), nil
@@ -268,4 +282,27 @@ func marshalIndent(v any) []byte {
 	var b bytes.Buffer
 	writeTree(&b, v, "  ", "")
 	return b.Bytes()
+}
+
+// omittedField returns the Go type at steps when the last step names a
+// struct field (not a map key or list element).
+func omittedField(steps []step) (reflect.Type, bool) {
+	t := reflect.TypeFor[Config]()
+	for i, s := range steps {
+		switch {
+		case s.index >= 0 && t.Kind() == reflect.Slice && i < len(steps)-1:
+			t = t.Elem()
+		case s.index < 0 && t.Kind() == reflect.Map && i < len(steps)-1:
+			t = t.Elem()
+		case s.index < 0 && t.Kind() == reflect.Struct:
+			f, ok := fieldsOf(t).byName[s.key]
+			if !ok {
+				return nil, false
+			}
+			t = f.Type
+		default:
+			return nil, false
+		}
+	}
+	return t, true
 }

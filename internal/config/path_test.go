@@ -42,6 +42,20 @@ func TestGet(t *testing.T) {
 			}
 		})
 	}
+	// Empty fields that the encoding leaves out still read as their zero value.
+	withPeer, _ := Set(c, "peers[0]", json.RawMessage(`{"name":"p","address":"10.0.0.1"}`))
+	for path, want := range map[string]string{
+		"peers[0].domain": `""`, "peers[0].auth.expires": `"0s"`, "peers[0].headers": "{}",
+	} {
+		if got, err := Get(withPeer, path); err != nil || string(got) != want {
+			t.Errorf("Get(%s) = %s, %v; want %s", path, got, err, want)
+		}
+	}
+	for _, path := range []string{"peers[0].nosuch", `peers[0].headers["X-A"]`, "peers[1].domain"} {
+		if _, err := Get(withPeer, path); err == nil {
+			t.Errorf("Get(%s) succeeded", path)
+		}
+	}
 	whole, err := Get(c, "")
 	if err != nil || !json.Valid(whole) {
 		t.Fatalf("Get(\"\") = %.40s, %v", whole, err)

@@ -2,9 +2,9 @@ package config
 
 import (
 	"bytes"
-	"reflect"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )

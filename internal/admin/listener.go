@@ -33,8 +33,13 @@ type Server struct {
 	dataDir string
 	// ListenOverride, when set, replaces admin.listen (tests bind 127.0.0.1:0).
 	ListenOverride string
+	// Certs gives the private certificate named by admin.certificate (the
+	// PKI subsystem, applied before this one); nil or admin.certificate ""
+	// means the generated certificate.
+	Certs CertificateSource
 
-	cert atomic.Pointer[tls.Certificate]
+	generated tls.Certificate
+	cert      atomic.Pointer[tls.Certificate]
 
 	mu     sync.Mutex
 	addr   string // admin.listen the current listener was opened for
@@ -44,15 +49,31 @@ type Server struct {
 	closed bool
 }
 
-// NewServer returns the admin subsystem serving h; cert is the HTTPS certificate.
+// CertificateSource looks up a private certificate by name.
+type CertificateSource interface {
+	Certificate(name string) (*tls.Certificate, error)
+}
+
+// NewServer returns the admin subsystem serving h; cert is the generated
+// HTTPS certificate used while admin.certificate is "".
 func NewServer(h *Handler, dataDir string, cert tls.Certificate, log *slog.Logger) *Server {
-	s := &Server{h: h, log: log, dataDir: dataDir}
+	s := &Server{h: h, log: log, dataDir: dataDir, generated: cert}
 	s.cert.Store(&cert)
 	return s
 }
 
-// SetCertificate replaces the HTTPS certificate for new handshakes.
-func (s *Server) SetCertificate(c *tls.Certificate) { s.cert.Store(c) }
+// certificateFor returns the HTTPS certificate cfg asks for.
+func (s *Server) certificateFor(cfg *config.Config) (*tls.Certificate, error) {
+	name := cfg.Admin.Certificate
+	if name == "" || s.Certs == nil {
+		return &s.generated, nil
+	}
+	c, err := s.Certs.Certificate(name)
+	if err != nil {
+		return nil, fmt.Errorf("admin.certificate %q: %w", name, err)
+	}
+	return c, nil
+}
 
 // Addr is the address the HTTPS listener is bound to (nil before Apply).
 func (s *Server) Addr() net.Addr {
@@ -83,6 +104,10 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("admin listener is closed")
+	}
+	cert, err := s.certificateFor(cfg)
+	if err != nil {
+		return err
 	}
 	addr := cfg.Admin.Listen
 	if s.ListenOverride != "" {
@@ -122,6 +147,7 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 		s.log.Info("admin API listening", "url", "https://"+ln.Addr().String()+"/api/v1/")
 	}
+	s.cert.Store(cert) // new handshakes only; open connections keep theirs
 	s.h.env.Auth.SetAdmin(cfg.Admin)
 	return nil
 }

@@ -129,3 +129,69 @@ func TestListenerSwapOnApply(t *testing.T) {
 		t.Fatalf("admin.sock left behind after Close: %v", err)
 	}
 }
+
+type fakeCerts map[string]*tls.Certificate
+
+func (f fakeCerts) Certificate(name string) (*tls.Certificate, error) {
+	if c := f[name]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("no usable private certificate %q", name)
+}
+
+// servedSubject is the CN of the certificate the listener at addr presents.
+func servedSubject(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// TestAdminCertificateFromPKI: admin.certificate switches the HTTPS
+// certificate on apply; an unknown name fails the apply and changes nothing.
+func TestAdminCertificateFromPKI(t *testing.T) {
+	st := store.NewMemory()
+	gen, _, err := LoadOrCreateCertificate(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := selfSigned("admin.example", []string{"admin.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
+	srv := NewServer(NewHandler(env), t.TempDir(), gen, env.Log)
+	srv.Certs = fakeCerts{"own": &own}
+	t.Cleanup(func() { srv.Close() })
+
+	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
+	if err := srv.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr().String()
+	if cn := servedSubject(t, addr); cn != "palisade admin" {
+		t.Fatalf("generated certificate expected, got CN %q", cn)
+	}
+	cfg.Admin.Certificate = "own"
+	if err := srv.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cn := servedSubject(t, addr); cn != "admin.example" {
+		t.Fatalf("after apply CN %q, want admin.example", cn)
+	}
+	cfg.Admin.Certificate = "missing"
+	if err := srv.Apply(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("apply with an unknown certificate: %v", err)
+	}
+	if cn := servedSubject(t, addr); cn != "admin.example" {
+		t.Fatalf("a failed apply changed the certificate to CN %q", cn)
+	}
+}

@@ -33,11 +33,13 @@ type Deps struct {
 // are skipped. Subsystems that serve the API are found by the admin handlers
 // with Env.Unit.Subsystem(name).
 func wireSubsystems(d Deps) []unit.Subsystem {
+	certs := pki.New(d.Store, d.Log)
+	d.Admin.Certs = certs // admin.certificate names one of its certificates
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
-		pki.New(d.Store, d.Log),
+		certs,
 		observe.New(d.Store, d.Log, d.Level), // traces, call records, log level
 	}
 	// The admin listener goes last: it moves to a new admin.listen only once

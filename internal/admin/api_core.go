@@ -52,9 +52,7 @@ func login(env *Env, w http.ResponseWriter, r *http.Request) error {
 	}
 	csrf, err := env.Auth.Login(w, r, req.Password)
 	if err != nil {
-		if env.Log != nil {
-			env.Log.Warn("admin login failed", "source", sourceOf(r), "err", err)
-		}
+		env.Auth.failLog(env).Warn("login", "admin login failed", "source", sourceOf(r), "err", err)
 		return err
 	}
 	return JSON(w, http.StatusOK, map[string]string{"csrf_token": csrf})

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -81,6 +83,22 @@ type Auth struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by session id
 	limiter  loginLimiter
+
+	failLogOnce sync.Once
+	failLogger  *observe.LimitedLogger
+}
+
+// failLog logs failed logins at a bounded rate (a guessing flood from many
+// addresses must not flood the log).
+func (a *Auth) failLog(env *Env) *observe.LimitedLogger {
+	a.failLogOnce.Do(func() {
+		log := env.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		a.failLogger = observe.NewLimitedLogger(log, time.Minute, 5)
+	})
+	return a.failLogger
 }
 
 // NewAuth returns an Auth over the token store st; the admin settings come

@@ -417,3 +417,14 @@ func TestPasswordHash(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerPanicIs500(t *testing.T) {
+	RegisterRoutes(func(rt *Routes) {
+		rt.API("GET /api/v1/test-panic", func(*Env, http.ResponseWriter, *http.Request) error { panic("boom") })
+	})
+	f := newFixture(t)
+	r := f.doLocal("GET", "/api/v1/test-panic", nil, nil)
+	if r.status != http.StatusInternalServerError || !bytes.Contains(r.body, []byte("boom")) {
+		t.Fatalf("panicking handler: %d %s", r.status, r.body)
+	}
+}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -42,6 +43,17 @@ func NewHandler(env *Env) *Handler {
 func (h *Handler) Env() *Env { return h.env }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// A bug in one handler answers 500 and is logged; it never takes
+		// the unit (or the CLI working in-process) down.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			panicsTotal.Inc()
+			writeError(h.env, w, r, fmt.Errorf("handler panic: %v", v))
+		}
+	}()
 	securityHeaders(w.Header())
 	_, local := localUID(r.Context())
 	if !local && !h.env.Auth.allowed(r.RemoteAddr) {

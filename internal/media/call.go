@@ -77,7 +77,7 @@ type call struct {
 	log   *slog.Logger
 	legs  [2]*leg
 	state atomic.Pointer[callState]
-	wg    sync.WaitGroup
+	wk    *worker // serves all four sockets of the call
 
 	mu       sync.Mutex // signalling: Offer, Answer, Close, OnInactive
 	pend     *pending
@@ -207,11 +207,7 @@ func (c *call) Close() {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
-	for _, l := range c.legs {
-		l.rtp.conn.Close()
-		l.rtcp.conn.Close()
-	}
-	c.wg.Wait()
+	c.wk.remove(c.sockets()...)
 	for _, l := range c.legs {
 		c.relay.ports.release(l.port)
 		relayedPackets.Add(float64(l.stats.pktOut.Load()))

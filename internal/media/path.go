@@ -13,18 +13,18 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// The packet path. Every socket of a call has one reader goroutine; it reads
-// a batch with recvmmsg, checks, decrypts and re-encrypts in place in its own
-// preallocated buffers, and sends the batch on the other leg's socket with
-// one sendmmsg. Each SRTP context for RTP is used by exactly one reader, so
-// no lock is taken per packet; the call state is read through an atomic
-// pointer that signalling swaps on every completed offer/answer.
+// The packet path. A worker goroutine (see worker_linux.go) reads a batch
+// from a ready socket with recvmmsg, checks, decrypts and re-encrypts in
+// place in its own preallocated buffers, and sends the batch on the other
+// leg's socket with one sendmmsg. Each SRTP context for RTP is used by
+// exactly one goroutine, so no lock is taken per packet; the call state is
+// read through an atomic pointer that signalling swaps on every completed
+// offer/answer.
 
 const (
-	bufSize   = 1536
-	readSize  = bufSize - 32 // room for the SRTP tag (and SRTCP index) added in place
-	rtpBatch  = 8
-	rtcpBatch = 2
+	bufSize     = 1536
+	readSize    = bufSize - 32 // room for the SRTP tag (and SRTCP index) added in place
+	workerBatch = 16
 )
 
 // batchWriter is ipv4.PacketConn or ipv6.PacketConn (their Message types are the same).
@@ -32,14 +32,32 @@ type batchWriter interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
+// socket is one relay socket (a leg's RTP or RTCP port) and the state its
+// worker keeps for it.
 type socket struct {
-	conn *net.UDPConn
-	w    batchWriter
+	conn   *net.UDPConn
+	w      batchWriter
+	port   int
+	fd     int
+	call   *call
+	leg    *leg
+	isRTCP bool // the leg's RTCP socket (not muxed)
+	wk     *worker
+	done   chan struct{} // non-Linux reader goroutine
+
+	// RTP sequence tracking for the loss estimate (only its worker).
+	haveSeq bool
+	ssrc    uint32
+	seq     uint16
 }
 
-func newSocket(c *net.UDPConn) *socket {
-	s := &socket{conn: c}
-	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+func newSocket(c *net.UDPConn, cl *call, l *leg, isRTCP bool) *socket {
+	s := &socket{conn: c, call: cl, leg: l, isRTCP: isRTCP}
+	a, _ := c.LocalAddr().(*net.UDPAddr)
+	if a != nil {
+		s.port = a.Port
+	}
+	if a != nil && a.IP.To4() == nil {
 		s.w = ipv6.NewPacketConn(c)
 	} else {
 		s.w = ipv4.NewPacketConn(c)
@@ -79,64 +97,34 @@ type legCounters struct {
 	pktIn, bytesIn, pktOut, bytesOut, lost, authFail atomic.Uint64
 }
 
-type reader struct {
-	c      *call
-	l      *leg
-	isRTCP bool // the leg's RTCP socket (not muxed)
-	br     *batchReader
-	bufs   [][]byte
-	out    []ipv4.Message
-	bout   [][]byte
-	hdr    rtp.Header
-
-	// RTP sequence tracking for the loss estimate (only this goroutine).
-	haveSeq bool
-	ssrc    uint32
-	seq     uint16
+// pktBufs are a worker's packet buffers and the messages of a send batch.
+type pktBufs struct {
+	out  []ipv4.Message
+	bout [][]byte
+	hdr  rtp.Header
 }
 
-func newReader(c *call, l *leg, s *socket, isRTCP bool) (*reader, error) {
-	n := rtpBatch
-	if isRTCP {
-		n = rtcpBatch
-	}
+func (p *pktBufs) init(n int) [][]byte {
 	mem := make([]byte, n*bufSize)
-	r := &reader{c: c, l: l, isRTCP: isRTCP, bufs: make([][]byte, n), out: make([]ipv4.Message, n), bout: make([][]byte, n)}
-	for i := range r.bufs {
-		r.bufs[i] = mem[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
-		r.out[i].Buffers = r.bout[i : i+1]
+	bufs := make([][]byte, n)
+	p.out, p.bout = make([]ipv4.Message, n), make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = mem[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
+		p.out[i].Buffers = p.bout[i : i+1]
 	}
-	br, err := newBatchReader(s.conn, r.bufs)
-	if err != nil {
-		return nil, err
-	}
-	r.br = br
-	return r, nil
+	return bufs
 }
 
-func (r *reader) run() {
-	defer r.c.wg.Done()
-	for {
-		n, err := r.br.read(readSize)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		r.handle(n)
-	}
-}
-
-// handle relays n datagrams sitting in r.bufs.
-func (r *reader) handle(n int) {
-	st := r.c.state.Load()
-	me := r.l.side
-	ol := r.c.legs[me.Other()]
+// handle relays the n datagrams sitting in pb that arrived on s.
+func (s *socket) handle(pb *pathBuf, n int) {
+	c := s.call
+	st := c.state.Load()
+	me := s.leg.side
+	ol := c.legs[me.Other()]
 	var inPk, inB, outPk, outB uint64
 	k := 0
 	for i := 0; i < n; i++ {
-		ln, from, trunc := r.br.msg(i)
+		ln, from, trunc := pb.msg(i)
 		if trunc {
 			dropTruncated.Inc()
 			continue
@@ -148,9 +136,9 @@ func (r *reader) handle(n int) {
 			continue
 		}
 		ms, os := &st.legs[me], &st.legs[me.Other()]
-		b := r.bufs[i][:ln]
-		if !ms.raw && (r.isRTCP || (ms.mux && isRTCP(b))) {
-			if sz, ok := r.relayRTCP(ms, os, ol, b, from); ok {
+		b := pb.bufs[i][:ln]
+		if !ms.raw && (s.isRTCP || (ms.mux && isRTCP(b))) {
+			if sz, ok := s.relayRTCP(ms, os, ol, b, from); ok {
 				outPk++
 				outB += uint64(sz)
 			}
@@ -162,19 +150,19 @@ func (r *reader) handle(n int) {
 				continue
 			}
 			if ms.in != nil {
-				p, err := ms.in.rtp.DecryptRTP(b, b, &r.hdr)
+				p, err := ms.in.rtp.DecryptRTP(b, b, &pb.hdr)
 				if err != nil {
-					r.srtpDrop(err)
+					s.srtpDrop(err)
 					continue
 				}
 				b = p
 			}
 		}
-		if !r.latch(&r.l.latchRTP, from) {
+		if !s.latch(&s.leg.latchRTP, from) {
 			continue
 		}
 		if !ms.raw {
-			r.trackSeq(b)
+			s.trackSeq(b)
 		}
 		dst := os.rtpDest(ol)
 		if dst == nil {
@@ -182,23 +170,23 @@ func (r *reader) handle(n int) {
 			continue
 		}
 		if os.out != nil && !os.raw {
-			p, err := os.out.rtp.EncryptRTP(b, b, &r.hdr)
+			p, err := os.out.rtp.EncryptRTP(b, b, &pb.hdr)
 			if err != nil {
 				dropMalformed.Inc()
 				continue
 			}
 			b = p
 		}
-		r.bout[k] = b
-		r.out[k].Addr = dst
+		pb.bout[k] = b
+		pb.out[k].Addr = dst
 		k++
 		outB += uint64(len(b))
 	}
 	if k > 0 {
-		outPk += uint64(ol.rtp.writeAll(r.out[:k]))
+		outPk += uint64(ol.rtp.writeAll(pb.out[:k]))
 	}
-	r.l.stats.pktIn.Add(inPk)
-	r.l.stats.bytesIn.Add(inB)
+	s.leg.stats.pktIn.Add(inPk)
+	s.leg.stats.bytesIn.Add(inB)
 	if outPk > 0 {
 		ol.stats.pktOut.Add(outPk)
 		ol.stats.bytesOut.Add(outB)
@@ -212,7 +200,7 @@ func isRTCP(b []byte) bool {
 
 // relayRTCP decrypts, latches and forwards one RTCP packet. RTCP is a few
 // packets per second, so it is sent on its own rather than batched.
-func (r *reader) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrPort) (int, bool) {
+func (s *socket) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrPort) (int, bool) {
 	if len(b) < 8 || b[0]>>6 != 2 {
 		dropMalformed.Inc()
 		return 0, false
@@ -223,16 +211,16 @@ func (r *reader) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrP
 		p, err := rc.ctx.DecryptRTCP(b, b, nil)
 		rc.mu.Unlock()
 		if err != nil {
-			r.srtpDrop(err)
+			s.srtpDrop(err)
 			return 0, false
 		}
 		b = p
 	}
-	lt := &r.l.latchRTCP
-	if !r.isRTCP {
-		lt = &r.l.latchRTP
+	lt := &s.leg.latchRTCP
+	if !s.isRTCP {
+		lt = &s.leg.latchRTP
 	}
-	if !r.latch(lt, from) {
+	if !s.latch(lt, from) {
 		return 0, false
 	}
 	sock, dst := ol.rtcp, os.rtcpDest(ol)
@@ -260,15 +248,15 @@ func (r *reader) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrP
 	return len(b), true
 }
 
-func (r *reader) srtpDrop(err error) {
+func (s *socket) srtpDrop(err error) {
 	if isReplay(err) {
 		dropReplay.Inc()
 		return
 	}
 	authFailures.Inc()
-	r.l.stats.authFail.Add(1)
-	r.c.relay.badTraffic.Warn("srtp-auth:"+r.c.id, "media: SRTP packet failed authentication, dropped",
-		"call_id", r.c.id, "leg", r.l.side.String(), "err", err)
+	s.leg.stats.authFail.Add(1)
+	s.call.relay.badTraffic.Warn("srtp-auth:"+s.call.id, "media: SRTP packet failed authentication, dropped",
+		"call_id", s.call.id, "leg", s.leg.side.String(), "err", err)
 }
 
 // isReplay tells a replayed packet from a forged one. pion does not export
@@ -280,7 +268,7 @@ func isReplay(err error) bool {
 // latch learns the leg's far address from its first packet that passed the
 // checks (authentication for SRTP). After that, packets from any other
 // address are dropped and counted: a guard against media injection.
-func (r *reader) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
+func (s *socket) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
 	cur := p.Load()
 	if cur == nil {
 		p.Store(newLatch(from))
@@ -290,23 +278,23 @@ func (r *reader) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
 		return true
 	}
 	dropUnexpected.Inc()
-	r.c.relay.badTraffic.Warn("latch:"+r.c.id, "media: packet from an unexpected address after latching, dropped",
-		"call_id", r.c.id, "leg", r.l.side.String(), "from", from.String(), "latched", cur.ap.String())
+	s.call.relay.badTraffic.Warn("latch:"+s.call.id, "media: packet from an unexpected address after latching, dropped",
+		"call_id", s.call.id, "leg", s.leg.side.String(), "from", from.String(), "latched", cur.ap.String())
 	return false
 }
 
 // trackSeq counts gaps in the RTP sequence numbers as lost packets.
-func (r *reader) trackSeq(b []byte) {
+func (s *socket) trackSeq(b []byte) {
 	seq := uint16(b[2])<<8 | uint16(b[3])
 	ssrc := uint32(b[8])<<24 | uint32(b[9])<<16 | uint32(b[10])<<8 | uint32(b[11])
-	if r.haveSeq && ssrc == r.ssrc {
-		d := seq - r.seq
+	if s.haveSeq && ssrc == s.ssrc {
+		d := seq - s.seq
 		switch {
 		case d == 0 || d > 0x8000: // duplicate or late: not a gap
 			return
 		case d > 1 && d < 3000:
-			r.l.stats.lost.Add(uint64(d - 1))
+			s.leg.stats.lost.Add(uint64(d - 1))
 		}
 	}
-	r.haveSeq, r.ssrc, r.seq = true, ssrc, seq
+	s.haveSeq, s.ssrc, s.seq = true, ssrc, seq
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,12 @@ type Relay struct {
 	ports      *portAllocator
 	conf       atomic.Pointer[relayConf]
 
+	// table maps a relay socket's local port to the socket, for the workers
+	// (ports are unique across the relay). Written at setup and teardown.
+	table   [65536]atomic.Pointer[socket]
+	workers []*worker
+	nextW   atomic.Uint32
+
 	mu       sync.Mutex // calls registry; setup and teardown only
 	calls    map[*call]struct{}
 	draining bool
@@ -39,7 +46,8 @@ type relayConf struct {
 	inactivity time.Duration
 }
 
-// New builds the relay from cfg. It opens no socket until the first call.
+// New builds the relay from cfg (nil: from the first Apply). It opens no
+// socket until the first call.
 func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	if log == nil {
 		log = slog.Default()
@@ -50,12 +58,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		rand:       rand.Reader,
 		calls:      map[*call]struct{}{},
 	}
-	rc, err := compile(cfg)
-	if err != nil {
+	r.ports = newPortAllocator(0, 0)
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		w, err := newWorker(r)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.workers = append(r.workers, w)
+		go w.run()
+	}
+	if cfg == nil {
+		return r, nil // configured by the first Apply
+	}
+	if err := r.Apply(context.Background(), cfg); err != nil {
 		return nil, err
 	}
-	r.ports = newPortAllocator(cfg.Media.PortMin, cfg.Media.PortMax)
-	r.conf.Store(rc)
 	return r, nil
 }
 
@@ -123,12 +141,23 @@ func (r *Relay) Close() error {
 	for _, c := range calls {
 		c.Close()
 	}
+	r.mu.Lock()
+	ws := r.workers
+	r.workers = nil
+	r.mu.Unlock()
+	for _, w := range ws {
+		w.close()
+	}
 	return nil
 }
 
 // PolicyFor returns the media encryption policy new calls get on interface iface.
 func (r *Relay) PolicyFor(iface string) Policy {
-	return r.conf.Load().pol.forInterface(iface)
+	rc := r.conf.Load()
+	if rc == nil {
+		return Policy{Interface: iface, Requirement: RequireRTP}
+	}
+	return rc.pol.forInterface(iface)
 }
 
 // ActiveCalls is the number of calls with anchored media.
@@ -168,7 +197,17 @@ func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 		return nil, fmt.Errorf("%w: the unit is draining", ErrNoPorts)
 	}
 	rc := r.conf.Load()
-	c := &call{id: id, relay: r, log: r.log.With("call_id", id), timeout: rc.inactivity}
+	if rc == nil {
+		return nil, errors.New("media: the relay has no configuration yet")
+	}
+	r.mu.Lock()
+	ws := r.workers
+	r.mu.Unlock()
+	if len(ws) == 0 {
+		return nil, errors.New("media: the relay is closed")
+	}
+	c := &call{id: id, relay: r, log: r.log.With("call_id", id), timeout: rc.inactivity,
+		wk: ws[int(r.nextW.Add(1))%len(ws)]}
 	for i, spec := range [2]Leg{a, b} {
 		spec, err := rc.resolve(spec)
 		if err != nil {
@@ -180,30 +219,27 @@ func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 			c.release(i)
 			return nil, err
 		}
-		c.legs[i] = &leg{side: Side(i), spec: spec, pol: rc.pol.forInterface(spec.Interface),
-			port: port, rtp: newSocket(rtp), rtcp: newSocket(rtcp)}
+		l := &leg{side: Side(i), spec: spec, pol: rc.pol.forInterface(spec.Interface), port: port}
+		l.rtp, l.rtcp = newSocket(rtp, c, l, false), newSocket(rtcp, c, l, true)
+		c.legs[i] = l
 	}
-	var readers []*reader
-	for _, l := range c.legs {
-		for _, s := range []*socket{l.rtp, l.rtcp} {
-			rd, err := newReader(c, l, s, s == l.rtcp)
-			if err != nil {
-				c.release(2)
-				return nil, fmt.Errorf("media: %w", err)
-			}
-			readers = append(readers, rd)
+	if err := c.wk.add(c.sockets()...); err != nil {
+		c.wk.remove(c.sockets()...)
+		for _, l := range c.legs {
+			r.ports.release(l.port)
 		}
+		return nil, err
 	}
 	r.mu.Lock()
 	r.calls[c] = struct{}{}
 	r.mu.Unlock()
 	callsActive.Inc()
-	for _, rd := range readers {
-		c.wg.Add(1)
-		go rd.run()
-	}
 	c.log.Debug("media: call anchored", "a_port", c.legs[0].port, "b_port", c.legs[1].port)
 	return c, nil
+}
+
+func (c *call) sockets() []*socket {
+	return []*socket{c.legs[0].rtp, c.legs[0].rtcp, c.legs[1].rtp, c.legs[1].rtcp}
 }
 
 // release frees the ports of the first n legs of a call that failed to start.

@@ -1,0 +1,403 @@
+// Command media is the media relay benchmark (make bench-media).
+//
+// It starts the relay (media.Relay, the code the unit runs) in a child
+// process with a small HTTP control interface, sets up -calls calls through
+// it the way the SIP layer does (offer from the inside, answer from the
+// outside), then sends G.711-sized RTP both ways: plain RTP on the inside
+// leg, SRTP (AES_CM_128_HMAC_SHA1_80) on the outside leg, spread evenly
+// over each 20 ms. It prints one RESULT line: loss, added latency, the
+// relay process's CPU per relayed packet (utime+stime from /proc/PID/stat)
+// and memory per call.
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/palisade-sbc/palisade/internal/media/sdp"
+)
+
+func main() {
+	role := flag.String("role", "load", "load (generator; starts the relay) or relay")
+	calls := flag.Int("calls", 1000, "concurrent calls (streams = 2 * calls)")
+	dur := flag.Duration("duration", 15*time.Second, "send duration (at most 20s)")
+	pps := flag.Int("pps", 50, "packets per second per stream")
+	size := flag.Int("size", 172, "RTP packet size in bytes (12 header + payload)")
+	senders := flag.Int("senders", 2, "sender goroutines")
+	portMin := flag.Int("port-min", 30000, "relay port range start")
+	portMax := flag.Int("port-max", 39999, "relay port range end")
+	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
+	flag.Parse()
+	if *role == "relay" {
+		if err := runRelay(*portMin, *portMax); err != nil && !strings.Contains(err.Error(), "closed") {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *dur > 20*time.Second || *calls < 1 || *calls > 5000 || *size < 20 || *size > 1400 {
+		fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000, 20 <= size <= 1400")
+		os.Exit(2)
+	}
+	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-media:", err)
+		os.Exit(1)
+	}
+}
+
+type relayProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	control string
+}
+
+func startRelay(portMin, portMax int, cpus string) (*relayProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax)}
+	cmd := exec.Command(self, args...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "CONTROL ") {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("relay did not start: %q %v", line, err)
+	}
+	return &relayProc{cmd: cmd, stdin: stdin, control: "http://" + strings.TrimSpace(line[8:])}, nil
+}
+
+func (r *relayProc) stop() {
+	r.stdin.Close()
+	done := make(chan struct{})
+	go func() { r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		r.cmd.Process.Kill() // by PID, ours
+		<-done
+	}
+}
+
+func (r *relayProc) post(path string, body []byte) ([]byte, error) {
+	resp, err := http.Post(r.control+path, "application/sdp", strings.NewReader(string(body)))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// cpuTicks is utime+stime of pid in clock ticks (exact per process, unlike /proc/stat here).
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + st, nil
+}
+
+func rssKiB(pid int) uint64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			n, _ := strconv.ParseUint(strings.Fields(l)[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// stream is one endpoint of one call (one direction of sending).
+type stream struct {
+	conn   *net.UDPConn
+	dst    netip.AddrPort
+	tx     *srtp.Context // outside endpoint: encrypts what it sends
+	rx     *srtp.Context // outside endpoint: decrypts samples of what it gets
+	ssrc   uint32
+	seq    uint16
+	sent   uint64
+	recv   uint64
+	decErr uint64
+	hist   hist
+}
+
+func (s *stream) port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func sdpFor(port int, proto, extra string) []byte {
+	return []byte(fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=bench\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d %s 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n%s", port, proto, extra))
+}
+
+// learn returns where the relay wants media and its AES_CM_128_HMAC_SHA1_80 key (if any).
+func learn(body []byte) (netip.AddrPort, *sdp.Crypto, error) {
+	s, err := sdp.Parse(body)
+	if err != nil || len(s.Media) == 0 {
+		return netip.AddrPort{}, nil, fmt.Errorf("relay SDP: %v", err)
+	}
+	m := s.Media[0]
+	a, _ := s.MediaConn(m)
+	for _, v := range m.Attrs("crypto") {
+		if k, err := sdp.ParseCrypto(v); err == nil && k.Suite == sdp.SuiteAES80 {
+			return netip.AddrPortFrom(a, uint16(m.Port)), &k, nil
+		}
+	}
+	return netip.AddrPortFrom(a, uint16(m.Port)), nil, nil
+}
+
+func ctxFor(k []byte) (*srtp.Context, error) {
+	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+}
+
+func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus string) error {
+	rp, err := startRelay(portMin, portMax, cpus)
+	if err != nil {
+		return err
+	}
+	defer rp.stop()
+	pid := rp.cmd.Process.Pid
+	memBefore, err := rp.post("/mem", nil)
+	if err != nil {
+		return err
+	}
+	rss0 := rssKiB(pid)
+
+	streams := make([]*stream, 0, 2*calls) // [2i] inside (plain), [2i+1] outside (SRTP)
+	for i := 0; i < 2*calls; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return err
+		}
+		c.SetReadBuffer(1 << 20)
+		defer c.Close()
+		streams = append(streams, &stream{conn: c, ssrc: uint32(i + 1)})
+	}
+	setup0 := time.Now()
+	for i := 0; i < calls; i++ {
+		in, out := streams[2*i], streams[2*i+1]
+		id := strconv.Itoa(i)
+		offer, err := rp.post("/offer?id="+id+"&side=a", sdpFor(in.port(), "RTP/AVP", ""))
+		if err != nil {
+			return err
+		}
+		var relayKey *sdp.Crypto
+		if out.dst, relayKey, err = learn(offer); err != nil || relayKey == nil {
+			return fmt.Errorf("offer to the outside has no AES_CM_128_HMAC_SHA1_80 key: %v", err)
+		}
+		key := make([]byte, 30)
+		rand.Read(key)
+		if out.tx, err = ctxFor(key); err != nil {
+			return err
+		}
+		if out.rx, err = ctxFor(relayKey.Key); err != nil {
+			return err
+		}
+		mine := sdp.Crypto{Tag: relayKey.Tag, Suite: sdp.SuiteAES80, Key: key}
+		answer, err := rp.post("/answer?id="+id+"&side=b", sdpFor(out.port(), "RTP/SAVP", "a=crypto:"+mine.String()+"\r\n"))
+		if err != nil {
+			return err
+		}
+		if in.dst, _, err = learn(answer); err != nil {
+			return err
+		}
+	}
+	setup := time.Since(setup0)
+	memAfter, _ := rp.post("/mem", nil)
+	rss1 := rssKiB(pid)
+	var heap0, heap1 uint64
+	fmt.Sscan(string(memBefore), &heap0)
+	fmt.Sscan(string(memAfter), &heap1)
+
+	start := time.Now()
+	nowUs := func() uint32 { return uint32(time.Since(start).Microseconds()) }
+	var rwg sync.WaitGroup
+	for i, s := range streams {
+		rwg.Add(1)
+		go func(s *stream, sample bool) {
+			defer rwg.Done()
+			buf := make([]byte, 2048)
+			dec := make([]byte, 2048)
+			for {
+				n, err := s.conn.Read(buf)
+				if err != nil {
+					return
+				}
+				if n < 12 {
+					continue
+				}
+				// The sender's clock rides in the RTP timestamp, which SRTP leaves in clear.
+				s.hist.add(float64(nowUs() - binary.BigEndian.Uint32(buf[4:8])))
+				s.recv++
+				if sample && s.recv%50 == 1 { // check that the relay's SRTP decrypts
+					if _, err := s.rx.DecryptRTP(dec, buf[:n], nil); err != nil {
+						s.decErr++
+					}
+				}
+			}
+		}(s, i%2 == 1)
+	}
+
+	cpu0, _ := cpuTicks(pid)
+	interval := time.Second / time.Duration(pps)
+	const tick = time.Millisecond
+	slots := max(int(interval/tick), 1)
+	var late atomic.Uint64
+	var swg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		swg.Add(1)
+		go func(g int) {
+			defer swg.Done()
+			mine := make([][]*stream, slots)
+			for j := g; j < len(streams); j += senders {
+				mine[j%slots] = append(mine[j%slots], streams[j])
+			}
+			pkt := make([]byte, size)
+			enc := make([]byte, size+32)
+			var hdr rtp.Header
+			end := start.Add(dur)
+			for k := 0; ; k++ {
+				due := start.Add(time.Duration(k) * tick)
+				if !due.Before(end) {
+					return
+				}
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				} else if -d > 5*tick {
+					late.Add(1)
+				}
+				for _, s := range mine[k%slots] {
+					s.seq++
+					pkt[0], pkt[1] = 0x80, 8
+					binary.BigEndian.PutUint16(pkt[2:4], s.seq)
+					binary.BigEndian.PutUint32(pkt[4:8], nowUs())
+					binary.BigEndian.PutUint32(pkt[8:12], s.ssrc)
+					b := pkt
+					if s.tx != nil {
+						var err error
+						if b, err = s.tx.EncryptRTP(enc[:0], pkt, &hdr); err != nil {
+							continue
+						}
+					}
+					if _, err := s.conn.WriteToUDPAddrPort(b, s.dst); err == nil {
+						s.sent++
+					}
+				}
+			}
+		}(g)
+	}
+	swg.Wait()
+	sendWall := time.Since(start)
+	time.Sleep(500 * time.Millisecond) // in-flight packets
+	cpu1, _ := cpuTicks(pid)
+	for _, s := range streams {
+		s.conn.Close()
+	}
+	rwg.Wait()
+	rp.post("/close", nil)
+
+	var sent, recv, decErr uint64
+	var h hist
+	for i := 0; i < calls; i++ {
+		in, out := streams[2*i], streams[2*i+1]
+		sent += in.sent + out.sent
+		recv += in.recv + out.recv
+		decErr += out.decErr
+		h.merge(&in.hist)
+		h.merge(&out.hist)
+	}
+	loss := 0.0
+	if sent > 0 && recv < sent {
+		loss = 100 * float64(sent-recv) / float64(sent)
+	}
+	hz := 100.0 // USER_HZ on Linux
+	cpuS := float64(cpu1-cpu0) / hz
+	verdict := "PASS"
+	target := float64(2*calls*pps) * dur.Seconds()
+	if loss > 0 || float64(sent) < 0.98*target || decErr > 0 {
+		verdict = "FAIL"
+	}
+	fmt.Printf("RESULT bench-media calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
+		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
+		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
+		"srtp_sample_decrypt_errors=%d sender_late_ticks=%d verdict=%s\n",
+		calls, 2*calls, pps, size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
+		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
+		cpuS, 100*cpuS/(sendWall.Seconds()+0.5), 1e6*cpuS/float64(max(recv, 1)),
+		float64(int64(heap1)-int64(heap0))/1024/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
+		decErr, late.Load(), verdict)
+	return nil
+}
+
+// hist is a latency histogram in 10 µs buckets up to 100 ms.
+type hist struct {
+	b     [10001]uint64
+	sum   float64
+	n     uint64
+	maxUs float64
+}
+
+func (h *hist) add(us float64) {
+	if us < 0 || us > 1e9 {
+		return // clock wrap
+	}
+	i := min(int(us/10), len(h.b)-1)
+	h.b[i]++
+	h.sum += us
+	h.n++
+	h.maxUs = max(h.maxUs, us)
+}
+
+func (h *hist) merge(o *hist) {
+	for i := range h.b {
+		h.b[i] += o.b[i]
+	}
+	h.sum += o.sum
+	h.n += o.n
+	h.maxUs = max(h.maxUs, o.maxUs)
+}
+
+func (h *hist) pct(p float64) float64 {
+	want := uint64(p * float64(h.n))
+	var c uint64
+	for i, v := range h.b {
+		c += v
+		if c > want {
+			return float64(i+1) * 10
+		}
+	}
+	return h.maxUs
+}
+

@@ -162,6 +162,9 @@ func (s *Server) OpenSocket() error {
 		return errors.New("admin socket: already open or closed")
 	}
 	path := filepath.Join(s.dataDir, SocketFile)
+	if len(path) > 107 { // sun_path holds 108 bytes with the NUL
+		return fmt.Errorf("admin socket: the path %s is longer than the 107 bytes a unix socket allows; use a shorter --data", path)
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return fmt.Errorf("another unit is running on this data directory (%s answers)", path)

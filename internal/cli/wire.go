@@ -33,6 +33,7 @@ type Deps struct {
 // are skipped. Subsystems that serve the API are found by the admin handlers
 // with Env.Unit.Subsystem(name).
 func wireSubsystems(d Deps) []unit.Subsystem {
+	// certs is the pki.Provider the SIP listeners and outgoing TLS use.
 	certs := pki.New(d.Store, d.Log)
 	d.Admin.Certs = certs // admin.certificate names one of its certificates
 	subs := []unit.Subsystem{

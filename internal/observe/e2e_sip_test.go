@@ -3,9 +3,17 @@ package observe_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -14,9 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,24 +52,51 @@ func TestSIPCallsThroughTheUnit(t *testing.T) {
 	if err != nil {
 		t.Skip("install Debian package sip-tester")
 	}
-	tshark, _ := exec.LookPath("tshark")
+	for _, outside := range []string{"udp", "tls"} {
+		t.Run("inside udp, outside "+outside, func(t *testing.T) { callsThroughTheUnit(t, sipp, outside) })
+	}
+}
 
-	svc := observe.New(store.NewMemory(), nil, nil)
+func callsThroughTheUnit(t *testing.T, sipp, outside string) {
+	tshark, _ := exec.LookPath("tshark")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	st := store.NewMemory()
+	svc := observe.New(st, nil, nil)
 	t.Cleanup(func() { svc.Close() })
 	pbxPort, trunkPort := freeUDPPort(t, "127.0.0.1"), freeUDPPort(t, "127.0.0.3")
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
+	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: outside, Certificate: "default"}}
 	cfg.Peers = []config.Peer{
 		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
-		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.3:%d", trunkPort), Transport: "udp"},
+		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.3:%d", trunkPort), Transport: outside},
 	}
 	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
-	if err := svc.Apply(context.Background(), cfg); err != nil {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deps := b2bua.Deps{Logger: log, Media: media.Passthrough{}, Tracer: svc.Traces}
+	if outside == "tls" {
+		// The trunk (sipp) has a certificate from a test CA the unit trusts.
+		caPEM := trunkCertificate(t, dir)
+		if _, err := (&pki.Certs{Store: st}).ImportCA(ctx, cfg, "trunk-ca", caPEM); err != nil {
+			t.Fatal(err)
+		}
+		tlsp := pki.New(st, log)
+		if err := tlsp.Apply(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tlsp.Close() })
+		deps.TLS = tlsp
+		// Debian's sipp has no TLS: a sipgo UAS plays the TLS trunk.
+		trunkPort = tlsTrunk(t, ctx, dir)
+		cfg.Peers[1].Address = fmt.Sprintf("127.0.0.3:%d", trunkPort)
+	}
+	if err := svc.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	sip := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Media: media.Passthrough{}, Tracer: svc.Traces})
-	if err := sip.Apply(context.Background(), cfg); err != nil {
+	sip := b2bua.New(deps)
+	if err := sip.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sip.Close() })
@@ -67,38 +105,44 @@ func TestSIPCallsThroughTheUnit(t *testing.T) {
 	const calls = 3
 	invitesBefore := counter(t, "palisade_observe_sip_requests_total", "leg", "inside", "direction", "in", "method", "INVITE")
 	okBefore := counter(t, "palisade_observe_sip_responses_total", "leg", "outside", "direction", "in", "method", "INVITE", "code", "200")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort),
-		"-m", fmt.Sprint(calls), "-timeout", "50s", "-nostdin")
-	uas.Dir = dir
 	var uasOut bytes.Buffer
-	uas.Stdout, uas.Stderr = &uasOut, &uasOut
-	if err := uas.Start(); err != nil {
-		t.Fatal(err)
+	if outside == "udp" {
+		uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort),
+			"-m", fmt.Sprint(calls), "-timeout", "50s", "-nostdin")
+		uas.Dir = dir
+		uas.Stdout, uas.Stderr = &uasOut, &uasOut
+		if err := uas.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
 	}
-	defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
 	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
 		"-m", fmt.Sprint(calls), "-r", "5", "-d", "200", "-timeout", "40s", "-nostdin", inside.String())
 	uac.Dir = dir
 	if out, err := uac.CombinedOutput(); err != nil {
-		t.Fatalf("sipp uac: %v\n%s", err, lastLines(out, 30))
+		t.Fatalf("sipp uac: %v\n%s\nsipp uas:\n%s", err, lastLines(out, 30), lastLines(uasOut.Bytes(), 30))
 	}
 
 	// Every call's trace: both legs, the whole dialog on each.
 	want := map[string][]string{
-		"inside":  {"in INVITE", "out 180 Ringing", "out 200 OK", "in ACK", "in BYE", "out 200 OK"},
-		"outside": {"out INVITE", "in 180 Ringing", "in 200 OK", "out ACK", "out BYE", "in 200 OK"},
+		"inside":  {"in INVITE", "out 200 OK", "in ACK", "in BYE", "out 200 OK"},
+		"outside": {"out INVITE", "in 200 OK", "out ACK", "out BYE", "in 200 OK"},
 	}
-	var sums []observe.CallSummary
-	for range 200 { // the last BYE's 200 may still be on its way
-		sums = svc.Traces.List(observe.CallFilter{Ended: true})
-		if len(sums) == calls {
-			break
+	// Wait until the trace holds both 200s to BYE of every call: the unit
+	// answers the caller's BYE before the trunk's answer arrives.
+	byeDone := func() int {
+		n := 0
+		for _, m := range svc.Traces.Window(time.Time{}, time.Time{}) {
+			if m.Method == "BYE" && m.Status == 200 {
+				n++
+			}
 		}
+		return n
+	}
+	for i := 0; i < 250 && byeDone() < 2*calls; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
+	sums := svc.Traces.List(observe.CallFilter{Ended: true})
 	if len(sums) != calls {
 		t.Fatalf("%d ended calls traced, want %d: %+v", len(sums), calls, svc.Traces.List(observe.CallFilter{}))
 	}
@@ -106,12 +150,21 @@ func TestSIPCallsThroughTheUnit(t *testing.T) {
 	for _, sum := range sums {
 		msgs, _ := svc.Traces.Messages(sum.ID)
 		all = append(all, msgs...)
+		// Provisional answers are compared by count: 100 is hop by hop, and
+		// every 180 the trunk sent must have been relayed to the PBX.
 		got := map[string][]string{}
+		ringing := map[string]int{}
 		for _, m := range msgs {
-			if m.Status == 100 {
-				continue // hop by hop; either leg may or may not have one
+			if m.Status >= 100 && m.Status < 200 {
+				if m.Status == 180 {
+					ringing[m.Direction]++
+				}
+				continue
 			}
 			got[m.Leg] = append(got[m.Leg], m.Direction+" "+m.Label)
+		}
+		if ringing["in"] != ringing["out"] {
+			t.Errorf("call %s: %d 180s received, %d relayed", sum.ID, ringing["in"], ringing["out"])
 		}
 		for leg, seq := range want {
 			if strings.Join(got[leg], ", ") != strings.Join(seq, ", ") {
@@ -120,6 +173,11 @@ func TestSIPCallsThroughTheUnit(t *testing.T) {
 		}
 		if sum.Result != 200 || sum.Failed || len(sum.CallIDs) != 2 || sum.To != "4687" {
 			t.Errorf("summary %+v", sum)
+		}
+		for _, m := range msgs {
+			if want := map[string]string{"inside": "udp", "outside": outside}[m.Leg]; m.Transport != want {
+				t.Errorf("message %d on %s carried by %q, want %q", m.Index, m.Leg, m.Transport, want)
+			}
 		}
 		var svg bytes.Buffer
 		if err := observe.WriteLadder(&svg, sum.ID, msgs); err != nil {
@@ -157,6 +215,89 @@ func TestSIPCallsThroughTheUnit(t *testing.T) {
 	if n := strings.Count(string(out), "\n"); n != len(all) {
 		t.Errorf("tshark read %d SIP messages, want %d", n, len(all))
 	}
+}
+
+// tlsTrunk answers calls over TLS on 127.0.0.3 as a trunk would (180, 200
+// with SDP, then 200 to BYE) and returns its port.
+func tlsTrunk(t *testing.T, ctx context.Context, dir string) int {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "trunk.pem"), filepath.Join(dir, "trunk.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-trunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "trunk", Host: "127.0.0.3", Port: port,
+		UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		req.To().Params.Add("tag", fmt.Sprintf("trunk%d", time.Now().UnixNano())) // one tag for 180 and 200
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+		res := sip.NewResponseFromRequest(req, 200, "OK", []byte("v=0\r\no=- 2 2 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"))
+		res.AppendHeader(contact)
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		_ = tx.Respond(res)
+	})
+	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	go srv.ServeTLS(ln) //nolint:errcheck // ends when the listener closes
+	t.Cleanup(func() { ln.Close(); srv.Close(); ua.Close() })
+	return port
+}
+
+// trunkCertificate writes a certificate for the trunk at 127.0.0.3 (and its
+// key) into dir as trunk.pem and trunk.key, and returns its CA in PEM.
+func trunkCertificate(t *testing.T, dir string) []byte {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, leafKey := newKey(), newKey()
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Trunk Test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "trunk.test"},
+		DNSNames: []string{"trunk.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.3")},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("trunk.pem", "CERTIFICATE", leafDER)
+	write("trunk.key", "PRIVATE KEY", keyDER)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 }
 
 func lastLines(b []byte, n int) string {

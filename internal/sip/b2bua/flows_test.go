@@ -18,7 +18,7 @@ func establish(t *testing.T, u *testUnit, caller, callee *peerUA, dst func() (st
 	ctx := ctxT(t)
 	host, port := dst()
 	sess, err := caller.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123456", Host: host, Port: port},
-		testSDP(caller.ip, 7000), sip.NewHeader("Content-Type", "application/sdp"))
+		testSDP(caller.ip, 7000), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("User-Agent", caller.name))
 	if err != nil {
 		t.Fatal(err)
 	}

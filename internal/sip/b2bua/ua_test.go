@@ -318,6 +318,11 @@ func (u *testUnit) outside() netip.AddrPort { return u.ListenAddr("outside", "ud
 // peer "itsp".
 func newTestUnit(t *testing.T, pbx, itsp *peerUA, mut func(*config.Config)) *testUnit {
 	t.Helper()
+	return newTestUnitWith(t, pbx, itsp, Deps{}, mut)
+}
+
+func newTestUnitWith(t *testing.T, pbx, itsp *peerUA, d Deps, mut func(*config.Config)) *testUnit {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
 	cfg.SIP.Listeners = []config.Listener{
@@ -334,7 +339,7 @@ func newTestUnit(t *testing.T, pbx, itsp *peerUA, mut func(*config.Config)) *tes
 	if mut != nil {
 		mut(cfg)
 	}
-	d := Deps{Logger: testLogger()}
+	d.Logger = testLogger()
 	if os.Getenv("SIP_TEST_LOG") != "" {
 		d.Tracer = printTracer{}
 	}

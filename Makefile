@@ -34,8 +34,10 @@ ci:
 bench-sip:
 	@echo "bench-sip: not written yet"
 
+# Media relay: CALLS concurrent calls, plain RTP inside / SRTP outside (bench/media).
 bench-media:
-	@echo "bench-media: not written yet"
+	$(GO) build -o bin/bench-media ./bench/media
+	bin/bench-media -calls $(or $(CALLS),1000) -duration $(or $(DURATION),15s) $(BENCH_MEDIA_FLAGS)
 
 # Each native fuzz target runs for FUZZTIME; owners add their targets here.
 FUZZTIME ?= 30s

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,16 @@ func main() {
 	portMin := flag.Int("port-min", 30000, "relay port range start")
 	portMax := flag.Int("port-max", 39999, "relay port range end")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
+	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
 	flag.Parse()
 	if *role == "relay" {
+		if *profile != "" {
+			f, err := os.Create(*profile)
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := runRelay(*portMin, *portMax); err != nil && !strings.Contains(err.Error(), "closed") {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
@@ -56,7 +65,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000, 20 <= size <= 1400")
 		os.Exit(2)
 	}
-	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs); err != nil {
+	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-media:", err)
 		os.Exit(1)
 	}
@@ -68,12 +77,12 @@ type relayProc struct {
 	control string
 }
 
-func startRelay(portMin, portMax int, cpus string) (*relayProc, error) {
+func startRelay(portMin, portMax int, cpus, profile string) (*relayProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax)}
+	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile}
 	cmd := exec.Command(self, args...)
 	if cpus != "" {
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
@@ -182,8 +191,8 @@ func ctxFor(k []byte) (*srtp.Context, error) {
 	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
 }
 
-func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus string) error {
-	rp, err := startRelay(portMin, portMax, cpus)
+func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus, profile string) error {
+	rp, err := startRelay(portMin, portMax, cpus, profile)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,10 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
 )
@@ -36,12 +38,23 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	// certs is the pki.Provider the SIP listeners and outgoing TLS use.
 	certs := pki.New(d.Store, d.Log)
 	d.Admin.Certs = certs // admin.certificate names one of its certificates
+	obs := observe.New(d.Store, d.Log, d.Level)
+	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
+	var engine media.Engine = media.Passthrough{}
+	var relay unit.Subsystem
+	if r, err := media.New(nil, d.Log); err != nil {
+		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
+	} else {
+		engine, relay = r, r
+	}
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
 		certs,
-		observe.New(d.Store, d.Log, d.Level), // traces, call records, log level
+		obs, // traces, call records, log level
+		relay, // media relay, before the SIP B2BUA that anchors calls through it
+		b2bua.New(b2bua.Deps{Logger: d.Log, Media: engine, Tracer: obs.Traces, TLS: certs}),
 	}
 	// The admin listener goes last: it moves to a new admin.listen only once
 	// everything else has taken the configuration.

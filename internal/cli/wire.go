@@ -52,7 +52,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		// pki first: listeners of the others take their certificates from it
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
 		certs,
-		obs, // traces, call records, log level
+		obs,   // traces, call records, log level
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
 		b2bua.New(b2bua.Deps{Logger: d.Log, Media: engine, Tracer: obs.Traces, TLS: certs}),
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/store"
@@ -165,6 +166,10 @@ type Recorder struct {
 	traces *Traces // told when a call ends, to keep failed traces longer; may be nil
 	now    func() time.Time
 
+	// reported turns true at the first CallStarted: from then on the SIP
+	// layer reports calls and no records are derived from traces.
+	reported atomic.Bool
+
 	mu     sync.Mutex
 	active map[string]*activeCall
 }
@@ -195,6 +200,7 @@ func (r *Recorder) CallStarted(e CallStart) {
 	if dir == "" {
 		dir = DirInternal
 	}
+	r.reported.Store(true)
 	c := &activeCall{cdr: CDR{ID: e.ID, Direction: dir, Start: r.at(e.Time), A: e.A, B: e.B}}
 	r.mu.Lock()
 	_, dup := r.active[e.ID]

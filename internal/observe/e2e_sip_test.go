@@ -88,6 +88,9 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 		}
 		t.Cleanup(func() { tlsp.Close() })
 		deps.TLS = tlsp
+	}
+	sip := b2bua.New(deps) // first: it sets sipgo's global logger
+	if outside == "tls" {
 		// Debian's sipp has no TLS: a sipgo UAS plays the TLS trunk.
 		trunkPort = tlsTrunk(t, ctx, dir)
 		cfg.Peers[1].Address = fmt.Sprintf("127.0.0.3:%d", trunkPort)
@@ -95,7 +98,6 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	if err := svc.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	sip := b2bua.New(deps)
 	if err := sip.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +195,33 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	}
 	if got := counter(t, "palisade_observe_sip_responses_total", "leg", "outside", "direction", "in", "method", "INVITE", "code", "200") - okBefore; got != calls {
 		t.Errorf("200 OKs to INVITE from the trunk counted %v, want %d", got, calls)
+	}
+
+	// One call record per call, matching its trace (derived from the trace
+	// while the SIP layer does not report calls itself).
+	var cdrs []observe.CDR
+	for i := 0; i < 250 && len(cdrs) < calls; i++ {
+		cdrs, _, _ = observe.ListCDRs(ctx, st, time.Time{})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(cdrs) != calls {
+		t.Fatalf("%d call records, want %d", len(cdrs), calls)
+	}
+	bySum := map[string]observe.CallSummary{}
+	for _, sum := range sums {
+		bySum[sum.ID] = sum
+	}
+	for _, c := range cdrs {
+		sum, ok := bySum[c.ID]
+		if !ok {
+			t.Errorf("record of an unknown call %s", c.ID)
+			continue
+		}
+		if c.Code != 200 || c.Answer.IsZero() || c.EndedBy != observe.EndedByCaller || c.Direction != observe.DirOutbound ||
+			c.A.Interface != "inside" || c.B.Interface != "outside" || c.B.Transport != outside ||
+			c.A.CallID != sum.CallIDs[0] || c.B.CallID != sum.CallIDs[1] || c.B.Remote.Port() != uint16(trunkPort) {
+			t.Errorf("record %+v does not match the call %+v", c, sum)
+		}
 	}
 
 	if tshark == "" {

@@ -30,6 +30,8 @@ type Service struct {
 	log   *slog.Logger
 	level *slog.LevelVar // may be nil: the level is then not managed here
 
+	traceCDRs chan struct{} // bounds the records written from traces at once
+
 	mu        sync.Mutex
 	retention time.Duration
 	stop      chan struct{}
@@ -46,6 +48,8 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	s := &Service{st: st, log: log, level: level, retention: def.CDRRetention.D()}
 	s.Traces = NewTraces(def.TraceBufferCalls, def.TraceFailedKeep.D())
 	s.Recorder = NewRecorder(st, s.Traces, log)
+	s.traceCDRs = make(chan struct{}, maxPendingTraceCDRs)
+	s.Traces.onEnd = s.recordTraceEnd
 	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
 		return s.Recorder.Active(), nil
 	}})
@@ -123,6 +127,13 @@ func (s *Service) Close() error {
 	if stop != nil {
 		close(stop)
 		<-done
+	}
+	// Wait for records still being written from traces.
+	for range cap(s.traceCDRs) {
+		s.traceCDRs <- struct{}{}
+	}
+	for range cap(s.traceCDRs) {
+		<-s.traceCDRs
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ type Head struct {
 	Reason     string // response reason phrase
 	RequestURI string
 	CallID     string
+	FromURI    string // the URI of the From header, without display name and parameters
+	ToURI      string
 	FromUser   string
 	ToUser     string
 	CSeq       uint32
@@ -71,12 +73,14 @@ func ReadHead(raw []byte) Head {
 				h.CallID = val()
 			}
 		case is(name, "from", "f"):
-			if h.FromUser == "" {
-				h.FromUser = uriUser(val())
+			if h.FromURI == "" {
+				h.FromURI = headerURI(val())
+				h.FromUser = uriUser(h.FromURI)
 			}
 		case is(name, "to", "t"):
-			if h.ToUser == "" {
-				h.ToUser = uriUser(val())
+			if h.ToURI == "" {
+				h.ToURI = headerURI(val())
+				h.ToUser = uriUser(h.ToURI)
 			}
 		case is(name, "cseq", ""):
 			num, method, _ := strings.Cut(val(), " ")
@@ -132,9 +136,9 @@ func nextLine(b []byte) (line, rest []byte) {
 	return line, b[i+1:]
 }
 
-// uriUser returns the user part of the URI in a From or To value, e.g.
-// `"Bob" <sip:+4610@example.com;user=phone>;tag=x` → "+4610".
-func uriUser(v string) string {
+// headerURI returns the URI of a From or To value, e.g.
+// `"Bob" <sip:+4610@example.com;user=phone>;tag=x` → "sip:+4610@example.com;user=phone".
+func headerURI(v string) string {
 	if i := strings.IndexByte(v, '<'); i >= 0 {
 		v = v[i+1:]
 		if j := strings.IndexByte(v, '>'); j >= 0 {
@@ -143,7 +147,12 @@ func uriUser(v string) string {
 	} else if i := strings.IndexByte(v, ';'); i >= 0 {
 		v = v[:i] // without <>, parameters belong to the header
 	}
-	_, v, ok := strings.Cut(v, ":") // scheme
+	return strings.TrimSpace(v)
+}
+
+// uriUser returns the user part of a SIP URI ("" when it has none).
+func uriUser(uri string) string {
+	_, v, ok := strings.Cut(uri, ":") // scheme
 	if !ok {
 		return ""
 	}

@@ -19,17 +19,18 @@ func TestReadHead(t *testing.T) {
 				"Call-ID: abc@10.0.0.1\r\n" +
 				"CSeq: 1 INVITE\r\n\r\nv=0\r\n",
 			want: Head{Method: "INVITE", RequestURI: "sip:+4687@10.0.0.10;transport=udp", CallID: "abc@10.0.0.1",
-				FromUser: "1001", ToUser: "+4687", CSeq: 1},
+				FromURI: "sip:1001@pbx.example.com", ToURI: "sip:+4687@example.com;user=phone", FromUser: "1001", ToUser: "+4687", CSeq: 1},
 		},
 		{
 			name: "response compact headers and bare LF",
 			raw:  "SIP/2.0 486 Busy Here\nf: sip:1001@a;tag=x\nt: sips:2002:secret@b\ni: xyz\nCSeq: 7 invite\n\n",
-			want: Head{Method: "INVITE", Status: 486, Reason: "Busy Here", CallID: "xyz", FromUser: "1001", ToUser: "2002", CSeq: 7},
+			want: Head{Method: "INVITE", Status: 486, Reason: "Busy Here", CallID: "xyz", FromURI: "sip:1001@a", ToURI: "sips:2002:secret@b",
+				FromUser: "1001", ToUser: "2002", CSeq: 7},
 		},
 		{
 			name: "no user part",
 			raw:  "OPTIONS sip:trunk.example.com SIP/2.0\r\nFrom: <sip:palisade.example.com>;tag=1\r\nTo: sip:trunk.example.com\r\n\r\n",
-			want: Head{Method: "OPTIONS", RequestURI: "sip:trunk.example.com"},
+			want: Head{Method: "OPTIONS", RequestURI: "sip:trunk.example.com", FromURI: "sip:palisade.example.com", ToURI: "sip:trunk.example.com"},
 		},
 		{
 			name: "header values with spaces and first wins",

@@ -37,6 +37,10 @@ type Traces struct {
 	failed     []failedEntry // failed calls kept after leaving the ring
 	limit      int
 	failedKeep time.Duration
+
+	// onEnd, when set, is called (outside every lock) when a message ends a
+	// call: a final failure sent to the caller, or the first 200 to BYE.
+	onEnd func(id string)
 }
 
 type traceShard struct {
@@ -129,7 +133,9 @@ func (t *Traces) TraceSIP(m SIPMessage) {
 	if ct == nil {
 		ct = t.create(m.CallID)
 	}
-	ct.add(tracedMsg{SIPMessage: m, head: head})
+	if ct.add(tracedMsg{SIPMessage: m, head: head}) && t.onEnd != nil {
+		t.onEnd(m.CallID)
+	}
 }
 
 func (t *Traces) get(id string) *callTrace {
@@ -196,10 +202,13 @@ func (t *Traces) remove(id string) {
 	s.mu.Unlock()
 }
 
-func (ct *callTrace) add(m tracedMsg) {
+// add stores m and reports whether it ended the call.
+func (ct *callTrace) add(m tracedMsg) (ended bool) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	s := &ct.sum
+	wasEnded := s.Ended
+	defer func() { ended = s.Ended && !wasEnded }()
 	if len(ct.msgs) == 0 {
 		s.ID, s.Start = ct.id, m.Time
 		ct.firstCID = m.head.CallID
@@ -218,11 +227,12 @@ func (ct *callTrace) add(m tracedMsg) {
 	if len(ct.msgs) >= maxMessagesPerCall || ct.bytes+len(m.Raw) > maxBytesPerCall {
 		ct.dropped++
 		s.Dropped = ct.dropped
-		return
+		return ended
 	}
 	ct.msgs = append(ct.msgs, m)
 	ct.bytes += len(m.Raw)
 	s.Messages = len(ct.msgs)
+	return ended
 }
 
 // result follows the call's outcome: the first final answer to INVITE the

@@ -1,0 +1,204 @@
+package web
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserSeedWalkthrough walks the seed's §5.3 and §6 as a new
+// administrator would, in headless Chromium: log in, create a certificate
+// request, download it, import the signed certificate with its
+// intermediate (separate files) made by a test CA, import the root, set
+// signalling and media encryption and REFER handling, apply, watch the
+// countdown, confirm; then change something, apply and revert. It saves a
+// screenshot of every tab.
+func TestBrowserSeedWalkthrough(t *testing.T) {
+	ctx := browser(t)
+	u := newTestUnit(t)
+	sh := newShots(t)
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	base := u.srv.URL
+	const certName = "SBC at HQ"
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			_ = chromedp.Do(ctx, sh.take("FAILED-"+strings.ReplaceAll(step, " ", "-")))
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+
+	run("log in",
+		chromedp.Navigate(base+"/administration"),
+		retry(chromedp.WaitVisible(chromedp.ID("password"))),
+		sh.take("login"),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.Click(chromedp.ID("login-btn")),
+		waitText("h1", "Save/Load Configuration"),
+	)
+
+	// §6.3: a certificate request for the outside FQDN.
+	var csr string
+	run("create a certificate request",
+		chromedp.Navigate(base+"/basic/certificates"),
+		chromedp.SendKeys(chromedp.ID("cert-name"), certName),
+		chromedp.SendKeys(chromedp.ID("cert-cn"), "sbc.example.com"),
+		chromedp.SendKeys(chromedp.ID("cert-o"), "Example Corp"),
+		chromedp.Click(chromedp.ID("create-csr-btn")),
+		waitText("#flash", "Certificate request created"),
+		waitText("#cert-details", "request pending"),
+		sh.take("certificate-request"),
+		attr(chromedp.ID("csr-download"), "href", &csr),
+	)
+	if !strings.Contains(csr, "what=csr") {
+		t.Fatalf("download link = %q", csr)
+	}
+	run("download the request", fetchText(csr, &csr))
+	leaf := ca.sign(t, csr)
+	if leaf.Subject.CommonName != "sbc.example.com" {
+		t.Fatalf("request CN = %q", leaf.Subject.CommonName)
+	}
+	// Figure 21 alternative C: the device certificate and the intermediate
+	// in separate files, imported together.
+	leafFile := writePEM(t, dir, "device.pem", leaf)
+	interFile := writePEM(t, dir, "intermediate.pem", ca.inter)
+	rootFile := writePEM(t, dir, "root.pem", ca.root)
+
+	run("import the signed certificate",
+		retry(chromedp.WaitVisible(chromedp.ID("cert-files"))),
+		retry(chromedp.SetUploadFiles(chromedp.ID("cert-files"), []string{leafFile, interFile})),
+		chromedp.Click(chromedp.ID("cert-import-btn")),
+		waitText("#flash", "Certificate imported"),
+		waitText("#cert-subject", "sbc.example.com"),
+		waitText("#chain", "Palisade Test Intermediate"),
+		sh.take("certificate-imported"),
+	)
+	run("import the root",
+		chromedp.Navigate(base+"/basic/certificates"),
+		chromedp.SendKeys(chromedp.ID("ca-name"), "Test Root"),
+		retry(chromedp.SetUploadFiles(chromedp.ID("ca-file"), []string{rootFile})),
+		chromedp.Click(chromedp.ID("ca-import-btn")),
+		waitText("#flash", "CA certificate imported"),
+		waitText("#ca-certs", "Palisade Test Root"),
+		waitText("#banner", "Changes have been made to the preliminary configuration, but have not been applied"),
+		sh.take("certificates"),
+	)
+
+	// §6.8: TLS with the new certificate, mutual, trusting the root. First
+	// a wrong port, to see the error placed next to the field.
+	outsideTLS := `table[data-table="listeners"] tbody tr:nth-child(3) `
+	run("signalling encryption: a wrong value",
+		chromedp.Navigate(base+"/sip/signalling"),
+		retry(chromedp.SetValue(chromedp.CSS(outsideTLS+`input[name="listeners.port"]`), "70000")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText(outsideTLS+`.ferr`, "port"),
+		sh.take("validation-error"),
+	)
+	run("signalling encryption",
+		retry(chromedp.SetValue(chromedp.CSS(outsideTLS+`input[name="listeners.port"]`), "5061")),
+		retry(chromedp.SetValue(chromedp.CSS(outsideTLS+`select[name="listeners.certificate"]`), certName)),
+		retry(chromedp.SetValue(chromedp.CSS(outsideTLS+`select[name="listeners.require_client_cert"]`), "yes")),
+		chromedp.Click(chromedp.CSS(`input[name="ca_certificates"][value="Test Root"]`)),
+		retry(chromedp.SetValue(chromedp.CSS(`select[name="client_certificate"]`), certName)),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+	)
+	run("interoperability: wildcard certificates",
+		chromedp.Navigate(base+"/sip/interop"),
+		chromedp.Click(chromedp.ID("allow_wildcard")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+	)
+	// §6.9: SRTP outside (the default), RTP inside with transcoding: add
+	// the inside policy row.
+	run("media encryption",
+		chromedp.Navigate(base+"/sip/media"),
+		chromedp.Click(chromedp.CSS(`button[data-add="policies"]`)),
+		retry(chromedp.SetValue(chromedp.CSS(`table[data-table="policies"] tbody tr:last-child select[name="policies.interface"]`), "inside")),
+		retry(chromedp.SetValue(chromedp.CSS(`table[data-table="policies"] tbody tr:last-child select[name="policies.group"]`), "RTP")),
+		retry(chromedp.SetValue(chromedp.CSS(`table[data-table="policies"] tbody tr:last-child select[name="policies.requirement"]`), "rtp")),
+		retry(chromedp.SetValue(chromedp.ID("rtp_profile"), "prefer-savp")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+	)
+	// §6.10: REFER handled locally.
+	run("local REFER handling",
+		chromedp.Navigate(base+"/traffic/routing"),
+		chromedp.Click(chromedp.ID("refer_always")),
+		chromedp.Click(chromedp.CSS(`button[data-add="refer_ua"]`)),
+		chromedp.SendKeys(chromedp.CSS(`table[data-table="refer_ua"] tbody tr:last-child input[name="refer_ua.ua"]`), "Microsoft-UM"),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+	)
+
+	// §6.11: apply, watch the countdown, save.
+	var first, later int
+	run("apply",
+		chromedp.Navigate(base+"/administration"),
+		retry(chromedp.SetValue(chromedp.CSS(`input[name="confirm_within"]`), "120")),
+		chromedp.Click(chromedp.ID("apply-btn")),
+		waitText("#flash", "is running"),
+		watchCountdown(&first, &later),
+		sh.take("apply-countdown"),
+	)
+	t.Logf("countdown went from %d s to %d s", first, later)
+	if first > 120 || later >= first {
+		t.Fatalf("countdown %d → %d", first, later)
+	}
+	run("confirm",
+		chromedp.Click(chromedp.ID("confirm-btn")),
+		waitText("#flash", "Configuration applied and saved"),
+		waitText("#history", "admin@"),
+		sh.take("saved"),
+	)
+	saved, err := u.mgr.Saved(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := saved.SIP.Listeners[2]
+	if l.Certificate != certName || !l.RequireClientCert || l.Port != 5061 || !saved.Routing.Refer.Always ||
+		len(saved.TLS.CACertificates) != 1 || !saved.TLS.AllowWildcardServerCertificates || len(saved.Media.Policies) != 2 ||
+		len(saved.Routing.Refer.UserAgents) != 1 {
+		t.Fatalf("saved configuration lacks the walkthrough's settings: listener %+v refer %+v tls %+v policies %+v",
+			l, saved.Routing.Refer, saved.TLS, saved.Media.Policies)
+	}
+	if got := u.applier.last(); got == nil || got.SIP.Listeners[2].Certificate != certName {
+		t.Fatal("the unit was not switched to the new configuration")
+	}
+
+	// The same with revert: the unit goes back to the saved configuration.
+	run("change for the revert",
+		chromedp.Navigate(base+"/traffic/routing"),
+		chromedp.Click(chromedp.ID("refer_always")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+		chromedp.Navigate(base+"/administration"),
+		chromedp.Click(chromedp.ID("apply-btn")),
+		watchCountdown(&first, &later),
+		chromedp.Click(chromedp.ID("revert-btn")),
+		waitText("#flash", "Reverted"),
+		waitText("#banner", "have not been applied"),
+		sh.take("reverted"),
+	)
+	if got := u.applier.last(); !got.Routing.Refer.Always {
+		t.Fatal("after revert the unit does not run the saved configuration")
+	}
+
+	// A screenshot of every tab and page.
+	for _, tab := range nav {
+		for _, sub := range tab.Subs {
+			name := strings.ToLower(strings.NewReplacer(" ", "-", "/", "-").Replace(tab.Name + "-" + sub.Name))
+			run("screenshot "+sub.Path, chromedp.Navigate(base+sub.Path), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take(name))
+		}
+	}
+	run("certificate page", chromedp.Navigate(base+"/basic/certificates/view?name="+url.QueryEscape(certName)),
+		waitText("#chain-status", ""), sh.take("certificate-view"))
+	run("diff page", chromedp.Navigate(base+"/administration/diff?a=1&b=running"), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take("diff"))
+}

@@ -113,3 +113,24 @@ func (s *Service) recordTraceEnd(id string) {
 		}
 	}()
 }
+
+// activeFromTraces describes the calls in progress from their traces, for
+// the status of calls while the SIP layer does not report calls (no media
+// counters then).
+func (s *Service) activeFromTraces() []CDR {
+	out := []CDR{}
+	now := time.Now()
+	for _, sum := range s.Traces.List(CallFilter{Active: true}) {
+		c, ok := s.Traces.recordFromTrace(sum.ID)
+		if !ok {
+			continue
+		}
+		c.End, c.EndedBy, c.Code, c.Reason, c.Duration = time.Time{}, "", 0, "", 0
+		if !c.Answer.IsZero() {
+			c.Duration = now.Sub(c.Answer)
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b CDR) int { return a.Start.Compare(b.Start) })
+	return out
+}

@@ -59,3 +59,16 @@ func TestServiceWritesRecordsFromTraces(t *testing.T) {
 		t.Fatalf("records %+v; the recorder's calls only were expected", cdrs)
 	}
 }
+
+func TestStatusCallsFromTraces(t *testing.T) {
+	s := New(store.NewMemory(), nil, nil)
+	defer s.Close()
+	traceAll(s.Traces, testCall("c1", time.Now(), "1001", "4687", false)[:9]) // answered and ACKed
+	traceAll(s.Traces, testCall("c2", time.Now(), "1001", "4687", true))      // ended
+	src, _ := s.Sources.Get(StatusCalls)
+	v, _ := src.Status(context.Background())
+	calls := v.([]CDR)
+	if len(calls) != 1 || calls[0].ID != "c1" || calls[0].Answer.IsZero() || calls[0].B.CallID != "c1-b@palisade" || !calls[0].End.IsZero() {
+		t.Fatalf("calls in progress %+v", calls)
+	}
+}

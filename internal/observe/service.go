@@ -51,7 +51,10 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	s.traceCDRs = make(chan struct{}, maxPendingTraceCDRs)
 	s.Traces.onEnd = s.recordTraceEnd
 	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
-		return s.Recorder.Active(), nil
+		if s.Recorder.reported.Load() {
+			return s.Recorder.Active(), nil
+		}
+		return s.activeFromTraces(), nil
 	}})
 	return s
 }

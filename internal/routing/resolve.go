@@ -121,10 +121,8 @@ func (r *Resolver) Resolve(ctx context.Context, h Hop) ([]Target, error) {
 	type srvName struct{ name, transport string }
 	var srvs []srvName
 	if tr == "" {
-		naptrs, err := r.naptr(ctx, host, secure)
-		if err != nil {
-			return nil, err
-		}
+		// no NAPTR records is normal: fall through to SRV (§4.1)
+		naptrs, _ := r.naptr(ctx, host, secure)
 		for _, n := range naptrs {
 			srvs = append(srvs, srvName{n.Replacement, n.transport})
 		}

@@ -95,6 +95,9 @@ func NewTable(cfg *config.Config, reg RegistrarLookup) (*Table, error) {
 				if err := sip.ParseUri(f.URI, u); err != nil {
 					return nil, fmt.Errorf("%s.forward_to[%d].uri: %w", where, j, err)
 				}
+				if u.Host == "" {
+					return nil, fmt.Errorf("%s.forward_to[%d].uri: %q has no host", where, j, f.URI)
+				}
 				rw.uri = u
 			} else if _, ok := t.peerByName[f.Peer]; !ok {
 				return nil, fmt.Errorf("%s.forward_to[%d].peer: no peer named %q", where, j, f.Peer)

@@ -153,6 +153,7 @@ func gcm(key []byte) (cipher.AEAD, error) {
 // key material is never overwritten). A wrong or missing passphrase for an
 // encrypted backup is ErrBadPassphrase.
 func (m *Mgr) Restore(ctx context.Context, data []byte, passphrase, author string) error {
+	ctx = context.WithoutCancel(ctx)
 	if len(data) > MaxBackupSize {
 		return fmt.Errorf("restore: the file is %d bytes; a backup is at most %d", len(data), MaxBackupSize)
 	}

@@ -518,3 +518,39 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("ok %d, conflicts %d", ok, conflict)
 	}
 }
+
+// ctxApplier fails when its context is cancelled, like a unit would.
+type ctxApplier struct{ *fakeApplier }
+
+func (a ctxApplier) Apply(ctx context.Context, c *config.Config) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return a.fakeApplier.Apply(ctx, c)
+}
+
+func TestCallerGoingAwayDoesNotSplitState(t *testing.T) {
+	st := store.NewMemory()
+	a := ctxApplier{newFakeApplier()}
+	m, err := New(st, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	bg := context.Background()
+	m.Bootstrap(bg, config.Default(), "setup")
+	c, etag, _ := m.Preliminary(bg)
+	c.Unit.Name = "new"
+	m.SetPreliminary(bg, c, etag, "alice")
+	ctx, cancel := context.WithCancel(bg)
+	cancel() // the HTTP client hung up before the apply ran
+	if _, err := m.Apply(ctx, time.Hour, "alice"); err != nil {
+		t.Fatalf("apply with a cancelled request context: %v", err)
+	}
+	if _, err := m.Confirm(ctx, "alice"); err != nil {
+		t.Fatalf("confirm with a cancelled request context: %v", err)
+	}
+	if s := mustState(t, m); s.PendingConfirm || s.RunningVersion != 2 {
+		t.Fatalf("state: %+v", s)
+	}
+}

@@ -240,6 +240,9 @@ func (m *Mgr) Saved(ctx context.Context) (*config.Config, error) {
 // configuration. On any error nothing is stored: config.Errors lists every
 // problem; ErrPreconditionFailed means ifMatch is not the current ETag.
 func (m *Mgr) SetPreliminary(ctx context.Context, cfg *config.Config, ifMatch, author string) (string, error) {
+	// A change runs to its end even when the caller goes away, so that
+	// the store and the unit never disagree.
+	ctx = context.WithoutCancel(ctx)
 	if errs := cfg.Validate(); errs != nil {
 		return "", errs
 	}
@@ -306,6 +309,9 @@ func (m *Mgr) audit(ctx context.Context, author, action, detail string) {
 // previous configuration keeps running and the error is returned (and kept
 // in State.LastApplyError).
 func (m *Mgr) Apply(ctx context.Context, window time.Duration, author string) (State, error) {
+	// A change runs to its end even when the caller goes away, so that
+	// the store and the unit never disagree.
+	ctx = context.WithoutCancel(ctx)
 	if window <= 0 {
 		window = m.window
 	}
@@ -465,6 +471,9 @@ func (m *Mgr) revertLocked(ctx context.Context, author, why string) (int, error)
 // Confirm makes the applied configuration a new saved version, the
 // start-up configuration.
 func (m *Mgr) Confirm(ctx context.Context, author string) (Version, error) {
+	// A change runs to its end even when the caller goes away, so that
+	// the store and the unit never disagree.
+	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var v Version
@@ -509,6 +518,9 @@ func (m *Mgr) Confirm(ctx context.Context, author string) (Version, error) {
 // Revert switches the unit back to the newest saved version before the
 // confirmation window runs out.
 func (m *Mgr) Revert(ctx context.Context, author string) error {
+	// A change runs to its end even when the caller goes away, so that
+	// the store and the unit never disagree.
+	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.revertLocked(ctx, author, "revert")
@@ -521,6 +533,9 @@ func (m *Mgr) Revert(ctx context.Context, author string) error {
 
 // Undo discards the preliminary changes: preliminary := running.
 func (m *Mgr) Undo(ctx context.Context, author string) error {
+	// A change runs to its end even when the caller goes away, so that
+	// the store and the unit never disagree.
+	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	run, _, _, err := m.running(ctx)

@@ -124,7 +124,8 @@ func queryFlag(r *http.Request, name string) bool {
 	return v == "1" || v == "true" || v == "yes"
 }
 
-// listCalls: GET /api/v1/calls?active=1|ended=1&since=&number=&call_id=&result=&limit=
+// listCalls: GET /api/v1/calls?active=1|ended=1&since=&number=&call_id=&result=&q=&limit=
+// (q is the web admin's search box: a number, a call id or a result).
 func listCalls(env *Env, w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	t, err := querySince(r)
@@ -139,7 +140,7 @@ func listCalls(env *Env, w http.ResponseWriter, r *http.Request) error {
 	}
 	rows, err := observe.ListCalls(r.Context(), env.Store, observeService(env), observe.CallQuery{
 		Active: queryFlag(r, "active"), Ended: queryFlag(r, "ended"), Since: t, Number: q.Get("number"),
-		CallID: q.Get("call_id"), Result: q.Get("result"), Limit: limit,
+		CallID: q.Get("call_id"), Result: q.Get("result"), Text: q.Get("q"), Limit: limit,
 	})
 	if err != nil {
 		return err

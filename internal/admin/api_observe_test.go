@@ -81,6 +81,13 @@ func TestObserveAPI(t *testing.T) {
 	if len(calls) != 1 || calls[0].ID != "u1" {
 		t.Errorf("failed calls to 4687: %s", r.body)
 	}
+	for q, want := range map[string]string{"486": "u1", "b-leg": "u1", "%2B4610": "u2", "failed": "u1"} {
+		r = f.do("GET", "/api/v1/calls?q="+q, nil, nil)
+		r.decode(t, &calls)
+		if len(calls) != 1 || calls[0].ID != want {
+			t.Errorf("search %q: %s", q, r.body)
+		}
+	}
 	if r := f.do("GET", "/api/v1/calls?since=yesterday", nil, nil); r.status != 400 {
 		t.Errorf("bad since: %d", r.status)
 	}

@@ -177,10 +177,13 @@ func writeArrow(b *strings.Builder, l *ladderLayout, m *Message, y int, t0 time.
 	case m.Status != 0:
 		class = "msg resp"
 	}
-	fmt.Fprintf(b, `<a href="#m%d" data-index="%d"><g class="%s" id="m%d" data-index="%d" data-leg="%s" data-direction="%s">`,
-		m.Index, m.Index, class, m.Index, m.Index, xmlEscape(m.Leg), m.Direction)
-	fmt.Fprintf(b, "<title>%s</title>", xmlEscape(fmt.Sprintf("%s %s %s → %s (%s)\n\n%s",
-		m.Time.UTC().Format("15:04:05.000"), m.Leg, addrOf(m, true), addrOf(m, false), m.Transport, m.Text)))
+	full := fmt.Sprintf("%s %s %s → %s (%s)\n\n%s",
+		m.Time.UTC().Format("15:04:05.000"), m.Leg, addrOf(m, true), addrOf(m, false), m.Transport, m.Text)
+	// The message is in the arrow's <title> (a tooltip anywhere) and in
+	// data-message, which the web admin shows when an arrow is clicked.
+	fmt.Fprintf(b, `<a href="#m%d" data-index="%d"><g class="%s" id="m%d" data-index="%d" data-leg="%s" data-direction="%s" data-message="%s">`,
+		m.Index, m.Index, class, m.Index, m.Index, xmlEscape(m.Leg), m.Direction, attrEscape(full))
+	fmt.Fprintf(b, "<title>%s</title>", xmlEscape(full))
 	lo, hi := min(x1, x2), max(x1, x2)
 	fmt.Fprintf(b, `<rect class="hit" x="%d" y="%d" width="%d" height="%d"/>`, lo, y-rowHeight+8, hi-lo, rowHeight-4)
 	fmt.Fprintf(b, `<text class="t" x="4" y="%d">+%.3fs</text>`, y, m.Time.Sub(t0).Seconds())
@@ -203,6 +206,12 @@ func truncLabel(s string) string {
 		return s[:25] + "..."
 	}
 	return s
+}
+
+// attrEscape is xmlEscape for attribute values: line breaks and tabs as
+// character references, which XML attribute normalisation keeps.
+func attrEscape(s string) string {
+	return strings.NewReplacer("\n", "&#10;", "\t", "&#9;").Replace(xmlEscape(s))
 }
 
 // xmlEscape escapes text for XML and replaces what XML 1.0 cannot hold

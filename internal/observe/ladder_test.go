@@ -63,13 +63,33 @@ func TestLadderGolden(t *testing.T) {
 // clickable arrow per message in time order, each with its full text.
 func checkLadder(t *testing.T, svg []byte, msgs []Message) {
 	t.Helper()
+	// Well-formed XML, and each arrow's data-message holds its whole message
+	// with line breaks intact (what the web admin shows on a click).
 	dec := xml.NewDecoder(bytes.NewReader(svg))
+	var shown []string
 	for {
-		if _, err := dec.Token(); err != nil {
+		tok, err := dec.Token()
+		if err != nil {
 			if err.Error() == "EOF" {
 				break
 			}
 			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "g" {
+			for _, a := range se.Attr {
+				if a.Name.Local == "data-message" {
+					shown = append(shown, a.Value)
+				}
+			}
+		}
+	}
+	if len(shown) != len(msgs) {
+		t.Fatalf("%d arrows with data-message for %d messages", len(shown), len(msgs))
+	}
+	for i, m := range msgs {
+		body := strings.ReplaceAll(xmlUnsafe.Replace(m.Text), "\r", "")
+		if !strings.HasSuffix(shown[i], body) {
+			t.Errorf("arrow %d shows %q, want the message %q", i+1, shown[i], body)
 		}
 	}
 	arrows := regexp.MustCompile(`<g class="msg[^"]*" id="m(\d+)"`).FindAllSubmatch(svg, -1)
@@ -94,6 +114,9 @@ func checkLadder(t *testing.T, svg []byte, msgs []Message) {
 		last += max(at, 0)
 	}
 }
+
+// xmlUnsafe is what xmlEscape replaces in hostile text.
+var xmlUnsafe = strings.NewReplacer("\x00", "\uFFFD", "\x1b", "\uFFFD", "\xff", "\uFFFD")
 
 func itoa(n int) string { return strings.TrimLeft(itoa3(n), "0") }
 

@@ -40,6 +40,7 @@ type CallQuery struct {
 	Number string    // part of the From or To
 	CallID string    // the unit's id or a leg's SIP Call-ID
 	Result string    // failed | ok | a code (486) | a class (4xx)
+	Text   string    // free search: part of a number, of a call id or SIP Call-ID, or a result
 	Limit  int       // newest first
 }
 
@@ -124,7 +125,22 @@ func (q CallQuery) match(r *CallRow) bool {
 		sum.Last = r.End
 	}
 	f := CallFilter{Number: q.Number, CallID: q.CallID, Result: q.Result, Active: q.Active, Ended: q.Ended, Since: q.Since}
-	return f.match(&sum)
+	return f.match(&sum) && (q.Text == "" || matchText(q.Text, &sum))
+}
+
+// matchText is the search box of the call list: one word that may be a
+// number, a call id or a result.
+func matchText(text string, s *CallSummary) bool {
+	text = strings.TrimSpace(text)
+	if strings.Contains(s.From, text) || strings.Contains(s.To, text) || strings.Contains(s.ID, text) {
+		return true
+	}
+	for _, id := range s.CallIDs {
+		if strings.Contains(id, text) {
+			return true
+		}
+	}
+	return (text == "failed" || text == "ok" || len(text) == 3) && matchResult(text, s)
 }
 
 // ParseSince reads a "since" parameter: a duration back from now ("90m",

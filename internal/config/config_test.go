@@ -330,4 +330,16 @@ func TestWarnings(t *testing.T) {
 	if errs := c.Validate(); errs != nil {
 		t.Fatalf("warnings must not be errors: %v", errs)
 	}
+	c = Default()
+	c.SIP.Listeners[2].RequireClientCert = true
+	c.Peers = []Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Domain: "example.com", Transport: "tls"}}
+	w := c.Warnings()
+	if len(w) != 2 || w[0].Path != "sip.listeners[2].require_client_cert" || w[1].Path != "peers[0].transport" {
+		t.Fatalf("TLS without trusted CAs: %v", w)
+	}
+	c.TLS.CACertificates = []string{"Root"}
+	c.Certificates.CA = []CACertificate{{Name: "Root"}}
+	if w := c.Warnings(); w != nil {
+		t.Fatalf("with a trusted CA: %v", w)
+	}
 }

@@ -122,3 +122,24 @@ func policy(c *config.Config, iface string) config.MediaPolicy {
 	}
 	return config.MediaPolicy{}
 }
+
+// Every profile, applied to the defaults with plausible answers, gives a
+// configuration that passes validation.
+func TestProfilesValidate(t *testing.T) {
+	answers := map[string]Answers{
+		Generic:            {Domain: "trunk.example.net", Transport: "tls", Prefix: "0", Username: "u", Password: "p", Register: true},
+		Office365UM:        {Domain: "abc.um.outlook.com"},
+		TeamsDirectRouting: {Version: "1.0"},
+	}
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			c := withFQDN()
+			if err := Apply(c, name, answers[name]); err != nil {
+				t.Fatal(err)
+			}
+			if errs := c.Validate(); len(errs) > 0 {
+				t.Fatalf("profile %s gives an invalid configuration:\n%v", name, errs)
+			}
+		})
+	}
+}

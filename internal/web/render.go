@@ -44,6 +44,7 @@ type view struct {
 	Tab     string
 	Nav     []navTab
 	Subs    []navSub
+	Active  string // path of the highlighted second-row page
 	CSRF    string
 	User    string
 	State   lifecycle.State
@@ -179,8 +180,8 @@ func (s *server) newView(ctx context.Context, r *http.Request, title string) *vi
 	}
 	for _, t := range nav {
 		for _, sub := range t.Subs {
-			if sub.Path == r.URL.Path {
-				v.Tab, v.Subs = t.Name, t.Subs
+			if sub.Path == r.URL.Path || strings.HasPrefix(r.URL.Path, sub.Path+"/") {
+				v.Tab, v.Subs, v.Active = t.Name, t.Subs, sub.Path
 			}
 		}
 	}

@@ -65,6 +65,7 @@
   }
   function cell(v) {
     if (v === null || v === undefined) return "";
+    if (Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; })) return v.join(", ");
     if (typeof v === "object") return JSON.stringify(v);
     return String(v);
   }
@@ -133,20 +134,30 @@
   if (calls) {
     var ladder = document.getElementById("ladder"), msg = document.getElementById("sipmsg");
     var showCall = function (c) {
-      var id = c.call_id || c.id;
+      var id = c.id || (c.call_ids && c.call_ids[0]);
       if (!id) return;
       fetch("/api/v1/calls/" + encodeURIComponent(id) + "/ladder.svg", { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (svg) { ladder.innerHTML = svg; })
         .catch(function (e) { ladder.textContent = "No call flow for this call (" + e + ")."; });
     };
+    // Each arrow of the ladder is a link whose <title> holds the message.
     ladder.addEventListener("click", function (ev) {
-      var a = ev.target.closest("[data-message]");
+      var a = ev.target.closest("[data-index]");
       if (!a) return;
+      ev.preventDefault();
+      var title = a.querySelector("title");
       msg.hidden = false;
-      msg.textContent = a.getAttribute("data-message");
+      msg.textContent = title ? title.textContent : "";
     });
-    var search = function (q) { load(calls, calls.dataset.src + (q ? "?q=" + encodeURIComponent(q) : ""), showCall); };
+    var search = function (q) {
+      var param = "";
+      if (q) {
+        var key = /^[+0-9*#]+$/.test(q) ? "number" : (/^(failed|ok|[1-6][0-9x][0-9x])$/.test(q) ? "result" : "call_id");
+        param = "?" + key + "=" + encodeURIComponent(q);
+      }
+      load(calls, calls.dataset.src + param, showCall);
+    };
     document.getElementById("call-search").addEventListener("submit", function (ev) { ev.preventDefault(); search(document.getElementById("call-q").value); });
     search("");
   }

@@ -554,3 +554,18 @@ func TestCallerGoingAwayDoesNotSplitState(t *testing.T) {
 		t.Fatalf("state: %+v", s)
 	}
 }
+
+func TestDamagedStateDoesNotBlockStart(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory()
+	f := newFixture(t, st)
+	f.m.Close()
+	st.Put(ctx, keyState, []byte("{not json"))
+	m, err := New(st, newFakeApplier(), nil)
+	if err != nil {
+		t.Fatalf("New with a damaged state record: %v", err)
+	}
+	if s := mustState(t, m); s.RunningVersion != 1 || s.PendingConfirm {
+		t.Fatalf("state: %+v", s)
+	}
+}

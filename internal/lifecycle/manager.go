@@ -96,7 +96,14 @@ func New(st store.Store, applier Applier, log *slog.Logger, opts ...Option) (*Mg
 	ctx := context.Background()
 	s, err := readState(ctx, st)
 	if err != nil {
-		return nil, err
+		// The state only says whether an apply is pending; the unit starts
+		// on the newest saved version either way, so a damaged state record
+		// must not keep it from starting.
+		m.log.Error("configuration state unreadable; starting from the saved version", "err", err)
+		s = stateRecord{}
+		if err := writeState(ctx, st, s); err != nil {
+			return nil, fmt.Errorf("lifecycle: reset the damaged state: %w", err)
+		}
 	}
 	if s.Pending != nil {
 		n := s.Pending.Base

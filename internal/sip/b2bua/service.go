@@ -308,6 +308,9 @@ func (s *Service) ListenAddr(iface, transport string) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// CallCount returns how many calls are in progress.
+func (s *Service) CallCount() int { return s.calls.count() }
+
 // ActiveCalls returns the state of the calls in progress.
 func (s *Service) ActiveCalls() []CallState {
 	var out []CallState

@@ -31,8 +31,9 @@ ci:
 	bash .ci/run
 
 # Benchmarks and long runs; their owners fill these in.
+# SIP signalling: sipp UAC -> Palisade -> sipp UAS (UDP) and -> TLS -> Kamailio (bench/sip).
 bench-sip:
-	@echo "bench-sip: not written yet"
+	bash bench/sip/run.sh
 
 # Media relay: CALLS concurrent calls, plain RTP inside / SRTP outside (bench/media).
 bench-media:

@@ -21,6 +21,11 @@ const (
 	padBottom  = 20
 )
 
+// arrowKinds: requests, responses, error responses (400 and up).
+var arrowKinds = []struct{ name, class, color string }{
+	{"req", "req", "#333"}, {"resp", "resp", "#2a7a2a"}, {"err", "resp err", "#b02a2a"},
+}
+
 type lane struct {
 	title, sub string
 	x          int
@@ -130,21 +135,24 @@ func WriteLadder(w io.Writer, title string, msgs []Message) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		width, height, width, height)
 	fmt.Fprintf(&b, "<title>%s</title>\n", xmlEscape(title))
-	b.WriteString(`<style>.lane{stroke:#999;stroke-dasharray:4 3}.unit{stroke:#2a5db0;stroke-width:3;stroke-dasharray:none}` +
-		`.msg line{stroke:#333;stroke-width:1.5}.msg.resp line{stroke:#2a7a2a}.msg.err line{stroke:#b02a2a}` +
-		`.msg:hover line{stroke-width:3}.msg text{fill:#111}.hit{fill:transparent}.t{fill:#666;font-size:10px}` +
-		`.head{font-weight:bold}.sub{fill:#555;font-size:10px}</style>` + "\n")
-	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">` +
-		`<path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>` + "\n")
+	// Presentation attributes rather than a <style> element: the admin's
+	// Content-Security-Policy blocks inline styles, and the web admin embeds
+	// the drawing in its pages. Classes stay for its own stylesheet.
+	b.WriteString(`<defs>`)
+	for _, k := range arrowKinds {
+		fmt.Fprintf(&b, `<marker id="arrow-%s" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">`+
+			`<path d="M0,0 L10,5 L0,10 z" fill="%s"/></marker>`, k.name, k.color)
+	}
+	b.WriteString("</defs>\n")
 	bottom := height - padBottom/2
 	for i, ln := range l.lanes {
-		class := "lane"
+		class, look := "lane", `stroke="#999" stroke-dasharray="4 3"`
 		if ln.title == "Palisade" || i == l.iface[0] || i == l.iface[1] {
-			class = "lane unit"
+			class, look = "lane unit", `stroke="#2a5db0" stroke-width="3"`
 		}
-		fmt.Fprintf(&b, `<text class="head" x="%d" y="20" text-anchor="middle">%s</text>`, ln.x, xmlEscape(ln.title))
-		fmt.Fprintf(&b, `<text class="sub" x="%d" y="36" text-anchor="middle">%s</text>`, ln.x, xmlEscape(ln.sub))
-		fmt.Fprintf(&b, `<line class="%s" x1="%d" y1="44" x2="%d" y2="%d"/>`+"\n", class, ln.x, ln.x, bottom)
+		fmt.Fprintf(&b, `<text class="head" x="%d" y="20" text-anchor="middle" font-weight="bold">%s</text>`, ln.x, xmlEscape(ln.title))
+		fmt.Fprintf(&b, `<text class="sub" x="%d" y="36" text-anchor="middle" font-size="10" fill="#555">%s</text>`, ln.x, xmlEscape(ln.sub))
+		fmt.Fprintf(&b, `<line class="%s" x1="%d" y1="44" x2="%d" y2="%d" %s/>`+"\n", class, ln.x, ln.x, bottom, look)
 	}
 	var t0 time.Time
 	if len(msgs) > 0 {
@@ -170,13 +178,14 @@ func writeArrow(b *strings.Builder, l *ladderLayout, m *Message, y int, t0 time.
 	if m.Direction == "out" {
 		x1, x2 = ix, rx
 	}
-	class := "msg req"
+	kind := arrowKinds[0]
 	switch {
 	case m.Status >= 400:
-		class = "msg resp err"
+		kind = arrowKinds[2]
 	case m.Status != 0:
-		class = "msg resp"
+		kind = arrowKinds[1]
 	}
+	class := "msg " + kind.class
 	full := fmt.Sprintf("%s %s %s → %s (%s)\n\n%s",
 		m.Time.UTC().Format("15:04:05.000"), m.Leg, addrOf(m, true), addrOf(m, false), m.Transport, m.Text)
 	// The message is in the arrow's <title> (a tooltip anywhere) and in
@@ -185,9 +194,10 @@ func writeArrow(b *strings.Builder, l *ladderLayout, m *Message, y int, t0 time.
 		m.Index, m.Index, class, m.Index, m.Index, xmlEscape(m.Leg), m.Direction, attrEscape(full))
 	fmt.Fprintf(b, "<title>%s</title>", xmlEscape(full))
 	lo, hi := min(x1, x2), max(x1, x2)
-	fmt.Fprintf(b, `<rect class="hit" x="%d" y="%d" width="%d" height="%d"/>`, lo, y-rowHeight+8, hi-lo, rowHeight-4)
-	fmt.Fprintf(b, `<text class="t" x="4" y="%d">+%.3fs</text>`, y, m.Time.Sub(t0).Seconds())
-	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" marker-end="url(#arrow)"/>`, x1, y, x2, y)
+	fmt.Fprintf(b, `<rect class="hit" x="%d" y="%d" width="%d" height="%d" fill="#fff" fill-opacity="0"/>`, lo, y-rowHeight+8, hi-lo, rowHeight-4)
+	fmt.Fprintf(b, `<text class="t" x="4" y="%d" font-size="10" fill="#666">+%.3fs</text>`, y, m.Time.Sub(t0).Seconds())
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5" marker-end="url(#arrow-%s)"/>`,
+		x1, y, x2, y, kind.color, kind.name)
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, (x1+x2)/2, y-5, xmlEscape(truncLabel(m.Label)))
 	b.WriteString("</g></a>\n")
 }

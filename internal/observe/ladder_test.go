@@ -153,3 +153,41 @@ func TestLadderOneArmed(t *testing.T) {
 		t.Fatal("both legs drawn on the same side")
 	}
 }
+
+// FuzzTraceDrawExport sends outside bytes through the whole path an
+// administrator looks at: trace store, ladder SVG (must stay well-formed
+// XML) and pcap export.
+func FuzzTraceDrawExport(f *testing.F) {
+	for _, m := range testCall("seed", t0, "1001", "4687", true) {
+		f.Add(m.Raw)
+	}
+	f.Add([]byte("SIP/2.0 200 \xff\x00<&>]]>\r\nCall-ID: \"'\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		tr := NewTraces(4, time.Hour)
+		m := testCall("c1", t0, "1", "2", false)[0]
+		m.Raw = raw
+		tr.TraceSIP(m)
+		m.Dir, m.Leg, m.Remote = Sent, "outside", trunkAddr
+		tr.TraceSIP(m)
+		msgs, ok := tr.Messages("c1")
+		if !ok || len(msgs) != 2 {
+			t.Fatalf("stored %d messages", len(msgs))
+		}
+		var svg, pcap bytes.Buffer
+		if err := WriteLadder(&svg, string(raw), msgs); err != nil {
+			t.Fatal(err)
+		}
+		dec := xml.NewDecoder(&svg)
+		for {
+			if _, err := dec.Token(); err != nil {
+				if err.Error() != "EOF" {
+					t.Fatalf("SVG not well-formed: %v", err)
+				}
+				break
+			}
+		}
+		if err := WritePCAP(&pcap, msgs); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -15,6 +15,10 @@ import (
 // answers 404).
 var ErrNoRoute = errors.New("routing: no route for the request")
 
+// ErrAllDown means a dial plan rule matched but every one of its peers is
+// marked down (the SIP layer answers 503).
+var ErrAllDown = errors.New("routing: every destination of the matching rule is down")
+
 // Request is what routing looks at in an incoming request.
 type Request struct {
 	Method          string
@@ -63,5 +67,12 @@ type RegistrarLookup interface {
 	Lookup(user, host string) []Hop
 }
 
-// normTransport lowercases a transport name and maps "" to "".
-func normTransport(t string) string { return strings.ToLower(strings.TrimSpace(t)) }
+// normTransport lowercases a transport name; "any" (let RFC 3263 decide)
+// becomes "".
+func normTransport(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	if t == "any" {
+		return ""
+	}
+	return t
+}

@@ -163,7 +163,11 @@ func (t *Table) Route(r Request, up func(peer string) bool) ([]Hop, error) {
 				hops = t.registrar.Lookup(r.User, r.Host)
 			}
 		case "dial_plan":
-			hops = t.dialPlan(r, up)
+			var matched bool
+			hops, matched = t.dialPlan(r, up)
+			if matched && len(hops) == 0 {
+				return nil, ErrAllDown
+			}
 		}
 		if len(hops) > 0 {
 			return hops, nil
@@ -198,7 +202,7 @@ func (t *Table) override(r Request) []Hop {
 	return hops
 }
 
-func (t *Table) dialPlan(r Request, up func(string) bool) []Hop {
+func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
 	for _, ru := range t.rules {
 		user, groups, ok := ru.match(r)
 		if !ok {
@@ -230,9 +234,9 @@ func (t *Table) dialPlan(r Request, up func(string) bool) []Hop {
 			h.Step, h.Rule, h.Timeout = "dial_plan", ru.cfg.Name, rw.timeout
 			hops = append(hops, h)
 		}
-		return hops // the first matching rule decides, even when all its peers are down
+		return hops, true // the first matching rule decides, even when all its peers are down
 	}
-	return nil
+	return nil, false
 }
 
 // match checks r against the rule. It returns the number to forward (prefix

@@ -68,11 +68,12 @@ func TestRoute(t *testing.T) {
 		{"default: trunk to pbx", Request{User: "200", SourceInterface: "outside"}, allUp,
 			[]Hop{{Step: "default", Peer: "pbx", User: "200", Host: "10.0.0.10", Port: 5060, Transport: "udp"}}, false},
 		{"unknown source: no route", Request{User: "200", SourceInterface: "dmz"}, allUp, nil, true},
+		{"matching rule with every peer down", Request{User: "110"}, func(string) bool { return false }, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hops, err := tab.Route(tc.req, tc.up)
 			if tc.noHit {
-				if !errors.Is(err, ErrNoRoute) {
+				if !errors.Is(err, ErrNoRoute) && !errors.Is(err, ErrAllDown) {
 					t.Fatalf("want ErrNoRoute, got %v %v", hops, err)
 				}
 				return

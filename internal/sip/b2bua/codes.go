@@ -35,6 +35,8 @@ func statusFor(err error) (int, string) {
 		return 400, "Bad Request (malformed SDP)"
 	case errors.Is(err, routing.ErrNoRoute):
 		return 404, "Not Found"
+	case errors.Is(err, routing.ErrAllDown):
+		return 503, "Service Unavailable"
 	case errors.Is(err, sip.ErrTransactionTimeout):
 		return 408, "Request Timeout"
 	case errors.Is(err, sip.ErrTransactionTransport):

@@ -117,11 +117,13 @@ module_path /usr/lib/baresip/modules
 module g711.so
 module srtp.so
 module aufile.so
+module sndfile.so
+snd_path %s
 module_app account.so
 audio_player aufile,%s
 audio_source aufile,%s
 audio_alert aufile,/dev/null
-`, trunkPort, filepath.Join(bdir, "heard.wav"), tone)), 0o644)
+`, trunkPort, bdir, filepath.Join(bdir, "heard.wav"), tone)), 0o644)
 	os.WriteFile(filepath.Join(bdir, "accounts"), []byte("<sip:4687@127.0.0.3>;regint=0;mediaenc=srtp-mand;answermode=auto;audio_codecs=PCMA\n"), 0o644)
 	var bout bytes.Buffer
 	bs := exec.CommandContext(ctx, baresip, "-f", bdir)
@@ -189,6 +191,25 @@ audio_alert aufile,/dev/null
 	}
 	if capture != nil {
 		checkWire(t, capFile, a, b)
+	}
+	// baresip decrypted what the relay encrypted: its recording holds the
+	// PBX's audio, not silence.
+	bs.Process.Signal(os.Interrupt)
+	bs.Wait()
+	// sndfile writes dump-<call>-dec.wav with what it decoded.
+	var heard []byte
+	if m, _ := filepath.Glob(filepath.Join(bdir, "dump-*-dec.wav")); len(m) > 0 {
+		heard, _ = os.ReadFile(m[0])
+	}
+	loud := 0
+	for i := 44; i+1 < len(heard); i += 2 {
+		if v := int16(binary.LittleEndian.Uint16(heard[i:])); v > 1000 || v < -1000 {
+			loud++
+		}
+	}
+	t.Logf("baresip recorded %d bytes, %d loud samples", len(heard), loud)
+	if loud < 8000 {
+		t.Errorf("baresip heard %d loud samples (of %d bytes): it could not decrypt the relay's SRTP", loud, len(heard))
 	}
 }
 

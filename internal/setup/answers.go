@@ -105,8 +105,15 @@ func (a *Answers) fillDefaults() {
 	def(&a.PBXType, "generic")
 	def(&a.PBXTransport, "udp")
 	def(&a.ITSP, profiles.Generic)
-	def(&a.ITSPTransport, a.defaultITSPTransport())
 	def(&a.Certificate, "default")
+}
+
+// fillTransportDefault sets the ITSP transport from the profile once the
+// profile is known (TLS for the Microsoft services, UDP otherwise).
+func (a *Answers) fillTransportDefault() {
+	if a.ITSPTransport == "" {
+		a.ITSPTransport = a.defaultITSPTransport()
+	}
 }
 
 func (a *Answers) defaultITSPTransport() string {

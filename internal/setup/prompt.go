@@ -226,8 +226,8 @@ func (p *prompter) interview(a *Answers, o *Options) error {
 			str(&a.ITSPAddress, "ITSP address (HOST[:PORT])", false, CheckHostPort)
 		}
 	}
-	if err == nil && a.ITSPTransport == "" {
-		a.ITSPTransport = a.defaultITSPTransport()
+	if err == nil {
+		a.fillTransportDefault()
 	}
 	step(func() error {
 		v, e := p.choose("Transport to the ITSP", a.ITSPTransport, Transports)

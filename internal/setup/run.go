@@ -57,6 +57,7 @@ func Run(ctx context.Context, env Env, args []string) error {
 		}
 	} else {
 		a.fillDefaults()
+		a.fillTransportDefault()
 	}
 	if err := a.Check(); err != nil {
 		if !interactive && !o.NonInteractive {

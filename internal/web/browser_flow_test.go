@@ -191,6 +191,16 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		t.Fatal("after revert the unit does not run the saved configuration")
 	}
 
+	// TLS diagnosis of the test server itself: its certificate is not
+	// from a CA the unit trusts, and the page says so.
+	run("TLS diagnosis",
+		chromedp.Navigate(base+"/tools/diagnose"),
+		chromedp.SendKeys(chromedp.ID("diag-address"), strings.TrimPrefix(base, "https://")),
+		chromedp.Click(chromedp.CSS(`#diagnose-form button`)),
+		waitText("#diagnose-result", "cause"),
+		sh.take("tls-diagnosis"),
+	)
+
 	// A screenshot of every tab and page.
 	for _, tab := range nav {
 		for _, sub := range tab.Subs {

@@ -192,7 +192,7 @@ func pageOf(p string) string {
 		{"sip.listeners", "/sip/signalling"}, {"sip.allowed_methods", "/traffic/methods"}, {"sip", "/sip/interop"},
 		{"tls.allow_wildcard", "/sip/interop"}, {"tls", "/sip/signalling"}, {"certificates", "/basic/certificates"},
 		{"media", "/sip/media"}, {"routing", "/traffic/routing"}, {"peers", "/traffic/accounts"},
-		{"dial_plan", "/traffic/dialplan"}, {"registrar", "/traffic/registrar"}, {"observe", "/tools/log"},
+		{"dial_plan", "/traffic/dialplan"}, {"registrar", "/traffic/registrar"}, {"observe", "/tools/settings"},
 	}
 	for _, x := range prefixes {
 		if strings.HasPrefix(p, x.prefix) {

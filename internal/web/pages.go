@@ -32,6 +32,7 @@ var configPages = []configPage{
 	{Path: "/traffic/accounts", Tmpl: "accounts", save: saveAccounts},
 	{Path: "/traffic/dialplan", Tmpl: "dialplan", save: saveDialPlan},
 	{Path: "/traffic/routing", Tmpl: "routing", save: saveRouting},
+	{Path: "/tools/settings", Tmpl: "settings", save: saveObserve},
 }
 
 func (s *server) showPage(p configPage) http.HandlerFunc {
@@ -208,4 +209,13 @@ func saveMethods(f *form, c *config.Config) {
 			c.SIP.AllowedMethods = append(c.SIP.AllowedMethods, m)
 		}
 	}
+}
+
+func saveObserve(f *form, c *config.Config) {
+	o := &c.Observe
+	o.TraceCalls = f.bool("trace_calls")
+	o.TraceBufferCalls = f.int("trace_buffer_calls", "observe.trace_buffer_calls")
+	o.TraceFailedKeep = f.dur("trace_failed_keep", "observe.trace_failed_keep")
+	o.CDRRetention = f.dur("cdr_retention", "observe.cdr_retention")
+	o.LogLevel = f.str("log_level")
 }

@@ -34,7 +34,8 @@ var nav = []navTab{
 	{"SIP Services", []navSub{{"Signalling Encryption", "/sip/signalling"}, {"Media Encryption", "/sip/media"}, {"Interoperability", "/sip/interop"}}},
 	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Local Registrar", "/traffic/registrar"},
 		{"SIP Accounts", "/traffic/accounts"}, {"Dial Plan", "/traffic/dialplan"}, {"Routing", "/traffic/routing"}}},
-	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"}}},
+	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"},
+		{"TLS Diagnosis", "/tools/diagnose"}, {"Settings", "/tools/settings"}}},
 }
 
 // view is what every page template gets.

@@ -42,6 +42,7 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /tools/status", s.auth(s.static("status")))
 	rt.Page("GET /tools/log", s.auth(s.logPage))
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
+	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
 }
 
 func cacheAssets(h http.Handler) http.Handler {

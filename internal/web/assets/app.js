@@ -161,4 +161,25 @@
     document.getElementById("call-search").addEventListener("submit", function (ev) { ev.preventDefault(); search(document.getElementById("call-q").value); });
     search("");
   }
+
+  // TLS diagnosis: post the form to the API as JSON (with the CSRF header).
+  var diag = document.getElementById("diagnose-form");
+  if (diag) {
+    var dout = document.getElementById("diagnose-result");
+    diag.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      dout.textContent = "Connecting…";
+      var body = { address: diag.elements.address.value.trim() };
+      if (diag.elements.sni.value.trim()) body.sni = diag.elements.sni.value.trim();
+      fetch(diag.dataset.api, { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify(body) })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+        .then(function (res) {
+          dout.innerHTML = "";
+          if (!res.ok) { dout.appendChild(el("p", res.body.error || "request failed", "problem")); return; }
+          dout.appendChild(render(res.body));
+        })
+        .catch(function (err) { dout.textContent = "Failed: " + err; });
+    });
+  }
 })();

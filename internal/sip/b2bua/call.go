@@ -59,10 +59,10 @@ type CallState struct {
 
 // call is a call in progress: its state plus the live handles.
 type call struct {
-	svc *Service
-	log *slog.Logger
-	mu  sync.Mutex
-	st  CallState
+	svc  *Service
+	logp atomic.Pointer[slog.Logger]
+	mu   sync.Mutex
+	st   CallState
 
 	media media.Call
 	eps   [2]*endpoint
@@ -94,6 +94,17 @@ type reinvite struct {
 	resp *sip.Response
 	late bool
 	dst  routing.Target
+}
+
+// logger is the per-call logger (with call_id), made on first use: most
+// calls never log.
+func (c *call) logger() *slog.Logger {
+	if l := c.logp.Load(); l != nil {
+		return l
+	}
+	l := c.svc.log.With("call_id", c.st.ID)
+	c.logp.Store(l)
+	return l
 }
 
 // leg returns the state of side s.

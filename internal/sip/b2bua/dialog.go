@@ -35,6 +35,16 @@ func (c *call) legTarget(side media.Side) routing.Target {
 	if tr == "" {
 		tr = l.Transport
 	}
+	if a, err := netip.ParseAddr(strings.Trim(u.Host, "[]")); err == nil {
+		port := u.Port
+		if port == 0 {
+			port = 5060
+			if tr == "tls" {
+				port = 5061
+			}
+		}
+		return routing.Target{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Transport: tr, ServerName: l.ServerName}
+	}
 	hop := routing.Hop{Scheme: u.Scheme, Host: u.Host, Port: u.Port, Transport: tr}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -75,9 +85,15 @@ func (c *call) sendAckB(body []byte) {
 	dst := c.legTarget(media.SideB)
 	c.mu.Lock()
 	c.ackB = ack
+	txB := c.txB
 	c.mu.Unlock()
 	if err := c.eps[media.SideB].send(ack, dst, c.st.ID); err != nil {
-		c.log.Info("ACK not sent", "err", err)
+		c.logger().Info("ACK not sent", "err", err)
+	}
+	// Retransmitted 2xx now reach onStrayResponse, which repeats this ACK;
+	// the transaction need not linger in its Accepted state.
+	if txB != nil {
+		txB.Terminate()
 	}
 }
 
@@ -109,13 +125,21 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 	}
 	c.ackedA = true
 	late := c.lateOffer && c.ackB == nil
+	// The call is up: drop what only the set-up needed (the INVITE
+	// transaction would otherwise linger 32 s in its Accepted state; a
+	// retransmitted INVITE after our 2xx was ACKed has nothing to get).
+	txA := c.txA
+	c.final2xx, c.inviteB = nil, nil
 	c.mu.Unlock()
+	if txA != nil {
+		txA.Terminate()
+	}
 	if late {
 		body := req.Body()
 		if len(body) > 0 {
 			var err error
 			if body, err = c.media.Answer(media.SideA, body); err != nil {
-				c.log.Info("answer SDP in ACK refused", "err", err)
+				c.logger().Info("answer SDP in ACK refused", "err", err)
 				c.sendAckB(nil)
 				c.hangup("bad answer in ACK")
 				return
@@ -256,7 +280,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 			body, err = c.media.Offer(to, body)
 		}
 		if err != nil {
-			c.log.Info("SDP in response refused", "err", err)
+			c.logger().Info("SDP in response refused", "err", err)
 			body = nil
 		}
 	}
@@ -291,10 +315,11 @@ func (c *call) byeSide(side media.Side) {
 	c.mu.Lock()
 	l := c.leg(side)
 	confirmed := l.RemoteTag != "" && (side == media.SideA || c.ackB != nil || c.st.Phase == PhaseConfirmed)
+	invB, txB, tgB := c.inviteB, c.txB, c.targetB
 	c.mu.Unlock()
 	if !confirmed {
-		if side == media.SideB && c.inviteB != nil && c.txB != nil {
-			c.cancelB(c.eps[side], c.inviteB, c.targetB)
+		if side == media.SideB && invB != nil && txB != nil {
+			c.cancelB(c.eps[side], invB, tgB)
 		}
 		return
 	}
@@ -306,7 +331,7 @@ func (c *call) byeSide(side media.Side) {
 	dst := c.legTarget(side)
 	tx, err := c.eps[side].request(context.Background(), bye, dst, c.st.ID)
 	if err != nil {
-		c.log.Info("BYE not sent", "side", sideName(side), "err", err)
+		c.logger().Info("BYE not sent", "side", sideName(side), "err", err)
 		return
 	}
 	go func() {
@@ -353,8 +378,8 @@ func (c *call) end(reason string) {
 	default:
 		callsTotal.WithLabelValues("failed").Inc()
 	}
-	if c.log.Enabled(context.Background(), -4) {
-		c.log.Debug("call ended", "reason", reason, "duration", strconv.FormatFloat(time.Since(c.st.Started).Seconds(), 'f', 1, 64))
+	if c.logger().Enabled(context.Background(), -4) {
+		c.logger().Debug("call ended", "reason", reason, "duration", strconv.FormatFloat(time.Since(c.st.Started).Seconds(), 'f', 1, 64))
 	}
 }
 

@@ -17,7 +17,7 @@ func TestRFC3263Failover(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			first := newPeerUA(t, "first", "127.0.0.3", "udp")
-			first.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) }
+			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
 			second := newPeerUA(t, "second", "127.0.0.4", tr)
 			firstPort := int(first.addr.Port())
 			if tr == "tcp" {

@@ -76,7 +76,7 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
 	prackSeen := make(chan *sip.Request, 1)
-	itsp.onInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		if !strings.Contains(req.GetHeader("Supported").Value(), "100rel") {
 			t.Errorf("Supported: 100rel not relayed: %v", req.GetHeader("Supported"))
 		}
@@ -91,13 +91,13 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 			t.Error("no PRACK")
 		}
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5002))
-	}
-	itsp.respond = func(req *sip.Request) (int, []byte) {
+	})
+	itsp.setRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.PRACK {
 			prackSeen <- req
 		}
 		return 200, nil
-	}
+	})
 	ctx := ctxT(t)
 	in := u.inside()
 	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
@@ -234,9 +234,9 @@ func TestCancel(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
-	itsp.onInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
-	}
+	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
 	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
@@ -262,11 +262,11 @@ func TestCancelRacing200(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, nil)
 	// The far end never sees the CANCEL and answers anyway.
 	itsp.wire.setDrop(func(m string) bool { return strings.HasPrefix(m, "CANCEL ") })
-	itsp.onInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 		waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL")
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5000))
-	}
+	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
 	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
@@ -353,11 +353,11 @@ func TestRedirects(t *testing.T) {
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			other := newPeerUA(t, "other", "127.0.0.4", "udp")
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Redirects = mode })
-			itsp.onInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				_ = s.Respond(302, "Moved Temporarily", nil,
 					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "low", Host: "127.0.0.9", Port: 9}, Params: sip.HeaderParams{{K: "q", V: "0.1"}}},
 					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "777", Host: "127.0.0.4", Port: int(other.addr.Port())}, Params: sip.HeaderParams{{K: "q", V: "0.9"}}})
-			}
+			})
 			ctx := ctxT(t)
 			in := u.inside()
 			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
@@ -393,13 +393,13 @@ func TestDialPlanFailover(t *testing.T) {
 		row  config.Duration
 	}{
 		{"on 503", func(first *peerUA) {
-			first.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Busy Here Today", nil) }
+			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Busy Here Today", nil) })
 		}, 0},
 		{"on 603", func(first *peerUA) {
-			first.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(603, "Decline", nil) }
+			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(603, "Decline", nil) })
 		}, 0},
 		{"on no answer", func(first *peerUA) {
-			first.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) }
+			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
 		}, config.Duration(300 * time.Millisecond)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,7 +34,6 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	from, to := req.From(), req.To()
 	c := &call{svc: s, rt: rt, inviteA: req, txA: tx, canceled: make(chan struct{})}
-	c.log = s.log.With("call_id", id)
 	c.st = CallState{ID: id, Phase: PhaseEarly, Started: time.Now()}
 	a := c.leg(media.SideA)
 	*a = Leg{
@@ -108,7 +107,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		cancel()
 		if err != nil || len(targets) == 0 {
 			lastErr = errStatus(503, "Service Unavailable")
-			c.log.Info("no targets for hop", "host", h.Host, "err", err)
+			c.logger().Info("no targets for hop", "host", h.Host, "err", err)
 			continue
 		}
 	targets:
@@ -201,7 +200,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 
 	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
 	if err != nil {
-		c.log.Info("INVITE not sent", "target", tg.Addr, "err", err)
+		c.logger().Info("INVITE not sent", "target", tg.Addr, "err", err)
 		return outNextTarget, nil, nil, err
 	}
 	c.mu.Lock()
@@ -392,7 +391,7 @@ func (c *call) onProvisionalB(r *sip.Response) {
 			body, err = c.media.Answer(media.SideB, body)
 		}
 		if err != nil {
-			c.log.Info("early media SDP refused", "err", err)
+			c.logger().Info("early media SDP refused", "err", err)
 			body = nil
 		}
 	}
@@ -467,7 +466,7 @@ func (c *call) retransmit2xx() {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.log.Info("no ACK for the 2xx: ending the call")
+			c.logger().Info("no ACK for the 2xx: ending the call")
 			c.byeSide(media.SideA)
 			c.byeSide(media.SideB)
 			c.end("no ACK")
@@ -511,7 +510,7 @@ func (c *call) cancelB(ep *endpoint, inv *sip.Request, tg routing.Target) {
 	req.SetBody(nil)
 	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
 	if err != nil {
-		c.log.Info("CANCEL not sent", "err", err)
+		c.logger().Info("CANCEL not sent", "err", err)
 		return
 	}
 	go waitFinal(tx)

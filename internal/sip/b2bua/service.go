@@ -73,6 +73,8 @@ type runtime struct {
 	ownHostPorts     map[string]bool // Via sent-by values of the unit (loop detection)
 }
 
+var setDefaultLogger sync.Once
+
 // New returns the SIP subsystem. Call Apply to start listening.
 func New(d Deps) *Service {
 	if d.Logger == nil {
@@ -93,7 +95,8 @@ func New(d Deps) *Service {
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
 	// sipgo logs some events through its package-level logger; route them
 	// through the same bounded handler.
-	sip.SetDefaultLogger(slog.New(&sipgoLogHandler{svc: s}))
+	// (once per process: the logger is global and read by sipgo goroutines)
+	setDefaultLogger.Do(func() { sip.SetDefaultLogger(slog.New(&sipgoLogHandler{svc: s})) })
 	s.calls.init()
 	s.peers = newPeerSet(s)
 	s.rt.Store(&runtime{endpoints: map[string]*endpoint{}, allowed: map[string]bool{}})

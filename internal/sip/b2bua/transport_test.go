@@ -243,14 +243,14 @@ func TestPeerKeepalive(t *testing.T) {
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	status := make(chan int, 1)
 	status <- 503
-	itsp.respond = func(req *sip.Request) (int, []byte) {
+	itsp.setRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.OPTIONS {
 			c := <-status
 			status <- c
 			return c, nil
 		}
 		return 200, nil
-	}
+	})
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Peers[1].OptionsInterval = config.Duration(20 * time.Millisecond)
 		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})

@@ -121,6 +121,7 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var serve func()
 	switch transport {
 	case "tcp":
 		l, err := net.Listen("tcp", ip+":0")
@@ -129,7 +130,7 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 		}
 		p.addr = netip.MustParseAddrPort(l.Addr().String())
 		p.accepts = &countingListener{Listener: l}
-		go srv.ServeTCP(p.accepts)
+		serve = func() { go srv.ServeTCP(p.accepts) }
 		t.Cleanup(func() { l.Close() })
 	default:
 		conn, err := net.ListenPacket("udp", ip+":0")
@@ -137,7 +138,7 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 			t.Fatal(err)
 		}
 		p.addr = netip.MustParseAddrPort(conn.LocalAddr().String())
-		go srv.ServeUDP(conn)
+		serve = func() { go srv.ServeUDP(conn) }
 		t.Cleanup(func() { conn.Close() })
 	}
 	opts := []sipgo.ClientOption{sipgo.WithClientHostname(ip), sipgo.WithClientPort(int(p.addr.Port()))}
@@ -198,8 +199,21 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 			p.answerInDialog(req, tx)
 		})
 	}
+	serve()
 	t.Cleanup(func() { ua.Close() })
 	return p
+}
+
+func (p *peerUA) setOnInvite(f func(s *sipgo.DialogServerSession, req *sip.Request)) {
+	p.mu.Lock()
+	p.onInvite = f
+	p.mu.Unlock()
+}
+
+func (p *peerUA) setRespond(f func(req *sip.Request) (int, []byte)) {
+	p.mu.Lock()
+	p.respond = f
+	p.mu.Unlock()
 }
 
 func (p *peerUA) push(req *sip.Request) {

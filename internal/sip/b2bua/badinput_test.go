@@ -107,8 +107,6 @@ func FuzzInbound(f *testing.F) {
 	f.Add([]byte(rawInvite))
 	f.Add([]byte("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n"))
 	f.Add([]byte("\x00\x01garbage"))
-	pbx := newPeerUA(&testing.T{}, "pbx", "127.0.0.1", "udp")
-	_ = pbx
 	s := New(Deps{Logger: testLogger()})
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}}

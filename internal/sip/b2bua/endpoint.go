@@ -44,6 +44,7 @@ type endpoint struct {
 // ifaceInfo is what messages on this interface show about the unit.
 type ifaceInfo struct {
 	addr      netip.Addr
+	ip        net.IP         // addr for sipgo's Laddr, made once
 	host      string         // fqdn, else advertised address, else address
 	ports     map[string]int // transport (udp|tcp|tls) → bound port
 	userAgent string
@@ -113,8 +114,8 @@ func (e *endpoint) prepare(req *sip.Request, dst routing.Target) {
 	req.SetTransport(strings.ToUpper(tr))
 	req.SetDestination(dst.Addr.String())
 	info := e.info.Load()
-	if info.addr.IsValid() && !info.addr.IsUnspecified() {
-		la := sip.Addr{IP: net.IP(info.addr.AsSlice())}
+	if info.ip != nil {
+		la := sip.Addr{IP: info.ip}
 		if tr == "udp" {
 			// sending from the listening socket keeps the source port
 			// equal to what Via and Contact say

@@ -9,23 +9,28 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-var knownMethods = map[string]bool{
-	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "PRACK": true,
-	"UPDATE": true, "INFO": true, "MESSAGE": true, "REFER": true, "NOTIFY": true,
-	"SUBSCRIBE": true, "REGISTER": true, "PUBLISH": true,
-}
+// methodCounters are the requests_total children, looked up once.
+var methodCounters = func() map[string]prometheus.Counter {
+	m := map[string]prometheus.Counter{}
+	for _, k := range []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "PRACK", "UPDATE", "INFO",
+		"MESSAGE", "REFER", "NOTIFY", "SUBSCRIBE", "REGISTER", "PUBLISH", "other"} {
+		m[k] = requestsTotal.WithLabelValues(k)
+	}
+	return m
+}()
 
 // onRequest is the entry for every request sipgo's transaction layer hands
 // up (one goroutine per request).
 func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 	rt := s.rt.Load()
 	method := string(req.Method)
-	if knownMethods[method] {
-		requestsTotal.WithLabelValues(method).Inc()
+	if c := methodCounters[method]; c != nil {
+		c.Inc()
 	} else {
-		requestsTotal.WithLabelValues("other").Inc()
+		methodCounters["other"].Inc()
 	}
 	if req.IsAck() {
 		tx.Terminate() // sipgo made a transaction for the 2xx ACK; it has none

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -168,6 +169,9 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		ifc := ifaces[name]
 		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
+		if info.addr.IsValid() && !info.addr.IsUnspecified() {
+			info.ip = net.IP(info.addr.AsSlice())
+		}
 		info.host = ifc.FQDN
 		if info.host == "" {
 			info.host = ifc.AdvertisedAddress

@@ -134,6 +134,17 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 			t.Errorf("record %v", r)
 		}
 	}
+	// The media relay's counters reach the records (sipp sends no RTP here:
+	// addresses and codec, no packets).
+	var cdrs []observe.CDR
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "cdr", "--json")), &cdrs); err != nil || len(cdrs) != calls {
+		t.Fatalf("cdr --json: %v %v", cdrs, err)
+	}
+	for _, c := range cdrs {
+		if !c.Media[0].Local.IsValid() || !c.Media[1].Local.IsValid() || c.Media[0].Codec == "" {
+			t.Errorf("record %s has media %+v", c.ID, c.Media)
+		}
+	}
 	if out := mustCLI(t, dir, "status", "calls"); !strings.Contains(out, "no calls in progress") {
 		t.Errorf("status calls:\n%s", out)
 	}

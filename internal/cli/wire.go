@@ -7,6 +7,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
@@ -54,7 +55,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		certs,
 		obs,   // traces, call records, log level
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
-		b2bua.New(b2bua.Deps{Logger: d.Log, Media: engine, Tracer: obs.Traces, TLS: certs}),
+		b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs}),
 	}
 	// The admin listener goes last: it moves to a new admin.listen only once
 	// everything else has taken the configuration.

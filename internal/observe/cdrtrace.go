@@ -101,6 +101,8 @@ func (s *Service) recordTraceEnd(id string) {
 		if !ok {
 			return
 		}
+		c.Media, _ = s.mediaOf(id, true)
+		countMedia(c.Media)
 		callAttempts.WithLabelValues(c.Direction).Inc()
 		callsTotal.WithLabelValues(c.Direction, c.Result()).Inc()
 		if !c.Answer.IsZero() {
@@ -126,6 +128,7 @@ func (s *Service) activeFromTraces() []CDR {
 			continue
 		}
 		c.End, c.EndedBy, c.Code, c.Reason, c.Duration = time.Time{}, "", 0, "", 0
+		c.Media, _ = s.mediaOf(sum.ID, false)
 		if !c.Answer.IsZero() {
 			c.Duration = now.Sub(c.Answer)
 		}

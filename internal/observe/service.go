@@ -31,6 +31,7 @@ type Service struct {
 	level *slog.LevelVar // may be nil: the level is then not managed here
 
 	traceCDRs chan struct{} // bounds the records written from traces at once
+	media     mediaTracker
 
 	mu        sync.Mutex
 	retention time.Duration

@@ -2,12 +2,8 @@ package routing
 
 import (
 	"context"
-	"net"
-	"os/exec"
-	"strconv"
-	"strings"
+	"errors"
 	"testing"
-	"time"
 
 	"github.com/palisade-sbc/palisade/internal/routing/dnstest"
 )
@@ -109,20 +105,7 @@ func match(want, got string) bool {
 // TestDnsmasqInterop resolves a domain served by dnsmasq (NAPTR, SRV with
 // priority and weight, A records).
 func TestDnsmasqInterop(t *testing.T) {
-	bin, err := exec.LookPath("dnsmasq")
-	if err != nil {
-		t.Skip("install Debian package dnsmasq-base")
-	}
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--no-daemon", "--port="+strconv.Itoa(port), "--listen-address=127.0.0.1",
-		"--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--pid-file=",
+	dm, err := dnstest.StartDnsmasq(
 		"--naptr-record=trunk.test,10,10,S,SIP+D2U,,_sip._udp.trunk.test",
 		"--naptr-record=trunk.test,20,10,S,SIP+D2T,,_sip._tcp.trunk.test",
 		"--srv-host=_sip._udp.trunk.test,p1.trunk.test,5060,10,80",
@@ -132,28 +115,21 @@ func TestDnsmasqInterop(t *testing.T) {
 		"--host-record=p2.trunk.test,127.0.0.22",
 		"--host-record=backup.trunk.test,127.0.0.23",
 	)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if errors.Is(err, dnstest.ErrNoDnsmasq) {
+		t.Skip(err.Error())
 	}
-	defer func() { cancel(); _ = cmd.Wait() }()
-	r, err := NewResolver([]string{"127.0.0.1:" + strconv.Itoa(port)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ts []Target
-	for i := 0; i < 100; i++ { // until dnsmasq listens
-		if ts, err = r.Resolve(ctx, Hop{Host: "trunk.test"}); err == nil {
-			break
-		}
-		r.mu.Lock()
-		clear(r.cache)
-		r.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
+	defer dm.Close()
+	ctx := context.Background()
+	r, err := NewResolver([]string{dm.Addr})
 	if err != nil {
-		t.Fatalf("resolve via dnsmasq: %v (%s)", err, stderr.String())
+		t.Fatal(err)
+	}
+	ts, err := r.Resolve(ctx, Hop{Host: "trunk.test"})
+	if err != nil {
+		t.Fatalf("resolve via dnsmasq: %v", err)
 	}
 	if len(ts) != 3 || ts[2].Addr.String() != "127.0.0.23:5064" || ts[0].Transport != "udp" {
 		t.Fatalf("targets %v", ts)

@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 
@@ -13,52 +14,75 @@ import (
 // TestRFC3263Failover: a trunk known by its domain; the first SRV target
 // answers 503 (UDP) or refuses the connection (TCP), the call goes to the next.
 func TestRFC3263Failover(t *testing.T) {
-	for _, tr := range []string{"udp", "tcp"} {
-		t.Run(tr, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			first := newPeerUA(t, "first", "127.0.0.3", "udp")
-			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
-			second := newPeerUA(t, "second", "127.0.0.4", tr)
-			firstPort := int(first.addr.Port())
-			if tr == "tcp" {
-				firstPort = freePort(t, "tcp", "127.0.0.3") // nobody listens: connection refused
-			}
-			srvName := "_sip._" + tr + ".trunk.test."
-			dns, err := dnstest.Start(
-				srvName+" 60 IN SRV 10 0 "+strconv.Itoa(firstPort)+" a.trunk.test.",
-				srvName+" 60 IN SRV 20 0 "+strconv.Itoa(int(second.addr.Port()))+" b.trunk.test.",
-				"a.trunk.test. 60 IN A 127.0.0.3",
-				"b.trunk.test. 60 IN A 127.0.0.4",
-			)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dns.Close()
-			u := newTestUnit(t, pbx, nil, func(c *config.Config) {
-				c.Network.DNSServers = []string{dns.Addr}
-				c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
-				c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test", Transport: tr})
-			})
-			ctx := ctxT(t)
-			in := u.inside()
-			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if tr == "udp" && first.wire.count("INVITE ") == 0 {
-				t.Fatal("the priority 10 target was not tried first")
-			}
-			inv := second.next(sip.INVITE)
-			if inv.Recipient.Host != "trunk.test" {
-				t.Fatalf("Request-URI host %q, want the domain", inv.Recipient.Host)
-			}
-			_ = sess.Ack(ctx)
-			_ = sess.Bye(ctx)
-			second.next(sip.BYE)
-			waitNoCalls(t, u.Service)
-		})
+	for _, server := range []string{"miekg", "dnsmasq"} {
+		for _, tr := range []string{"udp", "tcp"} {
+			t.Run(server+"/"+tr, func(t *testing.T) { testFailover(t, server, tr) })
+		}
 	}
+}
+
+func testFailover(t *testing.T, server, tr string) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	first := newPeerUA(t, "first", "127.0.0.3", "udp")
+	first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
+	second := newPeerUA(t, "second", "127.0.0.4", tr)
+	firstPort := int(first.addr.Port())
+	if tr == "tcp" {
+		firstPort = freePort(t, "tcp", "127.0.0.3") // nobody listens: connection refused
+	}
+	srvName := "_sip._" + tr + ".trunk.test"
+	var dnsAddr string
+	if server == "miekg" {
+		dns, err := dnstest.Start(
+			srvName+". 60 IN SRV 10 0 "+strconv.Itoa(firstPort)+" a.trunk.test.",
+			srvName+". 60 IN SRV 20 0 "+strconv.Itoa(int(second.addr.Port()))+" b.trunk.test.",
+			"a.trunk.test. 60 IN A 127.0.0.3",
+			"b.trunk.test. 60 IN A 127.0.0.4",
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dns.Close()
+		dnsAddr = dns.Addr
+	} else {
+		dm, err := dnstest.StartDnsmasq(
+			"--srv-host="+srvName+",a.trunk.test,"+strconv.Itoa(firstPort)+",10,0",
+			"--srv-host="+srvName+",b.trunk.test,"+strconv.Itoa(int(second.addr.Port()))+",20,0",
+			"--host-record=a.trunk.test,127.0.0.3",
+			"--host-record=b.trunk.test,127.0.0.4",
+		)
+		if errors.Is(err, dnstest.ErrNoDnsmasq) {
+			t.Skip(err.Error())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dm.Close()
+		dnsAddr = dm.Addr
+	}
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.Network.DNSServers = []string{dnsAddr}
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
+		c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test", Transport: tr})
+	})
+	ctx := ctxT(t)
+	in := u.inside()
+	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if tr == "udp" && first.wire.count("INVITE ") == 0 {
+		t.Fatal("the priority 10 target was not tried first")
+	}
+	inv := second.next(sip.INVITE)
+	if inv.Recipient.Host != "trunk.test" {
+		t.Fatalf("Request-URI host %q, want the domain", inv.Recipient.Host)
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
 }

@@ -1,0 +1,67 @@
+package dnstest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ErrNoDnsmasq is returned when the dnsmasq binary is not installed.
+var ErrNoDnsmasq = errors.New("install Debian package dnsmasq-base")
+
+// Dnsmasq is a dnsmasq child process serving records on a loopback port.
+type Dnsmasq struct {
+	Addr   string
+	cancel context.CancelFunc
+	cmd    *exec.Cmd
+	stderr *strings.Builder
+}
+
+// StartDnsmasq runs dnsmasq on 127.0.0.1 with the given record options
+// (--srv-host=..., --naptr-record=..., --host-record=...) and waits until it
+// answers.
+func StartDnsmasq(records ...string) (*Dnsmasq, error) {
+	bin, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		return nil, ErrNoDnsmasq
+	}
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	args := append([]string{"--no-daemon", "--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1",
+		"--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--pid-file="}, records...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	d := &Dnsmasq{Addr: "127.0.0.1:" + strconv.Itoa(port), cancel: cancel, cmd: cmd, stderr: &strings.Builder{}}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("localhost.", dns.TypeA)
+	for i := 0; i < 50; i++ {
+		if _, _, err := c.Exchange(m, d.Addr); err == nil {
+			return d, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.Close()
+	return nil, errors.New("dnsmasq did not answer: " + d.stderr.String())
+}
+
+// Close stops dnsmasq.
+func (d *Dnsmasq) Close() {
+	d.cancel()
+	_ = d.cmd.Wait()
+}

@@ -76,7 +76,8 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	s.calls.put(dialogKey(b.CallID, b.LocalTag), c)
 	s.calls.n.Add(1)
 	callsActive.Inc()
-	tx.OnCancel(func(*sip.Request) {
+	tx.OnCancel(func(r *sip.Request) {
+		s.traceIn(id, ep, r)
 		c.cancelOnce.Do(func() { close(c.canceled) })
 	})
 	c.run(hops, sdpB)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 )
 
 // Status, calls, SIP traces, ladder diagrams, pcap export and call records
@@ -49,12 +50,20 @@ func needObserve(env *Env) (*observe.Service, error) {
 }
 
 // observeStatus serves a status kind from the source a subsystem registered
-// with the observe service; without one the list is empty.
+// with the observe service; without one, peers come from the SIP subsystem's
+// keepalive states and other lists are empty.
 func observeStatus(kind string) StatusFunc {
 	return func(env *Env, r *http.Request) (any, error) {
 		if s := observeService(env); s != nil {
 			if src, ok := s.Sources.Get(kind); ok {
 				return src.Status(r.Context())
+			}
+		}
+		if kind == observe.StatusPeers && env.Unit != nil {
+			if sip, ok := env.Unit.Subsystem("sip").(interface{ PeerStates() []b2bua.PeerState }); ok {
+				if peers := sip.PeerStates(); peers != nil {
+					return peers, nil
+				}
 			}
 		}
 		return []any{}, nil

@@ -145,6 +145,9 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 			t.Errorf("record %s has media %+v", c.ID, c.Media)
 		}
 	}
+	if out := mustCLI(t, dir, "status", "peers"); !strings.Contains(out, "itsp") || !strings.Contains(out, "pbx") {
+		t.Errorf("status peers:\n%s", out)
+	}
 	if out := mustCLI(t, dir, "status", "calls"); !strings.Contains(out, "no calls in progress") {
 		t.Errorf("status calls:\n%s", out)
 	}

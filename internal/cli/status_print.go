@@ -15,6 +15,45 @@ import (
 func init() {
 	StatusPrinter(observe.StatusCalls, printActiveCalls)
 	StatusPrinter(observe.StatusCertificates, printCertificates)
+	StatusPrinter(observe.StatusPeers, printPeers)
+}
+
+// printPeers is the text form of `palisade status peers` (the SIP layer's
+// OPTIONS keepalive state of each peer).
+func printPeers(w io.Writer, section json.RawMessage) {
+	var peers []struct {
+		Name      string    `json:"name"`
+		Up        bool      `json:"up"`
+		Failures  int       `json:"failures"`
+		LastCheck time.Time `json:"last_check"`
+		LastError string    `json:"last_error"`
+		Keepalive bool      `json:"keepalive"`
+	}
+	if err := json.Unmarshal(section, &peers); err != nil {
+		fmt.Fprintf(w, "%s\n", section)
+		return
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(w, "no peers configured")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tSTATE\tKEEPALIVE\tFAILURES\tLAST CHECK\tLAST ERROR")
+	for _, p := range peers {
+		state, check := "down", "-"
+		if p.Up {
+			state = "up"
+		}
+		if !p.LastCheck.IsZero() {
+			check = p.LastCheck.Local().Format("2006-01-02 15:04:05")
+		}
+		ka := "off"
+		if p.Keepalive {
+			ka = "OPTIONS"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, ka, p.Failures, check, dash(p.LastError))
+	}
+	tw.Flush()
 }
 
 // printActiveCalls is the text form of `palisade status calls`: both legs,

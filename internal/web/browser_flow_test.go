@@ -138,6 +138,23 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		waitText("#flash", "Saved"),
 	)
 
+	// The Teams profile needs the outside FQDN; then apply it from the
+	// accounts page.
+	run("outside FQDN",
+		chromedp.Navigate(base+"/network"),
+		chromedp.SendKeys(chromedp.CSS(`table[data-table="ifaces"] tbody tr:nth-child(2) input[name="ifaces.fqdn"]`), "sbc.example.com"),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+	)
+	run("Teams profile",
+		chromedp.Navigate(base+"/traffic/accounts"),
+		retry(chromedp.SetValue(chromedp.CSS(`#profile-form select[name="profile"]`), "teams-direct-routing")),
+		chromedp.Click(chromedp.CSS(`#profile-form button`)),
+		waitText("#flash", "Profile applied"),
+		waitText(`table[data-table="peers"]`, ""),
+		sh.take("teams-profile"),
+	)
+
 	// §6.11: apply, watch the countdown, save.
 	var first, later int
 	run("apply",
@@ -165,9 +182,10 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	l := saved.SIP.Listeners[2]
 	if l.Certificate != certName || !l.RequireClientCert || l.Port != 5061 || !saved.Routing.Refer.Always ||
 		len(saved.TLS.CACertificates) != 1 || !saved.TLS.AllowWildcardServerCertificates || len(saved.Media.Policies) != 2 ||
-		len(saved.Routing.Refer.UserAgents) != 1 {
-		t.Fatalf("saved configuration lacks the walkthrough's settings: listener %+v refer %+v tls %+v policies %+v",
-			l, saved.Routing.Refer, saved.TLS, saved.Media.Policies)
+		len(saved.Routing.Refer.UserAgents) != 1 || len(saved.Peers) != 1 || saved.Peers[0].Headers["X-MS-SBC"] == "" ||
+		len(saved.Routing.DNSOverride) != 1 {
+		t.Fatalf("saved configuration lacks the walkthrough's settings: listener %+v refer %+v tls %+v policies %+v peers %+v",
+			l, saved.Routing.Refer, saved.TLS, saved.Media.Policies, saved.Peers)
 	}
 	if got := u.applier.last(); got == nil || got.SIP.Listeners[2].Certificate != certName {
 		t.Fatal("the unit was not switched to the new configuration")

@@ -40,18 +40,19 @@ func saveAccounts(f *form, c *config.Config) {
 	old := c.Peers
 	c.Peers = []config.Peer{}
 	for i, row := range f.rows("peers", "name", "!kind", "!profile", "!type", "!interface", "address", "domain",
-		"!transport", "prefix", "username", "password", "!register", "options_interval") {
+		"!transport", "prefix", "username", "password", "!register", "options_interval", "headers") {
 		p := config.Peer{
 			Name: row["name"], Kind: row["kind"], Profile: row["profile"], Type: row["type"], Interface: row["interface"],
 			Address: row["address"], Domain: row["domain"], Transport: row["transport"], Prefix: row["prefix"],
 			Auth:            config.PeerAuth{Username: row["username"], Password: row["password"], Register: row["register"] == "yes"},
 			OptionsInterval: f.parseDur(row["options_interval"], path("peers[%d].options_interval", i)),
 		}
-		// Keep what the table does not show (headers, realm, expires) and
-		// the password when its field was left empty.
+		p.Headers = parseHeaders(f, row["headers"], path("peers[%d].headers", i))
+		// Keep what the table does not show (realm, expires) and the
+		// password when its field was left empty.
 		if j := slices.IndexFunc(old, func(o config.Peer) bool { return o.Name == p.Name }); j >= 0 {
 			o := old[j]
-			p.Headers, p.Auth.Realm, p.Auth.Expires = o.Headers, o.Auth.Realm, o.Auth.Expires
+			p.Auth.Realm, p.Auth.Expires = o.Auth.Realm, o.Auth.Expires
 			if p.Auth.Password == "" {
 				p.Auth.Password = o.Auth.Password
 			}
@@ -246,4 +247,38 @@ func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.failedChange(r, nav[4], "SIP Accounts", err)
 	s.render(w, http.StatusUnprocessableEntity, "accounts", v)
+}
+
+// parseHeaders reads "Name: value; Name2: value2".
+func parseHeaders(f *form, s, p string) map[string]string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			f.fail(p, "write headers as Name: value; Name2: value2")
+			return nil
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out
+}
+
+// headerList shows a peer's extra headers in the form parseHeaders reads.
+func headerList(h map[string]string) string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []string
+	for _, k := range keys {
+		out = append(out, k+": "+h[k])
+	}
+	return strings.Join(out, "; ")
 }

@@ -97,6 +97,7 @@ var funcs = template.FuncMap{
 	"firstRewrite": firstRewrite,
 	"sipMethods":   func() []string { return sipMethods },
 	"pageOf":       pageOf,
+	"headerList":   headerList,
 	"keyInput":     keyInput,
 	"delCell":      delCell,
 	"options":      options,

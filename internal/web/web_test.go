@@ -1,13 +1,19 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"mime/multipart"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/profiles"
 )
 
 func ioCopy(w io.Writer, resp *http.Response) (int64, error) { return io.Copy(w, resp.Body) }
@@ -98,10 +104,7 @@ func formOf(t *testing.T, page string) url.Values {
 	return v
 }
 
-func htmlUnescape(s string) string {
-	r := strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`)
-	return r.Replace(s)
-}
+func htmlUnescape(s string) string { return html.UnescapeString(s) }
 
 // Every configuration page, submitted unchanged, saves without changing
 // the configuration: the forms round-trip every field they show.
@@ -110,7 +113,7 @@ func TestPagesRoundTrip(t *testing.T) {
 	c := u.client(t)
 	csrf := u.login(t, c)
 	ctx := context.Background()
-	before, _, _ := u.mgr.Preliminary(ctx)
+	before := richConfig(t, u)
 	for _, p := range configPages {
 		t.Run(p.Path, func(t *testing.T) {
 			page := u.get(t, c, p.Path, http.StatusOK)
@@ -126,10 +129,36 @@ func TestPagesRoundTrip(t *testing.T) {
 	if d, _ := configDiff(before, after); d != "" {
 		t.Errorf("unchanged forms changed the configuration:\n%s", d)
 	}
-	st, _ := u.mgr.State(ctx)
-	if st.PreliminaryChanged {
-		t.Error("state says preliminary changed")
+}
+
+// richConfig stores a preliminary configuration that fills every table.
+func richConfig(t *testing.T, u *testUnit) *config.Config {
+	t.Helper()
+	ctx := context.Background()
+	cfg, etag, _ := u.mgr.Preliminary(ctx)
+	cfg.Network.Interfaces[1].FQDN = "sbc.example.com"
+	cfg.Network.DNSServers = []string{"9.9.9.9", "1.1.1.1:53"}
+	if err := profiles.Apply(cfg, profiles.TeamsDirectRouting, profiles.Answers{Version: "1.0"}); err != nil {
+		t.Fatal(err)
 	}
+	cfg.Peers = append(cfg.Peers, config.Peer{Name: "pbx", Kind: "pbx", Profile: "generic", Type: "asterisk", Interface: "inside",
+		Address: "127.0.0.5:5060", Transport: "udp", Auth: config.PeerAuth{Username: "u", Password: "p", Register: true}})
+	cfg.Registrar = config.Registrar{Enabled: true, Domains: []string{"example.com"}, MinExpires: 60, MaxExpires: 3600,
+		Users: []config.RegistrarUser{{Username: "100", Password: "pw100"}}}
+	cfg.DialPlan.TimeClasses = []config.TimeClass{{Name: "office", TimeZone: "Europe/Stockholm", Windows: []config.TimeWindow{
+		{Days: []string{"mon", "tue"}, Start: "08:00", End: "17:00"}, {Days: []string{"sat"}, Start: "09:00", End: "12:00"}}}}
+	cfg.DialPlan.Rules = []config.DialRule{
+		{Name: "out", Source: "pbx", Prefix: "9", TimeClass: "office", ForwardTo: []config.Forward{{Peer: "itsp"}, {URI: "sip:backup@example.net"}}},
+		{Name: "in", Source: "itsp", Regex: "^(.+)$", ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "$1"}}},
+	}
+	cfg.Routing.StaticRegistrations = []config.StaticRegistration{{User: "200", ForwardTo: "sip:200@10.0.0.20", Transport: "udp"}}
+	cfg.Routing.Refer.FromURIs = []string{"sip:um@example.com"}
+	cfg.Routing.Refer.UserAgents = []string{"UM"}
+	if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _ = u.mgr.Preliminary(ctx)
+	return cfg
 }
 
 // A value the validation refuses is shown next to its field, and nothing
@@ -260,5 +289,44 @@ func TestApplyConfirmAndRevertForms(t *testing.T) {
 	pre, _, _ := u.mgr.Preliminary(ctx)
 	if pre.SIP.UserAgent != "Palisade-Test" {
 		t.Errorf("undo left %q", pre.SIP.UserAgent)
+	}
+}
+
+// A backup downloaded from the Administration page restores through the
+// page's upload (multipart with the CSRF header, as the page's script sends it).
+func TestBackupAndRestore(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	want := richConfig(t, u)
+	data, resp := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "passphrase": {"pp"}}, http.StatusOK)
+	if !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("backup is not a download: %v", resp.Header)
+	}
+	u.post(t, c, "/administration/undo", url.Values{"csrf_token": {csrf}}, http.StatusSeeOther)
+	if pre, _, _ := u.mgr.Preliminary(ctx); len(pre.Peers) != 0 {
+		t.Fatal("undo did not discard")
+	}
+	restore := func(pass string, want int) string {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("backup", "backup.json")
+		fw.Write([]byte(data))
+		mw.WriteField("passphrase", pass)
+		mw.Close()
+		req, _ := http.NewRequest("POST", u.srv.URL+"/administration/restore", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("X-CSRF-Token", csrf)
+		b, _ := u.check(t, "restore", want)(c.Do(req))
+		return b
+	}
+	if page := restore("wrong", http.StatusBadRequest); !strings.Contains(page, "passphrase") {
+		t.Errorf("wrong passphrase not explained: %s", excerpt(page, "problem"))
+	}
+	restore("pp", http.StatusSeeOther)
+	pre, _, _ := u.mgr.Preliminary(ctx)
+	if d, _ := configDiff(want, pre); d != "" {
+		t.Errorf("restored configuration differs:\n%s", d)
 	}
 }

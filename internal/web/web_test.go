@@ -3,9 +3,9 @@ package web
 import (
 	"bytes"
 	"context"
-	"mime/multipart"
 	"html"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"

@@ -9,6 +9,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
@@ -40,6 +41,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	certs := pki.New(d.Store, d.Log)
 	d.Admin.Certs = certs // admin.certificate names one of its certificates
 	obs := observe.New(d.Store, d.Log, d.Level)
+	reg := registrar.New(d.Store, d.Log) // local registrar: its bindings are a routing step
+	obs.Sources.Register(reg.StatusSource())
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
@@ -55,7 +58,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		certs,
 		obs,   // traces, call records, log level
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
-		b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs}),
+		reg,   // local registrar, before the B2BUA that routes to its bindings
+		b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg}),
 	}
 	// The admin listener goes last: it moves to a new admin.listen only once
 	// everything else has taken the configuration.

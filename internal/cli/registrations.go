@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/registrar"
+)
+
+// The text form of `palisade status registrations`: phones registered at
+// the local registrar and the unit's own registrations at trunks.
+func init() {
+	StatusPrinter(observe.StatusRegistrations, printRegistrations)
+}
+
+func printRegistrations(w io.Writer, section json.RawMessage) {
+	var regs []registrar.Registration
+	if err := json.Unmarshal(section, &regs); err != nil {
+		fmt.Fprintf(w, "%s\n", section)
+		return
+	}
+	if len(regs) == 0 {
+		fmt.Fprintln(w, "no registrations")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tAOR\tSTATE\tEXPIRES IN\tCONTACT\tSOURCE\tQ\tDETAIL")
+	for _, r := range regs {
+		exp, q, src, detail := "-", "-", dash(r.Source), dash(r.UserAgent)
+		if r.State == "registered" {
+			exp = fmt.Sprintf("%ds", r.ExpiresIn)
+		}
+		if r.Kind == "local" {
+			q = fmt.Sprint(r.Q)
+			if r.Transport != "" {
+				src += "/" + r.Transport
+			}
+		} else {
+			src = "peer " + r.Peer
+			detail = dash(r.LastError)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.AOR, r.State, exp, dash(r.Contact), src, q, detail)
+	}
+	tw.Flush()
+}

@@ -31,15 +31,7 @@ func (t *Traces) recordFromTrace(id string) (CDR, bool) {
 		return CDR{}, false
 	}
 	slices.SortStableFunc(msgs, func(a, b tracedMsg) int { return a.Time.Compare(b.Time) })
-	c := CDR{ID: id, Start: sum.Start, Code: sum.Result, Reason: sum.Reason, EndedBy: EndedByUnit}
-	switch msgs[0].Leg {
-	case "inside":
-		c.Direction = DirOutbound
-	case "outside":
-		c.Direction = DirInbound
-	default:
-		c.Direction = DirInternal
-	}
+	c := CDR{ID: id, Direction: sum.Direction, Start: sum.Start, Code: sum.Result, Reason: sum.Reason, EndedBy: EndedByUnit}
 	legOf := func(m *tracedMsg) *CallLeg {
 		if m.head.CallID == first {
 			return &c.A

@@ -50,12 +50,17 @@ func ListCalls(ctx context.Context, st store.Reader, svc *Service, q CallQuery) 
 	rows := map[string]*CallRow{}
 	if svc != nil {
 		for _, sum := range svc.Traces.List(CallFilter{Since: q.Since}) {
-			rows[sum.ID] = &CallRow{ID: sum.ID, State: "ended", Start: sum.Start, From: sum.From, To: sum.To,
-				CallIDs: sum.CallIDs, Code: sum.Result, Reason: sum.Reason, Failed: sum.Failed,
-				Traced: true, Messages: sum.Messages}
+			r := &CallRow{ID: sum.ID, State: "ended", Direction: sum.Direction, Start: sum.Start, Answer: sum.Answer,
+				From: sum.From, To: sum.To, CallIDs: sum.CallIDs, Code: sum.Result, Reason: sum.Reason,
+				Failed: sum.Failed, Traced: true, Messages: sum.Messages}
+			end := sum.Last
 			if !sum.Ended {
-				rows[sum.ID].State = "active"
+				r.State, end = "active", time.Now()
 			}
+			if !sum.Answer.IsZero() {
+				r.Duration = end.Sub(sum.Answer)
+			}
+			rows[sum.ID] = r
 		}
 	}
 	if !q.Active {

@@ -72,19 +72,21 @@ type tracedMsg struct {
 
 // CallSummary describes one traced call for the call list and its search.
 type CallSummary struct {
-	ID       string    `json:"id"`
-	Start    time.Time `json:"start"`
-	Last     time.Time `json:"last"`
-	From     string    `json:"from"` // user part of the caller's From
-	To       string    `json:"to"`   // user part of the caller's To
-	CallIDs  []string  `json:"call_ids"`
-	Legs     []string  `json:"legs"`
-	Result   int       `json:"result,omitempty"` // final status of the call's INVITE
-	Reason   string    `json:"reason,omitempty"`
-	Ended    bool      `json:"ended"`
-	Failed   bool      `json:"failed"`
-	Messages int       `json:"messages"`
-	Dropped  int       `json:"dropped,omitempty"` // messages over the per-call bound
+	ID        string    `json:"id"`
+	Direction string    `json:"direction"` // from the first message's leg: inside → outbound, outside → inbound
+	Start     time.Time `json:"start"`
+	Answer    time.Time `json:"answer,omitzero"` // the 200 sent to the caller
+	Last      time.Time `json:"last"`
+	From      string    `json:"from"` // user part of the caller's From
+	To        string    `json:"to"`   // user part of the caller's To
+	CallIDs   []string  `json:"call_ids"`
+	Legs      []string  `json:"legs"`
+	Result    int       `json:"result,omitempty"` // final status of the call's INVITE
+	Reason    string    `json:"reason,omitempty"`
+	Ended     bool      `json:"ended"`
+	Failed    bool      `json:"failed"`
+	Messages  int       `json:"messages"`
+	Dropped   int       `json:"dropped,omitempty"` // messages over the per-call bound
 }
 
 // NewTraces returns a trace store keeping calls calls (and failed calls for
@@ -210,7 +212,7 @@ func (ct *callTrace) add(m tracedMsg) (ended bool) {
 	wasEnded := s.Ended
 	defer func() { ended = s.Ended && !wasEnded }()
 	if len(ct.msgs) == 0 {
-		s.ID, s.Start = ct.id, m.Time
+		s.ID, s.Start, s.Direction = ct.id, m.Time, directionOf(m.Leg)
 		ct.firstCID = m.head.CallID
 		s.From, s.To = m.head.FromUser, m.head.ToUser
 	}
@@ -244,6 +246,9 @@ func (ct *callTrace) result(m tracedMsg) {
 		s.Result, s.Reason = h.Status, h.Reason
 		if h.CallID == ct.firstCID && m.Dir == Sent {
 			ct.aResult = true
+			if h.Status < 300 {
+				s.Answer = m.Time
+			}
 			if h.Status >= 300 {
 				s.Ended = true
 			}
@@ -253,6 +258,17 @@ func (ct *callTrace) result(m tracedMsg) {
 	if h.Status == 200 && h.Method == "BYE" {
 		s.Ended = true
 	}
+}
+
+// directionOf names a call's direction by the leg it came in on.
+func directionOf(leg string) string {
+	switch leg {
+	case "inside":
+		return DirOutbound
+	case "outside":
+		return DirInbound
+	}
+	return DirInternal
 }
 
 // End records the end of a call from the SIP layer's point of view

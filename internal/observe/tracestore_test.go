@@ -37,6 +37,9 @@ func TestTracesKeepsBothLegsInOrder(t *testing.T) {
 	if sum.ID != "c1" || sum.Result != 200 || sum.Failed || !sum.Ended || sum.From != "1001" || sum.To != "4687" {
 		t.Errorf("summary = %+v", sum)
 	}
+	if sum.Direction != DirOutbound || !sum.Answer.Equal(call[7].Time) { // the 200 sent to the PBX
+		t.Errorf("direction %q, answer %v", sum.Direction, sum.Answer)
+	}
 	if !slices.Equal(sum.Legs, []string{"inside", "outside"}) || len(sum.CallIDs) != 2 {
 		t.Errorf("legs %v, call ids %v", sum.Legs, sum.CallIDs)
 	}

@@ -39,7 +39,7 @@ func NewTimeClasses(tcs []config.TimeClass) (*TimeClasses, error) {
 	out := &TimeClasses{byName: make(map[string]timeClass, len(tcs))}
 	for i, tc := range tcs {
 		p := fmt.Sprintf("dial_plan.time_classes[%d]", i)
-		c := timeClass{loc: time.UTC}
+		c := timeClass{loc: time.Local} // no zone: the unit's local time
 		if tc.TimeZone != "" {
 			if strings.Contains(tc.TimeZone, "..") || strings.HasPrefix(tc.TimeZone, "/") {
 				return nil, fmt.Errorf("%s.time_zone: %q is not a time zone", p, tc.TimeZone)

@@ -15,8 +15,11 @@ func TestTimeClasses(t *testing.T) {
 		{Name: "night", TimeZone: "UTC", Windows: []config.TimeWindow{
 			{Days: []string{"fri"}, Start: "22:00", End: "06:00"},
 		}},
-		{Name: "weekend", Windows: []config.TimeWindow{ // no zone = UTC
+		{Name: "weekend", TimeZone: "UTC", Windows: []config.TimeWindow{
 			{Days: []string{"sat", "sun"}, Start: "00:00", End: "24:00"},
+		}},
+		{Name: "local-sat", Windows: []config.TimeWindow{ // no zone: the unit's local time
+			{Days: []string{"sat"}, Start: "09:00", End: "10:00"},
 		}},
 		{Name: "ny-lunch", TimeZone: "America/New_York", Windows: []config.TimeWindow{
 			{Days: []string{"mon"}, Start: "12:00", End: "13:00"},
@@ -73,6 +76,10 @@ func TestTimeClasses(t *testing.T) {
 				t.Errorf("Active(%q, %s) = %v, want %v", tt.class, tt.at, got, tt.want)
 			}
 		})
+	}
+	if !tcs.Active("local-sat", time.Date(2026, 11, 28, 9, 30, 0, 0, time.Local)) ||
+		tcs.Active("local-sat", time.Date(2026, 11, 28, 10, 30, 0, 0, time.Local)) {
+		t.Error("a class without a time zone is not evaluated in local time")
 	}
 	if !tcs.Has("night") || tcs.Has("day") {
 		t.Error("Has is wrong")

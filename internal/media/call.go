@@ -2,7 +2,6 @@ package media
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -40,8 +39,8 @@ type legState struct {
 	mux     bool // rtcp-mux
 	noSend  bool // the far end asked for no media (c=0.0.0.0 or inactive)
 	inRTP   netip.AddrPort
-	dstRTP  *net.UDPAddr // from SDP, until a packet is latched
-	dstRTCP *net.UDPAddr
+	dstRTP  *dest // from SDP, until a packet is latched
+	dstRTCP *dest
 	in, out *crypt // nil = plain RTP
 	codec   string
 }
@@ -50,22 +49,22 @@ type callState struct {
 	legs [2]legState
 }
 
-func (s *legState) rtpDest(l *leg) *net.UDPAddr {
+func (s *legState) rtpDest(l *leg) *dest {
 	if s.noSend {
 		return nil
 	}
 	if lt := l.latchRTP.Load(); lt != nil {
-		return lt.ua
+		return lt.d
 	}
 	return s.dstRTP
 }
 
-func (s *legState) rtcpDest(l *leg) *net.UDPAddr {
+func (s *legState) rtcpDest(l *leg) *dest {
 	if s.noSend {
 		return nil
 	}
 	if lt := l.latchRTCP.Load(); lt != nil {
-		return lt.ua
+		return lt.d
 	}
 	return s.dstRTCP
 }

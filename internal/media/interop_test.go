@@ -125,7 +125,7 @@ audio_source aufile,%s
 audio_alert aufile,/dev/null
 `, trunkPort, bdir, filepath.Join(bdir, "heard.wav"), tone)), 0o644)
 	os.WriteFile(filepath.Join(bdir, "accounts"), []byte("<sip:4687@127.0.0.3>;regint=0;mediaenc=srtp-mand;answermode=auto;audio_codecs=PCMA\n"), 0o644)
-	var bout bytes.Buffer
+	var bout syncBuf
 	bs := exec.CommandContext(ctx, baresip, "-f", bdir)
 	bs.Stdout, bs.Stderr = &bout, &bout
 	if err := bs.Start(); err != nil {
@@ -141,7 +141,7 @@ audio_alert aufile,/dev/null
 	if tshark, err := exec.LookPath("tshark"); err == nil {
 		capture = exec.CommandContext(ctx, tshark, "-i", "lo", "-w", capFile, "-f",
 			fmt.Sprintf("udp portrange %d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
-		var cerr bytes.Buffer
+		var cerr syncBuf
 		capture.Stderr = &cerr
 		if err := capture.Start(); err != nil {
 			capture = nil
@@ -159,7 +159,7 @@ audio_alert aufile,/dev/null
 		"-s", "4687", "-m", "1", "-d", "8000", "-timeout", "60s", "-nostdin", inside.String())
 	uac.Dir = dir
 	if out, err := uac.CombinedOutput(); err != nil {
-		t.Fatalf("sipp: %v\n%s\nbaresip:\n%s", err, tail(out), tail(bout.Bytes()))
+		t.Fatalf("sipp: %v\n%s\nbaresip:\n%s", err, tail(out), tail([]byte(bout.String())))
 	}
 	if capture != nil {
 		time.Sleep(300 * time.Millisecond)
@@ -171,7 +171,7 @@ audio_alert aufile,/dev/null
 	calls := rec.calls
 	rec.mu.Unlock()
 	if len(calls) != 1 {
-		t.Fatalf("%d media calls, want 1\nbaresip:\n%s", len(calls), tail(bout.Bytes()))
+		t.Fatalf("%d media calls, want 1\nbaresip:\n%s", len(calls), tail([]byte(bout.String())))
 	}
 	st := calls[0].Stats()
 	a, b := st.Legs[media.SideA], st.Legs[media.SideB]
@@ -288,6 +288,24 @@ func writeTone(t *testing.T, path string, d time.Duration) {
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// syncBuf is a bytes.Buffer that a child process writes while the test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func tail(b []byte) string {

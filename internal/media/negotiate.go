@@ -3,7 +3,6 @@ package media
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
@@ -263,7 +262,7 @@ func streamState(s *sdp.Session, idx int, raw, mux bool) legState {
 	}
 	if ok && !addr.IsUnspecified() {
 		st.inRTP = netip.AddrPortFrom(addr, uint16(m.Port))
-		st.dstRTP = net.UDPAddrFromAddrPort(st.inRTP)
+		st.dstRTP = newDest(st.inRTP)
 		rtcp := netip.AddrPortFrom(addr, uint16(m.Port+1))
 		if r, ok := m.RTCPAttr(); ok {
 			a := addr
@@ -272,7 +271,7 @@ func streamState(s *sdp.Session, idx int, raw, mux bool) legState {
 			}
 			rtcp = netip.AddrPortFrom(a, uint16(r.Port))
 		}
-		st.dstRTCP = net.UDPAddrFromAddrPort(rtcp)
+		st.dstRTCP = newDest(rtcp)
 	}
 	return st
 }

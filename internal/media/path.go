@@ -1,16 +1,14 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 
-	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // The packet path. A worker goroutine (see worker_linux.go) reads a batch
@@ -27,18 +25,11 @@ const (
 	workerBatch = 16
 )
 
-// batchWriter is ipv4.PacketConn or ipv6.PacketConn (their Message types are the same).
-type batchWriter interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // socket is one relay socket (a leg's RTP or RTCP port) and the state its
 // worker keeps for it.
 type socket struct {
-	conn   *net.UDPConn
-	w      batchWriter
+	u      udpSock
 	port   int
-	fd     int
 	call   *call
 	leg    *leg
 	isRTCP bool // the leg's RTCP socket (not muxed)
@@ -51,68 +42,50 @@ type socket struct {
 	seq     uint16
 }
 
-func newSocket(c *net.UDPConn, cl *call, l *leg, isRTCP bool) *socket {
-	s := &socket{conn: c, call: cl, leg: l, isRTCP: isRTCP}
-	a, _ := c.LocalAddr().(*net.UDPAddr)
-	if a != nil {
-		s.port = a.Port
-	}
-	if a != nil && a.IP.To4() == nil {
-		s.w = ipv6.NewPacketConn(c)
-	} else {
-		s.w = ipv4.NewPacketConn(c)
-	}
-	return s
+func newSocket(u udpSock, port int, cl *call, l *leg, isRTCP bool) *socket {
+	return &socket{u: u, port: port, call: cl, leg: l, isRTCP: isRTCP}
 }
 
-// writeAll sends every message, continuing after a partial sendmmsg. A send
-// error (e.g. the far end's port is closed) drops the rest of the batch.
-func (s *socket) writeAll(ms []ipv4.Message) int {
-	sent := 0
-	for sent < len(ms) {
-		n, err := s.w.WriteBatch(ms[sent:], 0)
-		if n <= 0 || err != nil {
-			if n > 0 {
-				sent += n
-			}
-			return sent
-		}
-		sent += n
+// dest is where a leg's media goes, in every form the senders need.
+type dest struct {
+	ap    netip.AddrPort
+	ua    *net.UDPAddr // for net.UDPConn (non-Linux)
+	sa    [28]byte     // struct sockaddr_in / sockaddr_in6 (Linux)
+	salen uint32
+}
+
+func newDest(ap netip.AddrPort) *dest {
+	d := &dest{ap: ap, ua: net.UDPAddrFromAddrPort(ap)}
+	port := ap.Port()
+	if a := ap.Addr(); a.Is4() || a.Is4In6() {
+		binary.NativeEndian.PutUint16(d.sa[0:], afInet)
+		binary.BigEndian.PutUint16(d.sa[2:], port)
+		a4 := a.Unmap().As4()
+		copy(d.sa[4:8], a4[:])
+		d.salen = 16
+	} else {
+		binary.NativeEndian.PutUint16(d.sa[0:], afInet6)
+		binary.BigEndian.PutUint16(d.sa[2:], port)
+		a16 := a.As16()
+		copy(d.sa[8:24], a16[:])
+		d.salen = 28
 	}
-	return sent
+	return d
 }
 
 // latch is the address a leg's media was learned from (symmetric RTP).
 type latch struct {
 	ap netip.AddrPort
-	ua *net.UDPAddr
+	d  *dest
 }
 
 func newLatch(ap netip.AddrPort) *latch {
-	return &latch{ap: ap, ua: net.UDPAddrFromAddrPort(ap)}
+	return &latch{ap: ap, d: newDest(ap)}
 }
 
 // legCounters are one leg's statistics; written by readers, read by Stats.
 type legCounters struct {
 	pktIn, bytesIn, pktOut, bytesOut, lost, authFail atomic.Uint64
-}
-
-// pktBufs are a worker's packet buffers and the messages of a send batch.
-type pktBufs struct {
-	out  []ipv4.Message
-	bout [][]byte
-	hdr  rtp.Header
-}
-
-func (p *pktBufs) init(n int) [][]byte {
-	mem := make([]byte, n*bufSize)
-	bufs := make([][]byte, n)
-	p.out, p.bout = make([]ipv4.Message, n), make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = mem[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
-		p.out[i].Buffers = p.bout[i : i+1]
-	}
-	return bufs
 }
 
 // handle relays the n datagrams sitting in pb that arrived on s.
@@ -150,7 +123,7 @@ func (s *socket) handle(pb *pathBuf, n int) {
 				continue
 			}
 			if ms.in != nil {
-				p, err := ms.in.rtp.DecryptRTP(b, b, &pb.hdr)
+				p, err := ms.in.rtp.DecryptRTP(b, b, &pb.rtpHdr)
 				if err != nil {
 					s.srtpDrop(err)
 					continue
@@ -170,20 +143,19 @@ func (s *socket) handle(pb *pathBuf, n int) {
 			continue
 		}
 		if os.out != nil && !os.raw {
-			p, err := os.out.rtp.EncryptRTP(b, b, &pb.hdr)
+			p, err := os.out.rtp.EncryptRTP(b, b, &pb.rtpHdr)
 			if err != nil {
 				dropMalformed.Inc()
 				continue
 			}
 			b = p
 		}
-		pb.bout[k] = b
-		pb.out[k].Addr = dst
+		pb.queue(k, b, dst)
 		k++
 		outB += uint64(len(b))
 	}
 	if k > 0 {
-		outPk += uint64(ol.rtp.writeAll(pb.out[:k]))
+		outPk += uint64(ol.rtp.u.sendBatch(pb, k))
 	}
 	s.leg.stats.pktIn.Add(inPk)
 	s.leg.stats.bytesIn.Add(inB)
@@ -242,7 +214,7 @@ func (s *socket) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrP
 		}
 		b = p
 	}
-	if _, err := sock.conn.WriteToUDP(b, dst); err != nil {
+	if err := sock.u.sendTo(b, dst); err != nil {
 		return 0, false
 	}
 	return len(b), true

@@ -1,8 +1,6 @@
 package media
 
 import (
-	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 )
@@ -38,11 +36,11 @@ func (p *portAllocator) setRange(min, max int) {
 
 // pair binds a free pair on addr. Pairs are handed out round robin so that a
 // port just released is not reused at once (late packets of the old call).
-func (p *portAllocator) pair(addr netip.Addr) (rtp, rtcp *net.UDPConn, port int, err error) {
+func (p *portAllocator) pair(addr netip.Addr) (rtp, rtcp udpSock, port int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.max < p.min+1 {
-		return nil, nil, 0, ErrNoPorts
+		return rtp, rtcp, 0, ErrNoPorts
 	}
 	n := (p.max-p.min+1)/2 + 1
 	for range n {
@@ -54,7 +52,7 @@ func (p *portAllocator) pair(addr netip.Addr) (rtp, rtcp *net.UDPConn, port int,
 		if port+1 > p.max || p.used[port] {
 			continue
 		}
-		rtp, rtcp, err = bindPair(addr, port)
+		rtp, rtcp, err = openPair(addr, port)
 		if err != nil {
 			continue // taken by another program: try the next pair
 		}
@@ -63,7 +61,7 @@ func (p *portAllocator) pair(addr netip.Addr) (rtp, rtcp *net.UDPConn, port int,
 		return rtp, rtcp, port, nil
 	}
 	portExhausted.Inc()
-	return nil, nil, 0, ErrNoPorts
+	return rtp, rtcp, 0, ErrNoPorts
 }
 
 func (p *portAllocator) release(port int) {
@@ -79,21 +77,4 @@ func (p *portAllocator) inUse() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.used)
-}
-
-func bindPair(addr netip.Addr, port int) (*net.UDPConn, *net.UDPConn, error) {
-	network := "udp4"
-	if addr.Is6() && !addr.Is4In6() {
-		network = "udp6"
-	}
-	a, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
-	if err != nil {
-		return nil, nil, fmt.Errorf("bind %s:%d: %w", addr, port, err)
-	}
-	b, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port+1))))
-	if err != nil {
-		a.Close()
-		return nil, nil, fmt.Errorf("bind %s:%d: %w", addr, port+1, err)
-	}
-	return a, b, nil
 }

@@ -220,7 +220,7 @@ func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 			return nil, err
 		}
 		l := &leg{side: Side(i), spec: spec, pol: rc.pol.forInterface(spec.Interface), port: port}
-		l.rtp, l.rtcp = newSocket(rtp, c, l, false), newSocket(rtcp, c, l, true)
+		l.rtp, l.rtcp = newSocket(rtp, port, c, l, false), newSocket(rtcp, port+1, c, l, true)
 		c.legs[i] = l
 	}
 	if err := c.wk.add(c.sockets()...); err != nil {
@@ -248,8 +248,8 @@ func (c *call) release(n int) {
 		if l == nil {
 			continue
 		}
-		l.rtp.conn.Close()
-		l.rtcp.conn.Close()
+		l.rtp.u.close()
+		l.rtcp.u.close()
 		c.relay.ports.release(l.port)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/pion/rtp"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,7 +96,7 @@ func (w *worker) run() {
 			if s == nil || s.wk != w {
 				continue
 			}
-			n := w.pb.recv(s.fd)
+			n := w.pb.recv(s.u.fd)
 			if n > 0 {
 				s.handle(w.pb, n)
 			}
@@ -106,13 +107,10 @@ func (w *worker) run() {
 // add starts serving sockets (call setup; any goroutine).
 func (w *worker) add(socks ...*socket) error {
 	for _, s := range socks {
-		if err := s.rawFD(); err != nil {
-			return err
-		}
 		s.wk = w
 		w.relay.table[s.port].Store(s)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, &ev); err != nil {
 			w.relay.table[s.port].Store(nil)
 			return fmt.Errorf("media: epoll add: %w", err)
 		}
@@ -127,11 +125,11 @@ func (w *worker) remove(socks ...*socket) {
 	done := make(chan struct{})
 	w.do(func() {
 		for _, s := range socks {
-			unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+			unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, s.u.fd, nil)
 			if w.relay.table[s.port].Load() == s {
 				w.relay.table[s.port].Store(nil)
 			}
-			s.conn.Close()
+			s.u.close()
 		}
 		close(done)
 	})
@@ -163,23 +161,93 @@ func (w *worker) close() {
 	unix.Close(w.evfd)
 }
 
-// rawFD keeps the socket's descriptor for recvmmsg. The net.UDPConn still
-// owns it (and is used for sending); no Go reader ever waits on it.
-func (s *socket) rawFD() error {
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return err
+// udpSock is a relay socket made with socket(2) directly, so that it never
+// enters Go's network poller: the poller would wake up for every packet of
+// every call although no goroutine reads these sockets.
+type udpSock struct{ fd int }
+
+const (
+	afInet  = unix.AF_INET
+	afInet6 = unix.AF_INET6
+)
+
+func openUDP(addr netip.Addr, port int) (udpSock, error) {
+	af := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: addr.As16()}
+	if addr.Is4() || addr.Is4In6() {
+		af = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: port, Addr: addr.Unmap().As4()}
 	}
-	return rc.Control(func(fd uintptr) { s.fd = int(fd) })
+	fd, err := unix.Socket(af, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return udpSock{fd: -1}, fmt.Errorf("socket: %w", err)
+	}
+	if af == unix.AF_INET6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return udpSock{fd: -1}, fmt.Errorf("bind %s:%d: %w", addr, port, err)
+	}
+	return udpSock{fd: fd}, nil
 }
 
-// pathBuf is a worker's packet buffers and recvmmsg(2) headers.
+// openPair binds the RTP port and the RTCP port above it on addr.
+func openPair(addr netip.Addr, port int) (udpSock, udpSock, error) {
+	a, err := openUDP(addr, port)
+	if err != nil {
+		return a, a, err
+	}
+	b, err := openUDP(addr, port+1)
+	if err != nil {
+		a.close()
+		return a, b, err
+	}
+	return a, b, nil
+}
+
+func (u udpSock) close() {
+	if u.fd >= 0 {
+		unix.Close(u.fd)
+	}
+}
+
+// sendBatch sends the k queued messages with sendmmsg(2), continuing after a
+// partial send. A full socket buffer or an error drops the rest.
+func (u udpSock) sendBatch(pb *pathBuf, k int) int {
+	sent := 0
+	for sent < k {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&pb.ohs[sent])), uintptr(k-sent), unix.MSG_DONTWAIT, 0, 0)
+		if e != 0 || n == 0 {
+			break
+		}
+		sent += int(n)
+	}
+	clear(pb.odst[:k]) // do not keep destinations alive
+	return sent
+}
+
+// sendTo sends one datagram (RTCP).
+func (u udpSock) sendTo(b []byte, d *dest) error {
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(u.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&d.sa[0])), uintptr(d.salen))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// pathBuf is a worker's packet buffers and the recvmmsg(2) / sendmmsg(2)
+// headers pointing into them.
 type pathBuf struct {
-	bufs  [][]byte
-	hs    []mmsghdr
-	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet6
-	pktBufs
+	bufs   [][]byte
+	hs     []mmsghdr
+	iovs   []unix.Iovec
+	names  []unix.RawSockaddrInet6
+	ohs    []mmsghdr // send batch
+	oiovs  []unix.Iovec
+	odst   []*dest // keeps the sockaddrs the send headers point to
+	rtpHdr rtp.Header
 }
 
 // mmsghdr is struct mmsghdr of <sys/socket.h>.
@@ -190,15 +258,29 @@ type mmsghdr struct {
 }
 
 func newPathBuf(n int) *pathBuf {
-	pb := &pathBuf{hs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet6, n)}
-	pb.bufs = pb.init(n)
+	pb := &pathBuf{hs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet6, n),
+		ohs: make([]mmsghdr, n), oiovs: make([]unix.Iovec, n), odst: make([]*dest, n)}
+	mem := make([]byte, n*bufSize)
+	pb.bufs = make([][]byte, n)
 	for i := range pb.bufs {
+		pb.bufs[i] = mem[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
+		pb.ohs[i].hdr.Iov = &pb.oiovs[i]
+		pb.ohs[i].hdr.SetIovlen(1)
 		pb.iovs[i].Base = &pb.bufs[i][0]
 		pb.hs[i].hdr.Iov = &pb.iovs[i]
 		pb.hs[i].hdr.SetIovlen(1)
 		pb.hs[i].hdr.Name = (*byte)(unsafe.Pointer(&pb.names[i]))
 	}
 	return pb
+}
+
+// queue puts b for d as message k of the send batch.
+func (pb *pathBuf) queue(k int, b []byte, d *dest) {
+	pb.oiovs[k].Base = &b[0]
+	pb.oiovs[k].SetLen(len(b))
+	pb.odst[k] = d
+	pb.ohs[k].hdr.Name = &d.sa[0]
+	pb.ohs[k].hdr.Namelen = d.salen
 }
 
 // recv reads what is waiting on fd (without blocking); 0 when nothing was.

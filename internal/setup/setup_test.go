@@ -313,3 +313,33 @@ func TestUpload(t *testing.T) {
 type applier struct{ n int }
 
 func (a *applier) Apply(context.Context, *config.Config) error { a.n++; return nil }
+
+// Every profile and both topologies build a configuration that validates.
+func TestBuildValidates(t *testing.T) {
+	for _, topo := range Topologies {
+		for _, itsp := range []string{"generic", "office365-um", "teams-direct-routing"} {
+			t.Run(topo+"/"+itsp, func(t *testing.T) {
+				a := Answers{AdminPassword: "s3cret-pass", Topology: topo, InsideAddress: "10.0.0.5",
+					OutsideAddr: "203.0.113.10", OutsideFQDN: "sbc.example.com", PBXAddress: "10.0.0.10", ITSP: itsp}
+				if itsp != "teams-direct-routing" {
+					a.ITSPDomain = "trunk.example.net"
+				}
+				a.fillDefaults()
+				a.fillTransportDefault()
+				if err := a.Check(); err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := Build(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if errs := cfg.Validate(); len(errs) > 0 {
+					t.Fatalf("invalid: %v", errs)
+				}
+				if topo == "one-armed" && (len(cfg.Network.Interfaces) != 1 || cfg.Network.Interfaces[0].AdvertisedAddress != "203.0.113.10") {
+					t.Errorf("one-armed interfaces = %+v", cfg.Network.Interfaces)
+				}
+			})
+		}
+	}
+}

@@ -409,4 +409,3 @@ func (h *hist) pct(p float64) float64 {
 	}
 	return h.maxUs
 }
-

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -58,21 +57,8 @@ func runCDR(c *Context, args []string) error {
 		fmt.Fprintln(tw, "START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
 		for _, r := range cdrs {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
-				r.Direction, dash(userOf(r.A.From)), dash(userOf(r.A.To)), r.Code, r.Reason, r.Duration.Round(time.Second), dash(r.EndedBy), r.ID)
+				r.Direction, dash(observe.UserOrURI(r.A.From)), dash(observe.UserOrURI(r.A.To)), r.Code, r.Reason, r.Duration.Round(time.Second), dash(r.EndedBy), r.ID)
 		}
 		tw.Flush()
 	})
-}
-
-// userOf shortens a SIP URI to its user part for tables ("sip:4687@host" →
-// "4687"); --json and --csv keep the whole URI.
-func userOf(uri string) string {
-	_, rest, ok := strings.Cut(uri, ":")
-	if !ok {
-		return uri
-	}
-	if user, _, ok := strings.Cut(rest, "@"); ok {
-		return user
-	}
-	return uri
 }

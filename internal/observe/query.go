@@ -96,10 +96,10 @@ func mergeCDR(rows map[string]*CallRow, c *CDR, state string) {
 	}
 	r.State, r.Direction, r.Start, r.Answer, r.End, r.Duration = state, c.Direction, c.Start, c.Answer, c.End, c.Duration
 	if c.A.From != "" {
-		r.From = uriUserOr(c.A.From)
+		r.From = UserOrURI(c.A.From)
 	}
 	if c.A.To != "" {
-		r.To = uriUserOr(c.A.To)
+		r.To = UserOrURI(c.A.To)
 	}
 	for _, id := range []string{c.A.CallID, c.B.CallID} {
 		if id != "" && !slices.Contains(r.CallIDs, id) {
@@ -115,8 +115,9 @@ func mergeCDR(rows map[string]*CallRow, c *CDR, state string) {
 	}
 }
 
-// uriUserOr is the user part of a URI, or the URI when it has none.
-func uriUserOr(uri string) string {
+// UserOrURI is the user part of a SIP URI ("sip:4687@host" → "4687"), or
+// the URI when it has none; tables show numbers this way.
+func UserOrURI(uri string) string {
 	if u := uriUser(uri); u != "" {
 		return u
 	}

@@ -63,7 +63,8 @@ func TestObserveCommandsOnDataDirectory(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"trace", "new"}, 1, "not running"},
-		{[]string{"trace"}, 2, "CALL-ID"},
+		{[]string{"trace"}, 1, "not running"}, // the last 15 minutes, from the running unit
+		{[]string{"trace", "--svg", "x.svg"}, 2, "needs a CALL-ID"},
 		{[]string{"trace", "a", "--since", "1h"}, 2, "not both"},
 		{[]string{"calls", "--active", "--ended"}, 2, "exclude"},
 		{[]string{"cdr", "--since", "soon"}, 1, "since"},

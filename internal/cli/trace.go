@@ -14,10 +14,13 @@ func init() {
 	Register(&Command{
 		Name:    "trace",
 		Summary: "show the cleartext SIP of both legs of a call, or export it as pcap",
-		Usage:   "trace [CALL-ID | --since DURATION] [--pcap FILE] [--svg FILE] [--json]",
+		Usage:   "trace [CALL-ID | --since DURATION (default 15m)] [--pcap FILE] [--svg FILE] [--json]",
 		Run:     runTrace,
 	})
 }
+
+// defaultTraceWindow is what `palisade trace` without arguments shows.
+const defaultTraceWindow = "15m"
 
 func runTrace(c *Context, args []string) error {
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
@@ -33,16 +36,17 @@ func runTrace(c *Context, args []string) error {
 		return c.Usagef("trace takes one CALL-ID")
 	case len(pos) == 1 && *since != "":
 		return c.Usagef("give a CALL-ID or --since, not both")
-	case len(pos) == 0 && *since == "":
-		return c.Usagef("give a CALL-ID (palisade calls lists them) or --since DURATION")
 	case *svg != "" && len(pos) == 0:
 		return c.Usagef("--svg needs a CALL-ID")
 	}
 	q := url.Values{}
-	if len(pos) == 1 {
+	switch {
+	case len(pos) == 1:
 		q.Set("call", pos[0])
-	} else {
+	case *since != "":
 		q.Set("since", *since)
+	default:
+		q.Set("since", defaultTraceWindow)
 	}
 	if *pcap != "" {
 		if err := download(c, "/api/v1/trace.pcap?"+q.Encode(), *pcap); err != nil {

@@ -32,6 +32,7 @@ type Table struct {
 
 type rule struct {
 	cfg  config.DialRule
+	tcs  *TimeClasses   // dial_plan.time_classes, for cfg.TimeClass
 	re   *regexp.Regexp // Regex, anchored
 	tail *regexp.Regexp // Tail character set, anchored, nil = any
 	rows []row
@@ -71,8 +72,12 @@ func NewTable(cfg *config.Config, reg RegistrarLookup) (*Table, error) {
 			t.peerIPs[a.Unmap()] = i
 		}
 	}
+	tcs, err := NewTimeClasses(cfg.DialPlan.TimeClasses)
+	if err != nil {
+		return nil, err
+	}
 	for i, rc := range cfg.DialPlan.Rules {
-		r := rule{cfg: rc}
+		r := rule{cfg: rc, tcs: tcs}
 		where := fmt.Sprintf("dial_plan.rules[%d]", i)
 		if rc.Regex != "" {
 			re, err := regexp.Compile("^(?:" + rc.Regex + ")$")
@@ -243,8 +248,8 @@ func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
 // stripped, head kept) and the regex groups.
 func (ru *rule) match(r Request) (string, []string, bool) {
 	c := ru.cfg
-	if c.TimeClass != "" {
-		return "", nil, false // time classes are not evaluated yet: such rules never match
+	if c.TimeClass != "" && !ru.tcs.Active(c.TimeClass, time.Now()) {
+		return "", nil, false
 	}
 	if c.Source != "" && c.Source != r.SourcePeer && c.Source != r.SourceInterface {
 		return "", nil, false

@@ -109,3 +109,40 @@ func TestTimeClassesErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDialPlanTimeClass checks that the table evaluates a rule's time class:
+// a class active all week matches, one listing only other days does not.
+func TestDialPlanTimeClass(t *testing.T) {
+	today := time.Now().In(time.UTC).Weekday()
+	var notToday []string
+	for name, d := range weekdays {
+		if d != today {
+			notToday = append(notToday, name)
+		}
+	}
+	c := config.Default()
+	c.Peers = []config.Peer{{Name: "pbx", Kind: "pbx", Interface: "inside", Address: "10.0.0.10:5060", Transport: "udp"}}
+	c.DialPlan.TimeClasses = []config.TimeClass{
+		{Name: "always", TimeZone: "UTC", Windows: []config.TimeWindow{{Days: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, Start: "00:00", End: "24:00"}}},
+		{Name: "other-days", TimeZone: "UTC", Windows: []config.TimeWindow{{Days: notToday, Start: "00:00", End: "24:00"}}},
+	}
+	c.DialPlan.Rules = []config.DialRule{
+		{Name: "closed", Head: "1", TimeClass: "other-days", ForwardTo: []config.Forward{{URI: "sip:closed@192.0.2.1"}}},
+		{Name: "open", Head: "1", TimeClass: "always", ForwardTo: []config.Forward{{URI: "sip:open@192.0.2.2"}}},
+	}
+	tab, err := NewTable(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hops, err := tab.Route(Request{User: "100"}, nil)
+	if time.Now().In(time.UTC).Weekday() != today {
+		t.Skip("the day changed during the test")
+	}
+	if err != nil || len(hops) != 1 || hops[0].Rule != "open" {
+		t.Fatalf("route: %+v %v", hops, err)
+	}
+	c.DialPlan.TimeClasses[0].TimeZone = "Mars/Olympus"
+	if _, err := NewTable(c, nil); err == nil {
+		t.Fatal("a bad time zone builds a table")
+	}
+}

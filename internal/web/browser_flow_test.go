@@ -219,6 +219,14 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		sh.take("tls-diagnosis"),
 	)
 
+	run("API token",
+		chromedp.Navigate(base+"/basic/access"),
+		chromedp.SendKeys(chromedp.CSS(`#token-form input[name="name"]`), "ci"),
+		chromedp.Click(chromedp.CSS(`#token-form button`)),
+		waitText("#token-secret", "pal_"),
+		waitText("#tokens", "ci"),
+	)
+
 	// A screenshot of every tab and page.
 	for _, tab := range nav {
 		for _, sub := range tab.Subs {

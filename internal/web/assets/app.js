@@ -136,6 +136,10 @@
     var showCall = function (c) {
       var id = c.id || (c.call_ids && c.call_ids[0]);
       if (!id) return;
+      var dl = document.getElementById("call-downloads");
+      dl.hidden = false;
+      document.getElementById("call-pcap").href = "/api/v1/trace.pcap?call=" + encodeURIComponent(id);
+      document.getElementById("call-json").href = "/api/v1/calls/" + encodeURIComponent(id) + "/trace";
       fetch("/api/v1/calls/" + encodeURIComponent(id) + "/ladder.svg", { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (svg) { ladder.innerHTML = svg; })
@@ -181,5 +185,50 @@
         })
         .catch(function (err) { dout.textContent = "Failed: " + err; });
     });
+  }
+
+  // API tokens on the Access Control page.
+  var tokens = document.getElementById("tokens");
+  if (tokens) {
+    var api = function (method, url, body) {
+      var h = { "X-CSRF-Token": csrf };
+      if (body) h["Content-Type"] = "application/json";
+      return fetch(url, { method: method, credentials: "same-origin", headers: h, body: body ? JSON.stringify(body) : undefined })
+        .then(function (r) {
+          if (r.status === 204) return {};
+          return r.json().then(function (j) { if (!r.ok) throw new Error(j.error || r.status); return j; });
+        });
+    };
+    var list = function () {
+      api("GET", tokens.dataset.src).then(function (ts) {
+        tokens.innerHTML = "";
+        if (!ts.length) { tokens.appendChild(el("p", "No API tokens.", "hint")); return; }
+        var t = el("table", null, "grid compact"), head = t.createTHead().insertRow();
+        ["Name", "Id", "Made", "By", ""].forEach(function (c) { head.appendChild(el("th", c)); });
+        var body = t.createTBody();
+        ts.forEach(function (tok) {
+          var tr = body.insertRow();
+          [tok.name, tok.id, String(tok.created).replace("T", " ").replace(/\.[0-9]*Z$/, " UTC"), tok.author].forEach(function (v) { tr.appendChild(el("td", v)); });
+          var td = el("td"), b = el("button", "Revoke", "small danger");
+          b.type = "button";
+          b.addEventListener("click", function () {
+            if (window.confirm("Revoke the token " + tok.name + "?")) api("DELETE", "/api/v1/tokens/" + encodeURIComponent(tok.id)).then(list);
+          });
+          td.appendChild(b); tr.appendChild(td);
+        });
+        tokens.appendChild(t);
+      }).catch(function (e) { tokens.textContent = "Cannot list tokens: " + e.message; });
+    };
+    document.getElementById("token-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var f = ev.target, out = document.getElementById("token-secret");
+      api("POST", "/api/v1/tokens", { name: f.elements.name.value.trim() }).then(function (t) {
+        out.hidden = false;
+        out.textContent = "Token " + t.name + " (copy it now, it is not shown again):\n" + t.token;
+        f.reset();
+        list();
+      }).catch(function (e) { out.hidden = false; out.textContent = "Failed: " + e.message; });
+    });
+    list();
   }
 })();

@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -41,7 +43,11 @@ func main() {
 	outside := flag.String("outside", "127.0.0.2", "outside interface address")
 	uas := flag.String("uas", os.Getenv("UAS_URI"), "where calls go (sip:host:port[;transport=tls])")
 	prof := flag.String("cpuprofile", os.Getenv("SUT_CPUPROFILE"), "write a CPU profile here")
+	debugAddr := flag.String("debug-addr", os.Getenv("SUT_DEBUG_ADDR"), "serve net/http/pprof here (e.g. 127.0.0.1:6061)")
 	flag.Parse()
+	if *debugAddr != "" {
+		go http.ListenAndServe(*debugAddr, nil) //nolint:errcheck,gosec // benchmark diagnostics on loopback
+	}
 	if *prof != "" {
 		f, err := os.Create(*prof)
 		if err == nil {

@@ -449,3 +449,27 @@ func waitFor(t *testing.T, f func() bool, what string) {
 	}
 	t.Fatalf("gave up waiting for %s", what)
 }
+
+// TestOKRetransmittedUntilACK: over UDP the unit repeats its 200 to the
+// caller until the ACK comes (here the first 200 is lost).
+func TestOKRetransmittedUntilACK(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	u := newTestUnit(t, pbx, itsp, nil)
+	dropped := false
+	pbx.wire.setDrop(func(m string) bool {
+		if !dropped && strings.HasPrefix(m, "SIP/2.0 200") && strings.Contains(m, "INVITE\r\n") {
+			dropped = true
+			return true
+		}
+		return false
+	})
+	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
+	if n := pbx.wire.count("SIP/2.0 200 OK"); n < 2 {
+		t.Fatalf("caller saw %d 200s, want the lost one repeated", n)
+	}
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, u.Service)
+}

@@ -449,33 +449,37 @@ func (c *call) onAnswerB(r *sip.Response) {
 	c.mu.Unlock()
 	c.respondA(res)
 	if c.leg(media.SideA).Transport == "udp" {
-		go c.retransmit2xx()
+		c.retransmit2xx()
 	}
 }
 
 // retransmit2xx resends our 2xx to the caller until its ACK arrives
 // (RFC 3261 §13.3.1.4: on unreliable transports this is the UAS core's job).
+// It runs on timers, not a goroutine per call: most ACKs come long before
+// the first retransmission.
 func (c *call) retransmit2xx() {
-	d := sip.T1
 	deadline := time.Now().Add(64 * sip.T1)
-	for {
-		time.Sleep(d)
-		c.mu.Lock()
-		acked, res := c.ackedA, c.final2xx
-		c.mu.Unlock()
-		if acked || c.ended.Load() {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.logger().Info("no ACK for the 2xx: ending the call")
-			c.byeSide(media.SideA)
-			c.byeSide(media.SideB)
-			c.end("no ACK")
-			return
-		}
-		c.respondA(res)
-		d = min(2*d, sip.T2)
+	var step func(d time.Duration)
+	step = func(d time.Duration) {
+		time.AfterFunc(d, func() {
+			c.mu.Lock()
+			acked, res := c.ackedA, c.final2xx
+			c.mu.Unlock()
+			if acked || c.ended.Load() || res == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				c.logger().Info("no ACK for the 2xx: ending the call")
+				c.byeSide(media.SideA)
+				c.byeSide(media.SideB)
+				c.end("no ACK")
+				return
+			}
+			c.respondA(res)
+			step(min(2*d, sip.T2))
+		})
 	}
+	step(sip.T1)
 }
 
 // relayFinalA relays a final non-2xx response from the far leg.

@@ -10,6 +10,7 @@ import (
 // assembled is the result of putting an imported bundle in order.
 type assembled struct {
 	chain []*x509.Certificate // leaf first, then intermediates up to (not including) the root
+	root  *x509.Certificate   // the root that issued the last of chain, when the upload held it
 	notes []string            // what was dropped or ignored, for the administrator
 }
 
@@ -56,6 +57,7 @@ func assembleChain(entry, keyID string, existingLeaf *x509.Certificate, existing
 		}
 		used[Fingerprint(next)] = true
 		if selfSigned(next) {
+			a.root = next
 			a.notes = append(a.notes, fmt.Sprintf("dropped the root certificate %q: roots belong in the CA store of the peers (and, to verify peers, in this unit's CA store with 'palisade ca import'), not in the own chain", label(next)))
 			break
 		}

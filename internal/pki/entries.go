@@ -214,6 +214,15 @@ func (c *Certs) Import(ctx context.Context, cfg *config.Config, name string, fil
 	}
 	rec := m.rec
 	rec.Chain = string(EncodeCertificatesPEM(a.chain...))
+	top := a.chain[len(a.chain)-1]
+	switch {
+	case a.root != nil:
+		rec.Root = string(EncodeCertificatesPEM(a.root))
+	case m.root != nil && findIssuer(top, []*x509.Certificate{m.root}, nil) != nil:
+		// the root seen with an earlier upload still issues the chain
+	default:
+		rec.Root = ""
+	}
 	rec.Created = c.now().UTC()
 	id, err := putPrivate(ctx, c.Store, name, rec)
 	if err != nil {
@@ -249,7 +258,7 @@ func (c *Certs) Show(ctx context.Context, cfg *config.Config, name string) (*Ent
 		}
 	}
 	cas, _ := c.caCertificates(ctx, cfg)
-	info.ChainStatus = checkChain(m.chain, cas, now)
+	info.ChainStatus = checkChain(m.chain, m.anchors(cas), now)
 	if info.Certificate != nil && info.Certificate.DaysLeft <= ExpiryWarningDays {
 		info.Notes = append(info.Notes, expiryText(name, info.Certificate.NotAfter, info.Certificate.DaysLeft))
 	}

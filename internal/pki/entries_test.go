@@ -401,3 +401,22 @@ func TestEnsureDefault(t *testing.T) {
 		t.Error("made a second default although the store has one")
 	}
 }
+
+// TestDroppedRootCompletesChain: a root that came with the bundle is not
+// sent to peers, but the chain is known to be complete.
+func TestDroppedRootCompletesChain(t *testing.T) {
+	h := newHierarchy(t)
+	f := newFixture(t)
+	newRequest(t, f, KeyECDSAP256)
+	dev := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+	info, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{EncodeCertificatesPEM(dev, h.inter.cert, h.root.cert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.ChainStatus.Complete || len(info.Chain) != 1 {
+		t.Errorf("status %+v chain %d", info.ChainStatus, len(info.Chain))
+	}
+	if p, _ := f.certs.Export(f.ctx, f.cfg, hq, false, true); bytes.Contains(p, EncodeCertificatesPEM(h.root.cert)) {
+		t.Error("the root is exported with the chain")
+	}
+}

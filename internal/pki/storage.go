@@ -43,11 +43,14 @@ const (
 
 // privateRecord is one version of a private entry.
 type privateRecord struct {
-	KeyID   string    `json:"key_id"`
-	KeyType string    `json:"key_type"`
-	Subject Subject   `json:"subject"`
-	CSR     string    `json:"csr,omitempty"`   // PEM, when made as a request
-	Chain   string    `json:"chain,omitempty"` // PEM, leaf first; empty while the request is pending
+	KeyID   string  `json:"key_id"`
+	KeyType string  `json:"key_type"`
+	Subject Subject `json:"subject"`
+	CSR     string  `json:"csr,omitempty"`   // PEM, when made as a request
+	Chain   string  `json:"chain,omitempty"` // PEM, leaf first; empty while the request is pending
+	// Root is the root that issued the chain's last certificate when an
+	// upload held it: never sent to peers, but it lets the chain be checked.
+	Root    string    `json:"root,omitempty"`
 	Created time.Time `json:"created"`
 }
 
@@ -56,6 +59,16 @@ type material struct {
 	id    string
 	rec   privateRecord
 	chain []*x509.Certificate
+	root  *x509.Certificate // rec.Root, parsed
+}
+
+// anchors are the CA store certificates plus the entry's own root, for
+// checking its chain.
+func (m *material) anchors(cas []*x509.Certificate) []*x509.Certificate {
+	if m.root == nil {
+		return cas
+	}
+	return append(append([]*x509.Certificate(nil), cas...), m.root)
 }
 
 func (m *material) leaf() *x509.Certificate {
@@ -128,6 +141,13 @@ func loadPrivate(ctx context.Context, r store.Reader, name, id string) (*materia
 		return nil, fmt.Errorf("certificate %q: material %s: %w", name, shortID(id), err)
 	}
 	m := &material{id: id}
+	defer func() {
+		if m != nil && m.rec.Root != "" {
+			if rs, err := ParseCertificates([]byte(m.rec.Root)); err == nil {
+				m.root = rs[0]
+			}
+		}
+	}()
 	if err := json.Unmarshal(b, &m.rec); err != nil {
 		return nil, fmt.Errorf("certificate %q: stored record is damaged: %w", name, err)
 	}

@@ -91,6 +91,7 @@ type ownCert struct {
 	name   string
 	cert   tls.Certificate
 	chain  []*x509.Certificate
+	root   *x509.Certificate // the entry's own root, when known
 	status ChainStatus
 }
 
@@ -162,7 +163,7 @@ func (s *Subsystem) build(ctx context.Context, cfg *config.Config, strict bool) 
 			errs = append(errs, fmt.Errorf("certificate %q: %w", p.Name, err))
 			continue
 		}
-		oc := &ownCert{name: p.Name, chain: m.chain, cert: tls.Certificate{PrivateKey: key, Leaf: m.chain[0]}}
+		oc := &ownCert{name: p.Name, chain: m.chain, root: m.root, cert: tls.Certificate{PrivateKey: key, Leaf: m.chain[0]}}
 		for _, c := range m.chain {
 			oc.cert.Certificate = append(oc.cert.Certificate, c.Raw)
 		}
@@ -170,7 +171,11 @@ func (s *Subsystem) build(ctx context.Context, cfg *config.Config, strict bool) 
 	}
 	errs = append(errs, s.buildTrust(ctx, cfg, rt)...)
 	for _, oc := range rt.own {
-		oc.status = checkChain(oc.chain, trustCerts(rt.trust), s.now())
+		anchors := trustCerts(rt.trust)
+		if oc.root != nil {
+			anchors = append(anchors, oc.root)
+		}
+		oc.status = checkChain(oc.chain, anchors, s.now())
 	}
 	if strict {
 		for i, l := range cfg.SIP.Listeners {

@@ -415,3 +415,39 @@ func TestRunJSONLogsSecondUnitAndSIGINT(t *testing.T) {
 		t.Fatalf("admin.sock left behind: %v", err)
 	}
 }
+
+// TestKilledDuringConfirmWindow: a unit killed (SIGKILL) while an applied
+// configuration waits for confirmation starts again on the saved one and
+// says why; the stale admin.sock of the killed unit does not get in the way.
+func TestKilledDuringConfirmWindow(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	initial := testConfigFile(t)
+	u := startUnit(t, dir, initial)
+	mustCLI(t, dir, "config", "set", "unit.name", "unconfirmed")
+	mustCLI(t, dir, "config", "apply", "--confirm-within", "10m")
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != "unconfirmed" {
+		t.Fatalf("after apply the unit runs %q", got)
+	}
+	u.kill()
+	if _, err := os.Stat(filepath.Join(dir, admin.SocketFile)); err != nil {
+		t.Fatalf("a killed unit leaves its socket behind; the test needs it there: %v", err)
+	}
+	startUnit(t, dir, initial)
+	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got == "unconfirmed" {
+		t.Fatal("the unit restarted on an unconfirmed configuration")
+	}
+	var st struct {
+		Pending bool   `json:"pending_confirm"`
+		Reason  string `json:"last_revert_reason"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "config", "state", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending || !strings.Contains(st.Reason, "restarted") {
+		t.Fatalf("state after restart: %+v", st)
+	}
+	// The unconfirmed edit is still in preliminary, ready to apply again.
+	if got := strings.TrimSpace(mustCLI(t, dir, "config", "get", "unit.name")); got != `"unconfirmed"` {
+		t.Fatalf("preliminary after restart: %s", got)
+	}
+}

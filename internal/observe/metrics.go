@@ -54,6 +54,10 @@ var (
 		Namespace: "palisade", Subsystem: "observe", Name: "malformed_dropped_total",
 		Help: "Malformed messages or packets dropped, by kind (sip, sdp, rtp, rtcp, srtp, http, ...).",
 	}, []string{"kind"})
+	traceDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "palisade", Subsystem: "observe", Name: "trace_dropped_messages_total",
+		Help: "SIP messages not kept in a call's trace because the call (1000 messages, 4 MiB) or all traces (256 MiB) were full.",
+	})
 	cdrWrites = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "observe", Name: "cdr_writes_total",
 		Help: "Call records written to the store, by result (ok, error).",

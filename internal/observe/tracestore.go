@@ -15,7 +15,10 @@ import (
 const (
 	maxMessagesPerCall = 1000
 	maxBytesPerCall    = 4 << 20
-	numShards          = 32
+	// maxTraceBytes bounds the SIP text of all traced calls together, so
+	// that a full ring of flooding calls cannot take the unit's memory.
+	maxTraceBytes = 256 << 20
+	numShards     = 32
 )
 
 // Traces keeps the cleartext SIP of the last calls in memory: a ring of the
@@ -37,6 +40,8 @@ type Traces struct {
 	failed     []failedEntry // failed calls kept after leaving the ring
 	limit      int
 	failedKeep time.Duration
+
+	total atomic.Int64 // bytes of SIP text held by all calls
 
 	// onEnd, when set, is called (outside every lock) when a message ends a
 	// call: a final failure sent to the caller, or the first 200 to BYE.
@@ -63,6 +68,7 @@ type callTrace struct {
 	firstCID string // SIP Call-ID of the first message: the caller's leg
 	sum      CallSummary
 	aResult  bool // the result came from the caller's leg
+	removed  bool // evicted: late messages are not stored
 }
 
 type tracedMsg struct {
@@ -135,7 +141,7 @@ func (t *Traces) TraceSIP(m SIPMessage) {
 	if ct == nil {
 		ct = t.create(m.CallID)
 	}
-	if ct.add(tracedMsg{SIPMessage: m, head: head}) && t.onEnd != nil {
+	if ct.add(tracedMsg{SIPMessage: m, head: head}, &t.total) && t.onEnd != nil {
 		t.onEnd(m.CallID)
 	}
 }
@@ -200,14 +206,25 @@ func (t *Traces) evictLocked() {
 func (t *Traces) remove(id string) {
 	s := t.shard(id)
 	s.mu.Lock()
+	ct := s.calls[id]
 	delete(s.calls, id)
 	s.mu.Unlock()
+	if ct != nil {
+		ct.mu.Lock()
+		ct.removed = true // a message still on its way must not count
+		t.total.Add(-int64(ct.bytes))
+		ct.mu.Unlock()
+	}
 }
 
-// add stores m and reports whether it ended the call.
-func (ct *callTrace) add(m tracedMsg) (ended bool) {
+// add stores m and reports whether it ended the call; total is the bytes
+// held by all calls.
+func (ct *callTrace) add(m tracedMsg, total *atomic.Int64) (ended bool) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
+	if ct.removed {
+		return false
+	}
 	s := &ct.sum
 	wasEnded := s.Ended
 	defer func() { ended = s.Ended && !wasEnded }()
@@ -226,13 +243,16 @@ func (ct *callTrace) add(m tracedMsg) (ended bool) {
 		s.Legs = append(s.Legs, m.Leg)
 	}
 	ct.result(m)
-	if len(ct.msgs) >= maxMessagesPerCall || ct.bytes+len(m.Raw) > maxBytesPerCall {
+	if len(ct.msgs) >= maxMessagesPerCall || ct.bytes+len(m.Raw) > maxBytesPerCall ||
+		total.Load()+int64(len(m.Raw)) > maxTraceBytes {
 		ct.dropped++
 		s.Dropped = ct.dropped
+		traceDropped.Inc()
 		return ended
 	}
 	ct.msgs = append(ct.msgs, m)
 	ct.bytes += len(m.Raw)
+	total.Add(int64(len(m.Raw)))
 	s.Messages = len(ct.msgs)
 	return ended
 }

@@ -218,3 +218,20 @@ func BenchmarkTraceSIP(b *testing.B) {
 		}
 	})
 }
+
+func TestTracesByteAccounting(t *testing.T) {
+	tr := NewTraces(2, 0)
+	for i := range 5 {
+		traceAll(tr, testCall(fmt.Sprint("c", i), t0.Add(time.Duration(i)*time.Second), "1", "2", false))
+	}
+	var want int64
+	for _, s := range tr.List(CallFilter{}) {
+		msgs, _ := tr.Messages(s.ID)
+		for _, m := range msgs {
+			want += int64(len(m.Text))
+		}
+	}
+	if got := tr.total.Load(); got != want || want == 0 {
+		t.Fatalf("accounted %d bytes, the kept calls hold %d", got, want)
+	}
+}

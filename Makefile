@@ -24,7 +24,7 @@ vet:
 	$(GO) vet ./...
 
 fmt-check:
-	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*'))"; \
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*'))" || { echo "gofmt could not read every file"; exit 1; }; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 ci:

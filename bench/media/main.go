@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 )
@@ -42,8 +42,8 @@ func main() {
 	pps := flag.Int("pps", 50, "packets per second per stream")
 	size := flag.Int("size", 172, "RTP packet size in bytes (12 header + payload)")
 	senders := flag.Int("senders", 2, "sender goroutines")
-	portMin := flag.Int("port-min", 30000, "relay port range start")
-	portMax := flag.Int("port-max", 39999, "relay port range end")
+	portMin := flag.Int("port-min", 20000, "relay port range start (keep it below the ephemeral ports)")
+	portMax := flag.Int("port-max", 29999, "relay port range end")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
 	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
 	flag.Parse()
@@ -152,11 +152,13 @@ func rssKiB(pid int) uint64 {
 
 // stream is one endpoint of one call (one direction of sending).
 type stream struct {
-	conn   *net.UDPConn
+	sock   *rawSock
 	dst    netip.AddrPort
 	tx     *srtp.Context // outside endpoint: encrypts what it sends
 	rx     *srtp.Context // outside endpoint: decrypts samples of what it gets
 	ssrc   uint32
+	peer   uint32 // SSRC of what this stream receives
+	stray  uint64 // datagrams from elsewhere (other programs on the box)
 	seq    uint16
 	sent   uint64
 	recv   uint64
@@ -164,7 +166,7 @@ type stream struct {
 	hist   hist
 }
 
-func (s *stream) port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
+func (s *stream) port() int { return s.sock.port }
 
 func sdpFor(port int, proto, extra string) []byte {
 	return []byte(fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=bench\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
@@ -206,13 +208,12 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 
 	streams := make([]*stream, 0, 2*calls) // [2i] inside (plain), [2i+1] outside (SRTP)
 	for i := 0; i < 2*calls; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		rs, err := newRawSock()
 		if err != nil {
 			return err
 		}
-		c.SetReadBuffer(1 << 20)
-		defer c.Close()
-		streams = append(streams, &stream{conn: c, ssrc: uint32(i + 1)})
+		defer unix.Close(rs.fd)
+		streams = append(streams, &stream{sock: rs, ssrc: uint32(i + 1)})
 	}
 	setup0 := time.Now()
 	for i := 0; i < calls; i++ {
@@ -252,34 +253,33 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 
 	start := time.Now()
 	nowUs := func() uint32 { return uint32(time.Since(start).Microseconds()) }
-	var rwg sync.WaitGroup
 	for i, s := range streams {
-		rwg.Add(1)
-		go func(s *stream, sample bool) {
-			defer rwg.Done()
-			buf := make([]byte, 2048)
-			dec := make([]byte, 2048)
-			for {
-				n, err := s.conn.Read(buf)
-				if err != nil {
-					return
-				}
-				if n < 12 {
-					continue
-				}
-				// The sender's clock rides in the RTP timestamp, which SRTP leaves in clear.
-				s.hist.add(float64(nowUs() - binary.BigEndian.Uint32(buf[4:8])))
-				s.recv++
-				if sample && s.recv%50 == 1 { // check that the relay's SRTP decrypts
-					if _, err := s.rx.DecryptRTP(dec, buf[:n], nil); err != nil {
-						s.decErr++
-					}
-				}
-			}
-		}(s, i%2 == 1)
+		s.sock.to = &unix.SockaddrInet4{Port: int(s.dst.Port()), Addr: s.dst.Addr().As4()}
+		s.peer = streams[i^1].ssrc
 	}
-
+	stop := make(chan struct{})
+	waitRecv, err := receivers(streams, 2, stop, func(s *stream, b []byte) {
+		if len(b) < 12 {
+			return
+		}
+		if binary.BigEndian.Uint32(b[8:12]) != s.peer {
+			s.stray++
+			return
+		}
+		// The sender's clock rides in the RTP timestamp, which SRTP leaves in clear.
+		s.hist.add(latencyUs(start, b))
+		s.recv++
+		if s.rx != nil && s.recv%50 == 1 { // check that the relay's SRTP decrypts
+			if _, err := s.rx.DecryptRTP(nil, b, nil); err != nil {
+				s.decErr++
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
 	cpu0, _ := cpuTicks(pid)
+	gen0, _ := cpuTicks(os.Getpid())
 	interval := time.Second / time.Duration(pps)
 	const tick = time.Millisecond
 	slots := max(int(interval/tick), 1)
@@ -320,7 +320,7 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 							continue
 						}
 					}
-					if _, err := s.conn.WriteToUDPAddrPort(b, s.dst); err == nil {
+					if err := s.sock.send(b); err == nil {
 						s.sent++
 					}
 				}
@@ -331,19 +331,19 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 	sendWall := time.Since(start)
 	time.Sleep(500 * time.Millisecond) // in-flight packets
 	cpu1, _ := cpuTicks(pid)
-	for _, s := range streams {
-		s.conn.Close()
-	}
-	rwg.Wait()
+	gen1, _ := cpuTicks(os.Getpid())
+	close(stop)
+	waitRecv()
 	rp.post("/close", nil)
 
-	var sent, recv, decErr uint64
+	var sent, recv, decErr, stray uint64
 	var h hist
 	for i := 0; i < calls; i++ {
 		in, out := streams[2*i], streams[2*i+1]
 		sent += in.sent + out.sent
 		recv += in.recv + out.recv
 		decErr += out.decErr
+		stray += in.stray + out.stray
 		h.merge(&in.hist)
 		h.merge(&out.hist)
 	}
@@ -361,12 +361,12 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 	fmt.Printf("RESULT bench-media calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
-		"srtp_sample_decrypt_errors=%d sender_late_ticks=%d verdict=%s\n",
+		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f sender_late_ticks=%d verdict=%s\n",
 		calls, 2*calls, pps, size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
 		cpuS, 100*cpuS/(sendWall.Seconds()+0.5), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/1024/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
-		decErr, late.Load(), verdict)
+		decErr, stray, 100*float64(gen1-gen0)/hz/(sendWall.Seconds()+0.5), late.Load(), verdict)
 	return nil
 }
 

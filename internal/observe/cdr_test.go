@@ -210,3 +210,14 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	t.Fatal("not a counter or gauge")
 	return 0
 }
+
+func TestCSVSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"+4687123": "+4687123", "-1": "-1", "Busy Here": "Busy Here", "": "",
+		"=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")", "@SUM(A1)": "'@SUM(A1)", "+cmd": "'+cmd", "-": "'-",
+	} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -115,10 +115,31 @@ func WriteCSV(w io.Writer, cdrs []CDR) error {
 			ma.Codec, strconv.FormatBool(ma.SRTP), u(ma.PacketsIn), u(ma.PacketsOut), u(ma.Lost),
 			mb.Codec, strconv.FormatBool(mb.SRTP), u(mb.PacketsIn), u(mb.PacketsOut), u(mb.Lost),
 		}
+		for i := range row {
+			row[i] = csvSafe(row[i])
+		}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvSafe defuses cells a spreadsheet would run as a formula: reason
+// phrases and URIs come from outside callers. Phone numbers like +4687...
+// stay as they are.
+func csvSafe(v string) string {
+	if v == "" {
+		return v
+	}
+	switch v[0] {
+	case '=', '@', '\t', '\r':
+		return "'" + v
+	case '+', '-':
+		if len(v) == 1 || v[1] < '0' || v[1] > '9' {
+			return "'" + v
+		}
+	}
+	return v
 }

@@ -40,16 +40,8 @@ func (r *recorder) NewCall(id string, a, b media.Leg) (media.Call, error) {
 	return c, err
 }
 
-func freePort(t *testing.T, network, ip string) int {
+func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	if network == "tcp" {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
 	c, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +73,7 @@ func TestInteropSippBaresip(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	pbxPort, trunkPort := freePort(t, "udp", "127.0.0.1"), freePort(t, "udp", "127.0.0.3")
+	pbxPort, trunkPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.3")
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
 	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
@@ -155,7 +147,7 @@ audio_alert aufile,/dev/null
 	inside := sip.ListenAddr("inside", "udp")
 	scenario, _ := filepath.Abs("testdata/uac_pcap.xml")
 	uac := exec.CommandContext(ctx, sipp, "-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(pbxPort),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(t, "udp", "127.0.0.1")&^1),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(t, "127.0.0.1")&^1),
 		"-s", "4687", "-m", "1", "-d", "8000", "-timeout", "60s", "-nostdin", inside.String())
 	uac.Dir = dir
 	if out, err := uac.CombinedOutput(); err != nil {

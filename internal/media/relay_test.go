@@ -324,6 +324,11 @@ func TestApplyKeepsCallsInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	exchange(t, pbx, ext, "after apply")
+	bad := testConfig(t, 20)
+	bad.Media.PortMin, bad.Media.PortMax = 5000, 5000
+	if err := r.Apply(t.Context(), bad); err == nil {
+		t.Fatal("a port range without a pair was applied")
+	}
 	if p := r.PolicyFor("outside"); p.Requirement != RequireRTP {
 		t.Fatalf("new policy not in force: %+v", p)
 	}

@@ -376,15 +376,7 @@ func (m *Media) RemoveAttrs(names ...string) {
 	out := m.Lines[:1]
 	for _, l := range m.Lines[1:] {
 		if l.Type() == 'a' {
-			n, _ := attrName(l.Value())
-			drop := false
-			for _, x := range names {
-				if strings.EqualFold(n, x) {
-					drop = true
-					break
-				}
-			}
-			if drop {
+			if n, _ := attrName(l.Value()); hasName(names, n) {
 				continue
 			}
 		}
@@ -442,6 +434,9 @@ func (m *Media) RTCPAttr() (RTCP, bool) {
 		return RTCP{}, false
 	}
 	f := strings.Fields(v)
+	if len(f) == 0 {
+		return RTCP{}, false
+	}
 	p, err := strconv.Atoi(f[0])
 	if err != nil || p <= 0 || p > 65535 {
 		return RTCP{}, false

@@ -95,6 +95,7 @@ func TestParseRefuses(t *testing.T) {
 		"short m":        "v=0\r\nm=audio 1\r\n",
 		"host name in c": "v=0\r\nc=IN IP4 pbx.example\r\n",
 		"v4 marked IP6":  "v=0\r\nc=IN IP6 10.0.0.1\r\n",
+		"bad m in list":  "v=0\r\nm=audio 1 RTP/AVP 0\r\nm=audio x RTP/AVP 0\r\n",
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -148,6 +149,9 @@ func FuzzParseSDP(f *testing.F) {
 		s.SetOrigin(addr)
 		s.SetConn(addr)
 		for _, m := range s.Media {
+			_, _ = m.RTCPAttr()
+			_, _ = s.MediaConn(m)
+			_ = m.RTPMap("0")
 			m.SetPort(1000)
 			m.SetProto("RTP/SAVP")
 			m.SetRTCP(1001, addr)
@@ -171,4 +175,16 @@ func readSDPFiles(f *testing.F) [][]byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+func TestRTCPAttrOddValues(t *testing.T) {
+	for _, v := range []string{"a=rtcp:", "a=rtcp: ", "a=rtcp:x", "a=rtcp:0", "a=rtcp:70000", "a=rtcp:9 IN IP4"} {
+		s, err := Parse([]byte("v=0\r\nm=audio 1 RTP/AVP 0\r\n" + v + "\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := s.Media[0].RTCPAttr(); ok && v != "a=rtcp:9 IN IP4" {
+			t.Fatalf("%q read as %+v", v, r)
+		}
+	}
 }

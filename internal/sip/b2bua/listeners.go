@@ -13,6 +13,9 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 )
 
+// udpReaders is the number of goroutines reading each UDP socket.
+const udpReaders = 2
+
 // listenerKey identifies a socket across applies: a listener whose key is
 // unchanged is handed over to the new configuration, not reopened.
 type listenerKey struct {
@@ -42,7 +45,12 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 			_ = uc.SetReadBuffer(4 << 20)
 			_ = uc.SetWriteBuffer(4 << 20)
 		}
-		go ep.tp.ServeUDP(conn) //nolint:errcheck // returns when closed
+		// Two readers per socket: sipgo parses in the reading goroutine, and
+		// one reader alone falls behind (kernel drops) when the machine is
+		// busy. Both return when the socket is closed.
+		for i := 0; i < udpReaders; i++ {
+			go ep.tp.ServeUDP(conn) //nolint:errcheck
+		}
 		// sipgo registers the socket in its pool from the serving
 		// goroutine; sending before that would bind a second socket.
 		for i := 0; i < 1000; i++ {

@@ -83,11 +83,14 @@ func NewServer(lifetime time.Duration) *Server {
 var Algorithms = []string{"SHA-256", "MD5"}
 
 // Challenges returns the WWW-Authenticate values for realm: one per
-// algorithm, sharing one fresh nonce, qop=auth.
-func (s *Server) Challenges(realm string, stale bool) []string {
+// algorithm (algs, default Algorithms), sharing one fresh nonce, qop=auth.
+func (s *Server) Challenges(realm string, stale bool, algs ...string) []string {
+	if len(algs) == 0 {
+		algs = Algorithms
+	}
 	nonce := s.newNonce()
-	out := make([]string, 0, len(Algorithms))
-	for _, alg := range Algorithms {
+	out := make([]string, 0, len(algs))
+	for _, alg := range algs {
 		c := digest.Challenge{Realm: realm, Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
 		out = append(out, c.String())
 	}

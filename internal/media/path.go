@@ -85,7 +85,7 @@ func newLatch(ap netip.AddrPort) *latch {
 
 // legCounters are one leg's statistics; written by readers, read by Stats.
 type legCounters struct {
-	pktIn, bytesIn, pktOut, bytesOut, lost, authFail atomic.Uint64
+	pktIn, bytesIn, pktOut, bytesOut, lost, authFail, unexpected atomic.Uint64
 }
 
 // handle relays the n datagrams sitting in pb that arrived on s.
@@ -226,7 +226,11 @@ func (s *socket) srtpDrop(err error) {
 		return
 	}
 	authFailures.Inc()
-	s.leg.stats.authFail.Add(1)
+	// Logged on the 1st, 2nd, 4th, 8th... failure of the leg, so a flood
+	// costs no shared lock (the limited logger has one) and no log flood.
+	if n := s.leg.stats.authFail.Add(1); n&(n-1) != 0 {
+		return
+	}
 	s.call.relay.badTraffic.Warn("srtp-auth:"+s.call.id, "media: SRTP packet failed authentication, dropped",
 		"call_id", s.call.id, "leg", s.leg.side.String(), "err", err)
 }
@@ -250,6 +254,9 @@ func (s *socket) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
 		return true
 	}
 	dropUnexpected.Inc()
+	if n := s.leg.stats.unexpected.Add(1); n&(n-1) != 0 {
+		return false
+	}
 	s.call.relay.badTraffic.Warn("latch:"+s.call.id, "media: packet from an unexpected address after latching, dropped",
 		"call_id", s.call.id, "leg", s.leg.side.String(), "from", from.String(), "latched", cur.ap.String())
 	return false

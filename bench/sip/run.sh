@@ -11,7 +11,7 @@ set -u
 D=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$D/../.." && pwd)
 export BENCH_OUT=${BENCH_OUT:-/tmp/bench-runs}
-export SUT_PORT=${SUT_PORT:-25060} UAC_PORT=${UAC_PORT:-25070} UAS_PORT=${UAS_PORT:-25090}
+export SUT_PORT=${SUT_PORT:-25060} UAC_PORT=${UAC_PORT:-25070} UAS_PORT=${UAS_PORT:-25090} UAC_MP=${UAC_MP:-26000} UAS_MP=${UAS_MP:-36000}
 export UAS_URI="sip:127.0.0.1:$UAS_PORT"
 export PALISADE_SUT="$ROOT/bin/bench-sip-sut"
 mkdir -p "$ROOT/bin"

@@ -60,17 +60,24 @@ func (r *Registrar) HandleRegister(req *sip.Request, src Source) *sip.Response {
 		r.limited.Warn("locked:"+ip.String(), "REGISTER from a locked-out source refused", "user", ans.Username, "source", src.Addr.String())
 		return r.answer(req, refuse(403, "Forbidden", "locked"))
 	}
+	if out == digest.Missing {
+		algs, fellBack := r.algs.challenged(ip, to.User)
+		if fellBack {
+			log.Info("phone did not answer a challenge offering SHA-256; offering it MD5 only")
+		}
+		return r.challenge(req, realm, false, "challenged", algs...)
+	}
+	r.algs.answered(ip, to.User)
+	md5Only, _ := r.algs.challengedAlgs(ip, to.User)
 	switch out {
 	case digest.OK:
 		r.guard.success(ip, ans.Username)
-	case digest.Missing:
-		return r.challenge(req, realm, false, "challenged")
 	case digest.Stale:
-		return r.challenge(req, realm, true, "stale")
+		return r.challenge(req, realm, true, "stale", md5Only...)
 	case digest.Replay:
 		authFailures.WithLabelValues("replay").Inc()
 		r.limited.Warn("replay:"+ip.String(), "REGISTER reused a nonce count", "user", ans.Username, "source", src.Addr.String())
-		return r.challenge(req, realm, true, "stale")
+		return r.challenge(req, realm, true, "stale", md5Only...)
 	case digest.Malformed:
 		authFailures.WithLabelValues("malformed").Inc()
 		r.limited.Warn("malformed:"+ip.String(), "REGISTER with an unusable Authorization header", "source", src.Addr.String())
@@ -84,7 +91,7 @@ func (r *Registrar) HandleRegister(req *sip.Request, src Source) *sip.Response {
 			lockouts.Inc()
 			return r.answer(req, refuse(403, "Forbidden", "locked"))
 		}
-		return r.challenge(req, realm, false, "wrong_password")
+		return r.challenge(req, realm, false, "wrong_password", md5Only...)
 	}
 	if ans.Username != to.User {
 		r.limited.Warn("aor:"+ip.String(), "REGISTER for another user's address refused", "user", ans.Username, "to", to.User)
@@ -240,10 +247,10 @@ func (r *Registrar) answer(req *sip.Request, err error) *sip.Response {
 }
 
 // challenge is 401 with a challenge per algorithm.
-func (r *Registrar) challenge(req *sip.Request, realm string, stale bool, result string) *sip.Response {
+func (r *Registrar) challenge(req *sip.Request, realm string, stale bool, result string, algs ...string) *sip.Response {
 	registersTotal.WithLabelValues(result).Inc()
 	res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-	for _, c := range r.auth.Challenges(realm, stale) {
+	for _, c := range r.auth.Challenges(realm, stale, algs...) {
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", c))
 	}
 	return res

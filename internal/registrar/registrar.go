@@ -75,6 +75,7 @@ type Registrar struct {
 	limited *observe.LimitedLogger
 	auth    *digest.Server
 	guard   *guard
+	algs    *algMemo
 	now     func() time.Time
 
 	set atomic.Pointer[settings]
@@ -113,6 +114,7 @@ func New(st store.Store, log *slog.Logger) *Registrar {
 		bindings: make(map[string][]Binding),
 	}
 	r.guard = newGuard(func() time.Time { return r.now() })
+	r.algs = newAlgMemo(func() time.Time { return r.now() })
 	r.set.Store(&settings{})
 	return r
 }
@@ -277,6 +279,7 @@ func (r *Registrar) Prune(ctx context.Context) {
 	r.mu.Unlock()
 	r.auth.Prune()
 	r.guard.prune()
+	r.algs.prune()
 }
 
 // Drain implements unit.Subsystem: REGISTERs are short transactions.

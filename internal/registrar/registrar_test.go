@@ -97,6 +97,8 @@ type phone struct {
 	auth   *digest.Client
 	// alg, when set, keeps only the challenges of that algorithm.
 	alg string
+	// last is the contacts and expires of the last REGISTER built.
+	last [2]any
 }
 
 func newPhone(t *testing.T, srv, user, pw string) *phone {
@@ -127,6 +129,7 @@ func (p *phone) contact(params string) string {
 }
 
 func (p *phone) build(contacts []string, expires string, extra ...sip.Header) *sip.Request {
+	p.last = [2]any{contacts, expires}
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: p.domain})
 	req.AppendHeader(sip.NewHeader("From", fmt.Sprintf("<sip:%s@%s>;tag=%s", p.user, p.domain, "t"+p.callID[:8])))
 	req.AppendHeader(sip.NewHeader("To", fmt.Sprintf("<sip:%s@%s>", p.user, p.domain)))
@@ -178,6 +181,13 @@ func (p *phone) register(contacts []string, expires string) *sip.Response {
 	if res.StatusCode != 401 {
 		return res
 	}
+	return p.answer(res)
+}
+
+// answer answers the 401 res to the phone's last REGISTER (with p.alg's
+// challenge when set).
+func (p *phone) answer(res *sip.Response) *sip.Response {
+	p.t.Helper()
 	if p.alg != "" {
 		keep := sip.NewResponse(401, "Unauthorized")
 		for _, h := range res.GetHeaders("WWW-Authenticate") {
@@ -187,7 +197,7 @@ func (p *phone) register(contacts []string, expires string) *sip.Response {
 		}
 		res = keep
 	}
-	req := p.build(contacts, expires)
+	req := p.build(p.last[0].([]string), p.last[1].(string))
 	if err := p.auth.Authorize(req, res, digest.Credentials{Username: p.user, Password: p.pw}); err != nil {
 		p.t.Fatal(err)
 	}
@@ -223,7 +233,9 @@ func TestChallengeAndRegister(t *testing.T) {
 				!strings.Contains(chal[0].Value(), `realm="example.com"`) {
 				t.Fatalf("challenges: %v", chal)
 			}
-			res = p.register([]string{p.contact("")}, "60")
+			// answer this challenge: registering again without an answer
+			// would mean "cannot do SHA-256" (TestMD5Fallback)
+			res = p.answer(res)
 			if res.StatusCode != 200 {
 				t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
 			}
@@ -542,5 +554,53 @@ func TestNATAndStatic(t *testing.T) {
 	}
 	if res := p.do(p.build([]string{p.contact("")}, "60")); res.StatusCode != 404 {
 		t.Fatalf("disabled registrar answered: %d", res.StatusCode)
+	}
+}
+
+// TestMD5Fallback plays a phone that gives up on a 401 offering SHA-256
+// (as libre 1.x does) and registers again: it is then offered MD5 only.
+func TestMD5Fallback(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	r := newRegistrar(t, store.NewMemory(), clk)
+	srv := serve(t, r)
+	p := newPhone(t, srv, "alice", "wonderland")
+	algsOf := func(res *sip.Response) string {
+		var out []string
+		for _, h := range res.GetHeaders("WWW-Authenticate") {
+			ch, err := digest.ParseChallenge(h.Value())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ch.Algorithm)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := algsOf(p.do(p.build([]string{p.contact("")}, "60"))); got != "SHA-256,MD5" {
+		t.Fatalf("first challenge offers %s", got)
+	}
+	// the phone could not answer and tries the same registration again
+	if got := algsOf(p.do(p.build([]string{p.contact("")}, "60"))); got != "MD5" {
+		t.Fatalf("second challenge offers %s, want MD5 only", got)
+	}
+	p.alg = "MD5"
+	if res := p.register([]string{p.contact("")}, "60"); res.StatusCode != 200 {
+		t.Fatalf("MD5 answer: %d", res.StatusCode)
+	}
+	// a phone that answers (a refresh without credentials, then the answer)
+	// keeps being offered both
+	b := newPhone(t, srv, "bob", "builder")
+	for i := 0; i < 2; i++ {
+		if res := b.register([]string{b.contact("")}, "60"); res.StatusCode != 200 {
+			t.Fatalf("bob: %d", res.StatusCode)
+		}
+	}
+	if got := algsOf(b.do(b.build([]string{b.contact("")}, "60"))); got != "SHA-256,MD5" {
+		t.Fatalf("bob is offered %s", got)
+	}
+	// a day later alice is offered both again
+	clk.Add(md5OnlyFor + time.Minute)
+	p2 := newPhone(t, srv, "alice", "wonderland")
+	if got := algsOf(p2.do(p2.build([]string{p2.contact("")}, "60"))); got != "SHA-256,MD5" {
+		t.Fatalf("after a day alice is offered %s", got)
 	}
 }

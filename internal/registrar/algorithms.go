@@ -32,7 +32,7 @@ type algMemo struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	pending map[algSource]time.Time // dual challenge sent, not answered yet
-	md5Only map[algSource]time.Time  // until
+	md5Only map[algSource]time.Time // until
 }
 
 func newAlgMemo(now func() time.Time) *algMemo {

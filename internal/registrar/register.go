@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,4 +367,23 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// Serve answers a REGISTER that arrived on the unit's interface iface, in
+// the server transaction tx. It returns false, without answering, when the
+// request is not for the registrar (see HandleRegister); the SIP layer
+// then answers it itself.
+func (r *Registrar) Serve(req *sip.Request, tx sip.ServerTransaction, iface string) bool {
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	res := r.HandleRegister(req, Source{Addr: src, Transport: strings.ToLower(req.Transport()), Interface: iface})
+	if res == nil {
+		return false
+	}
+	if err := tx.Respond(res); err != nil {
+		r.limited.Warn("respond", "sending a REGISTER answer failed", "status", res.StatusCode, "err", err)
+	}
+	return true
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -67,12 +66,9 @@ func serve(t *testing.T, r *Registrar) string {
 		t.Fatal(err)
 	}
 	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
-		src, _ := netip.ParseAddrPort(req.Source())
-		res := r.HandleRegister(req, Source{Addr: src, Transport: "udp", Interface: "inside"})
-		if res == nil {
-			res = sip.NewResponseFromRequest(req, 404, "Not Ours", nil)
+		if !r.Serve(req, tx, "inside") {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Ours", nil))
 		}
-		_ = tx.Respond(res)
 	})
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,300 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/pki"
+)
+
+// The cloud service's SBC is played by Kamailio (kamailio-tls-modules): it
+// requires the unit's client certificate and verifies it against its CA,
+// then relays the call to a sipp far end. sipp as the PBX calls through
+// `palisade run`; the certificates are made with the cert and ca commands.
+
+const e2eKamailioCfg = `#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+tcp_children=1
+auto_aliases=no
+dns=no
+rev_dns=no
+use_dns_cache=no
+enable_tls=yes
+listen=tls:127.0.0.4:%d
+listen=udp:127.0.0.4:%d
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tls.so"
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+modparam("tls", "config", "%s")
+modparam("tm", "fr_timer", 3000)
+modparam("tm", "fr_inv_timer", 5000)
+request_route {
+	if (has_totag()) {
+		if (loose_route()) { t_relay(); } else { sl_send_reply("404", "Not here"); }
+		exit;
+	}
+	if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
+	if (is_method("CANCEL")) { t_relay(); exit; }
+	record_route();
+	$du = "sip:127.0.0.3:%d;transport=udp";
+	t_relay();
+	exit;
+}
+`
+
+const e2eKamailioTLS = `[server:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = %s
+certificate = %s
+ca_list = %s
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+`
+
+type e2eCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newE2ECA(t *testing.T, cn string) *e2eCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{cn}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &e2eCA{cert: c, key: key}
+}
+
+// sign issues a certificate for pub (or for the PEM CSR) named cn.
+func (ca *e2eCA) sign(t *testing.T, csrPEM []byte, pub any, cn string) []byte {
+	t.Helper()
+	if csrPEM != nil {
+		block, _ := pem.Decode(csrPEM)
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			t.Fatalf("CSR from 'cert csr': %v", err)
+		}
+		pub, cn = csr.PublicKey, csr.Subject.CommonName
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startE2EKamailio runs Kamailio in its own process group (it forks) and
+// stops the whole group at the end of the test.
+func startE2EKamailio(t *testing.T, ca *e2eCA, tlsPort, udpPort, uasPort int) {
+	t.Helper()
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keyPEM, _ := pki.MarshalKeyPEM(key)
+	tlsCfg := writeFile(t, dir, "tls.cfg", fmt.Appendf(nil, e2eKamailioTLS, writeFile(t, dir, "key.pem", keyPEM),
+		writeFile(t, dir, "cert.pem", ca.sign(t, nil, key.Public(), "sbc.service.example")),
+		writeFile(t, dir, "ca.pem", pki.EncodeCertificatesPEM(ca.cert))))
+	cfg := writeFile(t, dir, "kamailio.cfg", fmt.Appendf(nil, e2eKamailioCfg, tlsPort, udpPort, tlsCfg, uasPort))
+	logf, _ := os.Create(filepath.Join(dir, "kamailio.log"))
+	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-m", "64", "-M", "8")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("kamailio log:\n%s", b)
+		}
+	})
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.4:%d", tlsPort), time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("kamailio did not start")
+}
+
+func TestMutualTLSCallThroughKamailio(t *testing.T) {
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("install Debian package sip-tester")
+	}
+	if _, err := exec.LookPath("kamailio"); err != nil {
+		t.Skip("install Debian packages kamailio and kamailio-tls-modules")
+	}
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
+		t.Skip("install Debian package kamailio-tls-modules")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	work := t.TempDir()
+	pbxPort, uasPort := freePort(t, "udp", "127.0.0.1"), freePort(t, "udp", "127.0.0.3")
+	kTLS, kUDP := freePort(t, "tcp", "127.0.0.4"), freePort(t, "udp", "127.0.0.4")
+	b, _ := os.ReadFile(testConfigFile(t))
+	cfg, err := config.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Peers = []config.Peer{
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
+		{Name: "service", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.4:%d", kTLS), Transport: "tls"},
+	}
+	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
+	cfg.Media.Policies = []config.MediaPolicy{}
+	cfg.Media.DefaultPolicy.RTPProfile = "avp"
+	if b, err = config.Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	unit := startUnit(t, dir, writeFile(t, work, "initial.json", b))
+
+	// The unit's key and CSR, signed by the service's CA; the CA into the CA store.
+	ca := newE2ECA(t, "Service Root CA")
+	mustCLI(t, dir, "cert", "new", "SBC at HQ", "--cn", "sbc.example.com", "--o", "Example")
+	csr := mustCLI(t, dir, "cert", "csr", "SBC at HQ")
+	mustCLI(t, dir, "cert", "import", "SBC at HQ", writeFile(t, work, "device.pem", ca.sign(t, []byte(csr), nil, "")))
+	mustCLI(t, dir, "ca", "import", "Service Root", writeFile(t, work, "root.der", ca.cert.Raw))
+	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
+	mustCLI(t, dir, "config", "apply")
+	mustCLI(t, dir, "config", "confirm")
+
+	startE2EKamailio(t, ca, kTLS, kUDP, uasPort)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// call places n calls; limit bounds sipp (a refused TLS peer makes the
+	// call fail only when its INVITE transaction gives up).
+	call := func(n int, limit string) error {
+		uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-timeout", "30s", "-nostdin")
+		uas.Dir = work
+		if err := uas.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
+		uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
+			"-m", fmt.Sprint(n), "-d", "200", "-timeout", limit, "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
+		uac.Dir = work
+		out, err := uac.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v\n%s", err, lastBytes(string(out), 600))
+		}
+		return nil
+	}
+	if err := call(1, "20s"); err != nil {
+		t.Fatalf("call over mutual TLS failed: %v\nunit log:\n%s", err, lastBytes(unit.log.String(), 3000))
+	}
+	kam := fmt.Sprintf("127.0.0.4:%d", kTLS)
+	var rep pki.TLSReport
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "diagnose", "tls", kam, "--sni", "sbc.service.example", "--json")), &rep); err != nil || !rep.OK {
+		t.Fatalf("diagnose of the working peer: %+v %v", rep, err)
+	}
+
+	// diagnose reports the wrong FQDN, naming both names.
+	r := palisade(t, dir, "diagnose", "tls", kam, "--sni", "sip.wrong.example")
+	if r.code == 0 || !strings.Contains(r.stdout, "name_mismatch") || !strings.Contains(r.stdout, "sbc.service.example") || !strings.Contains(r.stdout, "sip.wrong.example") {
+		t.Errorf("wrong FQDN: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The TLS connection of the first call stays up across applies (that is
+	// the point of the hot swap), so each case below gets a fresh Kamailio
+	// on new ports, which the unit must reach with a new handshake.
+	fresh := func() {
+		t.Helper()
+		kTLS, kUDP = freePort(t, "tcp", "127.0.0.4"), freePort(t, "udp", "127.0.0.4")
+		kam = fmt.Sprintf("127.0.0.4:%d", kTLS)
+		startE2EKamailio(t, ca, kTLS, kUDP, uasPort)
+		mustCLI(t, dir, "config", "set", "peers[1].address", fmt.Sprintf("%q", kam))
+	}
+
+	// Our certificate wrong (the self-signed default): the call fails and
+	// diagnose says the peer does not trust it.
+	fresh()
+	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"default"`)
+	mustCLI(t, dir, "config", "apply")
+	mustCLI(t, dir, "config", "confirm")
+	if err := call(1, "6s"); err == nil {
+		t.Error("call succeeded with a client certificate Kamailio does not trust")
+	}
+	r = palisade(t, dir, "diagnose", "tls", kam, "--sni", "sbc.service.example")
+	if r.code == 0 || !strings.Contains(r.stdout, "Cause: unknown_ca") || !strings.Contains(r.stdout, "peer does not trust") {
+		t.Errorf("wrong client certificate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The CA store without the service's CA: the unit refuses Kamailio.
+	fresh()
+	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
+	mustCLI(t, dir, "ca", "delete", "Service Root")
+	mustCLI(t, dir, "config", "apply")
+	mustCLI(t, dir, "config", "confirm")
+	if err := call(1, "6s"); err == nil {
+		t.Error("call succeeded although the CA store lacks the service's CA")
+	}
+	r = palisade(t, dir, "diagnose", "tls", kam, "--sni", "sbc.service.example")
+	if r.code == 0 || !strings.Contains(r.stdout, "Cause: unknown_ca") || !strings.Contains(r.stdout, `"Service Root CA"`) {
+		t.Errorf("CA store without the CA: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// lastBytes is the end of s, for failure messages.
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

@@ -53,7 +53,11 @@ type testUnit struct {
 	applier *recApplier
 }
 
-func newTestUnit(t *testing.T) *testUnit {
+func newTestUnit(t *testing.T) *testUnit { return newTestUnitWith(t, nil) }
+
+// newTestUnitWith lets the test add to the admin environment (e.g. a
+// running unit with subsystems) before the handler is built.
+func newTestUnitWith(t *testing.T, prepare func(env *admin.Env)) *testUnit {
 	t.Helper()
 	ctx := context.Background()
 	st := store.NewMemory()
@@ -73,7 +77,11 @@ func newTestUnit(t *testing.T) *testUnit {
 	}
 	auth := admin.NewAuth(st)
 	auth.SetAdmin(cfg.Admin)
-	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Auth: auth})
+	env := &admin.Env{Store: st, Config: mgr, Auth: auth}
+	if prepare != nil {
+		prepare(env)
+	}
+	h := admin.NewHandler(env)
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(func() {
 		srv.Close()

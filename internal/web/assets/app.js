@@ -67,6 +67,8 @@
     if (v === null || v === undefined) return "";
     if (Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; })) return v.join(", ");
     if (typeof v === "object") return JSON.stringify(v);
+    // RFC 3339 times: drop the fraction, show UTC plainly.
+    if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(v)) return v.replace("T", " ").replace(/\.\d+/, "").replace(/Z$/, " UTC");
     return String(v);
   }
   function table(rows, onRow) {
@@ -77,7 +79,16 @@
     var body = t.createTBody();
     rows.forEach(function (r) {
       var tr = body.insertRow();
-      cols.forEach(function (c) { tr.appendChild(el("td", cell(r[c]))); });
+      cols.forEach(function (c) {
+        var v = r[c], td = el("td");
+        if (v && typeof v === "object" && !(Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; }))) {
+          td.appendChild(render(v));
+        } else {
+          td.textContent = cell(v);
+          if (typeof v === "string" && v.length > 32 && v.indexOf(" ") < 0) td.className = "long";
+        }
+        tr.appendChild(td);
+      });
       if (onRow) { tr.style.cursor = "pointer"; tr.addEventListener("click", function () { onRow(r); }); }
     });
     return t;

@@ -20,3 +20,21 @@ type Provider interface {
 	// SIP domain or FQDN is serverName (never an IP for the domain check).
 	ClientConfig(serverName string) (*tls.Config, error)
 }
+
+// HandshakeReporter is implemented by the PKI subsystem. Code that runs TLS
+// handshakes itself (e.g. the SIP transport's handshake listener and its TLS
+// dialer) passes every failed handshake to it, so that the failure is
+// explained with its §7.1.6 cause (docs/tls.md), logged at a bounded rate and
+// counted in palisade_pki_tls_handshake_failures_total. role is "server"
+// (a peer connected to a listener on iface) or "client"; remote is the
+// peer's address. Use it through a type assertion on the Provider:
+//
+//	if hr, ok := provider.(pki.HandshakeReporter); ok {
+//		d := hr.HandshakeFailed("server", "outside", conn.RemoteAddr().String(), err)
+//		_ = d.Message
+//	}
+type HandshakeReporter interface {
+	HandshakeFailed(role, iface, remote string, err error) Diagnosis
+}
+
+var _ HandshakeReporter = (*Subsystem)(nil)

@@ -106,14 +106,14 @@ func layout(msgs []Message) *ladderLayout {
 		l.lanes = append(l.lanes, lane{title: title, sub: sub, x: timeColumn + laneWidth/2 + len(l.lanes)*laneWidth})
 		return len(l.lanes) - 1
 	}
-	for _, r := range remotes[0] { // first seen outermost
+	for _, r := range remotes[0] { // first seen outermost (the caller, as a rule)
 		l.remote[fmt.Sprint(0, r)] = add(role(0), r)
 	}
 	l.iface[0] = add(orDash(legName[0]), local[0])
 	add("Palisade", "")
 	l.iface[1] = add(orDash(legName[1]), local[1])
-	for i := len(remotes[1]) - 1; i >= 0; i-- { // first seen nearest the unit
-		l.remote[fmt.Sprint(1, remotes[1][i])] = add(role(1), remotes[1][i])
+	for _, r := range remotes[1] { // first seen nearest the unit
+		l.remote[fmt.Sprint(1, r)] = add(role(1), r)
 	}
 	return l
 }

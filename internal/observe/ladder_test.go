@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -190,4 +191,36 @@ func FuzzTraceDrawExport(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestLadderFailoverLanes(t *testing.T) {
+	// The first trunk address answers 503, the second one takes the call:
+	// each gets its own lane on the outside, the first nearest the unit.
+	call := testCall("c1", t0, "1", "2", false)
+	second := netip.MustParseAddrPort("203.0.113.6:5061")
+	extra := []SIPMessage{call[2], call[3]} // INVITE out, 100 in: to the first trunk
+	extra[1].Raw = []byte(strings.Replace(string(extra[1].Raw), "100 Trying", "503 Service Unavailable", 1))
+	for i := 2; i < len(call); i++ {
+		if call[i].Leg == "outside" {
+			call[i].Remote = second
+		}
+	}
+	tr := NewTraces(10, time.Hour)
+	traceAll(tr, append(extra, call...))
+	msgs, _ := tr.Messages("c1")
+	l := layout(msgs)
+	var titles []string
+	for _, ln := range l.lanes {
+		titles = append(titles, ln.title+" "+ln.sub)
+	}
+	want := []string{"PBX 10.0.0.10:5060", "inside 10.0.0.1:5060 udp", "Palisade ", "outside 192.0.2.1:5061 tls",
+		"trunk 203.0.113.5:5061", "trunk 203.0.113.6:5061"}
+	if strings.Join(titles, "|") != strings.Join(want, "|") {
+		t.Fatalf("lanes %q, want %q", titles, want)
+	}
+	var svg bytes.Buffer
+	if err := WriteLadder(&svg, "failover", msgs); err != nil {
+		t.Fatal(err)
+	}
+	checkLadder(t, svg.Bytes(), msgs)
 }

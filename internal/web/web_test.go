@@ -330,3 +330,16 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Errorf("restored configuration differs:\n%s", d)
 	}
 }
+
+// Wrong passwords on the login page lock the address out; the page says so.
+func TestLoginLockout(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	for range 5 {
+		u.post(t, c, "/login", url.Values{"password": {"nope"}}, http.StatusUnauthorized)
+	}
+	body, _ := u.post(t, c, "/login", url.Values{"password": {testPassword}}, http.StatusTooManyRequests)
+	if !strings.Contains(body, "too many failed logins") {
+		t.Errorf("lockout not explained: %s", excerpt(body, "problem"))
+	}
+}

@@ -61,6 +61,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		return
 	}
 	c.media = mc
+	mc.OnInactive(func() { c.hangup("media inactivity timeout") }) // BYE on both legs
 	var sdpB []byte
 	if body := req.Body(); len(body) > 0 {
 		if sdpB, err = mc.Offer(media.SideA, body); err != nil {

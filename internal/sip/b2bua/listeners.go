@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -25,11 +26,12 @@ type listenerKey struct {
 
 type listener struct {
 	key   listenerKey
+	cfg   config.Listener
 	bound netip.AddrPort
 	close func() error
-	// tlsCfg holds the listener's config; the provider's callbacks make it
-	// follow certificate changes without a new listener.
-	tlsCfg *tls.Config
+	// hs is the TLS handshake listener; its configuration is replaced in
+	// place when the listener's certificate settings change.
+	hs *handshakeListener
 }
 
 // openListener binds and serves one listener on ep.
@@ -60,14 +62,14 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 			}
 			time.Sleep(time.Millisecond)
 		}
-		return &listener{key: k, bound: mustAddrPort(conn.LocalAddr()), close: conn.Close}, nil
+		return &listener{key: k, cfg: lc, bound: mustAddrPort(conn.LocalAddr()), close: conn.Close}, nil
 	case "tcp":
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tcp %s: %w", k.iface, addr, err)
 		}
 		go ep.tp.ServeTCP(l) //nolint:errcheck
-		return &listener{key: k, bound: mustAddrPort(l.Addr()), close: l.Close}, nil
+		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: l.Close}, nil
 	case "tls":
 		if s.deps.TLS == nil {
 			return nil, fmt.Errorf("sip.listeners %s tls %s: no TLS provider", k.iface, addr)
@@ -82,7 +84,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		}
 		hl := newHandshakeListener(l, cfg, hsTimeout, idle, s)
 		go ep.tp.ServeTLS(hl) //nolint:errcheck
-		return &listener{key: k, bound: mustAddrPort(l.Addr()), close: hl.Close, tlsCfg: cfg}, nil
+		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}
 	return nil, fmt.Errorf("sip.listeners %s: transport %q is not udp, tcp or tls", k.iface, k.transport)
 }
@@ -98,7 +100,7 @@ func mustAddrPort(a net.Addr) netip.AddrPort {
 // handshake timeout and never blocks other peers.
 type handshakeListener struct {
 	inner   net.Listener
-	cfg     *tls.Config
+	cfg     atomic.Pointer[tls.Config]
 	timeout time.Duration
 	idle    time.Duration
 	svc     *Service
@@ -111,8 +113,9 @@ func newHandshakeListener(l net.Listener, cfg *tls.Config, timeout, idle time.Du
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	h := &handshakeListener{inner: l, cfg: cfg, timeout: timeout, idle: idle, svc: s,
+	h := &handshakeListener{inner: l, timeout: timeout, idle: idle, svc: s,
 		ready: make(chan net.Conn), done: make(chan struct{})}
+	h.cfg.Store(cfg)
 	go h.acceptLoop()
 	return h
 }
@@ -133,7 +136,7 @@ func (h *handshakeListener) acceptLoop() {
 }
 
 func (h *handshakeListener) handshake(c net.Conn) {
-	tc := tls.Server(c, h.cfg)
+	tc := tls.Server(c, h.cfg.Load())
 	_ = c.SetDeadline(time.Now().Add(h.timeout))
 	if err := tc.Handshake(); err != nil {
 		badInput.WithLabelValues("tls_handshake").Inc()

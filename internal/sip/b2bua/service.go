@@ -6,6 +6,7 @@ package b2bua
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,8 +147,14 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	}
 	next := make(map[listenerKey]*listener, len(want))
 	var opened []*listener
+	type keptListener struct {
+		l  *listener
+		lc config.Listener
+	}
+	var kept []keptListener
 	for k, lc := range want {
 		if old := s.listeners[k]; old != nil {
+			kept = append(kept, keptListener{old, lc})
 			next[k] = old
 			continue
 		}
@@ -163,6 +170,30 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 		opened = append(opened, l)
 		next[k] = l
+	}
+	// TLS settings of kept listeners: prepared before the swap so that an
+	// error leaves everything as it was.
+	type tlsSwap struct {
+		l   *listener
+		lc  config.Listener
+		cfg *tls.Config
+	}
+	var swaps []tlsSwap
+	for _, kl := range kept {
+		if kl.l.hs == nil || (kl.lc.Certificate == kl.l.cfg.Certificate && kl.lc.RequireClientCert == kl.l.cfg.RequireClientCert) {
+			continue
+		}
+		cfg, err := s.deps.TLS.ServerConfig(kl.lc)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			for _, ep := range created {
+				ep.close()
+			}
+			return fmt.Errorf("sip.listeners %s tls: %w", kl.l.key.iface, err)
+		}
+		swaps = append(swaps, tlsSwap{kl.l, kl.lc, cfg})
 	}
 	// interface facts for Via/Contact
 	for name, ep := range eps {
@@ -192,6 +223,12 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	}
 	rt.endpoints = eps
 	// swap
+	for _, sw := range swaps {
+		sw.l.hs.cfg.Store(sw.cfg)
+	}
+	for _, kl := range kept {
+		kl.l.cfg = kl.lc
+	}
 	for k, l := range s.listeners {
 		if _, keep := next[k]; !keep {
 			l.close()

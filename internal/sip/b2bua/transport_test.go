@@ -287,3 +287,37 @@ func TestPeerKeepalive(t *testing.T) {
 	status <- 200
 	waitFor(t, func() bool { return peerState("itsp").Up }, "itsp up again")
 }
+
+// TestApplyChangesTLSCertificateInPlace: a TLS listener whose certificate
+// changes keeps its socket; new handshakes get the new certificate.
+func TestApplyChangesTLSCertificateInPlace(t *testing.T) {
+	p := newTestPKI(t)
+	p.named = map[string]tls.Certificate{"old": makeCert(t, "old.sbc.test"), "new": makeCert(t, "new.sbc.test")}
+	u := newTestUnitWith(t, nil, nil, Deps{TLS: p}, func(c *config.Config) {
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls", Certificate: "old"})
+	})
+	addr := u.ListenAddr("outside", "tls")
+	cn := func() string {
+		c, err := tls.Dial("tcp", addr.String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := cn(); got != "old.sbc.test" {
+		t.Fatalf("before: %s", got)
+	}
+	next := *u.cfg
+	next.SIP.Listeners = append([]config.Listener(nil), u.cfg.SIP.Listeners...)
+	next.SIP.Listeners[2].Certificate = "new"
+	if err := u.Apply(context.Background(), &next); err != nil {
+		t.Fatal(err)
+	}
+	if u.ListenAddr("outside", "tls") != addr {
+		t.Fatal("listener reopened")
+	}
+	if got := cn(); got != "new.sbc.test" {
+		t.Fatalf("after apply: %s", got)
+	}
+}

@@ -135,8 +135,8 @@ func (c *call) OnInactive(fn func()) {
 }
 
 // checkInactive runs a few times per timeout. It watches the packet counters,
-// so the packet path pays nothing for it. A call on hold (inactive, or
-// c=0.0.0.0 on a leg) is not timed out.
+// so the packet path pays nothing for it. A call before its first answer, or
+// on hold (inactive, or c=0.0.0.0 on a leg), is not timed out.
 func (c *call) checkInactive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,8 +146,10 @@ func (c *call) checkInactive() {
 	now := time.Now()
 	pk := c.legs[0].stats.pktIn.Load() + c.legs[1].stats.pktIn.Load()
 	st := c.state.Load()
-	held := st != nil && (st.legs[0].noSend || st.legs[1].noSend)
-	if pk != c.lastPk || held {
+	// The clock runs only while media is negotiated and not on hold: a call
+	// still ringing (no answer yet) or held is not inactive.
+	waiting := st == nil || !st.legs[0].active || st.legs[0].noSend || st.legs[1].noSend
+	if pk != c.lastPk || waiting {
 		c.lastPk, c.lastSeen = pk, now
 	}
 	if now.Sub(c.lastSeen) >= c.timeout {

@@ -346,6 +346,15 @@ func TestInactivity(t *testing.T) {
 	c := newTestCall(t, r)
 	fired := make(chan struct{}, 2)
 	c.OnInactive(func() { fired <- struct{}{} })
+	// Ringing (an offer, no answer yet) is not inactivity.
+	if _, err := c.Offer(SideA, newEndpoint(t).sdpBody("RTP/AVP")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fired:
+		t.Fatal("OnInactive fired before the call was answered")
+	case <-time.After(600 * time.Millisecond):
+	}
 	pbxToOutside(t, c, sdp.SuiteAES80)
 	select {
 	case <-fired:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +429,44 @@ func TestOldVersionsNeedExplicitEnable(t *testing.T) {
 		t.Errorf("version %x", v)
 	}
 	c.Close()
+}
+
+// TestFirstStartAndExpiry: Apply on the default configuration with an empty
+// store creates the default certificate; a certificate near its end shows
+// in Expiries with a warning and in the days-left gauge.
+func TestFirstStartAndExpiry(t *testing.T) {
+	f := newFixture(t)
+	s := New(f.st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Close()
+	if err := s.Apply(f.ctx, f.cfg); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	if c, err := s.Certificate(DefaultName); err != nil || !slices.ContainsFunc(c.Leaf.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("127.0.0.2")) }) {
+		t.Fatalf("default certificate %v", err)
+	}
+	h := newHierarchy(t)
+	if _, err := f.certs.New(f.ctx, f.cfg, "soon", NewOptions{Subject: Subject{CN: "sbc.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	dev := h.root.issue(t, f.keyOfEntry(t, "soon"), leafOpts{cn: "sbc.example.com", notAfter: time.Now().Add(10*24*time.Hour + time.Hour)})
+	if _, err := f.certs.Import(f.ctx, f.cfg, "soon", [][]byte{dev.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.TLS.ClientCertificate = "soon"
+	if err := s.Apply(f.ctx, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	var soon *Expiry
+	for _, e := range s.Expiries() {
+		if e.Name == "soon" {
+			soon = &e
+		}
+	}
+	if soon == nil || soon.DaysLeft != 10 || !strings.Contains(soon.Warning, "expires in 10 day") {
+		t.Fatalf("expiry %+v", soon)
+	}
+	var m dto.Metric
+	if err := daysLeftGauge.WithLabelValues("soon").Write(&m); err != nil || m.GetGauge().GetValue() != 10 {
+		t.Errorf("gauge %v %v", m.GetGauge().GetValue(), err)
+	}
 }

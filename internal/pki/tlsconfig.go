@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -246,7 +247,11 @@ func (s *Subsystem) count(d Diagnosis, role, remote string) {
 	s.lastMu.Lock()
 	s.last = d
 	s.lastMu.Unlock()
-	s.limited.Warn("tls:"+string(d.Cause)+":"+remote, "TLS handshake failed", "role", role, "remote", remote, "cause", string(d.Cause), "diagnosis", d.Message)
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h // one budget per peer address, whatever its source port
+	}
+	s.limited.Warn("tls:"+string(d.Cause)+":"+host, "TLS handshake failed", "role", role, "remote", remote, "cause", string(d.Cause), "diagnosis", d.Message)
 }
 
 // Certificate returns the named private certificate of the running

@@ -75,7 +75,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	if s.level != nil {
 		s.level.Set(lvl)
 	}
-	s.Traces.SetEnabled(o.TraceCalls)
+	s.Traces.SetEnabled(o.TraceCalls && o.TraceBufferCalls > 0) // 0 calls: keep none
 	s.Traces.SetLimits(o.TraceBufferCalls, o.TraceFailedKeep.D())
 	s.mu.Lock()
 	s.retention = o.CDRRetention.D()

@@ -44,6 +44,8 @@ bench-media:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPutPreliminary$$' -fuzztime $(FUZZTIME) ./internal/admin
+	$(GO) test -run '^$$' -fuzz '^FuzzInbound$$' -fuzztime $(FUZZTIME) ./internal/sip/b2bua
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitHostPort$$' -fuzztime $(FUZZTIME) ./internal/routing
 	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime $(FUZZTIME) ./internal/observe
 	$(GO) test -run '^$$' -fuzz '^FuzzTraceDrawExport$$' -fuzztime $(FUZZTIME) ./internal/observe
 

@@ -65,6 +65,13 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 			s.render(w, http.StatusInternalServerError, p.Tmpl, v)
 			return
 		}
+		if err := r.ParseForm(); err != nil {
+			// Never save from a form that was not read whole: the tables
+			// would come out empty.
+			v.Cfg, v.ETag, v.Problem = cfg, etag, "the form could not be read: "+err.Error()
+			s.render(w, http.StatusBadRequest, p.Tmpl, v)
+			return
+		}
 		if r.PostFormValue("etag") != etag {
 			v.Cfg, v.ETag, v.Problem = cfg, etag, errStale.Error()
 			s.render(w, http.StatusConflict, p.Tmpl, v)

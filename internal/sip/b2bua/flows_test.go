@@ -473,3 +473,30 @@ func TestOKRetransmittedUntilACK(t *testing.T) {
 	}
 	waitNoCalls(t, u.Service)
 }
+
+// TestLargeUDPMessages: an INVITE far above 1300 bytes crosses over UDP.
+func TestLargeUDPMessages(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	u := newTestUnit(t, pbx, itsp, nil)
+	sdp := testSDP("127.0.0.1", 7000)
+	for i := 0; i < 60; i++ {
+		sdp = append(sdp, []byte("a=fmtp:101 0-15 padding-to-make-this-offer-large-"+itoa(i)+"\r\n")...)
+	}
+	ctx := ctxT(t)
+	in := u.inside()
+	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+		sdp, sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if inv := itsp.next(sip.INVITE); len(inv.Body()) != len(sdp) || len(sdp) < 3000 {
+		t.Fatalf("body %d bytes, sent %d", len(inv.Body()), len(sdp))
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	waitNoCalls(t, u.Service)
+}

@@ -31,9 +31,20 @@ func (c *Certs) now() time.Time {
 	return time.Now()
 }
 
-// ErrUnknownEntry is wrapped by errors about a name that the configuration
-// does not list (answered 404).
+// ErrUnknownEntry is matched (errors.Is) by errors about a name that the
+// configuration does not list; it is store.ErrNotFound, answered 404.
 var ErrUnknownEntry = store.ErrNotFound
+
+// notFound is an error about a missing entry or material whose message is
+// complete in itself and which matches store.ErrNotFound.
+type notFound struct{ msg string }
+
+func (e *notFound) Error() string        { return e.msg }
+func (e *notFound) Is(target error) bool { return target == store.ErrNotFound }
+
+func notFoundf(format string, args ...any) error {
+	return &notFound{msg: fmt.Sprintf(format, args...)}
+}
 
 // NewOptions are the choices of 'palisade cert new'.
 type NewOptions struct {
@@ -168,7 +179,7 @@ func (c *Certs) CSR(ctx context.Context, cfg *config.Config, name string) ([]byt
 func (c *Certs) privateMaterial(ctx context.Context, cfg *config.Config, name string) (*material, error) {
 	i := findPrivate(cfg, name)
 	if i < 0 {
-		return nil, fmt.Errorf("there is no private certificate %q: %w", name, ErrUnknownEntry)
+		return nil, notFoundf("there is no private certificate %q", name)
 	}
 	return loadPrivate(ctx, c.Store, name, cfg.Certificates.Private[i].Material)
 }
@@ -332,7 +343,7 @@ func encodeCerts(certs []*x509.Certificate, der bool) []byte {
 func (c *Certs) Delete(cfg *config.Config, name string) error {
 	i := findPrivate(cfg, name)
 	if i < 0 {
-		return fmt.Errorf("there is no private certificate %q: %w", name, ErrUnknownEntry)
+		return notFoundf("there is no private certificate %q", name)
 	}
 	if used := usedBy(cfg, name); len(used) > 0 {
 		return inputErrorf("%q is in use by %s; choose another certificate there first", name, strings.Join(used, ", "))
@@ -433,7 +444,7 @@ func (c *Certs) checkNotOwn(ctx context.Context, cfg *config.Config, cert *x509.
 func (c *Certs) ImportCRL(ctx context.Context, cfg *config.Config, name string, data []byte) (*CAInfo, error) {
 	i := findCA(cfg, name)
 	if i < 0 {
-		return nil, fmt.Errorf("there is no CA certificate %q: %w", name, ErrUnknownEntry)
+		return nil, notFoundf("there is no CA certificate %q", name)
 	}
 	crl, err := ParseCRL(data)
 	if err != nil {
@@ -458,7 +469,7 @@ func (c *Certs) ImportCRL(ctx context.Context, cfg *config.Config, name string, 
 func (c *Certs) ShowCA(ctx context.Context, cfg *config.Config, name string) (*CAInfo, error) {
 	i := findCA(cfg, name)
 	if i < 0 {
-		return nil, fmt.Errorf("there is no CA certificate %q: %w", name, ErrUnknownEntry)
+		return nil, notFoundf("there is no CA certificate %q", name)
 	}
 	e := cfg.Certificates.CA[i]
 	ca, err := loadCA(ctx, c.Store, name, e.Fingerprint)
@@ -525,7 +536,7 @@ func (c *Certs) ListCA(ctx context.Context, cfg *config.Config) ([]CAInfo, error
 func (c *Certs) ExportCA(ctx context.Context, cfg *config.Config, name string, der bool) ([]byte, error) {
 	i := findCA(cfg, name)
 	if i < 0 {
-		return nil, fmt.Errorf("there is no CA certificate %q: %w", name, ErrUnknownEntry)
+		return nil, notFoundf("there is no CA certificate %q", name)
 	}
 	ca, err := loadCA(ctx, c.Store, name, cfg.Certificates.CA[i].Fingerprint)
 	if err != nil {
@@ -540,7 +551,7 @@ func (c *Certs) ExportCA(ctx context.Context, cfg *config.Config, name string, d
 func (c *Certs) DeleteCA(cfg *config.Config, name string) error {
 	i := findCA(cfg, name)
 	if i < 0 {
-		return fmt.Errorf("there is no CA certificate %q: %w", name, ErrUnknownEntry)
+		return notFoundf("there is no CA certificate %q", name)
 	}
 	for _, n := range cfg.TLS.CACertificates {
 		if n == name {

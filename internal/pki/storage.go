@@ -129,7 +129,7 @@ func loadPrivate(ctx context.Context, r store.Reader, name, id string) (*materia
 	if id == "" {
 		b, err := r.Get(ctx, prefixPrivByName+url.PathEscape(name))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("certificate %q has no key material in the store (create it with 'palisade cert new'): %w", name, store.ErrNotFound)
+			return nil, notFoundf("certificate %q has no key material in the store (create it with 'palisade cert new')", name)
 		}
 		if err != nil {
 			return nil, err

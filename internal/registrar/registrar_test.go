@@ -15,6 +15,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/palisade-sbc/palisade/internal/store"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // clock is a settable time for expiry and lockout tests.
@@ -262,6 +263,8 @@ func TestWrongPasswordLockout(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	r := newRegistrar(t, store.NewMemory(), clk)
 	srv := serve(t, r)
+	locksBefore := counterValue(lockouts)
+	wrongBefore := counterValue(authFailures.WithLabelValues("wrong_password"))
 	bad := newPhone(t, srv, "alice", "guess")
 	for i := 1; i < failsPerUser; i++ {
 		if res := bad.register([]string{bad.contact("")}, "60"); res.StatusCode != 401 {
@@ -270,6 +273,12 @@ func TestWrongPasswordLockout(t *testing.T) {
 	}
 	if res := bad.register([]string{bad.contact("")}, "60"); res.StatusCode != 403 {
 		t.Fatalf("wrong password %d: %d, want 403", failsPerUser, res.StatusCode)
+	}
+	if got := counterValue(lockouts) - locksBefore; got != 1 {
+		t.Fatalf("lockouts counted %v, want 1", got)
+	}
+	if got := counterValue(authFailures.WithLabelValues("wrong_password")) - wrongBefore; got != failsPerUser {
+		t.Fatalf("wrong passwords counted %v, want %d", got, failsPerUser)
 	}
 	// now even the right password is refused from this source
 	good := newPhone(t, srv, "alice", "wonderland")
@@ -599,4 +608,12 @@ func TestMD5Fallback(t *testing.T) {
 	if got := algsOf(p2.do(p2.build([]string{p2.contact("")}, "60"))); got != "SHA-256,MD5" {
 		t.Fatalf("after a day alice is offered %s", got)
 	}
+}
+
+func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

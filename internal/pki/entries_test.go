@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -418,5 +421,35 @@ func TestDroppedRootCompletesChain(t *testing.T) {
 	}
 	if p, _ := f.certs.Export(f.ctx, f.cfg, hq, false, true); bytes.Contains(p, EncodeCertificatesPEM(h.root.cert)) {
 		t.Error("the root is exported with the chain")
+	}
+}
+
+// TestImportPKCS7: a .p7b bundle (made by openssl, PEM and DER) imports like
+// separate files.
+func TestImportPKCS7(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("install Debian package openssl")
+	}
+	h := newHierarchy(t)
+	for _, form := range []string{"PEM", "DER"} {
+		t.Run(form, func(t *testing.T) {
+			f := newFixture(t)
+			newRequest(t, f, KeyECDSAP256)
+			dev := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+			dir := t.TempDir()
+			in := filepath.Join(dir, "chain.pem")
+			os.WriteFile(in, EncodeCertificatesPEM(h.inter.cert, dev), 0o600)
+			p7, err := exec.Command("openssl", "crl2pkcs7", "-nocrl", "-certfile", in, "-outform", form).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{p7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Certificate.Subject != "CN=sbc.example.com" || len(info.Chain) != 1 {
+				t.Errorf("%+v", info)
+			}
+		})
 	}
 }

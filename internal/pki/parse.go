@@ -33,7 +33,8 @@ func IsInputError(err error) bool {
 
 // ParseCertificates reads one uploaded file holding certificates: PEM with
 // one or more CERTIFICATE blocks (text around them is ignored, as in bundles
-// saved from a browser), or DER (one certificate, or several concatenated).
+// saved from a browser), DER (one certificate, or several concatenated), or
+// a certs-only PKCS#7 bundle (.p7b, PEM or DER).
 // Anything else is refused with a clear error.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	if len(data) > MaxUpload {
@@ -47,6 +48,9 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	}
 	certs, err := x509.ParseCertificates(data)
 	if err != nil {
+		if p7, ok := parsePKCS7(data); ok {
+			return p7, nil
+		}
 		if truncatedDER(data) {
 			return nil, inputErrorf("the DER certificate is cut off: the data ends before the certificate does (%d bytes)", len(data))
 		}
@@ -84,8 +88,12 @@ func parsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 			return nil, inputErrorf("the file holds a certificate request (CSR), not a certificate; send the request to the CA and import the certificate it returns")
 		case block.Type == "X509 CRL":
 			return nil, inputErrorf("the file holds a CRL, not a certificate; import it with 'palisade ca crl'")
-		case block.Type == "PKCS7":
-			return nil, inputErrorf("the file is a PKCS#7 bundle; ask the CA for PEM or DER certificates (or convert the bundle)")
+		case block.Type == "PKCS7" || block.Type == "CERTIFICATE CHAIN":
+			p7, ok := parsePKCS7(block.Bytes)
+			if !ok {
+				return nil, inputErrorf("the file holds a PKCS#7 block without readable certificates")
+			}
+			certs = append(certs, p7...)
 		default:
 			return nil, inputErrorf("the file holds a PEM block of type %q, not a certificate", block.Type)
 		}

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 )
@@ -162,6 +165,7 @@ func TestWrongKeyDroppedAndCounted(t *testing.T) {
 	c := newTestCall(t, r)
 	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
 	good := ext.tx
+	metricBefore := counterValue(t, authFailures)
 	ext.key(1, sdp.SuiteAES80) // same tag and suite, other key
 	ext.sendRTP([]byte("forged"))
 	ext.tx = good
@@ -171,6 +175,9 @@ func TestWrongKeyDroppedAndCounted(t *testing.T) {
 	}
 	if n := c.Stats().Legs[SideB].AuthFailures; n != 1 {
 		t.Fatalf("auth failures %d, want 1", n)
+	}
+	if d := counterValue(t, authFailures) - metricBefore; d < 1 {
+		t.Fatalf("palisade_media_srtp_auth_failures_total rose by %v", d)
 	}
 	// A replayed packet is dropped too (replay protection is on).
 	ext.seq--
@@ -234,6 +241,8 @@ func TestHold(t *testing.T) {
 	if _, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "recvonly", ext.key(1, sdp.SuiteAES80))); err != nil {
 		t.Fatal(err)
 	}
+	// Counters are added after the batch is sent: let them settle first.
+	waitFor(t, "counters", func() bool { return c.Stats().Legs[SideA].PacketsOut == 3 })
 	before := c.Stats().Legs[SideA].PacketsOut
 	ext.sendRTP([]byte("to a held PBX"))
 	waitFor(t, "packet in", func() bool { return c.Stats().Legs[SideB].PacketsIn > 3 })
@@ -405,4 +414,78 @@ func TestRTCPMuxAndIPv6(t *testing.T) {
 	if got := pbx.recvRTCP(); got != 0x2222 {
 		t.Fatalf("muxed RTCP %x", got)
 	}
+}
+
+// A re-INVITE moves the PBX to another address and port: media follows,
+// and the old address is no longer latched.
+func TestReOfferNewAddress(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "first")
+	moved := newEndpoint(t)
+	out, err := c.Offer(SideA, moved.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.learn(out, 1)
+	ans, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", ext.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved.learn(ans, 0)
+	exchange(t, moved, ext, "moved")
+	if l := c.Stats().Legs[SideA]; l.Remote.Port() != uint16(moved.port()) {
+		t.Fatalf("inside leg still latched to %v", l.Remote)
+	}
+}
+
+// RTP header fields pass untouched (DTMF telephone-event with its marker
+// bit and payload type), and sequence gaps are counted as lost.
+func TestPayloadTypesAndLoss(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	send := func(pt uint8, marker bool, seq uint16) {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, Marker: marker, SequenceNumber: seq, Timestamp: 99, SSRC: pbx.ssrc}, Payload: []byte{1, 0x8a, 0, 160}}
+		b, _ := p.Marshal()
+		if _, err := pbx.rtp.WriteToUDPAddrPort(b, pbx.remote); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() rtp.Header {
+		buf := make([]byte, 2048)
+		ext.rtp.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := ext.rtp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := ext.rx.DecryptRTP(nil, buf[:n], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p rtp.Packet
+		p.Unmarshal(plain)
+		return p.Header
+	}
+	send(101, true, 100)
+	if h := recv(); h.PayloadType != 101 || !h.Marker || h.SequenceNumber != 100 || h.Timestamp != 99 {
+		t.Fatalf("header changed: %+v", h)
+	}
+	send(13, false, 105) // comfort noise, 4 packets missing
+	if h := recv(); h.PayloadType != 13 {
+		t.Fatalf("CN payload type %d", h.PayloadType)
+	}
+	if lost := c.Stats().Legs[SideA].Lost; lost != 4 {
+		t.Fatalf("lost %d, want 4", lost)
+	}
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

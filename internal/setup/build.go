@@ -61,9 +61,6 @@ func Build(a Answers) (*config.Config, error) {
 		cfg.Admin.AllowedNetworks = append(cfg.Admin.AllowedNetworks, insideNet)
 	}
 
-	if a.Certificate != "" && a.Certificate != "default" {
-		addPrivateCert(cfg, a.Certificate)
-	}
 	for i := range cfg.SIP.Listeners {
 		if l := &cfg.SIP.Listeners[i]; l.Transport == "tls" && l.Interface == outside {
 			l.Certificate = a.Certificate
@@ -124,15 +121,6 @@ func joinHostPort(ip string, port int) string {
 		return fmt.Sprintf("[%s]:%d", ip, port)
 	}
 	return fmt.Sprintf("%s:%d", ip, port)
-}
-
-func addPrivateCert(cfg *config.Config, name string) {
-	for _, p := range cfg.Certificates.Private {
-		if p.Name == name {
-			return
-		}
-	}
-	cfg.Certificates.Private = append(cfg.Certificates.Private, config.PrivateCertificate{Name: name})
 }
 
 func ensureListener(cfg *config.Config, l config.Listener) {

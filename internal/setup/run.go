@@ -77,18 +77,18 @@ func Run(ctx context.Context, env Env, args []string) error {
 		if pw == "" {
 			pw = a.AdminPassword
 		}
-		if err := Upload(ctx, o.Upload, pw, env.CA, o.Insecure, cfg, env.Stdout); err != nil {
+		if err := Upload(ctx, o.Upload, pw, env.CA, o.Insecure, cfg, a, env.Stdout); err != nil {
 			return err
 		}
 	} else {
-		what, err := WriteDataDir(ctx, o.Data, cfg)
+		what, err := WriteDataDir(ctx, o.Data, cfg, a)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(env.Stdout, what)
 	}
 	if o.Backup != "" {
-		if err := WriteBackup(ctx, o.Backup, cfg, o.Passphrase); err != nil {
+		if err := WriteBackup(ctx, o.Backup, cfg, a, o.Passphrase); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "Wrote the backup file %s.\n", o.Backup)

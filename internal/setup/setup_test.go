@@ -69,10 +69,13 @@ func TestNonInteractiveWritesDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	backup := filepath.Join(t.TempDir(), "backup.json")
 	var out bytes.Buffer
-	if err := Run(context.Background(), Env{Stdin: strings.NewReader(""), Stdout: &out, Data: dir}, fullFlags("--backup", backup)); err != nil {
+	if err := Run(context.Background(), Env{Stdin: strings.NewReader(""), Stdout: &out, Data: dir}, fullFlags("--backup", backup, "--certificate", "sbc")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, v := saved(t, dir)
+	if !hasCert(cfg, "sbc") || cfg.SIP.Listeners[2].Certificate != "sbc" {
+		t.Errorf("certificate sbc not made: %+v", cfg.Certificates.Private)
+	}
 	if v.Number != 1 {
 		t.Errorf("version %d, want 1", v.Number)
 	}
@@ -284,7 +287,7 @@ func TestUpload(t *testing.T) {
 	}
 	out.Reset()
 	if err := Run(ctx, Env{Stdin: strings.NewReader(""), Stdout: &out, Insecure: true},
-		fullFlags("--upload", srv.URL, "--upload-password", "unit-password")); err != nil {
+		fullFlags("--upload", srv.URL, "--upload-password", "unit-password", "--certificate", "sbc")); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "saved as version 2") {
@@ -293,6 +296,9 @@ func TestUpload(t *testing.T) {
 	cfg, err := mgr.Saved(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !hasCert(cfg, "sbc") {
+		t.Errorf("certificate sbc not made on the unit: %+v", cfg.Certificates.Private)
 	}
 	if cfg.Peers[0].Type != "asterisk" || cfg.Admin.Listen != "127.0.0.1:18443" {
 		t.Errorf("saved: peers %+v admin %s", cfg.Peers, cfg.Admin.Listen)
@@ -342,4 +348,14 @@ func TestBuildValidates(t *testing.T) {
 			})
 		}
 	}
+}
+
+// hasCert reports whether cfg names a private certificate with key material.
+func hasCert(cfg *config.Config, name string) bool {
+	for _, p := range cfg.Certificates.Private {
+		if p.Name == name && p.Material != "" && p.Fingerprint != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -127,7 +127,7 @@ func (u *uploader) call(ctx context.Context, method, path string, hdr map[string
 // put cfg as preliminary (keeping the unit's admin listener, access list and
 // certificate entries, so the session survives and no key is orphaned),
 // apply it and confirm it.
-func Upload(ctx context.Context, base, password, caFile string, insecure bool, cfg *config.Config, log io.Writer) error {
+func Upload(ctx context.Context, base, password, caFile string, insecure bool, cfg *config.Config, a Answers, log io.Writer) error {
 	u, err := newUploader(base, caFile, insecure, log)
 	if err != nil {
 		return err
@@ -140,6 +140,9 @@ func Upload(ctx context.Context, base, password, caFile string, insecure bool, c
 	}
 	u.csrf = login.CSRF
 	fmt.Fprintf(log, "Logged in to %s.\n", base)
+	if err := u.ensureCert(ctx, a, log); err != nil {
+		return err
+	}
 
 	var cur config.Config
 	h, err := u.call(ctx, "GET", "/api/v1/config/preliminary", nil, nil, &cur)
@@ -169,5 +172,33 @@ func Upload(ctx context.Context, base, password, caFile string, insecure bool, c
 		return fmt.Errorf("confirm (the unit reverts by itself when the window runs out): %w", err)
 	}
 	fmt.Fprintf(log, "Configuration applied and saved as version %s.\n", strconv.Itoa(v.Number))
+	return nil
+}
+
+// ensureCert makes the --certificate on the unit (self-signed for the
+// outside FQDN, in its preliminary configuration) when it has none of that
+// name; see ensureCert in write.go.
+func (u *uploader) ensureCert(ctx context.Context, a Answers, log io.Writer) error {
+	name := a.Certificate
+	if name == "" || name == "default" {
+		return nil
+	}
+	var cur config.Config
+	if _, err := u.call(ctx, "GET", "/api/v1/config/preliminary", nil, nil, &cur); err != nil {
+		return err
+	}
+	for _, p := range cur.Certificates.Private {
+		if p.Name == name {
+			return nil
+		}
+	}
+	if a.OutsideFQDN == "" {
+		return fmt.Errorf("the unit has no certificate %q; setup makes it self-signed for the outside FQDN: give --outside-fqdn", name)
+	}
+	req := map[string]any{"name": name, "cn": a.OutsideFQDN, "self_signed": true}
+	if _, err := u.call(ctx, "POST", "/api/v1/certificates", nil, req, nil); err != nil {
+		return fmt.Errorf("make the certificate %s on the unit: %w", name, err)
+	}
+	fmt.Fprintf(log, "Made the self-signed certificate %q for %s on the unit.\n", name, a.OutsideFQDN)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -35,7 +36,7 @@ func (noApply) Apply(context.Context, *config.Config) error {
 // keeping the unit's admin listener, access list and certificate entries;
 // it runs after an apply. A running unit is refused (use --upload).
 // It returns a sentence saying what was done.
-func WriteDataDir(ctx context.Context, dir string, cfg *config.Config) (string, error) {
+func WriteDataDir(ctx context.Context, dir string, cfg *config.Config, a Answers) (string, error) {
 	if c, err := net.DialTimeout("unix", filepath.Join(dir, admin.SocketFile), time.Second); err == nil {
 		c.Close()
 		return "", fmt.Errorf("a unit is running on %s: stop it, or send the configuration to it with --upload https://ADDRESS:8443", dir)
@@ -51,6 +52,9 @@ func WriteDataDir(ctx context.Context, dir string, cfg *config.Config) (string, 
 	_, _, err = lifecycle.StartupConfig(ctx, st)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if err := ensureCert(ctx, st, cfg, a); err != nil {
+			return "", err
+		}
 		if err := lifecycle.Bootstrap(ctx, st, cfg, author); err != nil {
 			return "", fmt.Errorf("write the first configuration: %w", err)
 		}
@@ -69,6 +73,9 @@ func WriteDataDir(ctx context.Context, dir string, cfg *config.Config) (string, 
 	}
 	next, err := keepUnitSettings(cur, cfg)
 	if err != nil {
+		return "", err
+	}
+	if err := ensureCert(ctx, st, next, a); err != nil {
 		return "", err
 	}
 	if _, err := mgr.SetPreliminary(ctx, next, etag, author); err != nil {
@@ -105,9 +112,16 @@ func keepUnitSettings(cur, next *config.Config) (*config.Config, error) {
 
 // WriteBackup writes a backup file (the lifecycle's backup format, as
 // Administration → Backup makes it) holding cfg as its only version.
-func WriteBackup(ctx context.Context, file string, cfg *config.Config, passphrase string) error {
+func WriteBackup(ctx context.Context, file string, cfg *config.Config, a Answers, passphrase string) error {
 	st := store.NewMemory()
 	defer st.Close()
+	cfg, err := config.Clone(cfg)
+	if err != nil {
+		return err
+	}
+	if err := ensureCert(ctx, st, cfg, a); err != nil {
+		return err
+	}
 	if err := lifecycle.Bootstrap(ctx, st, cfg, author); err != nil {
 		return err
 	}
@@ -122,6 +136,31 @@ func WriteBackup(ctx context.Context, file string, cfg *config.Config, passphras
 	}
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		return fmt.Errorf("write the backup: %w", err)
+	}
+	return nil
+}
+
+// ensureCert gives the own certificate named by --certificate key material
+// when the configuration has no entry for it yet: a self-signed certificate
+// for the outside FQDN, so that the unit starts; replace it later with a
+// CA-signed one (Basic Configuration → Certificates, or palisade cert new
+// NAME --cn FQDN for a request). "default" is made by the unit itself.
+func ensureCert(ctx context.Context, st store.Store, cfg *config.Config, a Answers) error {
+	name := a.Certificate
+	if name == "" || name == "default" {
+		return nil
+	}
+	for _, p := range cfg.Certificates.Private {
+		if p.Name == name {
+			return nil
+		}
+	}
+	if a.OutsideFQDN == "" {
+		return fmt.Errorf("--certificate %s does not exist yet; setup makes it self-signed for the outside FQDN: give --outside-fqdn", name)
+	}
+	c := &pki.Certs{Store: st}
+	if _, err := c.New(ctx, cfg, name, pki.NewOptions{Subject: pki.Subject{CN: a.OutsideFQDN}, SelfSigned: true}); err != nil {
+		return fmt.Errorf("make the certificate %s: %w", name, err)
 	}
 	return nil
 }

@@ -21,8 +21,9 @@ func sdp(ip string, port int) []byte {
 	return fmt.Appendf(nil, "v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", ip, ip, port)
 }
 
-// TestCallToRegisteredPhone: a phone registers, and a call from the trunk
-// for its user reaches it through the B2BUA by the registrar routing step.
+// TestCallToRegisteredPhone: a phone registers through the unit, and a
+// call from the trunk for its user reaches it through the B2BUA by the
+// registrar routing step.
 func TestCallToRegisteredPhone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -80,12 +81,15 @@ func TestCallToRegisteredPhone(t *testing.T) {
 	go srv.ServeUDP(conn)
 	waitServed(ua, conn)
 
-	// REGISTER goes to a registrar served beside the unit (the B2BUA does
-	// not dispatch REGISTER to the registrar yet).
-	p := &phone{t: t, cli: cli, srv: serve(t, r), user: "alice", pw: "wonderland", domain: "example.com", port: port,
+	// The phone registers through the unit's inside listener.
+	p := &phone{t: t, cli: cli, srv: unit.ListenAddr("inside", "udp").String(), user: "alice", pw: "wonderland", domain: "example.com", port: port,
 		callID: "e2e-register-alice", cseq: 1, auth: digest.NewClient()}
 	if res := p.register([]string{p.contact("")}, "60"); res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	if regs := r.Registrations(); len(regs) != 1 || regs[0].Interface != "inside" || regs[0].Source != conn.LocalAddr().String() ||
+		regs[0].Transport != "udp" {
+		t.Fatalf("binding made through the unit: %+v", regs)
 	}
 
 	// The trunk calls alice at the unit's outside address.

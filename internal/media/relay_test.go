@@ -489,3 +489,35 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A peer key with an MKI: the relay decrypts packets that carry it.
+func TestPeerKeyWithMKI(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	cl, err := r.NewCall(t.Name(), Leg{Interface: "outside", Bind: lo}, Leg{Interface: "inside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ext, pbx := newEndpoint(t), newEndpoint(t)
+	ext.key(1, sdp.SuiteAES80)
+	ext.txKey.MKI = []byte{0, 7}
+	ext.txKey.Lifetime = 1 << 31
+	if ext.tx, err = newContext(ext.txKey); err != nil {
+		t.Fatal(err)
+	}
+	offer := ext.sdpBody("RTP/SAVP", "crypto:"+ext.txKey.String())
+	if !strings.Contains(string(offer), "|2^31|7:2") {
+		t.Fatalf("test key line: %s", offer)
+	}
+	out, err := cl.Offer(SideA, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(out, 0)
+	ans, err := cl.Answer(SideB, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.learn(ans, 1)
+	exchange(t, ext, pbx, "mki")
+}

@@ -198,7 +198,7 @@ func writeArrow(b *strings.Builder, l *ladderLayout, m *Message, y int, t0 time.
 	fmt.Fprintf(b, `<text class="t" x="4" y="%d" font-size="10" fill="#666">+%.3fs</text>`, y, m.Time.Sub(t0).Seconds())
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5" marker-end="url(#arrow-%s)"/>`,
 		x1, y, x2, y, kind.color, kind.name)
-	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, (x1+x2)/2, y-5, xmlEscape(truncLabel(m.Label)))
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, (x1+x2)/2, y-5, xmlEscape(arrowLabel(m)))
 	b.WriteString("</g></a>\n")
 }
 
@@ -211,9 +211,15 @@ func addrOf(m *Message, src bool) string {
 	return remote
 }
 
-func truncLabel(s string) string {
+// arrowLabel is the method or status, marked when the message carries SDP
+// (where media is negotiated, the first place to look for one-way audio).
+func arrowLabel(m *Message) string {
+	s := m.Label
 	if len(s) > 28 {
-		return s[:25] + "..."
+		s = s[:25] + "..."
+	}
+	if m.SDP {
+		s += " (SDP)"
 	}
 	return s
 }

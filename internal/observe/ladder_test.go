@@ -108,7 +108,7 @@ func checkLadder(t *testing.T, svg []byte, msgs []Message) {
 		if at < 0 {
 			t.Errorf("message %d's text is not in its arrow's title", m.Index)
 		}
-		label := ">" + xmlEscape(m.Label) + "</text>"
+		label := ">" + xmlEscape(arrowLabel(&m)) + "</text>"
 		if !strings.Contains(s, label) {
 			t.Errorf("label %q missing", m.Label)
 		}

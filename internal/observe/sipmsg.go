@@ -22,6 +22,7 @@ type Head struct {
 	FromUser   string
 	ToUser     string
 	CSeq       uint32
+	SDP        bool // the body is SDP (Content-Type application/sdp)
 }
 
 // IsRequest reports whether the message is a request.
@@ -82,6 +83,8 @@ func ReadHead(raw []byte) Head {
 				h.ToURI = headerURI(val())
 				h.ToUser = uriUser(h.ToURI)
 			}
+		case is(name, "content-type", "c"):
+			h.SDP = strings.HasPrefix(strings.ToLower(val()), "application/sdp")
 		case is(name, "cseq", ""):
 			num, method, _ := strings.Cut(val(), " ")
 			if n, err := strconv.ParseUint(num, 10, 32); err == nil {

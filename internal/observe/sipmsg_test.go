@@ -17,9 +17,9 @@ func TestReadHead(t *testing.T) {
 				"From: \"Alice\" <sip:1001@pbx.example.com>;tag=a1\r\n" +
 				"To: <sip:+4687@example.com;user=phone>\r\n" +
 				"Call-ID: abc@10.0.0.1\r\n" +
-				"CSeq: 1 INVITE\r\n\r\nv=0\r\n",
+				"CSeq: 1 INVITE\r\nContent-Type: Application/SDP\r\n\r\nv=0\r\n",
 			want: Head{Method: "INVITE", RequestURI: "sip:+4687@10.0.0.10;transport=udp", CallID: "abc@10.0.0.1",
-				FromURI: "sip:1001@pbx.example.com", ToURI: "sip:+4687@example.com;user=phone", FromUser: "1001", ToUser: "+4687", CSeq: 1},
+				FromURI: "sip:1001@pbx.example.com", ToURI: "sip:+4687@example.com;user=phone", FromUser: "1001", ToUser: "+4687", CSeq: 1, SDP: true},
 		},
 		{
 			name: "response compact headers and bare LF",

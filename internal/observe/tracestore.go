@@ -431,6 +431,7 @@ type Message struct {
 	Local     netip.AddrPort `json:"local"`
 	Remote    netip.AddrPort `json:"remote"`
 	Label     string         `json:"label"` // method or status
+	SDP       bool           `json:"sdp"`   // carries an SDP offer or answer
 	Method    string         `json:"method"`
 	Status    int            `json:"status,omitempty"`
 	SIPCallID string         `json:"sip_call_id"`
@@ -466,7 +467,7 @@ func toMessages(msgs []tracedMsg) []Message {
 		}
 		out[i] = Message{
 			Index: i + 1, Time: m.Time, Leg: m.Leg, Direction: dir, Transport: m.Transport,
-			Local: m.Local, Remote: m.Remote, Label: m.head.Label(), Method: m.head.Method,
+			Local: m.Local, Remote: m.Remote, Label: m.head.Label(), SDP: m.head.SDP, Method: m.head.Method,
 			Status: m.head.Status, SIPCallID: m.head.CallID, Text: string(m.Raw),
 		}
 	}

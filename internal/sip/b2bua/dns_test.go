@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"errors"
+	"net/netip"
 	"strconv"
 	"testing"
 
@@ -84,5 +85,32 @@ func testFailover(t *testing.T, server, tr string) {
 	_ = sess.Ack(ctx)
 	_ = sess.Bye(ctx)
 	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
+// TestSourcePeerByDomain: requests from the addresses a domain peer
+// resolves to count as coming from that peer (dial plan source).
+func TestSourcePeerByDomain(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	trunk := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	dns, err := dnstest.Start(
+		"_sip._udp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(trunk.addr.Port()))+" a.trunk.test.",
+		"a.trunk.test. 60 IN A 127.0.0.3",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dns.Close()
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.Network.DNSServers = []string{dns.Addr}
+		c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test", Transport: "udp"})
+		c.DialPlan.Rules = []config.DialRule{{Name: "from-trunk", Source: "trunk", ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "from-trunk-${user}"}}}}
+	})
+	waitFor(t, func() bool { return u.peers.sourcePeer(netip.MustParseAddr("127.0.0.3")) == "trunk" }, "trunk resolved")
+	sess, srv := establish(t, u, trunk, pbx, viaOutside(u))
+	if got := srv.InviteRequest.Recipient.User; got != "from-trunk-4930123456" {
+		t.Fatalf("PBX got user %q: the trunk was not recognised as the source", got)
+	}
+	_ = sess.Bye(ctxT(t))
 	waitNoCalls(t, u.Service)
 }

@@ -194,6 +194,9 @@ func routingRequest(ep *endpoint, req *sip.Request, rt *runtime) routing.Request
 	src := ""
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		src = rt.table.SourcePeer(ap.Addr())
+		if src == "" {
+			src = ep.svc.peers.sourcePeer(ap.Addr())
+		}
 	}
 	return routing.Request{
 		Method: string(req.Method), User: req.Recipient.User, Host: req.Recipient.Host,

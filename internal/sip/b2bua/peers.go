@@ -2,7 +2,9 @@ package b2bua
 
 import (
 	"context"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -28,6 +30,45 @@ type peerSet struct {
 	svc *Service
 	mu  sync.Mutex
 	m   map[string]*peerRun
+	// byIP maps the resolved addresses of peers given by name or domain to
+	// the peer, so that their requests are recognised (literal IPs are in
+	// the routing table already).
+	byIP atomic.Pointer[map[netip.Addr]string]
+}
+
+// sourcePeer returns the peer a resolved address belongs to.
+func (ps *peerSet) sourcePeer(a netip.Addr) string {
+	if m := ps.byIP.Load(); m != nil {
+		return (*m)[a.Unmap()]
+	}
+	return ""
+}
+
+// resolveNames looks up the addresses of peers known by name, in the
+// background after an apply.
+func (ps *peerSet) resolveNames(peers []config.Peer) {
+	rt := ps.svc.rt.Load()
+	m := map[netip.Addr]string{}
+	for _, p := range peers {
+		hop, ok := peerHop(rt, p)
+		if !ok {
+			continue
+		}
+		if _, err := netip.ParseAddr(hop.Host); err == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ts, err := rt.resolver.Resolve(ctx, hop)
+		cancel()
+		if err != nil {
+			ps.svc.limited.Warn("peer-resolve:"+p.Name, "peer address not resolved", "peer", p.Name, "err", err)
+			continue
+		}
+		for _, t := range ts {
+			m[t.Addr.Addr().Unmap()] = p.Name
+		}
+	}
+	ps.byIP.Store(&m)
 }
 
 type peerRun struct {
@@ -75,6 +116,7 @@ func (ps *peerSet) apply(peers []config.Peer) {
 			peerUp.DeleteLabelValues(n)
 		}
 	}
+	go ps.resolveNames(peers)
 }
 
 func samePeer(a, b config.Peer) bool {

@@ -59,14 +59,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		calls:      map[*call]struct{}{},
 	}
 	r.ports = newPortAllocator(0, 0)
-	for range max(runtime.GOMAXPROCS(0), 1) {
-		w, err := newWorker(r)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.workers = append(r.workers, w)
-		go w.run()
+	if err := r.startWorkers(); err != nil {
+		return nil, err
 	}
 	if cfg == nil {
 		return r, nil // configured by the first Apply
@@ -93,6 +87,29 @@ func compile(cfg *config.Config) (*relayConf, error) {
 	return rc, nil
 }
 
+// startWorkers starts one packet worker per CPU unless they run.
+func (r *Relay) startWorkers() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = false
+	if len(r.workers) > 0 {
+		return nil
+	}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		w, err := newWorker(r)
+		if err != nil {
+			for _, w := range r.workers {
+				w.close()
+			}
+			r.workers = nil
+			return err
+		}
+		r.workers = append(r.workers, w)
+		go w.run()
+	}
+	return nil
+}
+
 // Name is the subsystem name.
 func (r *Relay) Name() string { return "media" }
 
@@ -101,6 +118,11 @@ func (r *Relay) Name() string { return "media" }
 func (r *Relay) Apply(_ context.Context, cfg *config.Config) error {
 	rc, err := compile(cfg)
 	if err != nil {
+		return err
+	}
+	// The unit may Close a subsystem after a failed first apply and apply
+	// again later: the workers come back.
+	if err := r.startWorkers(); err != nil {
 		return err
 	}
 	r.ports.setRange(cfg.Media.PortMin, cfg.Media.PortMax)

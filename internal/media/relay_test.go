@@ -521,3 +521,20 @@ func TestPeerKeyWithMKI(t *testing.T) {
 	ext.learn(ans, 1)
 	exchange(t, ext, pbx, "mki")
 }
+
+// The unit closes a subsystem after a failed first apply; a later apply
+// must bring it back.
+func TestApplyAfterClose(t *testing.T) {
+	cfg := testConfig(t, 20)
+	r := newTestRelay(t, cfg)
+	r.Close()
+	if _, err := r.NewCall("x", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo}); err == nil {
+		t.Fatal("a closed relay took a call")
+	}
+	if err := r.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCall(t, r)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "reopened")
+}

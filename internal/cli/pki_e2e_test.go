@@ -11,17 +11,16 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 )
 
 // The cloud service's SBC is played by Kamailio (kamailio-tls-modules): it
@@ -140,37 +139,7 @@ func startE2EKamailio(t *testing.T, ca *e2eCA, tlsPort, udpPort, uasPort int) {
 		writeFile(t, dir, "cert.pem", ca.sign(t, nil, key.Public(), "sbc.service.example")),
 		writeFile(t, dir, "ca.pem", pki.EncodeCertificatesPEM(ca.cert))))
 	cfg := writeFile(t, dir, "kamailio.cfg", fmt.Appendf(nil, e2eKamailioCfg, tlsPort, udpPort, tlsCfg, uasPort))
-	logf, _ := os.Create(filepath.Join(dir, "kamailio.log"))
-	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-m", "64", "-M", "8")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("kamailio log:\n%s", b)
-		}
-	})
-	for i := 0; i < 100; i++ {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.4:%d", tlsPort), time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("kamailio did not start")
+	pkitest.StartKamailio(t, dir, cfg, fmt.Sprintf("127.0.0.4:%d", tlsPort))
 }
 
 func TestMutualTLSCallThroughKamailio(t *testing.T) {
@@ -178,12 +147,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	if err != nil {
 		t.Skip("install Debian package sip-tester")
 	}
-	if _, err := exec.LookPath("kamailio"); err != nil {
-		t.Skip("install Debian packages kamailio and kamailio-tls-modules")
-	}
-	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
-		t.Skip("install Debian package kamailio-tls-modules")
-	}
+	pkitest.SkipWithoutKamailio(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	work := t.TempDir()
 	pbxPort, uasPort := freePort(t, "udp", "127.0.0.1"), freePort(t, "udp", "127.0.0.3")

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 )
 
 // Kamailio (kamailio-tls-modules) stands in for a cloud service's SBC: it
@@ -55,12 +55,7 @@ ca_list = %s
 // issued by ca for name, trusting clients from trust; it returns the address.
 func startKamailio(t *testing.T, u *unitFixture, ca *testCA, name string, trust *testCA) string {
 	t.Helper()
-	if _, err := exec.LookPath("kamailio"); err != nil {
-		t.Skip("install Debian packages kamailio and kamailio-tls-modules")
-	}
-	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
-		t.Skip("install Debian package kamailio-tls-modules")
-	}
+	pkitest.SkipWithoutKamailio(t)
 	dir := t.TempDir()
 	key := ecKey(t)
 	cert := ca.issue(t, key.Public(), leafOpts{cn: name})
@@ -85,44 +80,9 @@ func startKamailio(t *testing.T, u *unitFixture, ca *testCA, name string, trust 
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cfg := write("kamailio.cfg", fmt.Appendf(nil, kamailioCfg, port, tlsCfg))
-	logFile, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-m", "64", "-M", "8")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Kamailio forks workers: run it in its own process group and end the
-	// whole group (only the processes this test started).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("kamailio log:\n%s", b)
-		}
-	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; i < 100; i++ { // up to 10 s for kamailio to listen
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("kamailio did not listen on %s", addr)
-	return ""
+	pkitest.StartKamailio(t, dir, cfg, addr)
+	return addr
 }
 
 // optionsOverTLS sends an OPTIONS over a connection made by the unit's Dial

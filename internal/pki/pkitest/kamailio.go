@@ -1,0 +1,73 @@
+// Package pkitest holds test helpers for TLS interop with real peers.
+package pkitest
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// KamailioTLSModule is where Debian's kamailio-tls-modules puts the module.
+const KamailioTLSModule = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
+
+// SkipWithoutKamailio skips the test when kamailio or its TLS module is missing.
+func SkipWithoutKamailio(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("kamailio"); err != nil {
+		t.Skip("install Debian packages kamailio and kamailio-tls-modules")
+	}
+	if _, err := os.Stat(KamailioTLSModule); err != nil {
+		t.Skip("install Debian package kamailio-tls-modules")
+	}
+}
+
+// StartKamailio runs kamailio with the configuration file cfg (its runtime
+// files in dir) and waits until it accepts TCP connections on tlsAddr.
+// Kamailio forks workers, so it runs in its own process group, and the
+// whole group — only the processes this test started — is stopped when the
+// test ends. The log is shown when the test failed.
+func StartKamailio(t testing.TB, dir, cfg, tlsAddr string) {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(dir, "kamailio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-m", "64", "-M", "8")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("kamailio log:\n%s", b)
+		}
+	})
+	for i := 0; i < 100; i++ { // up to 10 s to start listening
+		if c, err := net.DialTimeout("tcp", tlsAddr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("kamailio exited early")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("kamailio did not listen on %s", tlsAddr)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
+	"github.com/palisade-sbc/palisade/internal/web"
 )
 
 func init() {
@@ -59,7 +60,8 @@ func runUnit(c *Context, args []string) error {
 			return c.Usagef("--log-level must be debug, info, warn or error")
 		}
 	}
-	log := newLogger(c.Stderr, *logFormat, level)
+	// The web admin's Log page shows the newest records too.
+	log := slog.New(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler()))
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()

@@ -1,8 +1,19 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
+	"strings"
+
+	"github.com/palisade-sbc/palisade/internal/store"
 )
+
+// logData is the Log page: the unit's recent log and the audit log.
+type logData struct {
+	Audit  []store.AuditEntry
+	Recent []LogRecord
+	Level  string
+}
 
 // logPage shows the audit log: who changed, applied, confirmed or reverted
 // what, and when (newest first).
@@ -12,6 +23,10 @@ func (s *server) logPage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		v.Problem = "cannot read the audit log: " + err.Error()
 	}
-	v.Data = entries
+	level := slog.LevelInfo
+	if err := level.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
+		level = slog.LevelInfo
+	}
+	v.Data = logData{Audit: entries, Recent: recentLog.newest(500, level), Level: strings.ToLower(level.String())}
 	s.render(w, http.StatusOK, "log", v)
 }

@@ -1,0 +1,109 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LogRecord is one line of the unit's log as the Log page shows it.
+type LogRecord struct {
+	Time  time.Time
+	Level slog.Level
+	Msg   string
+	Attrs string // key=value pairs
+}
+
+// recentLog keeps the newest records of the unit's log for the Log page
+// (bounded: the oldest are dropped).
+var recentLog = &logRing{recs: make([]LogRecord, 0, logRingSize)}
+
+const logRingSize = 2000
+
+type logRing struct {
+	mu   sync.Mutex
+	recs []LogRecord
+	next int // where the next record goes once the ring is full
+}
+
+func (l *logRing) add(r LogRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recs) < cap(l.recs) {
+		l.recs = append(l.recs, r)
+		return
+	}
+	l.recs[l.next] = r
+	l.next = (l.next + 1) % len(l.recs)
+}
+
+// newest returns up to n records at or above min, newest first.
+func (l *logRing) newest(n int, min slog.Level) []LogRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []LogRecord
+	for i := 0; i < len(l.recs) && len(out) < n; i++ {
+		j := (l.next - 1 - i + 2*len(l.recs)) % len(l.recs)
+		if r := l.recs[j]; r.Level >= min {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// LogTee returns a handler that passes every record to next and keeps a
+// copy for the web admin's Log page. The unit wraps its logger with it.
+func LogTee(next slog.Handler) slog.Handler { return &teeHandler{next: next} }
+
+type teeHandler struct {
+	next   slog.Handler
+	attrs  string // pre-formatted attributes from WithAttrs
+	prefix string // group prefix from WithGroup
+}
+
+func (h *teeHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		writeAttr(&b, h.prefix, a)
+		return true
+	})
+	recentLog.add(LogRecord{Time: r.Time, Level: r.Level, Msg: r.Message, Attrs: strings.TrimSpace(b.String())})
+	return h.next.Handle(ctx, r)
+}
+
+func (h *teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	var b strings.Builder
+	b.WriteString(h.attrs)
+	for _, a := range as {
+		writeAttr(&b, h.prefix, a)
+	}
+	return &teeHandler{next: h.next.WithAttrs(as), attrs: b.String(), prefix: h.prefix}
+}
+
+func (h *teeHandler) WithGroup(name string) slog.Handler {
+	return &teeHandler{next: h.next.WithGroup(name), attrs: h.attrs, prefix: h.prefix + name + "."}
+}
+
+func writeAttr(b *strings.Builder, prefix string, a slog.Attr) {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		for _, g := range a.Value.Group() {
+			writeAttr(b, prefix+a.Key+".", g)
+		}
+		return
+	}
+	v := a.Value.String()
+	if strings.ContainsAny(v, " \t\n\"=") {
+		v = fmt.Sprintf("%q", v)
+	}
+	b.WriteString(" " + prefix + a.Key + "=" + v)
+}

@@ -3,6 +3,8 @@ package registrar
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,103 +14,209 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
-// TestBaresipRegisters is interop with a phone nobody here wrote: baresip
-// registers to the registrar (digest challenge answered), is found by
-// Lookup, and unregisters when it quits.
-func TestBaresipRegisters(t *testing.T) {
+// baresip is a baresip process (Debian baresip-core) registering as alice.
+type baresip struct {
+	cmd       *exec.Cmd
+	out       *lockedBuffer
+	cons      string // its cons module (commands over UDP)
+	phoneAddr string // its SIP address
+	acct      string
+	cancel    context.CancelFunc
+}
+
+// startBaresip runs baresip for seconds with alice's account and the
+// registrar (or unit) at proxy as outbound proxy.
+func startBaresip(t *testing.T, proxy string, seconds int) *baresip {
+	t.Helper()
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
 		t.Skip("install Debian package baresip-core")
 	}
-	r := newRegistrar(t, store.NewMemory(), &clock{})
-	r.now = time.Now // baresip lives in real time
-	srv := serve(t, r)
-	// baresip cannot listen on port 0: take a free port for it.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// baresip cannot listen on port 0: take free ports for it.
+	free := func() string {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		return pc.LocalAddr().String()
 	}
-	phoneAddr := pc.LocalAddr().String()
-	pc.Close()
-	cc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	consAddr := cc.LocalAddr().String()
-	cc.Close()
-
+	b := &baresip{out: &lockedBuffer{}, cons: free(), phoneAddr: free()}
 	dir := t.TempDir()
-	conf := "poll_method\t\tepoll\nsip_listen\t\t" + phoneAddr + "\n" +
+	conf := "poll_method\t\tepoll\nsip_listen\t\t" + b.phoneAddr + "\n" +
 		"audio_player\t\tnone\naudio_source\t\tnone\naudio_alert\t\tnone\n" +
 		"module_path\t\t/usr/lib/baresip/modules\nmodule\t\t\tg711.so\nmodule\t\t\tcons.so\n" +
-		"cons_listen\t\t" + consAddr + "\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
-	acct := fmt.Sprintf("<sip:alice@example.com>;auth_pass=wonderland;outbound=\"sip:%s\";regint=60", srv)
-	for name, body := range map[string]string{"config": conf, "accounts": acct + "\n", "contacts": ""} {
+		"cons_listen\t\t" + b.cons + "\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
+	b.acct = fmt.Sprintf("<sip:alice@example.com>;auth_pass=wonderland;outbound=\"sip:%s\";regint=60", proxy)
+	for name, body := range map[string]string{"config": conf, "accounts": b.acct + "\n", "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	// -t: baresip quits by itself (and unregisters) after 8 s.
-	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-t", "8")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	b.cancel = cancel
+	// -t: baresip quits by itself (and unregisters) after that many seconds.
+	b.cmd = exec.CommandContext(ctx, bin, "-f", dir, "-t", fmt.Sprint(seconds))
+	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	registered, retried := false, false
+	t.Cleanup(func() { cancel(); _ = b.cmd.Wait() })
+	return b
+}
+
+// waitRegistered waits until r holds baresip's binding.
+func (b *baresip) waitRegistered(t *testing.T, r *Registrar) {
+	t.Helper()
+	retried := false
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !registered {
-		if !retried && strings.Contains(out.String(), "Function not implemented") {
+	for time.Now().Before(deadline) {
+		if !retried && strings.Contains(b.out.String(), "Function not implemented") {
 			// libre 1.x gives up on a 401 that offers SHA-256, and would
 			// retry only after 30-60 s: make it register again now, as a
 			// new user agent with the same account. The registrar has seen
 			// the unanswered challenge and offers MD5 only.
 			retried = true
 			t.Log("baresip cannot answer SHA-256 challenges; registering again")
-			if err := consCommand(consAddr, "/uanew "+acct); err != nil {
-				t.Fatal(err)
-			}
+			b.command(t, "/uanew "+b.acct)
 		}
-		regs := r.Registrations()
-		if len(regs) == 1 && regs[0].AOR == "alice@example.com" {
-			registered = true
-			ua := regs[0].UserAgent
-			if !strings.Contains(strings.ToLower(ua), "baresip") {
+		if regs := r.Registrations(); len(regs) == 1 && regs[0].AOR == "alice@example.com" {
+			if ua := regs[0].UserAgent; !strings.Contains(strings.ToLower(ua), "baresip") {
 				t.Errorf("User-Agent %q", ua)
 			}
-			if hops := r.Lookup("alice", "example.com"); len(hops) != 1 || fmt.Sprintf("%s:%d", hops[0].Host, hops[0].Port) != phoneAddr {
+			if hops := r.Lookup("alice", "example.com"); len(hops) != 1 || fmt.Sprintf("%s:%d", hops[0].Host, hops[0].Port) != b.phoneAddr {
 				t.Errorf("lookup: %+v", hops)
 			}
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !registered {
-		cancel()
-		_ = cmd.Wait()
-		t.Fatalf("baresip did not register; its output:\n%s", out.String())
+	b.cancel()
+	_ = b.cmd.Wait()
+	t.Fatalf("baresip did not register; its output:\n%s", b.out.String())
+}
+
+// command sends a command to baresip's cons module (UDP).
+func (b *baresip) command(t *testing.T, cmd string) {
+	t.Helper()
+	c, err := net.Dial("udp", b.cons)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Logf("baresip exit: %v", err)
-	}
-	if regs := r.Registrations(); len(regs) != 0 {
-		t.Errorf("binding left after baresip quit (it unregisters): %+v\n%s", regs, out.String())
+	defer c.Close()
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// consCommand sends a command to baresip's cons module (UDP).
-func consCommand(addr, cmd string) error {
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return err
+// TestBaresipRegisters is interop with a phone nobody here wrote: baresip
+// registers to the registrar (digest challenge answered), is found by
+// Lookup, and unregisters when it quits.
+func TestBaresipRegisters(t *testing.T) {
+	r := newRegistrar(t, store.NewMemory(), &clock{})
+	r.now = time.Now // baresip lives in real time
+	b := startBaresip(t, serve(t, r), 8)
+	b.waitRegistered(t, r)
+	if err := b.cmd.Wait(); err != nil {
+		t.Logf("baresip exit: %v", err)
 	}
-	defer c.Close()
-	_, err = c.Write([]byte(cmd + "\n"))
-	return err
+	if regs := r.Registrations(); len(regs) != 0 {
+		t.Errorf("binding left after baresip quit (it unregisters): %+v\n%s", regs, b.out.String())
+	}
+}
+
+// TestBaresipCallsThroughUnit: baresip registers through the unit's inside
+// listener and calls a number that the dial plan sends to the trunk (a
+// sipgo UAS on 127.0.0.3); the call is answered and baresip hangs up.
+func TestBaresipCallsThroughUnit(t *testing.T) {
+	if _, err := exec.LookPath("baresip"); err != nil {
+		t.Skip("install Debian package baresip-core")
+	}
+	// the trunk
+	tua, err := sipgo.NewUA(sipgo.WithUserAgent("trunk"), sipgo.WithUserAgentHostname("127.0.0.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tua.Close() })
+	tsrv, _ := sipgo.NewServer(tua)
+	tconn, err := net.ListenPacket("udp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tconn.Close() })
+	tcli, err := sipgo.NewClient(tua, sipgo.WithClientHostname("127.0.0.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tport := tconn.LocalAddr().(*net.UDPAddr).Port
+	ds := sipgo.NewDialogServerCache(tcli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: tport}})
+	invites, byes := make(chan *sip.Request, 4), make(chan *sip.Request, 4)
+	tsrv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		s, err := ds.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		invites <- req
+		_ = s.RespondSDP(sdp("127.0.0.3", 6000))
+		<-s.Context().Done()
+	})
+	tsrv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = ds.ReadAck(req, tx) })
+	tsrv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { byes <- req; _ = ds.ReadBye(req, tx) })
+	go tsrv.ServeUDP(tconn)
+	waitServed(tua, tconn)
+
+	// the unit: registrar + B2BUA, the dial plan sends 4711 to the trunk
+	cfg := testConfig()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
+	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
+	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
+	cfg.Peers = []config.Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Address: tconn.LocalAddr().String(), Transport: "udp"}}
+	cfg.DialPlan.Rules = []config.DialRule{{Name: "out", Head: "4711", ForwardTo: []config.Forward{{Peer: "itsp"}}}}
+	r := New(store.NewMemory(), nil)
+	t.Cleanup(func() { r.Close() })
+	unit := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registrar: r})
+	t.Cleanup(func() { unit.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if err := r.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := unit.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	b := startBaresip(t, unit.ListenAddr("inside", "udp").String(), 20)
+	b.waitRegistered(t, r)
+	b.command(t, "/dial sip:4711@example.com")
+	select {
+	case req := <-invites:
+		if req.Recipient.User != "4711" || req.Source() != unit.ListenAddr("outside", "udp").String() {
+			t.Fatalf("INVITE at the trunk: %s from %s", req.Recipient.String(), req.Source())
+		}
+	case <-ctx.Done():
+		t.Fatalf("no INVITE reached the trunk; baresip:\n%s", b.out.String())
+	}
+	// hang up from baresip: the BYE crosses the unit
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.out.String(), "Call established") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(b.out.String(), "Call established") {
+		t.Fatalf("baresip did not see the call answered:\n%s", b.out.String())
+	}
+	b.command(t, "/hangup")
+	select {
+	case <-byes:
+	case <-ctx.Done():
+		t.Fatalf("no BYE reached the trunk; baresip:\n%s", b.out.String())
+	}
 }
 
 type lockedBuffer struct {

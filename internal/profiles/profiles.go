@@ -196,6 +196,8 @@ func applyTeams(cfg *config.Config, a Answers) error {
 	if model == "" {
 		model = "SBC"
 	}
+	// A development build reports "(devel)"; the header wants a plain token.
+	version = strings.Trim(version, "()")
 	if version == "" {
 		version = "dev"
 	}

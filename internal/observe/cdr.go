@@ -200,7 +200,9 @@ func (r *Recorder) CallStarted(e CallStart) {
 	if dir == "" {
 		dir = DirInternal
 	}
-	r.reported.Store(true)
+	if !r.reported.Swap(true) && r.traces != nil {
+		r.traces.countCalls.Store(false) // the recorder counts calls from now on
+	}
 	c := &activeCall{cdr: CDR{ID: e.ID, Direction: dir, Start: r.at(e.Time), A: e.A, B: e.B}}
 	r.mu.Lock()
 	_, dup := r.active[e.ID]

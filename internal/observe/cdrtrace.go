@@ -95,7 +95,6 @@ func (s *Service) recordTraceEnd(id string) {
 		}
 		c.Media, _ = s.mediaOf(id, true)
 		countMedia(c.Media)
-		callAttempts.WithLabelValues(c.Direction).Inc()
 		callsTotal.WithLabelValues(c.Direction, c.Result()).Inc()
 		if !c.Answer.IsZero() {
 			callDuration.WithLabelValues(c.Direction).Observe(c.Duration.Seconds())

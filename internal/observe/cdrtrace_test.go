@@ -72,3 +72,33 @@ func TestStatusCallsFromTraces(t *testing.T) {
 		t.Fatalf("calls in progress %+v", calls)
 	}
 }
+
+func TestTracedCallsFeedCallMetrics(t *testing.T) {
+	s := New(store.NewMemory(), nil, nil)
+	defer s.Close()
+	active := func() float64 { return value(t, callsActive.WithLabelValues(DirOutbound)) }
+	attempts := func() float64 { return value(t, callAttempts.WithLabelValues(DirOutbound)) }
+	a0, n0 := active(), attempts()
+	call := testCall("m1", time.Now(), "1001", "4687", false)
+	traceAll(s.Traces, call[:8]) // answered
+	if active()-a0 != 1 || attempts()-n0 != 1 {
+		t.Fatalf("during the call: active %+v, attempts %+v", active()-a0, attempts()-n0)
+	}
+	traceAll(s.Traces, call[8:]) // ACK, BYE, 200s
+	if active() != a0 || attempts()-n0 != 1 {
+		t.Fatalf("after the call: active %+v, attempts %+v", active()-a0, attempts()-n0)
+	}
+	// A call pushed out of the ring before it ended leaves the gauge too.
+	s.Traces.SetLimits(1, 0)
+	traceAll(s.Traces, testCall("m2", time.Now(), "1", "2", false)[:3])
+	traceAll(s.Traces, testCall("m3", time.Now(), "1", "2", false)[:3])
+	if got := active() - a0; got != 1 {
+		t.Fatalf("with m2 evicted and m3 ringing, %v calls active", got)
+	}
+	// Once the SIP layer reports calls, traces stop counting them.
+	s.Recorder.CallStarted(CallStart{ID: "r1", Direction: DirInbound})
+	traceAll(s.Traces, testCall("m4", time.Now(), "1", "2", false)[:3])
+	if got := attempts() - n0; got != 3 {
+		t.Fatalf("attempts %v, want 3 (m1, m2, m3)", got)
+	}
+}

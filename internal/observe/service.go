@@ -51,6 +51,7 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	s.Recorder = NewRecorder(st, s.Traces, log)
 	s.traceCDRs = make(chan struct{}, maxPendingTraceCDRs)
 	s.Traces.onEnd = s.recordTraceEnd
+	s.Traces.countCalls.Store(true)
 	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
 		if s.Recorder.reported.Load() {
 			return s.Recorder.Active(), nil

@@ -42,6 +42,9 @@ type Traces struct {
 	failedKeep time.Duration
 
 	total atomic.Int64 // bytes of SIP text held by all calls
+	// countCalls makes traced calls feed the call metrics (attempts, calls
+	// active) while the SIP layer does not report calls to the Recorder.
+	countCalls atomic.Bool
 
 	// onEnd, when set, is called (outside every lock) when a message ends a
 	// call: a final failure sent to the caller, or the first 200 to BYE.
@@ -69,6 +72,7 @@ type callTrace struct {
 	sum      CallSummary
 	aResult  bool // the result came from the caller's leg
 	removed  bool // evicted: late messages are not stored
+	counted  bool // counted in palisade_calls_active (until it ends or is evicted)
 }
 
 type tracedMsg struct {
@@ -141,7 +145,7 @@ func (t *Traces) TraceSIP(m SIPMessage) {
 	if ct == nil {
 		ct = t.create(m.CallID)
 	}
-	if ct.add(tracedMsg{SIPMessage: m, head: head}, &t.total) && t.onEnd != nil {
+	if ct.add(tracedMsg{SIPMessage: m, head: head}, t) && t.onEnd != nil {
 		t.onEnd(m.CallID)
 	}
 }
@@ -213,13 +217,13 @@ func (t *Traces) remove(id string) {
 		ct.mu.Lock()
 		ct.removed = true // a message still on its way must not count
 		t.total.Add(-int64(ct.bytes))
+		ct.uncount()
 		ct.mu.Unlock()
 	}
 }
 
-// add stores m and reports whether it ended the call; total is the bytes
-// held by all calls.
-func (ct *callTrace) add(m tracedMsg, total *atomic.Int64) (ended bool) {
+// add stores m and reports whether it ended the call.
+func (ct *callTrace) add(m tracedMsg, t *Traces) (ended bool) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if ct.removed {
@@ -227,11 +231,21 @@ func (ct *callTrace) add(m tracedMsg, total *atomic.Int64) (ended bool) {
 	}
 	s := &ct.sum
 	wasEnded := s.Ended
-	defer func() { ended = s.Ended && !wasEnded }()
-	if len(ct.msgs) == 0 {
+	defer func() {
+		ended = s.Ended && !wasEnded
+		if ended {
+			ct.uncount()
+		}
+	}()
+	if len(ct.msgs) == 0 && s.ID == "" {
 		s.ID, s.Start, s.Direction = ct.id, m.Time, directionOf(m.Leg)
 		ct.firstCID = m.head.CallID
 		s.From, s.To = m.head.FromUser, m.head.ToUser
+		if t.countCalls.Load() {
+			ct.counted = true
+			callAttempts.WithLabelValues(s.Direction).Inc()
+			callsActive.WithLabelValues(s.Direction).Inc()
+		}
 	}
 	if m.Time.After(s.Last) {
 		s.Last = m.Time
@@ -244,7 +258,7 @@ func (ct *callTrace) add(m tracedMsg, total *atomic.Int64) (ended bool) {
 	}
 	ct.result(m)
 	if len(ct.msgs) >= maxMessagesPerCall || ct.bytes+len(m.Raw) > maxBytesPerCall ||
-		total.Load()+int64(len(m.Raw)) > maxTraceBytes {
+		t.total.Load()+int64(len(m.Raw)) > maxTraceBytes {
 		ct.dropped++
 		s.Dropped = ct.dropped
 		traceDropped.Inc()
@@ -252,9 +266,18 @@ func (ct *callTrace) add(m tracedMsg, total *atomic.Int64) (ended bool) {
 	}
 	ct.msgs = append(ct.msgs, m)
 	ct.bytes += len(m.Raw)
-	total.Add(int64(len(m.Raw)))
+	t.total.Add(int64(len(m.Raw)))
 	s.Messages = len(ct.msgs)
 	return ended
+}
+
+// uncount takes an ended or evicted call out of the active calls. ct.mu
+// must be held.
+func (ct *callTrace) uncount() {
+	if ct.counted {
+		ct.counted = false
+		callsActive.WithLabelValues(ct.sum.Direction).Dec()
+	}
 }
 
 // result follows the call's outcome: the first final answer to INVITE the
@@ -301,6 +324,7 @@ func (t *Traces) End(id string, abnormal bool) {
 	}
 	ct.mu.Lock()
 	ct.sum.Ended = true
+	ct.uncount()
 	if abnormal {
 		ct.sum.Failed = true
 	}

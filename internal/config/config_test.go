@@ -337,8 +337,7 @@ func TestWarnings(t *testing.T) {
 	if len(w) != 2 || w[0].Path != "sip.listeners[2].require_client_cert" || w[1].Path != "peers[0].transport" {
 		t.Fatalf("TLS without trusted CAs: %v", w)
 	}
-	c.TLS.CACertificates = []string{"Root"}
-	c.Certificates.CA = []CACertificate{{Name: "Root"}}
+	c.Certificates.CA = []CACertificate{{Name: "Root"}} // [] in tls.ca_certificates = the whole CA store
 	if w := c.Warnings(); w != nil {
 		t.Fatalf("with a trusted CA: %v", w)
 	}

@@ -35,15 +35,16 @@ func (c *Config) Warnings() Errors {
 			add(fmt.Sprintf("sip.listeners[%d].require_client_cert", i), "has no effect on a %s listener", l.Transport)
 		}
 	}
-	noTrust := len(c.TLS.CACertificates) == 0 && !c.TLS.UseSystemRoots
+	// tls.ca_certificates [] means every CA of the CA store.
+	noTrust := len(c.TLS.CACertificates) == 0 && len(c.Certificates.CA) == 0 && !c.TLS.UseSystemRoots
 	for i, l := range c.SIP.Listeners {
 		if l.RequireClientCert && l.Transport == "tls" && noTrust {
-			add(fmt.Sprintf("sip.listeners[%d].require_client_cert", i), "no CA is trusted (tls.ca_certificates is empty), so no client certificate can be accepted")
+			add(fmt.Sprintf("sip.listeners[%d].require_client_cert", i), "no CA is trusted (the CA store, certificates.ca, is empty), so no client certificate can be accepted")
 		}
 	}
 	for i, p := range c.Peers {
 		if p.Transport == "tls" && noTrust {
-			add(fmt.Sprintf("peers[%d].transport", i), "tls, but no CA is trusted (tls.ca_certificates is empty): the peer's certificate cannot be verified")
+			add(fmt.Sprintf("peers[%d].transport", i), "tls, but no CA is trusted (the CA store, certificates.ca, is empty): the peer's certificate cannot be verified")
 		}
 	}
 	for i, p := range c.Peers {

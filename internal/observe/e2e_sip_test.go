@@ -107,6 +107,8 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	const calls = 3
 	invitesBefore := counter(t, "palisade_observe_sip_requests_total", "leg", "inside", "direction", "in", "method", "INVITE")
 	okBefore := counter(t, "palisade_observe_sip_responses_total", "leg", "outside", "direction", "in", "method", "INVITE", "code", "200")
+	answeredBefore := counter(t, "palisade_calls_total", "direction", "outbound", "result", "answered")
+	activeBefore := counter(t, "palisade_calls_active", "direction", "outbound")
 	var uasOut bytes.Buffer
 	if outside == "udp" {
 		uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort),
@@ -224,6 +226,13 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 		}
 	}
 
+	if got := counter(t, "palisade_calls_total", "direction", "outbound", "result", "answered") - answeredBefore; got != calls {
+		t.Errorf("answered outbound calls counted %v, want %d", got, calls)
+	}
+	if got := counter(t, "palisade_calls_active", "direction", "outbound"); got != activeBefore {
+		t.Errorf("%v outbound calls still active after the calls, %v before", got, activeBefore)
+	}
+
 	if tshark == "" {
 		t.Log("tshark missing (Debian package tshark): pcap not checked")
 		return
@@ -334,7 +343,7 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// counter reads one series of a counter from the default registry (0 when
+// counter reads one series of a counter or gauge from the default registry (0 when
 // it does not exist yet).
 func counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
@@ -356,6 +365,9 @@ func counter(t *testing.T, name string, labels ...string) float64 {
 				if have[labels[i]] != labels[i+1] {
 					continue next
 				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}

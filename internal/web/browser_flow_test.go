@@ -88,6 +88,12 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		waitText("#flash", "CA certificate imported"),
 		waitText("#ca-certs", "Palisade Test Root"),
 		waitText("#banner", "Changes have been made to the preliminary configuration, but have not been applied"),
+	)
+	run("import the root's CRL",
+		retry(chromedp.SetUploadFiles(chromedp.CSS(`#ca-certs .crl-form input[type="file"]`), []string{ca.crl(t, dir)})),
+		chromedp.Click(chromedp.CSS(`#ca-certs .crl-form button`)),
+		waitText("#flash", "CRL imported"),
+		waitText("#ca-certs", "0 revoked"),
 		sh.take("certificates"),
 	)
 

@@ -246,3 +246,19 @@ func retry(a chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
 		}
 	})
 }
+
+// crl returns a PEM CRL of the root revoking nothing.
+func (ca *testCA) crl(t *testing.T, dir string) string {
+	t.Helper()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(7 * 24 * time.Hour),
+	}, ca.root, ca.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "root.crl")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -67,6 +68,10 @@ func newTestUnitWith(t *testing.T, prepare func(env *admin.Env)) *testUnit {
 		t.Fatal(err)
 	}
 	cfg.Admin.PasswordHash = hash
+	// As a real unit does on first start: the "default" certificate.
+	if _, err := (&pki.Certs{Store: st}).New(ctx, cfg, "default", pki.NewOptions{Subject: pki.Subject{CN: "palisade.localdomain"}, SelfSigned: true}); err != nil {
+		t.Fatal(err)
+	}
 	if err := lifecycle.Bootstrap(ctx, st, cfg, "test"); err != nil {
 		t.Fatal(err)
 	}

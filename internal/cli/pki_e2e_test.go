@@ -182,17 +182,21 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	startE2EKamailio(t, ca, kTLS, kUDP, uasPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// call places n calls; limit bounds sipp (a refused TLS peer makes the
-	// call fail only when its INVITE transaction gives up).
-	call := func(n int, limit string) error {
-		uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-timeout", "30s", "-nostdin")
+	// call places n calls and reports whether sipp saw them succeed. A
+	// failing call is stopped after limit: when a TLS 1.3 peer refuses the
+	// unit's certificate after the handshake, the INVITE only fails when its
+	// transaction times out.
+	call := func(n int, limit time.Duration) error {
+		cctx, ccancel := context.WithTimeout(ctx, limit)
+		defer ccancel()
+		uas := exec.CommandContext(cctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-nostdin")
 		uas.Dir = work
 		if err := uas.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
-		uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
-			"-m", fmt.Sprint(n), "-d", "200", "-timeout", limit, "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
+		uac := exec.CommandContext(cctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
+			"-m", fmt.Sprint(n), "-d", "200", "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
 		uac.Dir = work
 		out, err := uac.CombinedOutput()
 		if err != nil {
@@ -200,7 +204,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 		}
 		return nil
 	}
-	if err := call(1, "20s"); err != nil {
+	if err := call(1, 40*time.Second); err != nil {
 		t.Fatalf("call over mutual TLS failed: %v\nunit log:\n%s", err, lastBytes(unit.log.String(), 3000))
 	}
 	kam := fmt.Sprintf("127.0.0.4:%d", kTLS)
@@ -232,7 +236,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"default"`)
 	mustCLI(t, dir, "config", "apply")
 	mustCLI(t, dir, "config", "confirm")
-	if err := call(1, "6s"); err == nil {
+	if err := call(1, 8*time.Second); err == nil {
 		t.Error("call succeeded with a client certificate Kamailio does not trust")
 	}
 	r = palisade(t, dir, "diagnose", "tls", kam, "--sni", "sbc.service.example")
@@ -246,7 +250,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	mustCLI(t, dir, "ca", "delete", "Service Root")
 	mustCLI(t, dir, "config", "apply")
 	mustCLI(t, dir, "config", "confirm")
-	if err := call(1, "6s"); err == nil {
+	if err := call(1, 8*time.Second); err == nil {
 		t.Error("call succeeded although the CA store lacks the service's CA")
 	}
 	r = palisade(t, dir, "diagnose", "tls", kam, "--sni", "sbc.service.example")

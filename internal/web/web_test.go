@@ -343,3 +343,21 @@ func TestLoginLockout(t *testing.T) {
 		t.Errorf("lockout not explained: %s", excerpt(body, "problem"))
 	}
 }
+
+func TestDiffPage(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	u.login(t, c)
+	richConfig(t, u)
+	body := html.UnescapeString(u.get(t, c, "/administration/diff?a=1&b=preliminary", http.StatusOK))
+	for _, want := range []string{"<code>routing.refer.user_agents[0]</code>", "+++ preliminary", "pstnhub"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("diff page lacks %q", want)
+		}
+	}
+	body = u.get(t, c, "/administration", http.StatusOK)
+	if !strings.Contains(body, "Changes not yet applied") || !strings.Contains(body, `id="diff-form"`) {
+		t.Error("administration page lacks the pending changes or the compare form")
+	}
+	u.get(t, c, "/administration/diff?a=nonsense", http.StatusOK)
+}

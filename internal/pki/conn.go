@@ -46,7 +46,8 @@ type tlsListener struct {
 	conns chan *tls.Conn
 	done  chan struct{}
 	once  sync.Once
-	err   error
+	mu    sync.Mutex
+	err   error // why the accept loop ended, when not closed by Close
 }
 
 func (tl *tlsListener) acceptLoop() {
@@ -57,7 +58,9 @@ func (tl *tlsListener) acceptLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			tl.mu.Lock()
 			tl.err = err
+			tl.mu.Unlock()
 			tl.Close()
 			return
 		}
@@ -87,7 +90,9 @@ func (tl *tlsListener) Accept() (net.Conn, error) {
 	case c := <-tl.conns:
 		return c, nil
 	case <-tl.done:
-		if tl.err != nil {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		if tl.err != nil && !errors.Is(tl.err, net.ErrClosed) {
 			return nil, tl.err
 		}
 		return nil, net.ErrClosed

@@ -3,8 +3,6 @@ package registrar
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -14,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -139,64 +134,20 @@ func TestBaresipCallsThroughUnit(t *testing.T) {
 	if _, err := exec.LookPath("baresip"); err != nil {
 		t.Skip("install Debian package baresip-core")
 	}
-	// the trunk
-	tua, err := sipgo.NewUA(sipgo.WithUserAgent("trunk"), sipgo.WithUserAgentHostname("127.0.0.3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tua.Close() })
-	tsrv, _ := sipgo.NewServer(tua)
-	tconn, err := net.ListenPacket("udp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tconn.Close() })
-	tcli, err := sipgo.NewClient(tua, sipgo.WithClientHostname("127.0.0.3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tport := tconn.LocalAddr().(*net.UDPAddr).Port
-	ds := sipgo.NewDialogServerCache(tcli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: tport}})
-	invites, byes := make(chan *sip.Request, 4), make(chan *sip.Request, 4)
-	tsrv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		s, err := ds.ReadInvite(req, tx)
-		if err != nil {
-			return
-		}
-		invites <- req
-		_ = s.RespondSDP(sdp("127.0.0.3", 6000))
-		<-s.Context().Done()
-	})
-	tsrv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = ds.ReadAck(req, tx) })
-	tsrv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { byes <- req; _ = ds.ReadBye(req, tx) })
-	go tsrv.ServeUDP(tconn)
-	waitServed(tua, tconn)
-
+	tr := newAnswerer(t, "127.0.0.3", "trunk")
 	// the unit: registrar + B2BUA, the dial plan sends 4711 to the trunk
-	cfg := testConfig()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
-	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
-	cfg.Peers = []config.Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Address: tconn.LocalAddr().String(), Transport: "udp"}}
+	cfg := unitConfig()
+	cfg.Peers = []config.Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Address: tr.conn.LocalAddr().String(), Transport: "udp"}}
 	cfg.DialPlan.Rules = []config.DialRule{{Name: "out", Head: "4711", ForwardTo: []config.Forward{{Peer: "itsp"}}}}
-	r := New(store.NewMemory(), nil)
-	t.Cleanup(func() { r.Close() })
-	unit := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registrar: r})
-	t.Cleanup(func() { unit.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	if err := r.Apply(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := unit.Apply(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	r, unit := startUnit(t, ctx, cfg)
 
 	b := startBaresip(t, unit.ListenAddr("inside", "udp").String(), 20)
 	b.waitRegistered(t, r)
 	b.command(t, "/dial sip:4711@example.com")
 	select {
-	case req := <-invites:
+	case req := <-tr.invites:
 		if req.Recipient.User != "4711" || req.Source() != unit.ListenAddr("outside", "udp").String() {
 			t.Fatalf("INVITE at the trunk: %s from %s", req.Recipient.String(), req.Source())
 		}
@@ -213,7 +164,7 @@ func TestBaresipCallsThroughUnit(t *testing.T) {
 	}
 	b.command(t, "/hangup")
 	select {
-	case <-byes:
+	case <-tr.byes:
 	case <-ctx.Done():
 		t.Fatalf("no BYE reached the trunk; baresip:\n%s", b.out.String())
 	}

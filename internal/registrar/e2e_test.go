@@ -21,16 +21,19 @@ func sdp(ip string, port int) []byte {
 	return fmt.Appendf(nil, "v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", ip, ip, port)
 }
 
-// TestCallToRegisteredPhone: a phone registers through the unit, and a
-// call from the trunk for its user reaches it through the B2BUA by the
-// registrar routing step.
-func TestCallToRegisteredPhone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// unitConfig is testConfig with an inside (127.0.0.1) and an outside
+// (127.0.0.2) interface, each with a UDP listener on a free port.
+func unitConfig() *config.Config {
 	cfg := testConfig()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
 	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
 	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
+	return cfg
+}
+
+// startUnit runs a registrar and a B2BUA that uses it, on cfg.
+func startUnit(t *testing.T, ctx context.Context, cfg *config.Config) (*Registrar, *b2bua.Service) {
+	t.Helper()
 	r := New(store.NewMemory(), nil)
 	t.Cleanup(func() { r.Close() })
 	unit := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registrar: r})
@@ -41,10 +44,23 @@ func TestCallToRegisteredPhone(t *testing.T) {
 	if err := unit.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
+	return r, unit
+}
 
-	// The phone: a sipgo UA on 127.0.0.1 that registers and answers calls
-	// on one socket.
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-alice"), sipgo.WithUserAgentHostname("127.0.0.1"))
+// answerer is a sipgo UA on one UDP socket that answers every INVITE with
+// SDP and reports the INVITEs and BYEs it gets.
+type answerer struct {
+	ua      *sipgo.UserAgent
+	cli     *sipgo.Client
+	conn    net.PacketConn
+	port    int
+	invites chan *sip.Request
+	byes    chan *sip.Request
+}
+
+func newAnswerer(t *testing.T, ip, user string) *answerer {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("answerer-"+user), sipgo.WithUserAgentHostname(ip))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,67 +69,65 @@ func TestCallToRegisteredPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	conn, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
+	a := &answerer{ua: ua, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port,
+		invites: make(chan *sip.Request, 4), byes: make(chan *sip.Request, 4)}
+	a.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(a.port),
 		sipgo.WithClientConnectionAddr(conn.LocalAddr().String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "127.0.0.1", Port: port}}
-	ds := sipgo.NewDialogServerCache(cli, contact)
-	invites := make(chan *sip.Request, 1)
+	ds := sipgo.NewDialogServerCache(a.cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: ip, Port: a.port}})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		s, err := ds.ReadInvite(req, tx)
 		if err != nil {
 			return
 		}
-		invites <- req
-		_ = s.RespondSDP(sdp("127.0.0.1", 4000))
+		a.invites <- req
+		_ = s.RespondSDP(sdp(ip, 4000))
 		<-s.Context().Done()
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = ds.ReadAck(req, tx) })
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = ds.ReadBye(req, tx) })
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { a.byes <- req; _ = ds.ReadBye(req, tx) })
 	go srv.ServeUDP(conn)
-	waitServed(ua, conn)
+	// The client sends from the served socket once sipgo has it in its
+	// pool; before that it would try to bind the address again.
+	for i := 0; i < 1000; i++ {
+		if c, _ := ua.TransportLayer().GetConnection("udp", conn.LocalAddr().String()); c != nil {
+			c.TryClose()
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return a
+}
 
-	// The phone registers through the unit's inside listener.
-	p := &phone{t: t, cli: cli, srv: unit.ListenAddr("inside", "udp").String(), user: "alice", pw: "wonderland", domain: "example.com", port: port,
-		callID: "e2e-register-alice", cseq: 1, auth: digest.NewClient()}
+// TestCallToRegisteredPhone: a phone registers through the unit, and a
+// call from the trunk for its user reaches it through the B2BUA by the
+// registrar routing step.
+func TestCallToRegisteredPhone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, unit := startUnit(t, ctx, unitConfig())
+
+	ph := newAnswerer(t, "127.0.0.1", "alice")
+	p := &phone{t: t, cli: ph.cli, srv: unit.ListenAddr("inside", "udp").String(), user: "alice", pw: "wonderland",
+		domain: "example.com", port: ph.port, callID: "e2e-register-alice", cseq: 1, auth: digest.NewClient()}
 	if res := p.register([]string{p.contact("")}, "60"); res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %d", res.StatusCode)
 	}
-	if regs := r.Registrations(); len(regs) != 1 || regs[0].Interface != "inside" || regs[0].Source != conn.LocalAddr().String() ||
+	if regs := r.Registrations(); len(regs) != 1 || regs[0].Interface != "inside" || regs[0].Source != ph.conn.LocalAddr().String() ||
 		regs[0].Transport != "udp" {
 		t.Fatalf("binding made through the unit: %+v", regs)
 	}
 
 	// The trunk calls alice at the unit's outside address.
-	tua, err := sipgo.NewUA(sipgo.WithUserAgent("trunk"), sipgo.WithUserAgentHostname("127.0.0.3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tua.Close() })
-	tconn, err := net.ListenPacket("udp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tconn.Close() })
-	tsrv, _ := sipgo.NewServer(tua)
-	go tsrv.ServeUDP(tconn)
-	waitServed(tua, tconn)
-	tport := tconn.LocalAddr().(*net.UDPAddr).Port
-	tcli, err := sipgo.NewClient(tua, sipgo.WithClientHostname("127.0.0.3"), sipgo.WithClientPort(tport),
-		sipgo.WithClientConnectionAddr(tconn.LocalAddr().String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := sipgo.NewDialogClientCache(tcli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: tport}})
-	tsrv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = dc.ReadBye(req, tx) })
+	tr := newAnswerer(t, "127.0.0.3", "trunk")
+	dc := sipgo.NewDialogClientCache(tr.cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: tr.port}})
 	out := unit.ListenAddr("outside", "udp")
 	sess, err := dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "alice", Host: out.Addr().String(), Port: int(out.Port())},
 		sdp("127.0.0.3", 6000), sip.NewHeader("Content-Type", "application/sdp"))
@@ -127,8 +141,8 @@ func TestCallToRegisteredPhone(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case req := <-invites:
-		if req.Recipient.User != "alice" || req.Recipient.Port != port || req.Source() != unit.ListenAddr("inside", "udp").String() {
+	case req := <-ph.invites:
+		if req.Recipient.User != "alice" || req.Recipient.Port != ph.port || req.Source() != unit.ListenAddr("inside", "udp").String() {
 			t.Fatalf("INVITE at the phone: %s from %s", req.Recipient.String(), req.Source())
 		}
 	case <-ctx.Done():
@@ -137,16 +151,9 @@ func TestCallToRegisteredPhone(t *testing.T) {
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitServed waits until sipgo has the served socket in its pool, so that
-// a client sending from the same address uses it instead of binding again.
-func waitServed(ua *sipgo.UserAgent, conn net.PacketConn) {
-	for i := 0; i < 1000; i++ {
-		if c, _ := ua.TransportLayer().GetConnection("udp", conn.LocalAddr().String()); c != nil {
-			c.TryClose()
-			return
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-ph.byes:
+	case <-ctx.Done():
+		t.Fatal("the phone got no BYE")
 	}
 }

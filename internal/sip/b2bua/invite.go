@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,9 +105,15 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 			c.end("canceled")
 			return
 		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		targets, err := c.rt.resolver.Resolve(rctx, h)
-		cancel()
+		var targets []routing.Target
+		var err error
+		if _, ipErr := netip.ParseAddr(strings.Trim(h.Host, "[]")); ipErr == nil {
+			targets, err = c.rt.resolver.Resolve(ctx, h) // no DNS: no deadline needed
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			targets, err = c.rt.resolver.Resolve(rctx, h)
+			cancel()
+		}
 		if err != nil || len(targets) == 0 {
 			lastErr = errStatus(503, "Service Unavailable")
 			c.logger().Info("no targets for hop", "host", h.Host, "err", err)

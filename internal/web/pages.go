@@ -112,6 +112,7 @@ func saveAccess(f *form, c *config.Config) {
 	c.Unit.Topology = f.str("topology")
 	c.Admin.Listen = f.str("listen")
 	c.Admin.SessionTimeout = f.dur("session_timeout", "admin.session_timeout")
+	c.Admin.Certificate = f.str("admin_certificate")
 	c.Admin.AllowedNetworks = []string{}
 	for _, row := range f.rows("nets", "cidr") {
 		c.Admin.AllowedNetworks = append(c.Admin.AllowedNetworks, row["cidr"])

@@ -10,6 +10,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/registrar"
+	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
@@ -51,6 +52,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	} else {
 		engine, relay = r, r
 	}
+	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg})
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
@@ -59,7 +61,14 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		obs,   // traces, call records, log level
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
 		reg,   // local registrar, before the B2BUA that routes to its bindings
-		b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg}),
+		sipSvc,
+	}
+	// SIP accounts (registration at trunks) run once the SIP layer can send
+	// requests for them (implements accounts.Sender).
+	if snd, ok := any(sipSvc).(accounts.Sender); ok {
+		acc := accounts.New(snd, d.Log)
+		obs.Sources.Register(reg.StatusSource(acc.Registrations))
+		subs = append(subs, acc)
 	}
 	// The admin listener goes last: it moves to a new admin.listen only once
 	// everything else has taken the configuration.

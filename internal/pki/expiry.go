@@ -29,8 +29,8 @@ func expiryText(name string, notAfter time.Time, days int) string {
 }
 
 // Expiries lists every certificate named by cfg (private entries with a
-// certificate, and CA entries) with its days left, soonest first is not
-// promised: the order is the configuration's.
+// certificate, and CA entries) with its days left, in the configuration's
+// order.
 func (c *Certs) Expiries(ctx context.Context, cfg *config.Config) []Expiry {
 	now := c.now()
 	var out []Expiry

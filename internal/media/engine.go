@@ -24,7 +24,10 @@ func (s Side) Other() Side { return 1 - s }
 type Leg struct {
 	Interface  string     // interface name from the configuration
 	Bind       netip.Addr // local address to bind relay ports on
-	Advertised netip.Addr // address written into SDP (Bind when unset)
+	// Advertised is the address written into SDP. When unset, or equal to
+	// Bind, the interface's advertised_address is used, else Bind. An
+	// unset Bind is the interface's address.
+	Advertised netip.Addr
 }
 
 // Errors the SIP layer maps to responses.

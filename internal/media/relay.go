@@ -199,8 +199,12 @@ func (rc *relayConf) resolve(l Leg) (Leg, error) {
 	if !l.Bind.IsValid() {
 		return l, fmt.Errorf("media: leg on interface %q has no address to bind", l.Interface)
 	}
-	if !l.Advertised.IsValid() && ok && ifc.AdvertisedAddress != "" {
-		l.Advertised, _ = netip.ParseAddr(ifc.AdvertisedAddress)
+	// The interface's advertised_address (NAT in front of the unit) wins
+	// over an Advertised that merely repeats the bind address.
+	if (!l.Advertised.IsValid() || l.Advertised == l.Bind) && ok && ifc.AdvertisedAddress != "" {
+		if a, err := netip.ParseAddr(ifc.AdvertisedAddress); err == nil {
+			l.Advertised = a
+		}
 	}
 	if !l.Advertised.IsValid() {
 		l.Advertised = l.Bind

@@ -538,3 +538,26 @@ func TestApplyAfterClose(t *testing.T) {
 	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
 	exchange(t, pbx, ext, "reopened")
 }
+
+// With advertised_address set on the interface, the SDP carries it even
+// when the SIP layer passes the bind address as Advertised.
+func TestAdvertisedAddressFromInterface(t *testing.T) {
+	cfg := testConfig(t, 20)
+	cfg.Network.Interfaces[1].AdvertisedAddress = "203.0.113.9"
+	r := newTestRelay(t, cfg)
+	cl, err := r.NewCall(t.Name(), Leg{Interface: "inside", Bind: lo, Advertised: lo}, Leg{Interface: "outside", Bind: lo, Advertised: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	out, err := cl.Offer(SideA, newEndpoint(t).sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "c=IN IP4 203.0.113.9") || !strings.Contains(string(out), "IN IP4 203.0.113.9\r\nt=") {
+		t.Fatalf("outside SDP does not carry the advertised address:\n%s", out)
+	}
+	if l := cl.Stats().Legs[SideA]; l.Local.Addr() != lo {
+		t.Fatalf("inside leg advertises %v", l.Local)
+	}
+}

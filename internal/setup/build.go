@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -89,6 +90,9 @@ func Build(a Answers) (*config.Config, error) {
 		// A per-interface SRTP requirement would also bind the PBX, which
 		// shares the interface; the default policy decides instead.
 		cfg.Media.Policies = []config.MediaPolicy{}
+		if cfg, err = renameInterfaceRefs(cfg, "lan", "sip.restricted_interfaces"); err != nil {
+			return nil, err
+		}
 	}
 
 	toITSP := config.DialRule{Name: "pbx-to-itsp", Source: PBXPeer, Prefix: a.ITSPPrefix,
@@ -133,4 +137,26 @@ func ensureListener(cfg *config.Config, l config.Listener) {
 		l.Certificate = ""
 	}
 	cfg.SIP.Listeners = append(cfg.SIP.Listeners, l)
+}
+
+// renameInterfaceRefs points lists of interface names at the one interface
+// of a one-armed unit. It goes by path, so that lists other sections add to
+// the defaults (e.g. the interfaces where only peers may start calls) follow
+// without setup knowing their Go fields; a path the document lacks is skipped.
+func renameInterfaceRefs(cfg *config.Config, to string, paths ...string) (*config.Config, error) {
+	for _, p := range paths {
+		raw, err := config.Get(cfg, p)
+		if err != nil {
+			continue
+		}
+		var names []string
+		if json.Unmarshal(raw, &names) != nil || len(names) == 0 {
+			continue
+		}
+		b, _ := json.Marshal([]string{to})
+		if cfg, err = config.Set(cfg, p, b); err != nil {
+			return nil, fmt.Errorf("one-armed %s: %w", p, err)
+		}
+	}
+	return cfg, nil
 }

@@ -22,8 +22,8 @@ func (s Side) Other() Side { return 1 - s }
 // Leg describes where one leg's media goes: the interface it uses and the
 // local address the relay binds and advertises there.
 type Leg struct {
-	Interface  string     // interface name from the configuration
-	Bind       netip.Addr // local address to bind relay ports on
+	Interface string     // interface name from the configuration
+	Bind      netip.Addr // local address to bind relay ports on
 	// Advertised is the address written into SDP. When unset, or equal to
 	// Bind, the interface's advertised_address is used, else Bind. An
 	// unset Bind is the interface's address.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,22 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		c.Inc()
 	} else {
 		methodCounters["other"].Inc()
+	}
+	if g := s.deps.Guard; g != nil { // access control, source limits, overload (internal/guard)
+		peer := ""
+		if ap, err := netip.ParseAddrPort(req.Source()); err == nil && rt.table != nil {
+			if peer = rt.table.SourcePeer(ap.Addr()); peer == "" {
+				peer = s.peers.sourcePeer(ap.Addr())
+			}
+		}
+		if v := g.Check(guard.SIPRequest(req, ep.name, peer, s.calls.count())); v.Action != guard.Allow {
+			if v.Action == guard.Reject && !req.IsAck() {
+				s.respond(ep, tx, v.Response(req), "")
+			} else {
+				tx.Terminate()
+			}
+			return
+		}
 	}
 	if req.IsAck() {
 		tx.Terminate() // sipgo made a transaction for the 2xx ACK; it has none

@@ -20,6 +20,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
@@ -37,6 +38,8 @@ type Deps struct {
 	TLS pki.Provider
 	// Registrar is the local registrar lookup; nil until it exists.
 	Registrar routing.RegistrarLookup
+	// Guard filters requests before anything else looks at them; nil = none.
+	Guard *guard.Guard
 }
 
 // Service is the SIP subsystem (a unit.Subsystem).

@@ -65,6 +65,9 @@ func Run(ctx context.Context, env Env, args []string) error {
 		}
 		return err
 	}
+	if err := CheckPassword(a.AdminPassword); err != nil {
+		fmt.Fprintf(env.Stdout, "warning: --admin-password: %v; the unit accepts it, but choose a longer one\n", err)
+	}
 	cfg, err := Build(a)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -52,7 +53,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	} else {
 		engine, relay = r, r
 	}
-	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg})
+	gd := guard.New(nil, d.Log)
+	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd})
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
@@ -61,6 +63,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		obs,   // traces, call records, log level
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
 		reg,   // local registrar, before the B2BUA that routes to its bindings
+		gd,    // SIP access control and overload guard, consulted by the B2BUA
 		sipSvc,
 	}
 	// SIP accounts (registration at trunks) run once the SIP layer can send

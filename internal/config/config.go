@@ -70,6 +70,16 @@ type SIP struct {
 	// NoAnswerTimeout is how long a forwarded INVITE may go unanswered
 	// before the next dial plan row is tried.
 	NoAnswerTimeout Duration `json:"no_answer_timeout"`
+	// Access control and overload limits (internal/guard, docs/security.md).
+	// UnknownSource: what a restricted interface does with dialog-creating
+	// requests from sources that are no configured peer: "reject" (403),
+	// "drop" (no answer) or "accept"; "" = "reject".
+	UnknownSource        string   `json:"unknown_source"`
+	RestrictedInterfaces []string `json:"restricted_interfaces"` // interfaces where only peers may start dialogs
+	MaxCalls             int      `json:"max_calls"`             // concurrent calls; 0 = no limit
+	MaxCallRate          int      `json:"max_call_rate"`         // new calls per second; 0 = no limit
+	SourceRateLimit      int      `json:"source_rate_limit"`     // requests per second per non-peer source; 0 = no limit
+	SourceBlockTime      Duration `json:"source_block_time"`     // how long a source over its limit is ignored
 }
 
 // Listener is one SIP socket on an interface.

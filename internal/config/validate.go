@@ -13,6 +13,8 @@ import (
 var (
 	Topologies        = []string{"standalone", "one-armed"}
 	ListenerTransport = []string{"udp", "tcp", "tls"}
+	// UnknownSources are the answers to dialogs from sources that are no peer.
+	UnknownSources = []string{"reject", "drop", "accept"}
 	// PeerTransports adds "any": the transport is chosen by RFC 3263 (for a
 	// domain) or is UDP (for an address).
 	PeerTransports    = []string{"udp", "tcp", "tls", "any"}
@@ -411,6 +413,21 @@ func (v *validator) sip() {
 		v.add("sip.max_forwards", "%d is outside 1-255", s.MaxForwards)
 	}
 	v.duration("sip.no_answer_timeout", s.NoAnswerTimeout)
+	if s.UnknownSource != "" {
+		v.enum("sip.unknown_source", s.UnknownSource, UnknownSources)
+	}
+	for i, n := range s.RestrictedInterfaces {
+		v.ref(fmt.Sprintf("sip.restricted_interfaces[%d]", i), n, v.interfaces, "network.interfaces")
+	}
+	for _, f := range []struct {
+		path string
+		n    int
+	}{{"sip.max_calls", s.MaxCalls}, {"sip.max_call_rate", s.MaxCallRate}, {"sip.source_rate_limit", s.SourceRateLimit}} {
+		if f.n < 0 {
+			v.add(f.path, "%d is negative; use 0 for no limit", f.n)
+		}
+	}
+	v.duration("sip.source_block_time", s.SourceBlockTime)
 }
 
 func tlsVersionIndex(s string) int {

@@ -1,0 +1,103 @@
+package guard
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// CPU overload: the process's own CPU time (utime+stime from
+// /proc/self/stat) as a share of the cores it may use. Above cpuHigh on two
+// samples in a row new calls are refused; below cpuLow they are accepted
+// again. The gap avoids flapping; refusing new calls early keeps the cores
+// for the calls in progress (their media and in-dialog requests).
+const (
+	cpuSampleEvery = 500 * time.Millisecond
+	cpuHigh        = 0.90
+	cpuLow         = 0.75
+	clockTicks     = 100 // USER_HZ on Linux
+)
+
+type cpuMonitor struct {
+	overloaded atomic.Bool
+	lastShare  atomic.Uint64 // float64 bits
+	prevTicks  uint64
+	prevAt     time.Time
+	highRuns   int
+}
+
+func (c *cpuMonitor) init() { c.prevTicks, c.prevAt = procTicks(), time.Now() }
+
+func (c *cpuMonitor) last() float64 { return math.Float64frombits(c.lastShare.Load()) }
+
+// sample takes one measurement; changed reports a switch of the overload
+// state (on = the new state).
+func (c *cpuMonitor) sample() (on, changed bool) {
+	ticks, now := procTicks(), time.Now()
+	dt := now.Sub(c.prevAt).Seconds()
+	if ticks == 0 || dt <= 0 {
+		return c.overloaded.Load(), false
+	}
+	share := float64(ticks-c.prevTicks) / clockTicks / dt / float64(runtime.GOMAXPROCS(0))
+	c.prevTicks, c.prevAt = ticks, now
+	c.lastShare.Store(math.Float64bits(share))
+	cpuShare.Set(share)
+	return c.decide(share)
+}
+
+// decide applies the hysteresis to one measured share.
+func (c *cpuMonitor) decide(share float64) (on, changed bool) {
+	was := c.overloaded.Load()
+	switch {
+	case share >= cpuHigh:
+		c.highRuns++
+		if c.highRuns >= 2 && !was {
+			c.overloaded.Store(true)
+			cpuOverloaded.Set(1)
+			return true, true
+		}
+	case share < cpuLow:
+		c.highRuns = 0
+		if was {
+			c.overloaded.Store(false)
+			cpuOverloaded.Set(0)
+			return false, true
+		}
+	default:
+		c.highRuns = 0
+	}
+	return was, false
+}
+
+// procTicks is utime+stime of this process in clock ticks; 0 if unknown.
+func procTicks() uint64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	return parseStatTicks(b)
+}
+
+// parseStatTicks reads fields 14 and 15 of a /proc/PID/stat line. The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStatTicks(b []byte) uint64 {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseUint(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseUint(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return u + s
+}

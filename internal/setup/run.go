@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/palisade-sbc/palisade/internal/admin"
 )
 
 // Env is what Run needs from the command line around it.
@@ -73,14 +78,24 @@ func Run(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if o.Upload != "" {
-		pw := o.UploadPassword
-		if pw == "" {
-			pw = os.Getenv("PALISADE_PASSWORD")
+		// The running unit's password: the one given for it, else the new
+		// one (a unit set up before), else the generated one in its data
+		// directory (a unit on its first start).
+		var pws []string
+		for _, p := range []string{o.UploadPassword, os.Getenv("PALISADE_PASSWORD"), a.AdminPassword, readTrim(filepath.Join(o.Data, initialPasswordFile))} {
+			if p != "" && !slices.Contains(pws, p) {
+				pws = append(pws, p)
+			}
 		}
-		if pw == "" {
-			pw = a.AdminPassword
+		ca := env.CA
+		if ca == "" && !o.Insecure {
+			// A unit on this machine leaves its admin certificate in its
+			// data directory.
+			if _, err := os.Stat(filepath.Join(o.Data, admin.CertFile)); err == nil {
+				ca = filepath.Join(o.Data, admin.CertFile)
+			}
 		}
-		if err := Upload(ctx, o.Upload, pw, env.CA, o.Insecure, cfg, a, env.Stdout); err != nil {
+		if err := Upload(ctx, o.Upload, pws, ca, o.Insecure, cfg, a, env.Stdout); err != nil {
 			return err
 		}
 	} else {
@@ -97,6 +112,18 @@ func Run(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "Wrote the backup file %s.\n", o.Backup)
 	}
 	return nil
+}
+
+// initialPasswordFile is where a unit's first start writes its generated
+// admin password (cli.PasswordFile).
+const initialPasswordFile = "initial-admin-password"
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Usage is the synopsis shown by the CLI.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,7 +128,7 @@ func (u *uploader) call(ctx context.Context, method, path string, hdr map[string
 // put cfg as preliminary (keeping the unit's admin listener, access list and
 // certificate entries, so the session survives and no key is orphaned),
 // apply it and confirm it.
-func Upload(ctx context.Context, base, password, caFile string, insecure bool, cfg *config.Config, a Answers, log io.Writer) error {
+func Upload(ctx context.Context, base string, passwords []string, caFile string, insecure bool, cfg *config.Config, a Answers, log io.Writer) error {
 	u, err := newUploader(base, caFile, insecure, log)
 	if err != nil {
 		return err
@@ -135,7 +136,20 @@ func Upload(ctx context.Context, base, password, caFile string, insecure bool, c
 	var login struct {
 		CSRF string `json:"csrf_token"`
 	}
-	if _, err := u.call(ctx, "POST", "/api/v1/login", nil, map[string]string{"password": password}, &login); err != nil {
+	if len(passwords) == 0 {
+		return errors.New("no password to log in to the unit with (--upload-password)")
+	}
+	for i, pw := range passwords {
+		_, err = u.call(ctx, "POST", "/api/v1/login", nil, map[string]string{"password": pw}, &login)
+		var ae *apiError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || i == len(passwords)-1 {
+			break
+		}
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "certificate") && !insecure {
+			err = fmt.Errorf("%w (a new unit's certificate is self-signed: pass --ca DATA/admin.crt or --insecure)", err)
+		}
 		return fmt.Errorf("log in to %s: %w", base, err)
 	}
 	u.csrf = login.CSRF

@@ -285,9 +285,14 @@ func TestUpload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong password: %v", err)
 	}
+	// The unit's generated password is found in its data directory.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "initial-admin-password"), []byte("unit-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
-	if err := Run(ctx, Env{Stdin: strings.NewReader(""), Stdout: &out, Insecure: true},
-		fullFlags("--upload", srv.URL, "--upload-password", "unit-password", "--certificate", "sbc")); err != nil {
+	if err := Run(ctx, Env{Stdin: strings.NewReader(""), Stdout: &out, Insecure: true, Data: dir},
+		fullFlags("--upload", srv.URL, "--certificate", "sbc")); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "saved as version 2") {

@@ -189,7 +189,9 @@ func (s *server) loadWhich(r *http.Request, which string) (*config.Config, error
 func pageOf(p string) string {
 	prefixes := []struct{ prefix, page string }{
 		{"unit", "/basic/access"}, {"admin", "/basic/access"}, {"network", "/network"},
-		{"sip.listeners", "/sip/signalling"}, {"sip.allowed_methods", "/traffic/methods"}, {"sip", "/sip/interop"},
+		{"sip.listeners", "/sip/signalling"}, {"sip.allowed_methods", "/traffic/methods"},
+		{"sip.unknown_source", "/traffic/access"}, {"sip.restricted_interfaces", "/traffic/access"}, {"sip.max_call", "/traffic/access"},
+		{"sip.source_", "/traffic/access"}, {"sip", "/sip/interop"},
 		{"tls.allow_wildcard", "/sip/interop"}, {"tls", "/sip/signalling"}, {"certificates", "/basic/certificates"},
 		{"media", "/sip/media"}, {"routing", "/traffic/routing"}, {"peers", "/traffic/accounts"},
 		{"dial_plan", "/traffic/dialplan"}, {"registrar", "/traffic/registrar"}, {"observe", "/tools/settings"},

@@ -28,6 +28,7 @@ var configPages = []configPage{
 	{Path: "/sip/media", Tmpl: "media", save: saveMedia},
 	{Path: "/sip/interop", Tmpl: "interop", save: saveInterop},
 	{Path: "/traffic/methods", Tmpl: "methods", save: saveMethods},
+	{Path: "/traffic/access", Tmpl: "sipaccess", save: saveSIPAccess},
 	{Path: "/traffic/registrar", Tmpl: "registrar", save: saveRegistrar},
 	{Path: "/traffic/accounts", Tmpl: "accounts", save: saveAccounts},
 	{Path: "/traffic/dialplan", Tmpl: "dialplan", save: saveDialPlan},
@@ -226,4 +227,13 @@ func saveObserve(f *form, c *config.Config) {
 	o.TraceFailedKeep = f.dur("trace_failed_keep", "observe.trace_failed_keep")
 	o.CDRRetention = f.dur("cdr_retention", "observe.cdr_retention")
 	o.LogLevel = f.str("log_level")
+}
+
+func saveSIPAccess(f *form, c *config.Config) {
+	c.SIP.UnknownSource = f.str("unknown_source")
+	c.SIP.RestrictedInterfaces = append([]string{}, f.r.PostForm["restricted_interfaces"]...)
+	c.SIP.MaxCalls = f.int("max_calls", "sip.max_calls")
+	c.SIP.MaxCallRate = f.int("max_call_rate", "sip.max_call_rate")
+	c.SIP.SourceRateLimit = f.int("source_rate_limit", "sip.source_rate_limit")
+	c.SIP.SourceBlockTime = f.dur("source_block_time", "sip.source_block_time")
 }

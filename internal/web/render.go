@@ -32,7 +32,7 @@ var nav = []navTab{
 	{"Basic Configuration", []navSub{{"Access Control", "/basic/access"}, {"Certificates", "/basic/certificates"}}},
 	{"Network", []navSub{{"Interfaces", "/network"}}},
 	{"SIP Services", []navSub{{"Signalling Encryption", "/sip/signalling"}, {"Media Encryption", "/sip/media"}, {"Interoperability", "/sip/interop"}}},
-	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Local Registrar", "/traffic/registrar"},
+	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Access and Limits", "/traffic/access"}, {"Local Registrar", "/traffic/registrar"},
 		{"SIP Accounts", "/traffic/accounts"}, {"Dial Plan", "/traffic/dialplan"}, {"Routing", "/traffic/routing"}}},
 	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"},
 		{"TLS Diagnosis", "/tools/diagnose"}, {"Settings", "/tools/settings"}}},

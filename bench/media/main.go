@@ -46,6 +46,7 @@ func main() {
 	portMax := flag.Int("port-max", 29999, "relay port range end")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
 	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
+	procs := flag.Int("relay-gomaxprocs", 0, "GOMAXPROCS of the relay process (0: Go's default, one per CPU); the relay runs one worker per P")
 	flag.Parse()
 	if *role == "relay" {
 		if *profile != "" {
@@ -65,7 +66,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000, 20 <= size <= 1400")
 		os.Exit(2)
 	}
-	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs, *profile); err != nil {
+	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs, *profile, *procs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-media:", err)
 		os.Exit(1)
 	}
@@ -77,7 +78,7 @@ type relayProc struct {
 	control string
 }
 
-func startRelay(portMin, portMax int, cpus, profile string) (*relayProc, error) {
+func startRelay(portMin, portMax int, cpus, profile string, procs int) (*relayProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -88,6 +89,9 @@ func startRelay(portMin, portMax int, cpus, profile string) (*relayProc, error) 
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
 	}
 	cmd.Stderr = os.Stderr
+	if procs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -193,8 +197,8 @@ func ctxFor(k []byte) (*srtp.Context, error) {
 	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
 }
 
-func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus, profile string) error {
-	rp, err := startRelay(portMin, portMax, cpus, profile)
+func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus, profile string, procs int) error {
+	rp, err := startRelay(portMin, portMax, cpus, profile, procs)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +81,7 @@ func (s *server) adminView(r *http.Request) *view {
 		run, err2 := s.env.Config.Running(ctx)
 		if err1 == nil && err2 == nil {
 			d.Changes, _ = config.Diff(run, pre)
+			d.Changes = redactChanges(d.Changes)
 		}
 	}
 	if v.State.PendingConfirm {
@@ -161,7 +164,9 @@ func (s *server) diffPage(w http.ResponseWriter, r *http.Request) {
 		v.Problem = err.Error()
 	} else {
 		d.Changes, _ = config.Diff(a, b)
+		d.Changes = redactChanges(d.Changes)
 		d.Unified, _ = config.UnifiedDiff(d.A, d.B, a, b)
+		d.Unified = redactUnified(d.Unified)
 	}
 	v.Data = d
 	s.render(w, http.StatusOK, "diff", v)
@@ -203,3 +208,36 @@ func pageOf(p string) string {
 	}
 	return "/administration"
 }
+
+// Secrets (passwords, the admin password hash) are never shown on a page:
+// a change to one says only that it changed.
+var secretLine = regexp.MustCompile(`("(?:password|password_hash)":\s*)"(?:[^"\\]|\\.)*"`)
+
+func isSecretPath(p string) bool { return strings.Contains(p, ".password") }
+
+func redactChanges(cs []config.Change) []config.Change {
+	hidden := json.RawMessage(`"(hidden)"`)
+	for i, c := range cs {
+		if isSecretPath(c.Path) {
+			if c.Old != nil {
+				cs[i].Old = hidden
+			}
+			if c.New != nil {
+				cs[i].New = hidden
+			}
+		} else {
+			// A whole peer or user added or removed carries its password.
+			cs[i].Old = json.RawMessage(secretLine.ReplaceAll(c.Old, []byte(`$1"(hidden)"`)))
+			cs[i].New = json.RawMessage(secretLine.ReplaceAll(c.New, []byte(`$1"(hidden)"`)))
+			if c.Old == nil {
+				cs[i].Old = nil
+			}
+			if c.New == nil {
+				cs[i].New = nil
+			}
+		}
+	}
+	return cs
+}
+
+func redactUnified(s string) string { return secretLine.ReplaceAllString(s, `$1"(hidden)"`) }

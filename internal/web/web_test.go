@@ -350,14 +350,22 @@ func TestDiffPage(t *testing.T) {
 	u.login(t, c)
 	richConfig(t, u)
 	body := html.UnescapeString(u.get(t, c, "/administration/diff?a=1&b=preliminary", http.StatusOK))
-	for _, want := range []string{"<code>routing.refer.user_agents[0]</code>", "+++ preliminary", "pstnhub"} {
+	for _, want := range []string{"<code>routing.refer.user_agents[0]</code>", "+++ preliminary", "pstnhub", `"password": "(hidden)"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("diff page lacks %q", want)
+		}
+	}
+	for _, secret := range []string{"pw100", `"p"`} {
+		if strings.Contains(body, secret) {
+			t.Errorf("diff page shows the secret %s", secret)
 		}
 	}
 	body = u.get(t, c, "/administration", http.StatusOK)
 	if !strings.Contains(body, "Changes not yet applied") || !strings.Contains(body, `id="diff-form"`) {
 		t.Error("administration page lacks the pending changes or the compare form")
+	}
+	if strings.Contains(body, "pw100") {
+		t.Error("administration page shows a registrar password")
 	}
 	u.get(t, c, "/administration/diff?a=nonsense", http.StatusOK)
 }

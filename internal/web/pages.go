@@ -74,6 +74,7 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 			return
 		}
 		if r.PostFormValue("etag") != etag {
+			saves.WithLabelValues("stale").Inc()
 			v.Cfg, v.ETag, v.Problem = cfg, etag, errStale.Error()
 			s.render(w, http.StatusConflict, p.Tmpl, v)
 			return
@@ -82,6 +83,7 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 		p.save(f, cfg)
 		v.Cfg, v.ETag = cfg, etag
 		if len(f.errs) > 0 {
+			saves.WithLabelValues("invalid").Inc()
 			v.setErrors(f.errs)
 			s.render(w, http.StatusUnprocessableEntity, p.Tmpl, v)
 			return
@@ -90,9 +92,11 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 		var fe config.Errors
 		switch {
 		case errors.As(err, &fe):
+			saves.WithLabelValues("invalid").Inc()
 			v.setErrors(fe)
 			s.render(w, http.StatusUnprocessableEntity, p.Tmpl, v)
 		case errors.Is(err, lifecycle.ErrPreconditionFailed):
+			saves.WithLabelValues("stale").Inc()
 			cur, etag, _ := s.env.Config.Preliminary(ctx)
 			if cur != nil {
 				v.Cfg, v.ETag = cur, etag
@@ -100,9 +104,11 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 			v.Problem = errStale.Error()
 			s.render(w, http.StatusConflict, p.Tmpl, v)
 		case err != nil:
+			saves.WithLabelValues("error").Inc()
 			v.Problem = "saving failed: " + err.Error()
 			s.render(w, http.StatusInternalServerError, p.Tmpl, v)
 		default:
+			saves.WithLabelValues("ok").Inc()
 			redirectDone(w, r, p.Path, "saved")
 		}
 	}

@@ -361,11 +361,14 @@ func (s *server) failedChange(r *http.Request, tab navTab, title string, err err
 	var fe config.Errors
 	switch {
 	case errors.As(err, &fe):
+		saves.WithLabelValues("invalid").Inc()
 		v.setErrors(fe)
 		v.Problem = "the change would make the configuration invalid"
 	case errors.Is(err, lifecycle.ErrPreconditionFailed):
+		saves.WithLabelValues("stale").Inc()
 		v.Problem = errStale.Error()
 	default:
+		saves.WithLabelValues("error").Inc()
 		v.Problem = err.Error()
 	}
 	cur, etag, _ := s.env.Config.Preliminary(ctx)

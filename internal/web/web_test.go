@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/profiles"
 )
@@ -179,6 +181,10 @@ func TestFieldErrorShownNextToField(t *testing.T) {
 	}
 	if !strings.Contains(body, `<code>sip.listeners[0].port</code>`) {
 		t.Error("error summary lacks the field path")
+	}
+	var metric dto.Metric
+	if err := saves.WithLabelValues("invalid").Write(&metric); err != nil || metric.GetCounter().GetValue() < 1 {
+		t.Errorf("palisade_web_saves_total{result=invalid} = %v (%v)", metric.GetCounter().GetValue(), err)
 	}
 	cfg, _, _ := u.mgr.Preliminary(context.Background())
 	if cfg.SIP.Listeners[0].Port == 70000 {

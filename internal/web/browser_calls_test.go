@@ -37,6 +37,13 @@ func TestBrowserCallFlow(t *testing.T) {
 		waitText("h1", "Save/Load"),
 		chromedp.Navigate(u.srv.URL+"/tools/calls"),
 		waitText("#calls", "4687"),
+		// Search narrows the list (free text, the unit matches).
+		chromedp.SendKeys(chromedp.ID("call-q"), "no-such-call"),
+		chromedp.Click(chromedp.CSS(`#call-search button`)),
+		waitText("#calls", "None."),
+		retry(chromedp.SetValue(chromedp.ID("call-q"), "4687")),
+		chromedp.Click(chromedp.CSS(`#call-search button`)),
+		waitText("#calls", "Busy Here"),
 		retry(chromedp.Click(chromedp.CSS(`#calls tbody tr`))),
 		retry(chromedp.WaitVisible(chromedp.CSS(`#ladder svg`))),
 		waitText("#call-downloads", "pcap"),

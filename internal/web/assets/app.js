@@ -158,21 +158,15 @@
     };
     // Each arrow of the ladder is a link whose <title> holds the message.
     ladder.addEventListener("click", function (ev) {
-      var a = ev.target.closest("[data-index]");
+      var a = ev.target.closest("[data-message],[data-index]");
       if (!a) return;
       ev.preventDefault();
       var title = a.querySelector("title");
       msg.hidden = false;
-      msg.textContent = title ? title.textContent : "";
+      msg.textContent = a.getAttribute("data-message") || (title ? title.textContent : "");
     });
-    var search = function (q) {
-      var param = "";
-      if (q) {
-        var key = /^[+0-9*#]+$/.test(q) ? "number" : (/^(failed|ok|[1-6][0-9x][0-9x])$/.test(q) ? "result" : "call_id");
-        param = "?" + key + "=" + encodeURIComponent(q);
-      }
-      load(calls, calls.dataset.src + param, showCall);
-    };
+    // Free text: the unit matches numbers, Call-IDs and results (q=).
+    var search = function (q) { load(calls, calls.dataset.src + (q ? "?q=" + encodeURIComponent(q) : ""), showCall); };
     document.getElementById("call-search").addEventListener("submit", function (ev) { ev.preventDefault(); search(document.getElementById("call-q").value); });
     search("");
   }

@@ -86,6 +86,10 @@ type Request struct {
 	HasCredentials bool
 	// Calls is the number of calls in progress.
 	Calls int
+	// Malformed is the status for a request with defects the parser let
+	// through (400, 505); 0 = none found.
+	Malformed       int
+	MalformedReason string
 }
 
 // policy is everything derived from one configuration; swapped as a whole.
@@ -258,6 +262,9 @@ func (g *Guard) Check(r Request) Verdict {
 		if v, blocked := g.sources.hit(src, now, p, r.HasCredentials); blocked {
 			return g.refuse(v, r, src)
 		}
+	}
+	if r.Malformed != 0 && r.Method != "ACK" {
+		return g.refuse(Verdict{Action: Reject, Code: r.Malformed, Reason: r.MalformedReason, Cause: "malformed"}, r, src)
 	}
 	if r.InDialog {
 		return allow

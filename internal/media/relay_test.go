@@ -561,3 +561,44 @@ func TestAdvertisedAddressFromInterface(t *testing.T) {
 		t.Fatalf("inside leg advertises %v", l.Local)
 	}
 }
+
+// A flood of forged SRTP and injected RTP on one call does not disturb another.
+func TestBadTrafficStaysInItsCall(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	victim := newTestCall(t, r)
+	vp, ve := pbxToOutside(t, victim, sdp.SuiteAES80)
+	cl2, err := r.NewCall("other", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	op, oe := pbxToOutside(t, cl2.(*call), sdp.SuiteAES80)
+	exchange(t, vp, ve, "victim latched")
+	forger := newEndpoint(t)
+	forger.remote = ve.remote
+	forger.key(1, sdp.SuiteAES80)
+	intruder := newEndpoint(t)
+	intruder.remote = vp.remote
+	for range 500 {
+		forger.sendRTP(make([]byte, 160))
+		intruder.sendRTP(make([]byte, 160))
+	}
+	exchange(t, op, oe, "other call")
+	if s := cl2.Stats(); s.Legs[SideB].AuthFailures != 0 || s.Legs[SideA].PacketsOut != 3 {
+		t.Fatalf("other call disturbed: %+v", s)
+	}
+	// The burst may overflow the victim's socket buffers (the kernel drops
+	// what does not fit, legitimate packets too): let the relay drain them.
+	last := uint64(1 << 63)
+	waitFor(t, "the flood drained", func() bool {
+		n := victim.Stats().Legs[SideA].PacketsIn + victim.Stats().Legs[SideB].PacketsIn
+		done := n == last
+		last = n
+		return done
+	})
+	exchange(t, vp, ve, "victim still works")
+	// What arrived of the burst was counted.
+	if n := victim.Stats().Legs[SideB].AuthFailures; n == 0 || n > 500 {
+		t.Fatalf("forged packets counted %d", n)
+	}
+}

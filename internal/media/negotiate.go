@@ -80,18 +80,32 @@ func (c *call) cryptos(m *sdp.Media, pol Policy) []sdp.Crypto {
 	return out
 }
 
-// anchor picks the stream the relay carries: the first m= line with a port
-// and a transport it can relay. The others are disabled (port 0).
+// anchor picks the stream the relay carries: the first audio stream with a
+// port and a transport it can relay, else the first such image (T.38)
+// stream, else the first such stream of any kind. The others are disabled
+// (port 0).
 func anchor(s *sdp.Session) (idx int, raw bool) {
+	best, bestRank := -1, 3
 	for i, m := range s.Media {
 		if m.Port == 0 {
 			continue
 		}
-		if ok, r := anchorable(m); ok {
-			return i, r
+		ok, r := anchorable(m)
+		if !ok {
+			continue
+		}
+		rank := 2
+		switch strings.ToLower(m.Kind) {
+		case "audio":
+			rank = 0
+		case "image":
+			rank = 1
+		}
+		if rank < bestRank {
+			best, bestRank, raw = i, rank, r
 		}
 	}
-	return -1, false
+	return best, raw
 }
 
 // rewrite points s at leg l: origin and connection addresses, the anchored

@@ -157,3 +157,22 @@ func TestEncryptionDisabled(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+func TestAnchorPrefersAudio(t *testing.T) {
+	cases := map[string]int{
+		"v=0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 0\r\n":                        1,
+		"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=image 5004 udptl t38\r\nm=video 5000 RTP/AVP 96\r\n": 1,
+		"v=0\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 111\r\nm=video 5002 RTP/AVP 96\r\n":            1,
+		"v=0\r\nm=audio 0 RTP/AVP 0\r\n":                                                      -1,
+		"v=0\r\nm=audio 5000 RTP/AVP 0\r\nm=audio 5002 RTP/AVP 0\r\n":                         0,
+	}
+	for in, want := range cases {
+		s, err := sdp.Parse([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := anchor(s); got != want {
+			t.Errorf("%q: anchored m= line %d, want %d", in, got, want)
+		}
+	}
+}

@@ -271,3 +271,9 @@ func (c *call) hangUp(t *testing.T) (int, bool) {
 	}
 	return status, c.uas.byes.Load() > byesBefore
 }
+
+// close frees the call's sockets so that the next call can bind them.
+func (c *call) close() {
+	c.uac.c.Close()
+	c.uas.c.c.Close()
+}

@@ -86,7 +86,15 @@ type call struct {
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite
+
+	// self is what transaction hooks hold instead of the call: a separate
+	// object (a pointer into the call would keep all of it alive), cleared
+	// when the call ends.
+	self *atomic.Pointer[call]
 }
+
+// ref returns the reference transaction hooks use to reach the call.
+func (c *call) ref() *atomic.Pointer[call] { return c.self }
 
 type reinvite struct {
 	from media.Side

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -356,11 +357,15 @@ func (c *call) end(reason string) {
 	if !c.ended.CompareAndSwap(false, true) {
 		return
 	}
+	c.self.Store(nil)
 	c.mu.Lock()
 	answered := c.st.Phase == PhaseConfirmed
 	c.st.Phase = PhaseEnded
 	c.st.Reason = reason
 	a, b := c.st.Legs[media.SideA], c.st.Legs[media.SideB]
+	// Drop the messages: sipgo may hold transactions that point here for
+	// another 32 s.
+	c.final2xx, c.ackB, c.reinv = nil, nil, nil
 	c.mu.Unlock()
 	s := c.svc
 	s.calls.del(dialogKey(a.CallID, a.LocalTag))
@@ -378,7 +383,7 @@ func (c *call) end(reason string) {
 	default:
 		callsTotal.WithLabelValues("failed").Inc()
 	}
-	if c.logger().Enabled(context.Background(), -4) {
+	if c.svc.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.logger().Debug("call ended", "reason", reason, "duration", strconv.FormatFloat(time.Since(c.st.Started).Seconds(), 'f', 1, 64))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -34,7 +35,8 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		return
 	}
 	from, to := req.From(), req.To()
-	c := &call{svc: s, rt: rt, inviteA: req, txA: tx, canceled: make(chan struct{})}
+	c := &call{svc: s, rt: rt, inviteA: req, txA: tx, canceled: make(chan struct{}), self: new(atomic.Pointer[call])}
+	c.self.Store(c)
 	c.st = CallState{ID: id, Phase: PhaseEarly, Started: time.Now()}
 	a := c.leg(media.SideA)
 	*a = Leg{
@@ -78,9 +80,15 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	s.calls.put(dialogKey(b.CallID, b.LocalTag), c)
 	s.calls.n.Add(1)
 	callsActive.Inc()
+	// sipgo keeps a transaction (and its hooks) alive until its last timer
+	// fires, up to 32 s after the call; the hooks reach the call through a
+	// reference that end() clears, so an ended call is not kept that long.
+	ref := c.ref()
 	tx.OnCancel(func(r *sip.Request) {
-		s.traceIn(id, ep, r)
-		c.cancelOnce.Do(func() { close(c.canceled) })
+		if c := ref.Load(); c != nil {
+			s.traceIn(id, ep, r)
+			c.cancelOnce.Do(func() { close(c.canceled) })
+		}
 	})
 	c.run(hops, sdpB)
 }
@@ -215,8 +223,9 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 	c.mu.Lock()
 	c.txB = tx
 	c.mu.Unlock()
+	ref := c.ref()
 	tx.OnRetransmission(func(r *sip.Response) {
-		if r.IsSuccess() {
+		if c := ref.Load(); c != nil && r.IsSuccess() {
 			c.resendAckB()
 		}
 	})

@@ -602,3 +602,27 @@ func TestBadTrafficStaysInItsCall(t *testing.T) {
 		t.Fatalf("forged packets counted %d", n)
 	}
 }
+
+// A call closed after the relay itself was closed returns (its worker is gone).
+func TestCloseCallAfterRelay(t *testing.T) {
+	r := newTestRelay(t, testConfig(t, 20))
+	c, err := r.NewCall("late", Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.(*call)
+	r.mu.Lock()
+	delete(r.calls, cl) // as if it registered after Close took its snapshot
+	r.mu.Unlock()
+	r.Close()
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of a call hangs after the relay closed")
+	}
+	if r.ports.inUse() != 0 {
+		t.Fatalf("%d ports still in use", r.ports.inUse())
+	}
+}

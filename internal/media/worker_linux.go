@@ -36,8 +36,9 @@ type worker struct {
 	waitFn func(fd uintptr) bool
 	pb     *pathBuf
 
-	mu   sync.Mutex
-	cmds []func()
+	mu      sync.Mutex
+	cmds    []func()
+	stopped bool
 }
 
 func newWorker(r *Relay) (*worker, error) {
@@ -81,6 +82,7 @@ func (w *worker) poll(uintptr) bool {
 }
 
 func (w *worker) run() {
+	defer w.exit()
 	for {
 		w.n = 0
 		if err := w.rc.Read(w.waitFn); err != nil {
@@ -138,10 +140,30 @@ func (w *worker) remove(socks ...*socket) {
 
 func (w *worker) do(fn func()) {
 	w.mu.Lock()
+	if w.stopped {
+		// The worker is gone (relay closed): nobody reads the sockets any more.
+		w.mu.Unlock()
+		fn()
+		return
+	}
 	w.cmds = append(w.cmds, fn)
 	w.mu.Unlock()
 	var one = [8]byte{1}
 	unix.Write(w.evfd, one[:])
+}
+
+// exit runs what was asked of the worker before it stopped, so that a call
+// closing while the relay closes never waits for it forever.
+func (w *worker) exit() {
+	w.mu.Lock()
+	w.stopped = true
+	cmds := w.cmds
+	w.cmds = nil
+	w.mu.Unlock()
+	for _, fn := range cmds {
+		fn()
+	}
+	unix.Close(w.evfd)
 }
 
 func (w *worker) runCmds() {
@@ -156,10 +178,8 @@ func (w *worker) runCmds() {
 	}
 }
 
-func (w *worker) close() {
-	w.ep.Close()
-	unix.Close(w.evfd)
-}
+// close stops the worker; its goroutine finishes in exit.
+func (w *worker) close() { w.ep.Close() }
 
 // udpSock is a relay socket made with socket(2) directly, so that it never
 // enters Go's network poller: the poller would wake up for every packet of

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/guard"
 )
 
 // udpReaders is the number of goroutines reading each UDP socket.
@@ -68,7 +69,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tcp %s: %w", k.iface, addr, err)
 		}
-		go ep.tp.ServeTCP(l) //nolint:errcheck
+		go ep.tp.ServeTCP(guard.Listener(l, hsTimeout, idle)) //nolint:errcheck // slowloris limits
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: l.Close}, nil
 	case "tls":
 		if s.deps.TLS == nil {
@@ -82,7 +83,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tls %s: %w", k.iface, addr, err)
 		}
-		hl := newHandshakeListener(l, cfg, hsTimeout, idle, s)
+		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, s)
 		go ep.tp.ServeTLS(hl) //nolint:errcheck
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}

@@ -40,19 +40,18 @@ func saveAccounts(f *form, c *config.Config) {
 	old := c.Peers
 	c.Peers = []config.Peer{}
 	for i, row := range f.rows("peers", "name", "!kind", "!profile", "!type", "!interface", "address", "domain",
-		"!transport", "prefix", "username", "password", "!register", "options_interval", "headers") {
+		"!transport", "prefix", "username", "password", "realm", "!register", "expires", "options_interval", "headers") {
 		p := config.Peer{
 			Name: row["name"], Kind: row["kind"], Profile: row["profile"], Type: row["type"], Interface: row["interface"],
 			Address: row["address"], Domain: row["domain"], Transport: row["transport"], Prefix: row["prefix"],
-			Auth:            config.PeerAuth{Username: row["username"], Password: row["password"], Register: row["register"] == "yes"},
+			Auth: config.PeerAuth{Username: row["username"], Password: row["password"], Realm: row["realm"],
+				Register: row["register"] == "yes", Expires: f.parseDur(row["expires"], path("peers[%d].auth.expires", i))},
 			OptionsInterval: f.parseDur(row["options_interval"], path("peers[%d].options_interval", i)),
 		}
 		p.Headers = parseHeaders(f, row["headers"], path("peers[%d].headers", i))
-		// Keep what the table does not show (realm, expires) and the
-		// password when its field was left empty.
+		// An empty password field keeps the stored password.
 		if j := slices.IndexFunc(old, func(o config.Peer) bool { return o.Name == p.Name }); j >= 0 {
 			o := old[j]
-			p.Auth.Realm, p.Auth.Expires = o.Auth.Realm, o.Auth.Expires
 			if p.Auth.Password == "" {
 				p.Auth.Password = o.Auth.Password
 			}

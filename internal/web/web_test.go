@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -144,7 +145,8 @@ func richConfig(t *testing.T, u *testUnit) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.Peers = append(cfg.Peers, config.Peer{Name: "pbx", Kind: "pbx", Profile: "generic", Type: "asterisk", Interface: "inside",
-		Address: "127.0.0.5:5060", Transport: "udp", Auth: config.PeerAuth{Username: "u", Password: "p", Register: true}})
+		Address: "127.0.0.5:5060", Transport: "udp", Auth: config.PeerAuth{Username: "u", Password: "p", Register: true,
+			Realm: "pbx.example.com", Expires: config.Duration(600 * time.Second)}})
 	cfg.Registrar = config.Registrar{Enabled: true, Domains: []string{"example.com"}, MinExpires: 60, MaxExpires: 3600,
 		Users: []config.RegistrarUser{{Username: "100", Password: "pw100"}}}
 	cfg.DialPlan.TimeClasses = []config.TimeClass{{Name: "office", TimeZone: "Europe/Stockholm", Windows: []config.TimeWindow{

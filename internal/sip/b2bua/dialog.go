@@ -194,6 +194,9 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		c.end("bye from " + sideName(from))
 		return
 	}
+	if c.onTransferRequest(from, req, tx) { // refer.go: REFER handled locally
+		return
+	}
 	to := from.Other()
 	if c.leg(to).RemoteTag == "" && to == media.SideB {
 		// nothing to relay to yet (no early dialog on the far leg)

@@ -81,7 +81,9 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 	}
 	switch req.Method {
 	case sip.INVITE:
-		s.newCall(ep, req, tx, rt)
+		if !s.onReplacesInvite(ep, req, tx) { // replaces.go: INVITE with Replaces (RFC 3891)
+			s.newCall(ep, req, tx, rt)
+		}
 	case sip.OPTIONS:
 		if req.Recipient.User == "" {
 			res := s.response(req, 200, "OK", nil)

@@ -431,6 +431,7 @@ func (c *call) addContactA(res *sip.Response) {
 // onAnswerB handles the far leg's 2xx: confirm both legs.
 func (c *call) onAnswerB(r *sip.Response) {
 	c.establishB(r)
+	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
 	body := r.Body()
 	var err error
 	if len(body) > 0 {

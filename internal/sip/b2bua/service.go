@@ -76,6 +76,7 @@ type runtime struct {
 	handshakeTimeout time.Duration
 	traceOn          bool
 	ownHostPorts     map[string]bool // Via sent-by values of the unit (loop detection)
+	refer            config.Refer    // when REFER is handled locally (refer.go)
 }
 
 var setDefaultLogger sync.Once
@@ -266,6 +267,7 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		handshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 		traceOn:          cfg.Observe.TraceCalls,
 		ownHostPorts:     make(map[string]bool),
+		refer:            cfg.Routing.Refer,
 	}
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70

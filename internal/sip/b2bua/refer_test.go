@@ -1,0 +1,416 @@
+package b2bua
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+func TestReferModeDecision(t *testing.T) {
+	full := referInput{otherAllow: "INVITE, ACK, BYE, REFER, NOTIFY", otherSupported: "replaces, timer",
+		fromURIs: []string{"sip:alice@pbx.example.com"}, userAgent: "Microsoft.Teams/1.0"}
+	for _, tc := range []struct {
+		name string
+		cfg  config.Refer
+		in   func(referInput) referInput
+		want string
+	}{
+		{"nothing configured relays", config.Refer{}, nil, ""},
+		{"always", config.Refer{Always: true}, nil, modeAlways},
+		{"no REFER in Allow", config.Refer{NoReferSupport: true}, func(i referInput) referInput { i.otherAllow = "INVITE, ACK, BYE"; return i }, modeNoRefer},
+		{"no Allow at all", config.Refer{NoReferSupport: true}, func(i referInput) referInput { i.otherAllow = ""; return i }, modeNoRefer},
+		{"REFER in Allow relays", config.Refer{NoReferSupport: true}, nil, ""},
+		{"attended, no replaces", config.Refer{NoReplacesSupport: true}, func(i referInput) referInput {
+			i.hasReplaces, i.otherSupported = true, "timer"
+			return i
+		}, modeNoReplaces},
+		{"attended, replaces supported", config.Refer{NoReplacesSupport: true}, func(i referInput) referInput { i.hasReplaces = true; return i }, ""},
+		{"blind, no replaces: not this mode", config.Refer{NoReplacesSupport: true}, func(i referInput) referInput { i.otherSupported = ""; return i }, ""},
+		{"From URI", config.Refer{FromURIs: []string{"SIP:Alice@pbx.example.com"}}, nil, modeFromURI},
+		{"From domain", config.Refer{FromURIs: []string{"pbx.example.com"}}, nil, modeFromURI},
+		{"other From URI", config.Refer{FromURIs: []string{"sip:bob@pbx.example.com"}}, nil, ""},
+		{"User-Agent substring", config.Refer{UserAgents: []string{"teams"}}, nil, modeUserAgent},
+		{"other User-Agent", config.Refer{UserAgents: []string{"Asterisk"}}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := full
+			if tc.in != nil {
+				in = tc.in(in)
+			}
+			if got := referMode(tc.cfg, in); got != tc.want {
+				t.Fatalf("mode %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseReferTo(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		user     string
+		replaces string // call-id, "" for none
+		bad      bool
+	}{
+		{"<sip:200@10.0.0.5>", "200", "", false},
+		{"sip:200@10.0.0.5;method=INVITE", "200", "", false},
+		{`"Bob" <sip:bob@pbx.example.com:5070;transport=tcp>`, "bob", "", false},
+		{"<sip:bob@pbx?Replaces=abc%40host%3Bto-tag%3D1%3Bfrom-tag%3D2>", "bob", "abc@host", false},
+		{"<sip:bob@pbx?Replaces=abc%3Bto-tag%3D1>", "", "", true},
+		{"<tel:+4930123>", "", "", true},
+		{"<sip:bob@pbx", "", "", true},
+		{"", "", "", true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			rt, err := parseReferTo(tc.in)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("accepted %q", tc.in)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rt.uri.User != tc.user {
+				t.Fatalf("user %q", rt.uri.User)
+			}
+			if got := ""; rt.replaces != nil {
+				got = rt.replaces.callID
+				if got != tc.replaces {
+					t.Fatalf("replaces %q", got)
+				}
+			} else if tc.replaces != "" {
+				t.Fatal("Replaces lost")
+			}
+		})
+	}
+}
+
+func FuzzParseReferTo(f *testing.F) {
+	for _, s := range []string{"<sip:200@10.0.0.5>", "<sip:b@h?Replaces=a%3Bto-tag%3D1%3Bfrom-tag%3D2>", "sip:x@y;z", "<>", "<sip:@>?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = parseReferTo(s)
+		_, _ = parseReplaces(s)
+	})
+}
+
+// acceptRefer makes p answer REFER (202) and NOTIFY (200) and queue them.
+func acceptRefer(p *peerUA) {
+	p.setRespond(func(req *sip.Request) (int, []byte) {
+		if req.Method == sip.REFER {
+			return 202, nil
+		}
+		if req.Method == sip.INVITE {
+			return 200, testSDP(p.ip, 4000)
+		}
+		return 200, nil
+	})
+	p.srv.OnRequest(sip.REFER, func(req *sip.Request, tx sip.ServerTransaction) {
+		p.push(req)
+		p.answerInDialog(req, tx)
+	})
+}
+
+// refer sends a REFER in the dialog of d and returns the response.
+func refer(t *testing.T, d interface {
+	Do(context.Context, *sip.Request) (*sip.Response, error)
+}, target sip.Uri, referTo string, hdrs ...sip.Header) *sip.Response {
+	t.Helper()
+	req := sip.NewRequest(sip.REFER, target)
+	if referTo != "" {
+		req.AppendHeader(sip.NewHeader("Refer-To", referTo))
+	}
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	res, err := d.Do(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// notifies reads n NOTIFYs from p and returns their sipfrag bodies.
+func notifies(t *testing.T, p *peerUA, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		r := p.next(sip.NOTIFY)
+		if ev := r.GetHeader("Event"); ev == nil || !strings.HasPrefix(ev.Value(), "refer") {
+			t.Fatalf("NOTIFY Event %v", ev)
+		}
+		if ct := r.GetHeader("Content-Type"); ct == nil || !strings.HasPrefix(ct.Value(), "message/sipfrag") {
+			t.Fatalf("NOTIFY Content-Type %v", ct)
+		}
+		ss := r.GetHeader("Subscription-State")
+		body := strings.TrimSpace(string(r.Body()))
+		if ss == nil || (strings.HasPrefix(body, "SIP/2.0 1") != strings.HasPrefix(ss.Value(), "active")) {
+			t.Fatalf("Subscription-State %v for %q", ss, body)
+		}
+		out = append(out, body)
+	}
+	return out
+}
+
+func answerWith(ip string, port int) func(s *sipgo.DialogServerSession, req *sip.Request) {
+	return func(s *sipgo.DialogServerSession, req *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		_ = s.RespondSDP(testSDP(ip, port))
+	}
+}
+
+// nextWithTag returns the next INVITE p received that is (or is not) in a dialog.
+func nextInvite(t *testing.T, p *peerUA, inDialog bool) *sip.Request {
+	t.Helper()
+	for range 5 {
+		r := p.next(sip.INVITE)
+		if (getTag(r.To().Params) != "") == inDialog {
+			return r
+		}
+	}
+	t.Fatalf("%s: no INVITE (in dialog %v)", p.name, inDialog)
+	return nil
+}
+
+func alwaysRefer(c *config.Config) { c.Routing.Refer.Always = true }
+
+// TestBlindTransferToInsideTarget: the trunk side (Teams-like) transfers a
+// call from the PBX to another PBX extension; the unit handles the REFER.
+func TestBlindTransferToInsideTarget(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+
+	out := u.outside()
+	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+out.String()+">")
+	if res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, itsp, 2); got[0] != "SIP/2.0 100 Trying" || got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFY bodies %q", got)
+	}
+	inv := nextInvite(t, pbx, false)
+	if inv.Recipient.User != "200" || len(inv.Body()) != 0 {
+		t.Fatalf("new leg INVITE %s body %q", inv.Recipient.String(), inv.Body())
+	}
+	re := nextInvite(t, pbx, true)
+	if re.CallID().Value() != sess.InviteRequest.CallID().Value() || !strings.Contains(string(re.Body()), "m=audio 6600") {
+		t.Fatalf("transferee re-INVITE (Call-ID %s) body %q, want the target's SDP", re.CallID().Value(), re.Body())
+	}
+	itsp.next(sip.BYE)
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
+	// the transferee hangs up: the unit ends the new leg
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if bye := pbx.next(sip.BYE); bye.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("BYE on %s, want the new leg %s", bye.CallID().Value(), inv.CallID().Value())
+	}
+	waitNoCalls(t, u.Service)
+}
+
+// TestBlindTransferToOutsideTarget: the PBX transfers a call from the trunk
+// to an outside number on another trunk (dial plan); chosen by User-Agent.
+func TestBlindTransferToOutsideTarget(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	backup.setOnInvite(answerWith("127.0.0.4", 6700))
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+		c.Routing.Refer.UserAgents = []string{"teams"}
+		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "backup"}}}}
+	})
+	sess, srv := establish(t, u, itsp, pbx, viaOutside(u))
+	in := u.inside()
+	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:0301234@"+in.String()+">",
+		sip.NewHeader("User-Agent", "Microsoft.Teams.SIP/2024"), sip.NewHeader("Referred-By", "<sip:alice@10.9.9.9>"))
+	if res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFY bodies %q", got)
+	}
+	inv := backup.next(sip.INVITE)
+	if inv.Recipient.User != "301234" {
+		t.Fatalf("target got %s", inv.Recipient.String())
+	}
+	if rb := inv.GetHeader("Referred-By"); rb == nil || strings.Contains(rb.Value(), "10.9.9.9") {
+		t.Fatalf("Referred-By %v", rb)
+	}
+	re := nextInvite(t, itsp, true)
+	if !strings.Contains(string(re.Body()), "c=IN IP4 127.0.0.4") || re.CallID().Value() != sess.InviteRequest.CallID().Value() {
+		t.Fatalf("transferee re-INVITE body %q", re.Body())
+	}
+	if a := backup.next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 4000") {
+		t.Fatalf("ACK to the target carries %q, want the transferee's answer", a.Body())
+	}
+	pbx.next(sip.BYE)
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	backup.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
+// TestTransferFailureKeepsCall: a busy target is reported as NOTIFY 486 and
+// the original call goes on.
+func TestTransferFailureKeepsCall(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target func(s *sipgo.DialogServerSession, req *sip.Request)
+		want   string
+	}{
+		{"busy", func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }, "SIP/2.0 486 Busy Here"},
+		{"no answer", func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) }, "SIP/2.0 480 Temporarily Unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			acceptRefer(pbx)
+			acceptRefer(itsp)
+			u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+				c.Routing.Refer.Always = true
+				c.SIP.NoAnswerTimeout = config.Duration(300 * time.Millisecond)
+			})
+			sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+			pbx.setOnInvite(tc.target)
+			res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">")
+			if res.StatusCode != 202 {
+				t.Fatalf("REFER answered %d", res.StatusCode)
+			}
+			if got := notifies(t, itsp, 2); got[0] != "SIP/2.0 100 Trying" || got[1] != tc.want {
+				t.Fatalf("NOTIFY bodies %q, want %q", got, tc.want)
+			}
+			if n := itsp.wire.count("BYE "); n != 0 {
+				t.Fatal("the transferor was hung up after a failed transfer")
+			}
+			if u.CallCount() != 1 {
+				t.Fatalf("%d calls", u.CallCount())
+			}
+			// the original call still works end to end
+			if err := srv.Bye(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			if bye := pbx.next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
+				t.Fatalf("BYE on %s", bye.CallID().Value())
+			}
+			waitNoCalls(t, u.Service)
+		})
+	}
+}
+
+// TestAttendedTransferLocal: the trunk side has the PBX party on hold
+// (call 1) and consulted a second PBX party (call 2); its REFER with
+// Replaces joins the two PBX parties and ends both of its legs.
+func TestAttendedTransferLocal(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Refer.NoReplacesSupport = true })
+	sess1, srv1 := establish(t, u, pbx, itsp, viaInside(u))
+	sess2, srv2 := establish(t, u, itsp, pbx, viaOutside(u))
+	consult := srv2.InviteRequest.CallID().Value()
+	pbx.setRespond(func(req *sip.Request) (int, []byte) {
+		if req.Method != sip.INVITE {
+			return 200, nil
+		}
+		if req.CallID().Value() == consult {
+			return 200, testSDP("127.0.0.1", 4444) // the consulted party's offer
+		}
+		return 200, testSDP("127.0.0.1", 4000)
+	})
+	rep := sess2.InviteRequest.CallID().Value() + ";to-tag=" + getTag(sess2.InviteResponse.To().Params) +
+		";from-tag=" + getTag(sess2.InviteRequest.From().Params)
+	res := refer(t, srv1, srv1.InviteRequest.Contact().Address,
+		"<sip:200@"+u.outside().String()+"?Replaces="+url.QueryEscape(rep)+">")
+	if res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFY bodies %q", got)
+	}
+	c := nextInvite(t, pbx, true)
+	e := nextInvite(t, pbx, true)
+	if c.CallID().Value() != consult || len(c.Body()) != 0 {
+		t.Fatalf("first re-INVITE to %s with %q, want the consulted party without SDP", c.CallID().Value(), c.Body())
+	}
+	if e.CallID().Value() != sess1.InviteRequest.CallID().Value() || !strings.Contains(string(e.Body()), "m=audio 4444") {
+		t.Fatalf("transferee re-INVITE %s body %q", e.CallID().Value(), e.Body())
+	}
+	itsp.next(sip.BYE)
+	itsp.next(sip.BYE)
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "one call left")
+	if err := sess1.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if bye := pbx.next(sip.BYE); bye.CallID().Value() != consult {
+		t.Fatalf("BYE on %s, want the consulted party's dialog", bye.CallID().Value())
+	}
+	waitNoCalls(t, u.Service)
+}
+
+// TestInviteWithReplaces: a phone takes over the PBX's leg of a call.
+func TestInviteWithReplaces(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	phone := newPeerUA(t, "phone", "127.0.0.1", "udp")
+	u := newTestUnit(t, pbx, itsp, nil)
+	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
+	ctx := ctxT(t)
+	in := u.inside()
+	dst := sip.Uri{Scheme: "sip", User: "x", Host: in.Addr().String(), Port: int(in.Port())}
+
+	bad, err := phone.dc.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Replaces", "nosuchcall;to-tag=1;from-tag=2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.WaitAnswer(ctx, sipgo.AnswerOptions{}); err == nil || !strings.Contains(err.Error(), "481") {
+		t.Fatalf("unknown dialog: %v, want 481", err)
+	}
+
+	rep := sess.InviteRequest.CallID().Value() + ";to-tag=" + getTag(sess.InviteResponse.To().Params) +
+		";from-tag=" + getTag(sess.InviteRequest.From().Params)
+	ps, err := phone.dc.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Replaces", rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ps.InviteResponse.Body()), "m=audio 4000") {
+		t.Fatalf("answer to the phone %q, want the trunk's", ps.InviteResponse.Body())
+	}
+	if err := ps.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if re := nextInvite(t, itsp, true); !strings.Contains(string(re.Body()), "m=audio 7700") {
+		t.Fatalf("trunk re-INVITE %q, want the phone's offer", re.Body())
+	}
+	if bye := pbx.next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
+		t.Fatalf("BYE on %s", bye.CallID().Value())
+	}
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "one call left")
+	if err := ps.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	itsp.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}

@@ -1,0 +1,515 @@
+package b2bua
+
+// Carrying out a REFER in the unit (blind and attended transfer). The new
+// leg is set up third-party style (RFC 3725): an INVITE without SDP to the
+// target, whose 2xx offer goes through a fresh media.Call (new relay ports,
+// new SRTP keys) into a re-INVITE of the transferee; the transferee's
+// answer goes back to the target in the ACK. Only when both agreed does the
+// call switch over; until then the original call is untouched, so a failed
+// transfer leaves it as it was.
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// transfer is one REFER the unit carries out.
+type transfer struct {
+	c     *call
+	from  media.Side // the transferor's side; the transferee is from.Other()
+	refer *sip.Request
+	to    *referTo
+	mode  string
+	noSub bool
+
+	trying chan struct{} // closed when the NOTIFY 100 is answered
+	newAck atomic.Pointer[sip.Request]
+}
+
+func (x *transfer) run() {
+	c := x.c
+	defer c.releaseTransfer()
+	x.trying = make(chan struct{})
+	go func() {
+		defer close(x.trying)
+		x.notify(c, 100, "Trying")
+	}()
+	var (
+		code   int
+		reason string
+		ghost  *call
+		after  func()
+	)
+	if x.to.replaces != nil {
+		code, reason, ghost, after = x.attended()
+	} else {
+		code, reason, ghost = x.blind()
+	}
+	select {
+	case <-x.trying:
+	case <-time.After(2 * time.Second):
+	}
+	if ghost == nil {
+		referTotal.WithLabelValues(x.mode, "failed").Inc()
+		c.logger().Info("transfer failed, call kept", "mode", x.mode, "status", code, "reason", reason)
+		x.notify(c, code, reason)
+		return
+	}
+	referTotal.WithLabelValues(x.mode, "success").Inc()
+	c.logger().Info("transfer done", "mode", x.mode, "attended", x.to.replaces != nil)
+	x.notify(ghost, 200, "OK")
+	ghost.byeSide(x.from)
+	ghost.end("transferred")
+	if after != nil {
+		after()
+	}
+}
+
+// notify reports progress on the REFER's implicit subscription (RFC 3515
+// §2.4.4) unless the transferor asked for none (Refer-Sub: false, RFC 4488).
+func (x *transfer) notify(on *call, code int, reason string) {
+	if x.noSub {
+		return
+	}
+	side := x.from
+	req := on.inDialog(sip.NOTIFY, side, on.nextCSeq(side))
+	ep := on.eps[side]
+	req.AppendHeader(ep.info.Load().contact(on.leg(side).Transport))
+	req.AppendHeader(sip.NewHeader("Event", "refer;id="+strconv.FormatUint(uint64(x.refer.CSeq().SeqNo), 10)))
+	state := "active;expires=60"
+	if code >= 200 {
+		state = "terminated;reason=noresource"
+	}
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	if on.rt.userAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", on.rt.userAgent))
+	}
+	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
+	tx, err := ep.request(context.Background(), req, on.legTarget(side), on.st.ID)
+	if err != nil {
+		on.logger().Info("NOTIFY not sent", "err", err)
+		return
+	}
+	if r := waitFinal(tx); r != nil {
+		on.svc.traceIn(on.st.ID, ep, r)
+	}
+}
+
+// mediaLegs describes the endpoints for a new media.Call.
+func mediaLegs(ya media.Side, yEp, xEp *endpoint) (media.Leg, media.Leg) {
+	mk := func(e *endpoint) media.Leg {
+		info := e.info.Load()
+		return media.Leg{Interface: e.name, Bind: info.addr, Advertised: info.addr}
+	}
+	var l [2]media.Leg
+	l[ya] = mk(yEp)
+	l[ya.Other()] = mk(xEp)
+	return l[0], l[1]
+}
+
+// blind places the new call to the Refer-To target through normal routing
+// and connects the transferee to it.
+func (x *transfer) blind() (int, string, *call) {
+	c := x.c
+	s := c.svc
+	rt := s.rt.Load()
+	y := x.from.Other()
+	c.mu.Lock()
+	tl, yl := *c.leg(x.from), *c.leg(y)
+	c.mu.Unlock()
+	rr := routing.Request{Method: "INVITE", User: x.to.uri.User, Host: x.to.uri.Host,
+		FromURI: uriString(yl.RemoteURI), SourcePeer: tl.Peer, SourceInterface: c.eps[x.from].name}
+	hops, err := rt.table.Route(rr, s.peers.isUp)
+	if err != nil {
+		code, reason := statusFor(err)
+		return code, reason, nil
+	}
+	nl, ep, tg, r, code, reason := x.dial(rt, hops, yl)
+	if r == nil {
+		return code, reason, nil
+	}
+	sendNew := func(method sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
+		req := newRequest(method, &nl, ep.info.Load(), rt.maxForwards, cseq)
+		if len(body) > 0 {
+			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		req.SetBody(body)
+		if method == sip.ACK {
+			x.newAck.Store(req)
+			_ = ep.send(req, tg, c.st.ID)
+			return req
+		}
+		if tx, err := ep.request(context.Background(), req, tg, c.st.ID); err == nil {
+			go waitFinal(tx)
+		}
+		return req
+	}
+	abandon := func() {
+		sendNew(sip.ACK, nl.InviteCSeq, nil)
+		nl.LocalCSeq++
+		sendNew(sip.BYE, nl.LocalCSeq, nil)
+	}
+	offer := r.Body()
+	if len(offer) == 0 {
+		abandon()
+		return 488, "Not Acceptable Here (no offer from the target)", nil
+	}
+	la, lb := mediaLegs(y, c.eps[y], ep)
+	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
+	if err != nil {
+		abandon()
+		code, reason := statusFor(err)
+		return code, reason, nil
+	}
+	sdpY, err := mc.Offer(x.from, offer)
+	if err != nil {
+		mc.Close()
+		abandon()
+		code, reason := statusFor(err)
+		return code, reason, nil
+	}
+	ry, ackY, err := c.reinvite(y, sdpY)
+	if err != nil || ry.StatusCode >= 300 {
+		mc.Close()
+		abandon()
+		return failureOf(ry, err)
+	}
+	ackY(nil)
+	sdpX, err := mc.Answer(y, ry.Body())
+	if err != nil {
+		mc.Close()
+		abandon()
+		code, reason := statusFor(err)
+		return code, reason, nil
+	}
+	ack := sendNew(sip.ACK, nl.InviteCSeq, sdpX)
+	return 200, "OK", x.swap(c, x.from, nl, ep, mc, ack)
+}
+
+// failureOf is the status a failed exchange reports.
+func failureOf(r *sip.Response, err error) (int, string, *call) {
+	if r != nil {
+		return r.StatusCode, r.Reason, nil
+	}
+	code, reason := statusFor(err)
+	return code, reason, nil
+}
+
+// dial tries the hops until one answers; it returns the new leg's dialog
+// and its 2xx, or the status of the failure.
+func (x *transfer) dial(rt *runtime, hops []routing.Hop, yl Leg) (Leg, *endpoint, routing.Target, *sip.Response, int, string) {
+	c := x.c
+	code, reason := 480, "Temporarily Unavailable"
+	ctx := context.Background()
+	for i, h := range hops {
+		if i >= 8 {
+			break
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		targets, err := rt.resolver.Resolve(rctx, h)
+		cancel()
+		if err != nil || len(targets) == 0 {
+			code, reason = 503, "Service Unavailable"
+			continue
+		}
+		tg := targets[0]
+		ep := rt.egress(h, c.eps[x.from])
+		info := ep.info.Load()
+		nl := Leg{
+			Interface: ep.name, Transport: tg.Transport, Peer: h.Peer, CallID: newID(), LocalTag: newID(),
+			LocalURI: sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}, LocalName: yl.RemoteName,
+			RemoteURI: sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}, RemoteTarget: hopURI(h),
+			ServerName: tg.ServerName, Flow: tg.Addr.String(), LocalCSeq: 1, InviteCSeq: 1,
+		}
+		req := newRequest(sip.INVITE, &nl, info, rt.maxForwards, 1)
+		req.AppendHeader(info.contact(tg.Transport))
+		if rb, ok := headerValue(x.refer, "Referred-By", "b"); ok {
+			req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.host)))
+		}
+		for k, v := range h.Headers {
+			req.AppendHeader(sip.NewHeader(k, v))
+		}
+		if rt.allowHdr != "" {
+			req.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
+		}
+		if rt.userAgent != "" {
+			req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
+		}
+		req.SetBody(nil)
+		r, cd, rs := x.ring(ep, req, tg, h, rt, &nl)
+		if r != nil {
+			return nl, ep, tg, r, 200, "OK"
+		}
+		code, reason = cd, rs
+		if !(cd >= 500 || cd == 408) {
+			break // the target itself refused (busy, declined, not found)
+		}
+	}
+	return Leg{}, nil, routing.Target{}, nil, code, reason
+}
+
+// ring sends the INVITE and waits for its final answer, cancelling it
+// after the no-answer time.
+func (x *transfer) ring(ep *endpoint, req *sip.Request, tg routing.Target, h routing.Hop, rt *runtime, nl *Leg) (*sip.Response, int, string) {
+	c := x.c
+	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
+	if err != nil {
+		code, reason := statusFor(err)
+		return nil, code, reason
+	}
+	tx.OnRetransmission(func(r *sip.Response) {
+		if a := x.newAck.Load(); r.IsSuccess() && a != nil {
+			_ = ep.send(a, tg, c.st.ID)
+		}
+	})
+	d := h.Timeout
+	if d <= 0 {
+		d = rt.noAnswer
+	}
+	var noAnswer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		noAnswer = t.C
+	}
+	timedOut := false
+	for {
+		select {
+		case <-noAnswer:
+			noAnswer = nil
+			timedOut = true
+			c.cancelB(ep, req, tg)
+		case <-tx.Done():
+			if timedOut {
+				return nil, 480, "Temporarily Unavailable"
+			}
+			err := tx.Err()
+			if err == nil || errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, sip.ErrTransactionTerminated) {
+				return nil, 408, "Request Timeout"
+			}
+			return nil, 503, "Service Unavailable"
+		case r := <-tx.Responses():
+			c.svc.traceIn(c.st.ID, ep, r)
+			switch {
+			case r.StatusCode < 200:
+			case r.StatusCode < 300:
+				nl.RemoteTag = getTag(r.To().Params)
+				if ct := r.Contact(); ct != nil {
+					nl.RemoteTarget = ct.Address
+				}
+				nl.RouteSet = routeSet(r, true)
+				return r, 200, "OK"
+			default:
+				if timedOut {
+					return nil, 480, "Temporarily Unavailable"
+				}
+				code, reason := r.StatusCode, r.Reason
+				if code == 503 {
+					code, reason = mapFinal(code, reason)
+				}
+				return nil, code, reason
+			}
+		}
+	}
+}
+
+// reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
+// returns the final response; for a 2xx the caller sends the ACK with ack.
+func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
+	cseq := c.nextCSeq(side)
+	req := c.inDialog(sip.INVITE, side, cseq)
+	ep := c.eps[side]
+	req.AppendHeader(ep.info.Load().contact(c.leg(side).Transport))
+	if c.rt.userAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
+	}
+	if len(sdp) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(sdp)
+	} else {
+		req.SetBody(nil)
+	}
+	dst := c.legTarget(side)
+	tx, err := ep.request(context.Background(), req, dst, c.st.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ackMsg *sip.Request
+	ackFn := func(body []byte) {
+		ack := c.inDialog(sip.ACK, side, cseq)
+		if len(body) > 0 {
+			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		ack.SetBody(body)
+		c.mu.Lock()
+		ackMsg = ack
+		c.mu.Unlock()
+		_ = ep.send(ack, dst, c.st.ID)
+	}
+	tx.OnRetransmission(func(r *sip.Response) {
+		c.mu.Lock()
+		a := ackMsg
+		c.mu.Unlock()
+		if r.IsSuccess() && a != nil {
+			_ = ep.send(a, dst, c.st.ID)
+		}
+	})
+	for {
+		select {
+		case r := <-tx.Responses():
+			c.svc.traceIn(c.st.ID, ep, r)
+			if r.StatusCode < 200 {
+				continue
+			}
+			if r.StatusCode < 300 {
+				if ct := r.Contact(); ct != nil {
+					c.mu.Lock()
+					c.leg(side).RemoteTarget = ct.Address
+					c.mu.Unlock()
+				}
+			}
+			return r, ackFn, nil
+		case <-tx.Done():
+			err := tx.Err()
+			if err == nil {
+				err = errStatus(408, "Request Timeout")
+			}
+			return nil, nil, err
+		}
+	}
+}
+
+// swap puts the new leg nl on side of c in place of the old one, with the
+// new media; the old leg lives on in a ghost call until its BYE.
+func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
+	s := c.svc
+	c.mu.Lock()
+	old, oldEp, oldMedia := c.st.Legs[side], c.eps[side], c.media
+	c.st.Legs[side], c.eps[side], c.media = nl, ep, mc
+	if side == media.SideB {
+		c.ackB, c.inviteB, c.txB = ack, nil, nil
+	}
+	c.mu.Unlock()
+	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
+	s.calls.put(dialogKey(nl.CallID, nl.LocalTag), c)
+	g := s.ghostLeg(c, side, old, oldEp)
+	if oldMedia != nil {
+		oldMedia.Close()
+	}
+	return g
+}
+
+// ghostLeg keeps a leg that left its call (the transferor's, or a replaced
+// one) reachable for the NOTIFY and BYE that end it.
+func (s *Service) ghostLeg(c *call, side media.Side, l Leg, ep *endpoint) *call {
+	g := &call{svc: s, rt: c.rt, canceled: make(chan struct{}), ackedA: true, self: new(atomic.Pointer[call])}
+	g.self.Store(g)
+	g.st = CallState{ID: c.st.ID, Phase: PhaseConfirmed, Started: c.st.Started}
+	g.st.Legs[side] = l
+	g.eps[side], g.eps[side.Other()] = ep, ep
+	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
+	s.calls.n.Add(1)
+	callsActive.Inc()
+	s.calls.put(dialogKey(l.CallID, l.LocalTag), g)
+	return g
+}
+
+// findDialog resolves a Replaces against the unit's legs: the call and the
+// side whose dialog it names (tags in either order).
+func (s *Service) findDialog(r *replacesID) (*call, media.Side) {
+	for _, p := range [][2]string{{r.toTag, r.fromTag}, {r.fromTag, r.toTag}} {
+		c := s.calls.get(dialogKey(r.callID, p[0]))
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		for _, side := range []media.Side{media.SideA, media.SideB} {
+			l := c.leg(side)
+			if l.CallID == r.callID && l.LocalTag == p[0] && strings.EqualFold(l.RemoteTag, p[1]) {
+				c.mu.Unlock()
+				return c, side
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil, 0
+}
+
+// attended joins the transferee with the far party of the consultation
+// call named by the Replaces in the Refer-To; both of the transferor's legs
+// end.
+func (x *transfer) attended() (int, string, *call, func()) {
+	c := x.c
+	s := c.svc
+	y := x.from.Other()
+	c2, z := s.findDialog(x.to.replaces)
+	if c2 == nil || c2 == c {
+		return 481, "Call/Transaction Does Not Exist", nil, nil
+	}
+	w := z.Other()
+	if code, reason := c2.claimTransfer(); code != 0 {
+		return code, reason, nil, nil
+	}
+	defer c2.releaseTransfer()
+	c2.mu.Lock()
+	cl, cep := *c2.leg(w), c2.eps[w]
+	c2.mu.Unlock()
+	if cl.RemoteTag == "" {
+		return 481, "Call/Transaction Does Not Exist", nil, nil
+	}
+	la, lb := mediaLegs(y, c.eps[y], cep)
+	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
+	if err != nil {
+		code, reason := statusFor(err)
+		return code, reason, nil, nil
+	}
+	rc, ackC, err := c2.reinvite(w, nil)
+	if err != nil || rc.StatusCode >= 300 {
+		mc.Close()
+		code, reason, _ := failureOf(rc, err)
+		return code, reason, nil, nil
+	}
+	sdpY, err := mc.Offer(x.from, rc.Body())
+	if err != nil || len(rc.Body()) == 0 {
+		ackC(nil)
+		mc.Close()
+		return 488, "Not Acceptable Here", nil, nil
+	}
+	ry, ackY, err := c.reinvite(y, sdpY)
+	if err != nil || ry.StatusCode >= 300 {
+		ackC(nil)
+		mc.Close()
+		code, reason, _ := failureOf(ry, err)
+		return code, reason, nil, nil
+	}
+	ackY(nil)
+	sdpX, err := mc.Answer(y, ry.Body())
+	if err != nil {
+		ackC(nil)
+		mc.Close()
+		code, reason := statusFor(err)
+		return code, reason, nil, nil
+	}
+	ackC(sdpX)
+	// C's leg moves from the consultation call into c; what remains of the
+	// consultation call is the transferor's leg, ended after the NOTIFY.
+	c2.mu.Lock()
+	cl = *c2.leg(w)
+	*c2.leg(w) = Leg{}
+	c2.mu.Unlock()
+	g := x.swap(c, x.from, cl, cep, mc, nil)
+	after := func() {
+		c2.byeSide(z)
+		c2.end("transferred (attended)")
+	}
+	return 200, "OK", g, after
+}

@@ -23,6 +23,16 @@ func init() {
 	// codecs and SRTP keys passes that easily. Loopback and most LANs carry
 	// 64 KB datagrams (IP fragmentation).
 	sip.UDPMTUSize = 65535
+	// A completed transaction only absorbs retransmissions; sipgo keeps it,
+	// with its messages, for 64*T1 = 32 s. At thousands of calls per second
+	// that is hundreds of MB of dead state. T4 (5 s, as Kamailio's wait
+	// timer) covers retransmissions in practice: INVITEs stop at our
+	// immediate 100 Trying, a 2xx repeated after that is re-ACKed by
+	// onStrayResponse, and a BYE repeated later gets 481 for a call that is
+	// over anyway.
+	sip.Timer_J = sip.T4
+	sip.Timer_L = sip.T4
+	sip.Timer_M = sip.T4
 }
 
 // endpoint is one interface: its own sipgo transport and transaction layer

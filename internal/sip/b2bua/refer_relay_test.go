@@ -1,0 +1,183 @@
+package b2bua
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+// TestReferRelayedHidesTopology: with no mode matching, the REFER goes to
+// the other leg with the Refer-To pointing at the unit, and the NOTIFYs
+// come back with nothing but the sipfrag status line.
+func TestReferRelayedHidesTopology(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, nil)
+	sess, srv := establish(t, u, itsp, pbx, viaOutside(u))
+	// the PBX (inside) transfers to an inside extension by its address
+	rep := "abc;to-tag=1;from-tag=2"
+	res := refer(t, srv, srv.InviteRequest.Contact().Address,
+		"<sip:201@10.20.30.40:5070;transport=udp?Replaces="+url.QueryEscape(rep)+">")
+	if res.StatusCode != 202 {
+		t.Fatalf("relayed REFER answered %d", res.StatusCode)
+	}
+	got := itsp.next(sip.REFER)
+	rt := got.GetHeader("Refer-To").Value()
+	out := u.outside()
+	if !strings.HasPrefix(rt, "<sip:201@"+out.String()) || !strings.Contains(rt, "Replaces=") {
+		t.Fatalf("Refer-To on the outside %q, want the unit's outside address", rt)
+	}
+	if got.CallID().Value() != sess.InviteRequest.CallID().Value() {
+		t.Fatal("REFER relayed on the wrong dialog")
+	}
+	// the trunk reports progress; the sipfrag headers stay behind
+	for _, body := range []string{"SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\nContact: <sip:201@10.20.30.40>\r\n"} {
+		n := sip.NewRequest(sip.NOTIFY, sess.InviteResponse.Contact().Address)
+		n.AppendHeader(sip.NewHeader("Event", "refer"))
+		n.AppendHeader(sip.NewHeader("Subscription-State", "active"))
+		n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+		n.SetBody([]byte(body))
+		if r, err := sess.Do(ctxT(t), n); err != nil || r.StatusCode != 200 {
+			t.Fatalf("NOTIFY: %v %v", r, err)
+		}
+	}
+	if got := notifies(t, pbx, 1); got[0] != "SIP/2.0 100 Trying" {
+		t.Fatalf("first NOTIFY %q", got)
+	}
+	if n := pbx.next(sip.NOTIFY); string(n.Body()) != "SIP/2.0 200 OK\r\n" {
+		t.Fatalf("second NOTIFY body %q", n.Body())
+	}
+	for _, m := range itsp.wire.all() {
+		if strings.Contains(m, "10.20.30.40") || strings.Contains(m, "127.0.0.1") {
+			t.Fatalf("inside address reached the outside:\n%s", m)
+		}
+	}
+	for _, m := range pbx.wire.all() {
+		if strings.Contains(m, "10.20.30.40") {
+			t.Fatalf("sipfrag header relayed:\n%s", m)
+		}
+	}
+	if u.CallCount() != 1 {
+		t.Fatalf("%d calls after a relayed REFER", u.CallCount())
+	}
+}
+
+// TestReferModesEndToEnd: which REFERs the unit takes over, per setting.
+func TestReferModesEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   func(c *config.Config, fromURI string)
+		hdrs  []sip.Header // on the caller's INVITE
+		ua    string       // User-Agent of the REFER
+		local bool
+	}{
+		{"none", func(*config.Config, string) {}, nil, "", false},
+		{"always", func(c *config.Config, _ string) { c.Routing.Refer.Always = true }, nil, "", true},
+		{"transferee without REFER", func(c *config.Config, _ string) { c.Routing.Refer.NoReferSupport = true },
+			[]sip.Header{sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL")}, "", true},
+		{"transferee with REFER", func(c *config.Config, _ string) { c.Routing.Refer.NoReferSupport = true },
+			[]sip.Header{sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, REFER, NOTIFY")}, "", false},
+		{"From URI", func(c *config.Config, f string) { c.Routing.Refer.FromURIs = []string{f} }, nil, "", true},
+		{"other From URI", func(c *config.Config, _ string) { c.Routing.Refer.FromURIs = []string{"sip:nobody@example.com"} }, nil, "", false},
+		{"User-Agent", func(c *config.Config, _ string) { c.Routing.Refer.UserAgents = []string{"exchange"} }, nil, "Microsoft-Exchange/15.0", true},
+		{"other User-Agent", func(c *config.Config, _ string) { c.Routing.Refer.UserAgents = []string{"exchange"} }, nil, "Asterisk", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			acceptRefer(pbx)
+			acceptRefer(itsp)
+			fromURI := "sip:pbx@127.0.0.1"
+			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { tc.cfg(c, fromURI) })
+			ctx := ctxT(t)
+			in := u.inside()
+			hdrs := append([]sip.Header{sip.NewHeader("Content-Type", "application/sdp")}, tc.hdrs...)
+			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123", Host: in.Addr().String(), Port: int(in.Port())},
+				testSDP("127.0.0.1", 7000), hdrs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := sess.InviteRequest.From().Address; uriString(f) != fromURI {
+				t.Fatalf("test assumes From %s, got %s", fromURI, uriString(f))
+			}
+			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_ = sess.Ack(ctx)
+			srv := itsp.session()
+			var h []sip.Header
+			if tc.ua != "" {
+				h = append(h, sip.NewHeader("User-Agent", tc.ua))
+			}
+			// the target is the PBX itself: a local transfer succeeds
+			res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">", h...)
+			if res.StatusCode != 202 {
+				t.Fatalf("REFER answered %d", res.StatusCode)
+			}
+			if tc.local {
+				if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
+					t.Fatalf("NOTIFYs %q", got)
+				}
+				if pbx.wire.count("REFER ") != 0 {
+					t.Fatal("REFER relayed although handled locally")
+				}
+			} else {
+				pbx.next(sip.REFER)
+				if itsp.wire.count("NOTIFY ") != 0 {
+					t.Fatal("the unit sent NOTIFYs for a relayed REFER")
+				}
+			}
+		})
+	}
+}
+
+// TestReferBadInput: what the unit refuses before accepting a REFER.
+func TestReferBadInput(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	self := srv.InviteRequest.Contact().Address
+	own := "to-tag=" + getTag(srv.InviteRequest.From().Params) + ";from-tag=" + getTag(srv.InviteResponse.To().Params)
+	for _, tc := range []struct {
+		name, referTo string
+		code          int
+	}{
+		{"no Refer-To", "", 400},
+		{"malformed", "<sip:200@", 400},
+		{"not SIP", "<http://example.com/>", 400},
+		{"to the transferor", "<sip:trunk@127.0.0.3:" + itoa(self.Port) + ">", 482},
+		{"Replaces names this dialog", "<sip:200@" + u.outside().String() + "?Replaces=" +
+			url.QueryEscape(srv.InviteRequest.CallID().Value()+";"+own) + ">", 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if res := refer(t, srv, self, tc.referTo); res.StatusCode != tc.code {
+				t.Fatalf("answered %d, want %d", res.StatusCode, tc.code)
+			}
+		})
+	}
+	if itsp.wire.count("NOTIFY ") != 0 || pbx.wire.count("REFER ") != 0 {
+		t.Fatal("a refused REFER went on")
+	}
+	// a second REFER while the first rings: 491
+	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		<-s.Context().Done()
+	})
+	if res := refer(t, srv, self, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("first REFER %d", res.StatusCode)
+	}
+	nextInvite(t, pbx, false)
+	if res := refer(t, srv, self, "<sip:201@"+u.outside().String()+">"); res.StatusCode != 491 {
+		t.Fatalf("second REFER answered %d, want 491", res.StatusCode)
+	}
+	_ = sess
+}

@@ -57,8 +57,12 @@ fuzz:
 	echo "fuzz: $$n targets, $(FUZZTIME) each"; \
 	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi
 
-soak:
-	@echo "soak: not written yet"
+# Soak: sipp calls at SOAK_RATE (default 1000/s, half the bench-sip
+# capacity) through the unit for SOAK_DURATION with bad traffic mixed in;
+# samples RSS, goroutines and fds, reports failed calls (bench/soak).
+SOAK_DURATION ?= 30m
+soak: build
+	$(GO) run ./bench/soak -bin bin/palisade -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 clean:
 	rm -rf bin

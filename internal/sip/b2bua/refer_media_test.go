@@ -1,0 +1,117 @@
+package b2bua
+
+import (
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media"
+)
+
+var sdpConn = regexp.MustCompile(`c=IN IP4 ([0-9.]+)[\s\S]*m=audio ([0-9]+)`)
+
+// TestBlindTransferMediaFlows: with the real media relay, RTP the
+// transferee sends after the transfer arrives at the transfer target.
+func TestBlindTransferMediaFlows(t *testing.T) {
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	eRTP, targetRTP := listen(), listen()
+	ePort, targetPort := eRTP.LocalAddr().(*net.UDPAddr).Port, targetRTP.LocalAddr().(*net.UDPAddr).Port
+
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
+	cfg.Media.Policies = nil // plain RTP on both sides
+	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
+	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
+	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(itsp)
+	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
+		c.Routing.Refer.Always = true
+		c.Media = cfg.Media
+	})
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	pbx.setOnInvite(answerWith("127.0.0.1", targetPort))
+	pbx.setRespond(func(req *sip.Request) (int, []byte) {
+		if req.Method == sip.INVITE {
+			return 200, testSDP("127.0.0.1", ePort)
+		}
+		return 200, nil
+	})
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFYs %q", got)
+	}
+	re := nextInvite(t, pbx, true)
+	m := sdpConn.FindStringSubmatch(string(re.Body()))
+	if m == nil {
+		t.Fatalf("re-INVITE without media address: %q", re.Body())
+	}
+	if m[2] == strconv.Itoa(targetPort) {
+		t.Fatal("the transferee was sent the target's own address: media not anchored")
+	}
+	relayAddr, _ := net.ResolveUDPAddr("udp", net.JoinHostPort(m[1], m[2]))
+	pkt := make([]byte, 12+160)
+	pkt[0], pkt[1] = 0x80, 0
+	binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
+	for i := range 160 {
+		pkt[12+i] = byte(i)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := targetRTP.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if n == len(pkt) {
+				got <- append([]byte(nil), buf[:n]...)
+				return
+			}
+		}
+	}()
+	var arrived []byte
+	for seq := uint16(1); seq <= 300 && arrived == nil; seq++ {
+		binary.BigEndian.PutUint16(pkt[2:], seq)
+		binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*160)
+		if _, err := eRTP.WriteToUDP(pkt, relayAddr); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case arrived = <-got:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if arrived == nil {
+		t.Fatal("no RTP from the transferee reached the transfer target")
+	}
+	if string(arrived[12:]) != string(pkt[12:]) {
+		t.Fatal("payload changed on the way")
+	}
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, u.Service)
+}

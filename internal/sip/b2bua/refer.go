@@ -10,9 +10,12 @@ package b2bua
 
 import (
 	"net/url"
+	"strconv"
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
@@ -44,6 +47,9 @@ const (
 type transferState struct {
 	busy bool       // a locally handled REFER is in progress (another gets 491)
 	caps [2]legCaps // what each leg's user agent declared
+	// referCSeq is the CSeq of the last REFER relayed from each side: the
+	// NOTIFYs coming back name it in Event's id (RFC 3515 §2.4.6).
+	referCSeq [2]uint32
 }
 
 // legCaps are the capabilities a leg's UA declared in its INVITE or 2xx.
@@ -303,6 +309,15 @@ func (c *call) onTransferRequest(from media.Side, req *sip.Request, tx *sip.Serv
 	case sip.NOTIFY:
 		if ev, _ := headerValue(req, "Event", "o"); isReferEvent(ev) {
 			sanitizeSipfrag(req)
+			st := c.xferState()
+			c.mu.Lock()
+			id := st.referCSeq[from.Other()]
+			c.mu.Unlock()
+			if id != 0 {
+				req.RemoveHeader("Event")
+				req.RemoveHeader("o")
+				req.AppendHeader(sip.NewHeader("Event", referEventValue+";id="+strconv.FormatUint(uint64(id), 10)))
+			}
 		}
 	}
 	return false
@@ -340,6 +355,13 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
 		return true
 	}
+	c.mu.Lock()
+	orphan := c.leg(from.Other()).CallID == "" // a leg that left its call (transfer.go ghostLeg)
+	c.mu.Unlock()
+	if orphan {
+		s.respond(ep, tx, s.response(req, 481, "Call/Transaction Does Not Exist", nil), c.st.ID)
+		return true
+	}
 	ua, _ := headerValue(req, "User-Agent")
 	other := c.capsOf(from.Other())
 	c.mu.Lock()
@@ -350,6 +372,10 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 		fromURIs: dialogFrom, userAgent: ua,
 	})
 	if mode == "" {
+		st := c.xferState()
+		c.mu.Lock()
+		st.referCSeq[from] = req.CSeq().SeqNo
+		c.mu.Unlock()
 		c.rewriteReferTo(from.Other(), req, rt)
 		referTotal.WithLabelValues(modeRelay, "relayed").Inc()
 		c.logger().Info("REFER relayed", "from", sideName(from), "target_user", rt.uri.User)
@@ -416,12 +442,65 @@ func (c *call) rewriteReferTo(to media.Side, req *sip.Request, rt *referTo) {
 	if strings.EqualFold(rt.uri.Scheme, "sips") {
 		u.Scheme = "sips"
 	}
+	var hdrs []string
+	for kv := range strings.SplitSeq(rt.headers, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case kv == "":
+		case strings.EqualFold(k, "Replaces") && rt.replaces != nil:
+			t := hideReplaces(rt.replaces)
+			hdrs = append(hdrs, "Replaces="+url.QueryEscape(t.callID+";to-tag="+t.toTag+";from-tag="+t.fromTag))
+		default:
+			hdrs = append(hdrs, kv)
+		}
+	}
 	v := "<" + u.String()
-	if rt.headers != "" {
-		v += "?" + rt.headers
+	if len(hdrs) > 0 {
+		v += "?" + strings.Join(hdrs, "&")
 	}
 	v += ">"
 	req.RemoveHeader("Refer-To")
 	req.RemoveHeader("r")
 	req.AppendHeader(sip.NewHeader("Refer-To", v))
+}
+
+// Replaces identifiers sent across the unit are stand-ins: the real ones
+// name the unit's dialog with the transferor (whose Call-ID may carry an
+// inside host). The stand-in is resolved when the INVITE with Replaces
+// comes back, within replacesTTL.
+const (
+	replacesTTL    = 5 * time.Minute
+	replacesTokMax = 10000
+)
+
+var (
+	replacesTokens sync.Map // stand-in Call-ID → [2]*replacesID{stand-in, real}
+	replacesTokN   atomic.Int64
+)
+
+func hideReplaces(r *replacesID) *replacesID {
+	t := &replacesID{callID: newID(), toTag: newID(), fromTag: newID(), earlyOnly: r.earlyOnly}
+	if replacesTokN.Add(1) > replacesTokMax {
+		replacesTokN.Add(-1)
+		return t // resolves to nothing (481) rather than showing the real one
+	}
+	replacesTokens.Store(t.callID, [2]*replacesID{t, r})
+	time.AfterFunc(replacesTTL, func() {
+		replacesTokens.Delete(t.callID)
+		replacesTokN.Add(-1)
+	})
+	return t
+}
+
+// unhideReplaces maps a stand-in back to the dialog it stands for.
+func unhideReplaces(r *replacesID) *replacesID {
+	v, ok := replacesTokens.Load(r.callID)
+	if !ok {
+		return r
+	}
+	p := v.([2]*replacesID)
+	if (r.toTag == p[0].toTag && r.fromTag == p[0].fromTag) || (r.toTag == p[0].fromTag && r.fromTag == p[0].toTag) {
+		return p[1]
+	}
+	return r
 }

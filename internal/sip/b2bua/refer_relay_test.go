@@ -30,7 +30,7 @@ func TestReferRelayedHidesTopology(t *testing.T) {
 	got := itsp.next(sip.REFER)
 	rt := got.GetHeader("Refer-To").Value()
 	out := u.outside()
-	if !strings.HasPrefix(rt, "<sip:201@"+out.String()) || !strings.Contains(rt, "Replaces=") {
+	if !strings.HasPrefix(rt, "<sip:201@"+out.String()) || !strings.Contains(rt, "Replaces=") || strings.Contains(rt, "abc") {
 		t.Fatalf("Refer-To on the outside %q, want the unit's outside address", rt)
 	}
 	if got.CallID().Value() != sess.InviteRequest.CallID().Value() {
@@ -47,8 +47,12 @@ func TestReferRelayedHidesTopology(t *testing.T) {
 			t.Fatalf("NOTIFY: %v %v", r, err)
 		}
 	}
-	if got := notifies(t, pbx, 1); got[0] != "SIP/2.0 100 Trying" {
-		t.Fatalf("first NOTIFY %q", got)
+	first := pbx.next(sip.NOTIFY)
+	if string(first.Body()) != "SIP/2.0 100 Trying\r\n" {
+		t.Fatalf("first NOTIFY %q", first.Body())
+	}
+	if ev, want := first.GetHeader("Event").Value(), "refer;id="+itoa(int(res.CSeq().SeqNo)); ev != want {
+		t.Fatalf("Event %q, want %q (the id of the REFER on this leg)", ev, want)
 	}
 	if n := pbx.next(sip.NOTIFY); string(n.Body()) != "SIP/2.0 200 OK\r\n" {
 		t.Fatalf("second NOTIFY body %q", n.Body())
@@ -180,4 +184,72 @@ func TestReferBadInput(t *testing.T) {
 		t.Fatalf("second REFER answered %d, want 491", res.StatusCode)
 	}
 	_ = sess
+}
+
+// TestAttendedTransferRelayed: the PBX's attended transfer is relayed; the
+// trunk side gets a stand-in Replaces and its INVITE with it takes over the
+// PBX's leg of the consultation call.
+func TestAttendedTransferRelayed(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, nil)
+	_, srv1 := establish(t, u, itsp, pbx, viaOutside(u))
+	sess2, srv2 := establish(t, u, pbx, itsp, viaInside(u))
+	consult := sess2.InviteRequest.CallID().Value()
+	rep := consult + ";to-tag=" + getTag(sess2.InviteResponse.To().Params) + ";from-tag=" + getTag(sess2.InviteRequest.From().Params)
+	if res := refer(t, srv1, srv1.InviteRequest.Contact().Address, "<sip:300@10.1.1.1?Replaces="+url.QueryEscape(rep)+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	got := itsp.next(sip.REFER)
+	rt, err := parseReferTo(got.GetHeader("Refer-To").Value())
+	if err != nil || rt.replaces == nil {
+		t.Fatalf("Refer-To %q: %v", got.GetHeader("Refer-To").Value(), err)
+	}
+	if strings.Contains(got.GetHeader("Refer-To").Value(), url.QueryEscape(consult)) || rt.replaces.callID == consult {
+		t.Fatal("the inside Call-ID crossed in Replaces")
+	}
+	// the transferee calls back with the Replaces it was given
+	ctx := ctxT(t)
+	out := u.outside()
+	r := rt.replaces
+	ps, err := itsp.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "300", Host: out.Addr().String(), Port: int(out.Port())},
+		testSDP("127.0.0.3", 7800), sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Replaces", r.callID+";to-tag="+r.toTag+";from-tag="+r.fromTag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ps.Ack(ctx)
+	re := nextInvite(t, itsp, true)
+	if re.CallID().Value() != srv2.InviteRequest.CallID().Value() || !strings.Contains(string(re.Body()), "m=audio 7800") {
+		t.Fatalf("consulted party re-INVITE on %s with %q", re.CallID().Value(), re.Body())
+	}
+	if bye := pbx.next(sip.BYE); bye.CallID().Value() != consult {
+		t.Fatalf("BYE on %s, want the PBX's consultation leg", bye.CallID().Value())
+	}
+}
+
+// TestReferSubFalse: with Refer-Sub: false (RFC 4488) the transfer runs
+// without NOTIFYs.
+func TestReferSubFalse(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	_, srv := establish(t, u, pbx, itsp, viaInside(u))
+	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">", sip.NewHeader("Refer-Sub", "false"))
+	if rs := res.GetHeader("Refer-Sub"); res.StatusCode != 202 || rs == nil || rs.Value() != "false" {
+		t.Fatalf("REFER answered %d, Refer-Sub %v", res.StatusCode, rs)
+	}
+	nextInvite(t, pbx, true)
+	itsp.next(sip.BYE)
+	if n := itsp.wire.count("NOTIFY "); n != 0 {
+		t.Fatalf("%d NOTIFYs despite Refer-Sub: false", n)
+	}
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 }

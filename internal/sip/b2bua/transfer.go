@@ -38,9 +38,10 @@ func (x *transfer) run() {
 	c := x.c
 	defer c.releaseTransfer()
 	x.trying = make(chan struct{})
+	trying := x.notify(c, 100, "Trying")
 	go func() {
 		defer close(x.trying)
-		x.notify(c, 100, "Trying")
+		trying()
 	}()
 	var (
 		code   int
@@ -60,12 +61,12 @@ func (x *transfer) run() {
 	if ghost == nil {
 		referTotal.WithLabelValues(x.mode, "failed").Inc()
 		c.logger().Info("transfer failed, call kept", "mode", x.mode, "status", code, "reason", reason)
-		x.notify(c, code, reason)
+		x.notify(c, code, reason)()
 		return
 	}
 	referTotal.WithLabelValues(x.mode, "success").Inc()
 	c.logger().Info("transfer done", "mode", x.mode, "attended", x.to.replaces != nil)
-	x.notify(ghost, 200, "OK")
+	x.notify(ghost, 200, "OK")()
 	ghost.byeSide(x.from)
 	ghost.end("transferred")
 	if after != nil {
@@ -75,9 +76,12 @@ func (x *transfer) run() {
 
 // notify reports progress on the REFER's implicit subscription (RFC 3515
 // §2.4.4) unless the transferor asked for none (Refer-Sub: false, RFC 4488).
-func (x *transfer) notify(on *call, code int, reason string) {
+//
+// The NOTIFY is built at once (the leg may change hands right after) and
+// sent by the returned function.
+func (x *transfer) notify(on *call, code int, reason string) func() {
 	if x.noSub {
-		return
+		return func() {}
 	}
 	side := x.from
 	req := on.inDialog(sip.NOTIFY, side, on.nextCSeq(side))
@@ -94,13 +98,16 @@ func (x *transfer) notify(on *call, code int, reason string) {
 		req.AppendHeader(sip.NewHeader("User-Agent", on.rt.userAgent))
 	}
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
-	tx, err := ep.request(context.Background(), req, on.legTarget(side), on.st.ID)
-	if err != nil {
-		on.logger().Info("NOTIFY not sent", "err", err)
-		return
-	}
-	if r := waitFinal(tx); r != nil {
-		on.svc.traceIn(on.st.ID, ep, r)
+	dst := on.legTarget(side)
+	return func() {
+		tx, err := ep.request(context.Background(), req, dst, on.st.ID)
+		if err != nil {
+			on.logger().Info("NOTIFY not sent", "err", err)
+			return
+		}
+		if r := waitFinal(tx); r != nil {
+			on.svc.traceIn(on.st.ID, ep, r)
+		}
 	}
 }
 
@@ -426,6 +433,7 @@ func (s *Service) ghostLeg(c *call, side media.Side, l Leg, ep *endpoint) *call 
 // findDialog resolves a Replaces against the unit's legs: the call and the
 // side whose dialog it names (tags in either order).
 func (s *Service) findDialog(r *replacesID) (*call, media.Side) {
+	r = unhideReplaces(r)
 	for _, p := range [][2]string{{r.toTag, r.fromTag}, {r.fromTag, r.toTag}} {
 		c := s.calls.get(dialogKey(r.callID, p[0]))
 		if c == nil {

@@ -4,84 +4,28 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // binPath is the palisade binary built once for the end-to-end tests.
 var binPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "palisade-cli-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "palisade")
-	out, err := exec.Command("go", "build", "-o", binPath, "github.com/palisade-sbc/palisade/cmd/palisade").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build palisade: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer collects a child's stderr while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func TestMain(m *testing.M) { testkit.MainWithPalisade(m, &binPath) }
 
 type unitProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testkit.SyncBuffer
 	done chan struct{}
-}
-
-// freePort returns a port that was free on ip a moment ago.
-func freePort(t *testing.T, network, ip string) int {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
 }
 
 // testConfigFile writes the document a test unit starts with: the defaults
@@ -98,10 +42,11 @@ func testConfigFile(t *testing.T) string {
 		if l.Transport == "udp" {
 			net = "udp"
 		}
-		cfg.SIP.Listeners[i].Port = freePort(t, net, ip)
+		cfg.SIP.Listeners[i].Port = testkit.FreePort(t, net, ip)
 	}
-	cfg.SIP.Listeners[1].Port = cfg.SIP.Listeners[0].Port                    // UDP and TCP on one port, as by default
-	cfg.Media.PortMin = (41000 + freePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
+	both := testkit.FreeBoth(t, "127.0.0.1") // UDP and TCP on one port, as by default
+	cfg.SIP.Listeners[0].Port, cfg.SIP.Listeners[1].Port = both, both
+	cfg.Media.PortMin = (41000 + testkit.FreePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
 	cfg.Media.PortMax = cfg.Media.PortMin + 99
 	b, err := config.Encode(cfg)
 	if err != nil {
@@ -120,7 +65,7 @@ func startUnit(t *testing.T, dir, initial string, extra ...string) *unitProc {
 	args := append([]string{"run", "--data", dir, "--admin-listen", "127.0.0.1:0",
 		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(binPath, args...)
-	p := &unitProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	p := &unitProc{cmd: cmd, log: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

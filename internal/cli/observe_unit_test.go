@@ -15,18 +15,16 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // TestTraceCallsThroughRunningUnit makes calls with sipp (PBX on 127.0.0.1,
 // trunk on 127.0.0.3) through `palisade run` and follows them with the
 // commands an administrator uses: calls, trace (text, pcap, svg), cdr.
 func TestTraceCallsThroughRunningUnit(t *testing.T) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("install Debian package sip-tester")
-	}
+	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	dir := filepath.Join(t.TempDir(), "data")
-	pbxPort, trunkPort := freePort(t, "udp", "127.0.0.1"), freePort(t, "udp", "127.0.0.3")
+	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	b, err := os.ReadFile(testConfigFile(t))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +33,7 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: freePort(t, "udp", "127.0.0.2")})
+	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: testkit.FreePort(t, "udp", "127.0.0.2")})
 	cfg.Peers = []config.Peer{
 		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
 		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.3:%d", trunkPort), Transport: "udp"},

@@ -21,6 +21,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // The cloud service's SBC is played by Kamailio (kamailio-tls-modules): it
@@ -143,15 +144,12 @@ func startE2EKamailio(t *testing.T, ca *e2eCA, tlsPort, udpPort, uasPort int) {
 }
 
 func TestMutualTLSCallThroughKamailio(t *testing.T) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("install Debian package sip-tester")
-	}
+	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	pkitest.SkipWithoutKamailio(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	work := t.TempDir()
-	pbxPort, uasPort := freePort(t, "udp", "127.0.0.1"), freePort(t, "udp", "127.0.0.3")
-	kTLS, kUDP := freePort(t, "tcp", "127.0.0.4"), freePort(t, "udp", "127.0.0.4")
+	pbxPort, uasPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
+	kTLS, kUDP := testkit.FreePort(t, "tcp", "127.0.0.4"), testkit.FreePort(t, "udp", "127.0.0.4")
 	b, _ := os.ReadFile(testConfigFile(t))
 	cfg, err := config.Decode(b)
 	if err != nil {
@@ -224,7 +222,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	// on new ports, which the unit must reach with a new handshake.
 	fresh := func() {
 		t.Helper()
-		kTLS, kUDP = freePort(t, "tcp", "127.0.0.4"), freePort(t, "udp", "127.0.0.4")
+		kTLS, kUDP = testkit.FreePort(t, "tcp", "127.0.0.4"), testkit.FreePort(t, "udp", "127.0.0.4")
 		kam = fmt.Sprintf("127.0.0.4:%d", kTLS)
 		startE2EKamailio(t, ca, kTLS, kUDP, uasPort)
 		mustCLI(t, dir, "config", "set", "peers[1].address", fmt.Sprintf("%q", kam))

@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // fakeApplier records what the unit was switched to.
@@ -42,34 +42,16 @@ func (a *fakeApplier) setFail(err error) {
 	a.mu.Unlock()
 }
 
-// syncBuffer is a log sink safe for the timer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	st  store.Store
 	a   *fakeApplier
 	m   *Mgr
-	log *syncBuffer
+	log *testkit.SyncBuffer
 }
 
 func newFixture(t *testing.T, st store.Store, opts ...Option) *fixture {
 	t.Helper()
-	f := &fixture{st: st, a: newFakeApplier(), log: &syncBuffer{}}
+	f := &fixture{st: st, a: newFakeApplier(), log: &testkit.SyncBuffer{}}
 	m, err := New(st, f.a, slog.New(slog.NewTextHandler(f.log, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)

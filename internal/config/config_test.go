@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,27 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 func TestDefaultIsValid(t *testing.T) {
 	if errs := Default().Validate(); errs != nil {
@@ -161,7 +140,7 @@ func TestGoldenErrors(t *testing.T) {
 			if len(errs) == 0 {
 				t.Fatal("no errors found")
 			}
-			golden(t, name+".errors", []byte(errs.Error()+"\n"))
+			testkit.Golden(t, filepath.Join("testdata", name+".errors"), []byte(errs.Error()+"\n"))
 		})
 	}
 }

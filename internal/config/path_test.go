@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"github.com/palisade-sbc/palisade/internal/testkit"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -157,7 +159,7 @@ peers[0]: added {"name":"pbx","kind":"pbx","profile":"","type":"","interface":"i
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "default-vs-changed.diff", []byte(u))
+	testkit.Golden(t, filepath.Join("testdata", "default-vs-changed.diff"), []byte(u))
 	if u, _ := UnifiedDiff("a", "b", a, Default()); u != "" {
 		t.Fatalf("unified diff of equal documents: %q", u)
 	}

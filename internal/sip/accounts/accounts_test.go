@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	icdigest "github.com/icholy/digest"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // trunk is a Go UAS playing an ITSP registrar that challenges. It checks
@@ -150,12 +151,7 @@ func newSender(t *testing.T, dst string) *udpSender {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
+	port := testkit.FreePort(t, "udp", "127.0.0.1") // the client binds it as its own socket
 	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
 		sipgo.WithClientConnectionAddr(fmt.Sprintf("127.0.0.1:%d", port)))
 	if err != nil {

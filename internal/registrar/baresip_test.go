@@ -7,19 +7,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // baresip is a baresip process (Debian baresip-core) registering as alice.
 type baresip struct {
 	cmd       *exec.Cmd
-	out       *lockedBuffer
+	out       *testkit.SyncBuffer
 	cons      string // its cons module (commands over UDP)
 	phoneAddr string // its SIP address
 	acct      string
@@ -30,20 +31,12 @@ type baresip struct {
 // registrar (or unit) at proxy as outbound proxy.
 func startBaresip(t *testing.T, proxy string, seconds int) *baresip {
 	t.Helper()
-	bin, err := exec.LookPath("baresip")
-	if err != nil {
-		t.Skip("install Debian package baresip-core")
-	}
+	bin := testkit.NeedBinary(t, "baresip", "baresip-core")
 	// baresip cannot listen on port 0: take free ports for it.
 	free := func() string {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return pc.LocalAddr().String()
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePort(t, "udp", "127.0.0.1")))
 	}
-	b := &baresip{out: &lockedBuffer{}, cons: free(), phoneAddr: free()}
+	b := &baresip{out: &testkit.SyncBuffer{}, cons: free(), phoneAddr: free()}
 	dir := t.TempDir()
 	conf := "poll_method\t\tepoll\nsip_listen\t\t" + b.phoneAddr + "\n" +
 		"audio_player\t\tnone\naudio_source\t\tnone\naudio_alert\t\tnone\n" +
@@ -131,9 +124,7 @@ func TestBaresipRegisters(t *testing.T) {
 // listener and calls a number that the dial plan sends to the trunk (a
 // sipgo UAS on 127.0.0.3); the call is answered and baresip hangs up.
 func TestBaresipCallsThroughUnit(t *testing.T) {
-	if _, err := exec.LookPath("baresip"); err != nil {
-		t.Skip("install Debian package baresip-core")
-	}
+	testkit.NeedBinary(t, "baresip", "baresip-core")
 	tr := newAnswerer(t, "127.0.0.3", "trunk")
 	// the unit: registrar + B2BUA, the dial plan sends 4711 to the trunk
 	cfg := unitConfig()
@@ -168,21 +159,4 @@ func TestBaresipCallsThroughUnit(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("no BYE reached the trunk; baresip:\n%s", b.out.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

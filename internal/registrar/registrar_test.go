@@ -15,6 +15,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -104,12 +105,7 @@ func newPhone(t *testing.T, srv, user, pw string) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	conn.Close() // the client binds it again as its own socket
+	port := testkit.FreePort(t, "udp", "127.0.0.1") // the client binds it as its own socket
 	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
 		sipgo.WithClientConnectionAddr(fmt.Sprintf("127.0.0.1:%d", port)))
 	if err != nil {

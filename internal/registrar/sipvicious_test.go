@@ -2,7 +2,7 @@ package registrar
 
 import (
 	"context"
-	"net"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,16 +15,8 @@ import (
 // runScanner runs a sipvicious tool against the unit's inside listener.
 func runScanner(t *testing.T, tool string, args ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skip("install Debian package sipvicious")
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
-	pc.Close()
+	bin := testkit.NeedBinary(t, tool, "sipvicious")
+	local := strconv.Itoa(testkit.FreePort(t, "udp", "127.0.0.1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"-b", "127.0.0.1", "-P", local}, args...)...)

@@ -1,8 +1,7 @@
 package media
 
 import (
-	"bytes"
-	"flag"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 type zeroReader struct{}
 
@@ -58,16 +55,7 @@ func TestGoldenOffers(t *testing.T) {
 				":"+strconv.Itoa(c.legs[SideB].port+1), ":PORT_B+1",
 			).Replace(string(out))
 			gf := strings.TrimSuffix(f, ".in") + ".out"
-			if *update {
-				os.WriteFile(gf, []byte(got), 0o644)
-			}
-			want, err := os.ReadFile(gf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal([]byte(got), want) {
-				t.Fatalf("offer out differs from %s:\n--- got\n%s\n--- want\n%s", gf, got, want)
-			}
+			testkit.Golden(t, gf, []byte(got))
 		})
 	}
 }

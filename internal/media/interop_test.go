@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // recorder keeps the calls the B2BUA makes, to read their statistics.
@@ -40,16 +40,6 @@ func (r *recorder) NewCall(id string, a, b media.Leg) (media.Call, error) {
 	return c, err
 }
 
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // TestInteropSippBaresip: a PBX (sipp playing Debian's g711a.pcap, plain
 // RTP) calls through the B2BUA and the relay to an outside UA (baresip,
 // mandatory SDES SRTP). The relay must carry every packet of the pcap to
@@ -57,14 +47,8 @@ func freePort(t *testing.T, ip string) int {
 // authentication failure. tshark, when present, counts the packets on the
 // wire independently.
 func TestInteropSippBaresip(t *testing.T) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("install Debian package sip-tester")
-	}
-	baresip, err := exec.LookPath("baresip")
-	if err != nil {
-		t.Skip("install Debian package baresip-core")
-	}
+	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
+	baresip := testkit.NeedBinary(t, "baresip", "baresip-core")
 	const pcap = "/usr/share/sip-tester/g711a.pcap"
 	if _, err := os.Stat(pcap); err != nil {
 		t.Skip("sip-tester's g711a.pcap missing")
@@ -73,7 +57,7 @@ func TestInteropSippBaresip(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	pbxPort, trunkPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.3")
+	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
 	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: "udp"}}
@@ -117,7 +101,7 @@ audio_source aufile,%s
 audio_alert aufile,/dev/null
 `, trunkPort, bdir, filepath.Join(bdir, "heard.wav"), tone)), 0o644)
 	os.WriteFile(filepath.Join(bdir, "accounts"), []byte("<sip:4687@127.0.0.3>;regint=0;mediaenc=srtp-mand;answermode=auto;audio_codecs=PCMA\n"), 0o644)
-	var bout syncBuf
+	var bout testkit.SyncBuffer
 	bs := exec.CommandContext(ctx, baresip, "-f", bdir)
 	bs.Stdout, bs.Stderr = &bout, &bout
 	if err := bs.Start(); err != nil {
@@ -133,7 +117,7 @@ audio_alert aufile,/dev/null
 	if tshark, err := exec.LookPath("tshark"); err == nil {
 		capture = exec.CommandContext(ctx, tshark, "-i", "lo", "-w", capFile, "-f",
 			fmt.Sprintf("udp portrange %d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
-		var cerr syncBuf
+		var cerr testkit.SyncBuffer
 		capture.Stderr = &cerr
 		if err := capture.Start(); err != nil {
 			capture = nil
@@ -147,11 +131,11 @@ audio_alert aufile,/dev/null
 	inside := sip.ListenAddr("inside", "udp")
 	scenario, _ := filepath.Abs("testdata/uac_pcap.xml")
 	uac := exec.CommandContext(ctx, sipp, "-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(pbxPort),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(t, "127.0.0.1")&^1),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(testkit.FreePort(t, "udp", "127.0.0.1")&^1),
 		"-s", "4687", "-m", "1", "-d", "8000", "-timeout", "60s", "-nostdin", inside.String())
 	uac.Dir = dir
 	if out, err := uac.CombinedOutput(); err != nil {
-		t.Fatalf("sipp: %v\n%s\nbaresip:\n%s", err, tail(out), tail([]byte(bout.String())))
+		t.Fatalf("sipp: %v\n%s\nbaresip:\n%s", err, testkit.LastLines(string(out), 30), testkit.LastLines(bout.String(), 30))
 	}
 	if capture != nil {
 		time.Sleep(300 * time.Millisecond)
@@ -163,7 +147,7 @@ audio_alert aufile,/dev/null
 	calls := rec.calls
 	rec.mu.Unlock()
 	if len(calls) != 1 {
-		t.Fatalf("%d media calls, want 1\nbaresip:\n%s", len(calls), tail([]byte(bout.String())))
+		t.Fatalf("%d media calls, want 1\nbaresip:\n%s", len(calls), testkit.LastLines(bout.String(), 30))
 	}
 	st := calls[0].Stats()
 	a, b := st.Legs[media.SideA], st.Legs[media.SideB]
@@ -280,30 +264,4 @@ func writeTone(t *testing.T, path string, d time.Duration) {
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuf is a bytes.Buffer that a child process writes while the test reads.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(b []byte) string {
-	lines := strings.Split(string(b), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
 }

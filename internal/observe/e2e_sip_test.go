@@ -30,28 +30,16 @@ import (
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-func freeUDPPort(t *testing.T, ip string) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
 
 // TestSIPCallsThroughTheUnit makes calls with sipp (a PBX on 127.0.0.1, a
 // trunk on 127.0.0.3) through the SIP subsystem and checks what observe
 // made of them: every message of both legs in the trace, one ladder arrow
 // per message, a pcap tshark reads whole, and the SIP counters.
 func TestSIPCallsThroughTheUnit(t *testing.T) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("install Debian package sip-tester")
-	}
+	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	for _, outside := range []string{"udp", "tls"} {
 		t.Run("inside udp, outside "+outside, func(t *testing.T) { callsThroughTheUnit(t, sipp, outside) })
 	}
@@ -65,7 +53,7 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	st := store.NewMemory()
 	svc := observe.New(st, nil, nil)
 	t.Cleanup(func() { svc.Close() })
-	pbxPort, trunkPort := freeUDPPort(t, "127.0.0.1"), freeUDPPort(t, "127.0.0.3")
+	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
 	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp"}, {Interface: "outside", Transport: outside, Certificate: "default"}}
@@ -124,7 +112,7 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 		"-m", fmt.Sprint(calls), "-r", "5", "-d", "200", "-timeout", "40s", "-nostdin", inside.String())
 	uac.Dir = dir
 	if out, err := uac.CombinedOutput(); err != nil {
-		t.Fatalf("sipp uac: %v\n%s\nsipp uas:\n%s", err, lastLines(out, 30), lastLines(uasOut.Bytes(), 30))
+		t.Fatalf("sipp uac: %v\n%s\nsipp uas:\n%s", err, testkit.LastLines(string(out), 30), testkit.LastLines(uasOut.String(), 30))
 	}
 
 	// Every call's trace: both legs, the whole dialog on each.
@@ -336,11 +324,6 @@ func trunkCertificate(t *testing.T, dir string) []byte {
 	write("trunk.pem", "CERTIFICATE", leafDER)
 	write("trunk.key", "PRIVATE KEY", keyDER)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-}
-
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(string(b), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // counter reads one series of a counter or gauge from the default registry (0 when

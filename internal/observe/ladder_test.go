@@ -3,34 +3,14 @@ package observe
 import (
 	"bytes"
 	"encoding/xml"
-	"flag"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output; run go test -update and review the diff", path)
-	}
-}
 
 func TestLadderGolden(t *testing.T) {
 	tests := []struct {
@@ -55,7 +35,7 @@ func TestLadderGolden(t *testing.T) {
 					t.Errorf("lane %q missing", lane)
 				}
 			}
-			golden(t, tt.name, b.Bytes())
+			testkit.Golden(t, filepath.Join("testdata", tt.name), b.Bytes())
 		})
 	}
 }

@@ -3,6 +3,7 @@ package observe
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,10 +15,7 @@ import (
 )
 
 func TestPCAPReadByTshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("install Debian package tshark")
-	}
+	tshark := testkit.NeedBinary(t, "tshark", "tshark")
 	tr := NewTraces(10, time.Hour)
 	traceAll(tr, testCall("c1", t0, "1001", "4687", false))
 	traceAll(tr, testCall("c2", t0.Add(time.Second), "1002", "4688", true))

@@ -8,7 +8,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/guard"
-	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,10 +70,7 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 			s.respond(ep, tx, s.response(req, 481, "Call/Transaction Does Not Exist", nil), "")
 			return
 		}
-		side := media.SideA
-		if toTag == c.st.Legs[media.SideB].LocalTag {
-			side = media.SideB
-		}
+		side := c.sideOf(toTag) // legs change hands in transfers (refer.go)
 		s.traceIn(c.st.ID, ep, req)
 		c.onRequest(side, req, tx)
 		return
@@ -182,10 +178,7 @@ func (s *Service) onAck(ep *endpoint, req *sip.Request) {
 	if c == nil {
 		return
 	}
-	side := media.SideA
-	if toTag == c.st.Legs[media.SideB].LocalTag {
-		side = media.SideB
-	}
+	side := c.sideOf(toTag) // legs change hands in transfers (refer.go)
 	s.traceIn(c.st.ID, ep, req)
 	c.onAck(side, req)
 }

@@ -464,9 +464,10 @@ func (c *call) onAnswerB(r *sip.Response) {
 	c.st.Phase = PhaseConfirmed
 	c.st.Answered = time.Now()
 	c.final2xx = res
+	udp := c.leg(media.SideA).Transport == "udp" // under the lock: a transfer may swap the leg (refer.go)
 	c.mu.Unlock()
 	c.respondA(res)
-	if c.leg(media.SideA).Transport == "udp" {
+	if udp {
 		c.retransmit2xx()
 	}
 }

@@ -10,8 +10,8 @@ package b2bua
 
 import (
 	"net/url"
-	"strconv"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +73,17 @@ func (c *call) xferState() *transferState {
 		goruntime.AddCleanup(c, func(k weak.Pointer[call]) { xferStates.Delete(k) }, k)
 	}
 	return v.(*transferState)
+}
+
+// sideOf returns the side whose local tag is tag (side A when none is):
+// read under the lock, since a transfer may swap a leg at any time.
+func (c *call) sideOf(tag string) media.Side {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tag == c.st.Legs[media.SideB].LocalTag {
+		return media.SideB
+	}
+	return media.SideA
 }
 
 // claimTransfer marks c as busy with a transfer. It returns the status to
@@ -365,7 +376,7 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 	ua, _ := headerValue(req, "User-Agent")
 	other := c.capsOf(from.Other())
 	c.mu.Lock()
-	dialogFrom := []string{uriString(c.st.Legs[media.SideA].RemoteURI), uriString(c.leg(from).RemoteURI)}
+	dialogFrom := []string{uriString(c.leg(media.SideA).RemoteURI), uriString(c.leg(from).RemoteURI)}
 	c.mu.Unlock()
 	mode := referMode(c.rt.refer, referInput{
 		otherAllow: other.allow, otherSupported: other.supported, hasReplaces: rt.replaces != nil,

@@ -115,6 +115,8 @@ func TestReferModesEndToEnd(t *testing.T) {
 			}
 			_ = sess.Ack(ctx)
 			srv := itsp.session()
+			itsp.next(sip.INVITE)
+			itsp.next(sip.ACK) // the answer is complete: srv may be used
 			var h []sip.Header
 			if tc.ua != "" {
 				h = append(h, sip.NewHeader("User-Agent", tc.ua))

@@ -193,7 +193,7 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 			}
 		}
 	})
-	for _, m := range []sip.RequestMethod{sip.INFO, sip.MESSAGE, sip.UPDATE, sip.PRACK, sip.OPTIONS, sip.NOTIFY} {
+	for _, m := range []sip.RequestMethod{sip.INFO, sip.MESSAGE, sip.UPDATE, sip.PRACK, sip.OPTIONS, sip.NOTIFY, sip.REFER} {
 		srv.OnRequest(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			p.push(req)
 			p.answerInDialog(req, tx)

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 )
 
 const hq = "SBC at HQ"
@@ -151,7 +152,7 @@ func der(c *x509.Certificate) []byte { return c.Raw }
 
 func TestImportVariants(t *testing.T) {
 	h := newHierarchy(t)
-	inter2 := h.inter.intermediate(t, "Palisade Test Issuing CA 2")
+	inter2 := h.inter.Intermediate(t, "Palisade Test Issuing CA 2")
 	type step [][]byte
 	cases := []struct {
 		name  string
@@ -160,29 +161,29 @@ func TestImportVariants(t *testing.T) {
 		notes int
 	}{
 		{"A: separate files, device first, intermediate later", false, func(d *x509.Certificate) []step {
-			return []step{{EncodeCertificatesPEM(d)}, {EncodeCertificatesPEM(h.inter.cert)}}
+			return []step{{EncodeCertificatesPEM(d)}, {EncodeCertificatesPEM(h.inter.Cert)}}
 		}, 0},
 		{"A: DER files in one upload", false, func(d *x509.Certificate) []step {
-			return []step{{der(d), der(h.inter.cert)}}
+			return []step{{der(d), der(h.inter.Cert)}}
 		}, 0},
 		{"B: one bundle, intermediate first", false, func(d *x509.Certificate) []step {
-			return []step{{EncodeCertificatesPEM(h.inter.cert, d)}}
+			return []step{{EncodeCertificatesPEM(h.inter.Cert, d)}}
 		}, 0},
 		{"B: bundle with the root by mistake", false, func(d *x509.Certificate) []step {
-			return []step{{EncodeCertificatesPEM(h.root.cert, d, h.inter.cert)}}
+			return []step{{EncodeCertificatesPEM(h.root.Cert, d, h.inter.Cert)}}
 		}, 1},
 		{"C: device alone, then both intermediates bundled in any order", true, func(d *x509.Certificate) []step {
-			return []step{{EncodeCertificatesPEM(d)}, {EncodeCertificatesPEM(h.inter.cert, inter2.cert)}}
+			return []step{{EncodeCertificatesPEM(d)}, {EncodeCertificatesPEM(h.inter.Cert, inter2.Cert)}}
 		}, 0},
 		{"C: device with the lower intermediate, then the upper one as DER", true, func(d *x509.Certificate) []step {
-			return []step{{append([]byte("Bag Attributes\n"), EncodeCertificatesPEM(d, inter2.cert)...)}, {der(h.inter.cert)}}
+			return []step{{append([]byte("Bag Attributes\n"), EncodeCertificatesPEM(d, inter2.Cert)...)}, {der(h.inter.Cert)}}
 		}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			newRequest(t, f, KeyECDSAP256)
-			if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.cert)); err != nil {
+			if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.Cert)); err != nil {
 				t.Fatal(err)
 			}
 			issuer := h.inter
@@ -191,7 +192,7 @@ func TestImportVariants(t *testing.T) {
 				issuer = inter2
 				want = []string{"Palisade Test Issuing CA 2", "Palisade Test Issuing CA 1"}
 			}
-			dev := issuer.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+			dev := issuer.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
 			var info *EntryInfo
 			var notes []string
 			for _, files := range tc.steps(dev) {
@@ -246,7 +247,7 @@ func TestImportGapReported(t *testing.T) {
 	h := newHierarchy(t)
 	f := newFixture(t)
 	newRequest(t, f, KeyECDSAP256)
-	dev := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+	dev := h.inter.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
 	info, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{EncodeCertificatesPEM(dev)})
 	if err != nil {
 		t.Fatal(err)
@@ -258,9 +259,9 @@ func TestImportGapReported(t *testing.T) {
 
 func TestImportRefused(t *testing.T) {
 	h := newHierarchy(t)
-	keyPEM, _ := MarshalKeyPEM(ecKey(t))
-	other := h.inter.issue(t, ecKey(t).Public(), leafOpts{cn: "sbc.example.com"})
-	csrPEM, _ := CreateCSR(ecKey(t), Subject{CN: "x.example.com"})
+	keyPEM, _ := MarshalKeyPEM(pkitest.NewKey(t))
+	other := h.inter.Issue(t, pkitest.NewKey(t).Public(), pkitest.Leaf{CN: "sbc.example.com"})
+	csrPEM, _ := CreateCSR(pkitest.NewKey(t), Subject{CN: "x.example.com"})
 	cases := []struct {
 		name  string
 		files [][]byte
@@ -275,8 +276,8 @@ func TestImportRefused(t *testing.T) {
 		{"empty", [][]byte{{}}, "empty"},
 		{"no files", nil, "no file"},
 		{"other key", [][]byte{EncodeCertificatesPEM(other)}, "this certificate was not issued for the request 'SBC at HQ'"},
-		{"only CA certificates", [][]byte{EncodeCertificatesPEM(h.inter.cert)}, "only CA certificates"},
-		{"second file bad", [][]byte{EncodeCertificatesPEM(h.inter.cert), []byte("junk")}, "file 2"},
+		{"only CA certificates", [][]byte{EncodeCertificatesPEM(h.inter.Cert)}, "only CA certificates"},
+		{"second file bad", [][]byte{EncodeCertificatesPEM(h.inter.Cert), []byte("junk")}, "file 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -303,31 +304,31 @@ func TestCAStore(t *testing.T) {
 	h := newHierarchy(t)
 	f := newFixture(t)
 	// PEM and DER
-	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.cert)); err != nil {
+	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.Cert)); err != nil {
 		t.Fatal(err)
 	}
-	info, err := f.certs.ImportCA(f.ctx, f.cfg, "issuing", h.inter.cert.Raw)
+	info, err := f.certs.ImportCA(f.ctx, f.cfg, "issuing", h.inter.Cert.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Certificate.IsCA || info.Certificate.Subject != h.inter.cert.Subject.String() || !info.Trusted {
+	if !info.Certificate.IsCA || info.Certificate.Subject != h.inter.Cert.Subject.String() || !info.Trusted {
 		t.Errorf("%+v", info)
 	}
 	// a device certificate is refused, and the unit's own one too
-	dev := h.inter.issue(t, ecKey(t).Public(), leafOpts{cn: "peer.example.com"})
+	dev := h.inter.Issue(t, pkitest.NewKey(t).Public(), pkitest.Leaf{CN: "peer.example.com"})
 	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "dev", dev.Raw); err == nil || !strings.Contains(err.Error(), "not a CA certificate") {
 		t.Errorf("device as CA: %v", err)
 	}
 	newRequest(t, f, KeyECDSAP256)
-	own := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+	own := h.inter.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
 	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "own", EncodeCertificatesPEM(own)); err == nil || !strings.Contains(err.Error(), "issued for the request 'SBC at HQ'") {
 		t.Errorf("own as CA: %v", err)
 	}
 	// CRL: signed by the wrong CA refused; the right one accepted
-	if _, err := f.certs.ImportCRL(f.ctx, f.cfg, "root", h.inter.crl(t).Raw); err == nil || !strings.Contains(err.Error(), "not signed by") {
+	if _, err := f.certs.ImportCRL(f.ctx, f.cfg, "root", h.inter.CRL(t).Raw); err == nil || !strings.Contains(err.Error(), "not signed by") {
 		t.Errorf("foreign CRL: %v", err)
 	}
-	crl := h.inter.crl(t, dev)
+	crl := h.inter.CRL(t, dev)
 	p := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl.Raw})
 	info, err = f.certs.ImportCRL(f.ctx, f.cfg, "issuing", p)
 	if err != nil {
@@ -344,7 +345,7 @@ func TestCAStore(t *testing.T) {
 		t.Errorf("list %d", len(list))
 	}
 	d, _ := f.certs.ExportCA(f.ctx, f.cfg, "root", true)
-	if !bytes.Equal(d, h.root.cert.Raw) {
+	if !bytes.Equal(d, h.root.Cert.Raw) {
 		t.Error("export DER")
 	}
 	// delete: refused while tls.ca_certificates names it
@@ -411,15 +412,15 @@ func TestDroppedRootCompletesChain(t *testing.T) {
 	h := newHierarchy(t)
 	f := newFixture(t)
 	newRequest(t, f, KeyECDSAP256)
-	dev := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
-	info, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{EncodeCertificatesPEM(dev, h.inter.cert, h.root.cert)})
+	dev := h.inter.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
+	info, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{EncodeCertificatesPEM(dev, h.inter.Cert, h.root.Cert)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !info.ChainStatus.Complete || len(info.Chain) != 1 {
 		t.Errorf("status %+v chain %d", info.ChainStatus, len(info.Chain))
 	}
-	if p, _ := f.certs.Export(f.ctx, f.cfg, hq, false, true); bytes.Contains(p, EncodeCertificatesPEM(h.root.cert)) {
+	if p, _ := f.certs.Export(f.ctx, f.cfg, hq, false, true); bytes.Contains(p, EncodeCertificatesPEM(h.root.Cert)) {
 		t.Error("the root is exported with the chain")
 	}
 }
@@ -435,10 +436,10 @@ func TestImportPKCS7(t *testing.T) {
 		t.Run(form, func(t *testing.T) {
 			f := newFixture(t)
 			newRequest(t, f, KeyECDSAP256)
-			dev := h.inter.issue(t, f.keyOfEntry(t, hq), leafOpts{cn: "sbc.example.com"})
+			dev := h.inter.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
 			dir := t.TempDir()
 			in := filepath.Join(dir, "chain.pem")
-			os.WriteFile(in, EncodeCertificatesPEM(h.inter.cert, dev), 0o600)
+			os.WriteFile(in, EncodeCertificatesPEM(h.inter.Cert, dev), 0o600)
 			p7, err := exec.Command("openssl", "crl2pkcs7", "-nocrl", "-certfile", in, "-outform", form).Output()
 			if err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 )
 
 // Native fuzzers for every parser of uploaded bytes: certificates (PEM or
@@ -14,15 +15,15 @@ import (
 
 func seedCerts(f *testing.F) {
 	h := newHierarchy(f)
-	leaf := h.inter.issue(f, ecKey(f).Public(), leafOpts{cn: "sbc.example.com"})
-	f.Add(EncodeCertificatesPEM(leaf, h.inter.cert, h.root.cert))
+	leaf := h.inter.Issue(f, pkitest.NewKey(f).Public(), pkitest.Leaf{CN: "sbc.example.com"})
+	f.Add(EncodeCertificatesPEM(leaf, h.inter.Cert, h.root.Cert))
 	f.Add(leaf.Raw)
-	f.Add(append(append([]byte(nil), leaf.Raw...), h.inter.cert.Raw...))
+	f.Add(append(append([]byte(nil), leaf.Raw...), h.inter.Cert.Raw...))
 	f.Add(leaf.Raw[:len(leaf.Raw)/3])
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
 	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
-	f.Add(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: h.root.crl(f, leaf).Raw}))
-	f.Add(h.root.crl(f).Raw)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: h.root.CRL(f, leaf).Raw}))
+	f.Add(h.root.CRL(f).Raw)
 	f.Add([]byte{0x30, 0x84, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})
 }

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"encoding/json"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 	"io"
 	"net"
 	"os"
@@ -120,8 +121,8 @@ func TestOpenSSLClient(t *testing.T) {
 	go echoServe(ln, accepted)
 	dir := t.TempDir()
 	rootFile := filepath.Join(dir, "root.pem")
-	os.WriteFile(rootFile, EncodeCertificatesPEM(u.h.root.cert), 0o600)
-	certFile, keyFile, chainFile := writePeerFiles(t, dir, peerCert(t, u.h.inter, leafOpts{cn: "pbx.example.com"}, u.h.inter.cert))
+	os.WriteFile(rootFile, EncodeCertificatesPEM(u.h.root.Cert), 0o600)
+	certFile, keyFile, chainFile := writePeerFiles(t, dir, peerCert(t, u.h.inter, pkitest.Leaf{CN: "pbx.example.com"}, u.h.inter.Cert))
 
 	mutual := []string{"-cert", certFile, "-key", keyFile, "-cert_chain", chainFile, "-CAfile", rootFile, "-verify_return_error", "-verify_hostname", "sbc.example.com"}
 	t.Run("mutual TLS 1.2", func(t *testing.T) {

@@ -53,12 +53,12 @@ ca_list = %s
 
 // startKamailio runs kamailio with a TLS listener whose certificate is
 // issued by ca for name, trusting clients from trust; it returns the address.
-func startKamailio(t *testing.T, u *unitFixture, ca *testCA, name string, trust *testCA) string {
+func startKamailio(t *testing.T, u *unitFixture, ca *pkitest.CA, name string, trust *pkitest.CA) string {
 	t.Helper()
 	pkitest.SkipWithoutKamailio(t)
 	dir := t.TempDir()
-	key := ecKey(t)
-	cert := ca.issue(t, key.Public(), leafOpts{cn: name})
+	key := pkitest.NewKey(t)
+	cert := ca.Issue(t, key.Public(), pkitest.Leaf{CN: name})
 	keyPEM, _ := MarshalKeyPEM(key.(crypto.Signer))
 	write := func(n string, b []byte) string {
 		p := filepath.Join(dir, n)
@@ -69,10 +69,10 @@ func startKamailio(t *testing.T, u *unitFixture, ca *testCA, name string, trust 
 	}
 	chain := EncodeCertificatesPEM(cert)
 	if ca != u.h.root && ca != u.h.other {
-		chain = EncodeCertificatesPEM(cert, ca.cert)
+		chain = EncodeCertificatesPEM(cert, ca.Cert)
 	}
 	tlsCfg := write("tls.cfg", fmt.Appendf(nil, kamailioTLSCfg, write("key.pem", keyPEM), write("cert.pem", chain),
-		write("ca.pem", EncodeCertificatesPEM(trust.cert))))
+		write("ca.pem", EncodeCertificatesPEM(trust.Cert))))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

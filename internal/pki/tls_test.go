@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -33,7 +34,7 @@ func newUnit(t *testing.T) *unitFixture {
 	h := newHierarchy(t)
 	u := &unitFixture{fixture: f, h: h}
 	u.dev = u.ownCert(t, "sbc", h.inter, "sbc.example.com")
-	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.cert)); err != nil {
+	if _, err := f.certs.ImportCA(f.ctx, f.cfg, "root", EncodeCertificatesPEM(h.root.Cert)); err != nil {
 		t.Fatal(err)
 	}
 	f.cfg.Network.Interfaces[1].FQDN = "sbc.example.com"
@@ -51,23 +52,23 @@ func newUnit(t *testing.T) *unitFixture {
 }
 
 // ownCert makes a private entry name with a certificate from ca for cn.
-func (u *unitFixture) ownCert(t *testing.T, name string, ca *testCA, cn string) *x509.Certificate {
+func (u *unitFixture) ownCert(t *testing.T, name string, ca *pkitest.CA, cn string) *x509.Certificate {
 	t.Helper()
 	if _, err := u.certs.New(u.ctx, u.cfg, name, NewOptions{Subject: Subject{CN: cn}}); err != nil {
 		t.Fatal(err)
 	}
-	dev := ca.issue(t, u.keyOfEntry(t, name), leafOpts{cn: cn})
-	if _, err := u.certs.Import(u.ctx, u.cfg, name, [][]byte{EncodeCertificatesPEM(dev, ca.cert)}); err != nil {
+	dev := ca.Issue(t, u.keyOfEntry(t, name), pkitest.Leaf{CN: cn})
+	if _, err := u.certs.Import(u.ctx, u.cfg, name, [][]byte{EncodeCertificatesPEM(dev, ca.Cert)}); err != nil {
 		t.Fatal(err)
 	}
 	return dev
 }
 
 // peerCert is a key and chain for a test peer.
-func peerCert(t *testing.T, ca *testCA, o leafOpts, chain ...*x509.Certificate) tls.Certificate {
+func peerCert(t *testing.T, ca *pkitest.CA, o pkitest.Leaf, chain ...*x509.Certificate) tls.Certificate {
 	t.Helper()
-	key := ecKey(t)
-	leaf := ca.issue(t, key.Public(), o)
+	key := pkitest.NewKey(t)
+	leaf := ca.Issue(t, key.Public(), o)
 	c := tls.Certificate{PrivateKey: key, Leaf: leaf, Certificate: [][]byte{leaf.Raw}}
 	for _, x := range chain {
 		c.Certificate = append(c.Certificate, x.Raw)
@@ -128,9 +129,9 @@ func dialAsPeer(t *testing.T, addr string, cert *tls.Certificate, cfg *tls.Confi
 func TestServerDiagnosis(t *testing.T) {
 	u := newUnit(t)
 	h := u.h
-	inter2 := h.root.intermediate(t, "Palisade Test Issuing CA 2")
-	revoked := peerCert(t, h.root, leafOpts{cn: "revoked.example.com"})
-	if _, err := u.certs.ImportCRL(u.ctx, u.cfg, "root", h.root.crl(t, revoked.Leaf).Raw); err != nil {
+	inter2 := h.root.Intermediate(t, "Palisade Test Issuing CA 2")
+	revoked := peerCert(t, h.root, pkitest.Leaf{CN: "revoked.example.com"})
+	if _, err := u.certs.ImportCRL(u.ctx, u.cfg, "root", h.root.CRL(t, revoked.Leaf).Raw); err != nil {
 		t.Fatal(err)
 	}
 	if err := u.s.Apply(u.ctx, u.cfg); err != nil {
@@ -159,19 +160,19 @@ func TestServerDiagnosis(t *testing.T) {
 		want Cause // "" = accepted
 		text string
 	}{
-		{"valid with chain", ptr(peerCert(t, h.inter, leafOpts{cn: "pbx.example.com"}, h.inter.cert)), nil, "", ""},
-		{"valid from root", ptr(peerCert(t, h.root, leafOpts{cn: "pbx.example.com"})), nil, "", ""},
+		{"valid with chain", ptr(peerCert(t, h.inter, pkitest.Leaf{CN: "pbx.example.com"}, h.inter.Cert)), nil, "", ""},
+		{"valid from root", ptr(peerCert(t, h.root, pkitest.Leaf{CN: "pbx.example.com"})), nil, "", ""},
 		{"no client certificate", nil, nil, CauseNoClientCert, "sent no client certificate"},
-		{"expired", ptr(peerCert(t, h.inter, leafOpts{cn: "old.example.com", notBefore: past, notAfter: past.Add(24 * time.Hour)}, h.inter.cert)), nil, CauseExpired, "expired"},
-		{"not yet valid", ptr(peerCert(t, h.inter, leafOpts{cn: "new.example.com", notBefore: time.Now().Add(48 * time.Hour)}, h.inter.cert)), nil, CauseNotYetValid, "not valid yet"},
-		{"wrong EKU", ptr(peerCert(t, h.inter, leafOpts{cn: "web.example.com", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, h.inter.cert)), nil, CauseWrongUsage, "clientAuth"},
-		{"other CA", ptr(peerCert(t, h.other, leafOpts{cn: "x.other.example"})), nil, CauseUnknownCA, `"Other Org Root CA"`},
-		{"other CA with its root sent", ptr(peerCert(t, h.other, leafOpts{cn: "x.other.example"}, h.other.cert)), nil, CauseUnknownCA, "root"},
-		{"missing intermediate", ptr(peerCert(t, inter2, leafOpts{cn: "pbx2.example.com"})), nil, CauseMissingIntermediate, `"Palisade Test Issuing CA 2"`},
-		{"issuer in the private store", ptr(peerCert(t, h.inter, leafOpts{cn: "pbx3.example.com"})), nil, CauseWrongStore, "CA store"},
+		{"expired", ptr(peerCert(t, h.inter, pkitest.Leaf{CN: "old.example.com", NotBefore: past, NotAfter: past.Add(24 * time.Hour)}, h.inter.Cert)), nil, CauseExpired, "expired"},
+		{"not yet valid", ptr(peerCert(t, h.inter, pkitest.Leaf{CN: "new.example.com", NotBefore: time.Now().Add(48 * time.Hour)}, h.inter.Cert)), nil, CauseNotYetValid, "not valid yet"},
+		{"wrong EKU", ptr(peerCert(t, h.inter, pkitest.Leaf{CN: "web.example.com", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, h.inter.Cert)), nil, CauseWrongUsage, "clientAuth"},
+		{"other CA", ptr(peerCert(t, h.other, pkitest.Leaf{CN: "x.other.example"})), nil, CauseUnknownCA, `"Other Org Root CA"`},
+		{"other CA with its root sent", ptr(peerCert(t, h.other, pkitest.Leaf{CN: "x.other.example"}, h.other.Cert)), nil, CauseUnknownCA, "root"},
+		{"missing intermediate", ptr(peerCert(t, inter2, pkitest.Leaf{CN: "pbx2.example.com"})), nil, CauseMissingIntermediate, `"Palisade Test Issuing CA 2"`},
+		{"issuer in the private store", ptr(peerCert(t, h.inter, pkitest.Leaf{CN: "pbx3.example.com"})), nil, CauseWrongStore, "CA store"},
 		{"revoked", &revoked, nil, CauseRevoked, "revoked"},
-		{"TLS 1.1 only", ptr(peerCert(t, h.root, leafOpts{cn: "pbx.example.com"})), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}, CauseProtocol, "1.2-1.3"},
-		{"weak cipher only", ptr(peerCert(t, h.root, leafOpts{cn: "pbx.example.com"})), &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}, CauseCipher, "cipher"},
+		{"TLS 1.1 only", ptr(peerCert(t, h.root, pkitest.Leaf{CN: "pbx.example.com"})), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}, CauseProtocol, "1.2-1.3"},
+		{"weak cipher only", ptr(peerCert(t, h.root, pkitest.Leaf{CN: "pbx.example.com"})), &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}, CauseCipher, "cipher"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,13 +252,13 @@ func peerServer(t *testing.T, cert tls.Certificate, roots *x509.CertPool) string
 func TestClientDiagnosis(t *testing.T) {
 	u := newUnit(t)
 	h := u.h
-	inter2 := h.root.intermediate(t, "Palisade Test Issuing CA 2")
-	revoked := peerCert(t, h.root, leafOpts{cn: "revoked.example.com"})
-	if _, err := u.certs.ImportCRL(u.ctx, u.cfg, "root", h.root.crl(t, revoked.Leaf).Raw); err != nil {
+	inter2 := h.root.Intermediate(t, "Palisade Test Issuing CA 2")
+	revoked := peerCert(t, h.root, pkitest.Leaf{CN: "revoked.example.com"})
+	if _, err := u.certs.ImportCRL(u.ctx, u.cfg, "root", h.root.CRL(t, revoked.Leaf).Raw); err != nil {
 		t.Fatal(err)
 	}
 	past := time.Now().Add(-400 * 24 * time.Hour)
-	wild := peerCert(t, h.inter, leafOpts{cn: "*.um.example.com"}, h.inter.cert)
+	wild := peerCert(t, h.inter, pkitest.Leaf{CN: "*.um.example.com"}, h.inter.Cert)
 	cases := []struct {
 		name       string
 		cert       tls.Certificate
@@ -266,16 +267,16 @@ func TestClientDiagnosis(t *testing.T) {
 		want       Cause
 		text       string
 	}{
-		{"valid", peerCert(t, h.inter, leafOpts{cn: "trunk.example.com"}, h.inter.cert), "trunk.example.com", false, "", ""},
-		{"name mismatch", peerCert(t, h.inter, leafOpts{cn: "other.example.com"}, h.inter.cert), "trunk.example.com", false, CauseNameMismatch, `"other.example.com", not for "trunk.example.com"`},
-		{"IP target gets no name check", peerCert(t, h.inter, leafOpts{cn: "other.example.com"}, h.inter.cert), "127.0.0.1", false, "", ""},
+		{"valid", peerCert(t, h.inter, pkitest.Leaf{CN: "trunk.example.com"}, h.inter.Cert), "trunk.example.com", false, "", ""},
+		{"name mismatch", peerCert(t, h.inter, pkitest.Leaf{CN: "other.example.com"}, h.inter.Cert), "trunk.example.com", false, CauseNameMismatch, `"other.example.com", not for "trunk.example.com"`},
+		{"IP target gets no name check", peerCert(t, h.inter, pkitest.Leaf{CN: "other.example.com"}, h.inter.Cert), "127.0.0.1", false, "", ""},
 		{"wildcard allowed", wild, "x.um.example.com", true, "", ""},
 		{"wildcard not allowed", wild, "x.um.example.com", false, CauseNameMismatch, "allow_wildcard"},
 		{"wildcard is one label", wild, "a.x.um.example.com", true, CauseNameMismatch, "not for"},
-		{"unknown CA", peerCert(t, h.other, leafOpts{cn: "trunk.example.com"}), "trunk.example.com", false, CauseUnknownCA, "Other Org Root CA"},
-		{"missing intermediate", peerCert(t, inter2, leafOpts{cn: "trunk.example.com"}), "trunk.example.com", false, CauseMissingIntermediate, "intermediate"},
-		{"expired", peerCert(t, h.inter, leafOpts{cn: "trunk.example.com", notBefore: past, notAfter: past.Add(time.Hour)}, h.inter.cert), "trunk.example.com", false, CauseExpired, past.UTC().Format("2006-01-02")},
-		{"wrong EKU", peerCert(t, h.inter, leafOpts{cn: "trunk.example.com", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, h.inter.cert), "trunk.example.com", false, CauseWrongUsage, "serverAuth"},
+		{"unknown CA", peerCert(t, h.other, pkitest.Leaf{CN: "trunk.example.com"}), "trunk.example.com", false, CauseUnknownCA, "Other Org Root CA"},
+		{"missing intermediate", peerCert(t, inter2, pkitest.Leaf{CN: "trunk.example.com"}), "trunk.example.com", false, CauseMissingIntermediate, "intermediate"},
+		{"expired", peerCert(t, h.inter, pkitest.Leaf{CN: "trunk.example.com", NotBefore: past, NotAfter: past.Add(time.Hour)}, h.inter.Cert), "trunk.example.com", false, CauseExpired, past.UTC().Format("2006-01-02")},
+		{"wrong EKU", peerCert(t, h.inter, pkitest.Leaf{CN: "trunk.example.com", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, h.inter.Cert), "trunk.example.com", false, CauseWrongUsage, "serverAuth"},
 		{"revoked", revoked, "revoked.example.com", false, CauseRevoked, "revoked"},
 	}
 	for _, tc := range cases {
@@ -285,7 +286,7 @@ func TestClientDiagnosis(t *testing.T) {
 				t.Fatal(err)
 			}
 			roots := x509.NewCertPool()
-			roots.AddCert(h.root.cert)
+			roots.AddCert(h.root.Cert)
 			addr := peerServer(t, tc.cert, roots)
 			c, err := u.s.Dial(context.Background(), "tcp", addr, tc.serverName)
 			if tc.want == "" {
@@ -315,8 +316,8 @@ func TestClientDiagnosis(t *testing.T) {
 func TestClientRefusedByPeer(t *testing.T) {
 	u := newUnit(t)
 	otherRoots := x509.NewCertPool()
-	otherRoots.AddCert(u.h.other.cert)
-	addr := peerServer(t, peerCert(t, u.h.inter, leafOpts{cn: "trunk.example.com"}, u.h.inter.cert), otherRoots)
+	otherRoots.AddCert(u.h.other.Cert)
+	addr := peerServer(t, peerCert(t, u.h.inter, pkitest.Leaf{CN: "trunk.example.com"}, u.h.inter.Cert), otherRoots)
 	rep, err := u.s.DiagnoseTLS(context.Background(), addr, "trunk.example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +354,7 @@ func TestHotSwap(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	peer := peerCert(t, u.h.root, leafOpts{cn: "pbx.example.com"})
+	peer := peerCert(t, u.h.root, pkitest.Leaf{CN: "pbx.example.com"})
 	c1, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{peer}})
 	if err != nil {
 		t.Fatal(err)
@@ -448,7 +449,7 @@ func TestFirstStartAndExpiry(t *testing.T) {
 	if _, err := f.certs.New(f.ctx, f.cfg, "soon", NewOptions{Subject: Subject{CN: "sbc.example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	dev := h.root.issue(t, f.keyOfEntry(t, "soon"), leafOpts{cn: "sbc.example.com", notAfter: time.Now().Add(10*24*time.Hour + time.Hour)})
+	dev := h.root.Issue(t, f.keyOfEntry(t, "soon"), pkitest.Leaf{CN: "sbc.example.com", NotAfter: time.Now().Add(10*24*time.Hour + time.Hour)})
 	if _, err := f.certs.Import(f.ctx, f.cfg, "soon", [][]byte{dev.Raw}); err != nil {
 		t.Fatal(err)
 	}

@@ -410,3 +410,41 @@ func TestInviteWithReplaces(t *testing.T) {
 	itsp.next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
+
+// TestBlindTransferByCaller: the caller's side (leg A, where the unit is
+// the UAS) transfers; the new leg takes leg A's place.
+func TestBlindTransferByCaller(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	backup.setOnInvite(answerWith("127.0.0.4", 6800))
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+		c.Routing.Refer.Always = true
+		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "backup"}}}}
+	})
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	res := refer(t, sess, sess.InviteResponse.Contact().Address, "<sip:0301234@"+u.inside().String()+">")
+	if res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFYs %q", got)
+	}
+	if re := nextInvite(t, itsp, true); !strings.Contains(string(re.Body()), "m=audio 6800") {
+		t.Fatalf("transferee re-INVITE %q", re.Body())
+	}
+	pbx.next(sip.BYE)
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
+	// the target hangs up this time: the transferee gets the BYE
+	tgt := backup.session()
+	if err := tgt.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if bye := itsp.next(sip.BYE); bye.CallID().Value() != srv.InviteRequest.CallID().Value() {
+		t.Fatalf("BYE on %s", bye.CallID().Value())
+	}
+	waitNoCalls(t, u.Service)
+}

@@ -199,7 +199,9 @@ func (x *transfer) blind() (int, string, *call) {
 		return code, reason, nil
 	}
 	ack := sendNew(sip.ACK, nl.InviteCSeq, sdpX)
-	return 200, "OK", x.swap(c, x.from, nl, ep, mc, ack)
+	g := x.swap(c, x.from, nl, ep, mc, ack)
+	c.noteCaps(x.from, r) // the target is now the party on this side
+	return 200, "OK", g
 }
 
 // failureOf is the status a failed exchange reports.
@@ -514,7 +516,12 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	cl = *c2.leg(w)
 	*c2.leg(w) = Leg{}
 	c2.mu.Unlock()
+	caps := c2.capsOf(w)
 	g := x.swap(c, x.from, cl, cep, mc, nil)
+	st := c.xferState()
+	c.mu.Lock()
+	st.caps[x.from] = caps
+	c.mu.Unlock()
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")

@@ -2,22 +2,16 @@ package admin
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 )
 
 // multipartBody builds a multipart/form-data upload of files.
@@ -34,31 +28,6 @@ func multipartBody(t *testing.T, files map[string][]byte) ([]byte, string) {
 	}
 	mw.Close()
 	return b.Bytes(), mw.FormDataContentType()
-}
-
-// signCSR issues a certificate for the CSR from a throw-away root.
-func signCSR(t *testing.T, csrPEM []byte) (leaf, root *x509.Certificate) {
-	t.Helper()
-	block, _ := pem.Decode(csrPEM)
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rt := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "API Test Root", Organization: []string{"API Test"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, _ := x509.CreateCertificate(rand.Reader, rt, rt, key.Public(), key)
-	root, _ = x509.ParseCertificate(der)
-	lt := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject, DNSNames: csr.DNSNames,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err = x509.CreateCertificate(rand.Reader, lt, root, csr.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ = x509.ParseCertificate(der)
-	return leaf, root
 }
 
 func TestCertificateAPI(t *testing.T) {
@@ -83,7 +52,8 @@ func TestCertificateAPI(t *testing.T) {
 	if r.status != http.StatusOK || !bytes.HasPrefix(r.body, []byte("-----BEGIN CERTIFICATE REQUEST-----")) {
 		t.Fatalf("csr: %d %s", r.status, r.body)
 	}
-	leaf, root := signCSR(t, r.body)
+	ca := pkitest.NewRoot(t, "API Test Root", "API Test")
+	leaf, root := ca.IssueCSR(t, r.body), ca.Cert
 
 	// bad uploads: 413 for 10 MB, 400 for a private key; nothing changes
 	big, ct := multipartBody(t, map[string][]byte{"big.pem": bytes.Repeat([]byte("A"), 10<<20)})

@@ -2,15 +2,8 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,46 +73,6 @@ verify_certificate = no
 require_certificate = no
 `
 
-type e2eCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newE2ECA(t *testing.T, cn string) *e2eCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{cn}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &e2eCA{cert: c, key: key}
-}
-
-// sign issues a certificate for pub (or for the PEM CSR) named cn.
-func (ca *e2eCA) sign(t *testing.T, csrPEM []byte, pub any, cn string) []byte {
-	t.Helper()
-	if csrPEM != nil {
-		block, _ := pem.Decode(csrPEM)
-		csr, err := x509.ParseCertificateRequest(block.Bytes)
-		if err != nil {
-			t.Fatalf("CSR from 'cert csr': %v", err)
-		}
-		pub, cn = csr.PublicKey, csr.Subject.CommonName
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 func writeFile(t *testing.T, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -131,14 +84,14 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 
 // startE2EKamailio runs Kamailio in its own process group (it forks) and
 // stops the whole group at the end of the test.
-func startE2EKamailio(t *testing.T, ca *e2eCA, tlsPort, udpPort, uasPort int) {
+func startE2EKamailio(t *testing.T, ca *pkitest.CA, tlsPort, udpPort, uasPort int) {
 	t.Helper()
 	dir := t.TempDir()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key := pkitest.NewKey(t)
 	keyPEM, _ := pki.MarshalKeyPEM(key)
 	tlsCfg := writeFile(t, dir, "tls.cfg", fmt.Appendf(nil, e2eKamailioTLS, writeFile(t, dir, "key.pem", keyPEM),
-		writeFile(t, dir, "cert.pem", ca.sign(t, nil, key.Public(), "sbc.service.example")),
-		writeFile(t, dir, "ca.pem", pki.EncodeCertificatesPEM(ca.cert))))
+		writeFile(t, dir, "cert.pem", pki.EncodeCertificatesPEM(ca.Issue(t, key.Public(), pkitest.Leaf{CN: "sbc.service.example"}))),
+		writeFile(t, dir, "ca.pem", pki.EncodeCertificatesPEM(ca.Cert))))
 	cfg := writeFile(t, dir, "kamailio.cfg", fmt.Appendf(nil, e2eKamailioCfg, tlsPort, udpPort, tlsCfg, uasPort))
 	pkitest.StartKamailio(t, dir, cfg, fmt.Sprintf("127.0.0.4:%d", tlsPort))
 }
@@ -168,11 +121,11 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	unit := startUnit(t, dir, writeFile(t, work, "initial.json", b))
 
 	// The unit's key and CSR, signed by the service's CA; the CA into the CA store.
-	ca := newE2ECA(t, "Service Root CA")
+	ca := pkitest.NewRoot(t, "Service Root CA", "Service Root CA")
 	mustCLI(t, dir, "cert", "new", "SBC at HQ", "--cn", "sbc.example.com", "--o", "Example")
 	csr := mustCLI(t, dir, "cert", "csr", "SBC at HQ")
-	mustCLI(t, dir, "cert", "import", "SBC at HQ", writeFile(t, work, "device.pem", ca.sign(t, []byte(csr), nil, "")))
-	mustCLI(t, dir, "ca", "import", "Service Root", writeFile(t, work, "root.der", ca.cert.Raw))
+	mustCLI(t, dir, "cert", "import", "SBC at HQ", writeFile(t, work, "device.pem", pki.EncodeCertificatesPEM(ca.IssueCSR(t, []byte(csr)))))
+	mustCLI(t, dir, "ca", "import", "Service Root", writeFile(t, work, "root.der", ca.Cert.Raw))
 	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
 	mustCLI(t, dir, "config", "apply")
 	mustCLI(t, dir, "config", "confirm")

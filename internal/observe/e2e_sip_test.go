@@ -3,17 +3,12 @@ package observe_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +23,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/testkit"
@@ -287,31 +283,9 @@ func tlsTrunk(t *testing.T, ctx context.Context, dir string) int {
 // key) into dir as trunk.pem and trunk.key, and returns its CA in PEM.
 func trunkCertificate(t *testing.T, dir string) []byte {
 	t.Helper()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey, leafKey := newKey(), newKey()
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Trunk Test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "trunk.test"},
-		DNSNames: []string{"trunk.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.3")},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.NewRoot(t, "Trunk Test CA", "")
+	leafKey := pkitest.NewKey(t)
+	leaf := ca.Issue(t, leafKey.Public(), pkitest.Leaf{CN: "trunk.test", DNS: []string{"trunk.test"}, IPs: []net.IP{net.ParseIP("127.0.0.3")}})
 	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
 	if err != nil {
 		t.Fatal(err)
@@ -321,9 +295,9 @@ func trunkCertificate(t *testing.T, dir string) []byte {
 			t.Fatal(err)
 		}
 	}
-	write("trunk.pem", "CERTIFICATE", leafDER)
+	write("trunk.pem", "CERTIFICATE", leaf.Raw)
 	write("trunk.key", "PRIVATE KEY", keyDER)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }
 
 // counter reads one series of a counter or gauge from the default registry (0 when

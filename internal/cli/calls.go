@@ -28,12 +28,8 @@ func runCalls(c *Context, args []string) error {
 	number := fs.String("number", "", "calls whose From or To contains this")
 	result := fs.String("result", "", "failed, ok, a status code or a class like 4xx")
 	limit := fs.Int("limit", 0, "at most this many calls, newest first")
-	pos, err := parseFlags(c, fs, args)
-	if err != nil {
+	if err := parseNoArgs(c, fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return c.Usagef("unexpected argument %q", pos[0])
 	}
 	if *active && *ended {
 		return c.Usagef("--active and --ended exclude each other")
@@ -65,7 +61,7 @@ func runCalls(c *Context, args []string) error {
 			fmt.Fprintln(w, "no calls")
 			return
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "START\tSTATE\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tTRACE\tID")
 		for _, r := range rows {
 			result := "-"
@@ -82,6 +78,9 @@ func runCalls(c *Context, args []string) error {
 		tw.Flush()
 	})
 }
+
+// newTable aligns the tab-separated columns of a list command's output.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 func dash(s string) string {
 	if s == "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"text/tabwriter"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -24,12 +23,8 @@ func runCDR(c *Context, args []string) error {
 	fs := flag.NewFlagSet("cdr", flag.ContinueOnError)
 	since := fs.String("since", "", "records of calls started since this long ago (30m, 2h, 7d) or an RFC 3339 time")
 	csvOut := fs.Bool("csv", false, "print CSV with a header row")
-	pos, err := parseFlags(c, fs, args)
-	if err != nil {
+	if err := parseNoArgs(c, fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return c.Usagef("unexpected argument %q", pos[0])
 	}
 	q := url.Values{}
 	if *since != "" {
@@ -53,7 +48,7 @@ func runCDR(c *Context, args []string) error {
 			fmt.Fprintln(w, "no call records")
 			return
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
 		for _, r := range cdrs {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -52,6 +51,18 @@ func parseFlags(c *Context, fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// parseNoArgs is parseFlags for a command that takes flags only.
+func parseNoArgs(c *Context, fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(c, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return c.Usagef("unexpected argument %q", pos[0])
+	}
+	return nil
 }
 
 func configShow(c *Context, args []string) error {
@@ -146,12 +157,8 @@ func configImport(c *Context, args []string) error {
 func configApply(c *Context, args []string) error {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	within := fs.Duration("confirm-within", 0, "")
-	pos, err := parseFlags(c, fs, args)
-	if err != nil {
+	if err := parseNoArgs(c, fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return c.Usagef("unexpected argument %q", pos[0])
 	}
 	body := map[string]string{}
 	if *within > 0 {
@@ -269,7 +276,7 @@ func configHistory(c *Context, args []string) error {
 		return err
 	}
 	return c.Output(vs, func(w io.Writer) {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "VERSION\tTIME\tAUTHOR\tCOMMENT")
 		for _, v := range vs {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", v.Number, v.Time.Local().Format(time.DateTime), v.Author, v.Comment)

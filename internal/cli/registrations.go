@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/registrar"
@@ -26,7 +25,7 @@ func printRegistrations(w io.Writer, section json.RawMessage) {
 		fmt.Fprintln(w, "no registrations")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "KIND\tAOR\tSTATE\tEXPIRES IN\tCONTACT\tSOURCE\tQ\tDETAIL")
 	for _, r := range regs {
 		exp, q, src, detail := "-", "-", dash(r.Source), dash(r.UserAgent)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -37,7 +36,7 @@ func printPeers(w io.Writer, section json.RawMessage) {
 		fmt.Fprintln(w, "no peers configured")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "PEER\tSTATE\tKEEPALIVE\tFAILURES\tLAST CHECK\tLAST ERROR")
 	for _, p := range peers {
 		state, check := "down", "-"
@@ -103,7 +102,7 @@ func printCertificates(w io.Writer, section json.RawMessage) {
 		fmt.Fprintf(w, "%s\n", section)
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tDAYS LEFT\tNOT AFTER\tSUBJECT\tCHAIN")
 	for _, c := range certs {
 		days, until := "-", "-"

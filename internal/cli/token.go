@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"text/tabwriter"
 	"time"
 )
 
@@ -48,7 +47,7 @@ func tokenList(c *Context, args []string) error {
 		return err
 	}
 	return c.Output(ts, func(w io.Writer) {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tBY")
 		for _, t := range ts {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Created.Local().Format(time.DateTime), t.Author)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -22,8 +23,19 @@ const (
 	clockTicks     = 100 // USER_HZ on Linux
 )
 
+// File descriptors: every call holds sockets (media), so a unit pushed
+// past its capacity runs out of descriptors before memory; above fdHigh of
+// RLIMIT_NOFILE new calls are refused until use falls below fdLow.
+const (
+	fdHigh       = 0.80
+	fdLow        = 0.70
+	fdCheckEvery = 4 // samples (2 s): counting /proc/self/fd costs a little
+)
+
 type cpuMonitor struct {
 	overloaded atomic.Bool
+	fdsHigh    atomic.Bool
+	samples    int
 	lastShare  atomic.Uint64 // float64 bits
 	prevTicks  uint64
 	prevAt     time.Time
@@ -47,6 +59,37 @@ func (c *cpuMonitor) sample() (on, changed bool) {
 	c.lastShare.Store(math.Float64bits(share))
 	cpuShare.Set(share)
 	return c.decide(share)
+}
+
+// sampleFDs checks the descriptor use every fdCheckEvery samples; changed
+// reports a switch (on = the new state).
+func (c *cpuMonitor) sampleFDs() (on, changed bool) {
+	if c.samples++; c.samples%fdCheckEvery != 0 {
+		return c.fdsHigh.Load(), false
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
+		return c.fdsHigh.Load(), false
+	}
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return c.fdsHigh.Load(), false
+	}
+	return c.decideFDs(float64(len(es)) / float64(lim.Cur))
+}
+
+func (c *cpuMonitor) decideFDs(share float64) (on, changed bool) {
+	fdShare.Set(share)
+	was := c.fdsHigh.Load()
+	switch {
+	case share >= fdHigh && !was:
+		c.fdsHigh.Store(true)
+		return true, true
+	case share < fdLow && was:
+		c.fdsHigh.Store(false)
+		return false, true
+	}
+	return was, false
 }
 
 // decide applies the hysteresis to one measured share.

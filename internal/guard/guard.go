@@ -218,6 +218,13 @@ func (g *Guard) run() {
 				g.log.Info("CPU load back to normal; new calls accepted", "cpu", g.cpu.last())
 			}
 		}
+		if on, changed := g.cpu.sampleFDs(); changed {
+			if on {
+				g.log.Warn("file descriptors nearly used up: new calls are refused with 503 until calls end")
+			} else {
+				g.log.Info("file descriptor use back to normal; new calls accepted")
+			}
+		}
 		if prune++; prune >= 20 {
 			prune = 0
 			blockedSources.Set(float64(g.sources.prune(g.now())))
@@ -283,6 +290,8 @@ func (g *Guard) Check(r Request) Verdict {
 		return g.refuse(overloaded("max_calls"), r, src)
 	case g.cpu.overloaded.Load():
 		return g.refuse(overloaded("cpu"), r, src)
+	case g.cpu.fdsHigh.Load():
+		return g.refuse(overloaded("fds"), r, src)
 	case p.maxRate > 0 && g.overRate(now, p.maxRate):
 		return g.refuse(overloaded("call_rate"), r, src)
 	}

@@ -189,6 +189,31 @@ func TestCallRateAndCPU(t *testing.T) {
 	}
 }
 
+func TestFDShedding(t *testing.T) {
+	g, _ := newTestGuard(t, testConfig(nil))
+	inv := Request{Source: src("10.0.0.10:5060"), Interface: "inside", Method: "INVITE"}
+	for _, tc := range []struct {
+		share float64
+		want  bool
+	}{{0.5, false}, {0.85, true}, {0.75, true}, {0.6, false}} {
+		g.cpu.decideFDs(tc.share)
+		v := g.Check(inv)
+		if got := v.Cause == "fds"; got != tc.want {
+			t.Fatalf("fd share %v: %+v, shedding want %v", tc.share, v, tc.want)
+		}
+		if bye := g.Check(Request{Source: inv.Source, Interface: "inside", Method: "BYE", InDialog: true}); bye.Action != Allow {
+			t.Fatalf("BYE shed at fd share %v", tc.share)
+		}
+	}
+	// The real sampler reads this process's descriptors.
+	for range fdCheckEvery {
+		g.cpu.sampleFDs()
+	}
+	if g.cpu.fdsHigh.Load() {
+		t.Fatal("the test process is over 80% of its descriptors?")
+	}
+}
+
 func TestCPUHysteresis(t *testing.T) {
 	tests := []struct {
 		samples []float64

@@ -22,6 +22,10 @@ var (
 		Namespace: "palisade", Subsystem: "guard", Name: "cpu_share",
 		Help: "The process's CPU use as a share of its usable cores (0-1).",
 	})
+	fdShare = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "palisade", Subsystem: "guard", Name: "fd_share",
+		Help: "Open file descriptors as a share of the process limit (0-1).",
+	})
 	cpuOverloaded = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "palisade", Subsystem: "guard", Name: "cpu_overloaded",
 		Help: "1 while new calls are refused because the CPU is saturated.",

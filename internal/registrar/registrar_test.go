@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -59,26 +58,13 @@ func newRegistrar(t *testing.T, st store.Store, clk *clock) *Registrar {
 // serve runs a sipgo UAS on 127.0.0.1 UDP that hands REGISTER to r.
 func serve(t *testing.T, r *Registrar) string {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("registrar-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
-		if !r.Serve(req, tx, "inside") {
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Ours", nil))
-		}
+	return siptest.UDPServer(t, "registrar-test", "127.0.0.1", func(srv *sipgo.Server) {
+		srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+			if !r.Serve(req, tx, "inside") {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Ours", nil))
+			}
+		})
 	})
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeUDP(conn)
-	t.Cleanup(func() { conn.Close(); ua.Close() })
-	return conn.LocalAddr().String()
 }
 
 // phone is a sipgo UAC registering over UDP.
@@ -101,17 +87,7 @@ type phone struct {
 
 func newPhone(t *testing.T, srv, user, pw string) *phone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-"+user), sipgo.WithUserAgentHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := testkit.FreePort(t, "udp", "127.0.0.1") // the client binds it as its own socket
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
-		sipgo.WithClientConnectionAddr(fmt.Sprintf("127.0.0.1:%d", port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
+	cli, port := siptest.UDPClient(t, "phone-"+user, "127.0.0.1")
 	return &phone{t: t, cli: cli, srv: srv, user: user, pw: pw, domain: "example.com", port: port,
 		callID: fmt.Sprintf("reg-%s-%d", user, time.Now().UnixNano()), cseq: 1, auth: digest.NewClient()}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	icdigest "github.com/icholy/digest"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // trunk is a Go UAS playing an ITSP registrar that challenges. It checks
@@ -47,22 +46,9 @@ type trunk struct {
 func newTrunk(t *testing.T, alg string) *trunk {
 	t.Helper()
 	tr := &trunk{t: t, user: "acct", pw: "s3cret", realm: "itsp.example", alg: alg, code: 401, grant: 3600, nonce: "fixed-nonce-1"}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("trunk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(tr.answer(req)) })
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.addr = conn.LocalAddr().String()
-	go srv.ServeUDP(conn)
-	t.Cleanup(func() { conn.Close(); ua.Close() })
+	tr.addr = siptest.UDPServer(t, "trunk", "127.0.0.1", func(srv *sipgo.Server) {
+		srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(tr.answer(req)) })
+	})
 	return tr
 }
 
@@ -147,17 +133,7 @@ type udpSender struct {
 
 func newSender(t *testing.T, dst string) *udpSender {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("palisade-test"), sipgo.WithUserAgentHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := testkit.FreePort(t, "udp", "127.0.0.1") // the client binds it as its own socket
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
-		sipgo.WithClientConnectionAddr(fmt.Sprintf("127.0.0.1:%d", port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
+	cli, port := siptest.UDPClient(t, "palisade-test", "127.0.0.1")
 	return &udpSender{cli: cli, port: port, dst: dst}
 }
 

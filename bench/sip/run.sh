@@ -4,14 +4,14 @@
 #   sipp UAC -> Palisade (UDP in, TLS out) -> Kamailio (TLS) -> sipp UAS
 # Env: RATES_UDP (default "2500"), RATES_TLS (default "1500"), DURATION (20),
 #      REPEATS (1), MEM_RATE/MEM_HOLD_MS for the memory run (500 cps, 20 s hold),
-#      SKIP_TLS=1, SKIP_MEM=1. Ports are off the standard ones (25060/25070/25090)
+#      SKIP_TLS=1, SKIP_MEM=1. Ports are off the standard ones (15060/15070/15090, below the media relay range)
 #      so a unit running on 5060 is not disturbed.
 # Prints the harness RESULT lines and a summary.
 set -u
 D=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$D/../.." && pwd)
 export BENCH_OUT=${BENCH_OUT:-/tmp/bench-runs}
-export SUT_PORT=${SUT_PORT:-25060} UAC_PORT=${UAC_PORT:-25070} UAS_PORT=${UAS_PORT:-25090} UAC_MP=${UAC_MP:-26000} UAS_MP=${UAS_MP:-36000}
+export SUT_PORT=${SUT_PORT:-15060} UAC_PORT=${UAC_PORT:-15070} UAS_PORT=${UAS_PORT:-15090} UAC_MP=${UAC_MP:-16000} UAS_MP=${UAS_MP:-17000}
 export UAS_URI="sip:127.0.0.1:$UAS_PORT"
 export PALISADE_SUT="$ROOT/bin/bench-sip-sut"
 mkdir -p "$ROOT/bin"

@@ -6,8 +6,8 @@
 sut_start() {
 	local max=$1 relay=$UAS_URI
 	if [ "${PALISADE_TLS:-0}" = 1 ]; then
-		local kp=${KAM_TLS_PORT:-25061}
-		kam_start kamailio-peer "$max" "udp:127.0.0.1:${KAM_UDP_PORT:-25062}" "tls:127.0.0.1:$kp" "$UAS_URI" "${PEER_CPUS:-}" || return 1
+		local kp=${KAM_TLS_PORT:-15061}
+		kam_start kamailio-peer "$max" "udp:127.0.0.1:${KAM_UDP_PORT:-15062}" "tls:127.0.0.1:$kp" "$UAS_URI" "${PEER_CPUS:-}" || return 1
 		PEER_PID=$LAST_PID
 		relay="sip:127.0.0.1:$kp;transport=tls"
 	fi

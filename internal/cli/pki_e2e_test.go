@@ -59,14 +59,8 @@ request_route {
 }
 `
 
-const e2eKamailioTLS = `[server:default]
-method = TLSv1.2+
-verify_certificate = yes
-require_certificate = yes
-private_key = %s
-certificate = %s
-ca_list = %s
-
+// e2eKamailioTLS adds a client section: Kamailio's own outgoing TLS, unchecked.
+const e2eKamailioTLS = pkitest.KamailioTLSServer + `
 [client:default]
 method = TLSv1.2+
 verify_certificate = no

@@ -42,15 +42,6 @@ request_route {
 }
 `
 
-const kamailioTLSCfg = `[server:default]
-method = TLSv1.2+
-verify_certificate = yes
-require_certificate = yes
-private_key = %s
-certificate = %s
-ca_list = %s
-`
-
 // startKamailio runs kamailio with a TLS listener whose certificate is
 // issued by ca for name, trusting clients from trust; it returns the address.
 func startKamailio(t *testing.T, u *unitFixture, ca *pkitest.CA, name string, trust *pkitest.CA) string {
@@ -71,7 +62,7 @@ func startKamailio(t *testing.T, u *unitFixture, ca *pkitest.CA, name string, tr
 	if ca != u.h.root && ca != u.h.other {
 		chain = EncodeCertificatesPEM(cert, ca.Cert)
 	}
-	tlsCfg := write("tls.cfg", fmt.Appendf(nil, kamailioTLSCfg, write("key.pem", keyPEM), write("cert.pem", chain),
+	tlsCfg := write("tls.cfg", fmt.Appendf(nil, pkitest.KamailioTLSServer, write("key.pem", keyPEM), write("cert.pem", chain),
 		write("ca.pem", EncodeCertificatesPEM(trust.Cert))))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

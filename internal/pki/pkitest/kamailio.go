@@ -14,6 +14,18 @@ import (
 // KamailioTLSModule is where Debian's kamailio-tls-modules puts the module.
 const KamailioTLSModule = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
 
+// KamailioTLSServer is a tls.cfg section for a TLS server that requires and
+// verifies client certificates; the format verbs are the paths of its key,
+// its certificate (chain) and the CA list it trusts for clients.
+const KamailioTLSServer = `[server:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = %s
+certificate = %s
+ca_list = %s
+`
+
 // SkipWithoutKamailio skips the test when kamailio or its TLS module is missing.
 func SkipWithoutKamailio(t testing.TB) {
 	t.Helper()

@@ -151,7 +151,11 @@ func (m *fakeManager) Version(_ context.Context, n int) (*config.Config, error) 
 }
 
 func (m *fakeManager) LoadVersion(ctx context.Context, n int, _ string) error {
-	c, err := m.Version(ctx, n)
+	return m.replacePrelim(m.Version(ctx, n))
+}
+
+// replacePrelim makes c the preliminary configuration, unless making c failed.
+func (m *fakeManager) replacePrelim(c *config.Config, err error) error {
 	if err != nil {
 		return err
 	}
@@ -169,15 +173,7 @@ func (m *fakeManager) Backup(context.Context, string) ([]byte, error) {
 }
 
 func (m *fakeManager) Restore(_ context.Context, data []byte, _, _ string) error {
-	c, err := config.Decode(data)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.prelim = c
-	m.gen++
-	return nil
+	return m.replacePrelim(config.Decode(data))
 }
 
 // recordingApplier records the configurations it was asked to run.

@@ -188,13 +188,13 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	c.mu.Unlock()
 
+	if c.onTransferRequest(from, req, tx) { // refer.go: REFER handled locally, transferor's BYE
+		return
+	}
 	if req.Method == sip.BYE {
 		s.respond(ep, tx, s.response(req, 200, "OK", nil), c.st.ID)
 		c.byeSide(from.Other())
 		c.end("bye from " + sideName(from))
-		return
-	}
-	if c.onTransferRequest(from, req, tx) { // refer.go: REFER handled locally
 		return
 	}
 	to := from.Other()

@@ -45,8 +45,9 @@ const (
 // the call, keyed by a weak pointer and dropped when the call is collected,
 // so that the B2BUA's call type needs no field for it.
 type transferState struct {
-	busy bool       // a locally handled REFER is in progress (another gets 491)
-	caps [2]legCaps // what each leg's user agent declared
+	busy   bool       // a locally handled REFER is in progress (another gets 491)
+	caps   [2]legCaps // what each leg's user agent declared
+	active *transfer  // the locally handled REFER in progress
 	// referCSeq is the CSeq of the last REFER relayed from each side: the
 	// NOTIFYs coming back name it in Event's id (RFC 3515 §2.4.6).
 	referCSeq [2]uint32
@@ -317,6 +318,18 @@ func (c *call) onTransferRequest(from media.Side, req *sip.Request, tx *sip.Serv
 	switch req.Method {
 	case sip.REFER:
 		return c.onRefer(from, req, tx)
+	case sip.BYE:
+		// A transferor may hang up as soon as its REFER is accepted: only
+		// its own leg ends, the transfer goes on.
+		st := c.xferState()
+		c.mu.Lock()
+		x := st.active
+		c.mu.Unlock()
+		if x != nil && x.from == from && x.gone.CompareAndSwap(false, true) {
+			c.svc.respond(c.eps[from], tx, c.svc.response(req, 200, "OK", nil), c.st.ID)
+			c.logger().Info("transferor left during the transfer")
+			return true
+		}
 	case sip.NOTIFY:
 		if ev, _ := headerValue(req, "Event", "o"); isReferEvent(ev) {
 			sanitizeSipfrag(req)

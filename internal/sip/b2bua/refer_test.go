@@ -448,3 +448,85 @@ func TestBlindTransferByCaller(t *testing.T) {
 	}
 	waitNoCalls(t, u.Service)
 }
+
+// TestTransferorLeavesEarly: the transferor hangs up right after the 202;
+// only its leg ends and the transfer completes.
+func TestTransferorLeavesEarly(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	release := make(chan struct{})
+	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		<-release
+		_ = s.RespondSDP(testSDP("127.0.0.1", 6900))
+	})
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	newLeg := nextInvite(t, pbx, false) // the target rings
+	if err := srv.Bye(ctxT(t)); err != nil {
+		t.Fatalf("transferor's BYE: %v", err)
+	}
+	close(release)
+	if re := nextInvite(t, pbx, true); !strings.Contains(string(re.Body()), "m=audio 6900") {
+		t.Fatalf("transferee re-INVITE %q", re.Body())
+	}
+	waitTransferred(t, u, newLeg.CallID().Value())
+	for _, m := range pbx.wire.all() {
+		if strings.HasPrefix(m, "BYE ") {
+			t.Fatalf("the transferee was hung up:\n%s", m)
+		}
+	}
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	pbx.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
+// waitTransferred waits until the unit's only call has the leg with Call-ID
+// callID (the transfer switched over).
+func waitTransferred(t *testing.T, u *testUnit, callID string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		calls := u.ActiveCalls()
+		return len(calls) == 1 && (calls[0].Legs[0].CallID == callID || calls[0].Legs[1].CallID == callID)
+	}, "the call to switch to the new leg")
+}
+
+// TestTransfereeLeavesDuringTransfer: the transferee hangs up while the
+// target rings; the target, once it answers, is hung up and nothing stays.
+func TestTransfereeLeavesDuringTransfer(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	release := make(chan struct{})
+	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		<-release
+		_ = s.RespondSDP(testSDP("127.0.0.1", 6900))
+	})
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	newLeg := nextInvite(t, pbx, false)
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	itsp.next(sip.BYE) // the transferor's leg ends with the call
+	close(release)
+	for {
+		bye := pbx.next(sip.BYE)
+		if bye.CallID().Value() == newLeg.CallID().Value() {
+			break
+		}
+	}
+	waitNoCalls(t, u.Service)
+}

@@ -31,11 +31,16 @@ type transfer struct {
 	noSub bool
 
 	trying chan struct{} // closed when the NOTIFY 100 is answered
+	gone   atomic.Bool   // the transferor hung up meanwhile (its BYE is answered)
 	newAck atomic.Pointer[sip.Request]
 }
 
 func (x *transfer) run() {
 	c := x.c
+	st := c.xferState()
+	c.mu.Lock()
+	st.active = x
+	c.mu.Unlock()
 	defer c.releaseTransfer()
 	x.trying = make(chan struct{})
 	trying := x.notify(c, 100, "Trying")
@@ -54,24 +59,37 @@ func (x *transfer) run() {
 	} else {
 		code, reason, ghost = x.blind()
 	}
+	// From here on a BYE of the transferor is an ordinary one.
+	c.mu.Lock()
+	st.active = nil
+	c.mu.Unlock()
 	select {
 	case <-x.trying:
 	case <-time.After(2 * time.Second):
 	}
+	if after != nil {
+		defer after()
+	}
 	if ghost == nil {
 		referTotal.WithLabelValues(x.mode, "failed").Inc()
+		if x.gone.Load() {
+			// nobody to take the call back: the transferee is hung up
+			c.logger().Info("transfer failed after the transferor left", "status", code, "reason", reason)
+			c.byeSide(x.from.Other())
+			c.end("transfer failed: " + strconv.Itoa(code))
+			return
+		}
 		c.logger().Info("transfer failed, call kept", "mode", x.mode, "status", code, "reason", reason)
 		x.notify(c, code, reason)()
 		return
 	}
 	referTotal.WithLabelValues(x.mode, "success").Inc()
 	c.logger().Info("transfer done", "mode", x.mode, "attended", x.to.replaces != nil)
-	x.notify(ghost, 200, "OK")()
-	ghost.byeSide(x.from)
-	ghost.end("transferred")
-	if after != nil {
-		after()
+	if !x.gone.Load() {
+		x.notify(ghost, 200, "OK")()
+		ghost.byeSide(x.from)
 	}
+	ghost.end("transferred")
 }
 
 // notify reports progress on the REFER's implicit subscription (RFC 3515
@@ -165,6 +183,10 @@ func (x *transfer) blind() (int, string, *call) {
 		nl.LocalCSeq++
 		sendNew(sip.BYE, nl.LocalCSeq, nil)
 	}
+	if c.ended.Load() { // the transferee hung up while the target rang
+		abandon()
+		return 487, "Request Terminated (the call ended)", nil
+	}
 	offer := r.Body()
 	if len(offer) == 0 {
 		abandon()
@@ -200,6 +222,12 @@ func (x *transfer) blind() (int, string, *call) {
 	}
 	ack := sendNew(sip.ACK, nl.InviteCSeq, sdpX)
 	g := x.swap(c, x.from, nl, ep, mc, ack)
+	if g == nil {
+		mc.Close()
+		nl.LocalCSeq++
+		sendNew(sip.BYE, nl.LocalCSeq, nil)
+		return 487, "Request Terminated (the call ended)", nil
+	}
 	c.noteCaps(x.from, r) // the target is now the party on this side
 	return 200, "OK", g
 }
@@ -398,10 +426,15 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 }
 
 // swap puts the new leg nl on side of c in place of the old one, with the
-// new media; the old leg lives on in a ghost call until its BYE.
+// new media; the old leg lives on in a ghost call until its BYE. It returns
+// nil when the call has ended meanwhile.
 func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
 	s := c.svc
 	c.mu.Lock()
+	if c.ended.Load() { // the transferee hung up meanwhile
+		c.mu.Unlock()
+		return nil
+	}
 	old, oldEp, oldMedia := c.st.Legs[side], c.eps[side], c.media
 	c.st.Legs[side], c.eps[side], c.media = nl, ep, mc
 	if side == media.SideB {
@@ -512,19 +545,26 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	ackC(sdpX)
 	// C's leg moves from the consultation call into c; what remains of the
 	// consultation call is the transferor's leg, ended after the NOTIFY.
+	caps := c2.capsOf(w)
 	c2.mu.Lock()
 	cl = *c2.leg(w)
 	*c2.leg(w) = Leg{}
 	c2.mu.Unlock()
-	caps := c2.capsOf(w)
 	g := x.swap(c, x.from, cl, cep, mc, nil)
-	st := c.xferState()
-	c.mu.Lock()
-	st.caps[x.from] = caps
-	c.mu.Unlock()
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")
 	}
+	if g == nil { // the transferee left: the consulted party is hung up
+		mc.Close()
+		gl := s.ghostLeg(c, x.from, cl, cep)
+		gl.byeSide(x.from)
+		gl.end("call ended during the transfer")
+		return 487, "Request Terminated (the call ended)", nil, after
+	}
+	st := c.xferState()
+	c.mu.Lock()
+	st.caps[x.from] = caps
+	c.mu.Unlock()
 	return 200, "OK", g, after
 }

@@ -405,6 +405,13 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 		c.logger().Info("REFER relayed", "from", sideName(from), "target_user", rt.uri.User)
 		return false
 	}
+	if rt.uri.UriParams != nil {
+		if m, ok := rt.uri.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
+			referTotal.WithLabelValues(mode, "bad_request").Inc()
+			s.respond(ep, tx, s.response(req, 501, "Not Implemented (only INVITE transfers)", nil), c.st.ID)
+			return true
+		}
+	}
 	if code, reason := c.referLoop(from, rt); code != 0 {
 		referTotal.WithLabelValues(mode, "loop").Inc()
 		c.logger().Info("REFER refused", "mode", mode, "status", code, "reason", reason)

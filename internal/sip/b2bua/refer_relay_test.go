@@ -160,6 +160,7 @@ func TestReferBadInput(t *testing.T) {
 		{"no Refer-To", "", 400},
 		{"malformed", "<sip:200@", 400},
 		{"not SIP", "<http://example.com/>", 400},
+		{"not an INVITE", "<sip:200@" + u.outside().String() + ";method=BYE>", 501},
 		{"to the transferor", "<sip:trunk@127.0.0.3:" + itoa(self.Port) + ">", 482},
 		{"Replaces names this dialog", "<sip:200@" + u.outside().String() + "?Replaces=" +
 			url.QueryEscape(srv.InviteRequest.CallID().Value()+";"+own) + ">", 403},

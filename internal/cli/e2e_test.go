@@ -23,9 +23,8 @@ var binPath string
 func TestMain(m *testing.M) { testkit.MainWithPalisade(m, &binPath) }
 
 type unitProc struct {
-	cmd  *exec.Cmd
-	log  *testkit.SyncBuffer
-	done chan struct{}
+	*testkit.Proc
+	log *testkit.SyncBuffer
 }
 
 // testConfigFile writes the document a test unit starts with: the defaults
@@ -65,42 +64,22 @@ func startUnit(t *testing.T, dir, initial string, extra ...string) *unitProc {
 	args := append([]string{"run", "--data", dir, "--admin-listen", "127.0.0.1:0",
 		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(binPath, args...)
-	p := &unitProc{cmd: cmd, log: &testkit.SyncBuffer{}, done: make(chan struct{})}
+	p := &unitProc{log: &testkit.SyncBuffer{}}
 	cmd.Stderr = p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
+	p.Proc = testkit.Start(t, cmd, 0)
 	sock := filepath.Join(dir, admin.SocketFile)
-	for !socketAnswers(sock) {
-		select {
-		case <-p.done:
-			t.Fatalf("palisade run exited early:\n%s", p.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	p.WaitReady(t, "palisade run", func() bool { return socketAnswers(sock) }, 50*time.Millisecond, 0, p.log.String)
 	return p
-}
-
-func (p *unitProc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
 }
 
 // stop sends SIGTERM and waits for the unit to exit.
 func (p *unitProc) stop(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-p.done
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	<-p.Done()
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("palisade run exited %d after SIGTERM:\n%s", code, p.log)
 	}
 }
@@ -337,11 +316,11 @@ func TestRunJSONLogsSecondUnitAndSIGINT(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "already running") {
 		t.Fatalf("second unit on the same data directory: exit %d %s", r.code, r.stderr)
 	}
-	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := u.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	<-u.done
-	if code := u.cmd.ProcessState.ExitCode(); code != 0 {
+	<-u.Done()
+	if code := u.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d after SIGINT:\n%s", code, u.log)
 	}
 	lines := strings.Split(strings.TrimSpace(u.log.String()), "\n")
@@ -373,7 +352,7 @@ func TestKilledDuringConfirmWindow(t *testing.T) {
 	if got := unitName(t, mustCLI(t, dir, "config", "show", "--running")); got != "unconfirmed" {
 		t.Fatalf("after apply the unit runs %q", got)
 	}
-	u.kill()
+	u.Stop(0)
 	if _, err := os.Stat(filepath.Join(dir, admin.SocketFile)); err != nil {
 		t.Fatalf("a killed unit leaves its socket behind; the test needs it there: %v", err)
 	}

@@ -2,6 +2,7 @@
 package pkitest
 
 import (
+	"github.com/palisade-sbc/palisade/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -51,35 +52,22 @@ func StartKamailio(t testing.TB, dir, cfg, tlsAddr string) {
 	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-m", "64", "-M", "8")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	// Registered first, so that it runs after kamailio has stopped.
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
 			t.Logf("kamailio log:\n%s", b)
 		}
 	})
-	for i := 0; i < 100; i++ { // up to 10 s to start listening
-		if c, err := net.DialTimeout("tcp", tlsAddr, time.Second); err == nil {
+	p := testkit.Start(t, cmd, 10*time.Second)
+	listening := func() bool {
+		c, err := net.DialTimeout("tcp", tlsAddr, time.Second)
+		if err == nil {
 			c.Close()
-			return
 		}
-		select {
-		case <-done:
-			t.Fatalf("kamailio exited early")
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err == nil
 	}
-	t.Fatalf("kamailio did not listen on %s", tlsAddr)
+	// up to 10 s to start listening; the log is shown by the cleanup
+	p.WaitReady(t, "kamailio on "+tlsAddr, listening, 100*time.Millisecond, 100, func() string { return "" })
 }

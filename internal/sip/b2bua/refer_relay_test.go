@@ -256,3 +256,44 @@ func TestReferSubFalse(t *testing.T) {
 	}
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 }
+
+// TestNoReferSupportFromAnswer: the called party's Allow (in its 200 OK)
+// decides no_refer_support when the caller transfers.
+func TestNoReferSupportFromAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		allow string
+		local bool
+	}{
+		{"INVITE, ACK, BYE, CANCEL", true},
+		{"INVITE, ACK, BYE, CANCEL, REFER, NOTIFY", false},
+	} {
+		t.Run(tc.allow, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			acceptRefer(pbx)
+			acceptRefer(itsp)
+			itsp.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+				_ = s.Respond(200, "OK", testSDP("127.0.0.3", 5000), sip.NewHeader("Content-Type", "application/sdp"),
+					sip.NewHeader("Allow", tc.allow),
+					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "trunk", Host: "127.0.0.3", Port: int(itsp.addr.Port())}})
+			})
+			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Refer.NoReferSupport = true })
+			sess, _ := establish(t, u, pbx, itsp, viaInside(u))
+			pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+			res := refer(t, sess, sess.InviteResponse.Contact().Address, "<sip:200@"+u.inside().String()+">")
+			if res.StatusCode != 202 {
+				t.Fatalf("REFER answered %d", res.StatusCode)
+			}
+			if tc.local {
+				if got := notifies(t, pbx, 2); got[0] != "SIP/2.0 100 Trying" {
+					t.Fatalf("NOTIFYs %q", got)
+				}
+				if itsp.wire.count("REFER ") != 0 {
+					t.Fatal("REFER relayed to a party without REFER support")
+				}
+			} else {
+				itsp.next(sip.REFER)
+			}
+		})
+	}
+}

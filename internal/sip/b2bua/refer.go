@@ -363,7 +363,9 @@ func sanitizeSipfrag(req *sip.Request) {
 
 func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool {
 	s := c.svc
+	c.mu.Lock()
 	ep := c.eps[from]
+	c.mu.Unlock()
 	v, ok := headerValue(req, "Refer-To", "r")
 	if !ok || len(req.GetHeaders("Refer-To"))+len(req.GetHeaders("r")) > 1 {
 		referTotal.WithLabelValues("none", "bad_request").Inc()
@@ -467,8 +469,9 @@ func (c *call) referLoop(from media.Side, rt *referTo) (int, string) {
 // out on, keeping the user part and the URI headers (Replaces names a
 // dialog of the unit, which the unit resolves when the INVITE comes).
 func (c *call) rewriteReferTo(to media.Side, req *sip.Request, rt *referTo) {
-	info := c.eps[to].info.Load()
-	tr := c.leg(to).Transport
+	c.mu.Lock()
+	info, tr := c.eps[to].info.Load(), c.leg(to).Transport
+	c.mu.Unlock()
 	u := sip.Uri{Scheme: "sip", User: rt.uri.User, Host: info.host, Port: info.port(tr)}
 	if strings.EqualFold(rt.uri.Scheme, "sips") {
 		u.Scheme = "sips"

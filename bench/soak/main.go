@@ -123,28 +123,34 @@ func run(bin string, dur time.Duration, rate int, hold, every time.Duration) err
 
 	maxRun := dur + 90*time.Second
 	common := []string{"-nostdin", "-bind_local", "-buff_size", "4194304", "-max_recv_loops", "10000", "-max_sched_loops", "10000", "-trace_stat", "-fd", "5"}
-	uas := exec.Command("timeout", append([]string{strconv.Itoa(int(maxRun.Seconds())), sipp, "-sf", filepath.Join(scen, "uas.xml"),
-		"-i", trunkIP, "-p", strconv.Itoa(uasPort), "-mi", trunkIP, "-mp", "36000", "-stf", filepath.Join(work, "uas.csv")}, common...)...)
+	// sipp runs in its own process group so that it is stopped whole;
+	// a leftover UAS would hold the media ports the next one needs.
+	uas := exec.Command(sipp, append([]string{"-sf", filepath.Join(scen, "uas.xml"),
+		"-i", trunkIP, "-p", strconv.Itoa(uasPort), "-mi", trunkIP, "-mp", "36000", "-stf", filepath.Join(work, "uas.csv"),
+		"-timeout", fmt.Sprintf("%ds", int(maxRun.Seconds()))}, common...)...)
 	uas.Dir = work
 	uas.Stdout, uas.Stderr = io.Discard, io.Discard
+	uas.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := uas.Start(); err != nil {
 		return err
 	}
-	defer uas.Process.Kill()
+	defer func() { syscall.Kill(-uas.Process.Pid, syscall.SIGKILL); uas.Wait() }()
 	time.Sleep(500 * time.Millisecond)
 	calls := int(dur.Seconds()) * rate
 	limit := rate * (int(hold.Seconds()) + 5)
 	uacCSV := filepath.Join(work, "uac.csv")
-	uac := exec.Command("timeout", append([]string{strconv.Itoa(int(maxRun.Seconds())), sipp, "-sf", filepath.Join(scen, "uac.xml"),
+	uac := exec.Command(sipp, append([]string{"-sf", filepath.Join(scen, "uac.xml"),
 		fmt.Sprintf("%s:%d", insideIP, in), "-s", "soak", "-i", pbxIP, "-p", strconv.Itoa(uacPort), "-mi", pbxIP, "-mp", "26000",
 		"-r", strconv.Itoa(rate), "-rp", "1000", "-m", strconv.Itoa(calls), "-l", strconv.Itoa(limit), "-d", strconv.Itoa(int(hold.Milliseconds())),
-		"-recv_timeout", "10000", "-timeout", fmt.Sprintf("%ds", int((dur + 60*time.Second).Seconds())), "-stf", uacCSV}, common...)...)
+		"-recv_timeout", "10000", "-timeout", fmt.Sprintf("%ds", int((dur + 60*time.Second).Seconds())), "-stf", uacCSV, "-trace_err", "-error_file", filepath.Join(work, "uac_errors.log")}, common...)...)
 	uac.Dir = work
 	uac.Stdout, uac.Stderr = io.Discard, io.Discard
+	uac.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := uac.Start(); err != nil {
 		return err
 	}
+	defer syscall.Kill(-uac.Process.Pid, syscall.SIGKILL)
 	uacDone := make(chan error, 1)
 	go func() { uacDone <- uac.Wait() }()
 

@@ -530,3 +530,53 @@ func TestTransfereeLeavesDuringTransfer(t *testing.T) {
 	}
 	waitNoCalls(t, u.Service)
 }
+
+// TestBlindTransferOverTCP: transferee and target on a TCP PBX; in-dialog
+// requests of both go over their connections.
+func TestBlindTransferOverTCP(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "tcp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+		c.Routing.Refer.Always = true
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "inside", Transport: "tcp"})
+		c.Peers[0].Transport = "tcp"
+	})
+	ctx := ctxT(t)
+	in := u.ListenAddr("inside", "tcp")
+	uri := sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port()), UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}
+	sess, err := pbx.dc.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := itsp.session()
+	itsp.next(sip.INVITE)
+	itsp.next(sip.ACK)
+	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFYs %q", got)
+	}
+	newLeg := nextInvite(t, pbx, false)
+	if re := nextInvite(t, pbx, true); !strings.Contains(string(re.Body()), "m=audio 6600") {
+		t.Fatalf("transferee re-INVITE %q", re.Body())
+	}
+	itsp.next(sip.BYE)
+	waitTransferred(t, u, newLeg.CallID().Value())
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bye := pbx.next(sip.BYE); bye.CallID().Value() != newLeg.CallID().Value() {
+		t.Fatalf("BYE on %s", bye.CallID().Value())
+	}
+	waitNoCalls(t, u.Service)
+}

@@ -7,9 +7,11 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
@@ -114,4 +116,72 @@ func TestBlindTransferMediaFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNoCalls(t, u.Service)
+}
+
+var cryptoKey = regexp.MustCompile(`a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)`)
+
+func srtpSDP(ip string, port int) []byte {
+	return []byte("v=0\r\no=- 1 1 IN IP4 " + ip + "\r\ns=-\r\nc=IN IP4 " + ip + "\r\nt=0 0\r\nm=audio " + strconv.Itoa(port) +
+		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n")
+}
+
+// TestTransferRenewsSRTPKeys: the SRTP transferee is re-INVITEd with a key
+// of the new media session, not the one of the call before the transfer.
+func TestTransferRenewsSRTPKeys(t *testing.T) {
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
+	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
+	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
+	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	itsp.setRespond(func(req *sip.Request) (int, []byte) {
+		if req.Method == sip.INVITE {
+			return 200, srtpSDP("127.0.0.3", 5004)
+		}
+		return 200, nil
+	})
+	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
+		c.Routing.Refer.Always = true
+		c.Media = cfg.Media // outside: SRTP required (default policy)
+		c.DialPlan.Rules = []config.DialRule{{Name: "ext", Prefix: "2", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "pbx"}}}}
+	})
+	ctx := ctxT(t)
+	out := u.outside()
+	sess, err := itsp.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
+		srtpSDP("127.0.0.3", 5002), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = sess.Ack(ctx)
+	first := cryptoKey.FindStringSubmatch(string(sess.InviteResponse.Body()))
+	if first == nil {
+		t.Fatalf("no SRTP key in the answer to the trunk: %q", sess.InviteResponse.Body())
+	}
+	srv := pbx.session()
+	pbx.next(sip.INVITE)
+	pbx.next(sip.ACK)
+	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:201@"+u.inside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFYs %q", got)
+	}
+	re := nextInvite(t, itsp, true)
+	second := cryptoKey.FindStringSubmatch(string(re.Body()))
+	if second == nil || !strings.Contains(string(re.Body()), "RTP/SAVP") {
+		t.Fatalf("re-INVITE to the SRTP transferee without a key: %q", re.Body())
+	}
+	if second[1] == first[1] {
+		t.Fatal("the transfer kept the old SRTP key")
+	}
 }

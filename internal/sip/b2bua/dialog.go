@@ -224,7 +224,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		req.Method == sip.NOTIFY || req.Method == sip.REFER {
 		out.AppendHeader(info.contact(c.leg(to).Transport))
 	}
-	copyHeaders(out, req, info.host)
+	copyHeaders(out, req, info)
 	if ra := req.GetHeader("RAck"); ra != nil {
 		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), c.leg(to).InviteCSeq)))
 	}
@@ -301,7 +301,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 			c.mu.Unlock()
 		}
 	}
-	copyHeaders(res, r, c.eps[from].info.Load().host)
+	copyHeaders(res, r, c.eps[from].info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}

@@ -58,6 +58,7 @@ type ifaceInfo struct {
 	host      string         // fqdn, else advertised address, else address
 	ports     map[string]int // transport (udp|tcp|tls) → bound port
 	userAgent string
+	hide      bool // sip.topology_hiding
 }
 
 func newEndpoint(svc *Service, name string) *endpoint {

@@ -278,7 +278,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 			RemoteTarget: hopURI(h),
 		}
 		o := newRequest(req.Method, leg, info, decMaxForwards(req, rt), 1)
-		copyHeaders(o, req, info.host)
+		copyHeaders(o, req, info)
 		for k, v := range h.Headers {
 			o.AppendHeader(sip.NewHeader(k, v))
 		}
@@ -300,7 +300,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 		s.traceIn(id, out, res)
 		code, reason := mapFinal(res.StatusCode, res.Reason)
 		back := s.response(req, code, reason, res.Body())
-		copyHeaders(back, res, ep.info.Load().host)
+		copyHeaders(back, res, ep.info.Load())
 		s.respond(ep, tx, back, id)
 		return
 	}

@@ -7,32 +7,39 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// hidden are headers that describe one leg's topology or dialog. They are
-// never copied to the other leg (topology hiding): each leg gets its own
-// values, written by the unit.
-var hidden = map[string]bool{
+// perLeg are headers that belong to one leg's dialog and transactions.
+// They are never copied: each leg gets its own values, written by the unit.
+var perLeg = map[string]bool{
 	"via": true, "route": true, "record-route": true, "contact": true, "call-id": true,
 	"cseq": true, "from": true, "to": true, "max-forwards": true, "content-length": true,
-	"user-agent": true, "server": true, "warning": true, "path": true, "service-route": true,
-	"rack": true, "p-charging-vector": true, "p-visited-network-id": true, "history-info": true,
-	"organization": true, "error-info": true, "reply-to": true, "in-reply-to": true,
-	"proxy-authorization": true, "authorization": true, "proxy-authenticate": true,
+	"rack": true, "proxy-authorization": true, "authorization": true, "proxy-authenticate": true,
 	"www-authenticate": true, "authentication-info": true, "x-ms-sbc": true,
 	"l": true, "i": true, "v": true, "f": true, "t": true, "m": true, // compact forms
 }
 
-// copyHeaders copies the end-to-end headers of src to dst, leaving out
-// hidden ones. Identity headers keep their user but lose an IP-literal host.
-func copyHeaders(dst, src sip.Message, host string) {
+// hidden are headers that tell about one side's topology or equipment.
+// With sip.topology_hiding (the default) they do not cross.
+var hidden = map[string]bool{
+	"user-agent": true, "server": true, "warning": true, "path": true, "service-route": true,
+	"p-charging-vector": true, "p-visited-network-id": true, "history-info": true,
+	"organization": true, "error-info": true, "reply-to": true, "in-reply-to": true,
+}
+
+// copyHeaders copies the end-to-end headers of src to dst for the leg
+// described by info. With topology hiding, hidden headers stay behind and
+// identity headers keep their user but lose an IP-literal host.
+func copyHeaders(dst, src sip.Message, info *ifaceInfo) {
 	for _, h := range src.(interface{ Headers() []sip.Header }).Headers() {
 		name := strings.ToLower(h.Name())
-		if hidden[name] {
+		if perLeg[name] || (info.hide && hidden[name]) {
 			continue
 		}
 		switch name {
 		case "p-asserted-identity", "p-preferred-identity", "remote-party-id", "diversion", "referred-by":
-			dst.(interface{ AppendHeader(sip.Header) }).AppendHeader(sip.NewHeader(h.Name(), hideHostInAddr(h.Value(), host)))
-			continue
+			if info.hide {
+				dst.(interface{ AppendHeader(sip.Header) }).AppendHeader(sip.NewHeader(h.Name(), hideHostInAddr(h.Value(), info.host)))
+				continue
+			}
 		}
 		dst.(interface{ AppendHeader(sip.Header) }).AppendHeader(sip.HeaderClone(h))
 	}

@@ -161,7 +161,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	}
 	res := c.svc.response(c.inviteA, code, reason, nil)
 	if last != nil {
-		copyHeaders(res, last, c.eps[media.SideA].info.Load().host)
+		copyHeaders(res, last, c.eps[media.SideA].info.Load())
 	}
 	c.respondA(res)
 	c.end("failed: " + strconv.Itoa(code))
@@ -199,7 +199,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 	b.InviteCSeq = b.LocalCSeq
 	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.inviteA, rt), b.LocalCSeq)
 	req.AppendHeader(info.contact(tg.Transport))
-	copyHeaders(req, c.inviteA, info.host)
+	copyHeaders(req, c.inviteA, info)
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
@@ -415,7 +415,7 @@ func (c *call) onProvisionalB(r *sip.Response) {
 	}
 	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
 	c.addContactA(res)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -455,7 +455,7 @@ func (c *call) onAnswerB(r *sip.Response) {
 	}
 	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
 	c.addContactA(res)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -505,7 +505,7 @@ func (c *call) retransmit2xx() {
 func (c *call) relayFinalA(r *sip.Response) {
 	code, reason := mapFinal(r.StatusCode, r.Reason)
 	res := c.svc.response(c.inviteA, code, reason, nil)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load().host)
+	copyHeaders(res, r, c.eps[media.SideA].info.Load())
 	if code >= 300 && code < 400 {
 		for _, h := range r.GetHeaders("Contact") {
 			res.AppendHeader(sip.HeaderClone(h))

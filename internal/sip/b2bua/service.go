@@ -202,7 +202,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	// interface facts for Via/Contact
 	for name, ep := range eps {
 		ifc := ifaces[name]
-		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent}
+		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
 		if info.addr.IsValid() && !info.addr.IsUnspecified() {
 			info.ip = net.IP(info.addr.AsSlice())

@@ -94,3 +94,20 @@ func TestTopologyHiding(t *testing.T) {
 		}
 	}
 }
+
+// TestTopologyHidingOff: with sip.topology_hiding false, equipment headers
+// (User-Agent) pass; each leg still has its own Call-ID.
+func TestTopologyHidingOff(t *testing.T) {
+	pbx := newPeerUA(t, "InsidePBX-9000", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.SIP.TopologyHiding = false })
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	if ua := srv.InviteRequest.GetHeader("User-Agent"); ua == nil || ua.Value() != "InsidePBX-9000" {
+		t.Fatalf("User-Agent not passed with hiding off: %v", ua)
+	}
+	if srv.InviteRequest.CallID().Value() == sess.InviteRequest.CallID().Value() {
+		t.Fatal("Call-ID crossed")
+	}
+	_ = sess.Bye(ctxT(t))
+	waitNoCalls(t, u.Service)
+}

@@ -34,7 +34,7 @@ if [ "${SKIP_MEM:-0}" != 1 ]; then
 	python3 - "$dir/sut.err" <<'PY'
 import sys,re
 rows=[]
-for l in open(sys.argv[1]):
+for l in open(sys.argv[1], errors="replace"):
     if l.startswith("stats "):
         rows.append(dict(kv.split("=") for kv in l.split()[1:]))
 if not rows: print("MEM no stats"); sys.exit()

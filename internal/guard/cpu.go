@@ -36,6 +36,7 @@ type cpuMonitor struct {
 	overloaded atomic.Bool
 	fdsHigh    atomic.Bool
 	samples    int
+	lastFD     float64       // share at the last check
 	lastShare  atomic.Uint64 // float64 bits
 	prevTicks  uint64
 	prevAt     time.Time
@@ -64,7 +65,8 @@ func (c *cpuMonitor) sample() (on, changed bool) {
 // sampleFDs checks the descriptor use every fdCheckEvery samples; changed
 // reports a switch (on = the new state).
 func (c *cpuMonitor) sampleFDs() (on, changed bool) {
-	if c.samples++; c.samples%fdCheckEvery != 0 {
+	// Every sample once half the descriptors are in use: they can go fast.
+	if c.samples++; c.samples%fdCheckEvery != 0 && c.lastFD < 0.5 {
 		return c.fdsHigh.Load(), false
 	}
 	var lim syscall.Rlimit
@@ -80,6 +82,7 @@ func (c *cpuMonitor) sampleFDs() (on, changed bool) {
 
 func (c *cpuMonitor) decideFDs(share float64) (on, changed bool) {
 	fdShare.Set(share)
+	c.lastFD = share
 	was := c.fdsHigh.Load()
 	switch {
 	case share >= fdHigh && !was:

@@ -126,6 +126,13 @@ func freeBoth(t *testing.T, ip string) int {
 // and a trunk peer outside; mut may change the configuration first.
 func startUnit(t *testing.T, mut func(*config.Config)) *unit {
 	t.Helper()
+	return startUnitWrapped(t, mut)
+}
+
+// startUnitWrapped is startUnit with the binary started through a wrapper
+// command (e.g. prlimit).
+func startUnitWrapped(t *testing.T, mut func(*config.Config), wrapper ...string) *unit {
+	t.Helper()
 	in := freeBoth(t, insideIP)
 	u := &unit{log: &syncBuffer{}, done: make(chan struct{}), dir: t.TempDir()}
 	cfg := config.Default()
@@ -166,8 +173,9 @@ func startUnit(t *testing.T, mut func(*config.Config)) *unit {
 	if err := os.WriteFile(initial, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u.cmd = exec.Command(binPath, "run", "--data", u.dir, "--admin-listen", insideIP+":0",
+	args := append(wrapper, binPath, "run", "--data", u.dir, "--admin-listen", insideIP+":0",
 		"--initial-config", initial, "--drain-timeout", "2s", "--log-level", cmp.Or(os.Getenv("ROBUST_LOG_LEVEL"), "info"))
+	u.cmd = exec.Command(args[0], args[1:]...)
 	u.cmd.Stderr = u.log
 	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := u.cmd.Start(); err != nil {

@@ -220,15 +220,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 		c.logger().Info("INVITE not sent", "target", tg.Addr, "err", err)
 		return outNextTarget, nil, nil, err
 	}
-	c.mu.Lock()
-	c.txB = tx
-	c.mu.Unlock()
-	ref := c.ref()
-	tx.OnRetransmission(func(r *sip.Response) {
-		if c := ref.Load(); c != nil && r.IsSuccess() {
-			c.resendAckB()
-		}
-	})
+	c.setTxB(tx)
 	var noAnswer <-chan time.Time
 	if more {
 		d := h.Timeout
@@ -241,7 +233,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			noAnswer = t.C
 		}
 	}
-	var gotProv, cancelSent, timedOut bool
+	var gotProv, cancelSent, timedOut, authSent bool
 	canceled := c.canceled
 	for {
 		select {
@@ -320,6 +312,13 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					c.end("canceled")
 					return outDone, nil, nil, nil
 				}
+				if !authSent && !timedOut && !gotProv && isChallenge(r) {
+					// a trunk asking for credentials: once, same target
+					if ntx, nreq := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
+						authSent, tx, req = true, ntx, nreq
+						continue
+					}
+				}
 				if timedOut {
 					return outNextHop, nil, nil, errStatus(480, "Temporarily Unavailable")
 				}
@@ -337,6 +336,44 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			}
 		}
 	}
+}
+
+// resendAuthorized sends the far leg's INVITE again answering the
+// challenge r (new CSeq and branch, same Call-ID and From tag). nil when
+// the peer has no credentials or the request could not be sent.
+func (c *call) resendAuthorized(ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request) {
+	c.mu.Lock()
+	b := c.leg(media.SideB)
+	retry := c.svc.authRetry(c.rt, h.Peer, req, r, b.LocalCSeq+1)
+	if retry == nil {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	b.LocalCSeq++
+	b.InviteCSeq = b.LocalCSeq
+	c.inviteB = retry
+	c.mu.Unlock()
+	tx, err := ep.request(context.Background(), retry, tg, c.st.ID)
+	if err != nil {
+		c.logger().Info("authorized INVITE not sent", "target", tg.Addr, "err", err)
+		return nil, nil
+	}
+	c.setTxB(tx)
+	return tx, retry
+}
+
+// setTxB makes tx the far leg's INVITE transaction; a 2xx repeated on it
+// gets our ACK again.
+func (c *call) setTxB(tx *sip.ClientTx) {
+	c.mu.Lock()
+	c.txB = tx
+	c.mu.Unlock()
+	ref := c.ref()
+	tx.OnRetransmission(func(r *sip.Response) {
+		if c := ref.Load(); c != nil && r.IsSuccess() {
+			c.resendAckB()
+		}
+	})
 }
 
 // redirectHops turns the Contacts of a 3xx into hops, highest q first.

@@ -25,6 +25,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/digest"
 )
 
 // Deps are what the SIP subsystem needs from the rest of the unit.
@@ -52,6 +53,7 @@ type Service struct {
 
 	draining atomic.Bool
 	peers    *peerSet
+	auth     *digest.Client // nonce counts of the challenges we answer
 
 	mu        sync.Mutex // serialises Apply and Close
 	endpoints map[string]*endpoint
@@ -75,8 +77,9 @@ type runtime struct {
 	followRedirects  bool
 	handshakeTimeout time.Duration
 	traceOn          bool
-	ownHostPorts     map[string]bool // Via sent-by values of the unit (loop detection)
-	refer            config.Refer    // when REFER is handled locally (refer.go)
+	ownHostPorts     map[string]bool               // Via sent-by values of the unit (loop detection)
+	refer            config.Refer                  // when REFER is handled locally (refer.go)
+	creds            map[string]digest.Credentials // peer name → auth (auth.go)
 }
 
 var setDefaultLogger sync.Once
@@ -97,6 +100,7 @@ func New(d Deps) *Service {
 		log:       d.Logger.With("subsystem", "sip"),
 		endpoints: make(map[string]*endpoint),
 		listeners: make(map[listenerKey]*listener),
+		auth:      digest.NewClient(),
 	}
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
 	// sipgo logs some events through its package-level logger; route them
@@ -268,6 +272,7 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		traceOn:          cfg.Observe.TraceCalls,
 		ownHostPorts:     make(map[string]bool),
 		refer:            cfg.Routing.Refer,
+		creds:            peerCreds(cfg.Peers),
 	}
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70

@@ -1,0 +1,148 @@
+package b2bua
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+// authParams parses the parameters of a Digest credentials value.
+func authParams(t *testing.T, v string) map[string]string {
+	t.Helper()
+	v, ok := strings.CutPrefix(strings.TrimSpace(v), "Digest ")
+	if !ok {
+		t.Fatalf("not a Digest answer: %q", v)
+	}
+	m := map[string]string{}
+	for _, part := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+		m[strings.ToLower(k)] = strings.Trim(val, `"`)
+	}
+	return m
+}
+
+// verifyDigest recomputes the response of RFC 7616 §3.4.1 (qop=auth)
+// independently of the code under test.
+func verifyDigest(t *testing.T, algo, method, password, authz string) map[string]string {
+	t.Helper()
+	p := authParams(t, authz)
+	newH := func() hash.Hash { return md5.New() }
+	if algo == "SHA-256" {
+		newH = sha256.New
+	}
+	h := func(s string) string { x := newH(); x.Write([]byte(s)); return hex.EncodeToString(x.Sum(nil)) }
+	ha1 := h(p["username"] + ":" + p["realm"] + ":" + password)
+	ha2 := h(method + ":" + p["uri"])
+	want := h(ha1 + ":" + p["nonce"] + ":" + p["nc"] + ":" + p["cnonce"] + ":" + p["qop"] + ":" + ha2)
+	if p["response"] != want {
+		t.Fatalf("%s response %q, want %q (%s)", algo, p["response"], want, authz)
+	}
+	if p["qop"] != "auth" || p["nc"] == "" || p["cnonce"] == "" {
+		t.Fatalf("qop/nc/cnonce missing: %s", authz)
+	}
+	return p
+}
+
+func withTrunkAuth(c *config.Config) {
+	for i := range c.Peers {
+		if c.Peers[i].Name == "itsp" {
+			c.Peers[i].Auth = config.PeerAuth{Username: "palisade", Password: "s3cret"}
+		}
+	}
+}
+
+func TestInviteAnswersTrunkChallenge(t *testing.T) {
+	for _, tc := range []struct {
+		name, algo string
+		code       int
+		hdr, authz string
+	}{
+		{"401 MD5", "MD5", 401, "WWW-Authenticate", "Authorization"},
+		{"407 SHA-256", "SHA-256", 407, "Proxy-Authenticate", "Proxy-Authorization"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+				if req.GetHeader(tc.authz) == nil {
+					_ = s.Respond(tc.code, "Auth Required", nil, sip.NewHeader(tc.hdr,
+						`Digest realm="trunk.example", nonce="n0nce-`+tc.algo+`", algorithm=`+tc.algo+`, qop="auth"`))
+					return
+				}
+				ringAndAnswer(s, req)
+			})
+			u := newTestUnit(t, pbx, itsp, withTrunkAuth)
+			ctx := ctxT(t)
+			sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+				t.Fatalf("call not answered: %v", err)
+			}
+			if err := sess.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, second := itsp.next(sip.INVITE), itsp.next(sip.INVITE)
+			if second.GetHeader(tc.authz) == nil {
+				t.Fatalf("answered INVITE without %s", tc.authz)
+			}
+			if first.CallID().Value() != second.CallID().Value() || getTag(first.From().Params) != getTag(second.From().Params) {
+				t.Fatal("retry changed Call-ID or From tag")
+			}
+			if second.CSeq().SeqNo != first.CSeq().SeqNo+1 {
+				t.Fatalf("retry CSeq %d after %d", second.CSeq().SeqNo, first.CSeq().SeqNo)
+			}
+			brA, _ := first.Via().Params.Get("branch")
+			brB, _ := second.Via().Params.Get("branch")
+			if brA == brB {
+				t.Fatal("retry reused the branch")
+			}
+			p := verifyDigest(t, tc.algo, "INVITE", "s3cret", second.GetHeader(tc.authz).Value())
+			if p["username"] != "palisade" || p["uri"] != second.Recipient.String() {
+				t.Fatalf("username/uri: %v", p)
+			}
+			itsp.next(sip.ACK)
+			if err := sess.Bye(ctx); err != nil {
+				t.Fatal(err)
+			}
+			itsp.next(sip.BYE)
+			waitNoCalls(t, u.Service)
+		})
+	}
+}
+
+func TestSecondChallengeRelayed(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+		_ = s.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", `Digest realm="r", nonce="x", qop="auth"`))
+	})
+	u := newTestUnit(t, pbx, itsp, withTrunkAuth)
+	ctx := ctxT(t)
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	var re *sipgo.ErrDialogResponse
+	if !errors.As(err, &re) || re.Res.StatusCode != 401 {
+		t.Fatalf("caller got %v, want the 401", err)
+	}
+	itsp.next(sip.INVITE)
+	if inv := itsp.next(sip.INVITE); inv.GetHeader("Authorization") == nil {
+		t.Fatal("second INVITE without Authorization")
+	}
+	if n := itsp.wire.count("INVITE "); n != 2 {
+		t.Fatalf("%d INVITEs reached the trunk, want 2", n)
+	}
+	waitNoCalls(t, u.Service)
+}

@@ -1,0 +1,91 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// The Service sends the requests of the trunk registration client
+// (internal/sip/accounts.Sender): Contact and Do below.
+
+// peerRoute returns the hop, endpoint and interface facts of a peer.
+func (s *Service) peerRoute(peer string) (*runtime, routing.Hop, *endpoint, error) {
+	rt := s.rt.Load()
+	if rt.table == nil {
+		return nil, routing.Hop{}, nil, errors.New("sip: not configured")
+	}
+	hop, ok := rt.table.PeerHop(peer)
+	if !ok {
+		return nil, routing.Hop{}, nil, fmt.Errorf("sip: no peer named %q", peer)
+	}
+	ep := rt.egress(hop, nil)
+	if ep == nil {
+		return nil, routing.Hop{}, nil, fmt.Errorf("sip: no interface to reach peer %q", peer)
+	}
+	return rt, hop, ep, nil
+}
+
+// Contact is the unit's SIP URI on the interface that reaches peer.
+func (s *Service) Contact(peer string) (sip.Uri, error) {
+	_, hop, ep, err := s.peerRoute(peer)
+	if err != nil {
+		return sip.Uri{}, err
+	}
+	tr := hop.Transport
+	if tr == "" {
+		tr = "udp"
+	}
+	return ep.info.Load().contact(tr).Address, nil
+}
+
+// Do sends req to peer in a new client transaction (first resolved
+// target) and returns the final response. Via and Max-Forwards are ours;
+// everything else is sent as given (the caller answers challenges).
+func (s *Service) Do(ctx context.Context, peer string, req *sip.Request) (*sip.Response, error) {
+	rt, hop, ep, err := s.peerRoute(peer)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := rt.resolver.Resolve(ctx, hop)
+	if err != nil {
+		return nil, fmt.Errorf("sip: resolving peer %q: %w", peer, err)
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("sip: peer %q resolved to no target", peer)
+	}
+	tg := targets[0]
+	info := ep.info.Load()
+	req.RemoveHeader("Via")
+	req.PrependHeader(info.via(tg.Transport))
+	if req.MaxForwards() == nil {
+		mf := sip.MaxForwardsHeader(rt.maxForwards)
+		req.AppendHeader(&mf)
+	}
+	if rt.userAgent != "" && req.GetHeader("User-Agent") == nil {
+		req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
+	}
+	tx, err := ep.request(ctx, req, tg, "")
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case r := <-tx.Responses():
+			if r.StatusCode >= 200 {
+				return r, nil
+			}
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, fmt.Errorf("sip: %s to peer %q: %w", req.Method, peer, err)
+			}
+			return nil, fmt.Errorf("sip: %s to peer %q: no final response", req.Method, peer)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sip: %s to peer %q: %w", req.Method, peer, ctx.Err())
+		}
+	}
+}

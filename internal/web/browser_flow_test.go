@@ -144,6 +144,27 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		waitText("#flash", "Saved"),
 	)
 
+	// §6.10 dial plan: one rule with two forward-to rows, added as "1
+	// groups with 2 rows per group", each row with its own timeout.
+	dp := `table[data-table="dp"] tbody `
+	run("dial plan with two forward-to rows",
+		chromedp.Navigate(base+"/traffic/dialplan"),
+		retry(chromedp.SetValue(chromedp.ID("dp-rows"), "2")),
+		chromedp.Click(chromedp.CSS(`button[data-add-groups="dp"]`)),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.name"]`), "outbound"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.pattern"]`), "9"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.tail"]`), "0-9"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.to"]`), "sip:trunk.example.net;transport=tls"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.timeout"]`), "15s"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(2) input[name="dp.to"]`), "sip:backup.example.net"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(2) input[name="dp.rewrite"]`), "0${user}"),
+		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(2) input[name="dp.timeout"]`), "30s"),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+		waitText(dp+`tr:nth-child(2) td.cont`, "outbound"),
+		sh.take("dialplan-two-forwards"),
+	)
+
 	// The Teams profile needs the outside FQDN; then apply it from the
 	// accounts page.
 	run("outside FQDN",
@@ -189,9 +210,10 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	if l.Certificate != certName || !l.RequireClientCert || l.Port != 5061 || !saved.Routing.Refer.Always ||
 		len(saved.TLS.CACertificates) != 1 || !saved.TLS.AllowWildcardServerCertificates || len(saved.Media.Policies) != 2 ||
 		len(saved.Routing.Refer.UserAgents) != 1 || len(saved.Peers) != 1 || saved.Peers[0].Headers["X-MS-SBC"] == "" ||
-		len(saved.Routing.DNSOverride) != 1 {
-		t.Fatalf("saved configuration lacks the walkthrough's settings: listener %+v refer %+v tls %+v policies %+v peers %+v",
-			l, saved.Routing.Refer, saved.TLS, saved.Media.Policies, saved.Peers)
+		len(saved.Routing.DNSOverride) != 1 || len(saved.DialPlan.Rules) != 1 || len(saved.DialPlan.Rules[0].ForwardTo) != 2 ||
+		saved.DialPlan.Rules[0].ForwardTo[1].Timeout.D() != 30*time.Second || saved.DialPlan.Rules[0].ForwardTo[1].Rewrite != "0${user}" {
+		t.Fatalf("saved configuration lacks the walkthrough's settings: listener %+v refer %+v tls %+v policies %+v peers %+v dial plan %+v",
+			l, saved.Routing.Refer, saved.TLS, saved.Media.Policies, saved.Peers, saved.DialPlan.Rules)
 	}
 	if got := u.applier.last(); got == nil || got.SIP.Listeners[2].Certificate != certName {
 		t.Fatal("the unit was not switched to the new configuration")

@@ -63,29 +63,48 @@ func saveAccounts(f *form, c *config.Config) {
 func saveDialPlan(f *form, c *config.Config) {
 	d := &c.DialPlan
 	d.Rules = []config.DialRule{}
-	for i, row := range f.rows("rules", "name", "!match", "pattern", "tail", "from_uri", "source", "time_class", "forward_to", "rewrite") {
-		rule := config.DialRule{Name: row["name"], Tail: row["tail"], FromURI: row["from_uri"], Source: row["source"], TimeClass: row["time_class"]}
-		switch row["match"] {
-		case "prefix":
-			rule.Prefix = row["pattern"]
-		case "head":
-			rule.Head = row["pattern"]
-		case "regex":
-			rule.Regex = row["pattern"]
+	// A rule is a group of rows: its first row carries the match fields
+	// (and its own key as group), the rows after it carry the first row's
+	// key and one forward-to destination each. Deleting a rule's first row
+	// deletes the whole rule.
+	_ = f.r.ParseForm()
+	del := f.r.PostForm["dp.del"]
+	group := ""
+	for _, row := range f.rows("dp", "!group", "name", "!match", "pattern", "tail", "from_uri", "source", "time_class", "to", "rewrite", "timeout") {
+		if slices.Contains(del, row["group"]) {
+			continue
 		}
-		for _, to := range lines(row["forward_to"]) {
-			fw := config.Forward{Rewrite: row["rewrite"]}
-			if strings.Contains(to, ":") {
-				fw.URI = to
-			} else {
-				fw.Peer = to
+		if row["group"] != group || len(d.Rules) == 0 {
+			group = row["group"]
+			rule := config.DialRule{Name: row["name"], Tail: row["tail"], FromURI: row["from_uri"], Source: row["source"], TimeClass: row["time_class"]}
+			switch row["match"] {
+			case "head":
+				rule.Head = row["pattern"]
+			case "regex":
+				rule.Regex = row["pattern"]
+			default:
+				rule.Prefix = row["pattern"]
 			}
-			rule.ForwardTo = append(rule.ForwardTo, fw)
+			d.Rules = append(d.Rules, rule)
 		}
+		i := len(d.Rules) - 1
+		rule := &d.Rules[i]
+		if row["to"] == "" && row["rewrite"] == "" && row["timeout"] == "" {
+			continue
+		}
+		fw := config.Forward{Rewrite: row["rewrite"],
+			Timeout: f.parseDur(row["timeout"], path("dial_plan.rules[%d].forward_to[%d].timeout", i, len(rule.ForwardTo)))}
+		if strings.Contains(row["to"], ":") {
+			fw.URI = row["to"]
+		} else {
+			fw.Peer = row["to"]
+		}
+		rule.ForwardTo = append(rule.ForwardTo, fw)
+	}
+	for i, rule := range d.Rules {
 		if len(rule.ForwardTo) == 0 {
 			f.fail(path("dial_plan.rules[%d].forward_to", i), "name at least one peer or URI to forward to")
 		}
-		d.Rules = append(d.Rules, rule)
 	}
 	d.TimeClasses = []config.TimeClass{}
 	for _, row := range f.rows("tc", "name", "time_zone", "days", "start", "end") {
@@ -110,24 +129,40 @@ func ruleMatch(r config.DialRule) (string, string) {
 	return "prefix", r.Prefix
 }
 
-// forwardList shows a rule's destinations as one comma list.
-func forwardList(r config.DialRule) string {
-	var out []string
-	for _, f := range r.ForwardTo {
-		if f.Peer != "" {
-			out = append(out, f.Peer)
-		} else {
-			out = append(out, f.URI)
-		}
-	}
-	return strings.Join(out, ", ")
+// dpRow is one row of the dial plan table: a rule's destination, the
+// first row of a rule also showing the rule's match fields.
+type dpRow struct {
+	R, F  int
+	First bool
+	Rule  config.DialRule
+	config.Forward
 }
 
-func firstRewrite(r config.DialRule) string {
-	if len(r.ForwardTo) > 0 {
-		return r.ForwardTo[0].Rewrite
+// Key is the row's form key; Group is the key of its rule's first row.
+func (r dpRow) Key() string   { return fmt.Sprintf("r%d-%d", r.R, r.F) }
+func (r dpRow) Group() string { return fmt.Sprintf("r%d-0", r.R) }
+
+// To is the destination as typed: a peer name or a URI.
+func (r dpRow) To() string {
+	if r.Peer != "" {
+		return r.Peer
 	}
-	return ""
+	return r.URI
+}
+
+func dpRows(c *config.Config) []dpRow {
+	var out []dpRow
+	for ri, rule := range c.DialPlan.Rules {
+		out = append(out, dpRow{R: ri, First: true, Rule: rule})
+		for fi, fw := range rule.ForwardTo {
+			if fi == 0 {
+				out[len(out)-1].Forward = fw
+				continue
+			}
+			out = append(out, dpRow{R: ri, F: fi, Rule: rule, Forward: fw})
+		}
+	}
+	return out
 }
 
 func saveRouting(f *form, c *config.Config) {

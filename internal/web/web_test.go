@@ -66,7 +66,7 @@ func formOf(t *testing.T, page string) url.Values {
 	}
 	page = page[i:]
 	page = page[:strings.Index(page, "</form>")]
-	page = regexp.MustCompile(`(?s)<template>.*?</template>`).ReplaceAllString(page, "")
+	page = regexp.MustCompile(`(?s)<template[^>]*>.*?</template>`).ReplaceAllString(page, "")
 	v := url.Values{}
 	attr := func(tag, name string) (string, bool) {
 		m := regexp.MustCompile(`\b` + name + `="([^"]*)"`).FindStringSubmatch(tag)
@@ -75,7 +75,20 @@ func formOf(t *testing.T, page string) url.Values {
 		}
 		return htmlUnescape(m[1]), true
 	}
-	for _, tag := range regexp.MustCompile(`<input[^>]*>`).FindAllString(page, -1) {
+	// Fields in document order, as a browser posts them: tables mix
+	// hidden inputs and selects of the same name.
+	for _, m := range regexp.MustCompile(`(?s)<input[^>]*>|<select name="([^"]+)"[^>]*>(.*?)</select>`).FindAllStringSubmatch(page, -1) {
+		if m[1] != "" {
+			sel := regexp.MustCompile(`<option value="([^"]*)" selected>`).FindStringSubmatch(m[2])
+			if sel == nil {
+				sel = regexp.MustCompile(`<option value="([^"]*)"`).FindStringSubmatch(m[2])
+			}
+			if sel != nil {
+				v.Add(m[1], htmlUnescape(sel[1]))
+			}
+			continue
+		}
+		tag := m[0]
 		name, ok := attr(tag, "name")
 		if !ok {
 			continue
@@ -93,15 +106,6 @@ func formOf(t *testing.T, page string) url.Values {
 		case "file", "submit":
 		default:
 			v.Add(name, val)
-		}
-	}
-	for _, m := range regexp.MustCompile(`(?s)<select name="([^"]+)"[^>]*>(.*?)</select>`).FindAllStringSubmatch(page, -1) {
-		sel := regexp.MustCompile(`<option value="([^"]*)" selected>`).FindStringSubmatch(m[2])
-		if sel == nil {
-			sel = regexp.MustCompile(`<option value="([^"]*)"`).FindStringSubmatch(m[2])
-		}
-		if sel != nil {
-			v.Add(m[1], htmlUnescape(sel[1]))
 		}
 	}
 	return v
@@ -152,7 +156,7 @@ func richConfig(t *testing.T, u *testUnit) *config.Config {
 	cfg.DialPlan.TimeClasses = []config.TimeClass{{Name: "office", TimeZone: "Europe/Stockholm", Windows: []config.TimeWindow{
 		{Days: []string{"mon", "tue"}, Start: "08:00", End: "17:00"}, {Days: []string{"sat"}, Start: "09:00", End: "12:00"}}}}
 	cfg.DialPlan.Rules = []config.DialRule{
-		{Name: "out", Source: "pbx", Prefix: "9", TimeClass: "office", ForwardTo: []config.Forward{{Peer: "itsp"}, {URI: "sip:backup@example.net"}}},
+		{Name: "out", Source: "pbx", Prefix: "9", TimeClass: "office", ForwardTo: []config.Forward{{Peer: "itsp", Timeout: config.Duration(20 * time.Second)}, {URI: "sip:backup@example.net", Rewrite: "0${user}"}}},
 		{Name: "in", Source: "itsp", Regex: "^(.+)$", ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "$1"}}},
 	}
 	cfg.Routing.StaticRegistrations = []config.StaticRegistration{{User: "200", ForwardTo: "sip:200@10.0.0.20", Transport: "udp"}}

@@ -6,6 +6,42 @@
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var keySeq = 0;
 
+  // Grouped tables (the dial plan): a rule is a first row with the match
+  // fields and more rows with one destination each; every row carries the
+  // key of its group's first row.
+  function freshKey() { return "n" + Date.now() + "-" + (keySeq++); }
+  function groupRow(table, kind, key, group) {
+    var tpl = table.querySelector('template[data-row="' + kind + '"]');
+    return tpl.innerHTML.split("__KEY__").join(key).split("__GROUP__").join(group);
+  }
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-add-groups],[data-add-fwd]");
+    if (!btn) return;
+    if (btn.dataset.addGroups) {
+      var table = document.querySelector('table[data-table="' + btn.dataset.addGroups + '"]');
+      var n = Math.min(20, Math.max(1, parseInt(document.getElementById(btn.dataset.addGroups + "-groups").value, 10) || 1));
+      var m = Math.min(10, Math.max(1, parseInt(document.getElementById(btn.dataset.addGroups + "-rows").value, 10) || 1));
+      var body = table.tBodies[0], firstNew = null;
+      for (var g = 0; g < n; g++) {
+        var key = freshKey();
+        body.insertAdjacentHTML("beforeend", groupRow(table, "first", key, key));
+        if (!firstNew) firstNew = body.lastElementChild;
+        for (var r = 1; r < m; r++) body.insertAdjacentHTML("beforeend", groupRow(table, "more", freshKey(), key));
+      }
+      firstNew.querySelector("input:not([type=hidden])").focus();
+      return;
+    }
+    // "+ row": one more destination after the rule's last row.
+    var group = btn.dataset.addFwd, tr = btn.closest("tr"), t = btn.closest("table"), last = tr;
+    for (var next = tr.nextElementSibling; next; next = next.nextElementSibling) {
+      var gi = next.querySelector('input[name$=".group"]');
+      if (!gi || gi.value !== group) break;
+      last = next;
+    }
+    last.insertAdjacentHTML("afterend", groupRow(t, "more", freshKey(), group));
+    last.nextElementSibling.querySelector("input:not([type=hidden])").focus();
+  });
+
   // Tables: "Add row" copies the table's <template> row with a fresh key.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-add]");

@@ -57,10 +57,7 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort),
 		"-m", fmt.Sprint(calls), "-timeout", "50s", "-nostdin")
 	uas.Dir = work
-	if err := uas.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
+	defer testkit.Start(t, uas, 0).Stop(0)
 	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
 		"-m", fmt.Sprint(calls), "-r", "5", "-d", "200", "-timeout", "40s", "-nostdin",
 		fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))

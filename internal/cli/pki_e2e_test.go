@@ -136,10 +136,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 		defer ccancel()
 		uas := exec.CommandContext(cctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-nostdin")
 		uas.Dir = work
-		if err := uas.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
+		defer testkit.Start(t, uas, 0).Stop(0)
 		uac := exec.CommandContext(cctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
 			"-m", fmt.Sprint(n), "-d", "200", "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
 		uac.Dir = work

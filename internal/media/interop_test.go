@@ -104,10 +104,8 @@ audio_alert aufile,/dev/null
 	var bout testkit.SyncBuffer
 	bs := exec.CommandContext(ctx, baresip, "-f", bdir)
 	bs.Stdout, bs.Stderr = &bout, &bout
-	if err := bs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { bs.Process.Kill(); bs.Wait() }()
+	bsProc := testkit.Start(t, bs, 0)
+	defer bsProc.Stop(0)
 	for i := 0; i < 100 && !strings.Contains(bout.String(), "baresip is ready"); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -171,7 +169,7 @@ audio_alert aufile,/dev/null
 	// baresip decrypted what the relay encrypted: its recording holds the
 	// PBX's audio, not silence.
 	bs.Process.Signal(os.Interrupt)
-	bs.Wait()
+	<-bsProc.Done()
 	// sndfile writes dump-<call>-dec.wav with what it decoded.
 	var heard []byte
 	if m, _ := filepath.Glob(filepath.Join(bdir, "dump-*-dec.wav")); len(m) > 0 {

@@ -99,10 +99,7 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 			"-m", fmt.Sprint(calls), "-timeout", "50s", "-nostdin")
 		uas.Dir = dir
 		uas.Stdout, uas.Stderr = &uasOut, &uasOut
-		if err := uas.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
+		defer testkit.Start(t, uas, 0).Stop(0)
 	}
 	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
 		"-m", fmt.Sprint(calls), "-r", "5", "-d", "200", "-timeout", "40s", "-nostdin", inside.String())

@@ -8,6 +8,8 @@ import (
 )
 
 // Proc is a child process a test started: `palisade run`, kamailio, a peer.
+// Proc waits for the process itself: wait on Done, never call Cmd.Wait
+// (a second Wait blocks for ever).
 type Proc struct {
 	Cmd  *exec.Cmd
 	done chan struct{}

@@ -54,7 +54,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		engine, relay = r, r
 	}
 	gd := guard.New(nil, d.Log)
-	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd})
+	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it

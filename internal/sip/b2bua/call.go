@@ -68,6 +68,7 @@ type call struct {
 	eps   [2]*endpoint
 	rt    *runtime
 	ended atomic.Bool
+	rec   callRecord // cdr.go
 
 	// A leg (we are UAS)
 	inviteA    *sip.Request

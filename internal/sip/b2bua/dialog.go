@@ -375,6 +375,7 @@ func (c *call) end(reason string) {
 	s.calls.del(dialogKey(b.CallID, b.LocalTag))
 	s.calls.n.Add(-1)
 	callsActive.Dec()
+	c.recordEnd(reason, answered, a, b) // cdr.go: before the media counters go
 	if c.media != nil {
 		c.media.Close()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/routing"
 )
 
@@ -24,6 +25,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		res := s.response(req, 503, "Service Unavailable", nil)
 		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
 		s.respond(ep, tx, res, id)
+		s.recordRefused(id, ep, req, 503, "Service Unavailable")
 		return
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), id)
@@ -32,6 +34,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
+		s.recordRefused(id, ep, req, code, reason)
 		return
 	}
 	from, to := req.From(), req.To()
@@ -61,6 +64,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
+		s.recordRefused(id, ep, req, code, reason)
 		return
 	}
 	c.media = mc
@@ -71,6 +75,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 			mc.Close()
 			code, reason := statusFor(err)
 			s.respond(ep, tx, s.response(req, code, reason, nil), id)
+			s.recordRefused(id, ep, req, code, reason)
 			return
 		}
 	} else {
@@ -80,6 +85,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	s.calls.put(dialogKey(b.CallID, b.LocalTag), c)
 	s.calls.n.Add(1)
 	callsActive.Inc()
+	c.recordStart()
 	// sipgo keeps a transaction (and its hooks) alive until its last timer
 	// fires, up to 32 s after the call; the hooks reach the call through a
 	// reference that end() clears, so an ended call is not kept that long.
@@ -162,6 +168,9 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	res := c.svc.response(c.inviteA, code, reason, nil)
 	if last != nil {
 		copyHeaders(res, last, c.eps[media.SideA].info.Load())
+		c.setEndedBy(observe.EndedByCallee)
+	} else {
+		c.setEndedBy(observe.EndedByUnit)
 	}
 	c.respondA(res)
 	c.end("failed: " + strconv.Itoa(code))
@@ -503,6 +512,7 @@ func (c *call) onAnswerB(r *sip.Response) {
 	c.final2xx = res
 	udp := c.leg(media.SideA).Transport == "udp" // under the lock: a transfer may swap the leg (refer.go)
 	c.mu.Unlock()
+	c.recordAnswer()
 	c.respondA(res)
 	if udp {
 		c.retransmit2xx()
@@ -550,11 +560,13 @@ func (c *call) relayFinalA(r *sip.Response) {
 	}
 	res.RemoveHeader("Content-Type")
 	res.SetBody(nil)
+	c.setEndedBy(observe.EndedByCallee)
 	c.respondA(res)
 	c.end("failed: " + strconv.Itoa(code))
 }
 
 func (c *call) respondA(res *sip.Response) {
+	c.noteFinalA(res)
 	c.svc.respond(c.eps[media.SideA], c.txA, res, c.st.ID)
 }
 

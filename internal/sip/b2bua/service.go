@@ -41,6 +41,9 @@ type Deps struct {
 	Registrar routing.RegistrarLookup
 	// Guard filters requests before anything else looks at them; nil = none.
 	Guard *guard.Guard
+	// Calls receives each call's start, answer and end for its record
+	// (observe's Recorder); nil = none.
+	Calls observe.CallRecorder
 }
 
 // Service is the SIP subsystem (a unit.Subsystem).
@@ -94,6 +97,9 @@ func New(d Deps) *Service {
 	}
 	if d.Tracer == nil {
 		d.Tracer = observe.NopTracer{}
+	}
+	if d.Calls == nil {
+		d.Calls = observe.NopRecorder{}
 	}
 	s := &Service{
 		deps:      d,

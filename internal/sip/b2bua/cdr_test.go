@@ -1,0 +1,145 @@
+package b2bua
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/observe"
+)
+
+// fakeRecorder keeps what the B2BUA reports.
+type fakeRecorder struct {
+	mu      sync.Mutex
+	starts  []observe.CallStart
+	answers []observe.CallAnswer
+	ends    []observe.CallEnd
+}
+
+func (f *fakeRecorder) CallStarted(e observe.CallStart) {
+	f.mu.Lock()
+	f.starts = append(f.starts, e)
+	f.mu.Unlock()
+}
+
+func (f *fakeRecorder) CallAnswered(e observe.CallAnswer) {
+	f.mu.Lock()
+	f.answers = append(f.answers, e)
+	f.mu.Unlock()
+}
+
+func (f *fakeRecorder) CallEnded(e observe.CallEnd) {
+	f.mu.Lock()
+	f.ends = append(f.ends, e)
+	f.mu.Unlock()
+}
+
+func (f *fakeRecorder) counts() (int, int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.starts), len(f.answers), len(f.ends)
+}
+
+// statsMedia is the passthrough engine with fixed counters.
+type statsMedia struct{ media.Passthrough }
+
+type statsCall struct{ media.Call }
+
+func (m statsMedia) NewCall(id string, a, b media.Leg) (media.Call, error) {
+	c, err := m.Passthrough.NewCall(id, a, b)
+	return statsCall{c}, err
+}
+
+func (statsCall) Stats() media.CallStats {
+	var s media.CallStats
+	s.Legs[media.SideA].PacketsIn, s.Legs[media.SideB].PacketsOut = 111, 222
+	return s
+}
+
+func TestCallRecordAnsweredCall(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	rec := &fakeRecorder{}
+	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec, Media: statsMedia{}}, nil)
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	if err := srv.Bye(ctxT(t)); err != nil { // the callee hangs up
+		t.Fatal(err)
+	}
+	pbx.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+	if s, a, e := rec.counts(); s != 1 || a != 1 || e != 1 {
+		t.Fatalf("reports: %d started, %d answered, %d ended; want 1 each", s, a, e)
+	}
+	st, an, en := rec.starts[0], rec.answers[0], rec.ends[0]
+	if st.ID == "" || an.ID != st.ID || en.ID != st.ID {
+		t.Fatalf("ids %q %q %q", st.ID, an.ID, en.ID)
+	}
+	if st.Direction != observe.DirOutbound || st.A.Interface != "inside" || st.A.Peer != "pbx" ||
+		st.A.CallID != sess.InviteRequest.CallID().Value() || st.A.Remote.String() != pbx.addr.String() {
+		t.Fatalf("start %+v", st)
+	}
+	if st.A.From != sess.InviteRequest.From().Address.String() {
+		t.Fatalf("caller From %q, want %q", st.A.From, sess.InviteRequest.From().Address.String())
+	}
+	if an.B.Interface != "outside" || an.B.Peer != "itsp" || an.B.CallID != srv.InviteRequest.CallID().Value() ||
+		an.B.Remote.String() != itsp.addr.String() || an.B.To != srv.InviteRequest.To().Address.String() {
+		t.Fatalf("answer %+v", an)
+	}
+	if en.Code != 200 || en.EndedBy != observe.EndedByCallee || len(en.Media) != 2 ||
+		en.Media[0].PacketsIn != 111 || en.Media[1].PacketsOut != 222 {
+		t.Fatalf("end %+v", en)
+	}
+}
+
+func TestCallRecordFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answer  func(s *sipgo.DialogServerSession, req *sip.Request)
+		drain   bool
+		cancel  bool
+		code    int
+		endedBy string
+	}{
+		{name: "busy", answer: func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) },
+			code: 486, endedBy: observe.EndedByCallee},
+		{name: "canceled", answer: func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) },
+			cancel: true, code: 487, endedBy: observe.EndedByCaller},
+		{name: "refused while draining", drain: true, code: 503, endedBy: observe.EndedByUnit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			if tc.answer != nil {
+				itsp.setOnInvite(tc.answer)
+			}
+			rec := &fakeRecorder{}
+			u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec}, nil)
+			u.draining.Store(tc.drain)
+			ctx, cancel := context.WithCancel(ctxT(t))
+			sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+				if r.StatusCode == 180 && tc.cancel {
+					cancel()
+				}
+				return nil
+			}})
+			if err == nil {
+				t.Fatal("call answered")
+			}
+			waitNoCalls(t, u.Service)
+			waitFor(t, func() bool { _, _, e := rec.counts(); return e > 0 }, "the end of the call reported")
+			if s, a, e := rec.counts(); s != 1 || a != 0 || e != 1 {
+				t.Fatalf("reports: %d started, %d answered, %d ended", s, a, e)
+			}
+			if en := rec.ends[0]; en.Code != tc.code || en.EndedBy != tc.endedBy || en.ID != rec.starts[0].ID {
+				t.Fatalf("end %+v", en)
+			}
+		})
+	}
+}

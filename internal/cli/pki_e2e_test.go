@@ -22,16 +22,7 @@ import (
 // then relays the call to a sipp far end. sipp as the PBX calls through
 // `palisade run`; the certificates are made with the cert and ca commands.
 
-const e2eKamailioCfg = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-tcp_children=1
-auto_aliases=no
-dns=no
-rev_dns=no
-use_dns_cache=no
-enable_tls=yes
+const e2eKamailioCfg = pkitest.KamailioGlobals + `enable_tls=yes
 listen=tls:127.0.0.4:%d
 listen=udp:127.0.0.4:%d
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"

@@ -20,16 +20,7 @@ import (
 // unit connects with its client configuration (client certificate, CA
 // store, name check) and sends an OPTIONS over the TLS connection.
 
-const kamailioCfg = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-tcp_children=1
-auto_aliases=no
-dns=no
-rev_dns=no
-use_dns_cache=no
-disable_tcp=no
+const kamailioCfg = pkitest.KamailioGlobals + `disable_tcp=no
 enable_tls=yes
 listen=tls:127.0.0.1:%d
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"

@@ -15,6 +15,19 @@ import (
 // KamailioTLSModule is where Debian's kamailio-tls-modules puts the module.
 const KamailioTLSModule = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
 
+// KamailioGlobals begins a kamailio.cfg for tests: one worker each, all
+// logging to stderr, no DNS.
+const KamailioGlobals = `#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+tcp_children=1
+auto_aliases=no
+dns=no
+rev_dns=no
+use_dns_cache=no
+`
+
 // KamailioTLSServer is a tls.cfg section for a TLS server that requires and
 // verifies client certificates; the format verbs are the paths of its key,
 // its certificate (chain) and the CA list it trusts for clients.

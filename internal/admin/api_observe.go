@@ -61,13 +61,30 @@ func observeStatus(kind string) StatusFunc {
 		}
 		if kind == observe.StatusPeers && env.Unit != nil {
 			if sip, ok := env.Unit.Subsystem("sip").(interface{ PeerStates() []b2bua.PeerState }); ok {
-				if peers := sip.PeerStates(); peers != nil {
-					return peers, nil
+				peers := func() []observe.PeerStatus { return peerStatuses(sip.PeerStates()) }
+				if s := observeService(env); s != nil {
+					// The observe service samples the states every second
+					// from now on, to date each up/down change.
+					if !s.Peers.Following() {
+						s.Peers.Follow(peers)
+					}
+					return s.Peers.Observe(peers(), time.Now()), nil
 				}
+				return peers(), nil
 			}
 		}
 		return []any{}, nil
 	}
+}
+
+// peerStatuses converts the SIP layer's keepalive states for the status.
+func peerStatuses(in []b2bua.PeerState) []observe.PeerStatus {
+	out := make([]observe.PeerStatus, 0, len(in))
+	for _, p := range in {
+		out = append(out, observe.PeerStatus{Name: p.Name, Up: p.Up, Failures: p.Failures,
+			LastCheck: p.LastCheck, LastError: p.LastError, Keepalive: p.Keepalive})
+	}
+	return out
 }
 
 // certStatus is one line of the certificates status.

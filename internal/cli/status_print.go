@@ -27,6 +27,7 @@ func printPeers(w io.Writer, section json.RawMessage) {
 		LastCheck time.Time `json:"last_check"`
 		LastError string    `json:"last_error"`
 		Keepalive bool      `json:"keepalive"`
+		Since     time.Time `json:"since"`
 	}
 	if err := json.Unmarshal(section, &peers); err != nil {
 		fmt.Fprintf(w, "%s\n", section)
@@ -37,9 +38,12 @@ func printPeers(w io.Writer, section json.RawMessage) {
 		return
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "PEER\tSTATE\tKEEPALIVE\tFAILURES\tLAST CHECK\tLAST ERROR")
+	fmt.Fprintln(tw, "PEER\tSTATE\tSINCE\tKEEPALIVE\tFAILURES\tLAST CHECK\tLAST ERROR")
 	for _, p := range peers {
-		state, check := "down", "-"
+		state, check, since := "down", "-", "-"
+		if !p.Since.IsZero() {
+			since = p.Since.Local().Format("2006-01-02 15:04:05")
+		}
 		if p.Up {
 			state = "up"
 		}
@@ -50,7 +54,7 @@ func printPeers(w io.Writer, section json.RawMessage) {
 		if p.Keepalive {
 			ka = "OPTIONS"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, ka, p.Failures, check, dash(p.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, since, ka, p.Failures, check, dash(p.LastError))
 	}
 	tw.Flush()
 }

@@ -25,6 +25,9 @@ type Service struct {
 	Traces   *Traces
 	Recorder *Recorder
 	Sources  StatusSources
+	// Peers dates the changes of the peers' OPTIONS state (the SIP layer
+	// keeps only the current one); the admin API sets its source.
+	Peers PeerChanges
 
 	st    store.Store
 	log   *slog.Logger
@@ -104,6 +107,8 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(pruneInterval)
 	defer t.Stop()
+	peers := time.NewTicker(peerSampleInterval)
+	defer peers.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if n, err := s.Prune(ctx); err != nil {
@@ -112,10 +117,15 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 			s.log.Info("old call records deleted", "count", n)
 		}
 		cancel()
-		select {
-		case <-stop:
-			return
-		case <-t.C:
+		for waiting := true; waiting; {
+			select {
+			case <-stop:
+				return
+			case now := <-peers.C:
+				s.Peers.sample(now)
+			case <-t.C:
+				waiting = false
+			}
 		}
 	}
 }

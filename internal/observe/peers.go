@@ -1,0 +1,101 @@
+package observe
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PeerStatus is one line of the peers status: the OPTIONS keepalive state
+// the SIP layer keeps for a peer, with the time that state last changed.
+type PeerStatus struct {
+	Name      string    `json:"name"`
+	Up        bool      `json:"up"`
+	State     string    `json:"state"`          // up | down
+	Since     time.Time `json:"since,omitzero"` // when the state last changed (as the unit saw it)
+	Failures  int       `json:"failures"`       // OPTIONS failures in a row
+	LastCheck time.Time `json:"last_check,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	Keepalive bool      `json:"keepalive"`
+}
+
+// peerSampleInterval is how often the service reads the peer states to
+// notice changes between status requests.
+const peerSampleInterval = time.Second
+
+// PeerChanges remembers each peer's previous state so that the status can
+// say since when a peer is up or down: the SIP layer keeps only the
+// current state. A change is dated by the sample that first saw it
+// (the service samples every second once a source is set, and every status
+// read samples too), so the time is exact to about a second. The zero
+// value is ready; it is safe for concurrent use.
+type PeerChanges struct {
+	mu   sync.Mutex
+	seen map[string]peerSeen
+	src  func() []PeerStatus
+}
+
+type peerSeen struct {
+	up    bool
+	since time.Time
+}
+
+// Follow sets where the peer states come from; the service samples it
+// every second while it runs.
+func (p *PeerChanges) Follow(src func() []PeerStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.src = src
+}
+
+// Following reports whether a source is set.
+func (p *PeerChanges) Following() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.src != nil
+}
+
+// sample reads the source, if any, and notes changes.
+func (p *PeerChanges) sample(now time.Time) {
+	p.mu.Lock()
+	src := p.src
+	p.mu.Unlock()
+	if src != nil {
+		p.Observe(src(), now)
+	}
+}
+
+// Observe notes the states in, fills State and Since, and returns them
+// sorted by name. A peer seen for the first time gets the time of that
+// first sight; peers no longer listed are forgotten.
+func (p *PeerChanges) Observe(in []PeerStatus, now time.Time) []PeerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen == nil {
+		p.seen = make(map[string]peerSeen)
+	}
+	out := make([]PeerStatus, 0, len(in))
+	names := make(map[string]bool, len(in))
+	for _, st := range in {
+		names[st.Name] = true
+		s, ok := p.seen[st.Name]
+		if !ok || s.up != st.Up {
+			s = peerSeen{up: st.Up, since: now}
+			p.seen[st.Name] = s
+		}
+		st.Since = s.since
+		st.State = "down"
+		if st.Up {
+			st.State = "up"
+		}
+		out = append(out, st)
+	}
+	for n := range p.seen {
+		if !names[n] {
+			delete(p.seen, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

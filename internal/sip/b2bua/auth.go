@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,19 +59,56 @@ func (s *Service) authRetry(rt *runtime, peer string, req *sip.Request, res *sip
 }
 
 // requestAuth sends a non-INVITE request to peer and returns its final
-// response (nil when none came); a challenge is answered once.
-func (s *Service) requestAuth(ctx context.Context, rt *runtime, ep *endpoint, peer string, req *sip.Request, tg routing.Target, id string) *sip.Response {
+// response (nil when none came); a challenge is answered once, the retry
+// taking its CSeq from nextCSeq (nil: the request's CSeq + 1).
+func (s *Service) requestAuth(ctx context.Context, rt *runtime, ep *endpoint, peer string, req *sip.Request, tg routing.Target, id string, nextCSeq func() uint32) *sip.Response {
 	tx, err := ep.request(ctx, req, tg, id)
 	if err != nil {
 		return nil
 	}
+	return s.finishAuth(ctx, rt, ep, peer, req, tx, tg, id, nextCSeq)
+}
+
+// finishAuth waits for the final response of tx, which carries req; a
+// challenge is answered once as in requestAuth.
+func (s *Service) finishAuth(ctx context.Context, rt *runtime, ep *endpoint, peer string, req *sip.Request, tx *sip.ClientTx, tg routing.Target, id string, nextCSeq func() uint32) *sip.Response {
 	res := waitFinal(tx)
-	if retry := s.authRetry(rt, peer, req, res, req.CSeq().SeqNo+1); retry != nil {
+	if !isChallenge(res) || rt.creds[peer].Username == "" {
+		return res
+	}
+	cseq := req.CSeq().SeqNo + 1
+	if nextCSeq != nil {
+		cseq = nextCSeq()
+	}
+	if retry := s.authRetry(rt, peer, req, res, cseq); retry != nil {
 		s.traceIn(id, ep, res)
-		if tx, err = ep.request(ctx, retry, tg, id); err != nil {
+		tx, err := ep.request(ctx, retry, tg, id)
+		if err != nil {
 			return nil
 		}
 		res = waitFinal(tx)
 	}
 	return res
+}
+
+// resendInDialog sends an in-dialog request (re-INVITE, UPDATE, INFO...)
+// to side's peer again answering its challenge r; nil when the peer has no
+// credentials or the retry could not be sent.
+func (c *call) resendInDialog(side media.Side, out *sip.Request, r *sip.Response, dst routing.Target) (*sip.ClientTx, *sip.Request) {
+	c.mu.Lock()
+	peer := c.leg(side).Peer
+	c.mu.Unlock()
+	if c.rt.creds[peer].Username == "" {
+		return nil, nil
+	}
+	retry := c.svc.authRetry(c.rt, peer, out, r, c.nextCSeq(side))
+	if retry == nil {
+		return nil, nil
+	}
+	tx, err := c.eps[side].request(context.Background(), retry, dst, c.st.ID)
+	if err != nil {
+		c.logger().Info("authorized request not sent", "method", out.Method, "err", err)
+		return nil, nil
+	}
+	return tx, retry
 }

@@ -146,3 +146,107 @@ func TestSecondChallengeRelayed(t *testing.T) {
 	}
 	waitNoCalls(t, u.Service)
 }
+
+// challengeOnce makes p answer every in-dialog request, BYE and MESSAGE
+// without Proxy-Authorization with a 407 (initial INVITEs are answered).
+func challengeOnce(p *peerUA) {
+	chal := func(req *sip.Request, tx sip.ServerTransaction) bool {
+		p.push(req)
+		if req.GetHeader("Proxy-Authorization") != nil {
+			return false
+		}
+		res := sip.NewResponseFromRequest(req, 407, "Proxy Authentication Required", nil)
+		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", `Digest realm="trunk.example", nonce="dlg", algorithm=MD5, qop="auth"`))
+		_ = tx.Respond(res)
+		return true
+	}
+	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if getTag(req.To().Params) == "" {
+			p.push(req)
+			s, err := p.ds.ReadInvite(req, tx)
+			if err != nil {
+				return
+			}
+			p.sessions <- s
+			ringAndAnswer(s, req)
+			<-s.Context().Done()
+			return
+		}
+		if !chal(req, tx) {
+			p.answerInDialog(req, tx)
+		}
+	})
+	p.srv.OnRequest(sip.MESSAGE, func(req *sip.Request, tx sip.ServerTransaction) {
+		if !chal(req, tx) {
+			p.answerInDialog(req, tx)
+		}
+	})
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if !chal(req, tx) {
+			_ = p.ds.ReadBye(req, tx)
+		}
+	})
+}
+
+// checkRetry asserts that retry answers the challenge to first.
+func checkRetry(t *testing.T, first, retry *sip.Request) {
+	t.Helper()
+	if first.GetHeader("Proxy-Authorization") != nil {
+		t.Fatalf("first %s already authorized", first.Method)
+	}
+	h := retry.GetHeader("Proxy-Authorization")
+	if h == nil {
+		t.Fatalf("%s retry without Proxy-Authorization", retry.Method)
+	}
+	if retry.CSeq().SeqNo <= first.CSeq().SeqNo || retry.CallID().Value() != first.CallID().Value() {
+		t.Fatalf("%s retry CSeq %d after %d, Call-ID %q/%q", retry.Method, retry.CSeq().SeqNo, first.CSeq().SeqNo,
+			retry.CallID().Value(), first.CallID().Value())
+	}
+	if p := verifyDigest(t, "MD5", string(retry.Method), "s3cret", h.Value()); p["uri"] != retry.Recipient.String() {
+		t.Fatalf("digest uri %q for %s", p["uri"], retry.Recipient.String())
+	}
+}
+
+func TestInDialogAndStandaloneChallenges(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", challengeOnce)
+	u := newTestUnit(t, pbx, itsp, withTrunkAuth)
+	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
+	ctx := ctxT(t)
+
+	t.Run("re-INVITE", func(t *testing.T) {
+		re := sip.NewRequest(sip.INVITE, sess.InviteResponse.Contact().Address)
+		re.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		re.SetBody(append(testSDP("127.0.0.1", 7002), []byte("a=sendonly\r\n")...))
+		res, err := sess.Do(ctx, re)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("re-INVITE: %v %v", res, err)
+		}
+		first, retry := itsp.next(sip.INVITE), itsp.next(sip.INVITE)
+		checkRetry(t, first, retry)
+		if err := sess.WriteRequest(sip.NewRequest(sip.ACK, sess.InviteResponse.Contact().Address)); err != nil {
+			t.Fatal(err)
+		}
+		if a := itsp.next(sip.ACK); a.CSeq().SeqNo != retry.CSeq().SeqNo {
+			t.Fatalf("ACK CSeq %d for the authorized re-INVITE's %d", a.CSeq().SeqNo, retry.CSeq().SeqNo)
+		}
+	})
+	t.Run("MESSAGE out of dialog", func(t *testing.T) {
+		in := u.inside()
+		msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "4930", Host: in.Addr().String(), Port: int(in.Port())})
+		msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
+		msg.SetBody([]byte("hi"))
+		res, err := pbx.cli.Do(ctx, msg)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("MESSAGE: %v %v", res, err)
+		}
+		checkRetry(t, itsp.next(sip.MESSAGE), itsp.next(sip.MESSAGE))
+	})
+	t.Run("BYE", func(t *testing.T) {
+		if err := sess.Bye(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkRetry(t, itsp.next(sip.BYE), itsp.next(sip.BYE))
+		waitNoCalls(t, u.Service)
+	})
+}

@@ -242,13 +242,22 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
 		return
 	}
-	defer otx.Terminate()
+	defer func() { otx.Terminate() }()
+	authSent := false
 	for {
 		select {
 		case r := <-otx.Responses():
 			s.traceIn(c.st.ID, outEp, r)
 			if r.StatusCode == 100 {
 				continue
+			}
+			if !authSent && isChallenge(r) { // auth.go: answered once, same target
+				authSent = true
+				if ntx, nout := c.resendInDialog(to, out, r, dst); ntx != nil {
+					otx.Terminate()
+					otx, out = ntx, nout
+					continue
+				}
 			}
 			c.relayResponse(from, req, tx, out, r, dst, hasBody)
 			if r.StatusCode >= 200 {
@@ -338,8 +347,13 @@ func (c *call) byeSide(side media.Side) {
 		c.logger().Info("BYE not sent", "side", sideName(side), "err", err)
 		return
 	}
+	c.mu.Lock()
+	peer := c.leg(side).Peer
+	c.mu.Unlock()
 	go func() {
-		if r := waitFinal(tx); r != nil {
+		// auth.go: a trunk's challenge to our BYE is answered once
+		if r := c.svc.finishAuth(context.Background(), c.rt, c.eps[side], peer, bye, tx, dst, c.st.ID,
+			func() uint32 { return c.nextCSeq(side) }); r != nil {
 			c.svc.traceIn(c.st.ID, c.eps[side], r)
 		}
 	}()

@@ -287,12 +287,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 		}
 		o.SetBody(req.Body())
 		rctx, rcancel := context.WithTimeout(ctx, 40*time.Second)
-		otx, err := out.request(rctx, o, tg, id)
-		if err != nil {
-			rcancel()
-			continue
-		}
-		res := waitFinal(otx)
+		res := s.requestAuth(rctx, rt, out, h.Peer, o, tg, id, nil) // auth.go: answers a trunk's challenge
 		rcancel()
 		if res == nil {
 			continue

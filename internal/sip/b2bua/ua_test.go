@@ -110,6 +110,13 @@ type peerUA struct {
 
 func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 	t.Helper()
+	return newPeerUAWith(t, name, ip, transport, nil)
+}
+
+// newPeerUAWith is newPeerUA with setup run before the UA serves (handlers
+// replaced there are race-free).
+func newPeerUAWith(t *testing.T, name, ip, transport string, setup func(*peerUA)) *peerUA {
+	t.Helper()
 	p := &peerUA{t: t, name: name, ip: ip, wire: &wireLog{}, reqs: make(chan *sip.Request, 100),
 		sessions: make(chan *sipgo.DialogServerSession, 10)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(ip),
@@ -198,6 +205,9 @@ func newPeerUA(t *testing.T, name, ip, transport string) *peerUA {
 			p.push(req)
 			p.answerInDialog(req, tx)
 		})
+	}
+	if setup != nil {
+		setup(p)
 	}
 	serve()
 	t.Cleanup(func() { ua.Close() })

@@ -54,6 +54,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		engine, relay = r, r
 	}
 	gd := guard.New(nil, d.Log)
+	reg.OnAuthFailure = gd.AuthFailed // wrong passwords count towards blocking the source
 	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.

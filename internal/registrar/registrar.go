@@ -86,6 +86,11 @@ type Registrar struct {
 
 	stop, done chan struct{}
 	closed     bool
+
+	// OnAuthFailure, when set (before the first Apply), hears of every
+	// wrong password or unknown user, by source (internal/guard blocks
+	// sources that fail too often).
+	OnAuthFailure func(netip.Addr)
 }
 
 // settings is what one configuration says.

@@ -227,23 +227,14 @@ func peerServer(t *testing.T, cert tls.Certificate, roots *x509.CertPool) string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return
-				}
-				c.Write([]byte("hello"))
-				var b [1]byte
-				c.Read(b[:])
-			}()
+	go acceptEach(ln, func(c net.Conn) {
+		if err := c.(*tls.Conn).Handshake(); err != nil {
+			return
 		}
-	}()
+		c.Write([]byte("hello"))
+		var b [1]byte
+		c.Read(b[:])
+	})
 	return ln.Addr().String()
 }
 

@@ -114,6 +114,14 @@ func (s *Subsystem) serverConfigFor(key listenerKey, fallback config.Listener, h
 				s.count(ve.Diagnosis, "server", remote)
 				return ve
 			}
+			handshakes.WithLabelValues("server", "ok").Inc()
+			return nil
+		}
+	} else {
+		// Called once the client has accepted the unit's certificate (it
+		// answers after checking it), so a success is counted here.
+		cfg.VerifyConnection = func(tls.ConnectionState) error {
+			handshakes.WithLabelValues("server", "ok").Inc()
 			return nil
 		}
 	}
@@ -193,6 +201,7 @@ func (s *Subsystem) clientConfig(rt *runtime, serverName, remote string, seen *[
 				s.count(ve.Diagnosis, "client", remote)
 				return ve
 			}
+			handshakes.WithLabelValues("client", "ok").Inc()
 			return nil
 		},
 	}
@@ -244,6 +253,11 @@ func (rt *runtime) ownView(role, iface string) *ownView {
 
 func (s *Subsystem) count(d Diagnosis, role, remote string) {
 	handshakeFailures.WithLabelValues(string(d.Cause)).Inc()
+	side := "client"
+	if role == "server" {
+		side = "server"
+	}
+	handshakes.WithLabelValues(side, "failed").Inc()
 	s.lastMu.Lock()
 	s.last = d
 	s.lastMu.Unlock()

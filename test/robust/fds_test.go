@@ -2,12 +2,12 @@ package robust_test
 
 import (
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // TestFileDescriptorsShed: a unit with few file descriptors (ulimit 400; media ports plenty)
@@ -15,10 +15,7 @@ import (
 // keeps its media sockets. Before the descriptors run out the unit answers
 // new INVITEs 503 with Retry-After, stays up and keeps answering.
 func TestFileDescriptorsShed(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("install Debian package util-linux (prlimit)")
-	}
+	prlimit := testkit.NeedBinary(t, "prlimit", "util-linux")
 	const limit = 400
 	// Media ports plenty (2,000 pairs): descriptors, not ports, run out.
 	ports := func(c *config.Config) { c.Media.PortMin = 44000; c.Media.PortMax = 47999 }

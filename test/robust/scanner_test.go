@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // sipvicious runs one sipvicious tool (bounded) and returns its output.
 func sipvicious(t *testing.T, tool string, args ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skip("install Debian package sipvicious")
-	}
+	bin := testkit.NeedBinary(t, tool, "sipvicious")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

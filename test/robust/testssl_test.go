@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // TestTestsslAdmin runs testssl against the admin HTTPS listener: no
@@ -17,10 +19,7 @@ func TestTestsslAdmin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("testssl takes minutes; skipped under -short")
 	}
-	bin, err := exec.LookPath("testssl")
-	if err != nil {
-		t.Skip("install Debian package testssl.sh")
-	}
+	bin := testkit.NeedBinary(t, "testssl", "testssl.sh")
 	u := startUnit(t, nil)
 	out := filepath.Join(t.TempDir(), "testssl.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -5,7 +5,6 @@
 package robust_test
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"net"
@@ -14,12 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // Loopback addresses of the test topology.
@@ -34,50 +33,16 @@ const (
 	slowlorisI = "127.0.0.88" // slow clients
 )
 
-var binPath string
+// binPath is the palisade binary under test: built once by TestMain, or
+// ROBUST_BIN (e.g. built from a clean export of a commit).
+var binPath = os.Getenv("ROBUST_BIN")
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "palisade-robust")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "palisade")
-	if b := os.Getenv("ROBUST_BIN"); b != "" {
-		// A binary built elsewhere (e.g. from a clean export of a commit).
-		binPath = b
-	} else if out, err := exec.Command("go", "build", "-o", binPath, "github.com/palisade-sbc/palisade/cmd/palisade").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build palisade: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer collects the unit's log while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func TestMain(m *testing.M) { testkit.MainWithPalisade(m, &binPath) }
 
 // unit is one running `palisade run`.
 type unit struct {
 	cmd       *exec.Cmd
-	log       *syncBuffer
+	log       *testkit.SyncBuffer
 	done      chan struct{}
 	dir       string
 	cfg       *config.Config
@@ -90,37 +55,7 @@ type unit struct {
 	trunk     string // the trunk peer's address the UAS binds
 }
 
-func freePort(t *testing.T, network, ip string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freeBoth is a port free for UDP and TCP on ip.
-func freeBoth(t *testing.T, ip string) int {
-	t.Helper()
-	for range 50 {
-		p := freePort(t, "udp", ip)
-		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no port free for UDP and TCP")
-	return 0
-}
+func freePort(t *testing.T, network, ip string) int { return testkit.FreePort(t, network, ip) }
 
 // startUnit runs a unit: inside UDP+TCP, outside UDP+TLS, a PBX peer inside
 // and a trunk peer outside; mut may change the configuration first.
@@ -133,8 +68,8 @@ func startUnit(t *testing.T, mut func(*config.Config)) *unit {
 // command (e.g. prlimit).
 func startUnitWrapped(t *testing.T, mut func(*config.Config), wrapper ...string) *unit {
 	t.Helper()
-	in := freeBoth(t, insideIP)
-	u := &unit{log: &syncBuffer{}, done: make(chan struct{}), dir: t.TempDir()}
+	in := testkit.FreeBoth(t, insideIP)
+	u := &unit{log: &testkit.SyncBuffer{}, done: make(chan struct{}), dir: t.TempDir()}
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: insideIP}, {Name: "outside", Address: outsideIP}}
 	cfg.Network.DNSServers = []string{"127.0.0.1:9"} // nothing answers: names fail fast
@@ -250,10 +185,4 @@ func (u *unit) openFDs(t *testing.T) int {
 	return len(es)
 }
 
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
+func tail(s string, n int) string { return testkit.LastLines(strings.TrimRight(s, "\n"), n) }

@@ -15,6 +15,9 @@ import (
 // keeps its media sockets. Before the descriptors run out the unit answers
 // new INVITEs 503 with Retry-After, stays up and keeps answering.
 func TestFileDescriptorsShed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes half a minute; skipped under -short")
+	}
 	prlimit := testkit.NeedBinary(t, "prlimit", "util-linux")
 	const limit = 400
 	// Media ports plenty (2,000 pairs): descriptors, not ports, run out.

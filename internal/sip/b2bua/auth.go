@@ -33,6 +33,27 @@ func isChallenge(r *sip.Response) bool {
 	return r != nil && (r.StatusCode == 401 || r.StatusCode == 407)
 }
 
+// answerable says whether challenge r gets an answer after tries answers
+// already sent: the first always; one more when the peer only says our
+// nonce expired (stale=true, RFC 7616 §3.3). A plain second challenge
+// means wrong credentials and goes back as the failure.
+func answerable(r *sip.Response, tries int) bool {
+	if !isChallenge(r) || tries >= 2 {
+		return false
+	}
+	if tries == 0 {
+		return true
+	}
+	for _, name := range []string{"WWW-Authenticate", "Proxy-Authenticate"} {
+		for _, h := range r.GetHeaders(name) {
+			if ch, err := digest.ParseChallenge(h.Value()); err == nil && ch.Stale {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // authRetry returns the request to send again after res challenged req
 // (sent to peer): a copy with a new Via branch, CSeq cseq and the
 // Authorization or Proxy-Authorization answering the challenge; Call-ID
@@ -73,20 +94,21 @@ func (s *Service) requestAuth(ctx context.Context, rt *runtime, ep *endpoint, pe
 // challenge is answered once as in requestAuth.
 func (s *Service) finishAuth(ctx context.Context, rt *runtime, ep *endpoint, peer string, req *sip.Request, tx *sip.ClientTx, tg routing.Target, id string, nextCSeq func() uint32) *sip.Response {
 	res := waitFinal(tx)
-	if !isChallenge(res) || rt.creds[peer].Username == "" {
-		return res
-	}
-	cseq := req.CSeq().SeqNo + 1
-	if nextCSeq != nil {
-		cseq = nextCSeq()
-	}
-	if retry := s.authRetry(rt, peer, req, res, cseq); retry != nil {
+	for tries := 0; answerable(res, tries) && rt.creds[peer].Username != ""; tries++ {
+		cseq := req.CSeq().SeqNo + 1
+		if nextCSeq != nil {
+			cseq = nextCSeq()
+		}
+		retry := s.authRetry(rt, peer, req, res, cseq)
+		if retry == nil {
+			break
+		}
 		s.traceIn(id, ep, res)
 		tx, err := ep.request(ctx, retry, tg, id)
 		if err != nil {
 			return nil
 		}
-		res = waitFinal(tx)
+		req, res = retry, waitFinal(tx)
 	}
 	return res
 }

@@ -1,12 +1,14 @@
 package b2bua
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"hash"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emiago/sipgo"
@@ -51,6 +53,17 @@ func verifyDigest(t *testing.T, algo, method, password, authz string) map[string
 	return p
 }
 
+// callPBXToTrunk places a call from pbx through u and waits for its final
+// answer (the error of WaitAnswer).
+func callPBXToTrunk(t *testing.T, ctx context.Context, pbx *peerUA, u *testUnit) (*sipgo.DialogClientSession, error) {
+	t.Helper()
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess, sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+}
+
 func withTrunkAuth(c *config.Config) {
 	for i := range c.Peers {
 		if c.Peers[i].Name == "itsp" {
@@ -81,11 +94,8 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 			})
 			u := newTestUnit(t, pbx, itsp, withTrunkAuth)
 			ctx := ctxT(t)
-			sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+			sess, err := callPBXToTrunk(t, ctx, pbx, u)
 			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 				t.Fatalf("call not answered: %v", err)
 			}
 			if err := sess.Ack(ctx); err != nil {
@@ -120,31 +130,63 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 	}
 }
 
-func TestSecondChallengeRelayed(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
-		_ = s.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", `Digest realm="r", nonce="x", qop="auth"`))
-	})
-	u := newTestUnit(t, pbx, itsp, withTrunkAuth)
-	ctx := ctxT(t)
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
-	if err != nil {
-		t.Fatal(err)
+// A challenge after our answer is the failure, unless it only says the
+// nonce went stale: that one is answered again.
+func TestChallengeAfterAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stale   bool
+		invites int
+		code    int
+	}{
+		{"wrong credentials", false, 2, 401},
+		{"stale nonce", true, 3, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			var n atomic.Int32
+			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+				switch n.Add(1) {
+				case 1:
+					_ = s.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", `Digest realm="r", nonce="x", qop="auth"`))
+				case 2:
+					chal := `Digest realm="r", nonce="y", qop="auth"`
+					if tc.stale {
+						chal += ", stale=true"
+					}
+					_ = s.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", chal))
+				default:
+					ringAndAnswer(s, req)
+				}
+			})
+			u := newTestUnit(t, pbx, itsp, withTrunkAuth)
+			ctx := ctxT(t)
+			sess, err := callPBXToTrunk(t, ctx, pbx, u)
+			var re *sipgo.ErrDialogResponse
+			switch {
+			case tc.code == 200 && err != nil:
+				t.Fatalf("call not answered: %v", err)
+			case tc.code != 200 && (!errors.As(err, &re) || re.Res.StatusCode != tc.code):
+				t.Fatalf("caller got %v, want %d", err, tc.code)
+			}
+			var last *sip.Request
+			for range tc.invites {
+				last = itsp.next(sip.INVITE)
+			}
+			if p := verifyDigest(t, "MD5", "INVITE", "s3cret", last.GetHeader("Authorization").Value()); p["nonce"] != map[bool]string{true: "y", false: "x"}[tc.stale] {
+				t.Fatalf("last INVITE answered nonce %q", p["nonce"])
+			}
+			if got := itsp.wire.count("INVITE "); got != tc.invites {
+				t.Fatalf("%d INVITEs reached the trunk, want %d", got, tc.invites)
+			}
+			if tc.code == 200 {
+				_ = sess.Ack(ctx)
+				_ = sess.Bye(ctx)
+			}
+			waitNoCalls(t, u.Service)
+		})
 	}
-	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
-	var re *sipgo.ErrDialogResponse
-	if !errors.As(err, &re) || re.Res.StatusCode != 401 {
-		t.Fatalf("caller got %v, want the 401", err)
-	}
-	itsp.next(sip.INVITE)
-	if inv := itsp.next(sip.INVITE); inv.GetHeader("Authorization") == nil {
-		t.Fatal("second INVITE without Authorization")
-	}
-	if n := itsp.wire.count("INVITE "); n != 2 {
-		t.Fatalf("%d INVITEs reached the trunk, want 2", n)
-	}
-	waitNoCalls(t, u.Service)
 }
 
 // challengeOnce makes p answer every in-dialog request, BYE and MESSAGE

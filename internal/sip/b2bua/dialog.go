@@ -243,7 +243,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		return
 	}
 	defer func() { otx.Terminate() }()
-	authSent := false
+	authTries := 0
 	for {
 		select {
 		case r := <-otx.Responses():
@@ -251,8 +251,8 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 			if r.StatusCode == 100 {
 				continue
 			}
-			if !authSent && isChallenge(r) { // auth.go: answered once, same target
-				authSent = true
+			if answerable(r, authTries) { // auth.go: a trunk's challenge, same target
+				authTries++
 				if ntx, nout := c.resendInDialog(to, out, r, dst); ntx != nil {
 					otx.Terminate()
 					otx, out = ntx, nout
@@ -348,13 +348,13 @@ func (c *call) byeSide(side media.Side) {
 		return
 	}
 	c.mu.Lock()
-	peer := c.leg(side).Peer
+	peer, ep := c.leg(side).Peer, c.eps[side] // a transfer may swap the leg meanwhile
 	c.mu.Unlock()
 	go func() {
 		// auth.go: a trunk's challenge to our BYE is answered once
-		if r := c.svc.finishAuth(context.Background(), c.rt, c.eps[side], peer, bye, tx, dst, c.st.ID,
+		if r := c.svc.finishAuth(context.Background(), c.rt, ep, peer, bye, tx, dst, c.st.ID,
 			func() uint32 { return c.nextCSeq(side) }); r != nil {
-			c.svc.traceIn(c.st.ID, c.eps[side], r)
+			c.svc.traceIn(c.st.ID, ep, r)
 		}
 	}()
 }

@@ -242,7 +242,8 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			noAnswer = t.C
 		}
 	}
-	var gotProv, cancelSent, timedOut, authSent bool
+	var gotProv, cancelSent, timedOut bool
+	authTries := 0
 	canceled := c.canceled
 	for {
 		select {
@@ -321,10 +322,11 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					c.end("canceled")
 					return outDone, nil, nil, nil
 				}
-				if !authSent && !timedOut && !gotProv && isChallenge(r) {
-					// a trunk asking for credentials: once, same target
+				if !timedOut && !gotProv && answerable(r, authTries) {
+					// a trunk asking for credentials: same target (auth.go)
+					authTries++
 					if ntx, nreq := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
-						authSent, tx, req = true, ntx, nreq
+						tx, req = ntx, nreq
 						continue
 					}
 				}

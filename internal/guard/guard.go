@@ -117,11 +117,10 @@ type Guard struct {
 	rateSec atomic.Int64 // unix second of the call-rate window
 	rateN   atomic.Int64 // new calls in that second
 
-	cpu      cpuMonitor
-	stopOnce sync.Once
-	stop     chan struct{}
-	started  atomic.Bool
-	now      func() time.Time
+	cpu  cpuMonitor
+	mu   sync.Mutex    // guards stop
+	stop chan struct{} // closes the sampler; nil while none runs
+	now  func() time.Time
 }
 
 // New returns a guard following cfg (nil = defaults). The CPU monitor
@@ -130,7 +129,7 @@ func New(cfg *config.Config, log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Guard{log: log.With("subsystem", SubsystemName), stop: make(chan struct{}), now: time.Now}
+	g := &Guard{log: log.With("subsystem", SubsystemName), now: time.Now}
 	g.limited = observe.NewLimitedLogger(g.log, 10*time.Second, 5)
 	g.sources.init()
 	g.cpu.init()
@@ -185,9 +184,12 @@ func (g *Guard) Name() string { return SubsystemName }
 // once; the per-source state (blocks in force) is kept.
 func (g *Guard) Apply(_ context.Context, cfg *config.Config) error {
 	g.pol.Store(buildPolicy(cfg))
-	if g.started.CompareAndSwap(false, true) {
-		go g.run()
+	g.mu.Lock()
+	if g.stop == nil { // first Apply, or the first after a Close
+		g.stop = make(chan struct{})
+		go g.run(g.stop)
 	}
+	g.mu.Unlock()
 	return nil
 }
 
@@ -196,18 +198,23 @@ func (g *Guard) Drain(context.Context) error { return nil }
 
 // Close implements unit.Subsystem.
 func (g *Guard) Close() error {
-	g.stopOnce.Do(func() { close(g.stop) })
+	g.mu.Lock()
+	if g.stop != nil {
+		close(g.stop)
+		g.stop = nil
+	}
+	g.mu.Unlock()
 	return nil
 }
 
 // run samples the CPU and prunes the source table until Close.
-func (g *Guard) run() {
+func (g *Guard) run(stop chan struct{}) {
 	t := time.NewTicker(cpuSampleEvery)
 	defer t.Stop()
 	prune := 0
 	for {
 		select {
-		case <-g.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}

@@ -297,3 +297,20 @@ func TestApplyKeepsBlocks(t *testing.T) {
 		t.Fatal("apply forgot the block")
 	}
 }
+
+func TestApplyAfterCloseRestartsSampler(t *testing.T) {
+	g, _ := newTestGuard(t, testConfig(nil))
+	for range 2 {
+		if err := g.Apply(t.Context(), testConfig(nil)); err != nil {
+			t.Fatal(err)
+		}
+		g.mu.Lock()
+		running := g.stop != nil
+		g.mu.Unlock()
+		if !running {
+			t.Fatal("no sampler after Apply")
+		}
+		g.Close()
+		g.Close() // twice is fine
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
+	"github.com/palisade-sbc/palisade/internal/store"
 )
 
 // fakeRecorder keeps what the B2BUA reports.
@@ -141,5 +144,38 @@ func TestCallRecordFailures(t *testing.T) {
 				t.Fatalf("end %+v", en)
 			}
 		})
+	}
+}
+
+// TestCallRecordInStore runs a call through the service wired to observe
+// as in the unit (recorder, tracer, wrapped media): the store holds one
+// record for it, with both legs.
+func TestCallRecordInStore(t *testing.T) {
+	st := store.NewMemory()
+	obs := observe.New(st, testLogger(), nil)
+	t.Cleanup(func() { obs.Close() })
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: obs.Recorder, Tracer: obs.Traces, Media: callmedia.Wrap(statsMedia{}, obs)}, nil)
+	if !u.cfg.Observe.TraceCalls {
+		t.Fatal("traces are off by default: the trace-derived record would not be tried")
+	}
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	ctx := ctxT(t)
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	itsp.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+	var cdrs []observe.CDR
+	waitFor(t, func() bool { cdrs, _, _ = observe.ListCDRs(ctx, st, time.Time{}); return len(cdrs) > 0 }, "a call record")
+	if len(cdrs) != 1 {
+		t.Fatalf("%d records for one call: %+v", len(cdrs), cdrs)
+	}
+	c := cdrs[0]
+	if c.Code != 200 || c.EndedBy != observe.EndedByCaller || c.Direction != observe.DirOutbound || c.Answer.IsZero() ||
+		c.A.CallID != sess.InviteRequest.CallID().Value() || c.B.CallID != srv.InviteRequest.CallID().Value() ||
+		c.A.Peer != "pbx" || c.B.Peer != "itsp" || c.Media[0].PacketsIn != 111 {
+		t.Fatalf("record %+v", c)
 	}
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -27,14 +26,8 @@ func TestBrowserCallFlow(t *testing.T) {
 	traceBusyCall(svc)
 	sh := newShots(t)
 
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err := chromedp.Do(sctx,
-		chromedp.Navigate(u.srv.URL+"/login"),
-		retry(chromedp.WaitVisible(chromedp.ID("password"))),
-		chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.ID("login-btn")),
-		waitText("h1", "Save/Load"),
+	sh.run(t, ctx, "call-flow",
+		logIn(u.srv.URL),
 		chromedp.Navigate(u.srv.URL+"/tools/calls"),
 		waitText("#calls", "4687"),
 		// Search narrows the list (free text, the unit matches).
@@ -51,10 +44,6 @@ func TestBrowserCallFlow(t *testing.T) {
 		waitText("#sipmsg", "Call-ID: "),
 		sh.take("call-flow"),
 	)
-	if err != nil {
-		_ = chromedp.Do(ctx, sh.take("FAILED-call-flow"))
-		t.Fatal(err)
-	}
 }
 
 // traceBusyCall records a call that the trunk answered 486, both legs.

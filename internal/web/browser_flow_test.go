@@ -27,12 +27,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	const certName = "SBC at HQ"
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			_ = chromedp.Do(ctx, sh.take("FAILED-"+strings.ReplaceAll(step, " ", "-")))
-			t.Fatalf("%s: %v", step, err)
-		}
+		sh.run(t, ctx, step, actions...)
 	}
 
 	run("log in",

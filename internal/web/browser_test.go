@@ -229,6 +229,36 @@ func watchCountdown(first, later *int) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// run does the steps in the browser within 30 s; on failure it saves a
+// screenshot named after the step and fails the test.
+func (s *shots) run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		_ = chromedp.Do(ctx, s.take("FAILED-"+strings.ReplaceAll(step, " ", "-")))
+		t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// logIn opens the login page of base and logs in as the administrator.
+func logIn(base string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, a := range []chromedp.Action[chromedp.Void]{
+			chromedp.Navigate(base + "/login"),
+			retry(chromedp.WaitVisible(chromedp.ID("password"))),
+			chromedp.SendKeys(chromedp.ID("password"), testPassword),
+			chromedp.Click(chromedp.ID("login-btn")),
+			waitText("h1", "Save/Load"),
+		} {
+			if _, err := a(ctx, tg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // retry runs an idempotent action again while it fails (a node of a page
 // that was just replaced), until the step's time is up.
 func retry(a chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {

@@ -160,6 +160,13 @@
       .catch(function (err) { box.innerHTML = ""; box.appendChild(el("p", "Cannot reach the unit: " + err, "problem")); });
   }
 
+  // Live status boxes on configuration pages (registrations, peers).
+  document.querySelectorAll("[data-live]").forEach(function (box) {
+    var again = function () { load(box, box.dataset.live); };
+    again();
+    setInterval(again, parseInt(box.dataset.refresh, 10) || 5000);
+  });
+
   var status = document.getElementById("status");
   if (status) {
     var refresh = function () {

@@ -19,6 +19,22 @@ func notAcceptable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNotAcceptable, fmt.Sprintf(format, args...))
 }
 
+// srtpOnly returns the one of two policies that requires SRTP (the first if both do).
+func srtpOnly(x, y Policy) Policy {
+	if !x.allowsRTP() {
+		return x
+	}
+	return y
+}
+
+// answerHint says what lets a plain answer through on the answerer's leg.
+func answerHint(p Policy) string {
+	if p.Requirement == RequireSRTP {
+		return p.hintSRTP()
+	}
+	return "the offer was SRTP and media.default_policy.allow_transcoding is false; set it to true to let this leg do plain RTP"
+}
+
 // stripped are attributes we never pass on: ICE and DTLS belong to the far
 // end's transport, which the relay terminates, and they carry its addresses.
 var stripped = []string{"crypto", "candidate", "remote-candidates", "end-of-candidates",
@@ -146,7 +162,7 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 	ySRTP, yOffer := false, false // y must do SRTP / y is offered SRTP
 	if p.raw {
 		if !x.pol.allowsRTP() || !y.pol.allowsRTP() {
-			return nil, notAcceptable("%s media cannot be encrypted but the policy requires SRTP", m.Proto)
+			return nil, notAcceptable("%s media cannot be encrypted but %s requires SRTP; %s", m.Proto, srtpOnly(x.pol, y.pol).describe(), srtpOnly(x.pol, y.pol).hintSRTP())
 		}
 	} else {
 		keys := c.cryptos(m, x.pol)
@@ -154,9 +170,9 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 		case len(keys) > 0 && x.pol.allowsSRTP():
 			p.fromKey = &keys[0]
 		case secureProto(m.Proto):
-			return nil, notAcceptable("%s offered with no usable a=crypto (policy of %q accepts %v)", m.Proto, x.pol.Interface, x.pol.Suites)
+			return nil, notAcceptable("%s offered with no usable a=crypto (%s accepts %v)", m.Proto, x.pol.describe(), x.pol.Suites)
 		case !x.pol.allowsRTP():
-			return nil, notAcceptable("plain RTP offered but interface %q requires SRTP", x.pol.Interface)
+			return nil, notAcceptable("plain RTP offered but %s requires SRTP; %s", x.pol.describe(), x.pol.hintSRTP())
 		}
 		xSRTP := p.fromKey != nil
 		switch y.pol.Requirement {
@@ -174,10 +190,10 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 			}
 		}
 		if !y.pol.AllowTranscoding && !yOffer && xSRTP {
-			return nil, notAcceptable("SRTP offered but interface %q does plain RTP and transcoding is not allowed", y.pol.Interface)
+			return nil, notAcceptable("SRTP offered but %s does plain RTP and media.default_policy.allow_transcoding is false", y.pol.describe())
 		}
 		if !x.pol.AllowTranscoding && ySRTP && !xSRTP {
-			return nil, notAcceptable("plain RTP offered but interface %q requires SRTP and transcoding is not allowed", y.pol.Interface)
+			return nil, notAcceptable("plain RTP offered but %s requires SRTP and media.default_policy.allow_transcoding is false", y.pol.describe())
 		}
 		p.mustSRTP = ySRTP
 		secure := ySRTP
@@ -243,9 +259,9 @@ func (c *call) answer(from Side, body []byte) ([]byte, error) {
 	}
 	switch {
 	case yIn == nil && (p.mustSRTP || secureProto(m.Proto)):
-		return nil, notAcceptable("the answer on interface %q has no a=crypto matching our offer", y.pol.Interface)
+		return nil, notAcceptable("the answer on %s has no a=crypto matching our offer; %s", y.pol.describe(), answerHint(y.pol))
 	case yIn == nil && p.fromKey != nil && !y.pol.AllowTranscoding:
-		return nil, notAcceptable("the answer on interface %q is plain RTP, the offer SRTP, and transcoding is not allowed", y.pol.Interface)
+		return nil, notAcceptable("the answer on %s is plain RTP, the offer SRTP, and media.default_policy.allow_transcoding is false", y.pol.describe())
 	}
 	proto := p.offer.Media[p.idx].Proto
 	rewrite(out, x, p.idx, proto)

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -32,6 +33,28 @@ type Policy struct {
 	// an "either" leg follows the other leg, and a call whose legs cannot
 	// match is refused.
 	AllowTranscoding bool
+	// Source names the configuration entry the policy comes from
+	// ("media.policies[0]" or "media.default_policy"), so that a refused
+	// call tells the administrator what to change.
+	Source string
+}
+
+// describe names the policy for error messages: where it is configured and
+// what it requires.
+func (p Policy) describe() string {
+	src := p.Source
+	if src == "" {
+		src = "media.default_policy"
+	}
+	return fmt.Sprintf("interface %q, policy %s (requirement %s)", p.Interface, src, p.Requirement)
+}
+
+// hintSRTP says how to let plain RTP through on the policy's interface.
+func (p Policy) hintSRTP() string {
+	if p.Source == "" || p.Source == "media.default_policy" {
+		return "set media.default_policy.requirement to \"either\" (or \"rtp\") to allow plain RTP"
+	}
+	return fmt.Sprintf("set %s.requirement to \"either\" or remove that entry from media.policies to allow plain RTP", p.Source)
 }
 
 // allowsRTP reports whether plain RTP is acceptable on the leg.
@@ -58,9 +81,9 @@ func compilePolicies(m config.Media) policies {
 		}
 	}
 	d := m.DefaultPolicy
-	mk := func(iface, group, req string) Policy {
+	mk := func(src, iface, group, req string) Policy {
 		p := Policy{Interface: iface, Requirement: req, Suites: groups[group],
-			Profile: d.RTPProfile, AllowTranscoding: d.AllowTranscoding}
+			Profile: d.RTPProfile, AllowTranscoding: d.AllowTranscoding, Source: src}
 		if p.Requirement == "" {
 			p.Requirement = RequireRTP
 		}
@@ -73,9 +96,9 @@ func compilePolicies(m config.Media) policies {
 		}
 		return p
 	}
-	ps := policies{byIface: map[string]Policy{}, def: mk("", d.Group, d.Requirement)}
-	for _, p := range m.Policies {
-		ps.byIface[p.Interface] = mk(p.Interface, p.Group, p.Requirement)
+	ps := policies{byIface: map[string]Policy{}, def: mk("media.default_policy", "", d.Group, d.Requirement)}
+	for i, p := range m.Policies {
+		ps.byIface[p.Interface] = mk(fmt.Sprintf("media.policies[%d]", i), p.Interface, p.Group, p.Requirement)
 	}
 	return ps
 }

@@ -343,6 +343,10 @@ func names(cfg *config.Config, what string) []string {
 		for _, p := range cfg.Peers {
 			out = append(out, p.Name)
 		}
+	case "time_classes":
+		for _, t := range cfg.DialPlan.TimeClasses {
+			out = append(out, t.Name)
+		}
 	}
 	return out
 }

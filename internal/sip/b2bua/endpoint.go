@@ -47,6 +47,8 @@ type endpoint struct {
 	// which adds them to its pool and reads them like accepted ones.
 	dialed    *chanListener
 	tlsDialMu sync.Mutex
+	// prov maps a client INVITE transaction's key to its *ordered (order.go).
+	prov sync.Map
 
 	info atomic.Pointer[ifaceInfo]
 }
@@ -69,6 +71,7 @@ func newEndpoint(svc *Service, name string) *endpoint {
 	e.tx = sip.NewTransactionLayer(e.tp, sip.WithTransactionLayerLogger(logger),
 		sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { svc.onStrayResponse(e, r) }))
 	e.tx.OnRequest(func(req *sip.Request, tx *sip.ServerTx) { svc.onRequest(e, req, tx) })
+	e.tp.OnMessage(e.onWire) // provisional responses in wire order (order.go)
 	e.dialed = newChanListener()
 	go e.tp.ServeTLS(e.dialed) //nolint:errcheck // ends when the listener closes
 	info := &ifaceInfo{ports: map[string]int{}}

@@ -224,12 +224,15 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 	c.inviteB, c.targetB = req, tg
 	c.mu.Unlock()
 
+	rs := ep.watch(req) // responses in wire order (order.go)
+	defer func() { rs.stop() }()
 	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
 	if err != nil {
 		c.logger().Info("INVITE not sent", "target", tg.Addr, "err", err)
 		return outNextTarget, nil, nil, err
 	}
 	c.setTxB(tx)
+	rs.start(tx)
 	var noAnswer <-chan time.Time
 	if more {
 		d := h.Timeout
@@ -264,7 +267,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 				tx.Terminate()
 				return outNextHop, nil, nil, errStatus(408, "Request Timeout")
 			}
-		case <-tx.Done():
+		case <-rs.Done():
 			err := tx.Err()
 			if c.isCanceled() {
 				c.end("canceled")
@@ -280,7 +283,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 				failovers.WithLabelValues("timeout").Inc()
 			}
 			return outNextTarget, nil, nil, err
-		case r := <-tx.Responses():
+		case r := <-rs.Responses():
 			s.traceIn(c.st.ID, ep, r)
 			switch {
 			case r.StatusCode == 100:
@@ -327,6 +330,8 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					authTries++
 					if ntx, nreq := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
 						tx, req = ntx, nreq
+						rs.stop()
+						rs = ep.ordered(tx)
 						continue
 					}
 				}

@@ -61,7 +61,7 @@ func observeStatus(kind string) StatusFunc {
 		}
 		if kind == observe.StatusPeers && env.Unit != nil {
 			if sip, ok := env.Unit.Subsystem("sip").(interface{ PeerStates() []b2bua.PeerState }); ok {
-				peers := func() []observe.PeerStatus { return peerStatuses(sip.PeerStates()) }
+				peers := func() []observe.PeerStatus { return PeerStatuses(sip.PeerStates()) }
 				if s := observeService(env); s != nil {
 					// The observe service samples the states every second
 					// from now on, to date each up/down change.
@@ -77,8 +77,8 @@ func observeStatus(kind string) StatusFunc {
 	}
 }
 
-// peerStatuses converts the SIP layer's keepalive states for the status.
-func peerStatuses(in []b2bua.PeerState) []observe.PeerStatus {
+// PeerStatuses converts the SIP layer's keepalive states for the status.
+func PeerStatuses(in []b2bua.PeerState) []observe.PeerStatus {
 	out := make([]observe.PeerStatus, 0, len(in))
 	for _, p := range in {
 		out = append(out, observe.PeerStatus{Name: p.Name, Up: p.Up, Failures: p.Failures,

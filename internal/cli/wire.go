@@ -56,6 +56,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	gd := guard.New(nil, d.Log)
 	reg.OnAuthFailure = gd.AuthFailed // wrong passwords count towards blocking the source
 	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
+	// The peers status dates each OPTIONS up/down change by sampling.
+	obs.Peers.Follow(func() []observe.PeerStatus { return admin.PeerStatuses(sipSvc.PeerStates()) })
 	subs := []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it

@@ -27,8 +27,9 @@ const peerSampleInterval = time.Second
 // PeerChanges remembers each peer's previous state so that the status can
 // say since when a peer is up or down: the SIP layer keeps only the
 // current state. A change is dated by the sample that first saw it
-// (the service samples every second once a source is set, and every status
-// read samples too), so the time is exact to about a second. The zero
+// (the service samples every second once a source is set — the unit sets
+// it when it is put together — and every status read samples too), so the
+// time is exact to about a second. The zero
 // value is ready; it is safe for concurrent use.
 type PeerChanges struct {
 	mu   sync.Mutex

@@ -210,9 +210,11 @@ func (e *endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
+		e.svc.reportHandshake("client", e.name, addr, err)
 		return fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
-	if !e.dialed.push(tc) {
+	conn := &refusedConn{Conn: tc, report: func(err error) { e.svc.reportHandshake("client", e.name, addr, err) }}
+	if !e.dialed.push(conn) {
 		tc.Close()
 		return fmt.Errorf("tls to %s: endpoint closed", addr)
 	}

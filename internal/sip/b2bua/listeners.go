@@ -84,6 +84,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 			return nil, fmt.Errorf("sip.listeners %s tls %s: %w", k.iface, addr, err)
 		}
 		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, s)
+		hl.iface = k.iface
 		go ep.tp.ServeTLS(hl) //nolint:errcheck
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}
@@ -105,6 +106,7 @@ type handshakeListener struct {
 	timeout time.Duration
 	idle    time.Duration
 	svc     *Service
+	iface   string // for handshake failure reports
 	ready   chan net.Conn
 	done    chan struct{}
 	once    sync.Once
@@ -140,8 +142,7 @@ func (h *handshakeListener) handshake(c net.Conn) {
 	tc := tls.Server(c, h.cfg.Load())
 	_ = c.SetDeadline(time.Now().Add(h.timeout))
 	if err := tc.Handshake(); err != nil {
-		badInput.WithLabelValues("tls_handshake").Inc()
-		h.svc.limited.Warn("tls-handshake", "TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		h.svc.reportHandshake("server", h.iface, c.RemoteAddr().String(), err)
 		c.Close()
 		return
 	}

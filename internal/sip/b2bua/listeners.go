@@ -83,8 +83,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tls %s: %w", k.iface, addr, err)
 		}
-		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, s)
-		hl.iface = k.iface
+		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, s, k.iface)
 		go ep.tp.ServeTLS(hl) //nolint:errcheck
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}
@@ -112,11 +111,11 @@ type handshakeListener struct {
 	once    sync.Once
 }
 
-func newHandshakeListener(l net.Listener, cfg *tls.Config, timeout, idle time.Duration, s *Service) *handshakeListener {
+func newHandshakeListener(l net.Listener, cfg *tls.Config, timeout, idle time.Duration, s *Service, iface string) *handshakeListener {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	h := &handshakeListener{inner: l, timeout: timeout, idle: idle, svc: s,
+	h := &handshakeListener{inner: l, timeout: timeout, idle: idle, svc: s, iface: iface,
 		ready: make(chan net.Conn), done: make(chan struct{})}
 	h.cfg.Store(cfg)
 	go h.acceptLoop()

@@ -191,3 +191,27 @@ func (cm *callMap) all() []*call {
 func newID() string {
 	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64()&0xffffffff, 36)
 }
+
+// A transfer (transfer.go) swaps a leg, its endpoint and the media call under
+// c.mu, so code that does not hold c.mu reads them through these.
+
+// endpointOf returns side's endpoint.
+func (c *call) endpointOf(s media.Side) *endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.eps[s]
+}
+
+// mediaOf returns the call's media session.
+func (c *call) mediaOf() media.Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media
+}
+
+// legOf returns a copy of side's dialog state.
+func (c *call) legOf(s media.Side) Leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.leg(s)
+}

@@ -18,9 +18,8 @@ import (
 // connection), else the first route or the remote target.
 func (c *call) legTarget(side media.Side) routing.Target {
 	c.mu.Lock()
-	l := *c.leg(side)
+	l, ep := *c.leg(side), c.eps[side]
 	c.mu.Unlock()
-	ep := c.eps[side]
 	if l.Transport != "udp" && l.Flow != "" {
 		if conn, _ := ep.tp.GetConnection(l.Transport, l.Flow); conn != nil {
 			conn.TryClose()
@@ -71,14 +70,14 @@ func (c *call) nextCSeq(side media.Side) uint32 {
 // inDialog builds a request on side.
 func (c *call) inDialog(method sip.RequestMethod, side media.Side, cseq uint32) *sip.Request {
 	c.mu.Lock()
-	l := *c.leg(side)
+	l, ep := *c.leg(side), c.eps[side]
 	c.mu.Unlock()
-	return newRequest(method, &l, c.eps[side].info.Load(), c.rt.maxForwards, cseq)
+	return newRequest(method, &l, ep.info.Load(), c.rt.maxForwards, cseq)
 }
 
 // sendAckB acknowledges the far leg's 2xx to the initial INVITE.
 func (c *call) sendAckB(body []byte) {
-	ack := c.inDialog(sip.ACK, media.SideB, c.leg(media.SideB).InviteCSeq)
+	ack := c.inDialog(sip.ACK, media.SideB, c.legOf(media.SideB).InviteCSeq)
 	if len(body) > 0 {
 		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -86,9 +85,9 @@ func (c *call) sendAckB(body []byte) {
 	dst := c.legTarget(media.SideB)
 	c.mu.Lock()
 	c.ackB = ack
-	txB := c.txB
+	txB, ep := c.txB, c.eps[media.SideB]
 	c.mu.Unlock()
-	if err := c.eps[media.SideB].send(ack, dst, c.st.ID); err != nil {
+	if err := ep.send(ack, dst, c.st.ID); err != nil {
 		c.logger().Info("ACK not sent", "err", err)
 	}
 	// Retransmitted 2xx now reach onStrayResponse, which repeats this ACK;
@@ -101,13 +100,13 @@ func (c *call) sendAckB(body []byte) {
 // resendAckB answers a retransmitted 2xx from the far leg.
 func (c *call) resendAckB() {
 	c.mu.Lock()
-	ack := c.ackB
+	ack, ep := c.ackB, c.eps[media.SideB]
 	c.mu.Unlock()
 	if ack == nil {
 		return
 	}
 	dst := c.legTarget(media.SideB)
-	_ = c.eps[media.SideB].send(ack, dst, c.st.ID)
+	_ = ep.send(ack, dst, c.st.ID)
 }
 
 // onAck handles the ACK of a 2xx from side.
@@ -139,7 +138,7 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 		body := req.Body()
 		if len(body) > 0 {
 			var err error
-			if body, err = c.media.Answer(media.SideA, body); err != nil {
+			if body, err = c.mediaOf().Answer(media.SideA, body); err != nil {
 				c.logger().Info("answer SDP in ACK refused", "err", err)
 				c.sendAckB(nil)
 				c.hangup("bad answer in ACK")
@@ -156,7 +155,7 @@ func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
 	body := req.Body()
 	if ri.late && len(body) > 0 {
 		var err error
-		if body, err = c.media.Answer(ri.from, body); err != nil {
+		if body, err = c.mediaOf().Answer(ri.from, body); err != nil {
 			body = nil
 		}
 	}
@@ -166,14 +165,14 @@ func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
 	} else {
 		ack.SetBody(nil)
 	}
-	_ = c.eps[to].send(ack, ri.dst, c.st.ID)
+	_ = c.endpointOf(to).send(ack, ri.dst, c.st.ID)
 }
 
 // onRequest relays an in-dialog request from side to the other leg.
 func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	s := c.svc
-	ep := c.eps[from]
 	c.mu.Lock()
+	ep := c.eps[from]
 	fl := c.leg(from)
 	if cs := req.CSeq().SeqNo; cs > fl.RemoteCSeq || req.Method == sip.PRACK {
 		fl.RemoteCSeq = cs
@@ -198,7 +197,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		return
 	}
 	to := from.Other()
-	if c.leg(to).RemoteTag == "" && to == media.SideB {
+	if c.legOf(to).RemoteTag == "" && to == media.SideB {
 		// nothing to relay to yet (no early dialog on the far leg)
 		s.respond(ep, tx, s.response(req, 491, "Request Pending", nil), c.st.ID)
 		return
@@ -208,9 +207,9 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	var err error
 	switch {
 	case hasBody && (req.Method == sip.INVITE || req.Method == sip.UPDATE) && isSDP(req):
-		body, err = c.media.Offer(from, body)
+		body, err = c.mediaOf().Offer(from, body)
 	case hasBody && (req.Method == sip.PRACK || req.Method == sip.ACK) && isSDP(req):
-		body, err = c.media.Answer(from, body)
+		body, err = c.mediaOf().Answer(from, body)
 	}
 	if err != nil {
 		code, reason := statusFor(err)
@@ -218,15 +217,17 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		return
 	}
 	out := c.inDialog(req.Method, to, c.nextCSeq(to))
-	outEp := c.eps[to]
+	c.mu.Lock()
+	outEp, tl := c.eps[to], *c.leg(to)
+	c.mu.Unlock()
 	info := outEp.info.Load()
 	if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
 		req.Method == sip.NOTIFY || req.Method == sip.REFER {
-		out.AppendHeader(info.contact(c.leg(to).Transport))
+		out.AppendHeader(info.contact(tl.Transport))
 	}
 	copyHeaders(out, req, info)
 	if ra := req.GetHeader("RAck"); ra != nil {
-		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), c.leg(to).InviteCSeq)))
+		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), tl.InviteCSeq)))
 	}
 	if c.rt.userAgent != "" {
 		out.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
@@ -288,9 +289,9 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 	if len(body) > 0 && (isInv || req.Method == sip.UPDATE) && r.StatusCode < 300 && isSDP(r) {
 		var err error
 		if offered {
-			body, err = c.media.Answer(to, body)
+			body, err = c.mediaOf().Answer(to, body)
 		} else {
-			body, err = c.media.Offer(to, body)
+			body, err = c.mediaOf().Offer(to, body)
 		}
 		if err != nil {
 			c.logger().Info("SDP in response refused", "err", err)
@@ -303,14 +304,14 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 	}
 	res := c.svc.response(req, code, reason, nil)
 	if r.StatusCode >= 200 && r.StatusCode < 300 && (isInv || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE) {
-		res.AppendHeader(c.eps[from].info.Load().contact(c.leg(from).Transport))
+		res.AppendHeader(c.endpointOf(from).info.Load().contact(c.legOf(from).Transport))
 		if ct := r.Contact(); ct != nil {
 			c.mu.Lock()
 			c.leg(to).RemoteTarget = ct.Address
 			c.mu.Unlock()
 		}
 	}
-	copyHeaders(res, r, c.eps[from].info.Load())
+	copyHeaders(res, r, c.endpointOf(from).info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -320,7 +321,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 		c.reinv = &reinvite{from: from, out: out, resp: r, late: !offered, dst: dst}
 		c.mu.Unlock()
 	}
-	c.svc.respond(c.eps[from], tx, res, c.st.ID)
+	c.svc.respond(c.endpointOf(from), tx, res, c.st.ID)
 }
 
 // byeSide sends BYE on side (or CANCEL when the far leg is not answered).
@@ -328,11 +329,11 @@ func (c *call) byeSide(side media.Side) {
 	c.mu.Lock()
 	l := c.leg(side)
 	confirmed := l.RemoteTag != "" && (side == media.SideA || c.ackB != nil || c.st.Phase == PhaseConfirmed)
-	invB, txB, tgB := c.inviteB, c.txB, c.targetB
+	invB, txB, tgB, sideEp := c.inviteB, c.txB, c.targetB, c.eps[side]
 	c.mu.Unlock()
 	if !confirmed {
 		if side == media.SideB && invB != nil && txB != nil {
-			c.cancelB(c.eps[side], invB, tgB)
+			c.cancelB(sideEp, invB, tgB)
 		}
 		return
 	}
@@ -342,7 +343,7 @@ func (c *call) byeSide(side media.Side) {
 	}
 	bye.SetBody(nil)
 	dst := c.legTarget(side)
-	tx, err := c.eps[side].request(context.Background(), bye, dst, c.st.ID)
+	tx, err := c.endpointOf(side).request(context.Background(), bye, dst, c.st.ID)
 	if err != nil {
 		c.logger().Info("BYE not sent", "side", sideName(side), "err", err)
 		return
@@ -390,8 +391,8 @@ func (c *call) end(reason string) {
 	s.calls.n.Add(-1)
 	callsActive.Dec()
 	c.recordEnd(reason, answered, a, b) // cdr.go: before the media counters go
-	if c.media != nil {
-		c.media.Close()
+	if mc := c.mediaOf(); mc != nil {
+		mc.Close()
 	}
 	switch {
 	case strings.HasPrefix(reason, "canceled"):

@@ -1,0 +1,58 @@
+package b2bua
+
+import (
+	"net/netip"
+	goruntime "runtime"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/palisade-sbc/palisade/internal/media"
+)
+
+// A transfer swaps a leg, its endpoint and the media under the call lock
+// while the relay keeps reading them; run with -race (the race detector
+// failed this before the reads took the lock).
+func TestLegSwapWhileRelaying(t *testing.T) {
+	mkEp := func(name, addr string) *endpoint {
+		e := &endpoint{name: name}
+		e.info.Store(&ifaceInfo{addr: netip.MustParseAddr(addr), host: addr, ports: map[string]int{"udp": 5060}})
+		return e
+	}
+	e1, e2 := mkEp("inside", "127.0.0.1"), mkEp("outside", "127.0.0.2")
+	mkLeg := func(host string) Leg {
+		return Leg{Transport: "udp", CallID: "x", LocalTag: "l", RemoteTag: "r",
+			RemoteTarget: sip.Uri{Scheme: "sip", Host: host, Port: 5060}, Flow: host + ":5060"}
+	}
+	mc, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
+	c := &call{rt: &runtime{maxForwards: 70}, media: mc}
+	c.eps = [2]*endpoint{e1, e1}
+	c.st.Legs = [2]Leg{mkLeg("127.0.0.5"), mkLeg("127.0.0.6")}
+	const n = 300
+	done := make(chan struct{})
+	go func() { // what transfer.swap does
+		defer close(done)
+		for i := range n {
+			mc2, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
+			c.mu.Lock()
+			c.eps[media.SideB] = [2]*endpoint{e1, e2}[i%2]
+			c.st.Legs[media.SideB] = mkLeg("127.0.0.7")
+			c.media = mc2
+			c.mu.Unlock()
+			goruntime.Gosched()
+		}
+	}()
+	for range n {
+		if tg := c.legTarget(media.SideB); !tg.Addr.IsValid() {
+			t.Fatalf("no target: %+v", tg)
+		}
+		if r := c.inDialog(sip.BYE, media.SideB, 1); r.Via() == nil {
+			t.Fatal("no Via")
+		}
+		if c.mediaOf() == nil || c.endpointOf(media.SideB) == nil || c.legOf(media.SideB).RemoteTag != "r" {
+			t.Fatal("accessor returned nothing")
+		}
+		goruntime.Gosched()
+	}
+	<-done
+}

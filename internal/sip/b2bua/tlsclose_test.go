@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 )
@@ -62,5 +63,35 @@ func TestTLSPeerRefusesAfterHandshake(t *testing.T) {
 	if !errors.As(err, &de) || de.Res.StatusCode != 503 {
 		t.Fatalf("caller got %v, want 503", err)
 	}
+	waitNoCalls(t, u.Service)
+}
+
+// The same refusal with a backup row: the call goes on to the backup at
+// once.
+func TestTLSPeerRefusesAfterHandshakeFailover(t *testing.T) {
+	p := newTestPKI(t)
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
+	addr := refusingTLSPeer(t, p)
+	u := newTestUnitWith(t, pbx, nil, Deps{TLS: p}, func(c *config.Config) {
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
+		c.Peers = append(c.Peers,
+			config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: addr.String(), Transport: "tls"},
+			config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{
+			{Peer: "itsp"}, {Peer: "backup"},
+		}}}
+	})
+	ctx := ctxT(t) // 15 s: well below the 32 s transaction timeout
+	sess, err := pbx.call(ctx, u.inside(), "0301234", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("call not answered by the backup: %v", err)
+	}
+	backup.next(sip.INVITE)
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
 	waitNoCalls(t, u.Service)
 }

@@ -244,10 +244,30 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		return
 	}
 	defer func() { otx.Terminate() }()
+	// A re-INVITE's 18x must not be overtaken by its 200 either (order.go).
+	responses, done := otx.Responses(), otx.Done()
+	var rs *ordered
+	follow := func() {
+		if req.Method == sip.INVITE {
+			if rs != nil {
+				rs.stop()
+			}
+			rs = outEp.ordered(otx)
+			responses, done = rs.Responses(), rs.Done()
+		} else {
+			responses, done = otx.Responses(), otx.Done()
+		}
+	}
+	follow()
+	defer func() {
+		if rs != nil {
+			rs.stop()
+		}
+	}()
 	authTries := 0
 	for {
 		select {
-		case r := <-otx.Responses():
+		case r := <-responses:
 			s.traceIn(c.st.ID, outEp, r)
 			if r.StatusCode == 100 {
 				continue
@@ -257,6 +277,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 				if ntx, nout := c.resendInDialog(to, out, r, dst); ntx != nil {
 					otx.Terminate()
 					otx, out = ntx, nout
+					follow()
 					continue
 				}
 			}
@@ -269,7 +290,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 				}
 				return
 			}
-		case <-otx.Done():
+		case <-done:
 			s.respond(ep, tx, s.response(req, 408, "Request Timeout", nil), c.st.ID)
 			return
 		}

@@ -178,14 +178,21 @@ func newPeerUAWith(t *testing.T, name, ip, transport string, setup func(*peerUA)
 		p.mu.Lock()
 		h := p.onInvite
 		p.mu.Unlock()
+		publish := func() {
+			select {
+			case p.sessions <- s:
+			default:
+			}
+		}
 		if h == nil {
-			h = ringAndAnswer
+			// the default answers at once: the test gets the session only
+			// after the answer was written (its fields change there)
+			ringAndAnswer(s, req)
+			publish()
+		} else {
+			publish()
+			h(s, req)
 		}
-		select {
-		case p.sessions <- s:
-		default:
-		}
-		h(s, req)
 		<-s.Context().Done()
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {

@@ -71,11 +71,18 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 // stops the whole group at the end of the test.
 func startE2EKamailio(t *testing.T, ca *pkitest.CA, tlsPort, udpPort, uasPort int) {
 	t.Helper()
+	startE2EKamailioAs(t, ca, "sbc.service.example", tlsPort, udpPort, uasPort)
+}
+
+// startE2EKamailioAs is startE2EKamailio with Kamailio's certificate
+// issued for cn.
+func startE2EKamailioAs(t *testing.T, ca *pkitest.CA, cn string, tlsPort, udpPort, uasPort int) {
+	t.Helper()
 	dir := t.TempDir()
 	key := pkitest.NewKey(t)
 	keyPEM, _ := pki.MarshalKeyPEM(key)
 	tlsCfg := writeFile(t, dir, "tls.cfg", fmt.Appendf(nil, e2eKamailioTLS, writeFile(t, dir, "key.pem", keyPEM),
-		writeFile(t, dir, "cert.pem", pki.EncodeCertificatesPEM(ca.Issue(t, key.Public(), pkitest.Leaf{CN: "sbc.service.example"}))),
+		writeFile(t, dir, "cert.pem", pki.EncodeCertificatesPEM(ca.Issue(t, key.Public(), pkitest.Leaf{CN: cn}))),
 		writeFile(t, dir, "ca.pem", pki.EncodeCertificatesPEM(ca.Cert))))
 	cfg := writeFile(t, dir, "kamailio.cfg", fmt.Appendf(nil, e2eKamailioCfg, tlsPort, udpPort, tlsCfg, uasPort))
 	pkitest.StartKamailio(t, dir, cfg, fmt.Sprintf("127.0.0.4:%d", tlsPort))
@@ -88,32 +95,8 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	work := t.TempDir()
 	pbxPort, uasPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	kTLS, kUDP := testkit.FreePort(t, "tcp", "127.0.0.4"), testkit.FreePort(t, "udp", "127.0.0.4")
-	b, _ := os.ReadFile(testConfigFile(t))
-	cfg, err := config.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Peers = []config.Peer{
-		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
-		{Name: "service", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.4:%d", kTLS), Transport: "tls"},
-	}
-	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
-	cfg.Media.Policies = []config.MediaPolicy{}
-	cfg.Media.DefaultPolicy.RTPProfile = "avp"
-	if b, err = config.Encode(cfg); err != nil {
-		t.Fatal(err)
-	}
-	unit := startUnit(t, dir, writeFile(t, work, "initial.json", b))
-
-	// The unit's key and CSR, signed by the service's CA; the CA into the CA store.
-	ca := pkitest.NewRoot(t, "Service Root CA", "Service Root CA")
-	mustCLI(t, dir, "cert", "new", "SBC at HQ", "--cn", "sbc.example.com", "--o", "Example")
-	csr := mustCLI(t, dir, "cert", "csr", "SBC at HQ")
-	mustCLI(t, dir, "cert", "import", "SBC at HQ", writeFile(t, work, "device.pem", pki.EncodeCertificatesPEM(ca.IssueCSR(t, []byte(csr)))))
-	mustCLI(t, dir, "ca", "import", "Service Root", writeFile(t, work, "root.der", ca.Cert.Raw))
-	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
-	mustCLI(t, dir, "config", "apply")
-	mustCLI(t, dir, "config", "confirm")
+	service := config.Peer{Name: "service", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.4:%d", kTLS), Transport: "tls"}
+	unit, cfg, ca := startMutualTLSUnit(t, dir, work, pbxPort, service, "127.0.0.1:9")
 
 	startE2EKamailio(t, ca, kTLS, kUDP, uasPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -123,19 +106,7 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	// unit's certificate after the handshake, the INVITE only fails when its
 	// transaction times out.
 	call := func(n int, limit time.Duration) error {
-		cctx, ccancel := context.WithTimeout(ctx, limit)
-		defer ccancel()
-		uas := exec.CommandContext(cctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-nostdin")
-		uas.Dir = work
-		defer testkit.Start(t, uas, 0).Stop(0)
-		uac := exec.CommandContext(cctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
-			"-m", fmt.Sprint(n), "-d", "200", "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
-		uac.Dir = work
-		out, err := uac.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%v\n%s", err, lastBytes(string(out), 600))
-		}
-		return nil
+		return sippCall(ctx, t, sipp, work, pbxPort, uasPort, cfg.SIP.Listeners[0].Port, n, limit)
 	}
 	if err := call(1, 40*time.Second); err != nil {
 		t.Fatalf("call over mutual TLS failed: %v\nunit log:\n%s", err, lastBytes(unit.log.String(), 3000))
@@ -190,6 +161,59 @@ func TestMutualTLSCallThroughKamailio(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stdout, "Cause: unknown_ca") || !strings.Contains(r.stdout, `"Service Root CA"`) {
 		t.Errorf("CA store without the CA: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// startMutualTLSUnit runs a unit with a PBX peer on 127.0.0.1:pbxPort and
+// the service peer, asking dnsServer; its client certificate "SBC at HQ"
+// (key and CSR made by the cert commands) is signed by the returned
+// service CA, which is also in its CA store.
+func startMutualTLSUnit(t *testing.T, dir, work string, pbxPort int, service config.Peer, dnsServer string) (*unitProc, *config.Config, *pkitest.CA) {
+	t.Helper()
+	b, _ := os.ReadFile(testConfigFile(t))
+	cfg, err := config.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Peers = []config.Peer{
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
+		service,
+	}
+	cfg.Network.DNSServers = []string{dnsServer}
+	cfg.Media.Policies = []config.MediaPolicy{}
+	cfg.Media.DefaultPolicy.RTPProfile = "avp"
+	if b, err = config.Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	unit := startUnit(t, dir, writeFile(t, work, "initial.json", b))
+
+	ca := pkitest.NewRoot(t, "Service Root CA", "Service Root CA")
+	mustCLI(t, dir, "cert", "new", "SBC at HQ", "--cn", "sbc.example.com", "--o", "Example")
+	csr := mustCLI(t, dir, "cert", "csr", "SBC at HQ")
+	mustCLI(t, dir, "cert", "import", "SBC at HQ", writeFile(t, work, "device.pem", pki.EncodeCertificatesPEM(ca.IssueCSR(t, []byte(csr)))))
+	mustCLI(t, dir, "ca", "import", "Service Root", writeFile(t, work, "root.der", ca.Cert.Raw))
+	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
+	mustCLI(t, dir, "config", "apply")
+	mustCLI(t, dir, "config", "confirm")
+	return unit, cfg, ca
+}
+
+// sippCall places n calls from a sipp UAC on 127.0.0.1:pbxPort through the
+// unit's inside listener to a sipp UAS on 127.0.0.3:uasPort and reports
+// whether sipp saw them succeed, stopping after limit.
+func sippCall(ctx context.Context, t *testing.T, sipp, work string, pbxPort, uasPort, unitPort, n int, limit time.Duration) error {
+	cctx, ccancel := context.WithTimeout(ctx, limit)
+	defer ccancel()
+	uas := exec.CommandContext(cctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(uasPort), "-m", fmt.Sprint(n), "-nostdin")
+	uas.Dir = work
+	defer testkit.Start(t, uas, 0).Stop(0)
+	uac := exec.CommandContext(cctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
+		"-m", fmt.Sprint(n), "-d", "200", "-nostdin", fmt.Sprintf("127.0.0.1:%d", unitPort))
+	uac.Dir = work
+	out, err := uac.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, lastBytes(string(out), 600))
+	}
+	return nil
 }
 
 // lastBytes is the end of s, for failure messages.

@@ -85,8 +85,8 @@ func printActiveCalls(w io.Writer, section json.RawMessage) {
 			}
 			fmt.Fprintf(w, "  %s leg %s/%s %s  %s → %s  Call-ID %s\n", []string{"A", "B"}[i], dash(l.Interface), dash(l.Transport),
 				addr(l.Remote), dash(l.From), dash(l.To), dash(l.CallID))
-			fmt.Fprintf(w, "    media %s ⇄ %s  %s %s  in %d pkts  out %d pkts  lost %d  auth failures %d\n",
-				addr(m.Local), addr(m.Remote), dash(m.Codec), srtp, m.PacketsIn, m.PacketsOut, m.Lost, m.AuthFailures)
+			fmt.Fprintf(w, "    media %s ⇄ %s  %s %s  in %d pkts  out %d pkts  lost %d  jitter %.1f ms  auth failures %d\n",
+				addr(m.Local), addr(m.Remote), dash(m.Codec), srtp, m.PacketsIn, m.PacketsOut, m.Lost, m.JitterMs, m.AuthFailures)
 		}
 	}
 }

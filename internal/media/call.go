@@ -2,6 +2,7 @@ package media
 
 import (
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type legState struct {
 	dstRTCP *dest
 	in, out *crypt // nil = plain RTP
 	codec   string
+	clock   uint32 // RTP clock rate of the negotiated payload (Hz), for jitter
 }
 
 type callState struct {
@@ -176,6 +178,7 @@ func (c *call) Stats() CallStats {
 			BytesOut:     l.stats.bytesOut.Load(),
 			Lost:         l.stats.lost.Load(),
 			AuthFailures: l.stats.authFail.Load(),
+			JitterMs:     math.Float64frombits(l.stats.jitter.Load()),
 		}
 		if lt := l.latchRTP.Load(); lt != nil {
 			ls.Remote = lt.ap
@@ -212,6 +215,9 @@ func (c *call) Close() {
 	for _, l := range c.legs {
 		c.relay.ports.release(l.port)
 		relayedPackets.Add(float64(l.stats.pktOut.Load()))
+		if l.stats.jitterSet.Load() {
+			jitterSeconds.Observe(math.Float64frombits(l.stats.jitter.Load()) / 1000)
+		}
 	}
 	c.relay.forget(c)
 	c.log.Debug("media: call closed")

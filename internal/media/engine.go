@@ -80,6 +80,9 @@ type LegStats struct {
 	BytesOut      uint64
 	Lost          uint64
 	AuthFailures  uint64
+	// JitterMs is the RFC 3550 §6.4.1 interarrival jitter of the RTP
+	// received on this leg, in milliseconds (0 until two packets arrived).
+	JitterMs float64
 }
 
 // PolicySource is implemented by engines that can tell the SIP layer which

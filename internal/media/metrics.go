@@ -36,6 +36,11 @@ var (
 		Namespace: "palisade", Subsystem: "media", Name: "inactivity_timeouts_total",
 		Help: "Calls ended because no media arrived for media.inactivity_timeout.",
 	})
+	jitterSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "palisade", Subsystem: "media", Name: "jitter_seconds",
+		Help:    "RTP interarrival jitter (RFC 3550) of each leg that received RTP, observed once when its call ends.",
+		Buckets: []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5},
+	})
 	relayedPackets = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "media", Name: "relayed_packets_total",
 		Help: "Media packets relayed (added when a call ends).",

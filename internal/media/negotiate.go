@@ -321,6 +321,10 @@ func (c *call) install(p *pending, ans *sdp.Session, yIn, yOut *sdp.Crypto) erro
 		ns.legs[ys] = streamState(ans, p.idx, p.raw, mux)
 		codec := codecName(am)
 		ns.legs[xs].codec, ns.legs[ys].codec = codec, codec
+		if !p.raw {
+			clock := clockRate(am)
+			ns.legs[xs].clock, ns.legs[ys].clock = clock, clock
+		}
 		var err error
 		set := func(side Side, in, out *sdp.Crypto) {
 			if err != nil || in == nil {

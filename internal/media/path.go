@@ -3,6 +3,7 @@ package media
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,6 +41,8 @@ type socket struct {
 	haveSeq bool
 	ssrc    uint32
 	seq     uint16
+
+	jit jitterState // RTP interarrival jitter (only its worker)
 }
 
 func newSocket(u udpSock, port int, cl *call, l *leg, isRTCP bool) *socket {
@@ -86,6 +89,10 @@ func newLatch(ap netip.AddrPort) *latch {
 // legCounters are one leg's statistics; written by readers, read by Stats.
 type legCounters struct {
 	pktIn, bytesIn, pktOut, bytesOut, lost, authFail, unexpected atomic.Uint64
+	// jitter is math.Float64bits of the RFC 3550 jitter estimate in ms;
+	// jitterSet tells that one was made (the leg had two RTP packets).
+	jitter    atomic.Uint64
+	jitterSet atomic.Bool
 }
 
 // handle relays the n datagrams sitting in pb that arrived on s.
@@ -95,6 +102,8 @@ func (s *socket) handle(pb *pathBuf, n int) {
 	me := s.leg.side
 	ol := c.legs[me.Other()]
 	var inPk, inB, outPk, outB uint64
+	now := monoNow() // arrival time of the batch, for the jitter estimate
+	jitMs, jitOK := 0.0, false
 	k := 0
 	for i := 0; i < n; i++ {
 		ln, from, trunc := pb.msg(i)
@@ -136,6 +145,11 @@ func (s *socket) handle(pb *pathBuf, n int) {
 		}
 		if !ms.raw {
 			s.trackSeq(b)
+			if ms.clock != 0 {
+				if v, ok := s.jit.update(b, now, ms.clock); ok {
+					jitMs, jitOK = v, true
+				}
+			}
 		}
 		dst := os.rtpDest(ol)
 		if dst == nil {
@@ -159,6 +173,12 @@ func (s *socket) handle(pb *pathBuf, n int) {
 	}
 	s.leg.stats.pktIn.Add(inPk)
 	s.leg.stats.bytesIn.Add(inB)
+	if jitOK {
+		s.leg.stats.jitter.Store(math.Float64bits(jitMs))
+		if !s.leg.stats.jitterSet.Load() {
+			s.leg.stats.jitterSet.Store(true)
+		}
+	}
 	if outPk > 0 {
 		ol.stats.pktOut.Add(outPk)
 		ol.stats.bytesOut.Add(outB)

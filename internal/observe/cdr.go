@@ -73,6 +73,7 @@ type MediaLeg struct {
 	BytesOut     uint64         `json:"bytes_out"`
 	Lost         uint64         `json:"lost"`
 	AuthFailures uint64         `json:"auth_failures"`
+	JitterMs     float64        `json:"jitter_ms"` // RFC 3550 interarrival jitter of received RTP
 }
 
 // CDR is the record of one call.

@@ -14,10 +14,7 @@ import (
 // the other leg with the Refer-To pointing at the unit, and the NOTIFYs
 // come back with nothing but the sipfrag status line.
 func TestReferRelayedHidesTopology(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, srv := establish(t, u, itsp, pbx, viaOutside(u))
 	// the PBX (inside) transfers to an inside extension by its address
@@ -145,10 +142,7 @@ func TestReferModesEndToEnd(t *testing.T) {
 
 // TestReferBadInput: what the unit refuses before accepting a REFER.
 func TestReferBadInput(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	self := srv.InviteRequest.Contact().Address
@@ -193,10 +187,7 @@ func TestReferBadInput(t *testing.T) {
 // trunk side gets a stand-in Replaces and its INVITE with it takes over the
 // PBX's leg of the consultation call.
 func TestAttendedTransferRelayed(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	_, srv1 := establish(t, u, itsp, pbx, viaOutside(u))
 	sess2, srv2 := establish(t, u, pbx, itsp, viaInside(u))
@@ -239,10 +230,7 @@ func TestAttendedTransferRelayed(t *testing.T) {
 // TestReferSubFalse: with Refer-Sub: false (RFC 4488) the transfer runs
 // without NOTIFYs.
 func TestReferSubFalse(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	_, srv := establish(t, u, pbx, itsp, viaInside(u))
 	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">", sip.NewHeader("Refer-Sub", "false"))

@@ -102,6 +102,17 @@ func FuzzParseReferTo(f *testing.F) {
 	})
 }
 
+// referPeers is the usual transfer lab: a PBX on the inside and a trunk on
+// the outside, both over UDP and both accepting REFER.
+func referPeers(t *testing.T) (pbx, itsp *peerUA) {
+	t.Helper()
+	pbx = newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp = newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	return pbx, itsp
+}
+
 // acceptRefer makes p answer REFER with 202 (newPeerUA queues REFERs).
 func acceptRefer(p *peerUA) {
 	p.setRespond(func(req *sip.Request) (int, []byte) {
@@ -181,10 +192,7 @@ func alwaysRefer(c *config.Config) { c.Routing.Refer.Always = true }
 // TestBlindTransferToInsideTarget: the trunk side (Teams-like) transfers a
 // call from the PBX to another PBX extension; the unit handles the REFER.
 func TestBlindTransferToInsideTarget(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
@@ -452,10 +460,7 @@ func TestBlindTransferByCaller(t *testing.T) {
 // TestTransferorLeavesEarly: the transferor hangs up right after the 202;
 // only its leg ends and the transfer completes.
 func TestTransferorLeavesEarly(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	release := make(chan struct{})
@@ -501,10 +506,7 @@ func waitTransferred(t *testing.T, u *testUnit, callID string) {
 // TestTransfereeLeavesDuringTransfer: the transferee hangs up while the
 // target rings; the target, once it answers, is hung up and nothing stays.
 func TestTransfereeLeavesDuringTransfer(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
+	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	release := make(chan struct{})

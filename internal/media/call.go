@@ -234,3 +234,7 @@ type pending struct {
 	mustSRTP bool         // the other leg must answer with SRTP
 	ansKey   *sdp.Crypto  // key we gave the offerer (kept for a repeated answer)
 }
+
+// stream is one anchored media stream (m= line) of a call: what the packet
+// path sees of a call.
+type stream = call

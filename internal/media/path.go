@@ -31,7 +31,7 @@ const (
 type socket struct {
 	u      udpSock
 	port   int
-	call   *call
+	call   *stream // the anchored stream (m= line) the socket carries
 	leg    *leg
 	isRTCP bool // the leg's RTCP socket (not muxed)
 	wk     *worker
@@ -45,7 +45,7 @@ type socket struct {
 	jit jitterState // RTP interarrival jitter (only its worker)
 }
 
-func newSocket(u udpSock, port int, cl *call, l *leg, isRTCP bool) *socket {
+func newSocket(u udpSock, port int, cl *stream, l *leg, isRTCP bool) *socket {
 	return &socket{u: u, port: port, call: cl, leg: l, isRTCP: isRTCP}
 }
 

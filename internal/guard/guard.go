@@ -102,7 +102,7 @@ type policy struct {
 	blockTime  time.Duration
 	peers      map[string]peerInfo     // by name
 	peerAddrs  map[netip.Addr][]string // literal peer addresses -> peer names
-	peerNames  map[string][]string     // lower-case domain/host -> peer names (TLS names)
+	certPeers  *CertPeers              // peers by the names of their certificates
 }
 
 type peerInfo struct{ iface string }
@@ -146,7 +146,7 @@ func buildPolicy(cfg *config.Config) *policy {
 		mode: s.UnknownSource, restricted: map[string]bool{}, maxCalls: s.MaxCalls,
 		maxRate: int64(s.MaxCallRate), srcLimit: s.SourceRateLimit * int(rateWindow/time.Second),
 		blockTime: s.SourceBlockTime.D(), peers: map[string]peerInfo{},
-		peerAddrs: map[netip.Addr][]string{}, peerNames: map[string][]string{},
+		peerAddrs: map[netip.Addr][]string{}, certPeers: NewCertPeers(cfg.Peers),
 	}
 	if p.mode == "" {
 		p.mode = "reject"
@@ -166,12 +166,6 @@ func buildPolicy(cfg *config.Config) *policy {
 		host = strings.Trim(host, "[]")
 		if a, err := netip.ParseAddr(host); err == nil {
 			p.peerAddrs[a.Unmap()] = append(p.peerAddrs[a.Unmap()], peer.Name)
-		} else if host != "" {
-			p.peerNames[strings.ToLower(host)] = append(p.peerNames[strings.ToLower(host)], peer.Name)
-		}
-		if peer.Domain != "" {
-			d := strings.ToLower(peer.Domain)
-			p.peerNames[d] = append(p.peerNames[d], peer.Name)
 		}
 	}
 	return p
@@ -254,14 +248,7 @@ func (p *policy) isPeer(r *Request) bool {
 			return true
 		}
 	}
-	for _, name := range r.TLSNames {
-		for _, n := range p.peerNames[strings.ToLower(name)] {
-			if onIface(n) {
-				return true
-			}
-		}
-	}
-	return false
+	return p.certPeers.Lookup(r.TLSNames, r.Interface) != ""
 }
 
 // Check decides what happens to one request.

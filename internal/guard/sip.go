@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"crypto/tls"
 	"net/netip"
 	"strconv"
 
@@ -42,16 +41,6 @@ func malformed(req *sip.Request) (int, string) {
 		}
 	}
 	return 0, ""
-}
-
-// TLSNames returns the names a verified client certificate vouches for
-// (DNS SANs and the common name); nil without a verified chain.
-func TLSNames(cs *tls.ConnectionState) []string {
-	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
-		return nil
-	}
-	c := cs.PeerCertificates[0]
-	return append(append([]string(nil), c.DNSNames...), c.Subject.CommonName)
 }
 
 // Response builds the answer for a Reject verdict.

@@ -1,9 +1,6 @@
 package guard
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"strings"
 	"testing"
 
@@ -58,22 +55,5 @@ func TestSIPRequest(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestTLSNames(t *testing.T) {
-	cert := &x509.Certificate{DNSNames: []string{"sbc.example.net"}, Subject: pkix.Name{CommonName: "sip.example.net"}}
-	if got := TLSNames(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}); got != nil {
-		t.Fatalf("names from an unverified certificate: %v", got)
-	}
-	cs := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert}}}
-	got := TLSNames(cs)
-	if strings.Join(got, ",") != "sbc.example.net,sip.example.net" {
-		t.Fatalf("names %v", got)
-	}
-	// A verified name of the teams peer's domain makes an unknown address a peer.
-	g := New(testConfig(nil), nil)
-	if v := g.Check(Request{Source: src("198.51.100.9:5061"), Interface: "outside", Method: "INVITE", TLSNames: got}); v.Action != Allow {
-		t.Fatalf("verified peer certificate: %+v", v)
 	}
 }

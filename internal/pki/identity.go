@@ -1,0 +1,32 @@
+package pki
+
+import "crypto/x509"
+
+// ClientVerifier is implemented by the PKI subsystem. The SIP layer
+// recognises a peer by the names in its client certificate only after this
+// check, made once per connection: the listener's handshake verifies the
+// chain itself (tls.RequestClientCert plus VerifyConnection), which leaves
+// tls.ConnectionState.VerifiedChains empty, so the SIP layer cannot tell a
+// verified certificate from an unchecked one by looking at the connection.
+type ClientVerifier interface {
+	// VerifyClient checks a client's chain (leaf first) as a listener with
+	// require_client_cert does: dates, a path to a CA of the CA store with
+	// clientAuth usage, and the CRLs. nil means the names in the leaf may be
+	// trusted.
+	VerifyClient(chain []*x509.Certificate) error
+}
+
+var _ ClientVerifier = (*Subsystem)(nil)
+
+// VerifyClient implements ClientVerifier against the trust of the
+// configuration applied now.
+func (s *Subsystem) VerifyClient(chain []*x509.Certificate) error {
+	rt := s.rt.Load()
+	if rt == nil {
+		return errNotApplied
+	}
+	if _, ve := rt.trust.verify(chain, peerIsClient, "", false, s.now()); ve != nil {
+		return ve
+	}
+	return nil
+}

@@ -70,6 +70,10 @@ type SIP struct {
 	// NoAnswerTimeout is how long a forwarded INVITE may go unanswered
 	// before the next dial plan row is tried.
 	NoAnswerTimeout Duration `json:"no_answer_timeout"`
+	// InviteTimeout is how long an INVITE sent to one target may go without
+	// any response (not even 100 Trying) before that target is given up and
+	// the next one tried; 0 leaves it to the transaction timeout (32 s).
+	InviteTimeout Duration `json:"invite_timeout"`
 	// Access control and overload limits (internal/guard, docs/security.md).
 	// UnknownSource: what a restricted interface does with dialog-creating
 	// requests from sources that are no configured peer: "reject" (403),

@@ -34,6 +34,7 @@ func Default() *Config {
 			TopologyHiding:       true,
 			MaxForwards:          70,
 			NoAnswerTimeout:      Duration(60 * time.Second),
+			InviteTimeout:        Duration(5 * time.Second),
 			UnknownSource:        "reject",
 			RestrictedInterfaces: []string{"outside"},
 			SourceRateLimit:      100,

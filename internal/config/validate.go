@@ -7,7 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// MaxInviteTimeout is the longest sip.invite_timeout: the INVITE client
+// transaction ends by itself after 64*T1 (RFC 3261 Timer B).
+const MaxInviteTimeout = 32 * time.Second
 
 // Valid values of the enumerated fields. Documented in docs/configuration.md.
 var (
@@ -413,6 +418,10 @@ func (v *validator) sip() {
 		v.add("sip.max_forwards", "%d is outside 1-255", s.MaxForwards)
 	}
 	v.duration("sip.no_answer_timeout", s.NoAnswerTimeout)
+	v.duration("sip.invite_timeout", s.InviteTimeout)
+	if s.InviteTimeout.D() > MaxInviteTimeout {
+		v.add("sip.invite_timeout", "%s is longer than the SIP transaction timeout (%s), so it would never fire; use 0 to leave it to the transaction timeout", s.InviteTimeout.D(), MaxInviteTimeout)
+	}
 	if s.UnknownSource != "" {
 		v.enum("sip.unknown_source", s.UnknownSource, UnknownSources)
 	}

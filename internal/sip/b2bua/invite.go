@@ -142,11 +142,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 				return
 			case outNextTarget:
 				last, lastErr = res, err
-				if err != nil {
-					failovers.WithLabelValues("transport").Inc()
-				} else {
-					failovers.WithLabelValues("status").Inc()
-				}
+				failovers.WithLabelValues(failoverCause(res, err)).Inc()
 			case outNextHop:
 				last, lastErr = res, err
 				failovers.WithLabelValues("status").Inc()
@@ -165,15 +161,30 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	if last != nil {
 		code, reason = mapFinal(last.StatusCode, last.Reason)
 	}
-	res := c.svc.response(c.inviteA, code, reason, nil)
+	inv, _, epA := c.callerSide()
+	res := c.svc.response(inv, code, reason, nil)
 	if last != nil {
-		copyHeaders(res, last, c.eps[media.SideA].info.Load())
+		copyHeaders(res, last, epA.info.Load())
 		c.setEndedBy(observe.EndedByCallee)
 	} else {
 		c.setEndedBy(observe.EndedByUnit)
 	}
 	c.respondA(res)
 	c.end("failed: " + strconv.Itoa(code))
+}
+
+// failoverCause is the failovers_total label of an attempt given up for
+// the next target: a response (503, 408), no response at all, or a
+// transport failure.
+func failoverCause(res *sip.Response, err error) string {
+	var se *sipError
+	switch {
+	case res != nil:
+		return "status"
+	case errors.Is(err, sip.ErrTransactionTimeout), errors.As(err, &se) && se.code == 408:
+		return "timeout"
+	}
+	return "transport"
 }
 
 func (c *call) isCanceled() bool {
@@ -189,11 +200,10 @@ func (c *call) isCanceled() bool {
 func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) (outcome, *sip.Response, []routing.Hop, error) {
 	s := c.svc
 	rt := c.rt
+	c.mu.Lock()
 	ep := rt.egress(h, c.eps[media.SideA])
 	info := ep.info.Load()
 	a := c.leg(media.SideA)
-
-	c.mu.Lock()
 	c.eps[media.SideB] = ep
 	b := c.leg(media.SideB)
 	b.Interface, b.Transport, b.Peer = ep.name, tg.Transport, h.Peer
@@ -245,6 +255,16 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			noAnswer = t.C
 		}
 	}
+	// A target that sends nothing at all, not even 100 Trying, is given up
+	// after sip.invite_timeout (as Kamailio's fr_timer) instead of Timer B's
+	// 32 s; anything it sends shows it is alive, and from then on the
+	// no-answer timer above governs.
+	var silent <-chan time.Time
+	if rt.inviteTimeout > 0 {
+		t := time.NewTimer(rt.inviteTimeout)
+		defer t.Stop()
+		silent = t.C
+	}
 	var gotProv, cancelSent, timedOut bool
 	authTries := 0
 	canceled := c.canceled
@@ -267,6 +287,15 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 				tx.Terminate()
 				return outNextHop, nil, nil, errStatus(408, "Request Timeout")
 			}
+		case <-silent:
+			silent = nil
+			c.logger().Info("no response to INVITE: next target", "target", tg.Addr, "after", rt.inviteTimeout)
+			tx.Terminate() // no more retransmissions
+			if c.isCanceled() {
+				c.end("canceled")
+				return outDone, nil, nil, nil
+			}
+			return outNextTarget, nil, nil, errStatus(408, "Request Timeout")
 		case <-rs.Done():
 			err := tx.Err()
 			if c.isCanceled() {
@@ -279,11 +308,9 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			if err == nil || errors.Is(err, sip.ErrTransactionTerminated) {
 				err = errStatus(408, "Request Timeout")
 			}
-			if errors.Is(err, sip.ErrTransactionTimeout) {
-				failovers.WithLabelValues("timeout").Inc()
-			}
 			return outNextTarget, nil, nil, err
 		case r := <-rs.Responses():
+			silent = nil // the target is alive
 			s.traceIn(c.st.ID, ep, r)
 			switch {
 			case r.StatusCode == 100:
@@ -328,10 +355,9 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 				if !timedOut && !gotProv && answerable(r, authTries) {
 					// a trunk asking for credentials: same target (auth.go)
 					authTries++
-					if ntx, nreq := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
-						tx, req = ntx, nreq
+					if ntx, nreq, nrs := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
 						rs.stop()
-						rs = ep.ordered(tx)
+						tx, req, rs = ntx, nreq, nrs
 						continue
 					}
 				}
@@ -355,27 +381,33 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 }
 
 // resendAuthorized sends the far leg's INVITE again answering the
-// challenge r (new CSeq and branch, same Call-ID and From tag). nil when
-// the peer has no credentials or the request could not be sent.
-func (c *call) resendAuthorized(ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request) {
+// challenge r (new CSeq and branch, same Call-ID and From tag) and returns
+// its transaction, the request and its response stream. nil when the peer
+// has no credentials or the request could not be sent.
+func (c *call) resendAuthorized(ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request, *ordered) {
 	c.mu.Lock()
 	b := c.leg(media.SideB)
 	retry := c.svc.authRetry(c.rt, h.Peer, req, r, b.LocalCSeq+1)
 	if retry == nil {
 		c.mu.Unlock()
-		return nil, nil
+		return nil, nil, nil
 	}
 	b.LocalCSeq++
 	b.InviteCSeq = b.LocalCSeq
 	c.inviteB = retry
 	c.mu.Unlock()
+	// Watched before it is sent, as the first INVITE: a trunk answering
+	// the retry with 180 and 200 back to back must not lose the 180.
+	rs := ep.watch(retry)
 	tx, err := ep.request(context.Background(), retry, tg, c.st.ID)
 	if err != nil {
+		rs.stop()
 		c.logger().Info("authorized INVITE not sent", "target", tg.Addr, "err", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	c.setTxB(tx)
-	return tx, retry
+	rs.start(tx)
+	return tx, retry, rs
 }
 
 // setTxB makes tx the far leg's INVITE transaction; a 2xx repeated on it
@@ -453,22 +485,15 @@ func (c *call) onProvisionalB(r *sip.Response) {
 	if getTag(r.To().Params) != "" {
 		c.establishB(r)
 	}
-	body := r.Body()
-	if len(body) > 0 {
-		var err error
-		if c.lateOffer {
-			body, err = c.media.Offer(media.SideB, body)
-		} else {
-			body, err = c.media.Answer(media.SideB, body)
-		}
-		if err != nil {
-			c.logger().Info("early media SDP refused", "err", err)
-			body = nil
-		}
+	body, err := c.calleeSDP(r.Body())
+	if err != nil {
+		c.logger().Info("early media SDP refused", "err", err)
+		body = nil
 	}
-	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
+	inv, _, epA := c.callerSide()
+	res := c.svc.response(inv, r.StatusCode, r.Reason, nil)
 	c.addContactA(res)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load())
+	copyHeaders(res, r, epA.info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -477,38 +502,56 @@ func (c *call) onProvisionalB(r *sip.Response) {
 }
 
 func (c *call) addContactA(res *sip.Response) {
-	a := c.leg(media.SideA)
-	res.AppendHeader(c.eps[media.SideA].info.Load().contact(a.Transport))
+	c.mu.Lock()
+	tr, ep := c.leg(media.SideA).Transport, c.eps[media.SideA]
+	c.mu.Unlock()
+	res.AppendHeader(ep.info.Load().contact(tr))
+}
+
+// calleeSDP passes SDP from the callee's 18x or 2xx through the media call:
+// the answer to the caller's offer, or the offer of a late-offer call.
+func (c *call) calleeSDP(body []byte) ([]byte, error) {
+	if len(body) == 0 {
+		return body, nil
+	}
+	c.mu.Lock()
+	mc, late := c.media, c.lateOffer
+	c.mu.Unlock()
+	if late {
+		return mc.Offer(media.SideB, body)
+	}
+	return mc.Answer(media.SideB, body)
+}
+
+// callerSide returns the caller's INVITE, its transaction and endpoint (a
+// Replaces may swap them, replaces.go).
+func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inviteA, c.txA, c.eps[media.SideA]
 }
 
 // onAnswerB handles the far leg's 2xx: confirm both legs.
 func (c *call) onAnswerB(r *sip.Response) {
 	c.establishB(r)
 	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
-	body := r.Body()
-	var err error
-	if len(body) > 0 {
-		if c.lateOffer {
-			body, err = c.media.Offer(media.SideB, body)
-		} else {
-			body, err = c.media.Answer(media.SideB, body)
-		}
-	}
+	body, err := c.calleeSDP(r.Body())
+	inv, _, epA := c.callerSide()
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs
 		c.sendAckB(nil)
 		c.byeSide(media.SideB)
 		code, reason := statusFor(err)
-		c.respondA(c.svc.response(c.inviteA, code, reason, nil))
+		c.respondA(c.svc.response(inv, code, reason, nil))
 		c.end("failed: answer SDP")
 		return
 	}
-	if !c.lateOffer {
+	if !c.lateOffer { // set before the call was published, never changed
 		c.sendAckB(nil)
 	}
-	res := c.svc.response(c.inviteA, r.StatusCode, r.Reason, nil)
+	res := c.svc.response(inv, r.StatusCode, r.Reason, nil)
 	c.addContactA(res)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load())
+	copyHeaders(res, r, epA.info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -558,8 +601,9 @@ func (c *call) retransmit2xx() {
 // relayFinalA relays a final non-2xx response from the far leg.
 func (c *call) relayFinalA(r *sip.Response) {
 	code, reason := mapFinal(r.StatusCode, r.Reason)
-	res := c.svc.response(c.inviteA, code, reason, nil)
-	copyHeaders(res, r, c.eps[media.SideA].info.Load())
+	inv, _, epA := c.callerSide()
+	res := c.svc.response(inv, code, reason, nil)
+	copyHeaders(res, r, epA.info.Load())
 	if code >= 300 && code < 400 {
 		for _, h := range r.GetHeaders("Contact") {
 			res.AppendHeader(sip.HeaderClone(h))
@@ -574,7 +618,8 @@ func (c *call) relayFinalA(r *sip.Response) {
 
 func (c *call) respondA(res *sip.Response) {
 	c.noteFinalA(res)
-	c.svc.respond(c.eps[media.SideA], c.txA, res, c.st.ID)
+	_, tx, ep := c.callerSide()
+	c.svc.respond(ep, tx, res, c.st.ID)
 }
 
 // cancelB sends CANCEL for the far leg's INVITE (RFC 3261 §9.1).

@@ -77,6 +77,7 @@ type runtime struct {
 	userAgent        string
 	maxForwards      int
 	noAnswer         time.Duration
+	inviteTimeout    time.Duration // no response at all from a target: next target (invite.go)
 	followRedirects  bool
 	handshakeTimeout time.Duration
 	traceOn          bool
@@ -273,6 +274,7 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		userAgent:        cfg.SIP.UserAgent,
 		maxForwards:      cfg.SIP.MaxForwards,
 		noAnswer:         cfg.SIP.NoAnswerTimeout.D(),
+		inviteTimeout:    cfg.SIP.InviteTimeout.D(),
 		followRedirects:  cfg.Routing.Redirects == "follow",
 		handshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 		traceOn:          cfg.Observe.TraceCalls,

@@ -1,0 +1,282 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+// blackHole is a UDP socket that reads and records everything sent to it
+// and answers nothing: a target that is down without refusing (a host
+// gone, a firewall dropping).
+type blackHole struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newBlackHole(t *testing.T, ip string) *blackHole {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	b := &blackHole{addr: netip.MustParseAddrPort(conn.LocalAddr().String())}
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.msgs = append(b.msgs, string(buf[:n]))
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// count returns how many received datagrams start with prefix.
+func (b *blackHole) count(prefix string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, m := range b.msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// branches returns the distinct Via branches of the INVITEs received: one
+// means retransmissions of one request, not new attempts.
+func (b *blackHole) branches() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]int{}
+	for _, m := range b.msgs {
+		if !strings.HasPrefix(m, "INVITE ") {
+			continue
+		}
+		for _, l := range strings.Split(m, "\r\n") {
+			if strings.HasPrefix(l, "Via: ") {
+				if _, br, ok := strings.Cut(l, "branch="); ok {
+					br, _, _ = strings.Cut(br, ";")
+					out[br]++
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// callDomain places a call from p to sip:user@domain, sent to the unit's
+// inside listener (the PBX uses the unit as outbound proxy).
+func callDomain(ctx context.Context, p *peerUA, u *testUnit, user, domain string) (*sipgo.DialogClientSession, error) {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: user, Host: domain})
+	req.SetDestination(u.inside().String())
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(testSDP(p.ip, 7000))
+	return p.dc.WriteInvite(ctx, req)
+}
+
+// overrideTo sends the domain trunk.test to the given targets, in order.
+func overrideTo(c *config.Config, targets ...config.Target) {
+	for i := range targets {
+		targets[i].Priority = 10 * (i + 1)
+	}
+	c.Routing.DNSOverride = []config.DNSOverride{{Domain: "trunk.test", Targets: targets}}
+}
+
+func udpTarget(ap netip.AddrPort) config.Target {
+	return config.Target{Host: ap.Addr().String(), Port: int(ap.Port()), Transport: "udp"}
+}
+
+// TestInviteTimeoutFailover: the first DNS override target swallows the
+// INVITE (no 100 Trying, nothing); after sip.invite_timeout the unit gives
+// it up and the second target answers the call, long before Timer B (32 s).
+func TestInviteTimeoutFailover(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	dead := newBlackHole(t, "127.0.0.3")
+	second := newPeerUA(t, "second", "127.0.0.4", "udp")
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(1500 * time.Millisecond)
+		overrideTo(c, udpTarget(dead.addr), udpTarget(second.addr))
+	})
+	before := counterValue(failovers.WithLabelValues("timeout"))
+	ctx := ctxT(t) // 15 s: less than Timer B
+	sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("the caller got no 200 through the second target: %v", err)
+	}
+	if sess.InviteResponse.StatusCode != 200 {
+		t.Fatalf("caller got %d", sess.InviteResponse.StatusCode)
+	}
+	_ = sess.Ack(ctx)
+	inv := second.next(sip.INVITE)
+	if inv.Recipient.User != "4930123456" {
+		t.Fatalf("second target got Request-URI %s", inv.Recipient.String())
+	}
+	// The dead target saw the INVITE and its retransmissions (one
+	// transaction: one branch), and no CANCEL: nothing came back to cancel.
+	br := dead.branches()
+	if len(br) != 1 {
+		t.Fatalf("dead target saw %d INVITE transactions %v, want 1", len(br), br)
+	}
+	for b, n := range br {
+		if n < 2 {
+			t.Errorf("dead target saw the INVITE (branch %s) %d times, want it retransmitted", b, n)
+		}
+	}
+	if n := dead.count("CANCEL "); n != 0 {
+		t.Errorf("dead target got %d CANCELs before any response", n)
+	}
+	if got := counterValue(failovers.WithLabelValues("timeout")) - before; got != 1 {
+		t.Errorf("failovers_total{cause=timeout} grew by %v, want 1", got)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+	// nothing more went to the dead target once it was given up
+	n := dead.count("")
+	sleepMS(600) // one T1: a retransmission still running would show
+	if m := dead.count(""); m != n {
+		t.Errorf("dead target got %d more messages after the failover", m-n)
+	}
+}
+
+// TestInviteTimeoutAllTargetsSilent: when every target stays silent the
+// caller gets 408 Request Timeout after one invite_timeout per target.
+func TestInviteTimeoutAllTargetsSilent(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	a, b := newBlackHole(t, "127.0.0.3"), newBlackHole(t, "127.0.0.4")
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(700 * time.Millisecond)
+		overrideTo(c, udpTarget(a.addr), udpTarget(b.addr))
+	})
+	ctx := ctxT(t)
+	sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) {
+		t.Fatalf("caller got %v, want a final response", err)
+	}
+	if de.Res.StatusCode != 408 {
+		t.Fatalf("caller got %d %s, want 408", de.Res.StatusCode, de.Res.Reason)
+	}
+	if a.count("INVITE ") == 0 || b.count("INVITE ") == 0 {
+		t.Fatalf("INVITEs: first target %d, second %d; both should have been tried", a.count("INVITE "), b.count("INVITE "))
+	}
+	waitNoCalls(t, u.Service)
+}
+
+// TestProvisionalStopsInviteTimeout: a target that answers 180 is alive;
+// it may ring longer than invite_timeout and the call still connects to
+// it, without trying the next target.
+func TestProvisionalStopsInviteTimeout(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	first := newPeerUA(t, "first", "127.0.0.3", "udp")
+	answered := make(chan struct{})
+	first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		time.Sleep(2500 * time.Millisecond) // > 2 × invite_timeout
+		_ = s.RespondSDP(testSDP("127.0.0.3", 5000))
+		close(answered)
+	})
+	second := newPeerUA(t, "second", "127.0.0.4", "udp")
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(time.Second)
+		overrideTo(c, udpTarget(first.addr), udpTarget(second.addr))
+	})
+	ctx := ctxT(t)
+	sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	<-answered
+	_ = sess.Ack(ctx)
+	first.next(sip.ACK)
+	if n := second.wire.count("INVITE "); n != 0 {
+		t.Fatalf("the second target got %d INVITEs although the first was ringing", n)
+	}
+	if n := first.wire.count("CANCEL "); n != 0 {
+		t.Fatalf("the ringing target got %d CANCELs", n)
+	}
+	_ = sess.Bye(ctx)
+	first.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
+// TestDNSOverrideFailover: the first DNS override target answers 503 or
+// refuses the TCP connection; the call goes to the second target.
+// (dns_test.go covers the same for RFC 3263 SRV targets.)
+func TestDNSOverrideFailover(t *testing.T) {
+	tests := []struct {
+		name  string
+		first func(t *testing.T) (config.Target, *peerUA)
+	}{
+		{"503", func(t *testing.T) (config.Target, *peerUA) {
+			p := newPeerUA(t, "first", "127.0.0.3", "udp")
+			p.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
+			return udpTarget(p.addr), p
+		}},
+		{"tcp refused", func(t *testing.T) (config.Target, *peerUA) {
+			// nobody listens on the port: connection refused at once
+			return config.Target{Host: "127.0.0.3", Port: freePort(t, "tcp", "127.0.0.3"), Transport: "tcp"}, nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			first, firstUA := tc.first(t)
+			second := newPeerUA(t, "second", "127.0.0.4", "udp")
+			u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+				// a 503 or a refused connection fails over at once,
+				// whatever invite_timeout says
+				c.SIP.InviteTimeout = config.Duration(30 * time.Second)
+				c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
+				overrideTo(c, first, udpTarget(second.addr))
+			})
+			ctx := ctxT(t)
+			sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_ = sess.Ack(ctx)
+			second.next(sip.INVITE)
+			if firstUA != nil {
+				firstUA.next(sip.INVITE) // it was tried first
+			}
+			_ = sess.Bye(ctx)
+			second.next(sip.BYE)
+			waitNoCalls(t, u.Service)
+		})
+	}
+}

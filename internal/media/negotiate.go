@@ -345,8 +345,7 @@ func (c *call) install(p *pending, ans *sdp.Session, yIn, yOut *sdp.Crypto) erro
 	}
 	for side, l := range c.legs {
 		if prev == nil || prev.legs[side].inRTP != ns.legs[side].inRTP || !ns.legs[side].active {
-			l.latchRTP.Store(nil)
-			l.latchRTCP.Store(nil)
+			c.unlatch(l)
 		}
 	}
 	c.state.Store(&ns)

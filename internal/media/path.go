@@ -37,6 +37,11 @@ type socket struct {
 	wk     *worker
 	done   chan struct{} // non-Linux reader goroutine
 
+	// peer is the latch the descriptor is connect(2)ed to (only its
+	// worker): sends to it need no address, and the kernel drops what
+	// comes from elsewhere before it reaches us.
+	peer *latch
+
 	// RTP sequence tracking for the loss estimate (only its worker).
 	haveSeq bool
 	ssrc    uint32
@@ -164,7 +169,7 @@ func (s *socket) handle(pb *pathBuf, n int) {
 			}
 			b = p
 		}
-		pb.queue(k, b, dst)
+		pb.queue(k, b, dst, ol.rtp.connectedTo(dst))
 		k++
 		outB += uint64(len(b))
 	}
@@ -262,12 +267,19 @@ func isReplay(err error) bool {
 }
 
 // latch learns the leg's far address from its first packet that passed the
-// checks (authentication for SRTP). After that, packets from any other
-// address are dropped and counted: a guard against media injection.
+// checks (authentication for SRTP), and connects the socket to it. After
+// that the kernel drops packets from any other address (a guard against
+// media injection), and the sends to the peer skip the route lookup. What
+// came from elsewhere and was queued before the connect is dropped and
+// counted here.
 func (s *socket) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
 	cur := p.Load()
 	if cur == nil {
-		p.Store(newLatch(from))
+		lt := newLatch(from)
+		p.Store(lt)
+		if s.u.connect(lt.d) == nil {
+			s.peer = lt
+		}
 		return true
 	}
 	if cur.ap == from {
@@ -280,6 +292,32 @@ func (s *socket) latch(p *atomic.Pointer[latch], from netip.AddrPort) bool {
 	s.call.relay.badTraffic.Warn("latch:"+s.call.id, "media: packet from an unexpected address after latching, dropped",
 		"call_id", s.call.id, "leg", s.leg.side.String(), "from", from.String(), "latched", cur.ap.String())
 	return false
+}
+
+// connectedTo tells whether the socket is connected to d, so that a send to
+// d goes without an address.
+func (s *socket) connectedTo(d *dest) bool { return s.peer != nil && s.peer.d == d }
+
+// unlatch forgets where a leg's media came from (its far end moved: a
+// re-INVITE or UPDATE with a new address): the next packet that passes the
+// checks latches again. The sockets are disconnected on their worker (the
+// only goroutine that touches peer; unless it latched anew in the
+// meantime), and unlatch returns when they are, so the new address's first
+// packet is not dropped by the kernel.
+func (c *call) unlatch(l *leg) {
+	l.latchRTP.Store(nil)
+	l.latchRTCP.Store(nil)
+	c.wk.wait(func() {
+		l.rtp.disconnectStale(&l.latchRTP)
+		l.rtcp.disconnectStale(&l.latchRTCP)
+	})
+}
+
+func (s *socket) disconnectStale(p *atomic.Pointer[latch]) {
+	if s.peer != nil && s.peer != p.Load() {
+		s.u.disconnect()
+		s.peer = nil
+	}
 }
 
 // trackSeq counts gaps in the RTP sequence numbers as lost packets.

@@ -417,12 +417,18 @@ func TestRTCPMuxAndIPv6(t *testing.T) {
 }
 
 // A re-INVITE moves the PBX to another address and port: media follows,
-// and the old address is no longer latched.
+// and the old address is no longer latched. On Linux a latched socket is
+// connected to its peer; the move disconnects it before Answer returns, so
+// the new address's first packet is not dropped by the kernel.
 func TestReOfferNewAddress(t *testing.T) {
 	r := newTestRelay(t, testConfig(t, 20))
 	c := newTestCall(t, r)
 	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	a, b := c.legs[SideA].rtp, c.legs[SideB].rtp
+	checkPeer(t, a, netip.AddrPort{})
 	exchange(t, pbx, ext, "first")
+	checkPeer(t, a, netip.AddrPortFrom(lo, uint16(pbx.port())))
+	checkPeer(t, b, netip.AddrPortFrom(lo, uint16(ext.port())))
 	moved := newEndpoint(t)
 	out, err := c.Offer(SideA, moved.sdpBody("RTP/AVP"))
 	if err != nil {
@@ -433,10 +439,20 @@ func TestReOfferNewAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPeer(t, a, netip.AddrPort{})
+	checkPeer(t, b, netip.AddrPortFrom(lo, uint16(ext.port()))) // its peer stayed
 	moved.learn(ans, 0)
 	exchange(t, moved, ext, "moved")
 	if l := c.Stats().Legs[SideA]; l.Remote.Port() != uint16(moved.port()) {
 		t.Fatalf("inside leg still latched to %v", l.Remote)
+	}
+	checkPeer(t, a, netip.AddrPortFrom(lo, uint16(moved.port())))
+	// The old address is shut out now.
+	pbx.remote = moved.remote
+	pbx.sendRTP([]byte("stale"))
+	moved.sendRTP([]byte("current"))
+	if got := ext.recvRTP(); string(got) != "current" {
+		t.Fatalf("outside got %q", got)
 	}
 }
 
@@ -574,8 +590,11 @@ func TestBadTrafficStaysInItsCall(t *testing.T) {
 	defer cl2.Close()
 	op, oe := pbxToOutside(t, cl2.(*call), sdp.SuiteAES80)
 	exchange(t, vp, ve, "victim latched")
+	// The forger spoofs the latched source address (it sends from the
+	// victim's own socket): from any other address the kernel drops its
+	// packets before the relay sees them (the socket is connected).
 	forger := newEndpoint(t)
-	forger.remote = ve.remote
+	forger.rtp, forger.remote = ve.rtp, ve.remote
 	forger.key(1, sdp.SuiteAES80)
 	intruder := newEndpoint(t)
 	intruder.remote = vp.remote

@@ -124,8 +124,7 @@ func (w *worker) add(socks ...*socket) error {
 // so that a descriptor is never closed (and reused by a new socket) while
 // the worker reads it; it returns when they are closed.
 func (w *worker) remove(socks ...*socket) {
-	done := make(chan struct{})
-	w.do(func() {
+	w.wait(func() {
 		for _, s := range socks {
 			unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, s.u.fd, nil)
 			if w.relay.table[s.port].Load() == s {
@@ -133,6 +132,14 @@ func (w *worker) remove(socks ...*socket) {
 			}
 			s.u.close()
 		}
+	})
+}
+
+// wait runs fn on the worker goroutine and returns when it has run.
+func (w *worker) wait(fn func()) {
+	done := make(chan struct{})
+	w.do(func() {
+		fn()
 		close(done)
 	})
 	<-done
@@ -247,6 +254,22 @@ func (u udpSock) sendBatch(pb *pathBuf, k int) int {
 	return sent
 }
 
+// connect fixes the socket's peer: the kernel then delivers only its
+// datagrams to us, and sends to it need no address (nor a route lookup).
+func (u udpSock) connect(d *dest) error {
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(u.fd), uintptr(unsafe.Pointer(&d.sa[0])), uintptr(d.salen))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// disconnect undoes connect (AF_UNSPEC); the socket keeps its bound address.
+func (u udpSock) disconnect() {
+	var sa [16]byte // sa_family = AF_UNSPEC (0)
+	unix.Syscall(unix.SYS_CONNECT, uintptr(u.fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa)))
+}
+
 // sendTo sends one datagram (RTCP).
 func (u udpSock) sendTo(b []byte, d *dest) error {
 	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(u.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
@@ -294,10 +317,15 @@ func newPathBuf(n int) *pathBuf {
 	return pb
 }
 
-// queue puts b for d as message k of the send batch.
-func (pb *pathBuf) queue(k int, b []byte, d *dest) {
+// queue puts b for d as message k of the send batch; connected: the
+// socket is connected to d, so the message carries no address.
+func (pb *pathBuf) queue(k int, b []byte, d *dest, connected bool) {
 	pb.oiovs[k].Base = &b[0]
 	pb.oiovs[k].SetLen(len(b))
+	if connected {
+		pb.ohs[k].hdr.Name, pb.ohs[k].hdr.Namelen = nil, 0
+		return
+	}
 	pb.odst[k] = d
 	pb.ohs[k].hdr.Name = &d.sa[0]
 	pb.ohs[k].hdr.Namelen = d.salen

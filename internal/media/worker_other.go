@@ -23,6 +23,10 @@ func (w *worker) run() {}
 
 func (w *worker) close() {}
 
+// wait runs fn at once: no socket here is ever connected, so the commands
+// the Linux worker serialises have nothing to race with.
+func (w *worker) wait(fn func()) { fn() }
+
 func (w *worker) add(socks ...*socket) error {
 	for _, s := range socks {
 		s.wk = w
@@ -110,6 +114,13 @@ func (u udpSock) sendBatch(pb *pathBuf, k int) int {
 	return sent
 }
 
+var errNoConnect = errors.New("media: relay sockets stay unconnected on this platform")
+
+// connect is not done here: a connected net.UDPConn refuses WriteTo.
+func (u udpSock) connect(*dest) error { return errNoConnect }
+
+func (u udpSock) disconnect() {}
+
 func (u udpSock) sendTo(b []byte, d *dest) error {
 	_, err := u.c.WriteToUDP(b, d.ua)
 	return err
@@ -133,7 +144,7 @@ func newPathBuf(n int) *pathBuf {
 	return pb
 }
 
-func (pb *pathBuf) queue(k int, b []byte, d *dest) {
+func (pb *pathBuf) queue(k int, b []byte, d *dest, _ bool) {
 	pb.bout[k] = b
 	pb.out[k].Addr = d.ua
 }

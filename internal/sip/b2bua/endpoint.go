@@ -51,6 +51,11 @@ type endpoint struct {
 	prov sync.Map
 
 	info atomic.Pointer[ifaceInfo]
+
+	// tlsIDs maps the remote address of an accepted TLS connection with a
+	// verified client certificate to its *identConn (identity.go).
+	tlsIDs  sync.Map
+	certIdx atomic.Pointer[certPeerIndex]
 }
 
 // ifaceInfo is what messages on this interface show about the unit.

@@ -33,12 +33,7 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		methodCounters["other"].Inc()
 	}
 	if g := s.deps.Guard; g != nil { // access control, source limits, overload (internal/guard)
-		peer := ""
-		if ap, err := netip.ParseAddrPort(req.Source()); err == nil && rt.table != nil {
-			if peer = rt.table.SourcePeer(ap.Addr()); peer == "" {
-				peer = s.peers.sourcePeer(ap.Addr())
-			}
-		}
+		peer := s.sourcePeer(ep, req, rt) // by address, else by verified TLS certificate (identity.go)
 		if v := g.Check(guard.SIPRequest(req, ep.name, peer, s.calls.count())); v.Action != guard.Allow {
 			if v.Action == guard.Reject && !req.IsAck() {
 				s.respond(ep, tx, v.Response(req), "")
@@ -203,13 +198,7 @@ func routingRequest(ep *endpoint, req *sip.Request, rt *runtime) routing.Request
 	if from.User == "" {
 		fromURI = from.Scheme + ":" + from.Host
 	}
-	src := ""
-	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
-		src = rt.table.SourcePeer(ap.Addr())
-		if src == "" {
-			src = ep.svc.peers.sourcePeer(ap.Addr())
-		}
-	}
+	src := ep.svc.sourcePeer(ep, req, rt) // by address, else by verified TLS certificate (identity.go)
 	return routing.Request{
 		Method: string(req.Method), User: req.Recipient.User, Host: req.Recipient.Host,
 		FromURI: fromURI, SourcePeer: src, SourceInterface: ep.name,

@@ -83,7 +83,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tls %s: %w", k.iface, addr, err)
 		}
-		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, s, k.iface)
+		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, ep)
 		go ep.tp.ServeTLS(hl) //nolint:errcheck
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}
@@ -104,18 +104,17 @@ type handshakeListener struct {
 	cfg     atomic.Pointer[tls.Config]
 	timeout time.Duration
 	idle    time.Duration
-	svc     *Service
-	iface   string // for handshake failure reports
+	ep      *endpoint
 	ready   chan net.Conn
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newHandshakeListener(l net.Listener, cfg *tls.Config, timeout, idle time.Duration, s *Service, iface string) *handshakeListener {
+func newHandshakeListener(l net.Listener, cfg *tls.Config, timeout, idle time.Duration, ep *endpoint) *handshakeListener {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	h := &handshakeListener{inner: l, timeout: timeout, idle: idle, svc: s, iface: iface,
+	h := &handshakeListener{inner: l, timeout: timeout, idle: idle, ep: ep,
 		ready: make(chan net.Conn), done: make(chan struct{})}
 	h.cfg.Store(cfg)
 	go h.acceptLoop()
@@ -141,7 +140,7 @@ func (h *handshakeListener) handshake(c net.Conn) {
 	tc := tls.Server(c, h.cfg.Load())
 	_ = c.SetDeadline(time.Now().Add(h.timeout))
 	if err := tc.Handshake(); err != nil {
-		h.svc.reportHandshake("server", h.iface, c.RemoteAddr().String(), err)
+		h.ep.svc.reportHandshake("server", h.ep.name, c.RemoteAddr().String(), err)
 		c.Close()
 		return
 	}
@@ -150,10 +149,13 @@ func (h *handshakeListener) handshake(c net.Conn) {
 	if h.idle > 0 {
 		out = &idleConn{Conn: tc, idle: h.idle}
 	}
+	if names := h.ep.svc.verifiedNames(tc.ConnectionState()); names != nil {
+		out = h.ep.remember(out, names) // peer recognition by certificate (identity.go)
+	}
 	select {
 	case h.ready <- out:
 	case <-h.done:
-		tc.Close()
+		out.Close()
 	}
 }
 

@@ -1,0 +1,110 @@
+package b2bua
+
+import (
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/palisade-sbc/palisade/internal/guard"
+	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// A peer is recognised by its source address, or, over mutual TLS, by the
+// names of its verified client certificate (a PBX or trunk whose address
+// changes, or several addresses behind one name). The names are read once
+// per connection, right after the handshake, and kept per endpoint under
+// the connection's remote address (what sipgo gives as req.Source()) until
+// the connection closes.
+
+// sourcePeer returns the configured peer req comes from: by literal or
+// resolved address, else by the verified certificate of its TLS
+// connection; "" when none.
+func (s *Service) sourcePeer(ep *endpoint, req *sip.Request, rt *runtime) string {
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		if rt.table != nil {
+			if p := rt.table.SourcePeer(ap.Addr()); p != "" {
+				return p
+			}
+		}
+		if p := s.peers.sourcePeer(ap.Addr()); p != "" {
+			return p
+		}
+	}
+	return ep.certPeer(req, rt)
+}
+
+// certPeer returns the peer named by the verified client certificate of
+// the TLS connection req arrived on; "" for other transports, connections
+// without a verified certificate and names of no peer on this interface.
+func (ep *endpoint) certPeer(req *sip.Request, rt *runtime) string {
+	if rt.table == nil || !isTLS(req.Transport()) {
+		return ""
+	}
+	v, ok := ep.tlsIDs.Load(req.Source())
+	if !ok {
+		return ""
+	}
+	return ep.certPeers(rt.table).Lookup(v.(*identConn).names, ep.name)
+}
+
+func isTLS(tr string) bool { return tr == "TLS" || tr == "tls" }
+
+// certPeerIndex is the certificate-name index of one routing table.
+type certPeerIndex struct {
+	table *routing.Table
+	cp    *guard.CertPeers
+}
+
+// certPeers returns the index of t's peers, built once per applied table.
+func (ep *endpoint) certPeers(t *routing.Table) *guard.CertPeers {
+	if ix := ep.certIdx.Load(); ix != nil && ix.table == t {
+		return ix.cp
+	}
+	ix := &certPeerIndex{table: t, cp: guard.NewCertPeers(t.Peers())}
+	ep.certIdx.Store(ix)
+	return ix.cp
+}
+
+// verifiedNames returns the names of the client certificate of a completed
+// server handshake, or nil unless the chain was verified: by crypto/tls
+// (VerifiedChains), or by the PKI provider when it verified the chain
+// itself during the handshake (pki.ClientVerifier). A certificate nobody
+// verified never names a peer.
+func (s *Service) verifiedNames(cs tls.ConnectionState) []string {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	if len(cs.VerifiedChains) > 0 {
+		return guard.CertNames(cs.PeerCertificates[0])
+	}
+	if v, ok := s.deps.TLS.(pki.ClientVerifier); ok && v.VerifyClient(cs.PeerCertificates) == nil {
+		return guard.CertNames(cs.PeerCertificates[0])
+	}
+	return nil
+}
+
+// identConn is an accepted TLS connection whose verified certificate named
+// names; it is known to its endpoint until closed.
+type identConn struct {
+	net.Conn
+	ep    *endpoint
+	key   string // remote address
+	names []string
+	once  sync.Once
+}
+
+// remember registers c's certificate names with ep.
+func (ep *endpoint) remember(c net.Conn, names []string) net.Conn {
+	ic := &identConn{Conn: c, ep: ep, key: c.RemoteAddr().String(), names: names}
+	ep.tlsIDs.Store(ic.key, ic)
+	return ic
+}
+
+func (c *identConn) Close() error {
+	c.once.Do(func() { c.ep.tlsIDs.CompareAndDelete(c.key, c) })
+	return c.Conn.Close()
+}

@@ -1,0 +1,254 @@
+package b2bua
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/guard"
+	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
+)
+
+// mtlsPKI is testPKI with client certificates on the listeners, in one of
+// three ways a provider may handle them.
+type mtlsPKI struct {
+	*testPKI
+	roots *x509.CertPool
+	mode  string // verify: crypto/tls verifies; pki: the provider verifies (like internal/pki); lax: nobody verifies
+}
+
+func (p *mtlsPKI) ServerConfig(l config.Listener) (*tls.Config, error) {
+	cfg, _ := p.testPKI.ServerConfig(l)
+	switch p.mode {
+	case "verify":
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, p.roots
+	case "pki":
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return p.verifyClient(cs.PeerCertificates) }
+	case "lax":
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	}
+	return cfg, nil
+}
+
+func (p *mtlsPKI) verifyClient(chain []*x509.Certificate) error {
+	if len(chain) == 0 {
+		return errors.New("no client certificate")
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: p.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err
+}
+
+// selfVerifyingPKI is the "pki" mode with pki.ClientVerifier, as the PKI
+// subsystem: only through it may the B2BUA trust names in this mode.
+type selfVerifyingPKI struct{ *mtlsPKI }
+
+func (p selfVerifyingPKI) VerifyClient(chain []*x509.Certificate) error { return p.verifyClient(chain) }
+
+// sipOverStream sends an INVITE for user 100 over c (TLS or TCP, from the
+// local address of c) and returns the first final response's status code
+// (0 when none came within 10 s or the connection was closed). A non-2xx
+// final response is acknowledged.
+func sipOverStream(t *testing.T, c net.Conn, transport string) int {
+	t.Helper()
+	la := c.LocalAddr().(*net.TCPAddr)
+	hp := net.JoinHostPort(la.IP.String(), strconv.Itoa(la.Port))
+	branch, callID := "z9hG4bK-"+strconv.Itoa(la.Port), "ident-"+strconv.Itoa(la.Port)
+	via := "Via: SIP/2.0/" + transport + " " + hp + ";branch=" + branch + ";rport\r\n"
+	body := string(testSDP(la.IP.String(), 7000))
+	invite := "INVITE sip:100@" + c.RemoteAddr().String() + " SIP/2.0\r\n" + via +
+		"From: <sip:carrier@" + hp + ">;tag=ft1\r\nTo: <sip:100@sbc.test>\r\nCall-ID: " + callID + "\r\n" +
+		"CSeq: 1 INVITE\r\nContact: <sip:carrier@" + hp + ";transport=" + strings.ToLower(transport) + ">\r\n" +
+		"Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, invite); err != nil {
+		return 0
+	}
+	r := textproto.NewReader(bufio.NewReader(c))
+	for {
+		status, err := r.ReadLine()
+		if err != nil {
+			return 0
+		}
+		hdr, err := r.ReadMIMEHeader()
+		if err != nil {
+			return 0
+		}
+		if n, _ := strconv.Atoi(hdr.Get("Content-Length")); n > 0 {
+			if _, err := io.ReadFull(r.R, make([]byte, n)); err != nil {
+				return 0
+			}
+		}
+		f := strings.Fields(status)
+		if len(f) < 2 {
+			return 0
+		}
+		code, _ := strconv.Atoi(f[1])
+		if code < 200 {
+			continue
+		}
+		if code >= 300 {
+			_, _ = io.WriteString(c, "ACK sip:100@"+c.RemoteAddr().String()+" SIP/2.0\r\n"+via+
+				"From: <sip:carrier@"+hp+">;tag=ft1\r\nTo: "+hdr.Get("To")+"\r\nCall-ID: "+callID+"\r\n"+
+				"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+		}
+		return code
+	}
+}
+
+// dialFrom connects to dst from the loopback address src, over TLS with
+// cert when cert is not nil, else over plain TCP.
+func dialFrom(t *testing.T, src string, dst netip.AddrPort, cert *tls.Certificate) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	raw, err := d.Dial("tcp", dst.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	if cert == nil {
+		return raw
+	}
+	tc := tls.Client(raw, &tls.Config{Certificates: []tls.Certificate{*cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // the unit's test certificate
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	return tc
+}
+
+// clientCert is a key and certificate for a TLS client named dns.
+func clientCert(t *testing.T, ca *pkitest.CA, dns ...string) *tls.Certificate {
+	t.Helper()
+	key := pkitest.NewKey(t)
+	leaf := ca.Issue(t, key.Public(), pkitest.Leaf{CN: dns[0], DNS: dns})
+	return &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+}
+
+// A peer configured by host name is recognised by the verified client
+// certificate of its TLS connection, from an address that is in no peer's
+// list: its INVITE is routed as coming from that peer. The same address
+// with a certificate naming no peer, with a certificate nobody verified, or
+// over plain TCP, is an unknown source on the restricted outside (403).
+func TestPeerByTLSCertificate(t *testing.T) {
+	ca := pkitest.NewRoot(t, "Carrier Test CA", "Carrier")
+	other := pkitest.NewRoot(t, "Impostor CA", "")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	carrier := clientCert(t, ca, "sip.carrier.example")
+	stranger := clientCert(t, ca, "intruder.example")
+	forged := clientCert(t, other, "sip.carrier.example")
+
+	tests := []struct {
+		name   string
+		mode   string // provider, see mtlsPKI; "pki+" = with pki.ClientVerifier
+		cert   *tls.Certificate
+		plain  bool // plain TCP instead of TLS
+		routed bool
+	}{
+		{"certificate verified by crypto/tls names the peer", "verify", carrier, false, true},
+		{"certificate verified by the provider names the peer", "pki+", carrier, false, true},
+		{"verified certificate of another name", "verify", stranger, false, false},
+		{"certificate nobody verified", "lax", carrier, false, false},
+		{"certificate of another CA nobody verified", "lax", forged, false, false},
+		{"provider verified it but offers no check to the B2BUA", "pki", carrier, false, false},
+		{"plain TCP from the same address", "verify", nil, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := &mtlsPKI{testPKI: newTestPKI(t), roots: roots, mode: strings.TrimSuffix(tc.mode, "+")}
+			var prov interface {
+				ServerConfig(config.Listener) (*tls.Config, error)
+				ClientConfig(string) (*tls.Config, error)
+			} = base
+			if strings.HasSuffix(tc.mode, "+") {
+				prov = selfVerifyingPKI{base}
+			}
+			pbx := newPeerUAWith(t, "pbx", "127.0.0.1", "udp", func(p *peerUA) {
+				p.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }
+			})
+			peers := []config.Peer{
+				{Name: "pbx", Kind: "pbx", Interface: "inside", Address: pbx.addr.String(), Transport: "udp"},
+				// known by name only; the name does not resolve in the test
+				{Name: "carrier", Kind: "itsp", Interface: "outside", Address: "sip.carrier.example:5061", Transport: "tls"},
+			}
+			gcfg := config.Default()
+			gcfg.Peers = peers
+			g := guard.New(gcfg, testLogger())
+			u := newTestUnitWith(t, nil, nil, Deps{TLS: prov, Guard: g}, func(c *config.Config) {
+				c.SIP.Listeners = append(c.SIP.Listeners,
+					config.Listener{Interface: "outside", Transport: "tls"}, config.Listener{Interface: "outside", Transport: "tcp"})
+				c.Peers = peers
+				// only a request the routing layer sees as from "carrier"
+				// reaches the PBX as 7100 (the default route keeps 100)
+				c.DialPlan.Rules = []config.DialRule{{Name: "from-carrier", Head: "100", Source: "carrier",
+					ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "7100"}}}}
+			})
+			var c net.Conn
+			if tc.plain {
+				c = dialFrom(t, "127.0.0.5", u.ListenAddr("outside", "tcp"), nil)
+			} else {
+				c = dialFrom(t, "127.0.0.5", u.ListenAddr("outside", "tls"), tc.cert)
+			}
+			transport := "TLS"
+			if tc.plain {
+				transport = "TCP"
+			}
+			code := sipOverStream(t, c, transport)
+			if !tc.routed {
+				if code != 403 {
+					t.Fatalf("final response %d, want 403 (unknown source)", code)
+				}
+				select {
+				case r := <-pbx.reqs:
+					t.Fatalf("the PBX got %s from a refused source", r.Method)
+				default:
+				}
+				return
+			}
+			if code != 486 {
+				t.Fatalf("final response %d, want the PBX's 486", code)
+			}
+			if inv := pbx.next(sip.INVITE); inv.Recipient.User != "7100" {
+				t.Fatalf("PBX got INVITE for %q, want 7100 (routed as from peer carrier)", inv.Recipient.User)
+			}
+			waitNoCalls(t, u.Service)
+		})
+	}
+}
+
+// The identity of a connection is forgotten when it closes.
+func TestTLSIdentityForgottenOnClose(t *testing.T) {
+	ca := pkitest.NewRoot(t, "Carrier Test CA", "Carrier")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	u := newTestUnitWith(t, nil, nil, Deps{TLS: &mtlsPKI{testPKI: newTestPKI(t), roots: roots, mode: "verify"}}, func(c *config.Config) {
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
+	})
+	ep := u.rt.Load().endpoints["outside"]
+	c := dialFrom(t, "127.0.0.6", u.ListenAddr("outside", "tls"), clientCert(t, ca, "sip.carrier.example"))
+	key := c.LocalAddr().String()
+	_, _ = io.WriteString(c, "\r\n\r\n") // keepalive: the unit has accepted the connection once it answers
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 2)); err != nil {
+		t.Fatalf("no keepalive answer: %v", err)
+	}
+	v, ok := ep.tlsIDs.Load(key)
+	if !ok || strings.Join(v.(*identConn).names, ",") != "sip.carrier.example" {
+		t.Fatalf("identity of %s: %v %v", key, v, ok)
+	}
+	c.Close()
+	waitFor(t, func() bool { _, ok := ep.tlsIDs.Load(key); return !ok }, "identity forgotten after close")
+}

@@ -2,8 +2,8 @@ package media
 
 import (
 	"log/slog"
-	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +19,8 @@ func (s Side) String() string {
 	return "b"
 }
 
-// leg is one side of an anchored call: its sockets and counters. Its
-// negotiated state lives in callState.
+// leg is one side of an anchored stream: its sockets and counters. Its
+// negotiated state lives in streamState.
 type leg struct {
 	side      Side
 	spec      Leg // Bind and Advertised resolved
@@ -32,10 +32,11 @@ type leg struct {
 	stats               legCounters
 }
 
-// legState is what the last completed offer/answer decided for a leg. It is
-// immutable once published; signalling publishes a new callState.
+// legState is what the last completed offer/answer decided for one leg of
+// a stream. It is immutable once published; signalling publishes a new
+// streamState.
 type legState struct {
-	active  bool // a stream is anchored and negotiated
+	active  bool // the stream is anchored and negotiated
 	raw     bool // not RTP (T.38 UDPTL): relayed as is
 	mux     bool // rtcp-mux
 	noSend  bool // the far end asked for no media (c=0.0.0.0 or inactive)
@@ -47,8 +48,13 @@ type legState struct {
 	clock   uint32 // RTP clock rate of the negotiated payload (Hz), for jitter
 }
 
-type callState struct {
+type streamState struct {
 	legs [2]legState
+}
+
+// flowing reports whether media is negotiated and neither leg is on hold.
+func (s *streamState) flowing() bool {
+	return s != nil && s.legs[0].active && !s.legs[0].noSend && !s.legs[1].noSend
 }
 
 func (s *legState) rtpDest(l *leg) *dest {
@@ -71,18 +77,30 @@ func (s *legState) rtcpDest(l *leg) *dest {
 	return s.dstRTCP
 }
 
-// call implements Call.
+// side is what a call knows of one leg before any stream: where it binds
+// and which policy it gets.
+type side struct {
+	spec Leg
+	pol  Policy
+}
+
+// call implements Call. Each m= line it anchors is a stream with its own
+// ports and SRTP contexts; streams are indexed by m= line position, which
+// RFC 3264 keeps fixed for the life of the session.
 type call struct {
 	id    string
 	relay *Relay
 	log   *slog.Logger
-	legs  [2]*leg
-	state atomic.Pointer[callState]
-	wk    *worker // serves all four sockets of the call
+	sides [2]side
+	wk    *worker // serves the sockets of all the call's streams
 
-	mu       sync.Mutex // signalling: Offer, Answer, Close, OnInactive
-	pend     *pending
-	closed   bool
+	mu      sync.Mutex // signalling: Offer, Answer, Close, OnInactive, Stats
+	streams []*stream  // by m= line; nil where the line is not anchored
+	spare   *stream    // ports taken at call setup, not yet given to an m= line
+	retired CallStats  // counters of streams a re-offer removed
+	pend    *pending
+	closed  bool
+
 	inactive func()
 	timer    *time.Timer
 	timeout  time.Duration
@@ -124,8 +142,8 @@ func (c *call) countErr(err error) error {
 	return err
 }
 
-// OnInactive sets the function called once when no media arrived on either
-// leg for media.inactivity_timeout (0 switches the check off).
+// OnInactive sets the function called once when no media arrived on any
+// stream of the call for media.inactivity_timeout (0 switches the check off).
 func (c *call) OnInactive(fn func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +156,8 @@ func (c *call) OnInactive(fn func()) {
 
 // checkInactive runs a few times per timeout. It watches the packet counters,
 // so the packet path pays nothing for it. A call before its first answer, or
-// on hold (inactive, or c=0.0.0.0 on a leg), is not timed out.
+// with every stream on hold (inactive, or c=0.0.0.0 on a leg), is not timed
+// out.
 func (c *call) checkInactive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,11 +165,19 @@ func (c *call) checkInactive() {
 		return
 	}
 	now := time.Now()
-	pk := c.legs[0].stats.pktIn.Load() + c.legs[1].stats.pktIn.Load()
-	st := c.state.Load()
+	pk := c.retired.Legs[0].PacketsIn + c.retired.Legs[1].PacketsIn
+	waiting := true
+	for _, st := range c.streams {
+		if st == nil {
+			continue
+		}
+		pk += st.legs[0].stats.pktIn.Load() + st.legs[1].stats.pktIn.Load()
+		if st.state.Load().flowing() {
+			waiting = false
+		}
+	}
 	// The clock runs only while media is negotiated and not on hold: a call
 	// still ringing (no answer yet) or held is not inactive.
-	waiting := st == nil || !st.legs[0].active || st.legs[0].noSend || st.legs[1].noSend
 	if pk != c.lastPk || waiting {
 		c.lastPk, c.lastSeen = pk, now
 	}
@@ -166,40 +193,32 @@ func (c *call) checkInactive() {
 	c.timer.Reset(c.timeout / 4)
 }
 
+// Stats sums the counters of every stream the call had on each leg; the
+// addresses, codec, SRTP suite and jitter are those of its main stream
+// (the first audio stream, see primary).
 func (c *call) Stats() CallStats {
-	var cs CallStats
-	st := c.state.Load()
-	for i, l := range c.legs {
-		ls := LegStats{
-			Local:        netip.AddrPortFrom(l.spec.Advertised, uint16(l.port)),
-			PacketsIn:    l.stats.pktIn.Load(),
-			PacketsOut:   l.stats.pktOut.Load(),
-			BytesIn:      l.stats.bytesIn.Load(),
-			BytesOut:     l.stats.bytesOut.Load(),
-			Lost:         l.stats.lost.Load(),
-			AuthFailures: l.stats.authFail.Load(),
-			JitterMs:     math.Float64frombits(l.stats.jitter.Load()),
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs := c.retired
+	main := c.primary()
+	for _, st := range c.streams {
+		if st != nil && st != main {
+			st.addCounters(&cs)
 		}
-		if lt := l.latchRTP.Load(); lt != nil {
-			ls.Remote = lt.ap
-		}
-		if st != nil {
-			s := st.legs[i]
-			if !ls.Remote.IsValid() {
-				ls.Remote = s.inRTP
-			}
-			ls.Codec = s.codec
-			if s.in != nil {
-				ls.SRTP, ls.Suite = true, s.in.c.Suite
-			}
-		}
-		cs.Legs[i] = ls
 	}
-	return cs
+	if main == nil {
+		return cs
+	}
+	ms := main.stats()
+	for i := range ms.Legs {
+		addCounts(&ms.Legs[i], cs.Legs[i])
+	}
+	return ms
 }
 
-// Close releases the call's ports and stops its readers. It is safe to call
-// more than once and from any end path (BYE, CANCEL, failure, timeout).
+// Close releases the ports of every stream and stops their readers. It is
+// safe to call more than once and from any end path (BYE, CANCEL, failure,
+// timeout).
 func (c *call) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -210,13 +229,16 @@ func (c *call) Close() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	// The streams stay in place (closed) so that Stats still reads their
+	// counters after the end, for the call record.
+	streams := slices.Clone(c.streams)
+	if c.spare != nil {
+		streams = append(streams, c.spare)
+	}
 	c.mu.Unlock()
-	c.wk.remove(c.sockets()...)
-	for _, l := range c.legs {
-		c.relay.ports.release(l.port)
-		relayedPackets.Add(float64(l.stats.pktOut.Load()))
-		if l.stats.jitterSet.Load() {
-			jitterSeconds.Observe(math.Float64frombits(l.stats.jitter.Load()) / 1000)
+	for _, st := range streams {
+		if st != nil {
+			c.closeStream(st)
 		}
 	}
 	c.relay.forget(c)
@@ -225,16 +247,17 @@ func (c *call) Close() {
 
 // pending is an offer waiting for its answer.
 type pending struct {
-	from     Side
-	offer    *sdp.Session // as received
-	idx      int          // the anchored m= line, -1 when none
+	from  Side
+	offer *sdp.Session // as received
+	lines []*pendLine  // by m= line; nil where the line is not anchored
+}
+
+// pendLine is the negotiation of one anchored m= line.
+type pendLine struct {
 	raw      bool
+	proto    string       // profile offered on the other leg
 	fromKey  *sdp.Crypto  // the offerer's key we accepted (nil: plain)
 	ours     []sdp.Crypto // keys we offered on the other leg
 	mustSRTP bool         // the other leg must answer with SRTP
 	ansKey   *sdp.Crypto  // key we gave the offerer (kept for a repeated answer)
 }
-
-// stream is one anchored media stream (m= line) of a call: what the packet
-// path sees of a call.
-type stream = call

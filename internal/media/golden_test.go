@@ -48,12 +48,21 @@ func TestGoldenOffers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.NewReplacer(
-				" "+strconv.Itoa(c.legs[SideA].port)+" ", " PORT_A ",
-				" "+strconv.Itoa(c.legs[SideB].port)+" ", " PORT_B ",
-				":"+strconv.Itoa(c.legs[SideA].port+1), ":PORT_A+1",
-				":"+strconv.Itoa(c.legs[SideB].port+1), ":PORT_B+1",
-			).Replace(string(out))
+			// m= line 0 gets PORT_A / PORT_B, line i PORT_Ai / PORT_Bi.
+			var repl []string
+			for i := range 4 {
+				n := ""
+				if i > 0 {
+					n = strconv.Itoa(i)
+				}
+				for _, s := range []Side{SideA, SideB} {
+					if p := c.port(i, s); p != 0 {
+						name := "PORT_" + strings.ToUpper(s.String()) + n
+						repl = append(repl, " "+strconv.Itoa(p)+" ", " "+name+" ", ":"+strconv.Itoa(p+1), ":"+name+"+1")
+					}
+				}
+			}
+			got := strings.NewReplacer(repl...).Replace(string(out))
 			gf := strings.TrimSuffix(f, ".in") + ".out"
 			testkit.Golden(t, gf, []byte(got))
 		})

@@ -24,7 +24,7 @@ var lo = netip.MustParseAddr("127.0.0.1")
 // freeRange finds n consecutive free UDP ports on 127.0.0.1 (n even, first even).
 func freeRange(t testing.TB, n int) (int, int) {
 	t.Helper()
-	for base := 41000 + (time.Now().Nanosecond()/1000%400)*2*n; base < 65000; base += 2 * n {
+	for base := 41000 + (time.Now().Nanosecond()/1000%400)*2*n%20000; base < 65000; base += 2 * n {
 		ok := true
 		var held []*net.UDPConn
 		for p := base; p < base+n; p++ {
@@ -74,6 +74,31 @@ func newTestCall(t testing.TB, r *Relay) *call {
 	}
 	t.Cleanup(c.Close)
 	return c.(*call)
+}
+
+// port is our RTP port on side s for the stream of m= line i (before the
+// first offer: the ports taken at call setup).
+func (c *call) port(i int, s Side) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < len(c.streams) && c.streams[i] != nil {
+		return c.streams[i].legs[s].port
+	}
+	if i == 0 && c.spare != nil {
+		return c.spare.legs[s].port
+	}
+	return 0
+}
+
+// stream0 is side s of the call's first stream (m= line 0, or the ports
+// taken at call setup).
+func (c *call) stream0(s Side) *leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.streams) > 0 && c.streams[0] != nil {
+		return c.streams[0].legs[s]
+	}
+	return c.spare.legs[s]
 }
 
 // endpoint is a test media peer: a PBX (plain RTP) or an outside UA with its
@@ -140,13 +165,19 @@ func (e *endpoint) key(tag int, suite string) string {
 
 // learn reads the relay's SDP: where to send, and (for SRTP) the relay's key
 // with tag (0 = the only/first one).
-func (e *endpoint) learn(body []byte, tag int) *sdp.Session {
+func (e *endpoint) learn(body []byte, tag int) *sdp.Session { return e.learnLine(body, 0, tag) }
+
+// learnLine is learn for the stream of m= line i.
+func (e *endpoint) learnLine(body []byte, i, tag int) *sdp.Session {
 	e.t.Helper()
 	s, err := sdp.Parse(body)
 	if err != nil {
 		e.t.Fatalf("relay sent SDP that does not parse: %v\n%s", err, body)
 	}
-	m := s.Media[0]
+	if len(s.Media) <= i || s.Media[i].Port == 0 {
+		e.t.Fatalf("relay's SDP has no stream on m= line %d:\n%s", i, body)
+	}
+	m := s.Media[i]
 	addr, _ := s.MediaConn(m)
 	e.remote = netip.AddrPortFrom(addr, uint16(m.Port))
 	e.remoteRTCP = netip.AddrPortFrom(addr, uint16(m.Port+1))

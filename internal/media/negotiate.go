@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
@@ -96,48 +97,43 @@ func (c *call) cryptos(m *sdp.Media, pol Policy) []sdp.Crypto {
 	return out
 }
 
-// anchor picks the stream the relay carries: the first audio stream with a
-// port and a transport it can relay, else the first such image (T.38)
-// stream, else the first such stream of any kind. The others are disabled
-// (port 0).
-func anchor(s *sdp.Session) (idx int, raw bool) {
-	best, bestRank := -1, 3
-	for i, m := range s.Media {
-		if m.Port == 0 {
-			continue
-		}
-		ok, r := anchorable(m)
-		if !ok {
-			continue
-		}
-		rank := 2
-		switch strings.ToLower(m.Kind) {
-		case "audio":
-			rank = 0
-		case "image":
-			rank = 1
-		}
-		if rank < bestRank {
-			best, bestRank, raw = i, rank, r
-		}
+// anchored reports whether the relay carries m= line m: a port other than
+// 0 and a transport it can relay. Other lines go out with port 0 (declined).
+func anchored(m *sdp.Media) (ok, raw bool) {
+	if m.Port == 0 {
+		return false, false
 	}
-	return best, raw
+	return anchorable(m)
 }
 
-// rewrite points s at leg l: origin and connection addresses, the anchored
-// stream's port, profile and RTCP port; other streams disabled.
-func rewrite(s *sdp.Session, l *leg, idx int, proto string) {
-	s.SetOrigin(l.spec.Advertised)
-	s.SetConn(l.spec.Advertised)
+// lineOut is what rewrite puts on one m= line: our port on the leg (0:
+// declined), the profile, and our a=crypto lines.
+type lineOut struct {
+	port  int
+	proto string
+	keys  []sdp.Crypto
+}
+
+// rewrite points s at our address on a leg: origin and connection
+// addresses, and per m= line the port, profile, RTCP port and keys of
+// lines[i]; a line without a port in lines is declined (port 0) and keeps
+// its position (RFC 3264 §6, §8).
+func rewrite(s *sdp.Session, addr netip.Addr, lines []lineOut) {
+	s.SetOrigin(addr)
+	s.SetConn(addr)
 	for i, m := range s.Media {
 		m.RemoveAttrs(stripped...)
-		if i != idx {
+		if i >= len(lines) || lines[i].port == 0 {
 			m.SetPort(0)
 			continue
 		}
+		l := lines[i]
 		m.SetPort(l.port)
-		m.SetProto(proto)
-		m.SetRTCP(l.port+1, l.spec.Advertised)
+		m.SetProto(l.proto)
+		m.SetRTCP(l.port+1, addr)
+		for _, k := range l.keys {
+			m.AddAttr("crypto:" + k.String())
+		}
 	}
 	s.RemoveAttrs(stripped...)
 }
@@ -147,76 +143,141 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, badSDP(err)
 	}
-	x, y := c.legs[from], c.legs[from.Other()]
-	p := &pending{from: from, offer: in}
-	p.idx, p.raw = anchor(in)
+	n := 0
+	for _, m := range in.Media {
+		if ok, _ := anchored(m); ok {
+			n++
+		}
+	}
+	if n > MaxStreams {
+		return nil, notAcceptable("the SDP has %d media streams; at most %d per call are relayed", n, MaxStreams)
+	}
+	p := &pending{from: from, offer: in, lines: make([]*pendLine, len(in.Media))}
+	var refused declined
+	for i, m := range in.Media {
+		ok, raw := anchored(m)
+		if !ok {
+			continue
+		}
+		pl, err := c.offerLine(from, m, raw)
+		if err != nil {
+			refused.add(i, m.Kind, err)
+			continue
+		}
+		p.lines[i] = pl
+	}
+	if err := refused.check(c, slices.ContainsFunc(p.lines, func(pl *pendLine) bool { return pl != nil })); err != nil {
+		return nil, err
+	}
+	if err := c.ensureStreams(p); err != nil {
+		return nil, err
+	}
+	y := from.Other()
+	lines := make([]lineOut, len(in.Media))
+	for i, pl := range p.lines {
+		if pl != nil {
+			lines[i] = lineOut{port: c.streams[i].legs[y].port, proto: pl.proto, keys: pl.ours}
+		}
+	}
 	out := in.Clone()
-	if p.idx < 0 {
-		// No media to anchor (no m= line, or all disabled): addresses only.
-		rewrite(out, y, -1, "")
-		c.pend = p
-		return out.Marshal(), nil
-	}
-	m := in.Media[p.idx]
-	proto := m.Proto
-	ySRTP, yOffer := false, false // y must do SRTP / y is offered SRTP
-	if p.raw {
-		if !x.pol.allowsRTP() || !y.pol.allowsRTP() {
-			return nil, notAcceptable("%s media cannot be encrypted but %s requires SRTP; %s", m.Proto, srtpOnly(x.pol, y.pol).describe(), srtpOnly(x.pol, y.pol).hintSRTP())
-		}
-	} else {
-		keys := c.cryptos(m, x.pol)
-		switch {
-		case len(keys) > 0 && x.pol.allowsSRTP():
-			p.fromKey = &keys[0]
-		case secureProto(m.Proto):
-			return nil, notAcceptable("%s offered with no usable a=crypto (%s accepts %v)", m.Proto, x.pol.describe(), x.pol.Suites)
-		case !x.pol.allowsRTP():
-			return nil, notAcceptable("plain RTP offered but %s requires SRTP; %s", x.pol.describe(), x.pol.hintSRTP())
-		}
-		xSRTP := p.fromKey != nil
-		switch y.pol.Requirement {
-		case RequireSRTP:
-			ySRTP, yOffer = true, true
-		case RequireEither:
-			if !y.pol.allowsSRTP() {
-				break
-			}
-			if !y.pol.AllowTranscoding {
-				ySRTP, yOffer = xSRTP, xSRTP
-			} else {
-				yOffer = y.pol.Profile != ProfileAVP
-				ySRTP = y.pol.Profile == ProfileSAVP
-			}
-		}
-		if !y.pol.AllowTranscoding && !yOffer && xSRTP {
-			return nil, notAcceptable("SRTP offered but %s does plain RTP and media.default_policy.allow_transcoding is false", y.pol.describe())
-		}
-		if !x.pol.AllowTranscoding && ySRTP && !xSRTP {
-			return nil, notAcceptable("plain RTP offered but %s requires SRTP and media.default_policy.allow_transcoding is false", y.pol.describe())
-		}
-		p.mustSRTP = ySRTP
-		secure := ySRTP
-		if yOffer && y.pol.Requirement == RequireSRTP && y.pol.Profile == ProfileAVP {
-			secure = false // RTP/AVP with a=crypto, but the answer must take a key
-		}
-		proto = withSecurity(m.Proto, secure)
-		if yOffer {
-			for i, s := range y.pol.Suites {
-				k, err := newCrypto(c.relay.rand, i+1, s)
-				if err != nil {
-					return nil, err
-				}
-				p.ours = append(p.ours, k)
-			}
-		}
-	}
-	rewrite(out, y, p.idx, proto)
-	for _, k := range p.ours {
-		out.Media[p.idx].AddAttr("crypto:" + k.String())
-	}
+	rewrite(out, c.sides[y].spec.Advertised, lines)
 	c.pend = p
 	return out.Marshal(), nil
+}
+
+// offerLine applies the policies of both legs to one offered stream: which
+// key of the offerer we take, and what we offer on the other leg.
+func (c *call) offerLine(from Side, m *sdp.Media, raw bool) (*pendLine, error) {
+	x, y := c.sides[from].pol, c.sides[from.Other()].pol
+	pl := &pendLine{raw: raw, proto: m.Proto}
+	if raw {
+		if !x.allowsRTP() || !y.allowsRTP() {
+			return nil, notAcceptable("%s media cannot be encrypted but %s requires SRTP; %s", m.Proto, srtpOnly(x, y).describe(), srtpOnly(x, y).hintSRTP())
+		}
+		return pl, nil
+	}
+	keys := c.cryptos(m, x)
+	switch {
+	case len(keys) > 0 && x.allowsSRTP():
+		pl.fromKey = &keys[0]
+	case secureProto(m.Proto):
+		return nil, notAcceptable("%s offered with no usable a=crypto (%s accepts %v)", m.Proto, x.describe(), x.Suites)
+	case !x.allowsRTP():
+		return nil, notAcceptable("plain RTP offered but %s requires SRTP; %s", x.describe(), x.hintSRTP())
+	}
+	xSRTP := pl.fromKey != nil
+	ySRTP, yOffer := false, false // y must do SRTP / y is offered SRTP
+	switch y.Requirement {
+	case RequireSRTP:
+		ySRTP, yOffer = true, true
+	case RequireEither:
+		if !y.allowsSRTP() {
+			break
+		}
+		if !y.AllowTranscoding {
+			ySRTP, yOffer = xSRTP, xSRTP
+		} else {
+			yOffer = y.Profile != ProfileAVP
+			ySRTP = y.Profile == ProfileSAVP
+		}
+	}
+	if !y.AllowTranscoding && !yOffer && xSRTP {
+		return nil, notAcceptable("SRTP offered but %s does plain RTP and media.default_policy.allow_transcoding is false", y.describe())
+	}
+	if !x.AllowTranscoding && ySRTP && !xSRTP {
+		return nil, notAcceptable("plain RTP offered but %s requires SRTP and media.default_policy.allow_transcoding is false", y.describe())
+	}
+	pl.mustSRTP = ySRTP
+	secure := ySRTP
+	if yOffer && y.Requirement == RequireSRTP && y.Profile == ProfileAVP {
+		secure = false // RTP/AVP with a=crypto, but the answer must take a key
+	}
+	pl.proto = withSecurity(m.Proto, secure)
+	if yOffer {
+		for i, s := range y.Suites {
+			k, err := newCrypto(c.relay.rand, i+1, s)
+			if err != nil {
+				return nil, err
+			}
+			pl.ours = append(pl.ours, k)
+		}
+	}
+	return pl, nil
+}
+
+// declined collects the streams of an offer or answer that cannot meet the
+// media policy. Policy applies per stream: such a stream is declined (port
+// 0) and the call goes on with the others; only when none is left is the
+// whole offer or answer refused (488).
+type declined struct {
+	first error
+	lines []string
+}
+
+func (d *declined) add(i int, kind string, err error) {
+	if d.first == nil {
+		d.first = err
+	}
+	d.lines = append(d.lines, fmt.Sprintf("m= line %d (%s): %v", i, kind, err))
+}
+
+// check returns the error to refuse with when no stream is left, else logs
+// the streams declined.
+func (d *declined) check(c *call, othersLeft bool) error {
+	if d.first == nil {
+		return nil
+	}
+	if !othersLeft {
+		return d.first
+	}
+	c.log.Info("media: streams declined, they cannot meet the media policy", "streams", d.lines)
+	return nil
+}
+
+// lineAnswer is what the answer decided for one anchored stream.
+type lineAnswer struct {
+	ok        bool        // the answerer took the stream
+	yIn, yOut *sdp.Crypto // the answerer's key and ours on its leg (nil: plain)
 }
 
 func (c *call) answer(from Side, body []byte) ([]byte, error) {
@@ -228,61 +289,82 @@ func (c *call) answer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, badSDP(err)
 	}
-	x, y := c.legs[p.from], c.legs[from] // x offered, y answers
-	out := in.Clone()
-	if p.idx < 0 {
-		rewrite(out, x, -1, "")
-		c.install(p, in, nil, nil)
-		return out.Marshal(), nil
-	}
-	if len(in.Media) <= p.idx {
-		return nil, fmt.Errorf("%w: answer has %d m= lines, the offer %d", ErrBadSDP, len(in.Media), len(p.offer.Media))
-	}
-	m := in.Media[p.idx]
-	if m.Port == 0 { // the stream was refused: refuse it towards the offerer too
-		rewrite(out, x, -1, "")
-		c.install(p, in, nil, nil)
-		return out.Marshal(), nil
-	}
-	var yIn, yOut *sdp.Crypto
-	if len(p.ours) > 0 {
-		for _, k := range c.cryptos(m, y.pol) {
-			for i := range p.ours {
-				if p.ours[i].Tag == k.Tag && p.ours[i].Suite == k.Suite {
-					yIn, yOut = &k, &p.ours[i]
+	x := p.from // the offerer; from answers
+	res := make([]lineAnswer, len(p.lines))
+	lines := make([]lineOut, len(in.Media))
+	var refused declined
+	taken := 0
+	for i, pl := range p.lines {
+		if pl == nil {
+			continue
+		}
+		if i >= len(in.Media) {
+			return nil, fmt.Errorf("%w: answer has %d m= lines, the offer %d", ErrBadSDP, len(in.Media), len(p.offer.Media))
+		}
+		m := in.Media[i]
+		if m.Port == 0 { // the stream was refused: refuse it towards the offerer too
+			continue
+		}
+		a, err := c.answerLine(pl, m, from)
+		if err != nil {
+			refused.add(i, m.Kind, err)
+			continue
+		}
+		var keys []sdp.Crypto
+		if pl.fromKey != nil {
+			if pl.ansKey == nil {
+				k, err := newCrypto(c.relay.rand, pl.fromKey.Tag, pl.fromKey.Suite)
+				if err != nil {
+					return nil, err
 				}
+				pl.ansKey = &k
 			}
-			if yIn != nil {
-				break
-			}
+			keys = []sdp.Crypto{*pl.ansKey}
 		}
+		res[i] = a
+		lines[i] = lineOut{port: c.streams[i].legs[x].port, proto: p.offer.Media[i].Proto, keys: keys}
+		taken++
 	}
-	switch {
-	case yIn == nil && (p.mustSRTP || secureProto(m.Proto)):
-		return nil, notAcceptable("the answer on %s has no a=crypto matching our offer; %s", y.pol.describe(), answerHint(y.pol))
-	case yIn == nil && p.fromKey != nil && !y.pol.AllowTranscoding:
-		return nil, notAcceptable("the answer on %s is plain RTP, the offer SRTP, and media.default_policy.allow_transcoding is false", y.pol.describe())
+	if err := refused.check(c, taken > 0); err != nil {
+		return nil, err
 	}
-	proto := p.offer.Media[p.idx].Proto
-	rewrite(out, x, p.idx, proto)
-	if p.fromKey != nil {
-		if p.ansKey == nil {
-			k, err := newCrypto(c.relay.rand, p.fromKey.Tag, p.fromKey.Suite)
-			if err != nil {
-				return nil, err
-			}
-			p.ansKey = &k
-		}
-		out.Media[p.idx].AddAttr("crypto:" + p.ansKey.String())
-	}
-	if err := c.install(p, in, yIn, yOut); err != nil {
+	out := in.Clone()
+	rewrite(out, c.sides[x].spec.Advertised, lines)
+	if err := c.install(p, in, res); err != nil {
 		return nil, err
 	}
 	return out.Marshal(), nil
 }
 
-// streamState reads one side's negotiated stream from its SDP.
-func streamState(s *sdp.Session, idx int, raw, mux bool) legState {
+// answerLine checks one answered stream against the answerer's policy and
+// finds the key it took of ours.
+func (c *call) answerLine(pl *pendLine, m *sdp.Media, from Side) (lineAnswer, error) {
+	pol := c.sides[from].pol
+	a := lineAnswer{ok: true}
+	if len(pl.ours) > 0 {
+		for _, k := range c.cryptos(m, pol) {
+			for i := range pl.ours {
+				if pl.ours[i].Tag == k.Tag && pl.ours[i].Suite == k.Suite {
+					a.yIn, a.yOut = &k, &pl.ours[i]
+				}
+			}
+			if a.yIn != nil {
+				break
+			}
+		}
+	}
+	switch {
+	case pl.raw:
+	case a.yIn == nil && (pl.mustSRTP || secureProto(m.Proto)):
+		return a, notAcceptable("the answer on %s has no a=crypto matching our offer; %s", pol.describe(), answerHint(pol))
+	case a.yIn == nil && pl.fromKey != nil && !pol.AllowTranscoding:
+		return a, notAcceptable("the answer on %s is plain RTP, the offer SRTP, and media.default_policy.allow_transcoding is false", pol.describe())
+	}
+	return a, nil
+}
+
+// sideState reads one side's negotiated stream from its SDP.
+func sideState(s *sdp.Session, idx int, raw, mux bool) legState {
 	m := s.Media[idx]
 	st := legState{active: true, raw: raw, mux: mux}
 	addr, ok := s.MediaConn(m)
@@ -306,55 +388,88 @@ func streamState(s *sdp.Session, idx int, raw, mux bool) legState {
 	return st
 }
 
-// install publishes the state of a completed offer/answer to the packet path.
+// install publishes the state of a completed offer/answer to the packet
+// path, stream by stream. Streams the offer no longer anchors are closed.
 // Contexts whose key did not change are kept (their rollover and replay
 // state must survive a re-INVITE); latches are reset when the far end's
 // address changed.
-func (c *call) install(p *pending, ans *sdp.Session, yIn, yOut *sdp.Crypto) error {
-	var ns callState
-	prev := c.state.Load()
-	xs, ys := p.from, p.from.Other()
-	if p.idx >= 0 && ans.Media[p.idx].Port != 0 {
-		om, am := p.offer.Media[p.idx], ans.Media[p.idx]
-		mux := om.Has("rtcp-mux") && am.Has("rtcp-mux")
-		ns.legs[xs] = streamState(p.offer, p.idx, p.raw, mux)
-		ns.legs[ys] = streamState(ans, p.idx, p.raw, mux)
-		codec := codecName(am)
-		ns.legs[xs].codec, ns.legs[ys].codec = codec, codec
-		if !p.raw {
-			clock := clockRate(am)
-			ns.legs[xs].clock, ns.legs[ys].clock = clock, clock
+func (c *call) install(p *pending, ans *sdp.Session, res []lineAnswer) error {
+	// Build every stream's state first: a key that cannot be installed
+	// leaves the call as it was.
+	next := make([]*streamState, len(c.streams))
+	for i, st := range c.streams {
+		if st == nil || i >= len(p.lines) || p.lines[i] == nil {
+			continue
 		}
-		var err error
-		set := func(side Side, in, out *sdp.Crypto) {
-			if err != nil || in == nil {
-				return
-			}
-			var old *callState = prev
-			ls := &ns.legs[side]
-			if ls.in, err = reuse(old, side, true, *in); err != nil {
-				return
-			}
-			ls.out, err = reuse(old, side, false, *out)
-		}
-		set(xs, p.fromKey, p.ansKey)
-		set(ys, yIn, yOut)
+		ns, err := lineState(p, ans, i, res[i], st.state.Load())
 		if err != nil {
 			return err
 		}
+		next[i] = ns
 	}
-	for side, l := range c.legs {
-		if prev == nil || prev.legs[side].inRTP != ns.legs[side].inRTP || !ns.legs[side].active {
-			c.unlatch(l)
+	for i, st := range c.streams {
+		if st == nil {
+			continue
 		}
+		if next[i] == nil {
+			c.retire(i)
+			continue
+		}
+		prev, ns := st.state.Load(), next[i]
+		for side, l := range st.legs {
+			if prev == nil || prev.legs[side].inRTP != ns.legs[side].inRTP || !ns.legs[side].active {
+				c.unlatch(l)
+			}
+		}
+		st.kind = p.offer.Media[i].Kind
+		st.state.Store(ns)
 	}
-	c.state.Store(&ns)
 	// c.pend stays: a repeated answer to the same offer (183, then 200) is
 	// answered with the same keys. The next Offer replaces it.
 	return nil
 }
 
-func reuse(prev *callState, side Side, in bool, k sdp.Crypto) (*crypt, error) {
+// lineState is the state of stream i after the answer; an inactive state
+// when the answerer declined it.
+func lineState(p *pending, ans *sdp.Session, i int, a lineAnswer, prev *streamState) (*streamState, error) {
+	ns := &streamState{}
+	if !a.ok {
+		return ns, nil
+	}
+	pl := p.lines[i]
+	xs, ys := p.from, p.from.Other()
+	om, am := p.offer.Media[i], ans.Media[i]
+	mux := om.Has("rtcp-mux") && am.Has("rtcp-mux")
+	ns.legs[xs] = sideState(p.offer, i, pl.raw, mux)
+	ns.legs[ys] = sideState(ans, i, pl.raw, mux)
+	codec := codecName(am)
+	ns.legs[xs].codec, ns.legs[ys].codec = codec, codec
+	if !pl.raw {
+		clock := clockRate(am)
+		ns.legs[xs].clock, ns.legs[ys].clock = clock, clock
+	}
+	set := func(side Side, in, out *sdp.Crypto) error {
+		if in == nil {
+			return nil
+		}
+		var err error
+		ls := &ns.legs[side]
+		if ls.in, err = reuse(prev, side, true, *in); err != nil {
+			return err
+		}
+		ls.out, err = reuse(prev, side, false, *out)
+		return err
+	}
+	if err := set(xs, pl.fromKey, pl.ansKey); err != nil {
+		return nil, err
+	}
+	if err := set(ys, a.yIn, a.yOut); err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+func reuse(prev *streamState, side Side, in bool, k sdp.Crypto) (*crypt, error) {
 	if prev != nil {
 		old := prev.legs[side].out
 		if in {

@@ -158,21 +158,56 @@ func TestEncryptionDisabled(t *testing.T) {
 	}
 }
 
-func TestAnchorPrefersAudio(t *testing.T) {
-	cases := map[string]int{
-		"v=0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 0\r\n":                        1,
-		"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=image 5004 udptl t38\r\nm=video 5000 RTP/AVP 96\r\n": 1,
-		"v=0\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 111\r\nm=video 5002 RTP/AVP 96\r\n":            1,
-		"v=0\r\nm=audio 0 RTP/AVP 0\r\n":                                                      -1,
-		"v=0\r\nm=audio 5000 RTP/AVP 0\r\nm=audio 5002 RTP/AVP 0\r\n":                         0,
+// Every m= line with a port and a transport the relay can carry is
+// anchored; the call's summary statistics describe the audio stream.
+func TestAnchoredLinesAndPrimary(t *testing.T) {
+	cases := []struct {
+		in      string
+		lines   string // per m= line: 1 anchored, 0 declined
+		primary int
+	}{
+		{"m=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 0\r\n", "11", 1},
+		{"m=audio 0 RTP/AVP 0\r\nm=image 5004 udptl t38\r\nm=video 5000 RTP/AVP 96\r\n", "011", 1},
+		{"m=audio 5000 UDP/TLS/RTP/SAVPF 111\r\nm=video 5002 RTP/AVP 96\r\n", "01", 1},
+		{"m=audio 5000 RTP/AVP 0\r\nm=audio 5002 RTP/AVP 0\r\n", "11", 0},
+		{"m=audio 0 RTP/AVP 0\r\n", "0", -1},
 	}
-	for in, want := range cases {
-		s, err := sdp.Parse([]byte(in))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := anchor(s); got != want {
-			t.Errorf("%q: anchored m= line %d, want %d", in, got, want)
-		}
+	for _, tc := range cases {
+		t.Run(tc.lines, func(t *testing.T) {
+			cfg := testConfig(t, 40)
+			cfg.Media.Policies = []config.MediaPolicy{} // plain RTP both sides
+			r := newTestRelay(t, cfg)
+			c := newTestCall(t, r)
+			body := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" + tc.in
+			out, err := c.Offer(SideA, []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := sdp.Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			for _, m := range s.Media {
+				got += map[bool]string{true: "1", false: "0"}[m.Port != 0]
+			}
+			if got != tc.lines {
+				t.Fatalf("anchored lines %s, want %s\n%s", got, tc.lines, out)
+			}
+			ans := strings.ReplaceAll(body, "127.0.0.1", "127.0.0.9")
+			if _, err := c.Answer(SideB, []byte(ans)); err != nil {
+				t.Fatal(err)
+			}
+			c.mu.Lock()
+			p := c.primary()
+			c.mu.Unlock()
+			want := c.spare
+			if tc.primary >= 0 {
+				want = c.streams[tc.primary]
+			}
+			if p != want {
+				t.Fatalf("summary stream is not m= line %d", tc.primary)
+			}
+		})
 	}
 }

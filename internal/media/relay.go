@@ -214,7 +214,9 @@ func (rc *relayConf) resolve(l Leg) (Leg, error) {
 }
 
 // NewCall anchors a call: it takes an RTP/RTCP port pair on each leg's
-// address and starts their readers. ErrNoPorts when the range is used up.
+// address for its first media stream and starts their readers (further
+// streams get theirs when an offer names them). ErrNoPorts when the range
+// is used up.
 func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 	r.mu.Lock()
 	stopping := r.draining || r.closed
@@ -237,47 +239,23 @@ func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 	for i, spec := range [2]Leg{a, b} {
 		spec, err := rc.resolve(spec)
 		if err != nil {
-			c.release(i)
 			return nil, err
 		}
-		rtp, rtcp, port, err := r.ports.pair(spec.Bind)
-		if err != nil {
-			c.release(i)
-			return nil, err
-		}
-		l := &leg{side: Side(i), spec: spec, pol: rc.pol.forInterface(spec.Interface), port: port}
-		l.rtp, l.rtcp = newSocket(rtp, port, c, l, false), newSocket(rtcp, port+1, c, l, true)
-		c.legs[i] = l
+		c.sides[i] = side{spec: spec, pol: rc.pol.forInterface(spec.Interface)}
 	}
-	if err := c.wk.add(c.sockets()...); err != nil {
-		c.wk.remove(c.sockets()...)
-		for _, l := range c.legs {
-			r.ports.release(l.port)
-		}
+	// The first stream's ports are taken now, so that a full range refuses
+	// the call (503) before it rings; more streams get theirs with the offer.
+	st, err := c.newStream()
+	if err != nil {
 		return nil, err
 	}
+	c.spare = st
 	r.mu.Lock()
 	r.calls[c] = struct{}{}
 	r.mu.Unlock()
 	callsActive.Inc()
-	c.log.Debug("media: call anchored", "a_port", c.legs[0].port, "b_port", c.legs[1].port)
+	c.log.Debug("media: call anchored", "a_port", st.legs[0].port, "b_port", st.legs[1].port)
 	return c, nil
-}
-
-func (c *call) sockets() []*socket {
-	return []*socket{c.legs[0].rtp, c.legs[0].rtcp, c.legs[1].rtp, c.legs[1].rtcp}
-}
-
-// release frees the ports of the first n legs of a call that failed to start.
-func (c *call) release(n int) {
-	for _, l := range c.legs[:n] {
-		if l == nil {
-			continue
-		}
-		l.rtp.u.close()
-		l.rtcp.u.close()
-		c.relay.ports.release(l.port)
-	}
 }
 
 func (r *Relay) forget(c *call) {

@@ -33,7 +33,7 @@ func pbxToOutside(t *testing.T, c *call, suite string) (pbx, ext *endpoint) {
 	}
 	os, _ := sdp.Parse(offer)
 	m := os.Media[0]
-	if m.Proto != "RTP/SAVP" || m.Port != c.legs[SideB].port {
+	if m.Proto != "RTP/SAVP" || m.Port != c.port(0, SideB) {
 		t.Fatalf("offer to the outside: %s port %d\n%s", m.Proto, m.Port, offer)
 	}
 	tag := 0
@@ -52,7 +52,7 @@ func pbxToOutside(t *testing.T, c *call, suite string) (pbx, ext *endpoint) {
 		t.Fatal(err)
 	}
 	as := pbx.learn(answer, 0)
-	if am := as.Media[0]; am.Proto != "RTP/AVP" || am.Has("crypto") || am.Port != c.legs[SideA].port {
+	if am := as.Media[0]; am.Proto != "RTP/AVP" || am.Has("crypto") || am.Port != c.port(0, SideA) {
 		t.Fatalf("answer to the PBX is not plain RTP on our port:\n%s", answer)
 	}
 	if strings.Contains(string(answer), "rtcp:"+strconv.Itoa(ext.rtcpPort())) {
@@ -343,7 +343,7 @@ func TestApplyKeepsCallsInProgress(t *testing.T) {
 	}
 	c2 := newTestCall(t, r)
 	out, err := c2.Offer(SideA, newEndpoint(t).sdpBody("RTP/AVP"))
-	if err != nil || strings.Contains(string(out), "crypto") || c2.legs[0].port < next.Media.PortMin || c2.legs[0].port > next.Media.PortMax {
+	if err != nil || strings.Contains(string(out), "crypto") || c2.port(0, SideA) < next.Media.PortMin || c2.port(0, SideA) > next.Media.PortMax {
 		t.Fatalf("new call does not follow the new configuration: %v\n%s", err, out)
 	}
 }
@@ -424,7 +424,7 @@ func TestReOfferNewAddress(t *testing.T) {
 	r := newTestRelay(t, testConfig(t, 20))
 	c := newTestCall(t, r)
 	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
-	a, b := c.legs[SideA].rtp, c.legs[SideB].rtp
+	a, b := c.stream0(SideA).rtp, c.stream0(SideB).rtp
 	checkPeer(t, a, netip.AddrPort{})
 	exchange(t, pbx, ext, "first")
 	checkPeer(t, a, netip.AddrPortFrom(lo, uint16(pbx.port())))

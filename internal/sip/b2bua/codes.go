@@ -30,7 +30,7 @@ func statusFor(err error) (int, string) {
 	case errors.Is(err, media.ErrNotAcceptable):
 		return 488, "Not Acceptable Here"
 	case errors.Is(err, media.ErrNoPorts):
-		return 503, "Service Unavailable"
+		return 503, reasonNoPorts
 	case errors.Is(err, media.ErrBadSDP):
 		return 400, "Bad Request (malformed SDP)"
 	case errors.Is(err, routing.ErrNoRoute):
@@ -43,6 +43,23 @@ func statusFor(err error) (int, string) {
 		return 503, "Service Unavailable"
 	}
 	return 500, "Server Internal Error"
+}
+
+// reasonNoPorts is the reason phrase of the 503 for a call refused because
+// the media port range is exhausted.
+const reasonNoPorts = "Service Unavailable (no media ports)"
+
+// retryAfter is the Retry-After value (seconds) a response made by the unit
+// carries, "" for none. Ports come back as calls end, so a unit out of media
+// ports asks for a short pause: enough for a PBX to try its other route or
+// come back, short enough that a PBX treating us as down (RFC 3263) is not
+// locked out long. Other 503s (all routes down, transport errors) are about
+// one destination, not the unit, and carry none.
+func retryAfter(code int, reason string) string {
+	if code == 503 && reason == reasonNoPorts {
+		return "10"
+	}
+	return ""
 }
 
 // mapFinal maps a final response from the far leg to the status relayed to

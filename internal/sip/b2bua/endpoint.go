@@ -71,8 +71,8 @@ type ifaceInfo struct {
 func newEndpoint(svc *Service, name string) *endpoint {
 	e := &endpoint{name: name, svc: svc}
 	logger := slog.New(&sipgoLogHandler{svc: svc})
-	e.tp = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil,
-		sip.WithTransportLayerLogger(logger))
+	e.tp = sip.NewTransportLayer(net.DefaultResolver, newWireParser(), nil, // wire.go
+		sip.WithTransportLayerLogger(logger), sip.WithTransportLayerReadFilter(wireFilter))
 	e.tx = sip.NewTransactionLayer(e.tp, sip.WithTransactionLayerLogger(logger),
 		sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { svc.onStrayResponse(e, r) }),
 		// A TCP/TLS peer that closes the connection (e.g. a TLS 1.3 trunk

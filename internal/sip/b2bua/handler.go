@@ -48,13 +48,13 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		s.onAck(ep, req)
 		return
 	}
-	if code, reason, key := validate(req, rt); code != 0 {
-		badInput.WithLabelValues(key).Inc()
-		s.limited.Warn("sip-"+key, "SIP request refused", "method", method, "status", code,
-			"reason", reason, "source", req.Source(), "interface", ep.name)
-		res := s.response(req, code, reason, nil)
-		if code == 405 {
-			res.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
+	if rj := validate(req, rt); rj != nil { // validate.go
+		badInput.WithLabelValues(rj.key).Inc()
+		s.limited.Warn("sip-"+rj.key, "SIP request refused", "method", method, "status", rj.code,
+			"reason", rj.reason, "source", req.Source(), "interface", ep.name)
+		res := s.response(req, rj.code, rj.reason, nil)
+		if rj.header != nil {
+			res.AppendHeader(rj.header)
 		}
 		s.respond(ep, tx, res, "")
 		return
@@ -100,52 +100,12 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 	}
 }
 
-// validate checks what the B2BUA relies on. It returns 0 when req is fine,
-// else the status, reason phrase and metric label.
-func validate(req *sip.Request, rt *runtime) (int, string, string) {
-	switch {
-	case req.From() == nil:
-		return 400, "Missing From header", "bad_request"
-	case req.To() == nil:
-		return 400, "Missing To header", "bad_request"
-	case req.CallID() == nil || req.CallID().Value() == "":
-		return 400, "Missing Call-ID header", "bad_request"
-	case req.CSeq() == nil:
-		return 400, "Missing CSeq header", "bad_request"
-	case req.CSeq().MethodName != req.Method:
-		return 400, "CSeq method does not match the request", "bad_request"
-	case getTag(req.From().Params) == "":
-		return 400, "Missing From tag", "bad_request"
-	case req.Method == sip.INVITE && req.Contact() == nil:
-		return 400, "Missing Contact header", "bad_request"
-	case req.Recipient.Host == "":
-		return 400, "Bad Request-URI", "bad_request"
-	}
-	if cl := req.ContentLength(); cl != nil && int(*cl) != len(req.Body()) {
-		return 400, "Content-Length does not match the body", "bad_request"
-	}
-	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
-		if !(req.Method == sip.OPTIONS && req.Recipient.User == "") {
-			return 483, "Too Many Hops", "too_many_hops"
-		}
-	}
-	if !rt.allowed[string(req.Method)] {
-		return 405, "Method Not Allowed", "method_not_allowed"
-	}
-	// A request that already passed through the unit has one of our Via
-	// sent-by values below the top one.
-	vias := req.GetHeaders("Via")
-	for _, h := range vias {
-		if v, ok := h.(*sip.ViaHeader); ok && rt.ownHostPorts[v.SentBy()] {
-			return 482, "Loop Detected", "loop"
-		}
-	}
-	return 0, "", ""
-}
-
 // response builds a response to req with the unit's Server header.
 func (s *Service) response(req *sip.Request, code int, reason string, body []byte) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if ra := retryAfter(code, reason); ra != "" { // codes.go
+		res.AppendHeader(sip.NewHeader("Retry-After", ra))
+	}
 	if ua := s.rt.Load().userAgent; ua != "" {
 		res.AppendHeader(sip.NewHeader("Server", ua))
 	}

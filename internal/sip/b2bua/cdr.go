@@ -126,8 +126,8 @@ func (c *call) recordEnd(reason string, answered bool, a, b Leg) {
 			e.EndedBy = observe.EndedByUnit
 		}
 	}
-	if c.media != nil {
-		st := callmedia.Convert(c.media.Stats())
+	if mc := c.mediaOf(); mc != nil { // under the lock: a transfer may swap it
+		st := callmedia.Convert(mc.Stats())
 		e.Media = st[:]
 	}
 	c.svc.deps.Calls.CallEnded(e)

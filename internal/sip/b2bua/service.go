@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/media"
@@ -86,8 +85,6 @@ type runtime struct {
 	creds            map[string]digest.Credentials // peer name → auth (auth.go)
 }
 
-var setDefaultLogger sync.Once
-
 // New returns the SIP subsystem. Call Apply to start listening.
 func New(d Deps) *Service {
 	if d.Logger == nil {
@@ -110,10 +107,9 @@ func New(d Deps) *Service {
 		auth:      digest.NewClient(),
 	}
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
-	// sipgo logs some events through its package-level logger; route them
-	// through the same bounded handler.
-	// (once per process: the logger is global and read by sipgo goroutines)
-	setDefaultLogger.Do(func() { sip.SetDefaultLogger(slog.New(&sipgoLogHandler{svc: s})) })
+	// sipgo logs some events through its package-level logger; they go
+	// through the first service's bounded handler (trace.go).
+	stackSvc.CompareAndSwap(nil, s)
 	s.calls.init()
 	s.peers = newPeerSet(s)
 	s.rt.Store(&runtime{endpoints: map[string]*endpoint{}, allowed: map[string]bool{}})

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -43,6 +44,13 @@ func (s *Service) traceIn(callID string, ep *endpoint, m sip.Message) {
 	s.trace(callID, ep, observe.Received, m, ap)
 }
 
+// stackSvc is the first Service made: sipgo's package-level logger, set
+// once at init (sipgo goroutines read it without a lock, so it is never
+// written after they may have started), reports through it.
+var stackSvc atomic.Pointer[Service]
+
+func init() { sip.SetDefaultLogger(slog.New(&sipgoLogHandler{})) }
+
 // sipgoLogHandler receives sipgo's own log lines. Unparseable input is
 // counted and logged at a bounded rate (sipgo would log every datagram with
 // its full text); everything else goes to debug, rate limited as well.
@@ -54,6 +62,12 @@ type sipgoLogHandler struct {
 func (h *sipgoLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
 func (h *sipgoLogHandler) Handle(_ context.Context, r slog.Record) error {
+	svc := h.svc
+	if svc == nil {
+		if svc = stackSvc.Load(); svc == nil {
+			return nil
+		}
+	}
 	if r.Message == "failed to parse" {
 		badInput.WithLabelValues("unparseable").Inc()
 		var errText string
@@ -63,11 +77,11 @@ func (h *sipgoLogHandler) Handle(_ context.Context, r slog.Record) error {
 			}
 			return true
 		})
-		h.svc.limited.Warn("sip-unparseable", "unparseable SIP message dropped", "err", errText)
+		svc.limited.Warn("sip-unparseable", "unparseable SIP message dropped", "err", errText)
 		return nil
 	}
 	if r.Level >= slog.LevelWarn {
-		h.svc.limited.Warn("sipgo:"+r.Message, "sip stack: "+r.Message)
+		svc.limited.Warn("sipgo:"+r.Message, "sip stack: "+r.Message)
 	}
 	return nil
 }

@@ -101,6 +101,7 @@ type identConn struct {
 func (ep *endpoint) remember(c net.Conn, names []string) net.Conn {
 	ic := &identConn{Conn: c, ep: ep, key: c.RemoteAddr().String(), names: names}
 	ep.tlsIDs.Store(ic.key, ic)
+	ep.svc.log.Debug("TLS client certificate verified", "interface", ep.name, "remote", ic.key, "names", names)
 	return ic
 }
 

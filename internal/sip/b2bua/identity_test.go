@@ -19,7 +19,9 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/guard"
+	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
+	"github.com/palisade-sbc/palisade/internal/store"
 )
 
 // mtlsPKI is testPKI with client certificates on the listeners, in one of
@@ -169,64 +171,128 @@ func TestPeerByTLSCertificate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			base := &mtlsPKI{testPKI: newTestPKI(t), roots: roots, mode: strings.TrimSuffix(tc.mode, "+")}
-			var prov interface {
-				ServerConfig(config.Listener) (*tls.Config, error)
-				ClientConfig(string) (*tls.Config, error)
-			} = base
+			var prov pki.Provider = base
 			if strings.HasSuffix(tc.mode, "+") {
 				prov = selfVerifyingPKI{base}
 			}
-			pbx := newPeerUAWith(t, "pbx", "127.0.0.1", "udp", func(p *peerUA) {
-				p.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }
-			})
-			peers := []config.Peer{
-				{Name: "pbx", Kind: "pbx", Interface: "inside", Address: pbx.addr.String(), Transport: "udp"},
-				// known by name only; the name does not resolve in the test
-				{Name: "carrier", Kind: "itsp", Interface: "outside", Address: "sip.carrier.example:5061", Transport: "tls"},
-			}
-			gcfg := config.Default()
-			gcfg.Peers = peers
-			g := guard.New(gcfg, testLogger())
-			u := newTestUnitWith(t, nil, nil, Deps{TLS: prov, Guard: g}, func(c *config.Config) {
-				c.SIP.Listeners = append(c.SIP.Listeners,
-					config.Listener{Interface: "outside", Transport: "tls"}, config.Listener{Interface: "outside", Transport: "tcp"})
-				c.Peers = peers
-				// only a request the routing layer sees as from "carrier"
-				// reaches the PBX as 7100 (the default route keeps 100)
-				c.DialPlan.Rules = []config.DialRule{{Name: "from-carrier", Head: "100", Source: "carrier",
-					ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "7100"}}}}
-			})
-			var c net.Conn
-			if tc.plain {
-				c = dialFrom(t, "127.0.0.5", u.ListenAddr("outside", "tcp"), nil)
-			} else {
-				c = dialFrom(t, "127.0.0.5", u.ListenAddr("outside", "tls"), tc.cert)
-			}
-			transport := "TLS"
-			if tc.plain {
-				transport = "TCP"
-			}
-			code := sipOverStream(t, c, transport)
-			if !tc.routed {
-				if code != 403 {
-					t.Fatalf("final response %d, want 403 (unknown source)", code)
-				}
-				select {
-				case r := <-pbx.reqs:
-					t.Fatalf("the PBX got %s from a refused source", r.Method)
-				default:
-				}
-				return
-			}
-			if code != 486 {
-				t.Fatalf("final response %d, want the PBX's 486", code)
-			}
-			if inv := pbx.next(sip.INVITE); inv.Recipient.User != "7100" {
-				t.Fatalf("PBX got INVITE for %q, want 7100 (routed as from peer carrier)", inv.Recipient.User)
-			}
-			waitNoCalls(t, u.Service)
+			u, pbx := identityUnit(t, prov, nil)
+			checkIdentity(t, u, pbx, tc.cert, tc.plain, tc.routed)
 		})
 	}
+}
+
+// identityUnit is a unit with TLS and TCP listeners on the restricted
+// outside, the guard, a PBX answering 486 on the inside and the peer
+// "carrier" known by the name sip.carrier.example only. mut runs last.
+func identityUnit(t *testing.T, prov pki.Provider, mut func(*config.Config)) (*testUnit, *peerUA) {
+	t.Helper()
+	pbx := newPeerUAWith(t, "pbx", "127.0.0.1", "udp", func(p *peerUA) {
+		p.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }
+	})
+	peers := []config.Peer{
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: pbx.addr.String(), Transport: "udp"},
+		// known by name only; the name does not resolve in the test
+		{Name: "carrier", Kind: "itsp", Interface: "outside", Address: "sip.carrier.example:5061", Transport: "tls"},
+	}
+	gcfg := config.Default()
+	gcfg.Peers = peers
+	u := newTestUnitWith(t, nil, nil, Deps{TLS: prov, Guard: guard.New(gcfg, testLogger())}, func(c *config.Config) {
+		c.SIP.Listeners = append(c.SIP.Listeners,
+			config.Listener{Interface: "outside", Transport: "tls"}, config.Listener{Interface: "outside", Transport: "tcp"})
+		c.Peers = peers
+		// only a request the routing layer sees as from "carrier" reaches
+		// the PBX as 7100 (the default route keeps 100)
+		c.DialPlan.Rules = []config.DialRule{{Name: "from-carrier", Head: "100", Source: "carrier",
+			ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "7100"}}}}
+		if mut != nil {
+			mut(c)
+		}
+	})
+	return u, pbx
+}
+
+// checkIdentity sends an INVITE from 127.0.0.5 over TLS with cert (plain
+// TCP when plain) and checks that it reached the PBX as from "carrier"
+// (routed) or was refused with 403 and reached nothing.
+func checkIdentity(t *testing.T, u *testUnit, pbx *peerUA, cert *tls.Certificate, plain, routed bool) {
+	t.Helper()
+	transport, dst := "TLS", u.ListenAddr("outside", "tls")
+	if plain {
+		transport, dst, cert = "TCP", u.ListenAddr("outside", "tcp"), nil
+	}
+	code := sipOverStream(t, dialFrom(t, "127.0.0.5", dst, cert), transport)
+	if !routed {
+		if code != 403 {
+			t.Fatalf("final response %d, want 403 (unknown source)", code)
+		}
+		select {
+		case r := <-pbx.reqs:
+			t.Fatalf("the PBX got %s from a refused source", r.Method)
+		default:
+		}
+		return
+	}
+	if code != 486 {
+		t.Fatalf("final response %d, want the PBX's 486", code)
+	}
+	if inv := pbx.next(sip.INVITE); inv.Recipient.User != "7100" {
+		t.Fatalf("PBX got INVITE for %q, want 7100 (routed as from peer carrier)", inv.Recipient.User)
+	}
+	waitNoCalls(t, u.Service)
+}
+
+// The same with the PKI subsystem as provider, as in the product: the
+// listener with require_client_cert verifies the chain against the CA
+// store during the handshake, and the B2BUA trusts the names through
+// pki.ClientVerifier. A certificate of a CA outside the store fails the
+// handshake: the INVITE gets no answer at all.
+func TestPeerByTLSCertificateWithPKI(t *testing.T) {
+	ca := pkitest.NewRoot(t, "Carrier Test CA", "Carrier")
+	other := pkitest.NewRoot(t, "Impostor CA", "")
+	tests := []struct {
+		name   string
+		cert   *tls.Certificate
+		plain  bool
+		routed bool
+	}{
+		{"certificate of the peer's name", clientCert(t, ca, "other.carrier.example", "SIP.carrier.example"), false, true},
+		{"certificate of another name", clientCert(t, ca, "intruder.example"), false, false},
+		{"plain TCP from the same address", nil, true, false},
+	}
+	st := store.NewMemory()
+	prov := pki.New(st, testLogger())
+	t.Cleanup(func() { prov.Close() })
+	withPKI := func(c *config.Config) {
+		certs := &pki.Certs{Store: st}
+		c.Certificates.Private = nil // "default" has no material in a bare store
+		if _, err := certs.New(t.Context(), c, "sbc", pki.NewOptions{Subject: pki.Subject{CN: "sbc.test"}, SelfSigned: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := certs.ImportCA(t.Context(), c, "carrier-ca", pki.EncodeCertificatesPEM(ca.Cert)); err != nil {
+			t.Fatal(err)
+		}
+		c.TLS.CACertificates, c.TLS.ClientCertificate = []string{"carrier-ca"}, "sbc"
+		for i := range c.SIP.Listeners {
+			if c.SIP.Listeners[i].Transport == "tls" {
+				c.SIP.Listeners[i].Certificate, c.SIP.Listeners[i].RequireClientCert = "sbc", true
+			}
+		}
+		if err := prov.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, pbx := identityUnit(t, prov, withPKI)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkIdentity(t, u, pbx, tc.cert, tc.plain, tc.routed)
+		})
+	}
+	t.Run("certificate of a CA outside the store", func(t *testing.T) {
+		c := dialFrom(t, "127.0.0.5", u.ListenAddr("outside", "tls"), clientCert(t, other, "sip.carrier.example"))
+		if code := sipOverStream(t, c, "TLS"); code != 0 {
+			t.Fatalf("final response %d to a refused certificate, want none (handshake refused)", code)
+		}
+	})
 }
 
 // The identity of a connection is forgotten when it closes.

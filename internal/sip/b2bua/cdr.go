@@ -126,6 +126,9 @@ func (c *call) recordEnd(reason string, answered bool, a, b Leg) {
 			e.EndedBy = observe.EndedByUnit
 		}
 	}
+	if answered && e.EndedBy == observe.EndedByUnit && reason != "" {
+		e.Reason = reason // why the unit ended a call in progress, e.g. "media inactivity timeout"
+	}
 	if mc := c.mediaOf(); mc != nil { // under the lock: a transfer may swap it
 		st := callmedia.Convert(mc.Stats())
 		e.Media = st[:]

@@ -93,6 +93,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	tx.OnCancel(func(r *sip.Request) {
 		if c := ref.Load(); c != nil {
 			s.traceIn(id, ep, r)
+			s.traceCancelAnswers(id, ep, r, req)
 			c.cancelOnce.Do(func() { close(c.canceled) })
 		}
 	})
@@ -638,5 +639,9 @@ func (c *call) cancelB(ep *endpoint, inv *sip.Request, tg routing.Target) {
 		c.logger().Info("CANCEL not sent", "err", err)
 		return
 	}
-	go waitFinal(tx)
+	go func() {
+		if r := waitFinal(tx); r != nil {
+			c.svc.traceIn(c.st.ID, ep, r)
+		}
+	}()
 }

@@ -15,11 +15,7 @@ import (
 // trace hands one message of a call to the tracer, in cleartext (what we
 // write before TLS encrypts it, what we read after TLS decrypted it).
 func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m sip.Message, remote netip.AddrPort) {
-	rt := s.rt.Load()
-	if !rt.traceOn {
-		return
-	}
-	if _, nop := s.deps.Tracer.(observe.NopTracer); nop {
+	if !s.tracing() {
 		return
 	}
 	tr := strings.ToLower(m.Transport())
@@ -38,10 +34,36 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	})
 }
 
+// tracing says whether messages are traced at all.
+func (s *Service) tracing() bool {
+	if !s.rt.Load().traceOn {
+		return false
+	}
+	_, nop := s.deps.Tracer.(observe.NopTracer)
+	return !nop
+}
+
 // traceIn traces a received message; its remote address is its source.
 func (s *Service) traceIn(callID string, ep *endpoint, m sip.Message) {
 	ap, _ := netip.ParseAddrPort(m.Source())
 	s.trace(callID, ep, observe.Received, m, ap)
+}
+
+// traceCancelAnswers traces what sipgo sends on its own when the caller
+// cancels the INVITE inv: the 200 to the CANCEL (already written when the
+// cancel hook runs) and the 487 to the INVITE (written right after it).
+// Both are built from the requests exactly as sipgo builds them.
+func (s *Service) traceCancelAnswers(callID string, ep *endpoint, cancel, inv *sip.Request) {
+	if !s.tracing() {
+		return
+	}
+	for _, res := range []*sip.Response{
+		sip.NewResponseFromRequest(cancel, 200, "OK", nil),
+		sip.NewResponseFromRequest(inv, 487, "Request Terminated", nil),
+	} {
+		ap, _ := netip.ParseAddrPort(res.Destination())
+		s.trace(callID, ep, observe.Sent, res, ap)
+	}
 }
 
 // stackSvc is the first Service made: sipgo's package-level logger, set

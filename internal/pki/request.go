@@ -190,8 +190,10 @@ func marshalKeyUsage(ku x509.KeyUsage) ([]byte, error) {
 	return asn1.Marshal(asn1.BitString{Bytes: b[:l], BitLength: n})
 }
 
-// SelfSignedValidity is how long a generated self-signed certificate lasts.
-const SelfSignedValidity = 2 * 365 * 24 * time.Hour
+// SelfSignedValidity is how long a generated self-signed certificate lasts:
+// 397 days, under the 398 that browsers and testssl accept for server
+// certificates (such a certificate may serve the admin listener too).
+const SelfSignedValidity = 397 * 24 * time.Hour
 
 // CreateSelfSigned makes a self-signed certificate for key with the subject's
 // names, valid for server and client authentication.

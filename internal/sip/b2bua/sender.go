@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/routing"
@@ -29,13 +30,37 @@ func (s *Service) peerRoute(peer string) (*runtime, routing.Hop, *endpoint, erro
 	return rt, hop, ep, nil
 }
 
-// Contact is the unit's SIP URI on the interface that reaches peer.
+// peerTarget returns the first resolved target of peer (the one Do sends
+// to) with the runtime and endpoint that reach it. Answers are cached for
+// their TTL, so Contact and the Do that follows agree.
+func (s *Service) peerTarget(ctx context.Context, peer string) (*runtime, *endpoint, routing.Target, error) {
+	rt, hop, ep, err := s.peerRoute(peer)
+	if err != nil {
+		return nil, nil, routing.Target{}, err
+	}
+	targets, err := rt.resolver.Resolve(ctx, hop)
+	if err != nil {
+		return nil, nil, routing.Target{}, fmt.Errorf("sip: resolving peer %q: %w", peer, err)
+	}
+	if len(targets) == 0 {
+		return nil, nil, routing.Target{}, fmt.Errorf("sip: peer %q resolved to no target", peer)
+	}
+	return rt, ep, targets[0], nil
+}
+
+// Contact is the unit's SIP URI on the interface that reaches peer, for
+// the transport the registration will actually use: the peer's configured
+// transport, or the one RFC 3263 (NAPTR/SRV) chose for its domain. TCP
+// and TLS Contacts carry ;transport=tcp / ;transport=tls and the port of
+// that listener, so the trunk sends its calls over the same transport.
 func (s *Service) Contact(peer string) (sip.Uri, error) {
-	_, hop, ep, err := s.peerRoute(peer)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, ep, tg, err := s.peerTarget(ctx, peer)
 	if err != nil {
 		return sip.Uri{}, err
 	}
-	tr := hop.Transport
+	tr := tg.Transport
 	if tr == "" {
 		tr = "udp"
 	}
@@ -46,18 +71,10 @@ func (s *Service) Contact(peer string) (sip.Uri, error) {
 // target) and returns the final response. Via and Max-Forwards are ours;
 // everything else is sent as given (the caller answers challenges).
 func (s *Service) Do(ctx context.Context, peer string, req *sip.Request) (*sip.Response, error) {
-	rt, hop, ep, err := s.peerRoute(peer)
+	rt, ep, tg, err := s.peerTarget(ctx, peer)
 	if err != nil {
 		return nil, err
 	}
-	targets, err := rt.resolver.Resolve(ctx, hop)
-	if err != nil {
-		return nil, fmt.Errorf("sip: resolving peer %q: %w", peer, err)
-	}
-	if len(targets) == 0 {
-		return nil, fmt.Errorf("sip: peer %q resolved to no target", peer)
-	}
-	tg := targets[0]
 	info := ep.info.Load()
 	req.RemoveHeader("Via")
 	req.PrependHeader(info.via(tg.Transport))

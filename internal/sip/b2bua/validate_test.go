@@ -96,6 +96,7 @@ func TestValidate(t *testing.T) {
 		{"tel uri", []byte(strings.Replace(string(buildInvite("application/sdp", "", sdpBody)), "sip:100@example.com SIP", "tel:+4930123 SIP", 1)), 416, "Unsupported URI Scheme", ""},
 		{"quoted display name with comma", []byte(strings.Replace(string(buildInvite("application/sdp", "", sdpBody)), "From: <sip", "From: \"Bell, A.\" <sip", 1)), 0, "", ""},
 		{"unquoted token display name", []byte(strings.Replace(string(buildInvite("application/sdp", "", sdpBody)), "To: <sip", "To: Thomas A. Watson <sip", 1)), 0, "", ""},
+		{"unquoted sloppy display name", []byte(strings.Replace(string(buildInvite("application/sdp", "", sdpBody)), "To: <sip", "To: AT&T Müller (Sales) <sip", 1)), 0, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := parseWire(t, tc.data)

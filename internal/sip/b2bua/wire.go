@@ -104,8 +104,12 @@ func tidySentProtocol(v string) string {
 }
 
 // badDisplayName reports whether a name-addr value starts with an unquoted
-// display name holding characters other than token characters and LWS
-// (RFC 3261 section 25.1: display-name = *(token LWS) / quoted-string).
+// display name holding a character that changes how the value reads: a
+// comma (the value looks like a list: RFC 4475 baddn), a semicolon, a
+// quote, a backslash or a control character. RFC 3261 allows only tokens
+// there (display-name = *(token LWS) / quoted-string); other sloppiness
+// that is common in the field and unambiguous ("AT&T", "Müller") is let
+// through.
 func badDisplayName(v string) bool {
 	v = strings.TrimLeft(v, " \t")
 	if v == "" || v[0] == '"' || v[0] == '<' {
@@ -116,7 +120,7 @@ func badDisplayName(v string) bool {
 		return false // addr-spec without a display name
 	}
 	for i := 0; i < lt; i++ {
-		if c := v[i]; c != ' ' && c != '\t' && !isTokenChar(c) {
+		if c := v[i]; c == ',' || c == ';' || c == '"' || c == '\\' || c < ' ' && c != '\t' || c == 0x7f {
 			return true
 		}
 	}

@@ -155,10 +155,20 @@ func TestTwoStreamsRelayed(t *testing.T) {
 			}
 			for i := range 2 {
 				exchange(t, pbx[i], ext[i], fmt.Sprintf("stream %d", i))
+				// RTCP and SRTCP of each stream on its own ports, both ways.
+				ssrc := uint32(0xa000 + i)
+				pbx[i].sendRTCP(ssrc)
+				if got := ext[i].recvRTCP(); got != ssrc {
+					t.Fatalf("stream %d: RTCP ssrc %x reached the outside, want %x", i, got, ssrc)
+				}
+				ext[i].sendRTCP(ssrc + 0x100)
+				if got := pbx[i].recvRTCP(); got != ssrc+0x100 {
+					t.Fatalf("stream %d: RTCP ssrc %x reached the PBX, want %x", i, got, ssrc+0x100)
+				}
 			}
-			waitFor(t, "counters of both streams", func() bool {
+			waitFor(t, "counters of both streams (3 RTP + 1 RTCP each way per stream)", func() bool {
 				st := c.Stats()
-				return st.Legs[SideA].PacketsIn == 6 && st.Legs[SideB].PacketsIn == 6 && st.Legs[SideB].PacketsOut == 6
+				return st.Legs[SideA].PacketsIn == 8 && st.Legs[SideB].PacketsIn == 8 && st.Legs[SideB].PacketsOut == 8
 			})
 			if st := c.Stats().Legs[SideB]; !st.SRTP || st.Suite != sdp.SuiteAES80 || st.Codec != "PCMA/8000" {
 				t.Fatalf("outside leg summary %+v", st)

@@ -220,7 +220,11 @@ func CheckAddrPrefix(s string) error {
 	return CheckIP(s)
 }
 
-var fqdnRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
+var (
+	fqdnRE      = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
+	hostLabelRE = regexp.MustCompile(`^(?i)[a-z0-9-]{1,63}$`) // a bare host name (one label)
+	digitsRE    = regexp.MustCompile(`^[0-9*#+]{1,16}$`)
+)
 
 // CheckFQDN accepts a fully qualified host name.
 func CheckFQDN(s string) error {
@@ -241,7 +245,7 @@ func CheckHostPort(s string) error {
 			return fmt.Errorf("%q: the port must be 1-65535", s)
 		}
 	}
-	if CheckIP(host) == nil || CheckFQDN(host) == nil || regexp.MustCompile(`^(?i)[a-z0-9-]{1,63}$`).MatchString(host) {
+	if CheckIP(host) == nil || CheckFQDN(host) == nil || hostLabelRE.MatchString(host) {
 		return nil
 	}
 	return fmt.Errorf("%q is not HOST[:PORT]", s)
@@ -264,7 +268,7 @@ func CheckDNS(s string) error {
 
 // CheckDigits accepts a dial prefix.
 func CheckDigits(s string) error {
-	if !regexp.MustCompile(`^[0-9*#+]{1,16}$`).MatchString(s) {
+	if !digitsRE.MatchString(s) {
 		return fmt.Errorf("%q: a prefix is 1-16 of 0-9 * # +", s)
 	}
 	return nil

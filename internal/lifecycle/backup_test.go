@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -149,6 +150,12 @@ func TestRestoreRejectsBadFiles(t *testing.T) {
 // the store as it was, and nothing may panic.
 func FuzzRestore(f *testing.F) {
 	ctx := context.Background()
+	orig := idKey
+	idKey = func(pass, salt []byte, time, mem uint32, threads uint8, n uint32) []byte {
+		h := sha256.Sum256(append(append([]byte(pass), 0), salt...))
+		return h[:n]
+	}
+	f.Cleanup(func() { idKey = orig })
 	src := store.NewMemory()
 	m, err := New(src, newFakeApplier(), nil)
 	if err != nil {
@@ -158,6 +165,10 @@ func FuzzRestore(f *testing.F) {
 	src.Put(ctx, "pki/a", []byte("x"))
 	good, _ := m.Backup(ctx, "")
 	f.Add(good, "")
+	// Made with the stand-in key derivation, so it opens with "pw".
+	enc, _ := m.Backup(ctx, "pw")
+	f.Add(enc, "pw")
+	f.Add(enc, "wrong")
 	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":{},"pki":{"encrypted":true,"nonce":"AA==","ciphertext":"AA=="}}`), "pw")
 	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":[],"pki":{"entries":{"pki/../x":"AA=="}}}`), "")
 	f.Fuzz(func(t *testing.T, data []byte, pass string) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
@@ -132,4 +133,52 @@ func toTag(msg string) string {
 		}
 	}
 	return ""
+}
+
+// gateMedia holds every new call's media set-up until open is closed.
+type gateMedia struct {
+	media.Passthrough
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g gateMedia) NewCall(id string, a, b media.Leg) (media.Call, error) {
+	g.entered <- struct{}{}
+	<-g.open
+	return g.Passthrough.NewCall(id, a, b)
+}
+
+// TestCancelDuringSetUp: a CANCEL that arrives while the call is still
+// being set up (here: its media) is answered by sipgo with 200 and 487; the
+// far leg must then never be called.
+func TestCancelDuringSetUp(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	g := gateMedia{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	u := newTestUnitWith(t, pbx, itsp, Deps{Media: g}, nil)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+			if r.StatusCode == 100 {
+				cancel() // CANCEL after the 100 Trying
+			}
+			return nil
+		}})
+	}()
+	<-g.entered
+	waitFor(t, func() bool { return pbx.wire.count("SIP/2.0 487") > 0 }, "487 for the cancelled INVITE")
+	close(g.open)
+	if err := <-done; err == nil {
+		t.Fatal("call answered")
+	}
+	waitNoCalls(t, u.Service)
+	sleepMS(300) // an INVITE sent on the far leg would have arrived by now
+	if n := itsp.wire.count("INVITE "); n != 0 {
+		t.Fatalf("the trunk got %d INVITEs for a call cancelled during set-up", n)
+	}
 }

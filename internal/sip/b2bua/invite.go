@@ -21,6 +21,15 @@ import (
 func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *runtime) {
 	id := newID()
 	s.traceIn(id, ep, req)
+	// Every response built from the INVITE (including sipgo's 487 on
+	// CANCEL) carries our tag (the 100 Trying need not). It is added before
+	// anything is sent: sipgo builds that 487 from this request in its own
+	// goroutine, and our first response (under the transaction's lock)
+	// orders the two.
+	trying := sip.NewResponseFromRequest(req, 100, "Trying", nil)
+	tagA := newID()
+	to := req.To()
+	to.Params.Add("tag", tagA)
 	if s.draining.Load() {
 		res := s.response(req, 503, "Service Unavailable", nil)
 		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
@@ -28,7 +37,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		s.recordRefused(id, ep, req, 503, "Service Unavailable")
 		return
 	}
-	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), id)
+	s.respond(ep, tx, trying, id)
 	rr := routingRequest(ep, req, rt)
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {
@@ -37,21 +46,18 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		s.recordRefused(id, ep, req, code, reason)
 		return
 	}
-	from, to := req.From(), req.To()
+	from := req.From()
 	c := &call{svc: s, rt: rt, inviteA: req, txA: tx, canceled: make(chan struct{}), self: new(atomic.Pointer[call])}
 	c.self.Store(c)
 	c.st = CallState{ID: id, Phase: PhaseEarly, Started: time.Now()}
 	a := c.leg(media.SideA)
 	*a = Leg{
 		Interface: ep.name, Transport: strings.ToLower(req.Transport()), Peer: rr.SourcePeer,
-		CallID: req.CallID().Value(), LocalTag: newID(), RemoteTag: getTag(from.Params),
+		CallID: req.CallID().Value(), LocalTag: tagA, RemoteTag: getTag(from.Params),
 		LocalURI: to.Address, LocalName: to.DisplayName, RemoteURI: from.Address, RemoteName: from.DisplayName,
 		RemoteCSeq: req.CSeq().SeqNo, InviteCSeq: req.CSeq().SeqNo,
 		RemoteTarget: req.Contact().Address, RouteSet: routeSet(req, false), Flow: req.Source(),
 	}
-	// Every response built from the INVITE (including sipgo's 487 on
-	// CANCEL) carries our tag.
-	to.Params.Add("tag", a.LocalTag)
 	b := c.leg(media.SideB)
 	b.CallID, b.LocalTag = newID(), newID()
 	c.eps[media.SideA] = ep
@@ -90,13 +96,17 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	// fires, up to 32 s after the call; the hooks reach the call through a
 	// reference that end() clears, so an ended call is not kept that long.
 	ref := c.ref()
-	tx.OnCancel(func(r *sip.Request) {
+	if !tx.OnCancel(func(r *sip.Request) {
 		if c := ref.Load(); c != nil {
 			s.traceIn(id, ep, r)
 			s.traceCancelAnswers(id, ep, r, req)
 			c.cancelOnce.Do(func() { close(c.canceled) })
 		}
-	})
+	}) {
+		// The CANCEL came while the call was being set up (sipgo has
+		// answered it and sent 487): the far leg is never called.
+		c.cancelOnce.Do(func() { close(c.canceled) })
+	}
 	c.run(hops, sdpB)
 }
 

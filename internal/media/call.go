@@ -135,6 +135,9 @@ func (c *call) countErr(err error) error {
 	case isErr(err, ErrBadSDP):
 		negotiationErrors.WithLabelValues("bad_sdp").Inc()
 		c.relay.badTraffic.Warn("sdp:"+c.id, "media: SDP refused", "call_id", c.id, "err", err)
+	case isErr(err, ErrTooManyStreams): // hostile or broken input: bounded log
+		negotiationErrors.WithLabelValues("not_acceptable").Inc()
+		c.relay.badTraffic.Warn("sdp:"+c.id, "media: SDP refused", "call_id", c.id, "err", err)
 	case isErr(err, ErrNotAcceptable):
 		negotiationErrors.WithLabelValues("not_acceptable").Inc()
 		c.log.Info("media: offer/answer cannot meet the media policy", "err", err)

@@ -150,7 +150,7 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 		}
 	}
 	if n > MaxStreams {
-		return nil, notAcceptable("the SDP has %d media streams; at most %d per call are relayed", n, MaxStreams)
+		return nil, fmt.Errorf("%w: %w: the SDP has %d media streams; at most %d per call are relayed", ErrNotAcceptable, ErrTooManyStreams, n, MaxStreams)
 	}
 	p := &pending{from: from, offer: in, lines: make([]*pendLine, len(in.Media))}
 	var refused declined

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"math"
 	"net/netip"
 	"strings"
@@ -11,6 +12,10 @@ import (
 // relays. Each costs two port pairs and four sockets; an offer with more is
 // refused with 488 rather than letting one call take a slice of the range.
 const MaxStreams = 8
+
+// ErrTooManyStreams is wrapped, together with ErrNotAcceptable (488), by the
+// error refusing an offer with more than MaxStreams streams.
+var ErrTooManyStreams = errors.New("too many media streams")
 
 // stream is one anchored media stream (m= line) of a call: an RTP/RTCP port
 // pair on each leg and what the last offer/answer decided for it. It is

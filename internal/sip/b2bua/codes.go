@@ -27,6 +27,8 @@ func statusFor(err error) (int, string) {
 		return 200, "OK"
 	case errors.As(err, &se):
 		return se.code, se.reason
+	case errors.Is(err, media.ErrTooManyStreams):
+		return 488, "Not Acceptable Here (too many media streams)"
 	case errors.Is(err, media.ErrNotAcceptable):
 		return 488, "Not Acceptable Here"
 	case errors.Is(err, media.ErrNoPorts):

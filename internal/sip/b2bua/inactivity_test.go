@@ -124,3 +124,32 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 		t.Fatalf("call record media: %+v", end.Media)
 	}
 }
+
+// An offer with more streams than the relay carries is refused with 488
+// and a reason phrase that says why.
+func TestMediaStreamLimitReason(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n")
+	for i := range media.MaxStreams + 1 {
+		b.WriteString("m=audio " + itoa(7000+2*i) + " RTP/AVP 0\r\n")
+	}
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
+	cfg.Media.Policies = []config.MediaPolicy{}
+	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
+	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
+	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	mc, err := relay.NewCall("limit", media.Leg{Interface: "inside"}, media.Leg{Interface: "outside"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	_, err = mc.Offer(media.SideA, []byte(b.String()))
+	if code, reason := statusFor(err); code != 488 || !strings.Contains(reason, "too many media streams") {
+		t.Fatalf("%v: answered %d %q", err, code, reason)
+	}
+}

@@ -18,6 +18,24 @@ import (
 	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
+// plainRelay is the real media relay with plain RTP on both interfaces
+// (inside 127.0.0.1, outside 127.0.0.2) and the given inactivity timeout.
+func plainRelay(t *testing.T, inactivity time.Duration) (*config.Config, *media.Relay) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
+	cfg.Media.Policies = []config.MediaPolicy{}
+	cfg.Media.InactivityTimeout = config.Duration(inactivity)
+	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
+	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
+	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	return cfg, relay
+}
+
 // relayMediaAddr is where an SDP the unit sent wants the first stream's RTP.
 func relayMediaAddr(t *testing.T, body []byte) netip.AddrPort {
 	t.Helper()
@@ -69,19 +87,9 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	}
 	pbxRTP, itspRTP := listen("127.0.0.1"), listen("127.0.0.3")
 
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.Media.Policies = []config.MediaPolicy{} // plain RTP on both sides
 	// Short, but far above the few milliseconds between the answer and the
 	// first packet; the check runs four times per timeout.
-	cfg.Media.InactivityTimeout = config.Duration(time.Second)
-	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
-	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
-	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	cfg, relay := plainRelay(t, time.Second)
 
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
@@ -133,16 +141,7 @@ func TestMediaStreamLimitReason(t *testing.T) {
 	for i := range media.MaxStreams + 1 {
 		b.WriteString("m=audio " + itoa(7000+2*i) + " RTP/AVP 0\r\n")
 	}
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.Media.Policies = []config.MediaPolicy{}
-	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
-	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
-	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	_, relay := plainRelay(t, 0)
 	mc, err := relay.NewCall("limit", media.Leg{Interface: "inside"}, media.Leg{Interface: "outside"})
 	if err != nil {
 		t.Fatal(err)

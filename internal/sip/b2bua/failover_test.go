@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/routing/dnstest"
 )
 
 // blackHole is a UDP socket that reads and records everything sent to it
@@ -26,6 +28,13 @@ type blackHole struct {
 
 func newBlackHole(t *testing.T, ip string) *blackHole {
 	t.Helper()
+	return newChallengingHole(t, ip, nil)
+}
+
+// newChallengingHole is a blackHole that answers the requests reply
+// returns a response for (nil: silence).
+func newChallengingHole(t *testing.T, ip string, reply func(*sip.Request) *sip.Response) *blackHole {
+	t.Helper()
 	conn, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +44,23 @@ func newBlackHole(t *testing.T, ip string) *blackHole {
 	go func() {
 		buf := make([]byte, 65535)
 		for {
-			n, _, err := conn.ReadFrom(buf)
+			n, from, err := conn.ReadFrom(buf)
 			if err != nil {
 				return
 			}
 			b.mu.Lock()
 			b.msgs = append(b.msgs, string(buf[:n]))
 			b.mu.Unlock()
+			if reply == nil {
+				continue
+			}
+			if m, err := sip.ParseMessage(buf[:n]); err == nil {
+				if req, ok := m.(*sip.Request); ok {
+					if res := reply(req); res != nil {
+						_, _ = conn.WriteTo([]byte(res.String()), from)
+					}
+				}
+			}
 		}
 	}()
 	return b
@@ -279,4 +298,55 @@ func TestDNSOverrideFailover(t *testing.T) {
 			waitNoCalls(t, u.Service)
 		})
 	}
+}
+
+// TestInviteTimeoutAfterChallenge: the first SRV target of a trunk with
+// credentials challenges the INVITE and then swallows the authorized
+// retry; the retry gets its own invite_timeout and the call goes to the
+// second target.
+func TestInviteTimeoutAfterChallenge(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	first := newChallengingHole(t, "127.0.0.3", func(req *sip.Request) *sip.Response {
+		if req.Method != sip.INVITE || req.GetHeader("Proxy-Authorization") != nil {
+			return nil
+		}
+		res := sip.NewResponseFromRequest(req, 407, "Proxy Authentication Required", nil)
+		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", `Digest realm="trunk.example", nonce="n1", algorithm=MD5, qop="auth"`))
+		return res
+	})
+	second := newPeerUA(t, "second", "127.0.0.4", "udp")
+	dns, err := dnstest.Start(
+		"_sip._udp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(first.addr.Port()))+" a.trunk.test.",
+		"_sip._udp.trunk.test. 60 IN SRV 20 0 "+strconv.Itoa(int(second.addr.Port()))+" b.trunk.test.",
+		"a.trunk.test. 60 IN A 127.0.0.3",
+		"b.trunk.test. 60 IN A 127.0.0.4",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dns.Close()
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.Network.DNSServers = []string{dns.Addr}
+		c.SIP.InviteTimeout = config.Duration(time.Second)
+		c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test",
+			Transport: "udp", Auth: config.PeerAuth{Username: "palisade", Password: "s3cret"}})
+	})
+	ctx := ctxT(t)
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("caller got no 200 through the second target: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	if second.next(sip.INVITE).GetHeader("Proxy-Authorization") != nil {
+		t.Error("the second target got the first target's credentials")
+	}
+	if br := first.branches(); len(br) != 2 {
+		t.Fatalf("first target saw %d INVITE transactions, want the challenged one and the retry", len(br))
+	}
+	_ = sess.Bye(ctx)
+	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
 }

@@ -271,10 +271,11 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 	// 32 s; anything it sends shows it is alive, and from then on the
 	// no-answer timer above governs.
 	var silent <-chan time.Time
+	var silentT *time.Timer
 	if rt.inviteTimeout > 0 {
-		t := time.NewTimer(rt.inviteTimeout)
-		defer t.Stop()
-		silent = t.C
+		silentT = time.NewTimer(rt.inviteTimeout)
+		defer silentT.Stop()
+		silent = silentT.C
 	}
 	var gotProv, cancelSent, timedOut bool
 	authTries := 0
@@ -369,6 +370,10 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					if ntx, nreq, nrs := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
 						rs.stop()
 						tx, req, rs = ntx, nreq, nrs
+						if silentT != nil { // the retry gets its own time to be answered
+							silentT.Reset(rt.inviteTimeout)
+							silent = silentT.C
+						}
 						continue
 					}
 				}

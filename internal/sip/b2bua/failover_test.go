@@ -112,6 +112,20 @@ func callDomain(ctx context.Context, p *peerUA, u *testUnit, user, domain string
 	return p.dc.WriteInvite(ctx, req)
 }
 
+// answeredCall is callDomain to trunk.test for a call that must be
+// answered with 200.
+func answeredCall(t *testing.T, ctx context.Context, p *peerUA, u *testUnit) *sipgo.DialogClientSession {
+	t.Helper()
+	sess, err := callDomain(ctx, p, u, "4930123456", "trunk.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("the caller got no 200: %v", err)
+	}
+	return sess
+}
+
 // overrideTo sends the domain trunk.test to the given targets, in order.
 func overrideTo(c *config.Config, targets ...config.Target) {
 	for i := range targets {
@@ -229,13 +243,7 @@ func TestProvisionalStopsInviteTimeout(t *testing.T) {
 		overrideTo(c, udpTarget(first.addr), udpTarget(second.addr))
 	})
 	ctx := ctxT(t)
-	sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	sess := answeredCall(t, ctx, pbx, u)
 	<-answered
 	_ = sess.Ack(ctx)
 	first.next(sip.ACK)
@@ -281,13 +289,7 @@ func TestDNSOverrideFailover(t *testing.T) {
 				overrideTo(c, first, udpTarget(second.addr))
 			})
 			ctx := ctxT(t)
-			sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			sess := answeredCall(t, ctx, pbx, u)
 			_ = sess.Ack(ctx)
 			second.next(sip.INVITE)
 			if firstUA != nil {

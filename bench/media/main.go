@@ -24,14 +24,13 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+	"unsafe"
 
-	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 )
 
@@ -41,11 +40,14 @@ func main() {
 	dur := flag.Duration("duration", 15*time.Second, "send duration (at most 20s)")
 	pps := flag.Int("pps", 50, "packets per second per stream")
 	size := flag.Int("size", 172, "RTP packet size in bytes (12 header + payload)")
-	senders := flag.Int("senders", 2, "sender goroutines")
+	poll := flag.Duration("gen-poll", 50*time.Microsecond, "generator: sleep between polls of its sockets (adds up to this much to the measured latency)")
+	genCPU := flag.Int("gen-cpu", -1, "pin the generator's thread to this CPU (-1: no pinning)")
 	portMin := flag.Int("port-min", 20000, "relay port range start (keep it below the ephemeral ports)")
 	portMax := flag.Int("port-max", 29999, "relay port range end")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
 	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
+	pause := flag.Duration("relay-pause", 0, "relay: a worker sleeps this long after a busy round before polling again (media.SetBusyPause; 0: off)")
+	pauseMin := flag.Int("relay-pause-min", 1, "relay: ready sockets in a round that make it busy")
 	procs := flag.Int("relay-gomaxprocs", 0, "GOMAXPROCS of the relay process (0: Go's default, one per CPU); the relay runs one worker per P")
 	flag.Parse()
 	if *role == "relay" {
@@ -56,6 +58,7 @@ func main() {
 				defer pprof.StopCPUProfile()
 			}
 		}
+		media.SetBusyPause(*pause, *pauseMin)
 		if err := runRelay(*portMin, *portMax); err != nil && !strings.Contains(err.Error(), "closed") {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
@@ -66,10 +69,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000, 20 <= size <= 1400")
 		os.Exit(2)
 	}
-	if err := runLoad(*calls, *dur, *pps, *size, *senders, *portMin, *portMax, *relayCPUs, *profile, *procs); err != nil {
+	o := loadOpts{calls: *calls, dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
+		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs,
+		relayArgs: []string{"-relay-pause", pause.String(), "-relay-pause-min", strconv.Itoa(*pauseMin)}}
+	if err := runLoad(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-media:", err)
 		os.Exit(1)
 	}
+}
+
+type loadOpts struct {
+	calls, pps, size, genCPU int
+	dur, poll                time.Duration
+	portMin, portMax, procs  int
+	relayCPUs, profile       string
+	relayArgs                []string
 }
 
 type relayProc struct {
@@ -78,12 +92,14 @@ type relayProc struct {
 	control string
 }
 
-func startRelay(portMin, portMax int, cpus, profile string, procs int) (*relayProc, error) {
+func startRelay(o loadOpts) (*relayProc, error) {
+	portMin, portMax, cpus, profile, procs := o.portMin, o.portMax, o.relayCPUs, o.profile, o.procs
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile}
+	args = append(args, o.relayArgs...)
 	cmd := exec.Command(self, args...)
 	if cpus != "" {
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
@@ -156,21 +172,20 @@ func rssKiB(pid int) uint64 {
 
 // stream is one endpoint of one call (one direction of sending).
 type stream struct {
-	sock   *rawSock
+	side   int // 0 inside (plain RTP), 1 outside (SRTP)
+	port   int // the generator socket it uses
 	dst    netip.AddrPort
+	to     unix.RawSockaddrInet4
 	tx     *srtp.Context // outside endpoint: encrypts what it sends
 	rx     *srtp.Context // outside endpoint: decrypts samples of what it gets
+	dec    [2048]byte
 	ssrc   uint32
-	peer   uint32 // SSRC of what this stream receives
-	stray  uint64 // datagrams from elsewhere (other programs on the box)
 	seq    uint16
 	sent   uint64
 	recv   uint64
 	decErr uint64
 	hist   hist
 }
-
-func (s *stream) port() int { return s.sock.port }
 
 func sdpFor(port int, proto, extra string) []byte {
 	return []byte(fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=bench\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
@@ -197,8 +212,9 @@ func ctxFor(k []byte) (*srtp.Context, error) {
 	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
 }
 
-func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax int, cpus, profile string, procs int) error {
-	rp, err := startRelay(portMin, portMax, cpus, profile, procs)
+func runLoad(o loadOpts) error {
+	calls := o.calls
+	rp, err := startRelay(o)
 	if err != nil {
 		return err
 	}
@@ -210,20 +226,22 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 	}
 	rss0 := rssKiB(pid)
 
-	streams := make([]*stream, 0, 2*calls) // [2i] inside (plain), [2i+1] outside (SRTP)
-	for i := 0; i < 2*calls; i++ {
-		rs, err := newRawSock()
-		if err != nil {
+	g := &genLoop{period: time.Second / time.Duration(o.pps), size: o.size, poll: o.poll}
+	for side := range g.socks {
+		if g.socks[side], err = newRawSock(); err != nil {
 			return err
 		}
-		defer unix.Close(rs.fd)
-		streams = append(streams, &stream{sock: rs, ssrc: uint32(i + 1)})
+		defer unix.Close(g.socks[side].fd)
+	}
+	// [2i] inside (plain), [2i+1] outside (SRTP); SSRC = index + 1.
+	for i := 0; i < 2*calls; i++ {
+		g.streams = append(g.streams, &stream{side: i & 1, port: g.socks[i&1].port, ssrc: uint32(i + 1)})
 	}
 	setup0 := time.Now()
 	for i := 0; i < calls; i++ {
-		in, out := streams[2*i], streams[2*i+1]
+		in, out := g.streams[2*i], g.streams[2*i+1]
 		id := strconv.Itoa(i)
-		offer, err := rp.post("/offer?id="+id+"&side=a", sdpFor(in.port(), "RTP/AVP", ""))
+		offer, err := rp.post("/offer?id="+id+"&side=a", sdpFor(in.port, "RTP/AVP", ""))
 		if err != nil {
 			return err
 		}
@@ -240,7 +258,7 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 			return err
 		}
 		mine := sdp.Crypto{Tag: relayKey.Tag, Suite: sdp.SuiteAES80, Key: key}
-		answer, err := rp.post("/answer?id="+id+"&side=b", sdpFor(out.port(), "RTP/SAVP", "a=crypto:"+mine.String()+"\r\n"))
+		answer, err := rp.post("/answer?id="+id+"&side=b", sdpFor(out.port, "RTP/SAVP", "a=crypto:"+mine.String()+"\r\n"))
 		if err != nil {
 			return err
 		}
@@ -254,102 +272,30 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 	var heap0, heap1 uint64
 	fmt.Sscan(string(memBefore), &heap0)
 	fmt.Sscan(string(memAfter), &heap1)
+	for _, s := range g.streams {
+		s.to.Family = unix.AF_INET
+		p := (*[2]byte)(unsafe.Pointer(&s.to.Port))
+		binary.BigEndian.PutUint16(p[:], s.dst.Port())
+		s.to.Addr = s.dst.Addr().As4()
+	}
 
-	start := time.Now()
-	nowUs := func() uint32 { return uint32(time.Since(start).Microseconds()) }
-	for i, s := range streams {
-		s.sock.to = &unix.SockaddrInet4{Port: int(s.dst.Port()), Addr: s.dst.Addr().As4()}
-		s.peer = streams[i^1].ssrc
-	}
-	stop := make(chan struct{})
-	waitRecv, err := receivers(streams, 2, stop, func(s *stream, b []byte) {
-		if len(b) < 12 {
-			return
-		}
-		if binary.BigEndian.Uint32(b[8:12]) != s.peer {
-			s.stray++
-			return
-		}
-		// The sender's clock rides in the RTP timestamp, which SRTP leaves in clear.
-		s.hist.add(latencyUs(start, b))
-		s.recv++
-		if s.rx != nil && s.recv%50 == 1 { // check that the relay's SRTP decrypts
-			if _, err := s.rx.DecryptRTP(nil, b, nil); err != nil {
-				s.decErr++
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
+	const drain = 500 * time.Millisecond // in-flight packets
 	cpu0, _ := cpuTicks(pid)
 	gen0, _ := cpuTicks(os.Getpid())
-	interval := time.Second / time.Duration(pps)
-	const tick = time.Millisecond
-	slots := max(int(interval/tick), 1)
-	var late atomic.Uint64
-	var swg sync.WaitGroup
-	for g := 0; g < senders; g++ {
-		swg.Add(1)
-		go func(g int) {
-			defer swg.Done()
-			mine := make([][]*stream, slots)
-			for j := g; j < len(streams); j += senders {
-				mine[j%slots] = append(mine[j%slots], streams[j])
-			}
-			pkt := make([]byte, size)
-			enc := make([]byte, size+32)
-			var hdr rtp.Header
-			end := start.Add(dur)
-			for k := 0; ; k++ {
-				due := start.Add(time.Duration(k) * tick)
-				if !due.Before(end) {
-					return
-				}
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				} else if -d > 5*tick {
-					late.Add(1)
-				}
-				for _, s := range mine[k%slots] {
-					s.seq++
-					pkt[0], pkt[1] = 0x80, 8
-					binary.BigEndian.PutUint16(pkt[2:4], s.seq)
-					binary.BigEndian.PutUint32(pkt[4:8], nowUs())
-					binary.BigEndian.PutUint32(pkt[8:12], s.ssrc)
-					b := pkt
-					if s.tx != nil {
-						var err error
-						if b, err = s.tx.EncryptRTP(enc[:0], pkt, &hdr); err != nil {
-							continue
-						}
-					}
-					if err := s.sock.send(b); err == nil {
-						s.sent++
-					}
-				}
-			}
-		}(g)
-	}
-	swg.Wait()
-	sendWall := time.Since(start)
-	time.Sleep(500 * time.Millisecond) // in-flight packets
+	g.start = time.Now()
+	g.run(o.dur, drain, o.genCPU)
+	wall := time.Since(g.start) // send window + drain
 	cpu1, _ := cpuTicks(pid)
 	gen1, _ := cpuTicks(os.Getpid())
-	close(stop)
-	waitRecv()
 	rp.post("/close", nil)
 
-	var sent, recv, decErr, stray uint64
+	var sent, recv, decErr uint64
 	var h hist
-	for i := 0; i < calls; i++ {
-		in, out := streams[2*i], streams[2*i+1]
-		sent += in.sent + out.sent
-		recv += in.recv + out.recv
-		decErr += out.decErr
-		stray += in.stray + out.stray
-		h.merge(&in.hist)
-		h.merge(&out.hist)
+	for _, s := range g.streams {
+		sent += s.sent
+		recv += s.recv
+		decErr += s.decErr
+		h.merge(&s.hist)
 	}
 	loss := 0.0
 	if sent > 0 && recv < sent {
@@ -358,19 +304,20 @@ func runLoad(calls int, dur time.Duration, pps, size, senders, portMin, portMax 
 	hz := 100.0 // USER_HZ on Linux
 	cpuS := float64(cpu1-cpu0) / hz
 	verdict := "PASS"
-	target := float64(2*calls*pps) * dur.Seconds()
-	if loss > 0 || float64(sent) < 0.98*target || decErr > 0 {
+	target := float64(2*calls*o.pps) * o.dur.Seconds()
+	if loss > 0 || float64(sent) < 0.98*target || decErr > 0 || g.late > 0 {
 		verdict = "FAIL"
 	}
+	sendWall := wall - drain
 	fmt.Printf("RESULT bench-media calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
-		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f sender_late_ticks=%d verdict=%s\n",
-		calls, 2*calls, pps, size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
+		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d verdict=%s\n",
+		calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
-		cpuS, 100*cpuS/(sendWall.Seconds()+0.5), 1e6*cpuS/float64(max(recv, 1)),
+		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/1024/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
-		decErr, stray, 100*float64(gen1-gen0)/hz/(sendWall.Seconds()+0.5), late.Load(), verdict)
+		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late, verdict)
 	return nil
 }
 

@@ -182,3 +182,33 @@ func TestCancelDuringSetUp(t *testing.T) {
 		t.Fatalf("the trunk got %d INVITEs for a call cancelled during set-up", n)
 	}
 }
+
+// TestCancelAfterTryingOnly: the callee has sent only 100 Trying when the
+// caller cancels; 100 is a provisional response, so the unit cancels the
+// far leg at once (RFC 3261 §9.1) instead of waiting for a 18x that may
+// never come.
+func TestCancelAfterTryingOnly(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(100, "Trying", nil) })
+	u := newTestUnit(t, pbx, itsp, nil)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
+	itsp.next(sip.INVITE)
+	// whether the trunk's 100 reaches the unit before or after the
+	// caller's CANCEL, the far leg is cancelled
+	cancel() // WaitAnswer sends CANCEL
+	if err := <-done; err == nil {
+		t.Fatal("call answered")
+	}
+	waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL at the trunk")
+	waitNoCalls(t, u.Service)
+	if n := pbx.wire.count("SIP/2.0 487"); n == 0 {
+		t.Error("the PBX got no 487")
+	}
+}

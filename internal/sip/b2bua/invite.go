@@ -277,14 +277,16 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 		defer silentT.Stop()
 		silent = silentT.C
 	}
-	var gotProv, cancelSent, timedOut bool
+	// alive: the transaction has a provisional response, 100 included, so
+	// it may be cancelled (RFC 3261 §9.1); gotProv: a 18x was relayed.
+	var gotProv, alive, cancelSent, timedOut bool
 	authTries := 0
 	canceled := c.canceled
 	for {
 		select {
 		case <-canceled:
 			canceled = nil
-			if gotProv && !cancelSent {
+			if alive && !cancelSent {
 				c.cancelB(ep, req, tg)
 				cancelSent = true
 			}
@@ -292,7 +294,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			noAnswer = nil
 			timedOut = true
 			failovers.WithLabelValues("no_answer").Inc()
-			if gotProv && !cancelSent {
+			if alive && !cancelSent {
 				c.cancelB(ep, req, tg)
 				cancelSent = true
 			} else {
@@ -326,8 +328,13 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			s.traceIn(c.st.ID, ep, r)
 			switch {
 			case r.StatusCode == 100:
+				alive = true
+				if (c.isCanceled() || timedOut) && !cancelSent {
+					c.cancelB(ep, req, tg)
+					cancelSent = true
+				}
 			case r.StatusCode < 200:
-				gotProv = true
+				gotProv, alive = true, true
 				if c.isCanceled() || timedOut {
 					if !cancelSent {
 						c.cancelB(ep, req, tg)
@@ -370,6 +377,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					if ntx, nreq, nrs := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
 						rs.stop()
 						tx, req, rs = ntx, nreq, nrs
+						alive = false // a new transaction: CANCEL waits for its own provisional
 						if silentT != nil { // the retry gets its own time to be answered
 							silentT.Reset(rt.inviteTimeout)
 							silent = silentT.C

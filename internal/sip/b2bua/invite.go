@@ -377,7 +377,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 					if ntx, nreq, nrs := c.resendAuthorized(ep, h, tg, req, r); ntx != nil {
 						rs.stop()
 						tx, req, rs = ntx, nreq, nrs
-						alive = false // a new transaction: CANCEL waits for its own provisional
+						alive = false       // a new transaction: CANCEL waits for its own provisional
 						if silentT != nil { // the retry gets its own time to be answered
 							silentT.Reset(rt.inviteTimeout)
 							silent = silentT.C

@@ -352,3 +352,86 @@ func TestInviteTimeoutAfterChallenge(t *testing.T) {
 	second.next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
+
+// silentTCP accepts TCP connections and reads them without ever answering:
+// a target whose SIP stack hangs while its kernel still accepts.
+type silentTCP struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	data strings.Builder
+}
+
+func newSilentTCP(t *testing.T, ip string) *silentTCP {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &silentTCP{addr: netip.MustParseAddrPort(l.Addr().String())}
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			conns = append(conns, c)
+			s.mu.Unlock()
+			go func() {
+				buf := make([]byte, 65535)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					s.mu.Lock()
+					s.data.Write(buf[:n])
+					s.mu.Unlock()
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *silentTCP) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.data.String(), sub)
+}
+
+// TestInviteTimeoutFailoverTCP: over TCP nothing is retransmitted, and a
+// target that accepted the connection but never answers is given up after
+// invite_timeout all the same.
+func TestInviteTimeoutFailoverTCP(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	dead := newSilentTCP(t, "127.0.0.3")
+	second := newPeerUA(t, "second", "127.0.0.4", "udp")
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(time.Second)
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
+		overrideTo(c, config.Target{Host: "127.0.0.3", Port: int(dead.addr.Port()), Transport: "tcp"}, udpTarget(second.addr))
+	})
+	ctx := ctxT(t)
+	sess := answeredCall(t, ctx, pbx, u)
+	_ = sess.Ack(ctx)
+	second.next(sip.INVITE)
+	if n := dead.count("INVITE sip:"); n != 1 {
+		t.Errorf("the silent TCP target got %d INVITEs, want 1 (no retransmission over TCP)", n)
+	}
+	if n := dead.count("CANCEL sip:"); n != 0 {
+		t.Errorf("the silent TCP target got %d CANCELs", n)
+	}
+	_ = sess.Bye(ctx)
+	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}

@@ -25,6 +25,7 @@ var methodCounters = func() map[string]prometheus.Counter {
 // onRequest is the entry for every request sipgo's transaction layer hands
 // up (one goroutine per request).
 func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
+	nullFromTag(req) // wire.go: the parser's stand-in for an RFC 2543 From without tag
 	rt := s.rt.Load()
 	method := string(req.Method)
 	if c := methodCounters[method]; c != nil {
@@ -58,6 +59,9 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		}
 		s.respond(ep, tx, res, "")
 		return
+	}
+	if req.Method == sip.INVITE && !rfc3261Branch(req) {
+		go s.rfc2543Acks(ep, tx) // only for INVITEs the B2BUA takes on
 	}
 	if toTag := getTag(req.To().Params); toTag != "" {
 		c := s.calls.get(dialogKey(req.CallID().Value(), toTag))
@@ -136,6 +140,23 @@ func (s *Service) onAck(ep *endpoint, req *sip.Request) {
 	side := c.sideOf(toTag) // legs change hands in transfers (refer.go)
 	s.traceIn(c.st.ID, ep, req)
 	c.onAck(side, req)
+}
+
+// rfc2543Acks hands the B2BUA the ACKs for a 2xx of an INVITE without an
+// RFC 3261 branch. Such an ACK has the INVITE's transaction key (RFC 2543
+// matching: Call-ID, From tag, CSeq number, top Via), so sipgo gives it to
+// the INVITE's transaction, which passes it on only through tx.Acks(),
+// instead of to onRequest as a request of its own.
+func (s *Service) rfc2543Acks(ep *endpoint, tx *sip.ServerTx) {
+	for {
+		select {
+		case ack := <-tx.Acks():
+			nullFromTag(ack)
+			s.onAck(ep, ack)
+		case <-tx.Done():
+			return
+		}
+	}
 }
 
 // onStrayResponse sees responses no transaction wants: a 2xx to an INVITE

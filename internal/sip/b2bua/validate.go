@@ -49,7 +49,7 @@ func validate(req *sip.Request, rt *runtime) *rejection {
 	// sipgo upper-cases the request's method but not the CSeq's.
 	case !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)):
 		return bad("CSeq method does not match the request")
-	case getTag(req.From().Params) == "":
+	case getTag(req.From().Params) == "" && rfc3261Branch(req): // RFC 2543 elements may omit it
 		return bad("Missing From tag")
 	case req.Method == sip.INVITE && req.Contact() == nil:
 		return bad("Missing Contact header")

@@ -2,14 +2,19 @@ package b2bua
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
 // tortureDir holds the RFC 4475 messages of the black-box torture test.
@@ -42,6 +47,10 @@ func parseWire(t testing.TB, data []byte) *sip.Request {
 	if !ok {
 		t.Fatalf("not a request: %T", m)
 	}
+	if _, err := sip.ServerTxKeyMake(req); err != nil {
+		t.Fatalf("sipgo makes no transaction for it: %v", err)
+	}
+	nullFromTag(req) // as onRequest does
 	return req
 }
 
@@ -85,6 +94,8 @@ func TestValidate(t *testing.T) {
 		{"invut", tortureFile(t, "valid/invut"), 415, "Unsupported Media Type", "Accept: application/sdp, multipart/mixed"},
 		{"baddn", tortureFile(t, "invalid/baddn"), 400, "Display name", ""},
 		{"sdp01", tortureFile(t, "valid/sdp01"), 0, "", ""},
+		{"inv2543", tortureFile(t, "valid/inv2543"), 0, "", ""},
+		{"no From tag with RFC 3261 branch", []byte(strings.Replace(string(buildInvite("application/sdp", "", sdpBody)), ";tag=1", "", 1)), 400, "Missing From tag", ""},
 		{"lwsdisp", tortureFile(t, "valid/lwsdisp"), 0, "", ""},
 		// bodies
 		{"multipart with sdp", buildInvite("multipart/mixed;boundary=b1", "", mixed), 0, "", ""},
@@ -165,10 +176,37 @@ func TestWireParserTidiesLWS(t *testing.T) {
 	if q := req.Contact().Params.GetOr("q", ""); q != "0.33" {
 		t.Errorf("Contact q %q", q)
 	}
-	// sipgo's transaction key for this RFC 2543 style branch needs the
-	// From tag: without the tidy-up it answered 400 itself.
-	if _, err := sip.ServerTxKeyMake(req); err != nil {
-		t.Errorf("no transaction key: %v", err)
+}
+
+// TestNullFromTag: an RFC 2543 From without tag gets an empty one for
+// sipgo's transaction key (retransmissions and the ACK share it), and loses
+// it again before the B2BUA answers.
+func TestNullFromTag(t *testing.T) {
+	raw := tortureFile(t, "valid/inv2543")
+	key := func(data []byte) string {
+		m, err := newWireParser().ParseSIP(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := sip.ServerTxKeyMake(m)
+		if err != nil {
+			t.Fatalf("no transaction key: %v", err)
+		}
+		return k
+	}
+	// The ACK for a non-2xx answer (same Via, no tag either) must find the
+	// INVITE's transaction, or the answer is retransmitted for 32 s.
+	ack := strings.NewReplacer("INVITE sip:", "ACK sip:", "CSeq: 1 INVITE", "CSeq: 1 ACK").Replace(string(raw))
+	if a, i := key([]byte(ack)), key(raw); a != i {
+		t.Errorf("ACK key %q, INVITE key %q", a, i)
+	}
+	req := parseWire(t, raw)
+	if _, has := req.From().Params.Get("tag"); has {
+		t.Fatalf("From still tagged: %s", req.From().Value())
+	}
+	res := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+	if got := res.From().Value(); got != "<sip:UserA@example.com>" {
+		t.Fatalf("response From %q, want the caller's own", got)
 	}
 }
 
@@ -299,4 +337,83 @@ func FuzzWireParser(f *testing.F) {
 			_ = validate(req, rt)
 		}
 	})
+}
+
+// TestRFC2543Call: a caller without RFC 3261 branches and From tags (RFC
+// 2543, RFC 4475 inv2543) gets a whole call through: its INVITE is relayed
+// and answered, every answer carries its From as sent (no tag added), its
+// ACK and BYE (still untagged) reach the trunk.
+func TestRFC2543Call(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acks := &ackTracer{}
+	u := newTestUnitWith(t, pbx, itsp, Deps{Tracer: acks}, nil)
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dst, _ := net.ResolveUDPAddr("udp", u.inside().String())
+	port := strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)
+	send := func(method, ruri string, cseq int, toTag, body string) {
+		t.Helper()
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%s\r\n", method, ruri, port)
+		fmt.Fprintf(&b, "From: <sip:pbx@127.0.0.1>\r\nTo: <sip:100@127.0.0.1>%s\r\nCall-ID: rfc2543-call\r\n", toTag)
+		fmt.Fprintf(&b, "CSeq: %d %s\r\nContact: <sip:pbx@127.0.0.1:%s>\r\nMax-Forwards: 70\r\n", cseq, method, port)
+		if body != "" {
+			b.WriteString("Content-Type: application/sdp\r\n")
+		}
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+		if _, err := c.WriteTo([]byte(b.String()), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// final reads responses until a final one for method.
+	final := func(method string) *sip.Response {
+		t.Helper()
+		buf := make([]byte, 65535)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("no final answer to %s: %v", method, err)
+			}
+			m, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+			r, ok := m.(*sip.Response)
+			if err != nil || !ok || r.CSeq() == nil || string(r.CSeq().MethodName) != method {
+				continue
+			}
+			if got := r.From().Value(); got != "<sip:pbx@127.0.0.1>" {
+				t.Fatalf("%d to %s with From %q: not the caller's own", r.StatusCode, method, got)
+			}
+			if r.StatusCode >= 200 {
+				return r
+			}
+		}
+	}
+	send("INVITE", "sip:100@127.0.0.1", 1, "", string(testSDP("127.0.0.1", 7002)))
+	ok := final("INVITE")
+	if ok.StatusCode != 200 || ok.Contact() == nil {
+		t.Fatalf("INVITE answered %d", ok.StatusCode)
+	}
+	toTag := ";tag=" + getTag(ok.To().Params)
+	send("ACK", ok.Contact().Address.String(), 1, toTag, "")
+	// The unit ACKs the trunk's 200 itself; the caller's ACK must reach
+	// the call (it is traced there), not be swallowed by sipgo.
+	waitFor(t, func() bool { return acks.n.Load() == 1 }, "the caller's ACK at the call")
+	send("BYE", ok.Contact().Address.String(), 2, toTag, "")
+	if r := final("BYE"); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	waitFor(t, func() bool { return itsp.wire.count("BYE ") == 1 }, "BYE at the trunk")
+}
+
+// ackTracer counts the ACKs the unit received within a call.
+type ackTracer struct{ n atomic.Int32 }
+
+func (a *ackTracer) TraceSIP(m observe.SIPMessage) {
+	if m.Dir == observe.Received && bytes.HasPrefix(m.Raw, []byte("ACK ")) {
+		a.n.Add(1)
+	}
 }

@@ -16,10 +16,21 @@ import (
 //     slashes of a Via's "SIP / 2.0 / UDP" (RFC 4475 wsinv);
 //   - a From/To whose display name is not quoted although it holds
 //     characters a token may not (RFC 4475 baddn: `Bell, Alexander <…>`) is
-//     kept, but marked so that validate answers 400 (sipgo accepts it).
+//     kept, but marked so that validate answers 400 (sipgo accepts it);
+//   - a From without tag gets an empty one, see nullFromTag.
 func newWireParser() *sip.Parser {
 	m := maps.Clone(sip.DefaultHeadersParser())
-	for _, n := range []string{"from", "f", "to", "t"} {
+	for _, n := range []string{"from", "f"} {
+		inner := nameAddrParser(m[n])
+		m[n] = func(name []byte, text string) (sip.Header, error) {
+			h, err := inner(name, text)
+			if err == nil {
+				addNullTag(h)
+			}
+			return h, err
+		}
+	}
+	for _, n := range []string{"to", "t"} {
 		m[n] = nameAddrParser(m[n])
 	}
 	for _, n := range []string{"contact", "m", "route", "record-route"} {
@@ -62,6 +73,45 @@ func tidyParser(inner sip.HeaderParser) sip.HeaderParser {
 		}
 		return h, err
 	}
+}
+
+// An RFC 2543 request may have no From tag (RFC 3261 section 12.2.1.1:
+// the remote tag is then null) and no RFC 3261 branch. sipgo's transaction
+// layer builds the RFC 2543 transaction key of such a request from the From
+// tag and, finding none, answers 400 itself before the B2BUA sees the
+// request (RFC 4475 inv2543). The parser therefore gives a From without tag
+// an empty one (";tag", null, as the RFC reads it); retransmissions, the
+// ACK and a CANCEL get the same, so they still match the transaction.
+// nullFromTag takes it off again as the request reaches the B2BUA, before
+// any response is built from it; only sipgo's own 200 to a CANCEL of such
+// a request is built earlier and shows ";tag".
+func addNullTag(h sip.Header) {
+	if fh, ok := h.(*flaggedHeader); ok {
+		h = fh.Header
+	}
+	if f, ok := h.(*sip.FromHeader); ok && f != nil && !f.Params.Has("tag") {
+		f.Params.Add("tag", "")
+	}
+}
+
+// nullFromTag removes an empty From tag (see addNullTag).
+func nullFromTag(req *sip.Request) {
+	if f := req.From(); f != nil {
+		if t, ok := f.Params.Get("tag"); ok && t == "" {
+			f.Params.Remove("tag")
+		}
+	}
+}
+
+// rfc3261Branch reports whether the top Via carries an RFC 3261 branch
+// (magic cookie): the sender is an RFC 3261 element and must tag its From.
+func rfc3261Branch(req *sip.Request) bool {
+	v := req.Via()
+	if v == nil {
+		return false
+	}
+	b, _ := v.Params.Get("branch")
+	return len(b) > len(sip.RFC3261BranchMagicCookie) && strings.HasPrefix(b, sip.RFC3261BranchMagicCookie)
 }
 
 // tidySentProtocol moves the LWS that RFC 3261 allows around the slashes

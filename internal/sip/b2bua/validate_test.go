@@ -417,3 +417,23 @@ func (a *ackTracer) TraceSIP(m observe.SIPMessage) {
 		a.n.Add(1)
 	}
 }
+
+// BenchmarkWireParser compares sipgo's parser with ours on an ordinary
+// INVITE (the wrappers must cost next to nothing on clean input).
+func BenchmarkWireParser(b *testing.B) {
+	msg := buildInvite("application/sdp", "", sdpBody)
+	for _, p := range []struct {
+		name string
+		p    *sip.Parser
+	}{{"sipgo", sip.NewParser()}, {"wire", newWireParser()}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				data, _ := wireFilter(sip.TransportReadProps{}, msg)
+				if _, err := p.p.ParseSIP(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -433,4 +434,84 @@ func sideName(s media.Side) string {
 		return "caller"
 	}
 	return "callee"
+}
+
+// abandonedInvite is an INVITE given up because its target sent no
+// response within sip.invite_timeout. Should that target answer 2xx after
+// all, the call has moved on: the dialog the late 2xx makes is
+// acknowledged and ended at once (RFC 3261 §13.2.2.4 for a 2xx the UAC
+// does not want), instead of leaving the target with an orphaned call.
+type abandonedInvite struct {
+	inv    *sip.Request
+	tg     routing.Target
+	callID string // for the trace
+	bye    sync.Once
+}
+
+// abandon remembers inv, whose transaction key is key, for a transaction's
+// lifetime (64*T1).
+func (s *Service) abandon(key string, inv *sip.Request, tg routing.Target, callID string) {
+	a := &abandonedInvite{inv: inv, tg: tg, callID: callID}
+	s.abandoned.Store(key, a)
+	s.abandonedN.Add(1)
+	time.AfterFunc(64*sip.T1, func() {
+		if s.abandoned.CompareAndDelete(key, a) {
+			s.abandonedN.Add(-1)
+		}
+	})
+}
+
+// lateAnswer runs in a connection's reading goroutine for every 2xx (from
+// onWire): cheap unless an INVITE was given up in the last 32 s.
+func (e *endpoint) lateAnswer(r *sip.Response) {
+	s := e.svc
+	if s.abandonedN.Load() == 0 || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE {
+		return
+	}
+	key, err := sip.ClientTxKeyMake(r)
+	if err != nil {
+		return
+	}
+	v, ok := s.abandoned.Load(key)
+	if !ok {
+		return
+	}
+	go e.endLateDialog(v.(*abandonedInvite), r)
+}
+
+// endLateDialog acknowledges the late 2xx r (each retransmission) and
+// sends BYE once.
+func (e *endpoint) endLateDialog(a *abandonedInvite, r *sip.Response) {
+	s := e.svc
+	s.traceIn(a.callID, e, r)
+	if r.To() == nil || r.From() == nil || r.CallID() == nil {
+		return
+	}
+	inv := a.inv
+	l := Leg{Transport: a.tg.Transport, CallID: r.CallID().Value(), LocalTag: getTag(r.From().Params),
+		RemoteTag: getTag(r.To().Params), LocalURI: r.From().Address, RemoteURI: r.To().Address,
+		RemoteTarget: inv.Recipient, RouteSet: routeSet(r, true)}
+	if ct := r.Contact(); ct != nil {
+		l.RemoteTarget = ct.Address
+	}
+	info, rt := e.info.Load(), s.rt.Load()
+	ack := newRequest(sip.ACK, &l, info, rt.maxForwards, inv.CSeq().SeqNo)
+	ack.SetBody(nil)
+	if err := e.send(ack, a.tg, a.callID); err != nil {
+		s.limited.Warn("sip-late-2xx", "ACK for a late 2xx not sent", "err", err)
+	}
+	a.bye.Do(func() {
+		s.limited.Warn("sip-late-2xx", "a target answered after sip.invite_timeout gave it up: its dialog is ended (raise sip.invite_timeout if this repeats)",
+			"target", a.tg.Addr.String())
+		bye := newRequest(sip.BYE, &l, info, rt.maxForwards, inv.CSeq().SeqNo+1)
+		bye.SetBody(nil)
+		tx, err := e.request(context.Background(), bye, a.tg, a.callID)
+		if err != nil {
+			s.limited.Warn("sip-late-2xx", "BYE for a late 2xx not sent", "err", err)
+			return
+		}
+		if res := waitFinal(tx); res != nil {
+			s.traceIn(a.callID, e, res)
+		}
+	})
 }

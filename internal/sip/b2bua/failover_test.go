@@ -22,8 +22,10 @@ import (
 // gone, a firewall dropping).
 type blackHole struct {
 	addr netip.AddrPort
+	conn net.PacketConn
 	mu   sync.Mutex
 	msgs []string
+	from net.Addr // source of the last datagram
 }
 
 func newBlackHole(t *testing.T, ip string) *blackHole {
@@ -40,7 +42,7 @@ func newChallengingHole(t *testing.T, ip string, reply func(*sip.Request) *sip.R
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	b := &blackHole{addr: netip.MustParseAddrPort(conn.LocalAddr().String())}
+	b := &blackHole{addr: netip.MustParseAddrPort(conn.LocalAddr().String()), conn: conn}
 	go func() {
 		buf := make([]byte, 65535)
 		for {
@@ -50,6 +52,7 @@ func newChallengingHole(t *testing.T, ip string, reply func(*sip.Request) *sip.R
 			}
 			b.mu.Lock()
 			b.msgs = append(b.msgs, string(buf[:n]))
+			b.from = from
 			b.mu.Unlock()
 			if reply == nil {
 				continue
@@ -77,6 +80,30 @@ func (b *blackHole) count(prefix string) int {
 		}
 	}
 	return n
+}
+
+// find returns the received datagrams that start with prefix.
+func (b *blackHole) find(prefix string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.msgs {
+		if strings.HasPrefix(m, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// send writes m to the source of the last datagram received.
+func (b *blackHole) send(t *testing.T, m sip.Message) {
+	t.Helper()
+	b.mu.Lock()
+	to := b.from
+	b.mu.Unlock()
+	if _, err := b.conn.WriteTo([]byte(m.String()), to); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // branches returns the distinct Via branches of the INVITEs received: one
@@ -432,6 +459,67 @@ func TestInviteTimeoutFailoverTCP(t *testing.T) {
 		t.Errorf("the silent TCP target got %d CANCELs", n)
 	}
 	_ = sess.Bye(ctx)
+	second.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
+// TestLateAnswerOfAbandonedTarget: the target given up after
+// invite_timeout answers 200 after all, while the call is up through the
+// next target. The unit acknowledges that 2xx and sends BYE on the dialog
+// it made (its To tag), and the call through the second target goes on.
+func TestLateAnswerOfAbandonedTarget(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	dead := newChallengingHole(t, "127.0.0.3", func(req *sip.Request) *sip.Response {
+		if req.Method == sip.BYE {
+			return sip.NewResponseFromRequest(req, 200, "OK", nil)
+		}
+		return nil
+	})
+	second := newPeerUA(t, "second", "127.0.0.4", "udp")
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(700 * time.Millisecond)
+		overrideTo(c, udpTarget(dead.addr), udpTarget(second.addr))
+	})
+	ctx := ctxT(t)
+	sess := answeredCall(t, ctx, pbx, u)
+	_ = sess.Ack(ctx)
+	second.next(sip.INVITE)
+	second.next(sip.ACK)
+
+	invs := dead.find("INVITE ")
+	if len(invs) == 0 {
+		t.Fatal("the first target got no INVITE")
+	}
+	m, err := sip.ParseMessage([]byte(invs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := m.(*sip.Request)
+	res := sip.NewResponseFromRequest(inv, 200, "OK", testSDP("127.0.0.3", 5000))
+	res.To().Params.Add("tag", "late-tag")
+	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "late", Host: "127.0.0.3", Port: int(dead.addr.Port())}})
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	dead.send(t, res)
+
+	waitFor(t, func() bool { return len(dead.find("ACK ")) > 0 && len(dead.find("BYE ")) > 0 }, "ACK and BYE for the late 200")
+	for _, msg := range append(dead.find("ACK "), dead.find("BYE ")...) {
+		if !strings.Contains(msg, "tag=late-tag") || callIDOf(msg) != inv.CallID().Value() {
+			t.Errorf("not on the late dialog:\n%s", msg)
+		}
+		if !strings.HasPrefix(msg, "ACK sip:late@127.0.0.3:") && !strings.HasPrefix(msg, "BYE sip:late@127.0.0.3:") {
+			t.Errorf("not sent to the late answer's Contact: %s", firstLine(msg))
+		}
+	}
+	// the call through the second target is untouched
+	if u.CallCount() != 1 {
+		t.Fatalf("%d calls, want the one through the second target", u.CallCount())
+	}
+	if n := second.wire.count("BYE "); n != 0 {
+		t.Fatalf("the second target got %d BYEs", n)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
 	second.next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }

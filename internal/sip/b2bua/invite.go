@@ -305,6 +305,7 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 			silent = nil
 			c.logger().Info("no response to INVITE: next target", "target", tg.Addr, "after", rt.inviteTimeout)
 			tx.Terminate() // no more retransmissions
+			s.abandon(tx.Key(), req, tg, c.st.ID)
 			if c.isCanceled() {
 				c.end("canceled")
 				return outDone, nil, nil, nil

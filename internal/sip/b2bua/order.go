@@ -20,7 +20,11 @@ import (
 // message of that connection is read.
 func (e *endpoint) onWire(msg sip.Message) {
 	r, ok := msg.(*sip.Response)
-	if !ok || r.StatusCode <= 100 || r.StatusCode >= 200 {
+	if !ok || r.StatusCode <= 100 || r.StatusCode >= 300 {
+		return
+	}
+	if r.StatusCode >= 200 {
+		e.lateAnswer(r) // dialog.go: a 2xx for an INVITE given up
 		return
 	}
 	key, err := sip.ClientTxKeyMake(r)

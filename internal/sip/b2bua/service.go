@@ -56,6 +56,10 @@ type Service struct {
 	draining atomic.Bool
 	peers    *peerSet
 	auth     *digest.Client // nonce counts of the challenges we answer
+	// INVITEs given up after sip.invite_timeout, by client transaction key:
+	// a 2xx that still comes for one is acknowledged and ended (dialog.go).
+	abandoned  sync.Map
+	abandonedN atomic.Int64
 
 	mu        sync.Mutex // serialises Apply and Close
 	endpoints map[string]*endpoint

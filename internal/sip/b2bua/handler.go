@@ -162,7 +162,7 @@ func (s *Service) rfc2543Acks(ep *endpoint, tx *sip.ServerTx) {
 // onStrayResponse sees responses no transaction wants: a 2xx to an INVITE
 // retransmitted after the transaction ended means our ACK was lost.
 func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
-	if !r.IsSuccess() || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.From() == nil {
+	if !r.IsSuccess() || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.From() == nil || r.CallID() == nil {
 		return
 	}
 	c := s.calls.get(dialogKey(r.CallID().Value(), getTag(r.From().Params)))

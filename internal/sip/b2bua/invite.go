@@ -299,6 +299,9 @@ func (c *call) attempt(h routing.Hop, tg routing.Target, sdp []byte, more bool) 
 				cancelSent = true
 			} else {
 				tx.Terminate()
+				if !alive { // nothing came back: a late 2xx is ended (dialog.go)
+					s.abandon(tx.Key(), req, tg, c.st.ID)
+				}
 				return outNextHop, nil, nil, errStatus(408, "Request Timeout")
 			}
 		case <-silent:

@@ -153,6 +153,17 @@ func answeredCall(t *testing.T, ctx context.Context, p *peerUA, u *testUnit) *si
 	return sess
 }
 
+// hangUp ends an answered call from the caller's side and waits until the
+// callee has the BYE and the unit no call.
+func hangUp(t *testing.T, ctx context.Context, sess *sipgo.DialogClientSession, callee *peerUA, u *testUnit) {
+	t.Helper()
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	callee.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}
+
 // overrideTo sends the domain trunk.test to the given targets, in order.
 func overrideTo(c *config.Config, targets ...config.Target) {
 	for i := range targets {
@@ -210,11 +221,7 @@ func TestInviteTimeoutFailover(t *testing.T) {
 	if got := counterValue(failovers.WithLabelValues("timeout")) - before; got != 1 {
 		t.Errorf("failovers_total{cause=timeout} grew by %v, want 1", got)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second.next(sip.BYE)
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, second, u)
 	// nothing more went to the dead target once it was given up
 	n := dead.count("")
 	sleepMS(600) // one T1: a retransmission still running would show
@@ -280,9 +287,7 @@ func TestProvisionalStopsInviteTimeout(t *testing.T) {
 	if n := first.wire.count("CANCEL "); n != 0 {
 		t.Fatalf("the ringing target got %d CANCELs", n)
 	}
-	_ = sess.Bye(ctx)
-	first.next(sip.BYE)
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, first, u)
 }
 
 // TestDNSOverrideFailover: the first DNS override target answers 503 or
@@ -322,9 +327,7 @@ func TestDNSOverrideFailover(t *testing.T) {
 			if firstUA != nil {
 				firstUA.next(sip.INVITE) // it was tried first
 			}
-			_ = sess.Bye(ctx)
-			second.next(sip.BYE)
-			waitNoCalls(t, u.Service)
+			hangUp(t, ctx, sess, second, u)
 		})
 	}
 }
@@ -375,9 +378,7 @@ func TestInviteTimeoutAfterChallenge(t *testing.T) {
 	if br := first.branches(); len(br) != 2 {
 		t.Fatalf("first target saw %d INVITE transactions, want the challenged one and the retry", len(br))
 	}
-	_ = sess.Bye(ctx)
-	second.next(sip.BYE)
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, second, u)
 }
 
 // silentTCP accepts TCP connections and reads them without ever answering:
@@ -458,9 +459,7 @@ func TestInviteTimeoutFailoverTCP(t *testing.T) {
 	if n := dead.count("CANCEL sip:"); n != 0 {
 		t.Errorf("the silent TCP target got %d CANCELs", n)
 	}
-	_ = sess.Bye(ctx)
-	second.next(sip.BYE)
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, second, u)
 }
 
 // TestLateAnswerOfAbandonedTarget: the target given up after
@@ -517,9 +516,5 @@ func TestLateAnswerOfAbandonedTarget(t *testing.T) {
 	if n := second.wire.count("BYE "); n != 0 {
 		t.Fatalf("the second target got %d BYEs", n)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second.next(sip.BYE)
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, second, u)
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/pion/srtp/v3"
 	"golang.org/x/sys/unix"
 
-	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 )
 
@@ -46,8 +45,6 @@ func main() {
 	portMax := flag.Int("port-max", 29999, "relay port range end")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
 	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
-	pause := flag.Duration("relay-pause", 0, "relay: a worker sleeps this long after a busy round before polling again (media.SetBusyPause; 0: off)")
-	pauseMin := flag.Int("relay-pause-min", 1, "relay: ready sockets in a round that make it busy")
 	procs := flag.Int("relay-gomaxprocs", 0, "GOMAXPROCS of the relay process (0: Go's default, one per CPU); the relay runs one worker per P")
 	flag.Parse()
 	if *role == "relay" {
@@ -58,7 +55,6 @@ func main() {
 				defer pprof.StopCPUProfile()
 			}
 		}
-		media.SetBusyPause(*pause, *pauseMin)
 		if err := runRelay(*portMin, *portMax); err != nil && !strings.Contains(err.Error(), "closed") {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
@@ -70,8 +66,7 @@ func main() {
 		os.Exit(2)
 	}
 	o := loadOpts{calls: *calls, dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
-		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs,
-		relayArgs: []string{"-relay-pause", pause.String(), "-relay-pause-min", strconv.Itoa(*pauseMin)}}
+		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs}
 	if err := runLoad(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-media:", err)
 		os.Exit(1)
@@ -83,7 +78,6 @@ type loadOpts struct {
 	dur, poll                time.Duration
 	portMin, portMax, procs  int
 	relayCPUs, profile       string
-	relayArgs                []string
 }
 
 type relayProc struct {
@@ -99,7 +93,6 @@ func startRelay(o loadOpts) (*relayProc, error) {
 		return nil, err
 	}
 	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile}
-	args = append(args, o.relayArgs...)
 	cmd := exec.Command(self, args...)
 	if cpus != "" {
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
@@ -144,6 +137,24 @@ func (r *relayProc) post(path string, body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
 	}
 	return b, nil
+}
+
+// boxBusyTicks is the busy time of all CPUs together (from /proc/stat), to
+// tell how much other work ran on the box during a run.
+func boxBusyTicks() uint64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var busy uint64
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseUint(f, 10, 64)
+		if i != 3 && i != 4 && i < 8 { // not idle, iowait; guest time is in user already
+			busy += n
+		}
+	}
+	return busy
 }
 
 // cpuTicks is utime+stime of pid in clock ticks (exact per process, unlike /proc/stat here).
@@ -282,11 +293,13 @@ func runLoad(o loadOpts) error {
 	const drain = 500 * time.Millisecond // in-flight packets
 	cpu0, _ := cpuTicks(pid)
 	gen0, _ := cpuTicks(os.Getpid())
+	box0 := boxBusyTicks()
 	g.start = time.Now()
 	g.run(o.dur, drain, o.genCPU)
 	wall := time.Since(g.start) // send window + drain
 	cpu1, _ := cpuTicks(pid)
 	gen1, _ := cpuTicks(os.Getpid())
+	box1 := boxBusyTicks()
 	rp.post("/close", nil)
 
 	var sent, recv, decErr uint64
@@ -312,12 +325,13 @@ func runLoad(o loadOpts) error {
 	fmt.Printf("RESULT bench-media calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
-		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d verdict=%s\n",
+		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
 		calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
 		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/1024/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
-		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late, verdict)
+		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late,
+		100*(float64(box1-box0)-float64(cpu1-cpu0)-float64(gen1-gen0))/hz/wall.Seconds(), verdict)
 	return nil
 }
 

@@ -157,7 +157,10 @@ func (g *genLoop) run(dur, drain time.Duration, cpu int) {
 		iters++
 		t0 := time.Now()
 		el := time.Since(g.start)
-		for ; k < total && g.due(k) <= el; k++ {
+		// At most a few batches per round, so that a late generator still
+		// reads its sockets in between (a long catch-up burst would
+		// overflow them).
+		for burst := 0; k < total && g.due(k) <= el && burst < 4*genBatch; k, burst = k+1, burst+1 {
 			if el-g.due(k) > 5*time.Millisecond {
 				g.late++
 			}
@@ -218,7 +221,7 @@ func (g *genLoop) run(dur, drain time.Duration, cpu int) {
 		if k < total {
 			wait = min(wait, g.due(k)-el)
 		}
-		if wait > 0 && got < genBatch {
+		if wait > 0 && got < genBatch && (k >= total || g.due(k) > el) {
 			ts := unix.NsecToTimespec(int64(wait))
 			unix.Nanosleep(&ts, nil)
 			sleeps++

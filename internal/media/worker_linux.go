@@ -7,9 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/pion/rtp"
@@ -105,28 +103,7 @@ func (w *worker) run() {
 				s.handle(w.pb, n)
 			}
 		}
-		if p := busyPause.Load(); p > 0 && int32(w.n) >= busyMin.Load() {
-			// Busy: let more packets gather before looking again, rather
-			// than parking and being woken for nearly every packet.
-			ts := unix.NsecToTimespec(p)
-			unix.Nanosleep(&ts, nil)
-		}
 	}
-}
-
-// busyPause (ns; 0: off) is how long a worker sleeps after a round that
-// found at least busyMin ready sockets, before it looks for more. See
-// SetBusyPause.
-var busyPause atomic.Int64
-
-var busyMin atomic.Int32
-
-// SetBusyPause sets how long a packet worker sleeps after a busy round
-// before it polls again (0: never; it parks in the Go poller as soon as no
-// socket is ready). For the media benchmark.
-func SetBusyPause(d time.Duration, minReady int) {
-	busyPause.Store(int64(d))
-	busyMin.Store(int32(max(minReady, 1)))
 }
 
 // add starts serving sockets (call setup; any goroutine).

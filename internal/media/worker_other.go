@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/pion/rtp"
 	"golang.org/x/net/ipv4"
@@ -23,9 +22,6 @@ func newWorker(r *Relay) (*worker, error) { return &worker{relay: r}, nil }
 func (w *worker) run() {}
 
 func (w *worker) close() {}
-
-// SetBusyPause does nothing here (one reader goroutine per socket).
-func SetBusyPause(time.Duration, int) {}
 
 // wait runs fn at once: no socket here is ever connected, so the commands
 // the Linux worker serialises have nothing to race with.

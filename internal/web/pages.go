@@ -207,6 +207,7 @@ func saveInterop(f *form, c *config.Config) {
 	c.SIP.UserAgent = f.str("user_agent")
 	c.SIP.MaxForwards = f.int("max_forwards", "sip.max_forwards")
 	c.SIP.NoAnswerTimeout = f.dur("no_answer_timeout", "sip.no_answer_timeout")
+	c.SIP.InviteTimeout = f.dur("invite_timeout", "sip.invite_timeout")
 }
 
 // sipMethods are offered on the methods page.

@@ -381,3 +381,28 @@ func TestDiffPage(t *testing.T) {
 	}
 	u.get(t, c, "/administration/diff?a=nonsense", http.StatusOK)
 }
+
+// The interop page sets sip.invite_timeout; a bad value is refused next to the field.
+func TestInteropInviteTimeout(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	form := formOf(t, u.get(t, c, "/sip/interop", http.StatusOK))
+	if _, ok := form["invite_timeout"]; !ok {
+		t.Fatal("interop page has no invite_timeout field")
+	}
+	form.Set("csrf_token", csrf)
+	form.Set("invite_timeout", "3s")
+	u.post(t, c, "/sip/interop", form, http.StatusSeeOther)
+	cfg, _, _ := u.mgr.Preliminary(context.Background())
+	if cfg.SIP.InviteTimeout != config.Duration(3*time.Second) {
+		t.Fatalf("sip.invite_timeout = %v, want 3s", cfg.SIP.InviteTimeout)
+	}
+	form = formOf(t, u.get(t, c, "/sip/interop", http.StatusOK)) // new etag
+	form.Set("csrf_token", csrf)
+	form.Set("invite_timeout", "-1s")
+	body, _ := u.post(t, c, "/sip/interop", form, http.StatusUnprocessableEntity)
+	if !strings.Contains(body, `data-path="sip.invite_timeout"`) {
+		t.Errorf("no error next to the field:\n%s", excerpt(body, "-1s"))
+	}
+}

@@ -24,7 +24,7 @@ func runCall(r *Recorder, id string, start time.Time, answered bool, code int, e
 			B: CallLeg{Interface: "outside", Transport: "tls", CallID: id + "-b", Remote: netip.MustParseAddrPort("203.0.113.5:5061"), Peer: "trunk"}})
 	}
 	r.CallEnded(CallEnd{ID: id, Time: start.Add(12 * time.Second), Code: code, Reason: "x", EndedBy: endedBy,
-		Media: []MediaLeg{{Codec: "PCMU", PacketsIn: 500, PacketsOut: 499}, {Codec: "PCMU", SRTP: true, Suite: "AES_CM_128_HMAC_SHA1_80", PacketsIn: 499, Lost: 1}}})
+		Media: []MediaLeg{{Codec: "PCMU", PacketsIn: 500, PacketsOut: 499}, {Codec: "PCMU", SRTP: true, Suite: "AES_CM_128_HMAC_SHA1_80", PacketsIn: 499, Lost: 1, JitterMs: 1.25}}})
 }
 
 func TestCDRRoundTrip(t *testing.T) {
@@ -98,7 +98,8 @@ func TestCDRRoundTrip(t *testing.T) {
 	}
 	col := func(row []string, name string) string { return row[slices.Index(CSVHeader, name)] }
 	if col(rows[1], "id") != "c1" || col(rows[1], "duration_s") != "10.000" || col(rows[1], "b_remote") != "203.0.113.5:5061" ||
-		col(rows[1], "start") != "2026-11-25T10:00:00Z" || col(rows[2], "code") != "486" || col(rows[2], "answer") != "" {
+		col(rows[1], "start") != "2026-11-25T10:00:00Z" || col(rows[2], "code") != "486" || col(rows[2], "answer") != "" ||
+		col(rows[1], "a_jitter_ms") != "0.00" || col(rows[1], "b_jitter_ms") != "1.25" {
 		t.Errorf("csv rows %v", rows[1:])
 	}
 }

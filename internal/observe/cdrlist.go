@@ -84,6 +84,7 @@ var CSVHeader = []string{
 	"b_interface", "b_transport", "b_from", "b_to", "b_call_id", "b_remote", "b_peer",
 	"a_codec", "a_srtp", "a_packets_in", "a_packets_out", "a_lost",
 	"b_codec", "b_srtp", "b_packets_in", "b_packets_out", "b_lost",
+	"a_jitter_ms", "b_jitter_ms", // appended last: existing columns keep their positions
 }
 
 // WriteCSV writes records as CSV with a header row. Times are RFC 3339 in UTC.
@@ -114,6 +115,7 @@ func WriteCSV(w io.Writer, cdrs []CDR) error {
 			b.Interface, b.Transport, b.From, b.To, b.CallID, addr(b), b.Peer,
 			ma.Codec, strconv.FormatBool(ma.SRTP), u(ma.PacketsIn), u(ma.PacketsOut), u(ma.Lost),
 			mb.Codec, strconv.FormatBool(mb.SRTP), u(mb.PacketsIn), u(mb.PacketsOut), u(mb.Lost),
+			strconv.FormatFloat(ma.JitterMs, 'f', 2, 64), strconv.FormatFloat(mb.JitterMs, 'f', 2, 64),
 		}
 		for i := range row {
 			row[i] = csvSafe(row[i])

@@ -16,8 +16,14 @@ func checkPeer(t *testing.T, s *socket, want netip.AddrPort) {
 	var got netip.AddrPort
 	s.wk.wait(func() { // the worker owns the descriptor
 		sa, err := unix.Getpeername(s.u.fd)
-		if a, ok := sa.(*unix.SockaddrInet4); ok && err == nil {
+		if err != nil {
+			return // ENOTCONN
+		}
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
 			got = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+		case *unix.SockaddrInet6:
+			got = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
 		}
 	})
 	if got != want {

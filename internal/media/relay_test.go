@@ -406,6 +406,7 @@ func TestRTCPMuxAndIPv6(t *testing.T) {
 	}
 	pbx.learn(ans, 0)
 	exchange(t, pbx, ext, "v6")
+	checkPeer(t, cl.(*call).stream0(SideA).rtp, netip.AddrPortFrom(v6, uint16(pbx.port())))
 	pbx.sendRTCP(0x1111)
 	if got := ext.recvRTCP(); got != 0x1111 {
 		t.Fatalf("muxed RTCP %x", got)

@@ -35,7 +35,7 @@ func TestSippReferFromOutside(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sipp", "-sf", sf, u.outside().String(), "-s", "4930123", "-i", "127.0.0.3",
 		"-p", strconv.Itoa(port), "-t", "u1", "-m", "1", "-recv_timeout", "10000", "-timeout", "40s",
-		"-nostdin", "-bind_local", "-mi", "127.0.0.3", "-mp", strconv.Itoa(freePort(t, "udp", "127.0.0.3")),
+		"-nostdin", "-bind_local", "-mi", "127.0.0.3", "-mp", strconv.Itoa(freeMediaPort(t, "127.0.0.3")),
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"))
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,36 @@ func freePort(t *testing.T, network, ip string) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
+// freeMediaPort returns a port p such that p to p+3 were free for UDP on
+// ip a moment ago: sipp binds its audio socket on -mp and its video socket
+// on -mp+2 and exits when either is taken, so a free -mp alone is not
+// enough (the relay and other tests hold many UDP ports on loopback).
+func freeMediaPort(t *testing.T, ip string) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t, "udp", ip)
+		if p+3 > 65535 {
+			continue
+		}
+		var held []net.PacketConn
+		for i := 0; i <= 3; i++ {
+			c, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(p+i)))
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if len(held) == 4 {
+			return p
+		}
+	}
+	t.Fatalf("no four consecutive free UDP ports on %s", ip)
+	return 0
+}
+
 // startSippUAS runs sipp as the answering side on ip and returns its port.
 func startSippUAS(t *testing.T, ip, transport string) int {
 	t.Helper()
@@ -43,7 +74,7 @@ func startSippUAS(t *testing.T, ip, transport string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, "sipp", "-sf", sf, "-i", ip, "-p", strconv.Itoa(port),
 		"-t", map[string]string{"udp": "u1", "tcp": "t1"}[transport], "-nostdin", "-bind_local",
-		"-mi", ip, "-mp", strconv.Itoa(freePort(t, "udp", ip)))
+		"-mi", ip, "-mp", strconv.Itoa(freeMediaPort(t, ip)))
 	cmd.Dir = t.TempDir()
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -77,19 +108,32 @@ func runSippUAC(t *testing.T, ip, transport, dst string, n int) {
 	sf, _ := filepath.Abs("testdata/sipp/uac.xml")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", sf, dst, "-s", "4930123", "-i", ip,
-		"-p", strconv.Itoa(freePort(t, transport, ip)), "-t", map[string]string{"udp": "u1", "tcp": "t1"}[transport],
-		"-m", strconv.Itoa(n), "-r", "20", "-l", "20", "-recv_timeout", "10000", "-timeout", "40s",
-		"-nostdin", "-bind_local", "-mi", ip, "-mp", strconv.Itoa(freePort(t, "udp", ip)),
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"))
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
+	// A port taken between our probe and sipp's bind makes sipp exit before
+	// its first call: only then is it run again, on other ports.
+	for try := 1; ; try++ {
+		dir := t.TempDir()
+		cmd := exec.CommandContext(ctx, "sipp", "-sf", sf, dst, "-s", "4930123", "-i", ip,
+			"-p", strconv.Itoa(freePort(t, transport, ip)), "-t", map[string]string{"udp": "u1", "tcp": "t1"}[transport],
+			"-m", strconv.Itoa(n), "-r", "20", "-l", "20", "-recv_timeout", "10000", "-timeout", "40s",
+			"-nostdin", "-bind_local", "-mi", ip, "-mp", strconv.Itoa(freeMediaPort(t, ip)),
+			"-trace_err", "-error_file", filepath.Join(dir, "err.log"))
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return
+		}
+		if try < 3 && sippBindFailed(string(out)) {
+			t.Logf("sipp UAC could not bind its ports (try %d): again", try)
+			continue
+		}
 		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
 		t.Fatalf("sipp UAC: %v\n%s\n%s", err, tail(string(out), 1500), tail(string(errs), 3000))
 	}
 }
+
+// sippBindFailed tells whether sipp stopped because a socket of its own
+// could not be bound (at start-up, before any call).
+func sippBindFailed(out string) bool { return strings.Contains(out, "Unable to bind") }
 
 func tail(s string, n int) string {
 	if len(s) > n {

@@ -147,6 +147,35 @@ func TestCallRecordFailures(t *testing.T) {
 	}
 }
 
+// slowRecorder takes its time to store a call's end, as a database does.
+type slowRecorder struct{ fakeRecorder }
+
+func (f *slowRecorder) CallEnded(e observe.CallEnd) {
+	time.Sleep(300 * time.Millisecond)
+	f.fakeRecorder.CallEnded(e)
+}
+
+// TestDrainWaitsForCallRecord: Drain (and CallCount) count a call as over
+// only once its record is written, so a unit shutting down after Drain
+// loses no record (the call used to be counted out before).
+func TestDrainWaitsForCallRecord(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	rec := &slowRecorder{}
+	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec}, nil)
+	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
+	ctx := ctxT(t)
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, e := rec.counts(); e != 1 {
+		t.Fatalf("Drain returned with %d call ends recorded, want 1", e)
+	}
+}
+
 // TestCallRecordInStore runs a call through the service wired to observe
 // as in the unit (recorder, tracer, wrapped media): the store holds one
 // record for it, with both legs.

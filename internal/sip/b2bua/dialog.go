@@ -410,12 +410,14 @@ func (c *call) end(reason string) {
 	s := c.svc
 	s.calls.del(dialogKey(a.CallID, a.LocalTag))
 	s.calls.del(dialogKey(b.CallID, b.LocalTag))
-	s.calls.n.Add(-1)
-	callsActive.Dec()
 	c.recordEnd(reason, answered, a, b) // cdr.go: before the media counters go
 	if mc := c.mediaOf(); mc != nil {
 		mc.Close()
 	}
+	// Counted out only now: once CallCount is 0 (Drain) every record is
+	// written and every media port is free.
+	s.calls.n.Add(-1)
+	callsActive.Dec()
 	switch {
 	case strings.HasPrefix(reason, "canceled"):
 		callsTotal.WithLabelValues("canceled").Inc()

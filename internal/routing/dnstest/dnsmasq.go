@@ -31,12 +31,22 @@ func StartDnsmasq(records ...string) (*Dnsmasq, error) {
 	if err != nil {
 		return nil, ErrNoDnsmasq
 	}
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	// dnsmasq binds UDP and TCP on its port; a port found free can be
+	// taken by another process before dnsmasq binds it, so a start that
+	// failed on that is tried again on another port.
+	for try := 1; ; try++ {
+		d, err := startDnsmasq(bin, records)
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return d, err
+		}
+	}
+}
+
+func startDnsmasq(bin string, records []string) (*Dnsmasq, error) {
+	port, err := freeUDPTCPPort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	args := append([]string{"--no-daemon", "--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1",
 		"--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--pid-file="}, records...)
@@ -58,6 +68,25 @@ func StartDnsmasq(records ...string) (*Dnsmasq, error) {
 	}
 	d.Close()
 	return nil, errors.New("dnsmasq did not answer: " + d.stderr.String())
+}
+
+// freeUDPTCPPort returns a port free for both UDP and TCP on 127.0.0.1 a
+// moment ago (TCP ports there are also the local ends of connections).
+func freeUDPTCPPort() (int, error) {
+	for range 50 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no port free for both UDP and TCP on 127.0.0.1")
 }
 
 // Close stops dnsmasq.

@@ -170,10 +170,10 @@ func TestCancelDuringSetUp(t *testing.T) {
 			return nil
 		}})
 	}()
-	<-g.entered
+	recv(t, g.entered, "the call's media set-up")
 	waitFor(t, func() bool { return pbx.wire.count("SIP/2.0 487") > 0 }, "487 for the cancelled INVITE")
 	close(g.open)
-	if err := <-done; err == nil {
+	if err := recv(t, done, "WaitAnswer to return"); err == nil {
 		t.Fatal("call answered")
 	}
 	waitNoCalls(t, u.Service)
@@ -203,7 +203,7 @@ func TestCancelAfterTryingOnly(t *testing.T) {
 	// whether the trunk's 100 reaches the unit before or after the
 	// caller's CANCEL, the far leg is cancelled
 	cancel() // WaitAnswer sends CANCEL
-	if err := <-done; err == nil {
+	if err := recv(t, done, "WaitAnswer to return"); err == nil {
 		t.Fatal("call answered")
 	}
 	waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL at the trunk")

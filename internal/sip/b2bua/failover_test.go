@@ -278,7 +278,7 @@ func TestProvisionalStopsInviteTimeout(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	sess := answeredCall(t, ctx, pbx, u)
-	<-answered
+	recv(t, answered, "the first target's answer")
 	_ = sess.Ack(ctx)
 	first.next(sip.ACK)
 	if n := second.wire.count("INVITE "); n != 0 {

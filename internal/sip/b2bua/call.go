@@ -87,6 +87,8 @@ type call struct {
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite
+	// hungUp marks the legs byeSide has ended (BYE or CANCEL sent).
+	hungUp [2]bool
 
 	// self is what transaction hooks hold instead of the call: a separate
 	// object (a pointer into the call would keep all of it alive), cleared

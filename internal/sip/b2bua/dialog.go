@@ -349,6 +349,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 // byeSide sends BYE on side (or CANCEL when the far leg is not answered).
 func (c *call) byeSide(side media.Side) {
 	c.mu.Lock()
+	c.hungUp[side] = true // from now on no transfer swaps a leg in (endingLocked)
 	l := c.leg(side)
 	confirmed := l.RemoteTag != "" && (side == media.SideA || c.ackB != nil || c.st.Phase == PhaseConfirmed)
 	invB, txB, tgB, sideEp := c.inviteB, c.txB, c.targetB, c.eps[side]
@@ -380,6 +381,20 @@ func (c *call) byeSide(side media.Side) {
 			c.svc.traceIn(c.st.ID, ep, r)
 		}
 	}()
+}
+
+// endingLocked reports that the call has ended or is ending: one of its
+// legs was hung up. A transfer must not swap a new leg in then: the BYE
+// has gone to the old one and end() would forget the new one, leaving its
+// party with a dialog nobody ends. c.mu is held.
+func (c *call) endingLocked() bool {
+	return c.ended.Load() || c.hungUp[media.SideA] || c.hungUp[media.SideB]
+}
+
+func (c *call) ending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endingLocked()
 }
 
 // hangup ends the call on both legs.

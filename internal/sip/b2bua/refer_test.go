@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media"
 )
 
 func TestReferModeDecision(t *testing.T) {
@@ -530,6 +531,34 @@ func TestTransfereeLeavesDuringTransfer(t *testing.T) {
 			break
 		}
 	}
+	waitNoCalls(t, u.Service)
+}
+
+// TestNoLegSwapOnceHungUp: a BYE from the transferee ends the far leg
+// (byeSide) and then the call (end); a transfer whose target answered in
+// between must not swap its new leg in, or end() forgets that leg and the
+// target keeps a dialog nobody ends. (TestTransfereeLeavesDuringTransfer
+// lost its BYE this way now and then under -race.)
+func TestNoLegSwapOnceHungUp(t *testing.T) {
+	pbx, itsp := referPeers(t)
+	u := newTestUnit(t, pbx, itsp, alwaysRefer)
+	establish(t, u, pbx, itsp, viaInside(u))
+	calls := u.calls.all()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls", len(calls))
+	}
+	c := calls[0]
+	c.byeSide(media.SideB) // the BYE handler's first step
+	itsp.next(sip.BYE)
+	mc, _ := media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
+	x := &transfer{c: c, from: media.SideB}
+	if g := x.swap(c, media.SideB, Leg{CallID: "new-leg", LocalTag: "t"}, c.endpointOf(media.SideB), mc, nil); g != nil {
+		t.Fatal("a new leg was swapped into a call that is being hung up")
+	}
+	if l := c.legOf(media.SideB); l.CallID == "new-leg" {
+		t.Fatalf("leg B is now %+v", l)
+	}
+	c.end("bye from caller")
 	waitNoCalls(t, u.Service)
 }
 

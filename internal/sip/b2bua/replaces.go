@@ -97,6 +97,11 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 
 	c.mu.Lock()
+	if c.endingLocked() { // the call was hung up meanwhile (transfer.go swap)
+		c.mu.Unlock()
+		mc.Close()
+		return 487, "Request Terminated (the call ended)"
+	}
 	old, oldEp, oldMedia := c.st.Legs[z], c.eps[z], c.media
 	c.st.Legs[z], c.eps[z], c.media = nl, ep, mc
 	if z == media.SideA {

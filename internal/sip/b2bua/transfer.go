@@ -183,7 +183,7 @@ func (x *transfer) blind() (int, string, *call) {
 		nl.LocalCSeq++
 		sendNew(sip.BYE, nl.LocalCSeq, nil)
 	}
-	if c.ended.Load() { // the transferee hung up while the target rang
+	if c.ending() { // the transferee hung up while the target rang
 		abandon()
 		return 487, "Request Terminated (the call ended)", nil
 	}
@@ -431,7 +431,7 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
 	s := c.svc
 	c.mu.Lock()
-	if c.ended.Load() { // the transferee hung up meanwhile
+	if c.endingLocked() { // the transferee hung up meanwhile
 		c.mu.Unlock()
 		return nil
 	}

@@ -400,15 +400,16 @@ func splitHostPort(s string) (string, int) {
 	if strings.HasPrefix(s, "[") {
 		if i := strings.Index(s, "]"); i > 0 {
 			host := s[1:i]
-			if p, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], ":")); err == nil {
-				return host, p
+			if p, err := strconv.ParseUint(strings.TrimPrefix(s[i+1:], ":"), 10, 16); err == nil {
+				return host, int(p)
 			}
 			return host, 0
 		}
 	}
 	if i := strings.LastIndexByte(s, ':'); i > 0 && strings.Count(s, ":") == 1 {
-		if p, err := strconv.Atoi(s[i+1:]); err == nil {
-			return s[:i], p
+		// A port is 0-65535: "h:-1" or "h:70000" is no port (FuzzSplitHostPort).
+		if p, err := strconv.ParseUint(s[i+1:], 10, 16); err == nil {
+			return s[:i], int(p)
 		}
 	}
 	return s, 0

@@ -147,7 +147,7 @@ func FuzzSplitHostPort(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		h, p := splitHostPort(s)
-		if p < 0 || len(h) > len(s) {
+		if p < 0 || p > 65535 || len(h) > len(s) {
 			t.Fatalf("%q → %q %d", s, h, p)
 		}
 	})

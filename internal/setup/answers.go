@@ -221,8 +221,10 @@ func CheckAddrPrefix(s string) error {
 }
 
 var (
-	fqdnRE      = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
-	hostLabelRE = regexp.MustCompile(`^(?i)[a-z0-9-]{1,63}$`) // a bare host name (one label)
+	fqdnRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
+	// A bare host name (one label); like the configuration, no hyphen at
+	// either end (FuzzCheck found "-" accepted here and refused there).
+	hostLabelRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	digitsRE    = regexp.MustCompile(`^[0-9*#+]{1,16}$`)
 )
 

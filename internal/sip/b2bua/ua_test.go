@@ -218,6 +218,22 @@ func newPeerUAWith(t *testing.T, name, ip, transport string, setup func(*peerUA)
 	}
 	serve()
 	t.Cleanup(func() { ua.Close() })
+	if transport == "udp" {
+		// sipgo adds the socket to its pool in the serving goroutine; a
+		// request sent before that makes the client bind a second socket on
+		// the same address and fail ("address already in use"), which a
+		// busy machine hit now and then.
+		for i := 0; ; i++ {
+			if c, _ := ua.TransportLayer().GetConnection("udp", p.addr.String()); c != nil {
+				c.TryClose()
+				break
+			}
+			if i == 5000 {
+				t.Fatalf("%s: the UDP socket never reached sipgo's pool", name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return p
 }
 

@@ -3,11 +3,13 @@ package b2bua
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,41 +38,80 @@ func plainRelay(t *testing.T, inactivity time.Duration) (*config.Config, *media.
 	return cfg, relay
 }
 
-// relayMediaAddr is where an SDP the unit sent wants the first stream's RTP.
-func relayMediaAddr(t *testing.T, body []byte) netip.AddrPort {
-	t.Helper()
+// mediaAddr is where an SDP the unit sent wants the first stream's RTP.
+func mediaAddr(body []byte) (netip.AddrPort, error) {
 	m := sdpConn.FindStringSubmatch(string(body))
 	if m == nil {
-		t.Fatalf("SDP without a media address: %q", body)
+		return netip.AddrPort{}, fmt.Errorf("SDP without a media address: %q", body)
 	}
-	ap, err := netip.ParseAddrPort(m[1] + ":" + m[2])
+	return netip.ParseAddrPort(m[1] + ":" + m[2])
+}
+
+// relayMediaAddr is mediaAddr for the test goroutine.
+func relayMediaAddr(t *testing.T, body []byte) netip.AddrPort {
+	t.Helper()
+	ap, err := mediaAddr(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ap
 }
 
-// rtpThrough sends RTP from one peer's media socket to the relay until a
-// packet with the same payload arrives at the other peer (bounded).
-func rtpThrough(t *testing.T, from *net.UDPConn, relay netip.AddrPort, to *net.UDPConn, label string) {
-	t.Helper()
+// rtpPacket is a PCMA packet whose payload starts with label.
+func rtpPacket(label string, seq uint16) []byte {
 	pkt := make([]byte, 12+160)
 	pkt[0], pkt[1] = 0x80, 8 // RTP version 2, PCMA
+	binary.BigEndian.PutUint16(pkt[2:], seq)
+	binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*160)
 	binary.BigEndian.PutUint32(pkt[8:], 0x1eaf)
 	copy(pkt[12:], label)
-	buf := make([]byte, 1500)
-	for seq := uint16(1); seq <= 200; seq++ {
-		binary.BigEndian.PutUint16(pkt[2:], seq)
-		binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*160)
-		if _, err := from.WriteToUDPAddrPort(pkt, relay); err != nil {
-			t.Fatal(err)
+	return pkt
+}
+
+// streamRTP sends RTP from conn to dst every 20 ms, like a phone, until the
+// returned stop is called (stop waits for the sender to finish). A peer
+// that streams from the start leaves no gap for the inactivity check to
+// see however slowly the test goroutine is scheduled.
+func streamRTP(conn *net.UDPConn, dst netip.AddrPort, label string) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint16(1); ; seq++ {
+			_, _ = conn.WriteToUDPAddrPort(rtpPacket(label, seq), dst)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
 		}
-		to.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if n, _, err := to.ReadFromUDPAddrPort(buf); err == nil && bytes.Equal(buf[12:n], pkt[12:]) {
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-finished
+	}
+}
+
+// awaitRTP reads conn until a packet with label's payload arrives; it
+// fails the test after 20 s (a busy machine delays, it does not lose
+// every packet on loopback).
+func awaitRTP(t *testing.T, conn *net.UDPConn, label string) {
+	t.Helper()
+	want := rtpPacket(label, 0)[12:]
+	buf := make([]byte, 1500)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	for {
+		n, _, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("%s: no RTP arrived through the relay: %v", label, err)
+		}
+		if n > 12 && bytes.Equal(buf[12:n], want) {
 			return
 		}
 	}
-	t.Fatalf("%s: no RTP arrived through the relay", label)
 }
 
 // TestMediaInactivityEndsCall: a call through the B2BUA with the real media
@@ -87,13 +128,30 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	}
 	pbxRTP, itspRTP := listen("127.0.0.1"), listen("127.0.0.3")
 
-	// Short, but far above the few milliseconds between the answer and the
-	// first packet; the check runs four times per timeout.
-	cfg, relay := plainRelay(t, time.Second)
+	// Both peers send RTP from the moment they know the relay's address
+	// (the trunk from the INVITE, the PBX from the 200), so the timeout
+	// only has to cover scheduling hiccups between 20 ms packets; 3 s
+	// (checked four times per timeout) leaves ample room on a busy machine.
+	cfg, relay := plainRelay(t, 3*time.Second)
 
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	itsp.setOnInvite(answerWith("127.0.0.3", itspRTP.LocalAddr().(*net.UDPAddr).Port))
+	trunkStop := make(chan func(), 1)
+	trunkErr := make(chan error, 1)
+	answer := answerWith("127.0.0.3", itspRTP.LocalAddr().(*net.UDPAddr).Port)
+	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+		dst, err := mediaAddr(req.Body())
+		if err != nil {
+			trunkErr <- err
+			_ = s.Respond(488, "Not Acceptable Here", nil)
+			return
+		}
+		select {
+		case trunkStop <- streamRTP(itspRTP, dst, "trunk to pbx"):
+		default: // a second INVITE: one sender is enough
+		}
+		answer(s, req)
+	})
 	rec := &fakeRecorder{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay, Calls: rec}, func(c *config.Config) { c.Media = cfg.Media })
 
@@ -103,20 +161,29 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		select {
+		case e := <-trunkErr:
+			t.Fatalf("%v (trunk: %v)", err, e)
+		default:
+		}
 		t.Fatal(err)
 	}
+	stopPBX := streamRTP(pbxRTP, relayMediaAddr(t, sess.InviteResponse.Body()), "pbx to trunk")
+	t.Cleanup(stopPBX)
+	stopTrunk := recv(t, trunkStop, "the trunk to start its RTP")
+	t.Cleanup(stopTrunk)
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	inside := relayMediaAddr(t, sess.InviteResponse.Body())
-	outside := relayMediaAddr(t, itsp.next(sip.INVITE).Body())
-	rtpThrough(t, pbxRTP, inside, itspRTP, "pbx to trunk")
-	rtpThrough(t, itspRTP, outside, pbxRTP, "trunk to pbx")
+	awaitRTP(t, itspRTP, "pbx to trunk")
+	awaitRTP(t, pbxRTP, "trunk to pbx")
 
 	// Media stops: the unit ends the call on both legs.
+	stopPBX()
+	stopTrunk()
+	waitFor(t, func() bool { return u.Service.calls.count() == 0 }, "the unit to end the call for media inactivity")
 	pbx.next(sip.BYE)
 	itsp.next(sip.BYE)
-	waitNoCalls(t, u.Service)
 	waitFor(t, func() bool { return relay.ActiveCalls() == 0 }, "the relay to release the call's ports")
 
 	if _, _, n := rec.counts(); n != 1 {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
@@ -30,7 +33,8 @@ import (
 
 // msStream is one media stream of a test peer: its RTP socket, where the
 // unit wants the stream's RTP (from the unit's SDP) and, on the SRTP side,
-// the peer's own contexts. Only the test goroutine sends and receives.
+// the peer's own contexts. Only the test goroutine touches it: the trunk's
+// SIP handler hands what it learns over in a trunkStream (see lastOffer).
 type msStream struct {
 	kind  string
 	pt    uint8
@@ -139,7 +143,15 @@ type srtpTrunk struct {
 	decline map[int]bool
 	offers  [][]byte
 	keys    [][]string // the relay's key (base64) per offer and stream
+	answers [][]trunkStream
 	err     error
+}
+
+// trunkStream is what the trunk's answer set up for one stream: where the
+// relay wants its SRTP and the trunk's contexts (zero: not answered).
+type trunkStream struct {
+	relay  netip.AddrPort
+	rx, tx *srtp.Context
 }
 
 func srtpCtx(k sdp.Crypto) (*srtp.Context, error) {
@@ -168,6 +180,7 @@ func (tr *srtpTrunk) answerLocked(offer []byte) ([]byte, error) {
 	}
 	b := msSessionHead("127.0.0.3", len(tr.offers))
 	keys := make([]string, len(tr.streams))
+	ans := make([]trunkStream, len(tr.streams))
 	for i, m := range s.Media {
 		st := tr.streams[i]
 		if m.Port == 0 {
@@ -191,30 +204,33 @@ func (tr *srtpTrunk) answerLocked(offer []byte) ([]byte, error) {
 			return nil, fmt.Errorf("m= line %d offers no SRTP key", i)
 		}
 		addr, _ := s.MediaConn(m)
-		st.relay = netip.AddrPortFrom(addr, uint16(m.Port))
+		ans[i].relay = netip.AddrPortFrom(addr, uint16(m.Port))
 		keys[i] = string(rk.Key)
 		if tr.decline[i] {
 			st.mLine(b, 0, m.Proto, "")
 			continue
 		}
-		if st.rx, err = srtpCtx(*rk); err != nil {
+		if ans[i].rx, err = srtpCtx(*rk); err != nil {
 			return nil, err
 		}
 		own := sdp.Crypto{Tag: rk.Tag, Suite: sdp.SuiteAES80, Key: make([]byte, 30)}
 		if _, err := rand.Read(own.Key); err != nil {
 			return nil, err
 		}
-		if st.tx, err = srtpCtx(own); err != nil {
+		if ans[i].tx, err = srtpCtx(own); err != nil {
 			return nil, err
 		}
 		st.mLine(b, st.port(), "RTP/SAVP", own.String())
 	}
 	tr.keys = append(tr.keys, keys)
+	tr.answers = append(tr.answers, ans)
 	return []byte(b.String()), nil
 }
 
 // lastOffer is the latest offer the trunk got and the relay's keys in it;
-// it fails the test unless the trunk got want offers so far.
+// it fails the test unless the trunk got want offers so far. It hands the
+// trunk's answer to that offer over to the streams (the test goroutine is
+// the only one that touches them; the SIP handler only writes tr).
 func (tr *srtpTrunk) lastOffer(t *testing.T, want int) ([]byte, []string) {
 	t.Helper()
 	tr.mu.Lock()
@@ -224,6 +240,15 @@ func (tr *srtpTrunk) lastOffer(t *testing.T, want int) ([]byte, []string) {
 	}
 	if len(tr.offers) != want {
 		t.Fatalf("the trunk got %d offers, want %d", len(tr.offers), want)
+	}
+	for i, a := range tr.answers[len(tr.answers)-1] {
+		st := tr.streams[i]
+		if a.relay.IsValid() {
+			st.relay = a.relay
+		}
+		if a.rx != nil {
+			st.rx, st.tx = a.rx, a.tx
+		}
 	}
 	return tr.offers[len(tr.offers)-1], tr.keys[len(tr.keys)-1]
 }
@@ -293,14 +318,15 @@ func (s *msStream) send(t *testing.T, payload []byte) {
 	}
 }
 
-// recv reads what arrives on the stream's socket until the socket is quiet
-// for wait, and reports whether one packet (decrypted on an SRTP stream)
-// carried payload with payload type pt. Packets of an older key (before the
-// answer switched the path) fail authentication and are skipped.
+// recv reads what arrives on the stream's socket for at most wait and
+// reports whether one packet (decrypted on an SRTP stream) carried payload
+// with payload type pt. Packets of an older key (before the answer switched
+// the path) fail authentication and are skipped. The bound is overall: a
+// stream of other packets does not keep it reading.
 func (s *msStream) recv(payload []byte, pt uint8, wait time.Duration) bool {
 	buf := make([]byte, 1500)
+	_ = s.conn.SetReadDeadline(time.Now().Add(wait))
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(wait))
 		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return false
@@ -318,37 +344,97 @@ func (s *msStream) recv(payload []byte, pt uint8, wait time.Duration) bool {
 	}
 }
 
-// through sends RTP on stream from (bounded, 200 packets) until its payload
-// arrives intact on stream to, then checks that it did not also arrive on
-// the receiving peer's other stream.
+// throughWithin bounds through: loopback loses nothing, so only a machine
+// too busy to run the relay for this long fails it.
+const throughWithin = 20 * time.Second
+
+// through sends RTP on stream from every 20 ms, like a phone, until its
+// payload arrives intact on stream to (bounded by throughWithin: the first
+// packets may be late or dropped while the relay latches), then checks
+// that it did not also arrive on the receiving peer's other stream.
 func through(t *testing.T, from, to, other *msStream, label string) {
 	t.Helper()
 	payload := bytes.Repeat([]byte(label+"|"), 160/(len(label)+1)+1)[:160]
-	for range 200 {
+	deadline := time.Now().Add(throughWithin)
+	for sent := 0; sent == 0 || time.Now().Before(deadline); sent++ {
 		from.send(t, payload)
-		if to.recv(payload, from.pt, 50*time.Millisecond) {
-			if other != nil && other.relay.IsValid() && other.recv(payload, from.pt, 20*time.Millisecond) {
+		if to.recv(payload, from.pt, 20*time.Millisecond) {
+			// Every packet sent so far had its chance to go astray.
+			if other != nil && other.relay.IsValid() && other.recv(payload, from.pt, 100*time.Millisecond) {
 				t.Fatalf("%s: the payload also arrived on the %s stream", label, other.kind)
 			}
 			return
 		}
 	}
-	t.Fatalf("%s: no RTP with the payload arrived on the %s stream", label, to.kind)
+	t.Fatalf("%s: no RTP with the payload arrived on the %s stream within %v", label, to.kind, throughWithin)
 }
 
-// portsFree waits until every address can be bound again, i.e. the relay
-// closed its sockets there.
-func portsFree(t *testing.T, what string, addrs []netip.AddrPort) {
+// relayPortsInUse is the media package's palisade_media_ports_in_use gauge:
+// the relay's own count of the ports its calls hold (every relay of this
+// test binary; the tests of this package do not run in parallel).
+func relayPortsInUse(t *testing.T) float64 {
 	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "palisade_media_ports_in_use" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("the media package exports no palisade_media_ports_in_use gauge")
+	return 0
+}
+
+// heldHere reports whether this process has a UDP socket bound to a, from
+// /proc/net/udp and /proc/self/fd (ok false where there is no /proc). Unlike
+// binding the port again it cannot be fooled by another program that took
+// the port after the relay let it go.
+func heldHere(a netip.AddrPort) (held, ok bool) {
+	if !a.Addr().Is4() {
+		return false, false
+	}
+	tab, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return false, false
+	}
+	ip := a.Addr().As4()
+	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip[:]), a.Port())
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(tab), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return false, true
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return false, false
+	}
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && inodes[l] {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// portsReleased waits until the relay's count of ports in use is want and
+// no socket of this process is bound to any address in addrs any more.
+func portsReleased(t *testing.T, what string, want float64, addrs []netip.AddrPort) {
+	t.Helper()
+	waitFor(t, func() bool { return relayPortsInUse(t) == want },
+		fmt.Sprintf("%s: the relay's ports in use to drop to %v", what, want))
 	for _, a := range addrs {
-		waitFor(t, func() bool {
-			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
-			if err != nil {
-				return false
-			}
-			c.Close()
-			return true
-		}, fmt.Sprintf("%s: the relay to release %v", what, a))
+		waitFor(t, func() bool { held, _ := heldHere(a); return !held },
+			fmt.Sprintf("%s: the relay to close its socket on %v", what, a))
+	}
+	if got := relayPortsInUse(t); got != want {
+		t.Fatalf("%s: %v relay ports in use, want %v", what, got, want)
 	}
 }
 
@@ -384,6 +470,15 @@ type msFixture struct {
 	ctx        context.Context
 	firstOffer []byte   // the unit's offer to the trunk
 	firstKeys  []string // the relay's keys in it
+	basePorts  float64  // relay ports in use before the call
+}
+
+// msCtx bounds one test's SIP exchanges. It is longer than ctxT's because
+// every RTP check may take up to throughWithin on a busy machine.
+func msCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // msCall places the call; the trunk answers the m= lines in decline with
@@ -393,12 +488,13 @@ func msCall(t *testing.T, decline map[int]bool) *msFixture {
 	f := &msFixture{
 		pbxS: []*msStream{newMSStream(t, "127.0.0.1", "audio", 0xa1), newMSStream(t, "127.0.0.1", "video", 0xb1)},
 		trS:  []*msStream{newMSStream(t, "127.0.0.3", "audio", 0xa2), newMSStream(t, "127.0.0.3", "video", 0xb2)},
-		ctx:  ctxT(t),
+		ctx:  msCtx(t),
 	}
 	f.tr = &srtpTrunk{streams: f.trS, decline: decline}
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	f.itsp = srtpTrunkPeer(t, f.tr)
 	f.u, f.relay = msUnit(t, pbx, f.itsp)
+	f.basePorts = relayPortsInUse(t)
 	sess, err := pbx.call(f.ctx, f.u.inside(), "4930123456", pbxOffer("127.0.0.1", 1, f.pbxS))
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +524,7 @@ func (f *msFixture) hangUp(t *testing.T, held []netip.AddrPort) {
 	f.itsp.next(sip.BYE)
 	waitNoCalls(t, f.u.Service)
 	waitFor(t, func() bool { return f.relay.ActiveCalls() == 0 }, "the relay to forget the call")
-	portsFree(t, "after BYE", held)
+	portsReleased(t, "after BYE", f.basePorts, held)
 }
 
 // TestMultiStreamCallSRTPTrunk: a PBX call with audio and video to an SRTP
@@ -455,6 +551,16 @@ func TestMultiStreamCallSRTPTrunk(t *testing.T) {
 	outside := learnRelay(t, offer, trS)
 	answer := sess.InviteResponse.Body()
 	inside := learnRelay(t, answer, pbxS)
+	// Two streams, a pair on each leg: 8 ports (the check of the release
+	// below would pass on a relay that never counted them).
+	if got := relayPortsInUse(t); got != f.basePorts+8 {
+		t.Fatalf("%v relay ports in use during the call, want %v", got-f.basePorts, 8)
+	}
+	for _, a := range append(append([]netip.AddrPort(nil), inside...), outside...) {
+		if held, ok := heldHere(a); ok && !held {
+			t.Fatalf("no socket of the relay on %v during the call", a)
+		}
+	}
 	for i := range 2 {
 		if m := mediaLine(t, answer, i); m.Proto != "RTP/AVP" || m.Has("crypto") {
 			t.Fatalf("m= line %d to the PBX is not plain RTP:\n%s", i, answer)
@@ -500,7 +606,8 @@ func TestMultiStreamCallSRTPTrunk(t *testing.T) {
 	if got := learnRelay(t, res.Body(), pbxS); len(got) != 2 || got[0] != inside[0] {
 		t.Fatalf("audio moved on the inside: %v, was %v", got, inside[:2])
 	}
-	portsFree(t, "video off", append(append([]netip.AddrPort(nil), inside[2:]...), outside[2:]...))
+	// Audio's pair on each leg stays (2 legs × RTP+RTCP), video's is gone.
+	portsReleased(t, "video off", f.basePorts+4, append(append([]netip.AddrPort(nil), inside[2:]...), outside[2:]...))
 	through(t, pbxS[0], trS[0], nil, "audio pbx to trunk after re-INVITE")
 	through(t, trS[0], pbxS[0], nil, "audio trunk to pbx after re-INVITE")
 

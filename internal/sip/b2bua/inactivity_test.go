@@ -142,7 +142,10 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		dst, err := mediaAddr(req.Body())
 		if err != nil {
-			trunkErr <- err
+			select {
+			case trunkErr <- err:
+			default:
+			}
 			_ = s.Respond(488, "Not Acceptable Here", nil)
 			return
 		}

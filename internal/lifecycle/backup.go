@@ -76,8 +76,9 @@ type kdfParams struct {
 var newKDF = kdfParams{Name: "argon2id", Time: 3, MemoryKiB: 64 * 1024, Threads: 4}
 
 func (p kdfParams) key(passphrase string) ([]byte, error) {
-	// A hostile file must not make Restore burn minutes or gigabytes.
-	if p.Name != "argon2id" || p.Time < 1 || p.Time > 10 || p.MemoryKiB < 8*1024 || p.MemoryKiB > 1024*1024 ||
+	// A hostile file must not make Restore burn minutes or gigabytes:
+	// at most 256 MiB (four times what new backups use) and 10 passes.
+	if p.Name != "argon2id" || p.Time < 1 || p.Time > 10 || p.MemoryKiB < 8*1024 || p.MemoryKiB > 256*1024 ||
 		p.Threads < 1 || len(p.Salt) < 16 || len(p.Salt) > 64 {
 		return nil, errors.New("backup: unsupported key derivation parameters")
 	}

@@ -128,6 +128,10 @@ func TestRestoreRejectsBadFiles(t *testing.T) {
 			m["pki"] = map[string]any{"encrypted": true, "cipher": "AES-256-GCM",
 				"kdf": map[string]any{"name": "argon2id", "salt": "MDEyMzQ1Njc4OWFiY2RlZg==", "time": 1, "memory_kib": 1 << 30, "threads": 1}}
 		}), "unsupported key derivation"},
+		{"512 MiB kdf", mutate(func(m map[string]any) {
+			m["pki"] = map[string]any{"encrypted": true, "cipher": "AES-256-GCM",
+				"kdf": map[string]any{"name": "argon2id", "salt": "MDEyMzQ1Njc4OWFiY2RlZg==", "time": 1, "memory_kib": 512 * 1024, "threads": 1}}
+		}), "unsupported key derivation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

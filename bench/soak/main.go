@@ -2,7 +2,9 @@
 // from a PBX peer through the unit to a trunk peer at a steady rate, with
 // bad traffic mixed in (RFC 4475 torture messages, small INVITE floods),
 // while memory, goroutines and file descriptors are sampled. It reports
-// failed calls and the growth after warm-up. `make soak` runs it.
+// failed calls and the growth after warm-up. A few long-lived calls of Go
+// user agents carry 20 ms RTP both ways for the whole soak through the
+// media relay; their lost packets are reported too. `make soak` runs it.
 package main
 
 import (
@@ -49,14 +51,15 @@ func main() {
 	hold := flag.Duration("hold", envDur("SOAK_HOLD", 2*time.Second), "how long each call stays up")
 	bin := flag.String("bin", "bin/palisade", "palisade binary")
 	every := flag.Duration("sample", 10*time.Second, "sampling period")
+	mediaCalls := flag.Int("media-calls", envInt("SOAK_MEDIA_CALLS", 20), "long-lived calls carrying RTP both ways for the whole soak (0 = none)")
 	flag.Parse()
-	if err := run(*bin, *dur, *rate, *hold, *every); err != nil {
+	if err := run(*bin, *dur, *rate, *hold, *every, *mediaCalls); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, rate int, hold, every time.Duration) error {
+func run(bin string, dur time.Duration, rate int, hold, every time.Duration, mediaCalls int) error {
 	sipp, err := exec.LookPath("sipp")
 	if err != nil {
 		return fmt.Errorf("install Debian package sip-tester (sipp)")
@@ -68,7 +71,7 @@ func run(bin string, dur time.Duration, rate int, hold, every time.Duration) err
 	if err != nil {
 		return err
 	}
-	fmt.Printf("soak: %v at %d calls/s, hold %v, work dir %s\n", dur, rate, hold, work)
+	fmt.Printf("soak: %v at %d calls/s, hold %v, %d media calls, work dir %s\n", dur, rate, hold, mediaCalls, work)
 
 	in, out := freePort(insideIP), freePort(outsideIP)
 	uacPort, uasPort := freePort(pbxIP), freePort(trunkIP)
@@ -79,6 +82,10 @@ func run(bin string, dur time.Duration, rate int, hold, every time.Duration) err
 	cfg.Peers = []config.Peer{
 		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("%s:%d", pbxIP, uacPort), Transport: "udp"},
 		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("%s:%d", trunkIP, uasPort), Transport: "udp"},
+	}
+	med := newMediaSoak()
+	if mediaCalls > 0 {
+		addMediaPeers(cfg, med.pbxPort, med.trunkPort)
 	}
 	cfg.Media.Policies = []config.MediaPolicy{}
 	cfg.Media.DefaultPolicy.RTPProfile = "avp"
@@ -136,6 +143,17 @@ func run(bin string, dur time.Duration, rate int, hold, every time.Duration) err
 	}
 	defer func() { syscall.Kill(-uas.Process.Pid, syscall.SIGKILL); uas.Wait() }()
 	time.Sleep(500 * time.Millisecond)
+	// The media calls go up before sipp's load and stay up until it ends.
+	mediaDone := false
+	if err := med.start(mediaCalls, fmt.Sprintf("%s:%d", insideIP, in)); err != nil {
+		med.finish()
+		return fmt.Errorf("media calls: %w", err)
+	}
+	defer func() {
+		if !mediaDone {
+			med.finish()
+		}
+	}()
 	calls := int(dur.Seconds()) * rate
 	limit := rate * (int(hold.Seconds()) + 5)
 	uacCSV := filepath.Join(work, "uac.csv")
@@ -177,14 +195,17 @@ loop:
 			}
 		}
 	}
+	mediaDone = true
+	mr := med.finish()
 	ok, failed, created, retrans := uacStats(uacCSV)
-	return report(samples, dur, rate, hold, ok, failed, created, retrans, calls, &bad, work)
+	return report(samples, dur, rate, hold, ok, failed, created, retrans, calls, &bad, mr, work)
 }
 
-func report(samples []sample, dur time.Duration, rate int, hold time.Duration, ok, failed, created, retrans, calls int, bad *badTraffic, work string) error {
+func report(samples []sample, dur time.Duration, rate int, hold time.Duration, ok, failed, created, retrans, calls int, bad *badTraffic, mr mediaResult, work string) error {
 	fmt.Printf("\nSOAK duration=%v rate=%d/s hold=%v offered=%d created=%d successful=%d failed=%d unfinished=%d retransmissions=%d\n",
 		dur, rate, hold, calls, created, ok, failed, calls-ok-failed, retrans)
 	fmt.Printf("SOAK bad traffic: %d torture messages, %d flood INVITEs from one source\n", bad.tortureSent, bad.floodSent)
+	mr.print()
 	if len(samples) < 3 {
 		fmt.Println("SOAK too few samples for a trend")
 		return nil

@@ -3,6 +3,7 @@ package b2bua
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -23,24 +24,13 @@ func refusingTLSPeer(t *testing.T, p *testPKI) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				if c.(*tls.Conn).Handshake() == nil {
-					_, _ = c.Read(make([]byte, 4096)) // the INVITE
-				}
-				// what a refused certificate ends in: an alert, then close
-				_ = c.(*tls.Conn).CloseWrite()
-				c.Close()
-			}()
+	return servePeer(t, l, func(c net.Conn) {
+		if c.(*tls.Conn).Handshake() == nil {
+			_, _ = c.Read(make([]byte, 4096)) // the INVITE
 		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String())
+		// what a refused certificate ends in: an alert, then close
+		_ = c.(*tls.Conn).CloseWrite()
+	})
 }
 
 // The far end closes the connection right after the handshake: the INVITE

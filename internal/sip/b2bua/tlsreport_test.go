@@ -117,6 +117,14 @@ func plainTCPPeer(t *testing.T, _ *testPKI) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return servePeer(t, l, func(c net.Conn) {
+		_, _ = c.Write([]byte("SIP/2.0 400 Bad Request\r\n\r\n"))
+	})
+}
+
+// servePeer accepts connections on l until the test ends, handles each in
+// its own goroutine and closes it afterwards; it returns l's address.
+func servePeer(t *testing.T, l net.Listener, handle func(net.Conn)) netip.AddrPort {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -124,8 +132,10 @@ func plainTCPPeer(t *testing.T, _ *testPKI) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			_, _ = c.Write([]byte("SIP/2.0 400 Bad Request\r\n\r\n"))
-			c.Close()
+			go func() {
+				handle(c)
+				c.Close()
+			}()
 		}
 	}()
 	return netip.MustParseAddrPort(l.Addr().String())
@@ -140,18 +150,7 @@ func certRefusingPeer(t *testing.T, p *testPKI) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = c.(*tls.Conn).Handshake() // fails on the server: alert to the client
-				c.Close()
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String())
+	return servePeer(t, l, func(c net.Conn) {
+		_ = c.(*tls.Conn).Handshake() // fails on the server: alert to the client
+	})
 }

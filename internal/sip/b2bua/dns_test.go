@@ -106,7 +106,9 @@ func TestSourcePeerByDomain(t *testing.T) {
 		c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test", Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "from-trunk", Source: "trunk", ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "from-trunk-${user}"}}}}
 	})
-	waitFor(t, func() bool { return u.peers.sourcePeer(netip.MustParseAddr("127.0.0.3")) == "trunk" }, "trunk resolved")
+	waitFor(t, func() bool {
+		return u.peers.sourcePeer("outside", netip.MustParseAddrPort("127.0.0.3:5060")) == "trunk"
+	}, "trunk resolved")
 	sess, srv := establish(t, u, trunk, pbx, viaOutside(u))
 	if got := srv.InviteRequest.Recipient.User; got != "from-trunk-4930123456" {
 		t.Fatalf("PBX got user %q: the trunk was not recognised as the source", got)

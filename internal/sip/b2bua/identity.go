@@ -20,17 +20,18 @@ import (
 // the connection's remote address (what sipgo gives as req.Source()) until
 // the connection closes.
 
-// sourcePeer returns the configured peer req comes from: by literal or
-// resolved address, else by the verified certificate of its TLS
-// connection; "" when none.
+// sourcePeer returns the configured peer req comes from: by the interface
+// it arrived on and its literal or resolved source address and port
+// (routing.PickSourcePeer), else by the verified certificate of its TLS
+// connection; "" when none. A peer of another interface never matches.
 func (s *Service) sourcePeer(ep *endpoint, req *sip.Request, rt *runtime) string {
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		if rt.table != nil {
-			if p := rt.table.SourcePeer(ap.Addr()); p != "" {
+			if p := rt.table.SourcePeerOn(ep.name, ap); p != "" {
 				return p
 			}
 		}
-		if p := s.peers.sourcePeer(ap.Addr()); p != "" {
+		if p := s.peers.sourcePeer(ep.name, ap); p != "" {
 			return p
 		}
 	}

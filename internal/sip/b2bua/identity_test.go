@@ -318,3 +318,33 @@ func TestTLSIdentityForgottenOnClose(t *testing.T) {
 	c.Close()
 	waitFor(t, func() bool { _, ok := ep.tlsIDs.Load(key); return !ok }, "identity forgotten after close")
 }
+
+// TestPeersShareAnAddress: the PBX (inside) and the trunk (outside) on one
+// IP address with different ports. A call from the PBX is recognised as
+// the PBX's (by interface and port) and goes to the trunk, not back to the
+// PBX as if the trunk had called.
+func TestPeersShareAnAddress(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	trunk := newPeerUA(t, "trunk", "127.0.0.1", "udp")
+	u := newTestUnit(t, pbx, trunk, nil)
+	ctx := ctxT(t)
+	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("call not answered: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	if inv := trunk.next(sip.INVITE); inv.Recipient.User != "4930123456" {
+		t.Fatalf("trunk got %s", inv.Recipient.String())
+	}
+	if n := pbx.wire.count("INVITE "); n != 0 {
+		t.Fatalf("the PBX got %d INVITEs: its call was taken for the trunk's", n)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	trunk.next(sip.BYE)
+	waitNoCalls(t, u.Service)
+}

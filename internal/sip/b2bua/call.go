@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
@@ -89,6 +90,11 @@ type call struct {
 	reinv *reinvite
 	// hungUp marks the legs byeSide has ended (BYE or CANCEL sent).
 	hungUp [2]bool
+
+	// ctx is the call's context: cancelled when the call ends (end), so
+	// that what still works for it (a transfer's new leg ringing) stops.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	// self is what transaction hooks hold instead of the call: a separate
 	// object (a pointer into the call would keep all of it alive), cleared
@@ -216,4 +222,13 @@ func (c *call) legOf(s media.Side) Leg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return *c.leg(s)
+}
+
+// newCallState returns a call of s with its context, before it is
+// published.
+func (s *Service) newCallState(rt *runtime) *call {
+	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call])}
+	c.self.Store(c)
+	c.ctx, c.stop = context.WithCancel(s.base)
+	return c
 }

@@ -413,6 +413,9 @@ func (c *call) end(reason string) {
 		return
 	}
 	c.self.Store(nil)
+	if c.stop != nil {
+		c.stop() // what still runs for the call gives up
+	}
 	c.mu.Lock()
 	answered := c.st.Phase == PhaseConfirmed
 	c.st.Phase = PhaseEnded

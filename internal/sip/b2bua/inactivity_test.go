@@ -24,10 +24,22 @@ import (
 // (inside 127.0.0.1, outside 127.0.0.2) and the given inactivity timeout.
 func plainRelay(t *testing.T, inactivity time.Duration) (*config.Config, *media.Relay) {
 	t.Helper()
+	return relayWith(t, func(c *config.Config) {
+		c.Media.Policies = []config.MediaPolicy{}
+		c.Media.InactivityTimeout = config.Duration(inactivity)
+	})
+}
+
+// relayWith starts the real media relay for the test unit's interfaces
+// (inside 127.0.0.1, outside 127.0.0.2) with the default media settings
+// as mut changes them; the unit's config takes the returned media section.
+func relayWith(t *testing.T, mut func(*config.Config)) (*config.Config, *media.Relay) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.Media.Policies = []config.MediaPolicy{}
-	cfg.Media.InactivityTimeout = config.Duration(inactivity)
+	if mut != nil {
+		mut(cfg)
+	}
 	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
 	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
 	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -207,8 +207,8 @@ func TestBlindTransferToInsideTarget(t *testing.T) {
 		t.Fatalf("NOTIFY bodies %q", got)
 	}
 	inv := nextInvite(t, pbx, false)
-	if inv.Recipient.User != "200" || len(inv.Body()) != 0 {
-		t.Fatalf("new leg INVITE %s body %q", inv.Recipient.String(), inv.Body())
+	if inv.Recipient.User != "200" || !strings.Contains(string(inv.Body()), "m=audio ") {
+		t.Fatalf("new leg INVITE %s body %q, want an offer as for a new call", inv.Recipient.String(), inv.Body())
 	}
 	re := nextInvite(t, pbx, true)
 	if re.CallID().Value() != sess.InviteRequest.CallID().Value() || !strings.Contains(string(re.Body()), "m=audio 6600") {
@@ -257,19 +257,29 @@ func TestBlindTransferToOutsideTarget(t *testing.T) {
 	if rb := inv.GetHeader("Referred-By"); rb == nil || strings.Contains(rb.Value(), "10.9.9.9") {
 		t.Fatalf("Referred-By %v", rb)
 	}
-	re := nextInvite(t, itsp, true)
-	if !strings.Contains(string(re.Body()), "c=IN IP4 127.0.0.4") || re.CallID().Value() != sess.InviteRequest.CallID().Value() {
-		t.Fatalf("transferee re-INVITE body %q", re.Body())
+	if !strings.Contains(string(inv.Body()), "m=audio 7000") {
+		t.Fatalf("the target's INVITE carries %q, want the transferee's session as the offer", inv.Body())
 	}
-	if a := backup.next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 4000") {
-		t.Fatalf("ACK to the target carries %q, want the transferee's answer", a.Body())
+	backup.next(sip.ACK)
+	finishTransfer(t, u, sess, itsp, pbx, backup, "c=IN IP4 127.0.0.4")
+}
+
+// finishTransfer checks the end of a blind transfer of the call sess (from
+// the trunk itsp, transferred by the PBX pbx) to target: the transferee's
+// re-INVITE carries want, the transferor's leg ends, and when the
+// transferee hangs up the target gets the BYE.
+func finishTransfer(t *testing.T, u *testUnit, sess *sipgo.DialogClientSession, itsp, pbx, target *peerUA, want string) {
+	t.Helper()
+	re := nextInvite(t, itsp, true)
+	if !strings.Contains(string(re.Body()), want) || re.CallID().Value() != sess.InviteRequest.CallID().Value() {
+		t.Fatalf("transferee re-INVITE body %q, want %q", re.Body(), want)
 	}
 	pbx.next(sip.BYE)
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	backup.next(sip.BYE)
+	target.next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -524,13 +534,17 @@ func TestTransfereeLeavesDuringTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	itsp.next(sip.BYE) // the transferor's leg ends with the call
-	close(release)
-	for {
-		bye := pbx.next(sip.BYE)
-		if bye.CallID().Value() == newLeg.CallID().Value() {
-			break
+	// the ringing new leg is cancelled (or, had its 200 crossed the
+	// CANCEL, acknowledged and hung up)
+	waitFor(t, func() bool {
+		for _, m := range pbx.wire.all() {
+			if (strings.HasPrefix(m, "CANCEL ") || strings.HasPrefix(m, "BYE ")) && strings.Contains(m, newLeg.CallID().Value()) {
+				return true
+			}
 		}
-	}
+		return false
+	}, "the new leg to be cancelled")
+	close(release)
 	waitNoCalls(t, u.Service)
 }
 

@@ -62,7 +62,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), c.st.ID)
 	la, lb := mediaLegs(z, ep, c.eps[w])
-	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
+	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		return statusFor(err)
 	}

@@ -61,6 +61,10 @@ type Service struct {
 	abandoned  sync.Map
 	abandonedN atomic.Int64
 
+	// base is the parent of every call's context; Close cancels it.
+	base    context.Context
+	stopAll context.CancelFunc
+
 	mu        sync.Mutex // serialises Apply and Close
 	endpoints map[string]*endpoint
 	listeners map[listenerKey]*listener
@@ -110,6 +114,7 @@ func New(d Deps) *Service {
 		listeners: make(map[listenerKey]*listener),
 		auth:      digest.NewClient(),
 	}
+	s.base, s.stopAll = context.WithCancel(context.Background())
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
 	// sipgo logs some events through its package-level logger; they go
 	// through the first service's bounded handler (trace.go).
@@ -340,6 +345,7 @@ func (s *Service) Close() error {
 	for _, c := range s.calls.all() {
 		c.terminate("unit closing")
 	}
+	s.stopAll()
 	for _, ep := range s.endpoints {
 		ep.close()
 	}

@@ -133,6 +133,38 @@ type callMap struct {
 	seed   maphash.Seed
 	shards [64]callShard
 	n      atomic.Int64
+
+	// idle is closed (and replaced) whenever n drops to zero: Drain waits
+	// on it instead of polling.
+	idleMu sync.Mutex
+	idle   chan struct{}
+}
+
+// added counts a call in.
+func (cm *callMap) added() { cm.n.Add(1) }
+
+// removed counts a call out and wakes who waits for none to be left.
+func (cm *callMap) removed() {
+	if cm.n.Add(-1) != 0 {
+		return
+	}
+	cm.idleMu.Lock()
+	if cm.idle != nil {
+		close(cm.idle)
+		cm.idle = nil
+	}
+	cm.idleMu.Unlock()
+}
+
+// idleCh returns a channel closed the next time no call is left; check
+// count after taking it.
+func (cm *callMap) idleCh() <-chan struct{} {
+	cm.idleMu.Lock()
+	defer cm.idleMu.Unlock()
+	if cm.idle == nil {
+		cm.idle = make(chan struct{})
+	}
+	return cm.idle
 }
 
 type callShard struct {

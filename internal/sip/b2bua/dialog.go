@@ -434,7 +434,7 @@ func (c *call) end(reason string) {
 	}
 	// Counted out only now: once CallCount is 0 (Drain) every record is
 	// written and every media port is free.
-	s.calls.n.Add(-1)
+	s.calls.removed()
 	callsActive.Dec()
 	switch {
 	case strings.HasPrefix(reason, "canceled"):

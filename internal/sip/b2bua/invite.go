@@ -87,7 +87,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	s.calls.put(dialogKey(a.CallID, a.LocalTag), c)
 	s.calls.put(dialogKey(b.CallID, b.LocalTag), c)
-	s.calls.n.Add(1)
+	s.calls.added()
 	callsActive.Inc()
 	c.recordStart()
 	// sipgo keeps a transaction (and its hooks) alive until its last timer

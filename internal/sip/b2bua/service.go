@@ -317,16 +317,17 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 // have ended or ctx is done.
 func (s *Service) Drain(ctx context.Context) error {
 	s.draining.Store(true)
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for s.calls.count() > 0 {
+	for {
+		idle := s.calls.idleCh() // taken before the count: no wake-up is missed
+		if s.calls.count() == 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("sip: %d calls still in progress: %w", s.calls.count(), ctx.Err())
-		case <-t.C:
+		case <-idle:
 		}
 	}
-	return nil
 }
 
 // Close stops everything at once: listeners, keepalives, calls.

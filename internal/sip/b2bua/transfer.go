@@ -446,7 +446,7 @@ func (s *Service) ghostLeg(c *call, side media.Side, l Leg, ep *endpoint) *call 
 	g.st.Legs[side] = l
 	g.eps[side], g.eps[side.Other()] = ep, ep
 	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
-	s.calls.n.Add(1)
+	s.calls.added()
 	callsActive.Inc()
 	s.calls.put(dialogKey(l.CallID, l.LocalTag), g)
 	return g

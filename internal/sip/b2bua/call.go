@@ -58,33 +58,22 @@ type CallState struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
-// call is a call in progress: its state plus the live handles.
+// call is a call in progress: its state, two legs and the media.
 type call struct {
 	svc  *Service
 	logp atomic.Pointer[slog.Logger]
 	mu   sync.Mutex
-	st   CallState
+	st   CallState // Legs is filled by state(): the legs live in legs
 
+	legs  [2]*leg // media.SideA (the caller's at first) and media.SideB
 	media media.Call
-	eps   [2]*endpoint
 	rt    *runtime
 	ended atomic.Bool
 	rec   callRecord // cdr.go
 
-	// A leg (we are UAS)
-	inviteA    *sip.Request
-	txA        *sip.ServerTx
-	final2xx   *sip.Response // our 2xx to A, retransmitted on UDP until ACK
-	ackedA     bool
-	canceled   chan struct{}
+	canceled   chan struct{} // the caller's CANCEL came (side A, before the answer)
 	cancelOnce sync.Once
-
-	// B leg (we are UAC)
-	inviteB   *sip.Request
-	txB       *sip.ClientTx
-	targetB   routing.Target
-	ackB      *sip.Request
-	lateOffer bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
+	lateOffer  bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite
@@ -125,7 +114,19 @@ func (c *call) logger() *slog.Logger {
 }
 
 // leg returns the state of side s.
-func (c *call) leg(s media.Side) *Leg { return &c.st.Legs[s] }
+func (c *call) leg(s media.Side) *Leg { return &c.legs[s].Leg }
+
+// state returns a copy of the call's state with its legs' dialogs (c.mu
+// held).
+func (c *call) state() CallState {
+	st := c.st
+	for i, l := range c.legs {
+		if l != nil {
+			st.Legs[i] = l.Leg
+		}
+	}
+	return st
+}
 
 // callMap holds calls by (Call-ID, local tag), sharded so that no lock is
 // shared by all calls.
@@ -239,7 +240,7 @@ func newID() string {
 func (c *call) endpointOf(s media.Side) *endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.eps[s]
+	return c.legs[s].ep
 }
 
 // mediaOf returns the call's media session.
@@ -259,7 +260,8 @@ func (c *call) legOf(s media.Side) Leg {
 // newCallState returns a call of s with its context, before it is
 // published.
 func (s *Service) newCallState(rt *runtime) *call {
-	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call])}
+	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call]),
+		legs: [2]*leg{{}, {}}}
 	c.self.Store(c)
 	c.ctx, c.stop = context.WithCancel(s.base)
 	return c

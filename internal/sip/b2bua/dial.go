@@ -56,7 +56,7 @@ type dialer struct {
 	// mu guards *leg, the new leg's dialog, which build fills for each
 	// target and dial completes from the responses.
 	mu  sync.Locker
-	leg *Leg
+	leg *leg
 	// build returns the INVITE for target tg of hop h sent on ep (called
 	// with mu held).
 	build func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request
@@ -355,16 +355,8 @@ func (d *dialer) attempt(h routing.Hop, tg routing.Target, more bool) (outcome, 
 // To tag.
 func (d *dialer) establish(r *sip.Response) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t := getTag(r.To().Params); t != "" {
-		d.leg.RemoteTag = t
-	}
-	if ct := r.Contact(); ct != nil {
-		d.leg.RemoteTarget = ct.Address
-	}
-	if rs := routeSet(r, true); len(rs) > 0 {
-		d.leg.RouteSet = rs
-	}
+	d.leg.establish(r)
+	d.mu.Unlock()
 }
 
 // resendAuthorized sends the INVITE again answering the challenge r (new

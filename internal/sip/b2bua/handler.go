@@ -169,7 +169,7 @@ func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
 	if c == nil {
 		return
 	}
-	c.resendAckB()
+	c.resendAck(c.sideOf(getTag(r.From().Params)))
 }
 
 // routingRequest describes req for the routing table.

@@ -46,7 +46,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	from := req.From()
 	c := s.newCallState(rt)
-	c.inviteA, c.txA = req, tx
+	c.legs[media.SideA].inv, c.legs[media.SideA].stx, c.legs[media.SideA].uas = req, tx, true
 	c.st = CallState{ID: id, Phase: PhaseEarly, Started: time.Now()}
 	a := c.leg(media.SideA)
 	*a = Leg{
@@ -58,13 +58,13 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	b := c.leg(media.SideB)
 	b.CallID, b.LocalTag = newID(), newID()
-	c.eps[media.SideA] = ep
-	c.eps[media.SideB] = rt.egress(hops[0], ep)
+	c.legs[media.SideA].ep = ep
+	c.legs[media.SideB].ep = rt.egress(hops[0], ep)
 
-	infoA, infoB := ep.info.Load(), c.eps[media.SideB].info.Load()
+	infoA, infoB := ep.info.Load(), c.legs[media.SideB].ep.info.Load()
 	mc, err := s.newMedia(id,
 		media.Leg{Interface: ep.name, Bind: infoA.addr, Advertised: infoA.addr},
-		media.Leg{Interface: c.eps[media.SideB].name, Bind: infoB.addr, Advertised: infoB.addr})
+		media.Leg{Interface: c.legs[media.SideB].ep.name, Bind: infoB.addr, Advertised: infoB.addr})
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
@@ -115,23 +115,23 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		return
 	}
 	c.mu.Lock()
-	in := c.eps[media.SideA]
+	in := c.legs[media.SideA].ep
 	c.mu.Unlock()
 	ref := c.ref()
 	d := &dialer{
 		svc: c.svc, rt: c.rt, id: c.st.ID, log: c.logger, in: in,
-		mu: &c.mu, leg: c.leg(media.SideB), cancel: c.canceled,
+		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
 			return c.buildInviteB(h, tg, ep, sdp)
 		},
 		sent: func(ep *endpoint, req *sip.Request, tx *sip.ClientTx, _ routing.Target) {
 			c.mu.Lock()
-			c.inviteB, c.txB = req, tx
+			c.legs[media.SideB].inv, c.legs[media.SideB].itx = req, tx
 			c.mu.Unlock()
 			// a 2xx repeated on the transaction gets our ACK again
 			tx.OnRetransmission(func(r *sip.Response) {
 				if c := ref.Load(); c != nil && r.IsSuccess() {
-					c.resendAckB()
+					c.resendAck(c.sideOf(getTag(r.From().Params)))
 				}
 			})
 		},
@@ -171,7 +171,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	rt := c.rt
 	info := ep.info.Load()
 	a := c.leg(media.SideA)
-	c.eps[media.SideB] = ep
+	c.legs[media.SideB].ep = ep
 	b := c.leg(media.SideB)
 	b.Interface, b.Transport, b.Peer = ep.name, tg.Transport, h.Peer
 	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.host}
@@ -183,9 +183,9 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	b.ServerName, b.Flow = tg.ServerName, tg.Addr.String()
 	b.LocalCSeq++
 	b.InviteCSeq = b.LocalCSeq
-	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.inviteA, rt), b.LocalCSeq)
+	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.legs[media.SideA].inv, rt), b.LocalCSeq)
 	req.AppendHeader(info.contact(tg.Transport))
-	copyHeaders(req, c.inviteA, info)
+	copyHeaders(req, c.legs[media.SideA].inv, info)
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
@@ -198,7 +198,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 		req.RemoveHeader("Content-Type")
 		req.SetBody(nil)
 	}
-	c.targetB = tg
+	c.legs[media.SideB].tg = tg
 	return req
 }
 
@@ -271,7 +271,7 @@ func (c *call) onProvisionalB(r *sip.Response) {
 
 func (c *call) addContactA(res *sip.Response) {
 	c.mu.Lock()
-	tr, ep := c.leg(media.SideA).Transport, c.eps[media.SideA]
+	tr, ep := c.leg(media.SideA).Transport, c.legs[media.SideA].ep
 	c.mu.Unlock()
 	res.AppendHeader(ep.info.Load().contact(tr))
 }
@@ -296,7 +296,7 @@ func (c *call) calleeSDP(body []byte) ([]byte, error) {
 func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.inviteA, c.txA, c.eps[media.SideA]
+	return c.legs[media.SideA].inv, c.legs[media.SideA].stx, c.legs[media.SideA].ep
 }
 
 // onAnswerB handles the far leg's 2xx: confirm both legs.
@@ -326,13 +326,13 @@ func (c *call) onAnswerB(r *sip.Response) {
 	c.mu.Lock()
 	c.st.Phase = PhaseConfirmed
 	c.st.Answered = time.Now()
-	c.final2xx = res
+	c.legs[media.SideA].final = res
 	udp := c.leg(media.SideA).Transport == "udp" // under the lock: a transfer may swap the leg (refer.go)
 	c.mu.Unlock()
 	c.recordAnswer()
 	c.respondA(res)
 	if udp {
-		c.retransmit2xx()
+		c.retransmit2xx(media.SideA)
 	}
 }
 
@@ -340,29 +340,45 @@ func (c *call) onAnswerB(r *sip.Response) {
 // (RFC 3261 §13.3.1.4: on unreliable transports this is the UAS core's job).
 // It runs on timers, not a goroutine per call: most ACKs come long before
 // the first retransmission.
-func (c *call) retransmit2xx() {
+func (c *call) retransmit2xx(side media.Side) {
 	deadline := time.Now().Add(64 * sip.T1)
 	var step func(d time.Duration)
 	step = func(d time.Duration) {
 		time.AfterFunc(d, func() {
 			c.mu.Lock()
-			acked, res := c.ackedA, c.final2xx
+			l := c.legs[side]
+			acked, res := l.acked, l.final
 			c.mu.Unlock()
 			if acked || c.ended.Load() || res == nil {
 				return
 			}
 			if time.Now().After(deadline) {
-				c.logger().Info("no ACK for the 2xx: ending the call")
+				c.logger().Info("no ACK for the 2xx: ending the call", "side", sideName(side))
 				c.byeSide(media.SideA)
 				c.byeSide(media.SideB)
 				c.end("no ACK")
 				return
 			}
-			c.respondA(res)
+			if side == media.SideA {
+				c.respondA(res)
+			} else {
+				c.respondOn(side, res)
+			}
 			step(min(2*d, sip.T2))
 		})
 	}
 	step(sip.T1)
+}
+
+// respondOn sends a response on side's INVITE transaction (a leg the unit
+// answered).
+func (c *call) respondOn(side media.Side, res *sip.Response) {
+	c.mu.Lock()
+	ep, tx := c.legs[side].ep, c.legs[side].stx
+	c.mu.Unlock()
+	if tx != nil {
+		c.svc.respond(ep, tx, res, c.st.ID)
+	}
 }
 
 // relayFinalA relays a final non-2xx response from the far leg.

@@ -385,7 +385,7 @@ func (s *Service) ActiveCalls() []CallState {
 	var out []CallState
 	for _, c := range s.calls.all() {
 		c.mu.Lock()
-		out = append(out, c.st)
+		out = append(out, c.state())
 		c.mu.Unlock()
 	}
 	return out

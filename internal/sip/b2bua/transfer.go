@@ -1,12 +1,12 @@
 package b2bua
 
 // Carrying out a REFER in the unit (blind and attended transfer). The new
-// leg is set up third-party style (RFC 3725): an INVITE without SDP to the
-// target, whose 2xx offer goes through a fresh media.Call (new relay ports,
-// new SRTP keys) into a re-INVITE of the transferee; the transferee's
-// answer goes back to the target in the ACK. Only when both agreed does the
-// call switch over; until then the original call is untouched, so a failed
-// transfer leaves it as it was.
+// leg is placed like a new call from the transferee (dial.go), with an
+// offer from a fresh media.Call (new relay ports, new SRTP keys) made from
+// the transferee's current session; the target's answer goes to the
+// transferee in a re-INVITE. Only when both agreed does the call switch
+// over, replacing the transferor's leg in one step; until then the
+// original call is untouched, so a failed transfer leaves it as it was.
 
 import (
 	"context"
@@ -103,9 +103,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 		return func() {}
 	}
 	side := x.from
-	req := on.inDialog(sip.NOTIFY, side, on.nextCSeq(side))
-	ep := on.eps[side]
-	req.AppendHeader(ep.info.Load().contact(on.leg(side).Transport))
+	req, ep, _ := on.newInDialog(side, sip.NOTIFY, true)
 	req.AppendHeader(sip.NewHeader("Event", "refer;id="+strconv.FormatUint(uint64(x.refer.CSeq().SeqNo), 10)))
 	state := "active;expires=60"
 	if code >= 200 {
@@ -157,7 +155,7 @@ func (x *transfer) blind() (int, string, *call) {
 	y := x.from.Other()
 	c.mu.Lock()
 	tl, yl := *c.leg(x.from), *c.leg(y)
-	tEp, yEp := c.eps[x.from], c.eps[y]
+	tEp, yEp := c.legs[x.from].ep, c.legs[y].ep
 	cur := remember(c.media)
 	c.media = cur
 	c.mu.Unlock()
@@ -185,13 +183,13 @@ func (x *transfer) blind() (int, string, *call) {
 		code, reason := statusFor(err)
 		return code, reason, nil
 	}
-	nl := Leg{CallID: newID(), LocalTag: newID()}
+	nl := &leg{Leg: Leg{CallID: newID(), LocalTag: newID()}}
 	var nlMu sync.Mutex
 	d := &dialer{
-		svc: s, rt: rt, id: c.st.ID, log: c.logger, in: yEp, mu: &nlMu, leg: &nl,
+		svc: s, rt: rt, id: c.st.ID, log: c.logger, in: yEp, mu: &nlMu, leg: nl,
 		cancel: c.ctx.Done(), ringLast: true,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
-			return x.buildInvite(rt, &nl, yl, h, tg, ep, offer)
+			return x.buildInvite(rt, &nl.Leg, yl, h, tg, ep, offer)
 		},
 		sent: func(ep *endpoint, _ *sip.Request, tx *sip.ClientTx, tg routing.Target) {
 			tx.OnRetransmission(func(r *sip.Response) {
@@ -216,10 +214,10 @@ func (x *transfer) blind() (int, string, *call) {
 	}
 	ep, tg, r := ans.ep, ans.tg, ans.res
 	nlMu.Lock()
-	leg := nl
+	nd := nl.Leg
 	nlMu.Unlock()
 	sendNew := func(method sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
-		req := newRequest(method, &leg, ep.info.Load(), rt.maxForwards, cseq)
+		req := newRequest(method, &nd, ep.info.Load(), rt.maxForwards, cseq)
 		if len(body) > 0 {
 			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		}
@@ -234,11 +232,11 @@ func (x *transfer) blind() (int, string, *call) {
 		}
 		return req
 	}
-	ack := sendNew(sip.ACK, leg.InviteCSeq, nil)
+	ack := sendNew(sip.ACK, nd.InviteCSeq, nil)
 	hangUpNew := func() {
 		mc.Close()
-		leg.LocalCSeq++
-		sendNew(sip.BYE, leg.LocalCSeq, nil)
+		nd.LocalCSeq++
+		sendNew(sip.BYE, nd.LocalCSeq, nil)
 	}
 	if ans.canceled || c.ending() { // the transferee hung up while the target rang
 		hangUpNew()
@@ -261,7 +259,7 @@ func (x *transfer) blind() (int, string, *call) {
 	ackY(nil)
 	resync := len(ry.Body()) > 0 && !sameTransport(sdpY, ry.Body())
 	mc.note(y, ry.Body())
-	g := x.swap(c, x.from, leg, ep, mc, ack)
+	g := x.swap(c, x.from, nd, ep, mc, ack)
 	if g == nil {
 		hangUpNew()
 		return 487, "Request Terminated (the call ended)", nil
@@ -349,10 +347,8 @@ func failureOf(r *sip.Response, err error) (int, string, *call) {
 // reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
 // returns the final response; for a 2xx the caller sends the ACK with ack.
 func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
-	cseq := c.nextCSeq(side)
-	req := c.inDialog(sip.INVITE, side, cseq)
-	ep := c.eps[side]
-	req.AppendHeader(ep.info.Load().contact(c.leg(side).Transport))
+	req, ep, _ := c.newInDialog(side, sip.INVITE, true)
+	cseq := req.CSeq().SeqNo
 	if c.rt.userAgent != "" {
 		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
 	}
@@ -417,20 +413,18 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 // nil when the call has ended meanwhile.
 func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
 	s := c.svc
+	l := &leg{Leg: nl, ep: ep, ack: ack}
 	c.mu.Lock()
 	if c.endingLocked() { // the transferee hung up meanwhile
 		c.mu.Unlock()
 		return nil
 	}
-	old, oldEp, oldMedia := c.st.Legs[side], c.eps[side], c.media
-	c.st.Legs[side], c.eps[side], c.media = nl, ep, remember(mc)
-	if side == media.SideB {
-		c.ackB, c.inviteB, c.txB = ack, nil, nil
-	}
+	old, oldMedia := c.legs[side], c.media
+	c.legs[side], c.media = l, remember(mc)
 	c.mu.Unlock()
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
 	s.calls.put(dialogKey(nl.CallID, nl.LocalTag), c)
-	g := s.ghostLeg(c, side, old, oldEp)
+	g := s.ghostLeg(c, side, old)
 	if oldMedia != nil {
 		oldMedia.Close()
 	}
@@ -438,13 +432,13 @@ func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media
 }
 
 // ghostLeg keeps a leg that left its call (the transferor's, or a replaced
-// one) reachable for the NOTIFY and BYE that end it.
-func (s *Service) ghostLeg(c *call, side media.Side, l Leg, ep *endpoint) *call {
+// one) reachable for the NOTIFY and BYE that end it. Its other side is an
+// empty leg on the same endpoint.
+func (s *Service) ghostLeg(c *call, side media.Side, l *leg) *call {
 	g := s.newCallState(c.rt)
-	g.ackedA = true
 	g.st = CallState{ID: c.st.ID, Phase: PhaseConfirmed, Started: c.st.Started}
-	g.st.Legs[side] = l
-	g.eps[side], g.eps[side.Other()] = ep, ep
+	g.legs[side] = &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg}
+	g.legs[side.Other()] = &leg{ep: l.ep}
 	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
 	s.calls.added()
 	callsActive.Inc()
@@ -491,12 +485,12 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	}
 	defer c2.releaseTransfer()
 	c2.mu.Lock()
-	cl, cep := *c2.leg(w), c2.eps[w]
+	cl, cep := *c2.leg(w), c2.legs[w].ep
 	c2.mu.Unlock()
 	if cl.RemoteTag == "" {
 		return 481, "Call/Transaction Does Not Exist", nil, nil
 	}
-	la, lb := mediaLegs(y, c.eps[y], cep)
+	la, lb := mediaLegs(y, c.endpointOf(y), cep)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -544,7 +538,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	}
 	if g == nil { // the transferee left: the consulted party is hung up
 		mc.Close()
-		gl := s.ghostLeg(c, x.from, cl, cep)
+		gl := s.ghostLeg(c, x.from, &leg{Leg: cl, ep: cep})
 		gl.byeSide(x.from)
 		gl.end("call ended during the transfer")
 		return 487, "Request Terminated (the call ended)", nil, after

@@ -257,6 +257,15 @@ func (c *call) legOf(s media.Side) Leg {
 	return *c.leg(s)
 }
 
+// context is the call's context (Background for a call built without
+// one, in tests).
+func (c *call) context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return context.Background()
+}
+
 // newCallState returns a call of s with its context, before it is
 // published.
 func (s *Service) newCallState(rt *runtime) *call {

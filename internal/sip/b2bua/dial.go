@@ -126,7 +126,7 @@ func (d *dialer) dial(ctx context.Context, hops []routing.Hop) (*dialed, error) 
 	targets:
 		for j, tg := range targets {
 			more := j < len(targets)-1 || i < len(hops)-1
-			out, ans, res, redirect, err := d.attempt(h, tg, more)
+			out, ans, res, redirect, err := d.attempt(ctx, h, tg, more)
 			lastTarget, lastPeer = tg.Addr.String(), h.Peer
 			switch out {
 			case outDone:
@@ -202,7 +202,7 @@ func (rt *runtime) peerOfHop(h routing.Hop) routing.Hop {
 }
 
 // attempt sends the INVITE to one target and reads its responses.
-func (d *dialer) attempt(h routing.Hop, tg routing.Target, more bool) (outcome, *dialed, *sip.Response, []routing.Hop, error) {
+func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, more bool) (outcome, *dialed, *sip.Response, []routing.Hop, error) {
 	s, rt := d.svc, d.rt
 	ep := rt.egress(h, d.in)
 	d.mu.Lock()
@@ -211,7 +211,7 @@ func (d *dialer) attempt(h routing.Hop, tg routing.Target, more bool) (outcome, 
 
 	rs := ep.watch(req) // responses in wire order (order.go)
 	defer func() { rs.stop() }()
-	tx, err := ep.request(context.Background(), req, tg, d.id)
+	tx, err := ep.request(ctx, req, tg, d.id)
 	if err != nil {
 		d.log().Info("INVITE not sent", "target", tg.Addr, "err", err)
 		return outNextTarget, nil, nil, nil, err
@@ -326,7 +326,7 @@ func (d *dialer) attempt(h routing.Hop, tg routing.Target, more bool) (outcome, 
 				if !timedOut && !gotProv && answerable(r, authTries) {
 					// a trunk asking for credentials: same target (auth.go)
 					authTries++
-					if ntx, nreq, nrs := d.resendAuthorized(ep, h, tg, req, r); ntx != nil {
+					if ntx, nreq, nrs := d.resendAuthorized(ctx, ep, h, tg, req, r); ntx != nil {
 						rs.stop()
 						tx, req, rs = ntx, nreq, nrs
 						alive = false       // a new transaction: CANCEL waits for its own provisional
@@ -363,7 +363,7 @@ func (d *dialer) establish(r *sip.Response) {
 // CSeq and branch, same Call-ID and From tag) and returns its transaction,
 // the request and its response stream; nil when the peer has no
 // credentials or the request could not be sent.
-func (d *dialer) resendAuthorized(ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request, *ordered) {
+func (d *dialer) resendAuthorized(ctx context.Context, ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request, *ordered) {
 	d.mu.Lock()
 	retry := d.svc.authRetry(d.rt, h.Peer, req, r, d.leg.LocalCSeq+1)
 	if retry == nil {
@@ -376,7 +376,7 @@ func (d *dialer) resendAuthorized(ep *endpoint, h routing.Hop, tg routing.Target
 	// Watched before it is sent, as the first INVITE: a trunk answering
 	// the retry with 180 and 200 back to back must not lose the 180.
 	rs := ep.watch(retry)
-	tx, err := ep.request(context.Background(), retry, tg, d.id)
+	tx, err := ep.request(ctx, retry, tg, d.id)
 	if err != nil {
 		rs.stop()
 		d.log().Info("authorized INVITE not sent", "target", tg.Addr, "err", err)

@@ -47,7 +47,7 @@ func (c *call) legTarget(side media.Side) routing.Target {
 		return routing.Target{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Transport: tr, ServerName: l.ServerName}
 	}
 	hop := routing.Hop{Scheme: u.Scheme, Host: u.Host, Port: u.Port, Transport: tr}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(c.context(), 3*time.Second)
 	defer cancel()
 	if ts, err := c.rt.resolver.Resolve(ctx, hop); err == nil && len(ts) > 0 {
 		if ts[0].ServerName == "" {
@@ -235,7 +235,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	out.SetBody(body)
 	dst := c.legTarget(to)
-	otx, err := outEp.request(context.Background(), out, dst, c.st.ID)
+	otx, err := outEp.request(c.context(), out, dst, c.st.ID)
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)

@@ -230,7 +230,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(s.base, 40*time.Second)
 	defer cancel()
 	for _, h := range hops {
 		targets, err := rt.resolver.Resolve(ctx, h)

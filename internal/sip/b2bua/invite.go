@@ -1,7 +1,6 @@
 package b2bua
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -137,7 +136,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		},
 		early: c.onProvisionalB,
 	}
-	ans, err := d.dial(context.Background(), hops)
+	ans, err := d.dial(c.context(), hops)
 	if ans != nil {
 		if ans.canceled {
 			// CANCEL lost the race with the 2xx: the caller has its 487,

@@ -58,7 +58,7 @@ func (ps *peerSet) resolveNames(peers []config.Peer) {
 		if _, err := netip.ParseAddr(hop.Host); err == nil {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ps.svc.base, 5*time.Second)
 		ts, err := rt.resolver.Resolve(ctx, hop)
 		cancel()
 		if err != nil {
@@ -184,7 +184,7 @@ func (ps *peerSet) ping(p config.Peer) error {
 	s := ps.svc
 	rt := s.rt.Load()
 	hop, _ := peerHop(rt, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ps.svc.base, 5*time.Second)
 	defer cancel()
 	targets, err := rt.resolver.Resolve(ctx, hop)
 	if err != nil {

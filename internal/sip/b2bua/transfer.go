@@ -117,7 +117,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
 	dst := on.legTarget(side)
 	return func() {
-		tx, err := ep.request(context.Background(), req, dst, on.st.ID)
+		tx, err := ep.request(on.context(), req, dst, on.st.ID)
 		if err != nil {
 			on.logger().Info("NOTIFY not sent", "err", err)
 			return
@@ -187,7 +187,7 @@ func (x *transfer) blind() (int, string, *call) {
 	var nlMu sync.Mutex
 	d := &dialer{
 		svc: s, rt: rt, id: c.st.ID, log: c.logger, in: yEp, mu: &nlMu, leg: nl,
-		cancel: c.ctx.Done(), ringLast: true,
+		cancel: c.context().Done(), ringLast: true,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
 			return x.buildInvite(rt, &nl.Leg, yl, h, tg, ep, offer)
 		},
@@ -199,7 +199,7 @@ func (x *transfer) blind() (int, string, *call) {
 			})
 		},
 	}
-	ans, err := d.dial(c.ctx, hops)
+	ans, err := d.dial(c.context(), hops)
 	if err != nil {
 		mc.Close()
 		var de *DialError
@@ -359,7 +359,7 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 		req.SetBody(nil)
 	}
 	dst := c.legTarget(side)
-	tx, err := ep.request(context.Background(), req, dst, c.st.ID)
+	tx, err := ep.request(c.context(), req, dst, c.st.ID)
 	if err != nil {
 		return nil, nil, err
 	}

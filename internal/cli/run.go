@@ -99,15 +99,14 @@ func runUnit(c *Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(dir, admin.CertFile), certPEM, 0o644); err != nil {
 		log.Warn("could not write the admin certificate file", "err", err)
 	}
-	env := &admin.Env{Store: st, Config: mgr, Unit: u, Log: log.With("subsystem", "admin"), DataDir: dir}
-	srv := admin.NewServer(admin.NewHandler(env), dir, cert, env.Log)
-	srv.ListenOverride = *adminListen
-	deps := Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv}
+	deps := Deps{DataDir: dir, Store: st, Config: mgr, Log: log, AdminCert: cert, AdminListen: *adminListen}
 	if !fixedLevel {
 		deps.Level = level
 	}
-	u.Add(wireSubsystems(deps)...)
+	w := wireSubsystems(deps)
+	u.Add(w.subs...)
 	defer u.Close()
+	srv := w.admin
 
 	defer mgr.Close()
 	if err := startManager(ctx, u, startCfg); err != nil {

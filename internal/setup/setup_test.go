@@ -20,11 +20,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
-
-// runningUnit makes the admin API treat the test handler as a running unit.
-func runningUnit() *unit.Unit { return unit.New(nil) }
 
 // fullFlags is a complete non-interactive answer set.
 func fullFlags(extra ...string) []string {
@@ -321,7 +317,7 @@ func TestUpload(t *testing.T) {
 	auth := admin.NewAuth(st)
 	auth.SetAdmin(cur.Admin)
 	// The API refuses apply without a running unit; mark it running.
-	srv := httptest.NewTLSServer(admin.NewHandler(&admin.Env{Store: st, Config: mgr, Auth: auth, Unit: runningUnit()}))
+	srv := httptest.NewTLSServer(admin.NewHandler(&admin.Env{Store: st, Config: mgr, Auth: auth, Live: &admin.Live{}})) // a running unit: apply is allowed
 	defer srv.Close()
 
 	var out bytes.Buffer

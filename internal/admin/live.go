@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/pki"
@@ -20,6 +21,9 @@ type Live struct {
 	PKI RunningPKI
 	// Peers gives the SIP layer's OPTIONS keepalive state of each peer.
 	Peers PeerStater
+	// RecentLog is the newest records of the unit's log (the web admin's
+	// Log page).
+	RecentLog LogReader
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the
@@ -32,6 +36,12 @@ type RunningPKI interface {
 // PeerStater gives each peer's OPTIONS keepalive state (the SIP B2BUA).
 type PeerStater interface {
 	PeerStates() []b2bua.PeerState
+}
+
+// LogReader gives the newest records of the unit's log at or above a level,
+// newest first (observe.LogRing).
+type LogReader interface {
+	Newest(n int, min slog.Level) []observe.LogRecord
 }
 
 // observeService is the running unit's observe subsystem, or nil.

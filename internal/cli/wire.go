@@ -16,6 +16,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
+	"github.com/palisade-sbc/palisade/internal/web"
 )
 
 // Deps is what the unit is assembled from.
@@ -27,6 +28,8 @@ type Deps struct {
 	// Level is the unit logger's level, to follow observe.log_level; nil
 	// when --log-level fixed it.
 	Level *slog.LevelVar
+	// RecentLog keeps the newest records of Log for the web admin.
+	RecentLog *observe.LogRing
 	// AdminCert is the generated HTTPS certificate of the admin listener
 	// (used while admin.certificate is ""); AdminListen replaces
 	// admin.listen when set (--admin-listen).
@@ -83,8 +86,8 @@ func wireSubsystems(d Deps) wired {
 	// The admin listener and the web admin see the running subsystems
 	// through admin.Live.
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
-		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc}}
-	srv := admin.NewServer(admin.NewHandler(env), admin.ServerOptions{
+		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog}}
+	srv := admin.NewServer(admin.NewHandler(env, web.Mount), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})

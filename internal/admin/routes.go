@@ -4,10 +4,11 @@
 //
 // # Adding API routes (for feature packages)
 //
-// Routes are registered once, at init time, with RegisterRoutes. Put your
-// endpoints in a file of this package named after your feature (e.g.
-// internal/admin/certs.go, owned by you) or call admin.RegisterRoutes from
-// your own package's init:
+// Put your endpoints in a file of this package named after your feature
+// (e.g. internal/admin/certs.go, owned by you) and register them at init time
+// with RegisterRoutes. A package of its own (like internal/web) exports a
+// Mount(*admin.Routes) instead, which the composition root passes to
+// NewHandler, so that nothing is wired by the side effect of an import:
 //
 //	func init() {
 //		admin.RegisterRoutes(func(rt *admin.Routes) {

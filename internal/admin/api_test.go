@@ -12,7 +12,6 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 const testPassword = "correct horse battery staple"
@@ -39,7 +38,7 @@ func newFixture(t testing.TB) *apiFixture {
 	}
 	ap := &recordingApplier{}
 	mgr := newFakeManager(cfg, ap)
-	env := &Env{Store: store.NewMemory(), Config: mgr, Unit: unit.New(nil), Log: slog.New(slog.DiscardHandler)}
+	env := &Env{Store: store.NewMemory(), Config: mgr, Live: &Live{}, Log: slog.New(slog.DiscardHandler)}
 	h := NewHandler(env)
 	env.Auth.SetAdmin(cfg.Admin)
 	return &apiFixture{t: t, h: h, mgr: mgr, applier: ap}
@@ -347,7 +346,7 @@ func TestApplyConfirmRevertThroughAPI(t *testing.T) {
 
 func TestApplyOnStoppedUnitIsRefused(t *testing.T) {
 	f := newFixture(t)
-	f.h.env.Unit = nil
+	f.h.env.Live = nil
 	r := f.doLocal("POST", "/api/v1/config/apply", nil, nil)
 	if r.status != http.StatusConflict || !bytes.Contains(r.body, []byte("not running")) {
 		t.Fatalf("apply on a stopped unit: %d %s", r.status, r.body)

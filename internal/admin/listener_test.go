@@ -58,7 +58,7 @@ func TestListenerSwapOnApply(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(NewHandler(env), dir, cert, env.Log)
+	srv := NewServer(NewHandler(env), ServerOptions{DataDir: dir, Generated: cert, Log: env.Log})
 	t.Cleanup(func() { srv.Close() })
 
 	cfg := config.Default()
@@ -167,8 +167,7 @@ func TestAdminCertificateFromPKI(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(NewHandler(env), t.TempDir(), gen, env.Log)
-	srv.Certs = fakeCerts{"own": &own}
+	srv := NewServer(NewHandler(env), ServerOptions{DataDir: t.TempDir(), Generated: gen, Certs: fakeCerts{"own": &own}, Log: env.Log})
 	t.Cleanup(func() { srv.Close() })
 
 	cfg := config.Default()

@@ -15,9 +15,9 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
-	"github.com/palisade-sbc/palisade/internal/web"
 )
 
 func init() {
@@ -61,7 +61,8 @@ func runUnit(c *Context, args []string) error {
 		}
 	}
 	// The web admin's Log page shows the newest records too.
-	log := slog.New(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler()))
+	recent := observe.NewLogRing(observe.LogRingSize)
+	log := slog.New(recent.Handler(newLogger(c.Stderr, *logFormat, level).Handler()))
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()
@@ -99,15 +100,14 @@ func runUnit(c *Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(dir, admin.CertFile), certPEM, 0o644); err != nil {
 		log.Warn("could not write the admin certificate file", "err", err)
 	}
-	env := &admin.Env{Store: st, Config: mgr, Unit: u, Log: log.With("subsystem", "admin"), DataDir: dir}
-	srv := admin.NewServer(admin.NewHandler(env), dir, cert, env.Log)
-	srv.ListenOverride = *adminListen
-	deps := Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv}
+	deps := Deps{DataDir: dir, Store: st, Config: mgr, Log: log, RecentLog: recent, AdminCert: cert, AdminListen: *adminListen}
 	if !fixedLevel {
 		deps.Level = level
 	}
-	u.Add(wireSubsystems(deps)...)
+	w := wireSubsystems(deps)
+	u.Add(w.subs...)
 	defer u.Close()
+	srv := w.admin
 
 	defer mgr.Close()
 	if err := startManager(ctx, u, startCfg); err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
-// SubsystemName is the name the observe service has in the unit; the admin
-// API finds it with unit.Subsystem(SubsystemName).
+// SubsystemName is the name the observe service has in the unit (in logs
+// and apply errors).
 const SubsystemName = "observe"
 
 // pruneInterval is how often old call records are deleted.
@@ -26,7 +26,7 @@ type Service struct {
 	Recorder *Recorder
 	Sources  StatusSources
 	// Peers dates the changes of the peers' OPTIONS state (the SIP layer
-	// keeps only the current one); the admin API sets its source.
+	// keeps only the current one); the composition root sets its source.
 	Peers PeerChanges
 
 	st    store.Store

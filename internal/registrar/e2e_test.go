@@ -34,7 +34,7 @@ func unitConfig() *config.Config {
 // startUnit runs a registrar and a B2BUA that uses it, on cfg.
 func startUnit(t *testing.T, ctx context.Context, cfg *config.Config) (*Registrar, *b2bua.Service) {
 	t.Helper()
-	r := New(store.NewMemory(), nil)
+	r := New(store.NewMemory(), nil, nil)
 	t.Cleanup(func() { r.Close() })
 	unit := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registrar: r})
 	t.Cleanup(func() { unit.Close() })

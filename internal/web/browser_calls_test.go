@@ -8,7 +8,6 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/observetest"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 // TestBrowserCallFlow finds a traced call on Logging and Tools → Call
@@ -18,8 +17,7 @@ func TestBrowserCallFlow(t *testing.T) {
 	var svc *observe.Service
 	u := newTestUnitWith(t, func(env *admin.Env) {
 		svc = observe.New(env.Store, nil, nil)
-		env.Unit = unit.New(nil)
-		env.Unit.Add(svc)
+		env.Live = &admin.Live{Observe: svc}
 	})
 	t.Cleanup(func() { svc.Close() })
 	observetest.RecordBusyCall(svc)

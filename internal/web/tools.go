@@ -5,13 +5,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
 // logData is the Log page: the unit's recent log and the audit log.
 type logData struct {
 	Audit  []store.AuditEntry
-	Recent []LogRecord
+	Recent []observe.LogRecord
 	Level  string
 }
 
@@ -27,6 +28,10 @@ func (s *server) logPage(w http.ResponseWriter, r *http.Request) {
 	if err := level.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
 		level = slog.LevelInfo
 	}
-	v.Data = logData{Audit: entries, Recent: recentLog.newest(500, level), Level: strings.ToLower(level.String())}
+	var recent []observe.LogRecord
+	if live := s.env.Live; live != nil && live.RecentLog != nil { // none on a stopped unit
+		recent = live.RecentLog.Newest(500, level)
+	}
+	v.Data = logData{Audit: entries, Recent: recent, Level: strings.ToLower(level.String())}
 	s.render(w, http.StatusOK, "log", v)
 }

@@ -1,9 +1,9 @@
 // Package web is the browser administration of the unit (SPEC §2.8): server
 // rendered pages (html/template, assets embedded with go:embed, a little
-// JavaScript) with the tabs of the seed's appliance. It is mounted on the
-// admin HTTPS listener by registering its routes with admin.RegisterRoutes;
-// every change goes through the same lifecycle.Manager the JSON API uses,
-// into the preliminary configuration.
+// JavaScript) with the tabs of the seed's appliance. The composition root
+// (internal/cli/wire.go) mounts it on the admin handler with Mount; every
+// change goes through the same lifecycle.Manager the JSON API uses, into the
+// preliminary configuration.
 package web
 
 import (
@@ -18,12 +18,9 @@ import (
 //go:embed assets templates
 var files embed.FS
 
-func init() {
-	admin.RegisterRoutes(func(rt *admin.Routes) { Mount(rt) })
-}
-
-// Mount registers the web admin's pages on rt (done for every admin handler
-// from init; exported for tests that build their own routes).
+// Mount registers the web admin's pages on rt; pass it to admin.NewHandler.
+// The pages use what rt.Env() holds (store, lifecycle, sessions, and the
+// running subsystems in Env.Live).
 func Mount(rt *admin.Routes) {
 	s := newServer(rt.Env())
 	assets, _ := fs.Sub(files, "assets")

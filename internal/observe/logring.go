@@ -1,4 +1,4 @@
-package web
+package observe
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// LogRecord is one line of the unit's log as the Log page shows it.
+// LogRecord is one line of the unit's log as the web admin's Log page shows
+// it.
 type LogRecord struct {
 	Time  time.Time
 	Level slog.Level
@@ -17,19 +18,26 @@ type LogRecord struct {
 	Attrs string // key=value pairs
 }
 
-// recentLog keeps the newest records of the unit's log for the Log page
-// (bounded: the oldest are dropped).
-var recentLog = &logRing{recs: make([]LogRecord, 0, logRingSize)}
+// LogRingSize is how many records the unit keeps for the web admin's Log
+// page.
+const LogRingSize = 2000
 
-const logRingSize = 2000
-
-type logRing struct {
+// LogRing keeps the newest records of the unit's log (bounded: the oldest
+// are dropped) for the web admin's Log page. The composition root wraps the
+// unit's logger with Handler and hands the ring to the admin API; it is
+// safe for concurrent use.
+type LogRing struct {
 	mu   sync.Mutex
 	recs []LogRecord
 	next int // where the next record goes once the ring is full
 }
 
-func (l *logRing) add(r LogRecord) {
+// NewLogRing returns a ring keeping the newest size records.
+func NewLogRing(size int) *LogRing {
+	return &LogRing{recs: make([]LogRecord, 0, max(size, 1))}
+}
+
+func (l *LogRing) add(r LogRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.recs) < cap(l.recs) {
@@ -40,8 +48,8 @@ func (l *logRing) add(r LogRecord) {
 	l.next = (l.next + 1) % len(l.recs)
 }
 
-// newest returns up to n records at or above min, newest first.
-func (l *logRing) newest(n int, min slog.Level) []LogRecord {
+// Newest returns up to n records at or above min, newest first.
+func (l *LogRing) Newest(n int, min slog.Level) []LogRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []LogRecord
@@ -54,11 +62,12 @@ func (l *logRing) newest(n int, min slog.Level) []LogRecord {
 	return out
 }
 
-// LogTee returns a handler that passes every record to next and keeps a
-// copy for the web admin's Log page. The unit wraps its logger with it.
-func LogTee(next slog.Handler) slog.Handler { return &teeHandler{next: next} }
+// Handler returns a handler that passes every record to next and keeps a
+// copy in the ring. The unit wraps its logger with it.
+func (l *LogRing) Handler(next slog.Handler) slog.Handler { return &teeHandler{ring: l, next: next} }
 
 type teeHandler struct {
+	ring   *LogRing
 	next   slog.Handler
 	attrs  string // pre-formatted attributes from WithAttrs
 	prefix string // group prefix from WithGroup
@@ -73,7 +82,7 @@ func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 		writeAttr(&b, h.prefix, a)
 		return true
 	})
-	recentLog.add(LogRecord{Time: r.Time, Level: r.Level, Msg: r.Message, Attrs: strings.TrimSpace(b.String())})
+	h.ring.add(LogRecord{Time: r.Time, Level: r.Level, Msg: r.Message, Attrs: strings.TrimSpace(b.String())})
 	return h.next.Handle(ctx, r)
 }
 
@@ -83,11 +92,11 @@ func (h *teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	for _, a := range as {
 		writeAttr(&b, h.prefix, a)
 	}
-	return &teeHandler{next: h.next.WithAttrs(as), attrs: b.String(), prefix: h.prefix}
+	return &teeHandler{ring: h.ring, next: h.next.WithAttrs(as), attrs: b.String(), prefix: h.prefix}
 }
 
 func (h *teeHandler) WithGroup(name string) slog.Handler {
-	return &teeHandler{next: h.next.WithGroup(name), attrs: h.attrs, prefix: h.prefix + name + "."}
+	return &teeHandler{ring: h.ring, next: h.next.WithGroup(name), attrs: h.attrs, prefix: h.prefix + name + "."}
 }
 
 func writeAttr(b *strings.Builder, prefix string, a slog.Attr) {

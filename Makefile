@@ -31,7 +31,9 @@ ci:
 	bash .ci/run
 
 # Benchmarks and long runs; their owners fill these in.
-# SIP signalling: sipp UAC -> Palisade -> sipp UAS (UDP) and -> TLS -> Kamailio (bench/sip).
+# SIP signalling: sipp UAC -> `palisade run` (setup defaults) and -> Kamailio + rtpengine
+# -> sipp UAS over UDP at RATES (default 500..3000 calls/s, DURATION s each), then the
+# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call (bench/sip).
 bench-sip:
 	bash bench/sip/run.sh
 

@@ -100,5 +100,5 @@ func loopbackFloorUs(cpu int) (float64, error) {
 	unix.Getrusage(unix.RUSAGE_THREAD, &r1)
 	cpu0 := time.Duration(unix.TimevalToNsec(r0.Utime) + unix.TimevalToNsec(r0.Stime))
 	cpu1 := time.Duration(unix.TimevalToNsec(r1.Utime) + unix.TimevalToNsec(r1.Stime))
-	return float64((cpu1-cpu0).Nanoseconds()) / 1000 / n, nil
+	return float64((cpu1 - cpu0).Nanoseconds()) / 1000 / n, nil
 }

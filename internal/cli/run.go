@@ -62,6 +62,7 @@ func runUnit(c *Context, args []string) error {
 	}
 	// The web admin's Log page shows the newest records too.
 	log := slog.New(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler()))
+	tuneGC(log)
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()

@@ -31,14 +31,22 @@ ci:
 	bash .ci/run
 
 # Benchmarks and long runs; their owners fill these in.
-# SIP signalling: sipp UAC -> Palisade -> sipp UAS (UDP) and -> TLS -> Kamailio (bench/sip).
+# SIP signalling: sipp UAC -> `palisade run` (setup defaults) and -> Kamailio + rtpengine
+# -> sipp UAS over UDP at RATES (default 500..3000 calls/s, DURATION s each), then the
+# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call (bench/sip).
 bench-sip:
 	bash bench/sip/run.sh
 
-# Media relay: CALLS concurrent calls, plain RTP inside / SRTP outside (bench/media).
+# Media relay against rtpengine doing the same work (plain RTP inside, SRTP with SDES
+# outside), the same generator, one after the other, at CALLS_LIST calls (default
+# 100,500,1000), relay pinned to CPU 0 and generator to CPU 1; RESULT lines with the
+# run's LoopbackFloor go to BENCH_OUT, bench/plot prints the ratios and the SVG (bench/media).
 bench-media:
 	$(GO) build -o bin/bench-media ./bench/media
-	bin/bench-media -calls $(or $(CALLS),1000) -duration $(or $(DURATION),15s) $(BENCH_MEDIA_FLAGS)
+	log=$(or $(BENCH_OUT),/tmp/bench-runs)/bench-media-$$(date +%Y%m%d-%H%M%S).log; mkdir -p $$(dirname $$log) && \
+	bin/bench-media -relays palisade,rtpengine -calls-list $(or $(CALLS_LIST),100,500,1000) -pin \
+		-duration $(or $(DURATION),10s) -log $$log $(BENCH_MEDIA_FLAGS); rc=$$?; \
+	$(GO) run ./bench/plot -media $$log -svg docs/bench-media.svg; exit $$rc
 
 # Every native fuzz target in the repository (found by its `func FuzzXxx`
 # line, so new targets join by themselves) runs for FUZZTIME in turn, with

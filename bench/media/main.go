@@ -46,6 +46,11 @@ func main() {
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay process (empty: no pinning)")
 	profile := flag.String("relay-cpuprofile", "", "write the relay's CPU profile to this file")
 	procs := flag.Int("relay-gomaxprocs", 0, "GOMAXPROCS of the relay process (0: Go's default, one per CPU); the relay runs one worker per P")
+	relays := flag.String("relays", "palisade", "relays to measure one after the other: palisade, rtpengine or both (palisade,rtpengine)")
+	callsList := flag.String("calls-list", "", "comma-separated numbers of calls, each measured with every relay (overrides -calls)")
+	pin := flag.Bool("pin", false, "pin the relay to CPU 0 and the generator to CPU 1 (taskset; overrides -relay-cpus and -gen-cpu)")
+	rtpeThreads := flag.Int("rtpengine-threads", 2, "rtpengine --num-threads")
+	logFile := flag.String("log", "", "also append the RESULT lines to this file (bench/plot reads it)")
 	flag.Parse()
 	if *role == "relay" {
 		if *profile != "" {
@@ -61,14 +66,49 @@ func main() {
 		}
 		return
 	}
-	if *dur > 20*time.Second || *calls < 1 || *calls > 5000 || *size < 20 || *size > 1400 {
-		fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000, 20 <= size <= 1400")
-		os.Exit(2)
+	counts := []int{*calls}
+	if *callsList != "" {
+		counts = counts[:0]
+		for _, f := range strings.Split(*callsList, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				n = -1
+			}
+			counts = append(counts, n)
+		}
 	}
-	o := loadOpts{calls: *calls, dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
-		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs}
-	if err := runLoad(o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench-media:", err)
+	for _, n := range counts {
+		if *dur > 20*time.Second || n < 1 || n > 5000 || *size < 20 || *size > 1400 || len(counts) > 8 {
+			fmt.Fprintln(os.Stderr, "bad arguments: duration <= 20s, 1 <= calls <= 5000 (at most 8 values), 20 <= size <= 1400")
+			os.Exit(2)
+		}
+	}
+	o := loadOpts{dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
+		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads}
+	if *pin {
+		o.relayCPUs, o.genCPU, o.pinned = "0", 1, true
+	}
+	var out io.Writer = os.Stdout
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-media:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		out = io.MultiWriter(os.Stdout, f)
+	}
+	failed := false
+	for _, n := range counts {
+		for _, relay := range strings.Split(*relays, ",") {
+			o.calls, o.relay = n, strings.TrimSpace(relay)
+			if err := runLoad(o, out); err != nil {
+				fmt.Fprintf(os.Stderr, "bench-media: %s, %d calls: %v\n", o.relay, n, err)
+				failed = true
+			}
+		}
+	}
+	if failed {
 		os.Exit(1)
 	}
 }
@@ -78,7 +118,39 @@ type loadOpts struct {
 	dur, poll                time.Duration
 	portMin, portMax, procs  int
 	relayCPUs, profile       string
+	relay                    string // palisade or rtpengine
+	pinned                   bool
+	rtpeThreads              int
 }
+
+// relay is the system under test, driven the way the SIP layer would:
+// an offer from the inside endpoint (plain RTP), the answer from the
+// outside endpoint (SRTP, SDES).
+type relay interface {
+	name() string
+	pid() int // the process whose CPU is measured
+	offer(id string, sdp []byte) ([]byte, error)
+	answer(id string, sdp []byte) ([]byte, error)
+	memKiB() uint64 // Go heap + stacks in use after GC (0: not known)
+	closeCalls()
+	stop()
+}
+
+func (r *relayProc) name() string { return "palisade" }
+func (r *relayProc) pid() int     { return r.cmd.Process.Pid }
+func (r *relayProc) offer(id string, sdp []byte) ([]byte, error) {
+	return r.post("/offer?id="+id+"&side=a", sdp)
+}
+func (r *relayProc) answer(id string, sdp []byte) ([]byte, error) {
+	return r.post("/answer?id="+id+"&side=b", sdp)
+}
+func (r *relayProc) memKiB() uint64 {
+	b, _ := r.post("/mem", nil)
+	var heap uint64
+	fmt.Sscan(string(b), &heap)
+	return heap / 1024
+}
+func (r *relayProc) closeCalls() { r.post("/close", nil) }
 
 type relayProc struct {
 	cmd     *exec.Cmd
@@ -223,18 +295,27 @@ func ctxFor(k []byte) (*srtp.Context, error) {
 	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
 }
 
-func runLoad(o loadOpts) error {
+func runLoad(o loadOpts, out io.Writer) error {
 	calls := o.calls
-	rp, err := startRelay(o)
+	floor, err := loopbackFloorUs(o.genCPU)
+	if err != nil {
+		return err
+	}
+	var rp relay
+	switch o.relay {
+	case "palisade":
+		rp, err = startRelay(o)
+	case "rtpengine":
+		rp, err = startRtpengine(o)
+	default:
+		err = fmt.Errorf("unknown relay %q (palisade or rtpengine)", o.relay)
+	}
 	if err != nil {
 		return err
 	}
 	defer rp.stop()
-	pid := rp.cmd.Process.Pid
-	memBefore, err := rp.post("/mem", nil)
-	if err != nil {
-		return err
-	}
+	pid := rp.pid()
+	heap0 := rp.memKiB()
 	rss0 := rssKiB(pid)
 
 	g := &genLoop{period: time.Second / time.Duration(o.pps), size: o.size, poll: o.poll}
@@ -252,7 +333,7 @@ func runLoad(o loadOpts) error {
 	for i := 0; i < calls; i++ {
 		in, out := g.streams[2*i], g.streams[2*i+1]
 		id := strconv.Itoa(i)
-		offer, err := rp.post("/offer?id="+id+"&side=a", sdpFor(in.port, "RTP/AVP", ""))
+		offer, err := rp.offer(id, sdpFor(in.port, "RTP/AVP", ""))
 		if err != nil {
 			return err
 		}
@@ -269,7 +350,7 @@ func runLoad(o loadOpts) error {
 			return err
 		}
 		mine := sdp.Crypto{Tag: relayKey.Tag, Suite: sdp.SuiteAES80, Key: key}
-		answer, err := rp.post("/answer?id="+id+"&side=b", sdpFor(out.port, "RTP/SAVP", "a=crypto:"+mine.String()+"\r\n"))
+		answer, err := rp.answer(id, sdpFor(out.port, "RTP/SAVP", "a=crypto:"+mine.String()+"\r\n"))
 		if err != nil {
 			return err
 		}
@@ -278,11 +359,8 @@ func runLoad(o loadOpts) error {
 		}
 	}
 	setup := time.Since(setup0)
-	memAfter, _ := rp.post("/mem", nil)
+	heap1 := rp.memKiB()
 	rss1 := rssKiB(pid)
-	var heap0, heap1 uint64
-	fmt.Sscan(string(memBefore), &heap0)
-	fmt.Sscan(string(memAfter), &heap1)
 	for _, s := range g.streams {
 		s.to.Family = unix.AF_INET
 		p := (*[2]byte)(unsafe.Pointer(&s.to.Port))
@@ -300,7 +378,7 @@ func runLoad(o loadOpts) error {
 	cpu1, _ := cpuTicks(pid)
 	gen1, _ := cpuTicks(os.Getpid())
 	box1 := boxBusyTicks()
-	rp.post("/close", nil)
+	rp.closeCalls()
 
 	var sent, recv, decErr uint64
 	var h hist
@@ -322,14 +400,14 @@ func runLoad(o loadOpts) error {
 		verdict = "FAIL"
 	}
 	sendWall := wall - drain
-	fmt.Printf("RESULT bench-media calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
+	fmt.Fprintf(out, "RESULT bench-media relay=%s pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
 		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
-		calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
+		rp.name(), b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
 		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
-		float64(int64(heap1)-int64(heap0))/1024/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
+		float64(int64(heap1)-int64(heap0))/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
 		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late,
 		100*(float64(box1-box0)-float64(cpu1-cpu0)-float64(gen1-gen0))/hz/wall.Seconds(), verdict)
 	return nil
@@ -373,4 +451,11 @@ func (h *hist) pct(p float64) float64 {
 		}
 	}
 	return h.maxUs
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,35 +1,74 @@
 #!/usr/bin/env bash
 # bench/sip/run.sh: the signalling benchmark (make bench-sip).
-#   sipp UAC -> Palisade (UDP in, UDP out) -> sipp UAS
-#   sipp UAC -> Palisade (UDP in, TLS out) -> Kamailio (TLS) -> sipp UAS
-# Env: RATES_UDP (default "2500"), RATES_TLS (default "1500"), DURATION (20),
-#      REPEATS (1), MEM_RATE/MEM_HOLD_MS for the memory run (500 cps, 20 s hold),
-#      SKIP_TLS=1, SKIP_MEM=1. Ports are off the standard ones (15060/15070/15090, below the media relay range)
-#      so a unit running on 5060 is not disturbed.
-# Prints the harness RESULT lines and a summary.
+#
+# 1. The product against the peer pair users compare it with, same sipp load,
+#    one rate after the other (the whole sweep, past the knee):
+#      sipp UAC -> `palisade run` (data directory from `palisade setup
+#                  --non-interactive`: media anchored, call records, traces) -> sipp UAS
+#      sipp UAC -> Kamailio (4 workers) + rtpengine (media anchored)  -> sipp UAS
+# 2. For reference, the B2BUA alone (bench/sip/sut: no media, records, traces).
+# 3. UDP in -> TLS out -> Kamailio, and memory per established call (B2BUA alone).
+#
+# Env: RATES ("500 1000 1500 2000 2500 3000"; each 100..5000), DURATION (20 s,
+#      at most 60), RATES_B2BUA ("2500"; "" = skip), RATES_TLS ("1500"),
+#      SKIP_PEER=1, SKIP_TLS=1, SKIP_MEM=1, PALISADE_PPROF=FILE (CPU profile of
+#      `palisade run` at PPROF_RATE, default the highest rate), SVG (docs/bench-sip.svg).
+# Every RESULT line also goes to $BENCH_OUT/bench-sip-<time>.log, which
+# bench/plot turns into the table and the SVG at the end.
 set -u
 D=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$D/../.." && pwd)
+H="$D/harness"
 export BENCH_OUT=${BENCH_OUT:-/tmp/bench-runs}
-export SUT_PORT=${SUT_PORT:-15060} UAC_PORT=${UAC_PORT:-15070} UAS_PORT=${UAS_PORT:-15090} UAC_MP=${UAC_MP:-16000} UAS_MP=${UAS_MP:-17000}
-export UAS_URI="sip:127.0.0.1:$UAS_PORT"
-export PALISADE_SUT="$ROOT/bin/bench-sip-sut"
-mkdir -p "$ROOT/bin"
-(cd "$ROOT" && go build -o "$PALISADE_SUT" ./bench/sip/sut) || exit 1
+mkdir -p "$BENCH_OUT" "$ROOT/bin"
+LOG="$BENCH_OUT/bench-sip-$(date +%Y%m%d-%H%M%S).log"
+RATES=${RATES:-500 1000 1500 2000 2500 3000}
+DUR=${DURATION:-20}
+[ "$DUR" -ge 1 ] && [ "$DUR" -le 60 ] || { echo "DURATION must be 1..60 s" >&2; exit 2; }
+for r in $RATES ${RATES_B2BUA-2500} ${RATES_TLS:-1500}; do
+	[ "$r" -ge 100 ] && [ "$r" -le 5000 ] || { echo "rates must be 100..5000 calls/s, got $r" >&2; exit 2; }
+done
 for b in sipp kamailio; do command -v $b >/dev/null || { echo "bench-sip: install $b (Debian sip-tester, kamailio kamailio-tls-modules)"; exit 1; }; done
-DUR=${DURATION:-20}; REP=${REPEATS:-1}
+if [ "${SKIP_PEER:-0}" != 1 ] && ! command -v rtpengine >/dev/null; then
+	echo "bench-sip: install Debian package rtpengine-daemon (scripts/install-test-peers.sh), or SKIP_PEER=1"; exit 1
+fi
+export PALISADE_BIN="$ROOT/bin/palisade" PALISADE_SUT="$ROOT/bin/bench-sip-sut"
+(cd "$ROOT" && go build -o "$PALISADE_BIN" ./cmd/palisade && go build -o "$PALISADE_SUT" ./bench/sip/sut) || exit 1
 
-echo "== UDP -> UDP"
-"$D/harness/sweep.sh" palisade "$DUR" "$REP" ${RATES_UDP:-2500}
+# Loopback addresses of our own so that nobody else's unit or test on
+# 127.0.0.1 collides with the unit's default ports (5060, media 20000-39999).
+export UAC_PORT=${UAC_PORT:-15070} UAS_PORT=${UAS_PORT:-15090} UAC_MP=${UAC_MP:-16000} UAS_MP=${UAS_MP:-17000}
+export UAC_IP=127.0.0.63 UAS_IP=127.0.0.64
+export UAS_URI="sip:$UAS_IP:$UAS_PORT"
+top=$(for r in $RATES; do echo "$r"; done | sort -n | tail -1)
+one() {   # one SUT RATE [env...] -> runs sip-load, logs the RESULT line
+	local sut=$1 rate=$2; shift 2
+	local line
+	line=$(env "$@" "$H/sip-load.sh" "$sut" "$rate" "$DUR" 2>&1 | grep -E '^RESULT|busy|did not|install|failed' | tail -1)
+	echo "$line" | tee -a "$LOG"
+	sleep 2   # TIME_WAIT, timers
+}
+
+echo "== UDP <-> UDP, media anchored: palisade run (setup defaults) vs Kamailio + rtpengine, ${DUR} s per rate"
+for r in $RATES; do
+	prof=""
+	[ -n "${PALISADE_PPROF:-}" ] && [ "$r" = "${PPROF_RATE:-$top}" ] && prof="PALISADE_PPROF=$PALISADE_PPROF"
+	one palisade-run "$r" SUT_IP=127.0.0.61 SUT_OUT_IP=127.0.0.62 SUT_PORT=5060 $prof
+	[ "${SKIP_PEER:-0}" = 1 ] || one kamailio-rtpengine "$r" SUT_IP=127.0.0.61 SUT_PORT=15060
+done
+if [ -n "${RATES_B2BUA-2500}" ]; then
+	echo "== for reference only: the B2BUA alone (bench/sip/sut: SDP passed through, no records, traces or guard)"
+	for r in ${RATES_B2BUA-2500}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060; done
+fi
 if [ "${SKIP_TLS:-0}" != 1 ]; then
-	echo "== UDP -> TLS -> Kamailio"
-	PALISADE_TLS=1 "$D/harness/sweep.sh" palisade "$DUR" "$REP" ${RATES_TLS:-1500}
+	echo "== UDP -> TLS -> Kamailio (B2BUA alone)"
+	for r in ${RATES_TLS:-1500}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060 PALISADE_TLS=1; done
 fi
 if [ "${SKIP_MEM:-0}" != 1 ]; then
 	# Memory per established call: hold calls so that many are up at once and
 	# compare the SUT's heap and RSS with the number of calls in progress.
-	echo "== memory per established call"
-	HOLD_MS=${MEM_HOLD_MS:-20000} RECV_TIMEOUT_MS=30000 "$D/harness/sip-load.sh" palisade ${MEM_RATE:-500} ${MEM_DUR:-20} | tee /tmp/bench-sip-mem.$$
+	echo "== memory per established call (B2BUA alone)"
+	SUT_IP=127.0.0.1 SUT_PORT=15060 HOLD_MS=${MEM_HOLD_MS:-20000} RECV_TIMEOUT_MS=30000 "$H/sip-load.sh" palisade ${MEM_RATE:-500} ${MEM_DUR:-20} | tee /tmp/bench-sip-mem.$$
 	dir=$(sed -n 's/.* logs=\([^ ]*\).*/\1/p' /tmp/bench-sip-mem.$$); rm -f /tmp/bench-sip-mem.$$
 	python3 - "$dir/sut.err" <<'PY'
 import sys,re
@@ -46,3 +85,5 @@ for k in ("heap_inuse","rss"):
     print(f"MEM {k}: {(int(peak[k])-int(base[k]))/n/1024:.1f} KiB per established call ({n} calls, {int(peak[k])/2**20:.0f} MiB at peak, {int(base[k])/2**20:.0f} MiB idle)")
 PY
 fi
+echo "== summary (RESULT lines in $LOG)"
+(cd "$ROOT" && go run ./bench/plot -sip "$LOG" -svg "${SVG:-docs/bench-sip.svg}")

@@ -274,6 +274,9 @@ func listCDR(env *Env, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s := observeService(env); s != nil {
+		s.Recorder.Flush() // records of calls that just ended are still queued
+	}
 	cdrs, _, err := observe.ListCDRs(r.Context(), env.Store, t)
 	if err != nil {
 		return err

@@ -194,6 +194,7 @@ func (s *Server) OpenSocket() error {
 		return fmt.Errorf("admin socket: %w", err)
 	}
 	srv := s.newHTTPServer()
+	srv.Handler = withProfiling(srv.Handler)
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return WithLocal(ctx, peerUID(c))
 	}

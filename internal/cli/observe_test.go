@@ -30,6 +30,7 @@ func TestObserveCommandsOnDataDirectory(t *testing.T) {
 	rec.CallStarted(observe.CallStart{ID: "new", Time: now.Add(-time.Minute), Direction: observe.DirOutbound,
 		A: observe.CallLeg{From: "sip:1002@pbx", To: "sip:4687@pbx"}})
 	rec.CallEnded(observe.CallEnd{ID: "new", Time: now, Code: 486, Reason: "Busy Here", EndedBy: observe.EndedByCallee})
+	rec.Close() // writes the queued records
 	st.Close()
 
 	out := mustCLI(t, dir, "cdr")

@@ -63,6 +63,7 @@ func runUnit(c *Context, args []string) error {
 	// The web admin's Log page shows the newest records too.
 	recent := observe.NewLogRing(observe.LogRingSize)
 	log := slog.New(recent.Handler(newLogger(c.Stderr, *logFormat, level).Handler()))
+	tuneGC(log)
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -312,5 +313,40 @@ func TestApplyAfterCloseRestartsSampler(t *testing.T) {
 		}
 		g.Close()
 		g.Close() // twice is fine
+	}
+}
+
+// countFDs must agree with the directory listing it replaced, and follow
+// descriptors opened after it.
+func TestCountFDs(t *testing.T) {
+	var c cpuMonitor
+	before, err := c.countFDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	for range 50 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	after, err := c.countFDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ReadDir's own descriptor is in its listing; countFDs leaves its own out.
+	if after != len(es)-1 || after-before != 50 {
+		t.Fatalf("countFDs: %d before, %d after 50 opens; /proc/self/fd lists %d (with ReadDir's own)", before, after, len(es))
 	}
 }

@@ -173,6 +173,8 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	active map[string]*activeCall
+
+	w *cdrWriter // writes ended calls' records in batches, off the call path
 }
 
 type activeCall struct {
@@ -185,8 +187,17 @@ func NewRecorder(st store.Store, traces *Traces, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Recorder{st: st, log: log, traces: traces, now: time.Now, active: make(map[string]*activeCall)}
+	r := &Recorder{st: st, log: log, traces: traces, now: time.Now, active: make(map[string]*activeCall)}
+	r.w = newCDRWriter(r)
+	return r
 }
+
+// Flush waits until the records of every call ended so far are in the store.
+func (r *Recorder) Flush() { r.w.flush() }
+
+// Close writes the records still queued; records of calls ending later are
+// written at once by the caller.
+func (r *Recorder) Close() { r.w.close() }
 
 func (r *Recorder) at(t time.Time) time.Time {
 	if t.IsZero() {
@@ -235,7 +246,8 @@ func (r *Recorder) CallAnswered(e CallAnswer) {
 	}
 }
 
-// CallEnded completes the call's record and writes it to the store.
+// CallEnded completes the call's record and queues it for the store
+// (cdrwriter.go).
 func (r *Recorder) CallEnded(e CallEnd) {
 	r.mu.Lock()
 	c := r.active[e.ID]
@@ -268,9 +280,7 @@ func (r *Recorder) CallEnded(e CallEnd) {
 	if r.traces != nil {
 		r.traces.End(cdr.ID, cdr.Failed())
 	}
-	if err := r.Write(context.Background(), cdr); err != nil {
-		r.log.Error("call record not written", "call_id", cdr.ID, "err", err)
-	}
+	r.w.add(cdr)
 }
 
 // Active returns the calls in progress, oldest first, with live media
@@ -318,10 +328,21 @@ func (r *Recorder) Write(ctx context.Context, c *CDR) error {
 	if err == nil {
 		err = r.st.Put(ctx, CDRKey(c), b)
 	}
+	return r.countWrite(c, err)
+}
+
+func (r *Recorder) countWrite(c *CDR, err error) error {
 	if err != nil {
 		cdrWrites.WithLabelValues("error").Inc()
 		return fmt.Errorf("write call record %s: %w", c.ID, err)
 	}
 	cdrWrites.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// reportWrite counts and logs the outcome of a queued record's write.
+func (r *Recorder) reportWrite(c *CDR, err error) {
+	if err := r.countWrite(c, err); err != nil {
+		r.log.Error("call record not written", "call_id", c.ID, "err", err)
+	}
 }

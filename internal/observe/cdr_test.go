@@ -25,6 +25,7 @@ func runCall(r *Recorder, id string, start time.Time, answered bool, code int, e
 	}
 	r.CallEnded(CallEnd{ID: id, Time: start.Add(12 * time.Second), Code: code, Reason: "x", EndedBy: endedBy,
 		Media: []MediaLeg{{Codec: "PCMU", PacketsIn: 500, PacketsOut: 499}, {Codec: "PCMU", SRTP: true, Suite: "AES_CM_128_HMAC_SHA1_80", PacketsIn: 499, Lost: 1, JitterMs: 1.25}}})
+	r.Flush()
 }
 
 func TestCDRRoundTrip(t *testing.T) {

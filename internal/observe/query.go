@@ -64,6 +64,9 @@ func ListCalls(ctx context.Context, st store.Reader, svc *Service, q CallQuery) 
 		}
 	}
 	if !q.Active {
+		if svc != nil {
+			svc.Recorder.Flush() // records of calls that just ended are still queued
+		}
 		cdrs, _, err := ListCDRs(ctx, st, q.Since)
 		if err != nil {
 			return nil, err

@@ -133,7 +133,7 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 // Drain implements unit.Subsystem; observing needs no draining.
 func (s *Service) Drain(context.Context) error { return nil }
 
-// Close stops the pruning.
+// Close stops the pruning and writes the call records still queued.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	stop, done := s.stop, s.done
@@ -150,5 +150,6 @@ func (s *Service) Close() error {
 	for range cap(s.traceCDRs) {
 		<-s.traceCDRs
 	}
+	s.Recorder.Close()
 	return nil
 }

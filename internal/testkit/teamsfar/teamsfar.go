@@ -122,11 +122,17 @@ type Datacenter struct {
 	RetryAfter atomic.Int32
 	ua         *sipgo.UserAgent
 	srv        *sipgo.Server
-	ln         net.Listener
+	ln         *downListener
 }
 
 // SetDown changes how the datacentre fails (Up to restore it).
-func (d *Datacenter) SetDown(m DownMode) { d.mode.Store(int32(m)) }
+// Unreachable also cuts the connections it has: an outage breaks them.
+func (d *Datacenter) SetDown(m DownMode) {
+	d.mode.Store(int32(m))
+	if m == Unreachable {
+		d.ln.closeAll()
+	}
+}
 
 // Start runs the far end until Close.
 func Start(o Options) (*Far, error) {
@@ -268,11 +274,14 @@ func (f *Far) verifySBC(certs []*x509.Certificate) error {
 	return nil
 }
 
-// downListener closes connections while its datacentre is Unreachable.
+// downListener closes connections while its datacentre is Unreachable,
+// and remembers the ones it accepted so that an outage can cut them.
 type downListener struct {
 	net.Listener
-	d   *Datacenter
-	cfg *tls.Config
+	d     *Datacenter
+	cfg   *tls.Config
+	mu    sync.Mutex
+	conns []net.Conn
 }
 
 func (l *downListener) Accept() (net.Conn, error) {
@@ -285,8 +294,20 @@ func (l *downListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
 		return tls.Server(c, l.cfg), nil
 	}
+}
+
+func (l *downListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
 }
 
 func (f *Far) startDC(i int, name, addr string) (*Datacenter, error) {

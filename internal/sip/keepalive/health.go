@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -97,6 +98,12 @@ type TargetState struct {
 	LastStatus int       `json:"last_status,omitempty"` // 0 = no answer
 	LastError  string    `json:"last_error,omitempty"`
 	OutUntil   time.Time `json:"out_until,omitzero"` // Retry-After or hold after a dead call
+}
+
+// Status is the state as `palisade status peers` shows it.
+func (s TargetState) Status() observe.PeerTarget {
+	return observe.PeerTarget{Host: s.Host, Address: s.Address, Transport: s.Transport, Up: s.Up,
+		LastStatus: s.LastStatus, LastError: s.LastError, OutUntil: s.OutUntil}
 }
 
 // usable reports whether calls may use the target now.

@@ -2,6 +2,7 @@ package numbers
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -82,7 +83,7 @@ func TestCheck(t *testing.T) {
 					t.Fatalf("Check = %v, want ErrEmpty", err)
 				}
 			case tc.bad != "":
-				if err == nil || errors.Is(err, ErrEmpty) || !containsStr(err.Error(), tc.bad) {
+				if err == nil || errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), tc.bad) {
 					t.Fatalf("Check = %v, want an error with %q", err, tc.bad)
 				}
 			default:
@@ -130,14 +131,6 @@ func TestE164(t *testing.T) {
 	}
 }
 
-func containsStr(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}
 
 // FuzzRules checks the promise validation relies on: a rule Check accepts
 // never turns a non-empty number into an empty one (apply, below Number's
@@ -159,4 +152,38 @@ func FuzzRules(f *testing.F) {
 		s := &Set{rules: []compiled{c}, UserPhone: true}
 		_ = s.Address(To, "<sip:"+num+"@h>")
 	})
+}
+
+func TestRequest(t *testing.T) {
+	s, err := Compile(append([]Rule{{Fields: []string{From, PAI}, Match: `0([1-9][0-9]+)`, Replace: "+46$1"}}, teamsE164...), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "INVITE sip:004930123456@sip.pstnhub.microsoft.com SIP/2.0\r\n" +
+		"Via: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK1\r\n" +
+		"From: <sip:0812345@pbx.example.com>;tag=a\r\n" +
+		"To: <sip:4930123456@sip.pstnhub.microsoft.com>\r\n" +
+		"P-Asserted-Identity: \"Reception\" <sip:0812345@pbx.example.com>\r\n" +
+		"P-Asserted-Identity: <tel:0812345>\r\n" +
+		"Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	msg, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := msg.(*sip.Request)
+	if !s.Request(req) {
+		t.Fatal("nothing changed")
+	}
+	wire := req.String()
+	for _, want := range []string{
+		"INVITE sip:+4930123456@sip.pstnhub.microsoft.com SIP/2.0\r\n",
+		"\r\nFrom: <sip:+46812345@pbx.example.com>;tag=a\r\n",
+		"\r\nTo: <sip:+4930123456@sip.pstnhub.microsoft.com>\r\n",
+		"\r\nP-Asserted-Identity: \"Reception\" <sip:+46812345@pbx.example.com>\r\n",
+		"\r\nP-Asserted-Identity: <tel:+46812345>\r\n",
+	} {
+		if !strings.Contains(wire, want) {
+			t.Errorf("request lacks %q:\n%s", want, wire)
+		}
+	}
 }

@@ -131,7 +131,6 @@ func TestE164(t *testing.T) {
 	}
 }
 
-
 // FuzzRules checks the promise validation relies on: a rule Check accepts
 // never turns a non-empty number into an empty one (apply, below Number's
 // last guard), and nothing panics.

@@ -8,11 +8,13 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/trunk"
 )
 
 // DefaultAllow is the Allow header of keepalive OPTIONS when Probe.Allow
-// is empty: what the unit handles as a B2BUA.
-var DefaultAllow = []string{"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "PRACK", "UPDATE", "INFO", "NOTIFY", "REFER"}
+// is empty: what the unit handles as a B2BUA (trunk.Allow with REFER; the
+// engine passes trunk.Allow(false) split when it does not handle REFER).
+var DefaultAllow = strings.Split(trunk.Allow(true), ", ")
 
 // Probe is what one keepalive OPTIONS carries.
 type Probe struct {

@@ -154,3 +154,31 @@ func (v *validator) peerTrunk(p string, t PeerTrunk) {
 		v.enum(p+".history_info", t.HistoryInfo, HistoryInfoModes)
 	}
 }
+
+// anyPeerTrustsSystem reports whether some peer trusts the system's roots
+// (then a TLS listener can accept client certificates with an empty CA
+// store).
+func anyPeerTrustsSystem(peers []Peer) bool {
+	for _, p := range peers {
+		if p.Trunk.Trust.SystemRoots {
+			return true
+		}
+	}
+	return false
+}
+
+// trunkWarnings lists trunk settings of the peer at path that are valid
+// but do nothing, or widen trust.
+func trunkWarnings(path string, p Peer, add func(path, format string, args ...any)) {
+	t := p.Trunk
+	k := t.Keepalive
+	if p.OptionsInterval == 0 && (k.Up != "" || len(k.Headers) > 0 || k.DownAfter != 0) {
+		add(path+".trunk.keepalive", "has no effect: options_interval is 0 (no keepalive)")
+	}
+	if p.Transport != "tls" && p.Transport != "any" && (t.Trust.SystemRoots || t.Trust.ServerAuthClientCert) {
+		add(path+".trunk.trust", "has no effect: the peer's transport is %s, not tls", p.Transport)
+	}
+	if t.Trust.SystemRoots {
+		add(path+".trunk.trust.system_roots", "is on: every public CA the operating system trusts may vouch for this peer's names")
+	}
+}

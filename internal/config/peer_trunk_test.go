@@ -89,3 +89,28 @@ func TestPeerTrunkDocument(t *testing.T) {
 		t.Fatalf("Validate of an emptying rule: %v", errs)
 	}
 }
+
+func TestPeerTrunkWarnings(t *testing.T) {
+	c := trunkPeer(PeerTrunk{Trust: PeerTrust{SystemRoots: true}, Keepalive: PeerKeepalive{Up: "2xx"}})
+	w := c.Warnings()
+	has := func(path, text string) bool {
+		for _, e := range w {
+			if e.Path == path && strings.Contains(e.Message, text) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("peers[0].trunk.keepalive", "options_interval is 0") || !has("peers[0].trunk.trust.system_roots", "public CA") {
+		t.Fatalf("warnings: %v", w)
+	}
+	// With system roots, an empty CA store no longer means "cannot verify".
+	if has("peers[0].transport", "no CA is trusted") {
+		t.Fatalf("warnings: %v", w)
+	}
+	c.Peers[0].OptionsInterval = Duration(60e9)
+	c.Peers[0].Transport = "udp"
+	if w = c.Warnings(); has("peers[0].trunk.keepalive", "") || !has("peers[0].trunk.trust", "udp") {
+		t.Fatalf("warnings: %v", w)
+	}
+}

@@ -70,6 +70,13 @@ func RetryAfter(res *sip.Response) time.Duration {
 	return ParseRetryAfter(h.Value())
 }
 
+func secs(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
 // ParseRetryAfter reads "120", "120 (maintenance)" or "120;duration=60"
 // (RFC 3261 §20.33) as a duration; 0 when it is not a number.
 func ParseRetryAfter(v string) time.Duration {

@@ -52,7 +52,17 @@ func (s sipgoSender) Options(ctx context.Context, req *sip.Request, t Target) (*
 // the paired FQDN in Contact and X-MS-SBC; a wrong FQDN makes every target
 // down under the 2xx rule; an unreachable first datacentre leaves sip2 and
 // sip3, in that order.
-func TestKeepaliveAgainstTeams(t *testing.T) {
+// teamsLab is the Teams-like far end and a sipgo client of the SBC with
+// its certificate, and a resolver and hops for the three datacentres.
+type teamsLab struct {
+	far  *teamsfar.Far
+	cli  *sipgo.Client
+	res  fakeResolver
+	hops []routing.Hop
+}
+
+func newTeamsLab(t *testing.T) *teamsLab {
+	t.Helper()
 	root := pkitest.NewRoot(t, "Public Test Root G2", "Public Test CA")
 	roots := x509.NewCertPool()
 	roots.AddCert(root.Cert)
@@ -87,6 +97,12 @@ func TestKeepaliveAgainstTeams(t *testing.T) {
 		hops = append(hops, routing.Hop{Peer: "teams", Host: teamsfar.Names[i], Port: 5061, Transport: "tls",
 			Headers: map[string]string{"X-MS-SBC": "Palisade/SBC/test"}})
 	}
+	return &teamsLab{far: far, cli: cli, res: res, hops: hops}
+}
+
+func TestKeepaliveAgainstTeams(t *testing.T) {
+	lab := newTeamsLab(t)
+	far, cli, res, hops := lab.far, lab.cli, lab.res, lab.hops
 	m := New(res, sipgoSender{cli}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
 	apply := func(fqdn string) {
@@ -132,5 +148,90 @@ func TestKeepaliveAgainstTeams(t *testing.T) {
 	}
 	if n := far.Count(sip.OPTIONS); n < 5 {
 		t.Fatalf("far end saw %d OPTIONS", n)
+	}
+}
+
+// invite sends an INVITE with an SDP offer to target t and returns what a
+// B2BUA engine would see.
+func invite(ctx context.Context, cli *sipgo.Client, t Target, number string) Attempt {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: number, Host: t.Hop.Host, Port: int(t.Addr.Port())})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "sbc.example.com", Port: 5061}})
+	req.AppendHeader(sip.NewHeader("X-MS-SBC", "Palisade/SBC/test"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody([]byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"))
+	req.SetTransport("TLS")
+	req.SetDestination(t.Addr.String())
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // invite_timeout
+	defer cancel()
+	tx, err := cli.TransactionRequest(ctx, req)
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	defer tx.Terminate()
+	var a Attempt
+	for {
+		select {
+		case r := <-tx.Responses():
+			if r.StatusCode < 200 {
+				a.Provisional = a.Provisional || r.StatusCode > 100
+				continue
+			}
+			a.Status = r.StatusCode
+			if h := r.GetHeader("Retry-After"); h != nil {
+				a.RetryAfter = int(ParseRetryAfter(h.Value()) / time.Second)
+			}
+			return a
+		case <-tx.Done():
+			a.Err = tx.Err()
+			return a
+		case <-ctx.Done():
+			a.Err = ctx.Err()
+			return a
+		}
+	}
+}
+
+// TestWalkAgainstTeams: the engine's failover loop against the Teams-like
+// far end. The first datacentre is unreachable, the second declines: one
+// INVITE reaches Teams, none reaches sip3, and the dead datacentre is
+// skipped by the next call. When every datacentre answers 503 with
+// Retry-After, the following call gets ErrAllDown at once.
+func TestWalkAgainstTeams(t *testing.T) {
+	lab := newTeamsLab(t)
+	m := New(lab.res, sipgoSender{lab.cli}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(m.Close)
+	m.Apply([]Peer{{Name: "teams", Hops: lab.hops, Up: Up2xx}}) // no keepalive: calls alone decide
+	lab.far.On("+4930600", teamsfar.Script{Action: teamsfar.Decline})
+	lab.far.DCs[0].SetDown(teamsfar.Unreachable)
+	ctx := context.Background()
+	try := func(number string) func(context.Context, Target) Attempt {
+		return func(ctx context.Context, t Target) Attempt { return invite(ctx, lab.cli, t, number) }
+	}
+
+	last, a, err := m.Walk(ctx, "teams", try("+4930600"))
+	if err != nil || a.Status != 603 || last.Hop.Host != teamsfar.Names[1] {
+		t.Fatalf("declined call: last %s, %+v, %v", last.Hop.Host, a, err)
+	}
+	if n := lab.far.Count(sip.INVITE); n != 1 {
+		t.Fatalf("Teams saw %d INVITEs for one declined call", n)
+	}
+	ts, _ := m.NextTargets(ctx, "teams")
+	if len(ts) != 2 || ts[0].Hop.Host != teamsfar.Names[1] {
+		t.Fatalf("the dead datacentre is not skipped: %+v", ts)
+	}
+
+	for _, d := range lab.far.DCs[1:] {
+		d.SetDown(teamsfar.Unavailable)
+		d.RetryAfter.Store(120)
+	}
+	if _, a, err = m.Walk(ctx, "teams", try("+4930123")); err != nil || a.Status != 503 || a.RetryAfter != 120 {
+		t.Fatalf("all unavailable: %+v %v", a, err)
+	}
+	before := lab.far.Count(sip.INVITE)
+	if _, _, err = m.Walk(ctx, "teams", try("+4930123")); !errors.Is(err, ErrAllDown) {
+		t.Fatalf("every target out: %v", err)
+	}
+	if lab.far.Count(sip.INVITE) != before {
+		t.Fatal("an INVITE was sent although every target is out")
 	}
 }

@@ -325,3 +325,15 @@ func TestMonitorLoop(t *testing.T) {
 		t.Fatalf("removed peer: %v", err)
 	}
 }
+
+// FuzzRetryAfter: any Retry-After from outside gives 0 to an hour.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "30 (x)", "5;duration=60", "", "99999999999", "-1", "1e9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := ParseRetryAfter(v); d < 0 || d > time.Hour {
+			t.Fatalf("ParseRetryAfter(%q) = %v", v, d)
+		}
+	})
+}

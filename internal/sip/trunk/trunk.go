@@ -80,7 +80,7 @@ func splitEntries(v string) []string {
 	depth, quoted, start := 0, false, 0
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
-		case c == '"' && (i == 0 || v[i-1] != '\\'):
+		case c == '"' && depth == 0 && (i == 0 || v[i-1] != '\\'):
 			quoted = !quoted
 		case quoted:
 		case c == '<':
@@ -102,6 +102,9 @@ func rewriteEntry(e, host string) (string, bool) {
 	if i < 0 || j < i {
 		return "", false
 	}
+	if strings.ContainsAny(e[i+1:j], "<>\",") {
+		return "", false // not one URI
+	}
 	uri, headers, hasHeaders := strings.Cut(e[i+1:j], "?")
 	var u sip.Uri
 	if err := sip.ParseUri(uri, &u); err != nil || u.Host == "" {
@@ -112,6 +115,12 @@ func rewriteEntry(e, host string) (string, bool) {
 		u.UriParams.Remove(p)
 	}
 	s := u.String()
+	// What goes out must read back as the unit's host: an entry the
+	// parser took apart differently from how it writes it is left out.
+	var back sip.Uri
+	if err := sip.ParseUri(s, &back); err != nil || back.Host != host || back.Port != 0 || strings.ContainsAny(headers, "<>") {
+		return "", false
+	}
 	if hasHeaders {
 		s += "?" + headers
 	}

@@ -21,13 +21,14 @@ func init() {
 // OPTIONS keepalive state of each peer).
 func printPeers(w io.Writer, section json.RawMessage) {
 	var peers []struct {
-		Name      string    `json:"name"`
-		Up        bool      `json:"up"`
-		Failures  int       `json:"failures"`
-		LastCheck time.Time `json:"last_check"`
-		LastError string    `json:"last_error"`
-		Keepalive bool      `json:"keepalive"`
-		Since     time.Time `json:"since"`
+		Name      string               `json:"name"`
+		Up        bool                 `json:"up"`
+		Failures  int                  `json:"failures"`
+		LastCheck time.Time            `json:"last_check"`
+		LastError string               `json:"last_error"`
+		Keepalive bool                 `json:"keepalive"`
+		Since     time.Time            `json:"since"`
+		Targets   []observe.PeerTarget `json:"targets"`
 	}
 	if err := json.Unmarshal(section, &peers); err != nil {
 		fmt.Fprintf(w, "%s\n", section)
@@ -55,8 +56,29 @@ func printPeers(w io.Writer, section json.RawMessage) {
 			ka = "OPTIONS"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, since, ka, p.Failures, check, dash(p.LastError))
+		for _, tg := range p.Targets {
+			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\t%s\n", tg.Host+" "+tg.Address+"/"+tg.Transport, targetState(tg), answerText(tg.LastStatus), dash(tg.LastError))
+		}
 	}
 	tw.Flush()
+}
+
+// targetState is "up", "down" or "out until <time>" (Retry-After).
+func targetState(tg observe.PeerTarget) string {
+	switch {
+	case !tg.OutUntil.IsZero() && time.Now().Before(tg.OutUntil):
+		return "out until " + tg.OutUntil.Local().Format("15:04:05")
+	case tg.Up:
+		return "up"
+	}
+	return "down"
+}
+
+func answerText(status int) string {
+	if status == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("answer %d", status)
 }
 
 // printActiveCalls is the text form of `palisade status calls`: both legs,

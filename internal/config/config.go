@@ -222,6 +222,8 @@ type Peer struct {
 	// Headers are extra headers added to requests sent to this peer
 	// (e.g. X-MS-SBC for Teams Direct Routing).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Trunk holds the trunk and cloud settings (peer_trunk.go).
+	Trunk PeerTrunk `json:"trunk,omitzero"`
 }
 
 // PeerAuth holds the credentials the unit uses towards a peer.

@@ -38,12 +38,12 @@ func (c *Config) Warnings() Errors {
 	// tls.ca_certificates [] means every CA of the CA store.
 	noTrust := len(c.TLS.CACertificates) == 0 && len(c.Certificates.CA) == 0 && !c.TLS.UseSystemRoots
 	for i, l := range c.SIP.Listeners {
-		if l.RequireClientCert && l.Transport == "tls" && noTrust {
+		if l.RequireClientCert && l.Transport == "tls" && noTrust && !anyPeerTrustsSystem(c.Peers) {
 			add(fmt.Sprintf("sip.listeners[%d].require_client_cert", i), "no CA is trusted (the CA store, certificates.ca, is empty), so no client certificate can be accepted")
 		}
 	}
 	for i, p := range c.Peers {
-		if p.Transport == "tls" && noTrust {
+		if p.Transport == "tls" && noTrust && !p.Trunk.Trust.SystemRoots {
 			add(fmt.Sprintf("peers[%d].transport", i), "tls, but no CA is trusted (the CA store, certificates.ca, is empty): the peer's certificate cannot be verified")
 		}
 	}
@@ -51,6 +51,9 @@ func (c *Config) Warnings() Errors {
 		if p.Auth.Password != "" && (p.Transport == "udp" || p.Transport == "tcp") && p.Kind == "itsp" {
 			add(fmt.Sprintf("peers[%d].transport", i), "%s sends this trunk's digest exchanges unencrypted over the internet", p.Transport)
 		}
+	}
+	for i, p := range c.Peers {
+		trunkWarnings(fmt.Sprintf("peers[%d]", i), p, add)
 	}
 	if len(w) == 0 {
 		return nil

@@ -18,6 +18,22 @@ type PeerStatus struct {
 	LastCheck time.Time `json:"last_check,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
 	Keepalive bool      `json:"keepalive"`
+	// Targets are the peer's resolved targets in failover order, each with
+	// its own keepalive state (keepalive.Monitor.States); empty when the
+	// SIP layer reports one state per peer.
+	Targets []PeerTarget `json:"targets,omitempty"`
+}
+
+// PeerTarget is the state of one target of a peer: one resolved address of
+// one of its names.
+type PeerTarget struct {
+	Host       string    `json:"host"`    // the name it was resolved from
+	Address    string    `json:"address"` // ip:port
+	Transport  string    `json:"transport"`
+	Up         bool      `json:"up"`
+	LastStatus int       `json:"last_status,omitempty"` // answer to the last OPTIONS; 0 = none
+	LastError  string    `json:"last_error,omitempty"`
+	OutUntil   time.Time `json:"out_until,omitzero"` // kept out by Retry-After until then
 }
 
 // peerSampleInterval is how often the service reads the peer states to

@@ -76,6 +76,7 @@ type runtime struct {
 	fqdn      map[string]string // interface name → FQDN
 	own       map[string]*ownCert
 	trust     *trustStore
+	peers     *peerTrusts // per-peer widening of trust (peertrust.go)
 	expiries  []Expiry
 }
 
@@ -170,6 +171,7 @@ func (s *Subsystem) build(ctx context.Context, cfg *config.Config, strict bool) 
 		rt.own[p.Name] = oc
 	}
 	errs = append(errs, s.buildTrust(ctx, cfg, rt)...)
+	rt.peers = s.buildPeerTrusts(cfg, rt.trust)
 	for _, oc := range rt.own {
 		anchors := trustCerts(rt.trust)
 		if oc.root != nil {

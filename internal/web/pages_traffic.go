@@ -55,6 +55,8 @@ func saveAccounts(f *form, c *config.Config) {
 			if p.Auth.Password == "" {
 				p.Auth.Password = o.Auth.Password
 			}
+			// The page has no fields for the trunk settings (yet): keep them.
+			p.Trunk = o.Trunk
 		}
 		c.Peers = append(c.Peers, p)
 	}

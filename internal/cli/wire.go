@@ -9,6 +9,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
+	"github.com/palisade-sbc/palisade/internal/observe/hep"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
@@ -43,6 +44,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	certs := pki.New(d.Store, d.Log)
 	d.Admin.Certs = certs // admin.certificate names one of its certificates
 	obs := observe.New(d.Store, d.Log, d.Level)
+	hepx := hep.New(d.Log) // HEP export gets every traced message
+	obs.Traces.SetTap(hepx)
 	reg := registrar.New(d.Store, d.Log) // local registrar: its bindings are a routing step
 	obs.Sources.Register(reg.StatusSource())
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
@@ -64,6 +67,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
 		certs,
 		obs,   // traces, call records, log level
+		hepx,  // HEP export of the traces
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA

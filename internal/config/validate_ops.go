@@ -11,7 +11,7 @@ var (
 	HEPTransports  = []string{"udp", "tcp"}
 	ACMEChallenges = []string{"http-01", "tls-alpn-01", "dns-01"}
 	// ACMEDNSProviders are the DNS providers built in for dns-01.
-	ACMEDNSProviders = []string{"cloudflare", "exec", "httpreq", "rfc2136"}
+	ACMEDNSProviders = []string{"cloudflare", "digitalocean", "exec", "hetzner", "httpreq", "pdns"}
 	acmeKeyTypes     = []string{"ecdsa-p256", "rsa-2048", "rsa-3072", "rsa-4096"}
 )
 

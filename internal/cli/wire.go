@@ -11,6 +11,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
 	"github.com/palisade-sbc/palisade/internal/observe/hep"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/acme"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
@@ -42,7 +43,8 @@ type Deps struct {
 func wireSubsystems(d Deps) []unit.Subsystem {
 	// certs is the pki.Provider the SIP listeners and outgoing TLS use.
 	certs := pki.New(d.Store, d.Log)
-	d.Admin.Certs = certs // admin.certificate names one of its certificates
+	d.Admin.Certs = certs                      // admin.certificate names one of its certificates
+	acmeMgr := acme.New(d.Store, certs, d.Log) // keeps acme.certificates issued; reloads certs
 	obs := observe.New(d.Store, d.Log, d.Level)
 	hepx := hep.New(d.Log) // HEP export gets every traced message
 	obs.Traces.SetTap(hepx)
@@ -65,6 +67,9 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		// One line per subsystem, in dependency order.
 		// pki first: listeners of the others take their certificates from it
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
+		// ACME just before: it gives the entries it manages a stand-in
+		// certificate until the CA has issued theirs.
+		acmeMgr,
 		certs,
 		obs,   // traces, call records, log level
 		hepx,  // HEP export of the traces

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v5/acme"
+	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/store"
@@ -76,7 +77,9 @@ func New(st store.Store, certs Reloader, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{store: st, pki: certs, log: log.With("subsystem", SubsystemName), FirstRetry: time.Minute,
+	log = log.With("subsystem", SubsystemName)
+	legolog.SetDefault(log) // lego reports its steps through one process-wide logger
+	return &Manager{store: st, pki: certs, log: log, FirstRetry: time.Minute,
 		now: time.Now, state: map[string]*certState{}, revoked: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 

@@ -39,7 +39,7 @@ type ACME struct {
 	// DNSProvider names one of the DNS providers for dns-01 (docs/acme.md).
 	DNSProvider string `json:"dns_provider"`
 	// DNSSettings are the provider's settings, by the names its
-	// documentation gives them (e.g. CF_DNS_API_TOKEN).
+	// documentation gives them (e.g. CLOUDFLARE_DNS_API_TOKEN).
 	DNSSettings  map[string]string `json:"dns_settings,omitempty"`
 	KeyType      string            `json:"key_type"` // key of each certificate, as 'cert new --key'
 	Certificates []ACMECertificate `json:"certificates"`

@@ -10,7 +10,9 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
+	"github.com/palisade-sbc/palisade/internal/observe/hep"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/acme"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
@@ -59,7 +61,10 @@ type wired struct {
 func wireSubsystems(d Deps) wired {
 	// certs is the pki.Provider the SIP listeners and outgoing TLS use.
 	certs := pki.New(d.Store, d.Log)
+	acmeMgr := acme.New(d.Store, certs, d.Log) // keeps acme.certificates issued; reloads certs
 	obs := observe.New(d.Store, d.Log, d.Level)
+	hepx := hep.New(d.Log) // HEP export gets every traced message
+	obs.Traces.SetTap(hepx)
 	gd := guard.New(nil, d.Log)
 	// The local registrar: its bindings are a routing step; wrong passwords
 	// count towards the guard blocking the source.
@@ -93,8 +98,12 @@ func wireSubsystems(d Deps) wired {
 	})
 	return wired{admin: srv, subs: []unit.Subsystem{
 		// One line per subsystem, in dependency order.
-		certs, // first: the listeners of the others take their certificates from it
+		// ACME first: it gives the entries it manages a stand-in
+		// certificate until the CA has issued theirs.
+		acmeMgr,
+		certs, // the listeners of the others take their certificates from it
 		obs,   // traces, call records, log level
+		hepx,  // HEP export of the traces
 		relay, // media relay, before the SIP B2BUA that anchors calls through it (nil: skipped)
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA

@@ -27,6 +27,8 @@ type Config struct {
 	DialPlan     DialPlan     `json:"dial_plan"`
 	Registrar    Registrar    `json:"registrar"`
 	Observe      Observe      `json:"observe"`
+	HEP          HEP          `json:"hep"`
+	ACME         ACME         `json:"acme"`
 }
 
 // Unit describes the box itself.

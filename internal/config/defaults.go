@@ -86,5 +86,10 @@ func Default() *Config {
 			CDRRetention:     Duration(90 * 24 * time.Hour),
 			LogLevel:         "info",
 		},
+		HEP: HEP{Collectors: []HEPCollector{}, QueueSize: 10000},
+		ACME: ACME{
+			CACertificates: []string{}, Challenge: "http-01", ChallengeListen: ":80",
+			KeyType: "ecdsa-p256", Certificates: []ACMECertificate{},
+		},
 	}
 }

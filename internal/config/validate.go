@@ -67,6 +67,8 @@ func (c *Config) Validate() Errors {
 	v.dialPlan()
 	v.registrar()
 	v.observe()
+	v.hep()
+	v.acme()
 	if len(v.errs) == 0 {
 		return nil
 	}

@@ -22,6 +22,9 @@ func (c *Config) Warnings() Errors {
 	if c.TLS.UseSystemRoots {
 		add("tls.use_system_roots", "is on: every CA the operating system trusts may vouch for SIP peers")
 	}
+	if c.HEP.Enabled && !c.Observe.TraceCalls {
+		add("hep.enabled", "has no effect while observe.trace_calls is off: HEP sends the traced messages")
+	}
 	if !c.SIP.TopologyHiding {
 		add("sip.topology_hiding", "is off: inside addresses and Call-IDs are visible outside")
 	}

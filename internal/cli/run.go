@@ -118,6 +118,7 @@ func runUnit(c *Context, args []string) error {
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())
+	defer notifyServiceManager(ctx, dir, log)() // READY, WATCHDOG, STOPPING under systemd
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -16,6 +16,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
 	"github.com/palisade-sbc/palisade/internal/web"
 )
@@ -61,7 +62,8 @@ func runUnit(c *Context, args []string) error {
 		}
 	}
 	// The web admin's Log page shows the newest records too.
-	log := slog.New(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler()))
+	// Remote syslog collectors get them too (observe.syslog).
+	log := slog.New(syslog.Tee(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler())))
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()

@@ -14,6 +14,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
@@ -43,6 +44,8 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	certs := pki.New(d.Store, d.Log)
 	d.Admin.Certs = certs // admin.certificate names one of its certificates
 	obs := observe.New(d.Store, d.Log, d.Level)
+	sl := syslog.New(certs, d.Log) // remote syslog: call records here, logs through syslog.Tee in run.go
+	obs.Recorder.Notify(sl.CallRecord)
 	reg := registrar.New(d.Store, d.Log) // local registrar: its bindings are a routing step
 	obs.Sources.Register(reg.StatusSource())
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
@@ -64,6 +67,7 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
 		certs,
 		obs,   // traces, call records, log level
+		sl,    // remote syslog collectors
 		relay, // media relay, before the SIP B2BUA that anchors calls through it
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA

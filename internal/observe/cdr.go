@@ -173,6 +173,8 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	active map[string]*activeCall
+
+	sinks atomic.Pointer[[]func(CDR)] // cdrsink.go
 }
 
 type activeCall struct {
@@ -323,5 +325,6 @@ func (r *Recorder) Write(ctx context.Context, c *CDR) error {
 		return fmt.Errorf("write call record %s: %w", c.ID, err)
 	}
 	cdrWrites.WithLabelValues("ok").Inc()
+	r.notify(c)
 	return nil
 }

@@ -3,11 +3,13 @@ package cli
 import (
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
 // A unit with observe.syslog sends its own log records (here the start
@@ -29,7 +31,13 @@ func TestRunSendsLogsToSyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Observe.Syslog.Hostname = "e2e-unit"
-	cfg.Observe.Syslog.Destinations = []config.SyslogDestination{{Address: pc.LocalAddr().String(), Transport: "udp", Logs: true}}
+	// The TLS destination (nothing listens there) takes its TLS settings
+	// from the PKI subsystem on apply; the unit starts with it all the same.
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t, "tcp", "127.0.0.1"))
+	cfg.Observe.Syslog.Destinations = []config.SyslogDestination{
+		{Address: pc.LocalAddr().String(), Transport: "udp", Logs: true},
+		{Address: tlsAddr, Transport: "tls", ServerName: "collector.example.com", CallRecords: true},
+	}
 	if b, err = config.Encode(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func (s *Service) Apply(_ context.Context, cfg *config.Config) error {
 		if err != nil {
 			return fmt.Errorf("syslog destination tls://%s: %w", d.Address, err)
 		}
-		tlsConfs[d] = tc
+		tlsConfs[d] = withNameCheck(tc, name)
 	}
 	hostname := sc.Hostname
 	if hostname == "" {
@@ -183,4 +183,27 @@ func (s *Service) logLine(line []byte) {
 			d.enqueue(message{b: format(d.facility, severity(level), now, st.hostname, s.pid, msgIDLog, msg), kind: msgIDLog})
 		}
 	}
+}
+
+// withNameCheck makes the collector's certificate carry name (RFC 5425
+// §5.2), whatever tls.check_server_domain says for SIP peers, and sends
+// the name as SNI.
+func withNameCheck(tc *tls.Config, name string) *tls.Config {
+	tc = tc.Clone()
+	if net.ParseIP(name) == nil {
+		tc.ServerName = name
+	}
+	inner := tc.VerifyConnection
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if inner != nil {
+			if err := inner(cs); err != nil {
+				return err
+			}
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the collector sent no certificate")
+		}
+		return cs.PeerCertificates[0].VerifyHostname(name)
+	}
+	return tc
 }

@@ -47,6 +47,8 @@ type destination struct {
 	done    chan struct{}
 	closing sync.Once
 	pending atomic.Int64 // queued and not yet finished (for Drain)
+	up      atomic.Bool  // the last send succeeded
+	conn    atomic.Pointer[conn]
 }
 
 func newDestination(cfg config.SyslogDestination, log *slog.Logger) *destination {
@@ -68,6 +70,7 @@ func newDestination(cfg config.SyslogDestination, log *slog.Logger) *destination
 	}
 	collectorUp.WithLabelValues(d.label).Set(0)
 	queueLength.WithLabelValues(d.label).Set(0)
+	d.up.Store(true) // until a send fails: Drain waits for a new sender
 	return d
 }
 
@@ -85,17 +88,28 @@ func (d *destination) enqueue(m message) {
 	}
 }
 
-// close stops the sender; queued messages are dropped with it.
+// close stops the sender; queued messages are dropped with it. A write
+// stuck on a stalled collector ends with the connection.
 func (d *destination) close() {
-	d.closing.Do(func() { close(d.stop) })
+	d.closing.Do(func() {
+		close(d.stop)
+		if c := d.conn.Load(); c != nil {
+			c.Close()
+		}
+	})
 	<-d.done
 	collectorUp.DeleteLabelValues(d.label)
 	queueLength.DeleteLabelValues(d.label)
 }
 
-// drain waits until the queue is sent or ctx ends.
+// drain waits until the queue is sent or ctx ends. A collector that is
+// down is not waited for: it would hold up the unit's shutdown for the
+// whole drain time.
 func (d *destination) drain(ctx context.Context) error {
 	for d.pending.Load() > 0 {
+		if !d.up.Load() {
+			return fmt.Errorf("syslog %s: collector down, %d messages not sent", d.label, d.pending.Load())
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("syslog %s: %d messages not sent: %w", d.label, d.pending.Load(), ctx.Err())
@@ -122,9 +136,20 @@ func (d *destination) run() {
 			c.Close()
 		}
 	}()
+	// use makes nc the connection close() can interrupt.
+	use := func(nc *conn) {
+		c = nc
+		d.conn.Store(nc)
+		select {
+		case <-d.stop: // close() may have looked before the store
+			nc.Close()
+		default:
+		}
+	}
 	backoff := time.Second
 	up := true // log the first failure
 	setUp := func(ok bool, err error) {
+		d.up.Store(ok)
 		if ok {
 			collectorUp.WithLabelValues(d.label).Set(1)
 		} else {
@@ -166,7 +191,7 @@ func (d *destination) run() {
 				backoff = min(2*backoff, maxBackoff)
 				continue
 			}
-			c = nc
+			use(nc)
 			backoff = time.Second
 		}
 		if err := d.write(c, m.b); err != nil {

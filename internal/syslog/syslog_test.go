@@ -267,14 +267,14 @@ func TestSendToCollectors(t *testing.T) {
 			t.Errorf("call record header: %q", f[:6])
 		}
 	}
+	// The sender counts after its write returns, which may be after the
+	// collector has read the message.
 	for _, label := range []string{"udp://" + udp.addr, "tcp://" + tcp.addr, "tls://" + tlsc.addr} {
-		if v := testutil.ToFloat64(collectorUp.WithLabelValues(label)); v != 1 {
-			t.Errorf("%s: collector_up %v", label, v)
-		}
+		waitFor(t, label+" collector_up 1", func() bool { return testutil.ToFloat64(collectorUp.WithLabelValues(label)) == 1 })
 	}
-	if n := testutil.ToFloat64(sentTotal.WithLabelValues("tls://"+tlsc.addr, "cdr")); n != 1 {
-		t.Errorf("tls sent_total{kind=cdr} = %v, want 1", n)
-	}
+	waitFor(t, "tls sent_total{kind=cdr} 1", func() bool {
+		return testutil.ToFloat64(sentTotal.WithLabelValues("tls://"+tlsc.addr, "cdr")) == 1
+	})
 }
 
 // A collector whose certificate does not carry the configured name gets
@@ -316,6 +316,13 @@ func TestCollectorDownNeverBlocks(t *testing.T) {
 	})
 	if v := testutil.ToFloat64(collectorUp.WithLabelValues(label)); v != 0 {
 		t.Errorf("collector_up %v while down", v)
+	}
+	// Shutdown does not wait for a collector that is down.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	err := s.Drain(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "collector down") {
+		t.Errorf("drain with the collector down: %v, want it to give up at once", err)
 	}
 	// The collector comes up on that port: the sender reconnects (after
 	// its back-off) and later messages arrive.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/sdnotify"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
@@ -63,7 +64,8 @@ func runUnit(c *Context, args []string) error {
 	}
 	// The web admin's Log page shows the newest records too.
 	// Remote syslog collectors get them too (observe.syslog).
-	log := slog.New(syslog.Tee(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler())))
+	// Under systemd each record reaches the journal with its priority.
+	log := slog.New(syslog.Tee(web.LogTee(newLogger(sdnotify.JournalStream(c.Stderr), *logFormat, level).Handler())))
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()

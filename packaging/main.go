@@ -127,6 +127,7 @@ func build(o options) (string, error) {
 		MTime:       mtime,
 		Overridables: nfpm.Overridables{
 			Contents:   contents,
+			Depends:    []string{"passwd"}, // useradd in postinst
 			Recommends: []string{"systemd"},
 			Scripts: nfpm.Scripts{
 				PostInstall: staged["postinst"],

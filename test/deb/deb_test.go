@@ -8,7 +8,8 @@
 // and purge. docs/operations.md describes what is checked here.
 //
 // dpkg runs the maintainer scripts without chroot (--force-script-chrootless,
-// $DPKG_ROOT set), with a recording stand-in for systemctl first on PATH.
+// $DPKG_ROOT set), with a recording stand-in for systemctl first on PATH,
+// and --force-depends: the scratch root has no passwd package.
 package deb_test
 
 import (
@@ -91,7 +92,7 @@ func TestDebianPackage(t *testing.T) {
 
 	// Fresh install: user, data directory, first-run advice; the unit is
 	// neither started nor restarted.
-	out := run(t, env, "dpkg", "--root="+root, "--force-script-chrootless", "-i", debOld)
+	out := run(t, env, "dpkg", "--root="+root, "--force-script-chrootless", "--force-depends", "-i", debOld)
 	if !strings.Contains(out, "palisade setup --data /var/lib/palisade") || !strings.Contains(out, "systemctl enable --now palisade") {
 		t.Errorf("postinst does not give the first-run steps:\n%s", out)
 	}
@@ -132,7 +133,7 @@ func TestDebianPackage(t *testing.T) {
 	// Upgrade while the unit runs: the running process is untouched by the
 	// unpack, and the postinst asks systemd to restart it.
 	os.WriteFile(sysctlLog, nil, 0o644)
-	out = run(t, env, "dpkg", "--root="+root, "--force-script-chrootless", "--force-confold", "-i", debNew)
+	out = run(t, env, "dpkg", "--root="+root, "--force-script-chrootless", "--force-depends", "--force-confold", "-i", debNew)
 	if !strings.Contains(out, "upgraded from 0.9.0") {
 		t.Errorf("postinst on upgrade says:\n%s", out)
 	}
@@ -171,9 +172,18 @@ func TestDebianPackage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/palisade")); !os.IsNotExist(err) {
 		t.Errorf("binary still there after remove: %v", err)
 	}
+	// As `systemctl enable palisade` would have left it.
+	wants := filepath.Join(root, "etc/systemd/system/multi-user.target.wants")
+	os.MkdirAll(wants, 0o755)
+	if err := os.Symlink("/usr/lib/systemd/system/palisade.service", filepath.Join(wants, "palisade.service")); err != nil {
+		t.Fatal(err)
+	}
 	run(t, env, "dpkg", "--root="+root, "--force-script-chrootless", "-P", "palisade")
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Errorf("purge kept the data directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(wants, "palisade.service")); !os.IsNotExist(err) {
+		t.Errorf("purge kept the enablement link: %v", err)
 	}
 }
 
@@ -199,7 +209,7 @@ func checkContents(t *testing.T, deb string) {
 		t.Error("the package ships the data directory; it must be made by postinst/systemd, never owned by dpkg")
 	}
 	info := run(t, nil, "dpkg-deb", "-I", deb)
-	for _, want := range []string{"Package: palisade", "Version: 0.9.0", "Architecture: ", "Section: net", "Description: enterprise session border controller",
+	for _, want := range []string{"Package: palisade", "Version: 0.9.0", "Depends: passwd", "Architecture: ", "Section: net", "Description: enterprise session border controller",
 		"conffiles", "postinst", "prerm", "postrm"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("dpkg-deb -I: %q missing:\n%s", want, info)

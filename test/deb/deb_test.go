@@ -441,6 +441,11 @@ func (p *unitProc) stopAndWait(t *testing.T) {
 	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("the unit exited %d on SIGTERM:\n%s", code, p.log)
 	}
+	// As the service's user, with only its capability, nothing failed
+	// (e.g. a file it could not write).
+	if strings.Contains(p.log.String(), "level=ERROR") {
+		t.Errorf("the unit logged errors:\n%s", p.log)
+	}
 }
 
 func readFile(t *testing.T, p string) string {

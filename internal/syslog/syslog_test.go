@@ -423,3 +423,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// A datagram is cut at maxUDP; a stream carries the whole message.
+func TestLongMessages(t *testing.T) {
+	udp := newCollector(t, "udp", nil)
+	tcp := newCollector(t, "tcp", nil)
+	_, log := startService(t, certs{}, "",
+		config.SyslogDestination{Address: udp.addr, Transport: "udp", Logs: true},
+		config.SyslogDestination{Address: tcp.addr, Transport: "tcp", Logs: true})
+	long := strings.Repeat("y", 3*maxUDP)
+	log.Info("long", "v", long)
+	if f := udp.next(t, "msg=long"); len(f[0]) != maxUDP {
+		t.Errorf("udp datagram of %d bytes, want it cut at %d", len(f[0]), maxUDP)
+	}
+	if f := tcp.next(t, "msg=long"); !strings.HasSuffix(f[6], "v="+long) {
+		t.Errorf("tcp message cut: %d bytes", len(f[0]))
+	}
+}

@@ -16,7 +16,9 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/sdnotify"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
@@ -61,8 +63,10 @@ func runUnit(c *Context, args []string) error {
 		}
 	}
 	// The web admin's Log page shows the newest records too.
+	// Remote syslog collectors get them too (observe.syslog).
+	// Under systemd each record reaches the journal with its priority.
 	recent := observe.NewLogRing(observe.LogRingSize)
-	log := slog.New(recent.Handler(newLogger(c.Stderr, *logFormat, level).Handler()))
+	log := slog.New(syslog.Tee(recent.Handler(newLogger(sdnotify.JournalStream(c.Stderr), *logFormat, level).Handler())))
 	tuneGC(log)
 
 	ctx, stop := context.WithCancel(c.ctx)
@@ -119,6 +123,7 @@ func runUnit(c *Context, args []string) error {
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())
+	defer notifyServiceManager(ctx, dir, log)() // READY, WATCHDOG, STOPPING under systemd
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

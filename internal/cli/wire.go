@@ -17,6 +17,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
 	"github.com/palisade-sbc/palisade/internal/web"
 )
@@ -65,6 +66,8 @@ func wireSubsystems(d Deps) wired {
 	obs := observe.New(d.Store, d.Log, d.Level)
 	hepx := hep.New(d.Log) // HEP export gets every traced message
 	obs.Traces.SetTap(hepx)
+	sl := syslog.New(certs, d.Log) // remote syslog: call records here, logs through syslog.Tee in run.go
+	obs.Recorder.Notify(sl.CallRecord)
 	gd := guard.New(nil, d.Log)
 	// The local registrar: its bindings are a routing step; wrong passwords
 	// count towards the guard blocking the source.
@@ -104,6 +107,7 @@ func wireSubsystems(d Deps) wired {
 		certs, // the listeners of the others take their certificates from it
 		obs,   // traces, call records, log level
 		hepx,  // HEP export of the traces
+		sl,    // remote syslog collectors
 		relay, // media relay, before the SIP B2BUA that anchors calls through it (nil: skipped)
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA

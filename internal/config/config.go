@@ -301,6 +301,7 @@ type Observe struct {
 	TraceFailedKeep  Duration `json:"trace_failed_keep"`  // failed calls kept this long
 	CDRRetention     Duration `json:"cdr_retention"`
 	LogLevel         string   `json:"log_level"` // debug | info | warn | error
+	Syslog           Syslog   `json:"syslog"`    // remote syslog collectors (syslog.go)
 }
 
 // Duration is a time.Duration that encodes as a Go duration string ("60s").

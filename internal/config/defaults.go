@@ -85,6 +85,7 @@ func Default() *Config {
 			TraceFailedKeep:  Duration(24 * time.Hour),
 			CDRRetention:     Duration(90 * 24 * time.Hour),
 			LogLevel:         "info",
+			Syslog:           Syslog{Destinations: []SyslogDestination{}},
 		},
 		HEP: HEP{Collectors: []HEPCollector{}, QueueSize: 10000},
 		ACME: ACME{

@@ -620,4 +620,5 @@ func (v *validator) observe() {
 	v.duration("observe.trace_failed_keep", o.TraceFailedKeep)
 	v.duration("observe.cdr_retention", o.CDRRetention)
 	v.enum("observe.log_level", o.LogLevel, LogLevels)
+	v.syslog()
 }

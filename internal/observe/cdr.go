@@ -174,7 +174,8 @@ type Recorder struct {
 	mu     sync.Mutex
 	active map[string]*activeCall
 
-	w *cdrWriter // writes ended calls' records in batches, off the call path
+	w     *cdrWriter                  // writes ended calls' records in batches, off the call path
+	sinks atomic.Pointer[[]func(CDR)] // cdrsink.go
 }
 
 type activeCall struct {
@@ -337,6 +338,7 @@ func (r *Recorder) countWrite(c *CDR, err error) error {
 		return fmt.Errorf("write call record %s: %w", c.ID, err)
 	}
 	cdrWrites.WithLabelValues("ok").Inc()
+	r.notify(c)
 	return nil
 }
 

@@ -28,6 +28,7 @@ type navSub struct{ Name, Path string }
 
 // nav follows the seed's tabs (those that apply to Palisade).
 var nav = []navTab{
+	{"Dashboard", []navSub{{"Dashboard", "/dashboard"}}},
 	{"Administration", []navSub{{"Save/Load Configuration", "/administration"}}},
 	{"Basic Configuration", []navSub{{"Access Control", "/basic/access"}, {"Certificates", "/basic/certificates"}}},
 	{"Network", []navSub{{"Interfaces", "/network"}}},

@@ -31,7 +31,8 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /login", http.HandlerFunc(s.loginPage))
 	rt.Page("POST /login", http.HandlerFunc(s.loginPost))
 	rt.Page("POST /logout", s.auth(s.logout))
-	rt.Page("GET /{$}", http.RedirectHandler("/administration", http.StatusSeeOther))
+	rt.Page("GET /{$}", http.RedirectHandler("/dashboard", http.StatusSeeOther))
+	rt.Page("GET /dashboard", s.auth(s.dashboardPage))
 	s.lifecycleRoutes(rt)
 	s.certRoutes(rt)
 	for _, p := range configPages {
@@ -76,7 +77,7 @@ func (s *server) auth(h http.HandlerFunc) http.Handler {
 
 func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if admin.PrincipalFrom(r) != nil {
-		http.Redirect(w, r, "/administration", http.StatusSeeOther)
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 		return
 	}
 	s.renderLogin(w, r, http.StatusOK, "")
@@ -98,7 +99,7 @@ func (s *server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	next := r.PostFormValue("next")
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		next = "/administration"
+		next = "/dashboard"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

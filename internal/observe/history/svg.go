@@ -75,7 +75,7 @@ func Chart(title, unit string, times []time.Time, series ...Series) []byte {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="10" text-anchor="end" fill="#555" font-family="sans-serif">%s</text>`,
 			padL-4, y+3, formatValue(top*float64(i)/4))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="14" font-size="11" fill="#333" font-family="sans-serif">%s</text>`, padL, html.EscapeString(unit))
+	fmt.Fprintf(&b, `<text x="%d" y="14" font-size="11" fill="#333" font-family="sans-serif"><tspan font-weight="bold">%s</tspan> · %s</text>`, padL, html.EscapeString(title), html.EscapeString(unit))
 	n := len(times)
 	xAt := func(i int) float64 {
 		if n <= 1 {

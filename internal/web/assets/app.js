@@ -167,6 +167,20 @@
     setInterval(again, parseInt(box.dataset.refresh, 10) || 5000);
   });
 
+  // The dashboard re-reads itself (server rendered) every few seconds.
+  var dash = document.getElementById("dashboard");
+  if (dash && dash.dataset.reload) {
+    setInterval(function () {
+      fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("dashboard");
+        if (!fresh) return;
+        var open = dash.querySelector("details[open]");
+        dash.innerHTML = fresh.innerHTML;
+        if (open && open.id) { var d = document.getElementById(open.id); if (d) d.open = true; }
+      }).catch(function () {});
+    }, parseInt(dash.dataset.reload, 10) || 10000);
+  }
+
   var status = document.getElementById("status");
   if (status) {
     var refresh = function () {

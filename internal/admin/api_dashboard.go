@@ -19,6 +19,16 @@ func init() {
 		rt.API("GET /api/v1/history", listHistory)
 		rt.API("GET /api/v1/history/{graph}", historyGraph)
 	})
+	// `palisade status alarms` and the alarms section of /api/v1/status.
+	RegisterStatus("alarms", func(env *Env, r *http.Request) (any, error) {
+		s := observeService(env)
+		if s == nil {
+			return []alarms.Alarm{}, nil
+		}
+		_, _ = observeStatus(observe.StatusPeers)(env, r)
+		s.EvaluateAlarms(time.Now())
+		return s.Alarms.Active(), nil
+	})
 }
 
 // CertStatus is one line of the certificates status.

@@ -57,3 +57,19 @@ func TestDialPlanGroupedRows(t *testing.T) {
 		t.Errorf("no error for the rule without destinations:\n%s", excerpt(body, "nowhere"))
 	}
 }
+
+func TestFormDuration(t *testing.T) {
+	for in, want := range map[time.Duration]string{
+		0: "0s", time.Minute: "1m", 90 * time.Minute: "1h30m", 2160 * time.Hour: "2160h",
+		500 * time.Millisecond: "500ms", time.Hour + time.Second: "1h0m1s",
+	} {
+		got := formDuration(config.Duration(in))
+		if got != want {
+			t.Errorf("%v: %q, want %q", in, got, want)
+		}
+		back, err := time.ParseDuration(got)
+		if err != nil || back != in {
+			t.Errorf("%q reads back as %v (%v)", got, back, err)
+		}
+	}
+}

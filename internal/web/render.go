@@ -119,12 +119,24 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(out, ", ")
 	},
-	"dur": func(d config.Duration) string {
-		if d == 0 {
-			return "0s"
-		}
-		return d.D().String()
-	},
+	"dur": formDuration,
+}
+
+// formDuration writes a duration for an input the way an administrator
+// would type it ("1m", "1h30m", "2160h", "500ms"), not Go's "1m0s"; the
+// configuration reads it back unchanged.
+func formDuration(d config.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	s := d.D().String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 var (

@@ -33,6 +33,7 @@ func Mount(rt *admin.Routes) {
 	rt.Page("POST /logout", s.auth(s.logout))
 	rt.Page("GET /{$}", http.RedirectHandler("/dashboard", http.StatusSeeOther))
 	rt.Page("GET /dashboard", s.auth(s.dashboardPage))
+	rt.Page("GET /help/configuration", s.auth(s.helpPage))
 	s.lifecycleRoutes(rt)
 	s.certRoutes(rt)
 	for _, p := range configPages {

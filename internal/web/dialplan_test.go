@@ -73,3 +73,16 @@ func TestFormDuration(t *testing.T) {
 		}
 	}
 }
+
+// Messages name the page and button, not the CLI command.
+func TestPageWords(t *testing.T) {
+	for in, want := range map[string]string{
+		"import the certificate of &#34;X&#34; with &#39;palisade ca import&#39; if you trust it": "import the certificate of &#34;X&#34; on Basic Configuration → Certificates with “Import CA certificate” if you trust it",
+		"the request is pending): import it with 'palisade cert import' or choose":                "the request is pending): import it with “Import” on the certificate's row of Basic Configuration → Certificates or choose",
+		"waits for the CA-signed certificate (&#39;palisade cert import&#39;)":                    "waits for the CA-signed certificate (“Import” on the certificate's row of Basic Configuration → Certificates)",
+	} {
+		if got := string(pageWords([]byte(in))); got != want {
+			t.Errorf("%s\n got %s\nwant %s", in, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ var nav = []navTab{
 	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Access and Limits", "/traffic/access"}, {"Local Registrar", "/traffic/registrar"},
 		{"SIP Accounts", "/traffic/accounts"}, {"Dial Plan", "/traffic/dialplan"}, {"Routing", "/traffic/routing"}}},
 	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"},
-		{"TLS Diagnosis", "/tools/diagnose"}, {"Settings", "/tools/settings"}}},
+		{"TLS Diagnosis", "/tools/diagnose"}, {"Dial Plan Tester", "/tools/route"}, {"Settings", "/tools/settings"}}},
 }
 
 // view is what every page template gets.
@@ -57,6 +58,7 @@ type view struct {
 	Cfg     *config.Config
 	ETag    string
 	Data    any
+	typed   url.Values // posted values to show instead of the configuration's (see typed.go)
 }
 
 // Err is the error message for the field at path, as a span placed next to
@@ -241,7 +243,11 @@ func (s *server) render(w http.ResponseWriter, status int, name string, v *view)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	out := pageWords(buf.Bytes())
+	if v.typed != nil {
+		out = keepTyped(out, v.typed)
+	}
+	_, _ = w.Write(out)
 }
 
 func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int, problem string) {

@@ -45,6 +45,7 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /tools/log", s.auth(s.logPage))
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
 	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
+	rt.Page("GET /tools/route", s.auth(s.routePage))
 }
 
 func cacheAssets(h http.Handler) http.Handler {

@@ -141,7 +141,15 @@
     if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(v)) return humanTime(v);
     if (typeof v === "string" && !isNaN(goDurMs(v)) && /[hms]$/.test(v)) return humanDur(goDurMs(v));
     if (key === "state" && stateWords[v]) return stateWords[v];
+    if (typeof v === "string" && v.indexOf("'palisade ") >= 0) return pageWords(v);
     return String(v);
+  }
+  // CLI commands named in the unit's messages, as the page and button here.
+  function pageWords(v) {
+    return v.replace(/with 'palisade ca import'/g, "on Basic Configuration → Certificates with “Import CA certificate”")
+      .replace(/\('palisade ca import'\)/g, "(Basic Configuration → Certificates → “Import CA certificate”)")
+      .replace(/(with )?'palisade cert import[^']*'/g, "with “Import” on the certificate's row of Basic Configuration → Certificates")
+      .replace(/(with )?'palisade cert new[^']*'/g, "with “Create” on Basic Configuration → Certificates");
   }
   function label(k) { var l = k.replace(/_/g, " "); return l.charAt(0).toUpperCase() + l.slice(1); }
   function table(rows, onRow) {

@@ -43,6 +43,7 @@ func Mount(rt *admin.Routes) {
 	rt.Page("POST /traffic/profile", s.auth(s.applyProfile))
 	rt.Page("GET /tools/status", s.auth(s.static("status")))
 	rt.Page("GET /tools/log", s.auth(s.logPage))
+	rt.Page("GET /tools/log/download", s.auth(s.logDownload))
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
 	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
 	rt.Page("GET /tools/route", s.auth(s.routePage))

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/human"
@@ -13,12 +14,12 @@ import (
 func init() {
 	Register(&Command{
 		Name:    "tools",
-		Summary: "administrator's tools: which dial plan rule a number takes (route); ping and call are not available yet",
-		Usage:   "tools route NUMBER [--source PEER|INTERFACE] [--from URI] [--preliminary] | ping PEER|URI | call NUMBER|URI [--from PEER]",
+		Summary: "administrator's tools: which dial plan rule a number takes (route), OPTIONS to a peer (ping); call is not available yet",
+		Usage:   "tools route NUMBER [--source PEER|INTERFACE] [--from URI] [--preliminary] | ping PEER | call NUMBER|URI [--from PEER]",
 		Run: func(c *Context, args []string) error {
 			return c.Dispatch(args, map[string]func(*Context, []string) error{
 				"route": toolsRoute,
-				"ping":  toolsMissing("ping"),
+				"ping":  toolsPing,
 				"call":  toolsMissing("call"),
 			})
 		},
@@ -30,7 +31,7 @@ func init() {
 func toolsMissing(name string) func(*Context, []string) error {
 	return func(*Context, []string) error {
 		return errors.New("palisade tools " + name + " is not available yet: the SIP layer offers no way to originate it; " +
-			"use the Status page or 'palisade status peers' for the peers' OPTIONS keepalive")
+			"test with a call from a phone and follow it with 'palisade calls' and 'palisade trace'")
 	}
 }
 
@@ -93,4 +94,36 @@ func printRoute(w io.Writer, res *admin.RouteResult) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}
+}
+
+func toolsPing(c *Context, args []string) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return c.Usagef("ping needs the name of a configured PEER")
+	}
+	if strings.Contains(args[0], ":") {
+		return c.Usagef("ping takes the name of a configured peer; a bare URI cannot be pinged yet")
+	}
+	var res admin.PingResult
+	if err := c.Call("POST", "/api/v1/tools/ping", admin.PingRequest{Peer: args[0]}, &res); err != nil {
+		return err
+	}
+	if err := c.Output(res, func(w io.Writer) {
+		if res.OK {
+			fmt.Fprintf(w, "%s answered %d %s in %s\n", res.Peer, res.Code, res.Reason, human.Duration(res.RTT))
+			if res.Server != "" {
+				fmt.Fprintf(w, "Server: %s\n", res.Server)
+			}
+			if res.Allow != "" {
+				fmt.Fprintf(w, "Allow: %s\n", res.Allow)
+			}
+		} else {
+			fmt.Fprintf(w, "%s did not answer: %s\n", res.Peer, res.Error)
+		}
+	}); err != nil {
+		return err
+	}
+	if !res.OK {
+		return errors.New("no answer")
+	}
+	return nil
 }

@@ -61,3 +61,35 @@ func (s *server) routePage(w http.ResponseWriter, r *http.Request) {
 	v.Data = d
 	s.render(w, status, "route", v)
 }
+
+// pingData is the OPTIONS ping page.
+type pingData struct {
+	Peer   string
+	Peers  []string
+	Result *admin.PingResult
+}
+
+// pingPage sends one OPTIONS to a peer (POST) and shows the answer with
+// both messages.
+func (s *server) pingPage(w http.ResponseWriter, r *http.Request) {
+	v := s.newView(r.Context(), r, "OPTIONS Ping")
+	d := pingData{Peer: r.FormValue("peer")}
+	if cfg, err := s.env.Config.Running(r.Context()); err == nil {
+		d.Peers = names(cfg, "peers")
+	}
+	status := http.StatusOK
+	if r.Method == http.MethodPost {
+		res, err := admin.Ping(s.env, r, d.Peer)
+		var ae *admin.Error
+		switch {
+		case errors.As(err, &ae):
+			v.Problem, status = "OPTIONS Ping: "+ae.Message, ae.Status
+		case err != nil:
+			v.Problem, status = "OPTIONS Ping: "+err.Error(), http.StatusInternalServerError
+		default:
+			d.Result = res
+		}
+	}
+	v.Data = d
+	s.render(w, status, "ping", v)
+}

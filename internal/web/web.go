@@ -47,6 +47,8 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
 	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
 	rt.Page("GET /tools/route", s.auth(s.routePage))
+	rt.Page("GET /tools/ping", s.auth(s.pingPage))
+	rt.Page("POST /tools/ping", s.auth(s.pingPage))
 }
 
 func cacheAssets(h http.Handler) http.Handler {

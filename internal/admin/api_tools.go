@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/routing"
 )
 
@@ -196,4 +198,27 @@ func describeMatch(d config.DialRule) string {
 		parts = append(parts, "while "+d.TimeClass+" is in force")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// peerNamer names the peers of the running configuration by their literal
+// address (with or without port) for the ladder's lanes.
+func peerNamer(env *Env, r *http.Request) observe.PeerNamer {
+	cfg, err := env.Config.Running(r.Context())
+	if err != nil {
+		return nil
+	}
+	byAddr, byIP := map[netip.AddrPort]string{}, map[netip.Addr]string{}
+	for _, p := range cfg.Peers {
+		if ap, err := netip.ParseAddrPort(p.Address); err == nil {
+			byAddr[ap] = p.Name
+		} else if ip, err := netip.ParseAddr(strings.Trim(p.Address, "[]")); err == nil {
+			byIP[ip] = p.Name
+		}
+	}
+	return func(a netip.AddrPort) string {
+		if n, ok := byAddr[a]; ok {
+			return n
+		}
+		return byIP[a.Addr()]
+	}
 }

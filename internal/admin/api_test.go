@@ -398,7 +398,7 @@ func TestLoginLockout(t *testing.T) {
 		t.Fatalf("after %d failures even the right password must wait: %d", maxFails, r.status)
 	}
 	// The answer says for how long; failures and the lockout are audited.
-	if !strings.Contains(string(r.body), "locked out for 1 min") {
+	if !strings.Contains(string(r.body), "locked out for ") || !strings.Contains(string(r.body), " UTC)") {
 		t.Fatalf("lockout answer does not say for how long: %s", r.body)
 	}
 	entries, err := f.h.Env().Store.AuditLog(t.Context(), 100)

@@ -2,10 +2,12 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -27,12 +29,14 @@ func TestBrowserLogFilters(t *testing.T) {
 		chromedp.Navigate(u.srv.URL+"/tools/log"),
 		retry(chromedp.SendKeys(chromedp.ID("log-q"), "zebra")),
 		chromedp.Click(chromedp.ID("log-show")),
+		waitURL("q=zebra"),
 		waitText("#recent-log", "zebra call failed"),
 		waitText("#recent-log", "zebra peer does not answer"),
 		sh.take("log-text"),
 		// Peer narrows to that peer's lines.
 		retry(chromedp.SendKeys(chromedp.ID("log-peer"), "lab-zebra")),
 		chromedp.Click(chromedp.ID("log-show")),
+		waitURL("peer=lab-zebra"),
 		waitText("#recent-log tbody", "zebra call failed"),
 		chromedp.Navigate(u.srv.URL+"/tools/log?q=zebra&level=warn"),
 		waitText("#recent-log tbody", "zebra peer does not answer"),
@@ -41,6 +45,7 @@ func TestBrowserLogFilters(t *testing.T) {
 		sh.take("log-call-id"),
 		fetchText(u.srv.URL+"/tools/log/download?q=zebra&level=debug", &dl),
 		chromedp.Click(chromedp.CSS(`#recent-log a.call-link`)),
+		waitURL("/tools/calls?call=zc-1"),
 		waitText("h1", "Call Flows"),
 	)
 	var rows string
@@ -73,4 +78,22 @@ func textOf(sel chromedp.CSS, out *string) chromedp.Action[chromedp.Void] {
 		*out = v
 		return err
 	}))
+}
+
+// waitURL waits until the page's address contains want (a form submitted
+// or a link followed has loaded).
+func waitURL(want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			href, err := chromedp.Evaluate[string]("location.href + (document.readyState === 'complete' ? '' : '#loading')")(ctx, tg)
+			if err == nil && strings.Contains(href, want) && !strings.HasSuffix(href, "#loading") {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("address %q, waited for %q", href, want)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 }

@@ -110,3 +110,33 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("/api/v1/alarms: %s", alarmsJSON)
 	}
 }
+
+// TestBrowserStatusInWords: the Status page says the configuration state in
+// sentences and shows times, durations and booleans for people.
+func TestBrowserStatusInWords(t *testing.T) {
+	ctx := browser(t)
+	var svc *observe.Service
+	sip := &switchSIP{}
+	sip.set(b2bua.PeerState{Name: "lab", Up: true, Keepalive: true})
+	u := newTestUnitWith(t, func(env *admin.Env) {
+		svc = observe.New(env.Store, nil, nil)
+		env.Unit = unit.New(nil)
+		env.Unit.Add(svc, sip)
+	})
+	t.Cleanup(func() { svc.Close() })
+	sh := newShots(t)
+	var text string
+	sh.run(t, ctx, "status",
+		logIn(u.srv.URL),
+		chromedp.Navigate(u.srv.URL+"/tools/status"),
+		waitText("#status", "Running the saved configuration, version 1"),
+		waitText("#status", "not checked yet"),
+		sh.take("status-in-words"),
+		textOf(chromedp.CSS("#status"), &text),
+	)
+	for _, raw := range []string{"etag", "pending confirm", "running version", "true", "false", "unchecked"} {
+		if strings.Contains(strings.ToLower(text), raw) {
+			t.Errorf("the status page shows %q:\n%s", raw, text)
+		}
+	}
+}

@@ -130,7 +130,7 @@
   var stateWords = { unchecked: "not checked yet", unmonitored: "not monitored (no OPTIONS)", no_answer: "no answer" };
   var nsKeys = { duration: 1, acd: 1, window: 1, talk: 1 };
   var secKeys = { expires_in: 1, ttl: 1 };
-  var hideKeys = { preliminary_etag: 1, etag: 1 };
+  var hideKeys = { preliminary_etag: 1, etag: 1, up: 1 }; // peers: "state" says it in words
   function cell(v, key) {
     if (v === null || v === undefined) return "";
     if (typeof v === "boolean") return v ? "yes" : "no";

@@ -206,7 +206,7 @@ func callLadder(env *Env, w http.ResponseWriter, r *http.Request) error {
 	if sum.From != "" || sum.To != "" {
 		title += " " + sum.From + " → " + sum.To
 	}
-	if err := observe.WriteLadder(&b, title, msgs); err != nil {
+	if err := observe.WriteLadderNamed(&b, title, msgs, peerNamer(env, r)); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")

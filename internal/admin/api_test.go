@@ -396,6 +396,29 @@ func TestLoginLockout(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("after %d failures even the right password must wait: %d", maxFails, r.status)
 	}
+	// The answer says for how long; failures and the lockout are audited.
+	if !strings.Contains(string(r.body), "locked out for ") || !strings.Contains(string(r.body), " UTC)") {
+		t.Fatalf("lockout answer does not say for how long: %s", r.body)
+	}
+	entries, err := f.h.Env().Store.AuditLog(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed, lockouts int
+	for _, e := range entries {
+		switch e.Action {
+		case "admin.login.failed":
+			failed++
+		case "admin.login.lockout":
+			lockouts++
+			if !strings.Contains(e.Detail, "1 min") {
+				t.Errorf("lockout entry %q does not say for how long", e.Detail)
+			}
+		}
+	}
+	if failed != maxFails || lockouts != 1 {
+		t.Fatalf("audit log: %d failed logins, %d lockouts; want %d and 1", failed, lockouts, maxFails)
+	}
 }
 
 func TestPasswordHash(t *testing.T) {

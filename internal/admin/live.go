@@ -24,6 +24,8 @@ type Live struct {
 	// RecentLog is the newest records of the unit's log (the web admin's
 	// Log page).
 	RecentLog LogReader
+	// SIP sends one request to a peer for the tools (OPTIONS ping).
+	SIP SIPRequester
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the
@@ -39,9 +41,10 @@ type PeerStater interface {
 }
 
 // LogReader gives the newest records of the unit's log at or above a level,
-// newest first (observe.LogRing).
+// or those a filter selects, newest first (observe.LogRing).
 type LogReader interface {
 	Newest(n int, min slog.Level) []observe.LogRecord
+	Find(n int, f observe.LogFilter) []observe.LogRecord
 }
 
 // observeService is the running unit's observe subsystem, or nil.

@@ -12,10 +12,12 @@ import (
 // LogRecord is one line of the unit's log as the web admin's Log page shows
 // it.
 type LogRecord struct {
-	Time  time.Time
-	Level slog.Level
-	Msg   string
-	Attrs string // key=value pairs
+	Time   time.Time
+	Level  slog.Level
+	Msg    string
+	Attrs  string // key=value pairs
+	CallID string // the call_id attribute, if any (linked to the call's flow)
+	Peer   string // the peer attribute, if any
 }
 
 // LogRingSize is how many records the unit keeps for the web admin's Log
@@ -50,12 +52,46 @@ func (l *LogRing) add(r LogRecord) {
 
 // Newest returns up to n records at or above min, newest first.
 func (l *LogRing) Newest(n int, min slog.Level) []LogRecord {
+	return l.Find(n, LogFilter{Level: min})
+}
+
+// LogFilter selects log records; zero fields match everything.
+type LogFilter struct {
+	Level    slog.Level
+	Text     string // in the message or the details, any case
+	Peer     string
+	CallID   string
+	From, To time.Time
+}
+
+// Match reports whether f selects r.
+func (f LogFilter) Match(r LogRecord) bool {
+	if r.Level < f.Level || !f.From.IsZero() && r.Time.Before(f.From) || !f.To.IsZero() && r.Time.After(f.To) {
+		return false
+	}
+	if f.Peer != "" && !strings.EqualFold(r.Peer, f.Peer) {
+		return false
+	}
+	if f.CallID != "" && r.CallID != f.CallID && !strings.Contains(r.Attrs, f.CallID) {
+		return false
+	}
+	if f.Text != "" {
+		t := strings.ToLower(f.Text)
+		if !strings.Contains(strings.ToLower(r.Msg), t) && !strings.Contains(strings.ToLower(r.Attrs), t) {
+			return false
+		}
+	}
+	return true
+}
+
+// Find returns up to n records that f matches, newest first.
+func (l *LogRing) Find(n int, f LogFilter) []LogRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []LogRecord
 	for i := 0; i < len(l.recs) && len(out) < n; i++ {
 		j := (l.next - 1 - i + 2*len(l.recs)) % len(l.recs)
-		if r := l.recs[j]; r.Level >= min {
+		if r := l.recs[j]; f.Match(r) {
 			out = append(out, r)
 		}
 	}
@@ -71,6 +107,16 @@ type teeHandler struct {
 	next   slog.Handler
 	attrs  string // pre-formatted attributes from WithAttrs
 	prefix string // group prefix from WithGroup
+	callID string // call_id and peer from WithAttrs (a per-call logger)
+	peer   string
+}
+
+// noteKey returns a's value when its key is key, else cur.
+func noteKey(a slog.Attr, key, cur string) string {
+	if a.Key == key {
+		return a.Value.Resolve().String()
+	}
+	return cur
 }
 
 func (h *teeHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
@@ -78,25 +124,29 @@ func (h *teeHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.
 func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(h.attrs)
+	callID, peer := h.callID, h.peer
 	r.Attrs(func(a slog.Attr) bool {
 		writeAttr(&b, h.prefix, a)
+		callID, peer = noteKey(a, "call_id", callID), noteKey(a, "peer", peer)
 		return true
 	})
-	h.ring.add(LogRecord{Time: r.Time, Level: r.Level, Msg: r.Message, Attrs: strings.TrimSpace(b.String())})
+	h.ring.add(LogRecord{Time: r.Time, Level: r.Level, Msg: r.Message, Attrs: strings.TrimSpace(b.String()), CallID: callID, Peer: peer})
 	return h.next.Handle(ctx, r)
 }
 
 func (h *teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	var b strings.Builder
 	b.WriteString(h.attrs)
+	callID, peer := h.callID, h.peer
 	for _, a := range as {
 		writeAttr(&b, h.prefix, a)
+		callID, peer = noteKey(a, "call_id", callID), noteKey(a, "peer", peer)
 	}
-	return &teeHandler{ring: h.ring, next: h.next.WithAttrs(as), attrs: b.String(), prefix: h.prefix}
+	return &teeHandler{ring: h.ring, next: h.next.WithAttrs(as), attrs: b.String(), prefix: h.prefix, callID: callID, peer: peer}
 }
 
 func (h *teeHandler) WithGroup(name string) slog.Handler {
-	return &teeHandler{ring: h.ring, next: h.next.WithGroup(name), attrs: h.attrs, prefix: h.prefix + name + "."}
+	return &teeHandler{ring: h.ring, next: h.next.WithGroup(name), attrs: h.attrs, prefix: h.prefix + name + ".", callID: h.callID, peer: h.peer}
 }
 
 func writeAttr(b *strings.Builder, prefix string, a slog.Attr) {

@@ -200,6 +200,12 @@ func (t *Table) NoAnswerTimeout() time.Duration { return t.noAnswer }
 // whether a peer is reachable (OPTIONS keepalive); hops to peers that are down
 // are left out. It returns ErrNoRoute when nothing matches.
 func (t *Table) Route(r Request, up func(peer string) bool) ([]Hop, error) {
+	return t.RouteAt(r, up, time.Now())
+}
+
+// RouteAt is Route with the time classes evaluated at at (the dial-plan
+// tester asks "where would this call go on Monday 09:00").
+func (t *Table) RouteAt(r Request, up func(peer string) bool, at time.Time) ([]Hop, error) {
 	if up == nil {
 		up = func(string) bool { return true }
 	}
@@ -214,7 +220,7 @@ func (t *Table) Route(r Request, up func(peer string) bool) ([]Hop, error) {
 			}
 		case "dial_plan":
 			var matched bool
-			hops, matched = t.dialPlan(r, up)
+			hops, matched = t.dialPlan(r, up, at)
 			if matched && len(hops) == 0 {
 				return nil, ErrAllDown
 			}
@@ -252,9 +258,9 @@ func (t *Table) override(r Request) []Hop {
 	return hops
 }
 
-func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
+func (t *Table) dialPlan(r Request, up func(string) bool, at time.Time) ([]Hop, bool) {
 	for _, ru := range t.rules {
-		user, groups, ok := ru.match(r)
+		user, groups, ok := ru.match(r, at)
 		if !ok {
 			continue
 		}
@@ -291,9 +297,9 @@ func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
 
 // match checks r against the rule. It returns the number to forward (prefix
 // stripped, head kept) and the regex groups.
-func (ru *rule) match(r Request) (string, []string, bool) {
+func (ru *rule) match(r Request, at time.Time) (string, []string, bool) {
 	c := ru.cfg
-	if c.TimeClass != "" && !ru.tcs.Active(c.TimeClass, time.Now()) {
+	if c.TimeClass != "" && !ru.tcs.Active(c.TimeClass, at) {
 		return "", nil, false
 	}
 	if c.Source != "" && c.Source != r.SourcePeer && c.Source != r.SourceInterface {

@@ -238,7 +238,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		chromedp.Navigate(base+"/tools/diagnose"),
 		chromedp.SendKeys(chromedp.ID("diag-address"), strings.TrimPrefix(base, "https://")),
 		chromedp.Click(chromedp.CSS(`#diagnose-form button`)),
-		waitText("#diagnose-result", "cause"),
+		waitText("#diagnose-result", "Cause"),
 		sh.take("tls-diagnosis"),
 	)
 

@@ -51,7 +51,7 @@ func TestBrowserLiveStatus(t *testing.T) {
 		sh.take("registrar-bindings"),
 		chromedp.Navigate(u.srv.URL+"/traffic/accounts"),
 		waitText("#peer-status", "no answer to OPTIONS"),
-		waitText("#peer-status thead", "since"),
+		waitText("#peer-status thead", "Since"),
 		waitText("#peer-status tbody", "down"),
 		sh.take("accounts-peer-status"),
 	)

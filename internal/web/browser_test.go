@@ -249,7 +249,7 @@ func logIn(base string) chromedp.Action[chromedp.Void] {
 			retry(chromedp.WaitVisible(chromedp.ID("password"))),
 			chromedp.SendKeys(chromedp.ID("password"), testPassword),
 			chromedp.Click(chromedp.ID("login-btn")),
-			waitText("h1", "Save/Load"),
+			waitText("h1", "Dashboard"),
 		} {
 			if _, err := a(ctx, tg); err != nil {
 				return err

@@ -28,7 +28,9 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /login", http.HandlerFunc(s.loginPage))
 	rt.Page("POST /login", http.HandlerFunc(s.loginPost))
 	rt.Page("POST /logout", s.auth(s.logout))
-	rt.Page("GET /{$}", http.RedirectHandler("/administration", http.StatusSeeOther))
+	rt.Page("GET /{$}", http.RedirectHandler("/dashboard", http.StatusSeeOther))
+	rt.Page("GET /dashboard", s.auth(s.dashboardPage))
+	rt.Page("GET /help/configuration", s.auth(s.helpPage))
 	s.lifecycleRoutes(rt)
 	s.certRoutes(rt)
 	for _, p := range configPages {
@@ -38,8 +40,12 @@ func Mount(rt *admin.Routes) {
 	rt.Page("POST /traffic/profile", s.auth(s.applyProfile))
 	rt.Page("GET /tools/status", s.auth(s.static("status")))
 	rt.Page("GET /tools/log", s.auth(s.logPage))
+	rt.Page("GET /tools/log/download", s.auth(s.logDownload))
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
 	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
+	rt.Page("GET /tools/route", s.auth(s.routePage))
+	rt.Page("GET /tools/ping", s.auth(s.pingPage))
+	rt.Page("POST /tools/ping", s.auth(s.pingPage))
 }
 
 func cacheAssets(h http.Handler) http.Handler {
@@ -73,7 +79,7 @@ func (s *server) auth(h http.HandlerFunc) http.Handler {
 
 func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if admin.PrincipalFrom(r) != nil {
-		http.Redirect(w, r, "/administration", http.StatusSeeOther)
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 		return
 	}
 	s.renderLogin(w, r, http.StatusOK, "")
@@ -95,7 +101,7 @@ func (s *server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	next := r.PostFormValue("next")
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		next = "/administration"
+		next = "/dashboard"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/observetest"
@@ -120,7 +121,7 @@ func TestObserveAPI(t *testing.T) {
 		t.Errorf("peers without a source: %d %s", r.status, r.body)
 	}
 	// The SIP layer's keepalive states, dated by the observe service.
-	f.h.env.Live.Peers = fakePeers{{Name: "trunk", Up: true, Keepalive: true}, {Name: "pbx", Failures: 3, LastError: "408"}}
+	f.h.env.Live.Peers = fakePeers{{Name: "trunk", Up: true, Keepalive: true, LastCheck: time.Now()}, {Name: "pbx", Failures: 3, LastError: "408"}}
 	var peers []observe.PeerStatus
 	f.do("GET", "/api/v1/status/peers", nil, nil).decode(t, &peers)
 	if len(peers) != 2 || peers[0].Name != "pbx" || peers[0].State != "down" || peers[0].Failures != 3 ||
@@ -139,8 +140,9 @@ func TestObserveAPI(t *testing.T) {
 }
 
 func TestObserveAPIStoppedUnit(t *testing.T) {
-	f, _ := observeFixture(t)
-	f.h.env.Live = nil // as the CLI serves a stopped unit's data directory
+	f, svc := observeFixture(t)
+	svc.Recorder.Flush() // the records a stopped unit has are those written
+	f.h.env.Live = nil   // as the CLI serves a stopped unit's data directory
 	if r := f.do("GET", "/api/v1/calls/u1/trace", nil, nil); r.status != http.StatusConflict {
 		t.Errorf("trace on a stopped unit: %d", r.status)
 	}

@@ -21,7 +21,7 @@ func TestWireSubsystemsOrder(t *testing.T) {
 			s.Close()
 		}
 	})
-	want := []string{"pki", "observe", "media", "registrar", "guard", "sip", "accounts", "admin"}
+	want := []string{"acme", "pki", "observe", "hep", "syslog", "media", "registrar", "guard", "sip", "accounts", "admin"}
 	if !slices.Contains(names, "media") { // no epoll here: SDP passes unchanged
 		want = slices.DeleteFunc(want, func(n string) bool { return n == "media" })
 	}

@@ -32,7 +32,7 @@ func TestLogPageShowsRecentLog(t *testing.T) {
 	stopped := newTestUnit(t)
 	c = stopped.client(t)
 	stopped.login(t, c)
-	if page := stopped.get(t, c, "/tools/log", http.StatusOK); !strings.Contains(page, "Nothing logged at this level.") {
+	if page := stopped.get(t, c, "/tools/log", http.StatusOK); !strings.Contains(page, "Nothing logged matches.") {
 		t.Errorf("without a running unit: %s", excerpt(page, "Recent log"))
 	}
 }

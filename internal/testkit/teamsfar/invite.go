@@ -39,6 +39,7 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s := d.far.scripts[user]
 	d.far.mu.Unlock()
 	tag := newHex(8)
+	rings := []string{tag}
 	switch s.Action {
 	case Decline:
 		// The Teams user declined: 603 ends the call; an SBC that tries
@@ -49,8 +50,10 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	case Fork:
 		// A user signed in on two devices: two early dialogs.
+		second := newHex(8)
 		d.ring(req, tx, tag)
-		d.ring(req, tx, newHex(8))
+		d.ring(req, tx, second)
+		rings = append(rings, second)
 	default:
 		d.ring(req, tx, tag)
 	}
@@ -59,7 +62,7 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: d.Name, Port: d.port(), UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}})
 	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, OPTIONS, CANCEL, BYE, NOTIFY, REFER"))
-	d.far.record(Request{DC: d.idx, Req: req, Status: 200})
+	d.far.record(Request{DC: d.idx, Req: req, Status: 200, RingTags: rings})
 	if err := tx.Respond(res); err != nil {
 		d.far.log.Debug("teamsfar: 200 not sent", "err", err)
 	}

@@ -93,6 +93,9 @@ type Request struct {
 	DC     int // index into Names
 	Req    *sip.Request
 	Status int
+	// RingTags are the To tags of the 180s sent before the final answer
+	// (two for a forked call).
+	RingTags []string
 }
 
 // Far is the running far end.

@@ -8,8 +8,6 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/profiles"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 func path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -295,15 +293,14 @@ func tcRows(c *config.Config) []tcRow {
 
 // applyProfile applies an ITSP profile to the preliminary configuration.
 func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
+	if r.PostFormValue("confirm") != "1" {
+		s.previewProfile(w, r) // first the list of changes, then Apply
+		return
+	}
 	ctx := r.Context()
 	cfg, etag, err := s.env.Config.Preliminary(ctx)
 	if err == nil {
-		ver, _ := unit.Version()
-		err = profiles.Apply(cfg, r.PostFormValue("profile"), profiles.Answers{
-			PeerName: strings.TrimSpace(r.PostFormValue("peer")), Domain: strings.TrimSpace(r.PostFormValue("domain")),
-			Address: strings.TrimSpace(r.PostFormValue("address")), Transport: r.PostFormValue("transport"),
-			Prefix: strings.TrimSpace(r.PostFormValue("prefix")), Certificate: r.PostFormValue("certificate"), Version: ver,
-		})
+		cfg, err = profileResult(r, cfg)
 	}
 	if err == nil {
 		_, err = s.env.Config.SetPreliminary(ctx, cfg, etag, admin.Author(r))
@@ -312,7 +309,7 @@ func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
 		redirectDone(w, r, "/traffic/accounts", "profile")
 		return
 	}
-	v := s.failedChange(r, nav[4], "SIP Accounts", err)
+	v := s.failedChange(r, tab("SIP Traffic"), "SIP Accounts", err)
 	s.render(w, http.StatusUnprocessableEntity, "accounts", v)
 }
 

@@ -83,7 +83,7 @@ func saveDialPlan(f *form, c *config.Config) {
 			switch pat := row["pattern"]; row["match"] {
 			case "all":
 				if pat != "" {
-					f.fail(path("dial_plan.rules[%d].prefix", i), "\"every number\" takes no pattern: clear it, or choose prefix, head or regex")
+					f.fail(path("dial_plan.rules[%d].prefix", i), "Match \"all\" takes no pattern: clear it, or choose prefix, head or regex")
 				}
 			case "head":
 				rule.Head = pat
@@ -93,7 +93,7 @@ func saveDialPlan(f *form, c *config.Config) {
 				rule.Prefix = pat
 			}
 			if row["match"] != "all" && row["pattern"] == "" {
-				f.fail(path("dial_plan.rules[%d].prefix", i), "give the %s to match, or choose Match \"every number\" for a rule that takes every call", orDefault(row["match"], "prefix"))
+				f.fail(path("dial_plan.rules[%d].prefix", i), "give the %s to match, or choose Match \"all\" for a rule that takes every number", orDefault(row["match"], "prefix"))
 			}
 			d.Rules = append(d.Rules, rule)
 		}

@@ -479,3 +479,33 @@ func TestProfilePreviewWarns(t *testing.T) {
 		t.Fatalf("Apply these changes did not store the profile: %d peers", len(after.Peers))
 	}
 }
+
+// A catch-all rule switched to "prefix" without a pattern comes back with
+// the error and the page still showing the choice made (selects too).
+func TestEmptyPatternKeepsChoice(t *testing.T) {
+	u := newTestUnit(t)
+	withTables(t, u)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	cfg, etag, _ := u.mgr.Preliminary(ctx)
+	cfg.DialPlan.Rules[0].Prefix = "" // "out" becomes a catch-all
+	if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	page := u.get(t, c, "/traffic/dialplan", http.StatusOK)
+	if !strings.Contains(page, `<option value="all" selected>`) {
+		t.Fatalf("a rule without pattern does not show Match all:\n%s", excerpt(page, "dp.match"))
+	}
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	form["dp.match"][0] = "prefix"
+	body, _ := u.post(t, c, "/traffic/dialplan", form, http.StatusUnprocessableEntity)
+	body = html.UnescapeString(body)
+	if !strings.Contains(body, `choose Match "all" for a rule that takes every number`) {
+		t.Errorf("no explanation:\n%s", excerpt(body, "errors"))
+	}
+	if !strings.Contains(body, `<option value="prefix" selected>`) || strings.Contains(body, `<option value="all" selected>`) {
+		t.Errorf("the page lost the choice of prefix:\n%s", excerpt(body, "dp.match"))
+	}
+}

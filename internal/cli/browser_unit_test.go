@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 )
 
 // unitBrowser is headless Debian chromium logged in to the web admin of the
@@ -81,17 +81,5 @@ func (b *unitBrowser) shot(name string) chromedp.Action[chromedp.Void] {
 // waitText waits until the element's text contains want (the dashboard
 // re-reads itself every 10 s).
 func (b *unitBrowser) waitText(sel, want string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		for {
-			got, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, tg)
-			if err == nil && strings.Contains(got, want) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s says %q (%v), waited for %q", sel, got, err, want)
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	})
+	return browsertest.WaitText(sel, want)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
@@ -162,13 +164,32 @@ func TestDashboardThroughRunningUnit(t *testing.T) {
 		}
 		return false
 	}
+	br := newUnitBrowser(t, dir)
+	if br != nil {
+		br.run(t, "dashboard after calls",
+			br.waitText("#traffic-stats tr[data-window='5m'] .answered", "2"),
+			br.waitText("#traffic-stats tr[data-window='5m'] .asr", "100 %"),
+			br.waitText("#dash-peers tr[data-peer='lab']", "up"),
+			br.waitText("#dash-peers tr[data-peer='itsp']", "not monitored"),
+			br.shot("01-dashboard-after-calls"))
+	}
 	lab.answer.Store(false)
 	waitFor("peer_down alarm for lab", hasAlarm)
+	if br != nil {
+		br.run(t, "alarm raised", br.waitText("#alarms tr[data-kind='peer_down'][data-subject='lab']", "does not answer"),
+			br.shot("02-dashboard-peer-down"))
+	}
 	if out := mustCLI(t, dir, "status", "alarms"); !strings.Contains(out, "peer_down") || !strings.Contains(out, "lab") {
 		t.Errorf("status alarms:\n%s", out)
 	}
 	lab.answer.Store(true)
 	d = waitFor("lab's alarm cleared", func(d admin.Dashboard) bool { return !hasAlarm(d) && peerState(d, "lab") == "up" })
+	if br != nil {
+		br.run(t, "alarm cleared", br.waitText("#no-alarms", "No active alarms"),
+			chromedp.Click(chromedp.CSS("#cleared-alarms summary"), chromedp.NodeVisible),
+			br.waitText("#cleared-alarms tr[data-kind='peer_down']", "lab"),
+			br.shot("03-dashboard-alarm-cleared"))
+	}
 	if len(d.Cleared) == 0 || d.Cleared[0].Subject != "lab" || !d.Cleared[0].Cleared.After(d.Cleared[0].Raised) {
 		t.Errorf("cleared alarms: %+v", d.Cleared)
 	}

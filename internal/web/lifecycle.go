@@ -218,7 +218,7 @@ type diffData struct {
 func (s *server) diffPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := s.newView(ctx, r, "Differences")
-	v.Tab, v.Subs = nav[0].Name, nav[0].Subs
+	v.Tab, v.Subs = tab("Administration").Name, tab("Administration").Subs
 	q := r.URL.Query()
 	d := &diffData{A: q.Get("a"), B: q.Get("b")}
 	if d.A == "" {

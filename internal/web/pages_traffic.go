@@ -8,8 +8,6 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/profiles"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 func path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -87,7 +85,7 @@ func saveDialPlan(f *form, c *config.Config) {
 			switch pat := row["pattern"]; row["match"] {
 			case "all":
 				if pat != "" {
-					f.fail(path("dial_plan.rules[%d].prefix", i), "\"every number\" takes no pattern: clear it, or choose prefix, head or regex")
+					f.fail(path("dial_plan.rules[%d].prefix", i), "Match \"all\" takes no pattern: clear it, or choose prefix, head or regex")
 				}
 			case "head":
 				rule.Head = pat
@@ -97,7 +95,7 @@ func saveDialPlan(f *form, c *config.Config) {
 				rule.Prefix = pat
 			}
 			if row["match"] != "all" && row["pattern"] == "" {
-				f.fail(path("dial_plan.rules[%d].prefix", i), "give the %s to match, or choose Match \"every number\" for a rule that takes every call", orDefault(row["match"], "prefix"))
+				f.fail(path("dial_plan.rules[%d].prefix", i), "give the %s to match, or choose Match \"all\" for a rule that takes every number", orDefault(row["match"], "prefix"))
 			}
 			d.Rules = append(d.Rules, rule)
 		}
@@ -297,15 +295,14 @@ func tcRows(c *config.Config) []tcRow {
 
 // applyProfile applies an ITSP profile to the preliminary configuration.
 func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
+	if r.PostFormValue("confirm") != "1" {
+		s.previewProfile(w, r) // first the list of changes, then Apply
+		return
+	}
 	ctx := r.Context()
 	cfg, etag, err := s.env.Config.Preliminary(ctx)
 	if err == nil {
-		ver, _ := unit.Version()
-		err = profiles.Apply(cfg, r.PostFormValue("profile"), profiles.Answers{
-			PeerName: strings.TrimSpace(r.PostFormValue("peer")), Domain: strings.TrimSpace(r.PostFormValue("domain")),
-			Address: strings.TrimSpace(r.PostFormValue("address")), Transport: r.PostFormValue("transport"),
-			Prefix: strings.TrimSpace(r.PostFormValue("prefix")), Certificate: r.PostFormValue("certificate"), Version: ver,
-		})
+		cfg, err = profileResult(r, cfg)
 	}
 	if err == nil {
 		_, err = s.env.Config.SetPreliminary(ctx, cfg, etag, admin.Author(r))
@@ -314,7 +311,7 @@ func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
 		redirectDone(w, r, "/traffic/accounts", "profile")
 		return
 	}
-	v := s.failedChange(r, nav[4], "SIP Accounts", err)
+	v := s.failedChange(r, tab("SIP Traffic"), "SIP Accounts", err)
 	s.render(w, http.StatusUnprocessableEntity, "accounts", v)
 }
 

@@ -40,6 +40,17 @@ var nav = []navTab{
 		{"TLS Diagnosis", "/tools/diagnose"}, {"Dial Plan Tester", "/tools/route"}, {"OPTIONS Ping", "/tools/ping"}, {"Settings", "/tools/settings"}}},
 }
 
+// tab returns the top-row tab named name (by name, so that adding a tab
+// does not shift the others).
+func tab(name string) navTab {
+	for _, t := range nav {
+		if t.Name == name {
+			return t
+		}
+	}
+	return navTab{Name: name}
+}
+
 // view is what every page template gets.
 type view struct {
 	Title   string

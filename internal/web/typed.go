@@ -25,9 +25,71 @@ var (
 	nameRE     = regexp.MustCompile(`\sname="([^"]*)"`)
 	typeRE     = regexp.MustCompile(`\stype="([^"]*)"`)
 	valueRE    = regexp.MustCompile(`\svalue="[^"]*"`)
+	selectRE   = regexp.MustCompile(`(?s)<select\b[^>]*>.*?</select>`)
+	optionRE   = regexp.MustCompile(`<option value="([^"]*)"( selected)?>`)
 )
 
+// keepSelected makes each select show the posted choice (same rule as the
+// inputs: only for names whose selects and posted values agree in number).
+func keepSelected(page []byte, posted url.Values) []byte {
+	skip := templateRE.FindAllIndex(page, -1)
+	var spans [][]int
+	count := map[string]int{}
+	for _, m := range selectRE.FindAllIndex(page, -1) {
+		if slicesContainsSpan(skip, m[0]) {
+			continue
+		}
+		if n := nameRE.FindSubmatch(page[m[0]:m[1]]); n != nil {
+			spans = append(spans, m)
+			count[html.UnescapeString(string(n[1]))]++
+		}
+	}
+	seen := map[string]int{}
+	var out []byte
+	last := 0
+	for _, m := range spans {
+		block := page[m[0]:m[1]]
+		name := html.UnescapeString(string(nameRE.FindSubmatch(block)[1]))
+		i := seen[name]
+		seen[name]++
+		vals, ok := posted[name]
+		if !ok || len(vals) != count[name] || !optionRE.Match(block) {
+			continue
+		}
+		want := vals[i]
+		has := false
+		for _, o := range optionRE.FindAllSubmatch(block, -1) {
+			has = has || html.UnescapeString(string(o[1])) == want
+		}
+		if !has {
+			continue
+		}
+		nb := optionRE.ReplaceAllFunc(block, func(o []byte) []byte {
+			v := html.UnescapeString(string(optionRE.FindSubmatch(o)[1]))
+			sel := ""
+			if v == want {
+				sel = " selected"
+			}
+			return []byte(`<option value="` + html.EscapeString(v) + `"` + sel + `>`)
+		})
+		out = append(out, page[last:m[0]]...)
+		out = append(out, nb...)
+		last = m[1]
+	}
+	return append(out, page[last:]...)
+}
+
+func slicesContainsSpan(spans [][]int, at int) bool {
+	for _, s := range spans {
+		if at >= s[0] && at < s[1] {
+			return true
+		}
+	}
+	return false
+}
+
 func keepTyped(page []byte, posted url.Values) []byte {
+	page = keepSelected(page, posted)
 	skip := templateRE.FindAllIndex(page, -1)
 	inTemplate := func(at int) bool {
 		for _, s := range skip {

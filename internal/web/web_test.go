@@ -445,3 +445,67 @@ func TestInteropInviteTimeout(t *testing.T) {
 		t.Errorf("no error next to the field:\n%s", excerpt(body, "-1s"))
 	}
 }
+
+// Applying a profile first lists its changes; a change that reaches another
+// peer (the media policy of the Teams trunk's interface) is warned about;
+// nothing is stored until "Apply these changes".
+func TestProfilePreviewWarns(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	richConfig(t, u)
+	before, _, _ := u.mgr.Preliminary(ctx)
+	form := url.Values{"csrf_token": {csrf}, "profile": {"generic"}, "peer": {"lab"}, "address": {"198.51.100.7"}, "transport": {"udp"}}
+	page, _ := u.post(t, c, "/traffic/profile", form, http.StatusOK)
+	page = html.UnescapeString(page)
+	if !strings.Contains(page, `id="profile-changes"`) || !strings.Contains(page, "peers[") {
+		t.Fatalf("no list of changes:\n%s", excerpt(page, "profile-preview"))
+	}
+	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers) {
+		t.Fatal("the preview stored the profile")
+	}
+	if !strings.Contains(page, `class="active">SIP Traffic</a>`) {
+		t.Error("the preview is not under the SIP Traffic tab")
+	}
+	// The generic profile sets the outside media policy the Teams trunk
+	// (peer itsp, SRTP) relies on: the issue's silent change, now warned.
+	if !strings.Contains(page, `media.policies[0].requirement: "srtp" → "either" changes the media policy of interface outside, which itsp also uses`) {
+		t.Errorf("no warning for the Teams trunk's media policy:\n%s", excerpt(page, "profile-warnings"))
+	}
+	form.Set("confirm", "1")
+	u.post(t, c, "/traffic/profile", form, http.StatusSeeOther)
+	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers)+1 {
+		t.Fatalf("Apply these changes did not store the profile: %d peers", len(after.Peers))
+	}
+}
+
+// A catch-all rule switched to "prefix" without a pattern comes back with
+// the error and the page still showing the choice made (selects too).
+func TestEmptyPatternKeepsChoice(t *testing.T) {
+	u := newTestUnit(t)
+	withTables(t, u)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	cfg, etag, _ := u.mgr.Preliminary(ctx)
+	cfg.DialPlan.Rules[0].Prefix = "" // "out" becomes a catch-all
+	if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	page := u.get(t, c, "/traffic/dialplan", http.StatusOK)
+	if !strings.Contains(page, `<option value="all" selected>`) {
+		t.Fatalf("a rule without pattern does not show Match all:\n%s", excerpt(page, "dp.match"))
+	}
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	form["dp.match"][0] = "prefix"
+	body, _ := u.post(t, c, "/traffic/dialplan", form, http.StatusUnprocessableEntity)
+	body = html.UnescapeString(body)
+	if !strings.Contains(body, `choose Match "all" for a rule that takes every number`) {
+		t.Errorf("no explanation:\n%s", excerpt(body, "errors"))
+	}
+	if !strings.Contains(body, `<option value="prefix" selected>`) || strings.Contains(body, `<option value="all" selected>`) {
+		t.Errorf("the page lost the choice of prefix:\n%s", excerpt(body, "dp.match"))
+	}
+}

@@ -17,6 +17,7 @@ var cliToPage = []struct {
 	{regexp.MustCompile(`\((?:with )?“Import” on the certificate's row of Basic Configuration → Certificates\)`), `(“Import” on the certificate's row of Basic Configuration → Certificates)`},
 	{regexp.MustCompile(`(?:with )?(?:&#39;|')palisade cert new[^'&]*(?:&#39;|')`), `with “Create” on Basic Configuration → Certificates`},
 	{regexp.MustCompile(`(?:with )?(?:&#39;|')palisade cert csr[^'&]*(?:&#39;|')`), `with View/Download → “Download certificate request” on Basic Configuration → Certificates`},
+	{regexp.MustCompile(`\(network\.interfaces\[\]\.fqdn\)`), `(the FQDN field of the profile form, or Network → Interfaces)`},
 }
 
 // pageWords rewrites CLI references in a rendered page.

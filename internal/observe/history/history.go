@@ -151,6 +151,9 @@ type Stats struct {
 	ACD     time.Duration `json:"acd"`
 	LossPct float64       `json:"loss_pct"`
 	Jitter  float64       `json:"jitter_ms"`
+	// MediaPackets are the media packets the unit received on the calls
+	// that ended (0: loss and jitter mean nothing).
+	MediaPackets uint64 `json:"media_packets"`
 }
 
 // Summarize returns the stats of samples covering window.
@@ -179,6 +182,7 @@ func Summarize(samples []Sample, window time.Duration) Stats {
 	if st.Answered > 0 {
 		st.ACD = time.Duration(talk / float64(st.Answered) * float64(time.Second))
 	}
+	st.MediaPackets = packets
 	if packets+lost > 0 {
 		st.LossPct = 100 * float64(lost) / float64(packets+lost)
 	}

@@ -36,6 +36,10 @@ type Server struct {
 
 	generated tls.Certificate
 	cert      atomic.Pointer[tls.Certificate]
+	// certName is admin.certificate: each handshake takes its current
+	// certificate from Certs, so a renewal (ACME) reaches the admin
+	// listener without an apply; cert is the fallback.
+	certName atomic.Pointer[string]
 
 	mu     sync.Mutex
 	addr   string // admin.listen the current listener was opened for
@@ -142,6 +146,11 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 				tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 			},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if n := s.certName.Load(); n != nil && *n != "" && s.Certs != nil {
+					if c, err := s.Certs.Certificate(*n); err == nil {
+						return c, nil
+					}
+				}
 				return s.cert.Load(), nil
 			},
 		}
@@ -161,6 +170,7 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 		s.log.Info("admin API listening", "url", "https://"+ln.Addr().String()+"/api/v1/")
 	}
 	s.cert.Store(cert) // new handshakes only; open connections keep theirs
+	s.certName.Store(&cfg.Admin.Certificate)
 	s.h.env.Auth.SetAdmin(cfg.Admin)
 	return nil
 }

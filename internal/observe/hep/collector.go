@@ -47,6 +47,7 @@ type collector struct {
 	done    chan struct{}
 	stopped sync.Once
 
+	connMu    sync.Mutex // guards conn's changes; stop closes it to end a stuck write
 	conn      net.Conn
 	retryAt   time.Time
 	retryWait time.Duration
@@ -74,6 +75,11 @@ func (c *collector) offer(b []byte) {
 func (c *collector) stop() {
 	c.stopped.Do(func() {
 		close(c.quit)
+		c.connMu.Lock()
+		if c.conn != nil {
+			c.conn.Close() // a write to a collector that does not read ends now
+		}
+		c.connMu.Unlock()
 		<-c.done
 		collectorUp.DeleteLabelValues(c.label)
 	})
@@ -81,11 +87,7 @@ func (c *collector) stop() {
 
 func (c *collector) run() {
 	defer close(c.done)
-	defer func() {
-		if c.conn != nil {
-			c.conn.Close()
-		}
-	}()
+	defer c.setConn(nil)
 	for {
 		select {
 		case <-c.quit:
@@ -101,15 +103,15 @@ func (c *collector) send(b []byte) {
 		dropped.WithLabelValues(c.label, "collector_down").Inc()
 		return
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.conn.Write(b); err != nil {
+	conn := c.conn // only this goroutine changes it
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := conn.Write(b); err != nil {
 		dropped.WithLabelValues(c.label, "write_error").Inc()
 		collectorUp.WithLabelValues(c.label).Set(0)
 		c.log.Warn("write", "sending to the HEP collector failed", "err", err)
 		if c.key.transport == "tcp" {
 			// A stream may have been cut mid-packet: start a new one.
-			c.conn.Close()
-			c.conn = nil
+			c.setConn(nil)
 			c.backOff()
 		}
 		return
@@ -130,8 +132,19 @@ func (c *collector) connect() bool {
 		c.backOff()
 		return false
 	}
-	c.conn, c.retryWait = conn, 0
+	c.setConn(conn)
+	c.retryWait = 0
 	return true
+}
+
+// setConn replaces the connection, closing the old one.
+func (c *collector) setConn(conn net.Conn) {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.conn = conn
 }
 
 func (c *collector) backOff() {

@@ -179,8 +179,8 @@ func TestCollectorDownOrSlow(t *testing.T) {
 	if up := testutil.ToFloat64(collectorUp.WithLabelValues("tcp:" + down)); up != 0 {
 		t.Errorf("collector_up of the refusing collector is %v", up)
 	}
-	// Close gives up on a collector stuck in a write only after the write
-	// timeout; it must not wait for the collector to read.
+	// Close ends a write stuck on the collector that does not read rather
+	// than waiting for the write timeout.
 	e.Close()
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/acme/acmetest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -17,9 +18,9 @@ import (
 // thirds into its life, and after a revocation (which pebble records)
 // obtains a new one.
 func TestIssueRenewRevoke(t *testing.T) {
-	ca := startPebble(t, false)
-	u := newUnit(t, ca.rootPEM, config.ACME{DirectoryURL: ca.dir, Challenge: "http-01",
-		ChallengeListen: "127.0.0.1:" + itoa(ca.chal)})
+	ca := acmetest.Start(t, false)
+	u := newUnit(t, ca.RootPEM, config.ACME{DirectoryURL: ca.Dir, Challenge: "http-01",
+		ChallengeListen: "127.0.0.1:" + itoa(ca.Chal)})
 	stand := u.served(t)
 	if stand.fromCA() {
 		t.Fatalf("served %+v before ACME ran", stand)
@@ -30,8 +31,8 @@ func TestIssueRenewRevoke(t *testing.T) {
 		first = u.served(t)
 		return first.fromCA()
 	})
-	if len(first.names) != 1 || first.names[0] != domain {
-		t.Errorf("issued for %v, want %s", first.names, domain)
+	if len(first.names) != 1 || first.names[0] != acmetest.Domain {
+		t.Errorf("issued for %v, want %s", first.names, acmetest.Domain)
 	}
 	if got := testutil.ToFloat64(issued.WithLabelValues("public")) - issuedBefore; got != 1 {
 		t.Errorf("issued counter +%v, want +1", got)
@@ -70,7 +71,7 @@ func TestIssueRenewRevoke(t *testing.T) {
 	if err := u.mgr.Revoke(context.Background(), "public"); err != nil {
 		t.Fatal(err)
 	}
-	if s := ca.certStatus(t, second.serial); s != "Revoked" {
+	if s := ca.CertStatus(t, second.serial); s != "Revoked" {
 		t.Errorf("pebble: certificate %s is %q after revocation", second.serial, s)
 	}
 	waitFor(t, "certificate after revocation served", func() bool {
@@ -80,9 +81,9 @@ func TestIssueRenewRevoke(t *testing.T) {
 }
 
 func TestIssueTLSALPN(t *testing.T) {
-	ca := startPebble(t, false)
-	u := newUnit(t, ca.rootPEM, config.ACME{DirectoryURL: ca.dir, Challenge: "tls-alpn-01",
-		ChallengeListen: "127.0.0.1:" + itoa(ca.chal)})
+	ca := acmetest.Start(t, false)
+	u := newUnit(t, ca.RootPEM, config.ACME{DirectoryURL: ca.Dir, Challenge: "tls-alpn-01",
+		ChallengeListen: "127.0.0.1:" + itoa(ca.Chal)})
 	waitFor(t, "certificate from pebble served", func() bool { return u.served(t).fromCA() })
 }
 
@@ -90,10 +91,10 @@ func TestIssueTLSALPN(t *testing.T) {
 // with a wrong key (the CA's error is kept, the alarm raised, the
 // stand-in certificate stays) and accepts the right one.
 func TestExternalAccountBinding(t *testing.T) {
-	ca := startPebble(t, true)
-	a := config.ACME{DirectoryURL: ca.dir, Challenge: "http-01", ChallengeListen: "127.0.0.1:" + itoa(ca.chal),
-		EAB: config.ACMEEAB{KeyID: eabKID, HMACKey: strings.ToUpper(eabKey)}}
-	u := newUnit(t, ca.rootPEM, a)
+	ca := acmetest.Start(t, true)
+	a := config.ACME{DirectoryURL: ca.Dir, Challenge: "http-01", ChallengeListen: "127.0.0.1:" + itoa(ca.Chal),
+		EAB: config.ACMEEAB{KeyID: acmetest.EABKeyID, HMACKey: strings.ToUpper(acmetest.EABKey)}}
+	u := newUnit(t, ca.RootPEM, a)
 	stand := u.served(t)
 	waitFor(t, "refusal recorded", func() bool {
 		st := u.mgr.Status()
@@ -109,7 +110,7 @@ func TestExternalAccountBinding(t *testing.T) {
 		t.Errorf("after a refusal the served certificate changed: %+v", got)
 	}
 
-	u.cfg.ACME.EAB.HMACKey = eabKey
+	u.cfg.ACME.EAB.HMACKey = acmetest.EABKey
 	u.apply(t)
 	waitFor(t, "certificate with the right EAB", func() bool { return u.served(t).fromCA() })
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 0 {
@@ -120,15 +121,15 @@ func TestExternalAccountBinding(t *testing.T) {
 // TestCADown: the CA stops; the renewal fails with the reason, is
 // retried, and the working certificate stays in use.
 func TestCADown(t *testing.T) {
-	ca := startPebble(t, false)
-	u := newUnit(t, ca.rootPEM, config.ACME{DirectoryURL: ca.dir, Challenge: "http-01",
-		ChallengeListen: "127.0.0.1:" + itoa(ca.chal)})
+	ca := acmetest.Start(t, false)
+	u := newUnit(t, ca.RootPEM, config.ACME{DirectoryURL: ca.Dir, Challenge: "http-01",
+		ChallengeListen: "127.0.0.1:" + itoa(ca.Chal)})
 	var first *tlsLeaf
 	waitFor(t, "certificate from pebble served", func() bool {
 		first = u.served(t)
 		return first.fromCA()
 	})
-	ca.proc.Stop(5 * time.Second)
+	ca.Proc.Stop(5 * time.Second)
 	before := testutil.ToFloat64(failures.WithLabelValues("public"))
 	setNow(u.mgr, first.notBefore.Add(first.notAfter.Sub(first.notBefore)*3/4))
 	waitFor(t, "two failed attempts", func() bool { return testutil.ToFloat64(failures.WithLabelValues("public"))-before >= 2 })

@@ -88,6 +88,7 @@ func (m *Manager) obtain(ctx context.Context, cfg *config.Config, c config.ACMEC
 	st := m.state[c.Name]
 	st.failures, st.retryAt, st.LastError = 0, time.Time{}, ""
 	st.Issued++
+	delete(m.forced, c.Name)
 	m.mu.Unlock()
 	issued.WithLabelValues(c.Name).Inc()
 	failing.WithLabelValues(c.Name).Set(0)
@@ -123,6 +124,24 @@ func (m *Manager) Revoke(ctx context.Context, name string) error {
 	m.revoked[pki.Fingerprint(chain[0])] = true
 	m.mu.Unlock()
 	m.log.Warn("ACME: certificate revoked; obtaining a new one", "certificate", name, "fingerprint", pki.Fingerprint(chain[0]))
+	m.Wake()
+	return nil
+}
+
+// Renew obtains a new certificate for the entry name now, whatever the age
+// of the one in use (which stays until the new one is in).
+func (m *Manager) Renew(name string) error {
+	m.mu.Lock()
+	cfg := m.cfg
+	if cfg == nil || !cfg.ACMEManages(name) {
+		m.mu.Unlock()
+		return fmt.Errorf("ACME does not manage the certificate %q", name)
+	}
+	if st := m.state[name]; st != nil {
+		st.retryAt, st.failures = time.Time{}, 0
+	}
+	m.forced[name] = true
+	m.mu.Unlock()
 	m.Wake()
 	return nil
 }

@@ -47,6 +47,7 @@ type Manager struct {
 	cfg      *config.Config
 	state    map[string]*certState
 	revoked  map[string]bool // fingerprints revoked here: replace at once
+	forced   map[string]bool // entries to renew now (Renew)
 	running  bool
 	wake     chan struct{}
 	stop     chan struct{}
@@ -80,7 +81,7 @@ func New(st store.Store, certs Reloader, log *slog.Logger) *Manager {
 	log = log.With("subsystem", SubsystemName)
 	legolog.SetDefault(log) // lego reports its steps through one process-wide logger
 	return &Manager{store: st, pki: certs, log: log, FirstRetry: time.Minute,
-		now: time.Now, state: map[string]*certState{}, revoked: map[string]bool{}, wake: make(chan struct{}, 1)}
+		now: time.Now, state: map[string]*certState{}, revoked: map[string]bool{}, forced: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // SetClock replaces the clock (tests: a renewal is due two thirds into a
@@ -139,6 +140,12 @@ func (m *Manager) Close() error {
 		<-done
 	}
 	return nil
+}
+
+func (m *Manager) manages(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg != nil && m.cfg.ACMEManages(name)
 }
 
 // Status lists the managed certificates.
@@ -241,7 +248,9 @@ func (m *Manager) dueAt(ctx context.Context, c config.ACMECertificate, st *certS
 		st.NotAfter = leaf.NotAfter
 		st.RenewAt = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
 		renewAt.WithLabelValues(c.Name).Set(float64(st.RenewAt.Unix()))
-		due = st.RenewAt
+		if !m.forced[c.Name] {
+			due = st.RenewAt
+		}
 	}
 	if st.retryAt.After(due) {
 		return st.retryAt

@@ -19,6 +19,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/acme/acmetest"
 	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -36,17 +37,17 @@ type badCA struct {
 	calls map[string]int
 }
 
-func startBadCA(t *testing.T, ca *pebbleCA) *badCA {
+func startBadCA(t *testing.T, ca *acmetest.Pebble) *badCA {
 	b := &badCA{t: t, mode: "pass", calls: map[string]int{}}
 	pool := x509.NewCertPool()
-	pool.AddCert(testCA.Cert)
-	target, _ := url.Parse("https://" + ca.addr)
+	pool.AddCert(acmetest.CA(t).Cert)
+	target, _ := url.Parse("https://" + ca.Addr)
 	rp := &httputil.ReverseProxy{
 		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target); r.Out.Host = r.In.Host; b.sawRequest(r.Out) },
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
 	}
 	b.srv = httptest.NewUnstartedServer(rp)
-	certFile, keyFile := serverCert(t, t.TempDir(), "proxy")
+	certFile, keyFile := acmetest.ServerCert(t, t.TempDir(), "proxy")
 	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -63,10 +64,10 @@ func startBadCA(t *testing.T, ca *pebbleCA) *badCA {
 		}
 		// Pebble builds URLs from the Host header (the proxy's); any left
 		// with its own address point back through the proxy as well.
-		body = bytes.ReplaceAll(body, []byte(ca.addr), []byte(self))
+		body = bytes.ReplaceAll(body, []byte(ca.Addr), []byte(self))
 		for _, h := range []string{"Location", "Link"} {
 			for i, v := range resp.Header.Values(h) {
-				resp.Header[h][i] = strings.ReplaceAll(v, ca.addr, self)
+				resp.Header[h][i] = strings.ReplaceAll(v, ca.Addr, self)
 			}
 		}
 		b.mu.Lock()
@@ -77,8 +78,8 @@ func startBadCA(t *testing.T, ca *pebbleCA) *badCA {
 		case mode == "malformed" && strings.HasPrefix(path, "/order-plz"):
 			body = []byte(`{"status": "pending", "identifiers": [{"type": "dns", "val`)
 		case mode == "othername" && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/pem-certificate-chain") && csr != nil:
-			other := testCA.Issue(t, csr.PublicKey, pkitest.Leaf{CN: "other.palisade.test"})
-			body = pki.EncodeCertificatesPEM(other, testCA.Cert)
+			other := acmetest.CA(t).Issue(t, csr.PublicKey, pkitest.Leaf{CN: "other.palisade.test"})
+			body = pki.EncodeCertificatesPEM(other, acmetest.CA(t).Cert)
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		resp.ContentLength = int64(len(body))
@@ -127,10 +128,10 @@ func (b *badCA) set(mode string) {
 // sending a certificate for another name, is refused with the reason, and
 // the certificate in use stays.
 func TestBadAnswersKeepTheCertificate(t *testing.T) {
-	ca := startPebble(t, false)
+	ca := acmetest.Start(t, false)
 	bad := startBadCA(t, ca)
-	u := newUnit(t, ca.rootPEM, config.ACME{DirectoryURL: bad.dir, Challenge: "http-01",
-		ChallengeListen: "127.0.0.1:" + itoa(ca.chal)})
+	u := newUnit(t, ca.RootPEM, config.ACME{DirectoryURL: bad.dir, Challenge: "http-01",
+		ChallengeListen: "127.0.0.1:" + itoa(ca.Chal)})
 	var first *tlsLeaf
 	waitFor(t, "certificate through the proxy", func() bool {
 		first = u.served(t)
@@ -139,7 +140,7 @@ func TestBadAnswersKeepTheCertificate(t *testing.T) {
 	renew := first.notBefore.Add(first.notAfter.Sub(first.notBefore) * 2 / 3)
 
 	for _, c := range []struct{ mode, want string }{
-		{"othername", "is not for " + domain},
+		{"othername", "is not for " + acmetest.Domain},
 		{"malformed", "unexpected end of JSON input"},
 	} {
 		t.Run(c.mode, func(t *testing.T) {

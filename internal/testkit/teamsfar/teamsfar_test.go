@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -271,20 +272,28 @@ func TestDeclineAndFork(t *testing.T) {
 	if n := f.Count(sip.INVITE); n != 1 {
 		t.Fatalf("%d INVITEs recorded", n)
 	}
-	prov, res, err := s.send(t, f.DCs[0], req{method: sip.INVITE, user: "+4930700", sdp: true})
+	_, res, err = s.send(t, f.DCs[0], req{method: sip.INVITE, user: "+4930700", sdp: true})
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("forked call: %v %v", res, err)
 	}
-	tags := map[string]bool{}
-	for _, r := range prov {
-		if r.StatusCode == 180 {
-			tag, _ := r.To().Params.Get("tag")
-			tags[tag] = true
-		}
+	// Wire order, from the far end's record (sipgo may hand the client a
+	// 180 after the 200): two 180s of two early dialogs, then the 200 of
+	// the first.
+	rec, err := f.Wait(context.Background(), func(r Request) bool { return r.Req.Recipient.User == "+4930700" })
+	if err != nil {
+		t.Fatal(err)
 	}
+	var codes []int
+	tags := map[string]bool{}
+	for _, r := range rec.Sent {
+		codes = append(codes, r.StatusCode)
+		tag, _ := r.To().Params.Get("tag")
+		tags[tag] = true
+	}
+	first, _ := rec.Sent[0].To().Params.Get("tag")
 	final, _ := res.To().Params.Get("tag")
-	if len(tags) != 2 || !tags[final] {
-		t.Fatalf("180 tags %v, 200 tag %s", tags, final)
+	if fmt.Sprint(codes) != "[180 180 200]" || len(tags) != 2 || final != first {
+		t.Fatalf("forked answers %v, tags %v, 200 tag %s (first 180 %s)", codes, tags, final, first)
 	}
 }
 

@@ -39,30 +39,24 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s := d.far.scripts[user]
 	d.far.mu.Unlock()
 	tag := newHex(8)
-	rings := []string{tag}
+	sent := []*sip.Response{d.ring(req, tx, tag)}
 	switch s.Action {
 	case Decline:
 		// The Teams user declined: 603 ends the call; an SBC that tries
 		// another route rings the user again ("Trunk failover on outbound
 		// calls": 4xx and 6xx complete a call).
-		d.ring(req, tx, tag)
-		d.respond(req, tx, 603, "Decline", nil)
+		d.respond(req, tx, 603, "Decline", nil, sent...)
 		return
 	case Fork:
 		// A user signed in on two devices: two early dialogs.
-		second := newHex(8)
-		d.ring(req, tx, tag)
-		d.ring(req, tx, second)
-		rings = append(rings, second)
-	default:
-		d.ring(req, tx, tag)
+		sent = append(sent, d.ring(req, tx, newHex(8)))
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", answerSDP(req.Body(), d.host()))
 	res.To().Params.Add("tag", tag)
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: d.Name, Port: d.port(), UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}})
 	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, OPTIONS, CANCEL, BYE, NOTIFY, REFER"))
-	d.far.record(Request{DC: d.idx, Req: req, Status: 200, RingTags: rings})
+	d.far.record(Request{DC: d.idx, Req: req, Status: 200, Sent: append(sent, res)})
 	if err := tx.Respond(res); err != nil {
 		d.far.log.Debug("teamsfar: 200 not sent", "err", err)
 	}
@@ -72,10 +66,11 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // ring sends 180 Ringing with the To tag of one early dialog.
-func (d *Datacenter) ring(req *sip.Request, tx sip.ServerTransaction, tag string) {
+func (d *Datacenter) ring(req *sip.Request, tx sip.ServerTransaction, tag string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
 	res.To().Params.Add("tag", tag)
 	_ = tx.Respond(res)
+	return res
 }
 
 func (d *Datacenter) host() string {

@@ -93,9 +93,11 @@ type Request struct {
 	DC     int // index into Names
 	Req    *sip.Request
 	Status int
-	// RingTags are the To tags of the 180s sent before the final answer
-	// (two for a forked call).
-	RingTags []string
+	// Sent are the responses to an INVITE in the order they were sent
+	// (provisional ones included); sipgo hands a client's transaction its
+	// responses from concurrent goroutines, so a test compares wire order
+	// here.
+	Sent []*sip.Response
 }
 
 // Far is the running far end.
@@ -350,7 +352,7 @@ func (f *Far) startDC(i int, name, addr string) (*Datacenter, error) {
 	return d, nil
 }
 
-func (d *Datacenter) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte) *sip.Response {
+func (d *Datacenter) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, before ...*sip.Response) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -363,7 +365,7 @@ func (d *Datacenter) respond(req *sip.Request, tx sip.ServerTransaction, code in
 		res.AppendHeader(sip.NewHeader("Retry-After", fmt.Sprint(ra)))
 	}
 	// Recorded first: a test that has the answer finds the request.
-	d.far.record(Request{DC: d.idx, Req: req, Status: code})
+	d.far.record(Request{DC: d.idx, Req: req, Status: code, Sent: append(before, res)})
 	if err := tx.Respond(res); err != nil {
 		d.far.log.Debug("teamsfar: response not sent", "err", err)
 	}

@@ -146,8 +146,8 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 				tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 			},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				if n := s.certName.Load(); n != nil && *n != "" && s.Certs != nil {
-					if c, err := s.Certs.Certificate(*n); err == nil {
+				if n := s.certName.Load(); n != nil && *n != "" && s.certs != nil {
+					if c, err := s.certs.Certificate(*n); err == nil {
 						return c, nil
 					}
 				}

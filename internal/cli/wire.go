@@ -95,7 +95,7 @@ func wireSubsystems(d Deps) wired {
 	// through admin.Live.
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
 		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc}}
-	srv := admin.NewServer(admin.NewHandler(env, web.Mount), admin.ServerOptions{
+	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})

@@ -6,32 +6,27 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 )
 
-// The ACME endpoints (docs/acme.md): the state of every managed
-// certificate, renewing one now, revoking one.
-func init() {
-	admin.RegisterRoutes(func(rt *admin.Routes) {
-		rt.API("GET /api/v1/acme", apiStatus)
-		rt.API("POST /api/v1/acme/{name}/renew", apiRenew)
-		rt.API("POST /api/v1/acme/{name}/revoke", apiRevoke)
-	})
+// Mount returns the ACME endpoints (docs/acme.md) of m for admin.NewHandler:
+// the state of every managed certificate, renewing one now, revoking one.
+// With a nil m (a stopped unit's data directory) they answer that the unit
+// is not running.
+func Mount(m *Manager) func(*admin.Routes) {
+	bind := func(fn func(*Manager, *admin.Env, http.ResponseWriter, *http.Request) error) admin.HandlerFunc {
+		return func(env *admin.Env, w http.ResponseWriter, r *http.Request) error {
+			if m == nil || !env.Running() {
+				return admin.ErrUnitStopped
+			}
+			return fn(m, env, w, r)
+		}
+	}
+	return func(rt *admin.Routes) {
+		rt.API("GET /api/v1/acme", bind(apiStatus))
+		rt.API("POST /api/v1/acme/{name}/renew", bind(apiRenew))
+		rt.API("POST /api/v1/acme/{name}/revoke", bind(apiRevoke))
+	}
 }
 
-func managerOf(env *admin.Env) (*Manager, error) {
-	if !env.Running() {
-		return nil, admin.ErrUnitStopped
-	}
-	m, ok := env.Unit.Subsystem(SubsystemName).(*Manager)
-	if !ok {
-		return nil, admin.Errorf(http.StatusServiceUnavailable, "the ACME subsystem is not running")
-	}
-	return m, nil
-}
-
-func apiStatus(env *admin.Env, w http.ResponseWriter, r *http.Request) error {
-	m, err := managerOf(env)
-	if err != nil {
-		return err
-	}
+func apiStatus(m *Manager, env *admin.Env, w http.ResponseWriter, r *http.Request) error {
 	st := m.Status()
 	if st == nil {
 		st = []Status{}
@@ -39,22 +34,14 @@ func apiStatus(env *admin.Env, w http.ResponseWriter, r *http.Request) error {
 	return admin.JSON(w, http.StatusOK, st)
 }
 
-func apiRenew(env *admin.Env, w http.ResponseWriter, r *http.Request) error {
-	m, err := managerOf(env)
-	if err != nil {
-		return err
-	}
+func apiRenew(m *Manager, env *admin.Env, w http.ResponseWriter, r *http.Request) error {
 	if err := m.Renew(r.PathValue("name")); err != nil {
 		return admin.Errorf(http.StatusNotFound, "%s", err.Error())
 	}
 	return admin.JSON(w, http.StatusAccepted, map[string]string{"result": "renewal started"})
 }
 
-func apiRevoke(env *admin.Env, w http.ResponseWriter, r *http.Request) error {
-	m, err := managerOf(env)
-	if err != nil {
-		return err
-	}
+func apiRevoke(m *Manager, env *admin.Env, w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if !m.manages(name) {
 		return admin.Errorf(http.StatusNotFound, "ACME does not manage the certificate %q", name)

@@ -58,7 +58,7 @@ func TestTransferTargetChallenges(t *testing.T) {
 	} {
 		t.Run(tc.authz, func(t *testing.T) {
 			trunk2 := newPeerUA(t, "trunk2", "127.0.0.4", "udp")
-			trunk2.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+			trunk2.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				if req.GetHeader(tc.authz) == nil {
 					_ = s.Respond(tc.code, "Auth Required", nil, sip.NewHeader(tc.hdr,
 						`Digest realm="trunk.example", nonce="xfer", algorithm=MD5, qop="auth"`))
@@ -66,13 +66,13 @@ func TestTransferTargetChallenges(t *testing.T) {
 				}
 				answerWith("127.0.0.4", 6700)(s, req)
 			})
-			p := outsidePeer("trunk2", trunk2.addr.String())
+			p := outsidePeer("trunk2", trunk2.Addr.String())
 			p.Auth = config.PeerAuth{Username: "palisade", Password: "s3cret"}
 			u, pbx, itsp, sess, _ := transferLab(t, nil, p)
 			if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 				t.Fatalf("NOTIFYs %q", got)
 			}
-			first, second := trunk2.next(sip.INVITE), trunk2.next(sip.INVITE)
+			first, second := trunk2.Next(sip.INVITE), trunk2.Next(sip.INVITE)
 			if first.GetHeader(tc.authz) != nil || second.GetHeader(tc.authz) == nil {
 				t.Fatalf("INVITEs to the target: %s first %v, then %v", tc.authz, first.GetHeader(tc.authz), second.GetHeader(tc.authz))
 			}
@@ -91,14 +91,14 @@ func TestTransferTargetChallenges(t *testing.T) {
 func TestTransferSilentFirstTarget(t *testing.T) {
 	dead := newBlackHole(t, "127.0.0.5")
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
-	second.setOnInvite(answerWith("127.0.0.4", 6800))
+	second.SetOnInvite(answerWith("127.0.0.4", 6800))
 	u, pbx, itsp, sess, _ := transferLab(t, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(500 * time.Millisecond)
-	}, outsidePeer("dead", dead.addr.String()), outsidePeer("second", second.addr.String()))
+	}, outsidePeer("dead", dead.addr.String()), outsidePeer("second", second.Addr.String()))
 	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 		t.Fatalf("NOTIFYs %q", got)
 	}
-	if inv := second.next(sip.INVITE); inv.Recipient.User != "301234" {
+	if inv := second.Next(sip.INVITE); inv.Recipient.User != "301234" {
 		t.Fatalf("second target got %s", inv.Recipient.String())
 	}
 	if dead.count("INVITE ") == 0 {
@@ -170,7 +170,7 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 		c.Media = mcfg
 		c.Peers[1].Headers = map[string]string{"X-MS-SBC": "Palisade/test"}
 		c.DialPlan.Rules = []config.DialRule{{Name: "teams", Head: "+49", Tail: "0-9",
-			ForwardTo: []config.Forward{{URI: "sip:" + itsp.addr.String()}}}}
+			ForwardTo: []config.Forward{{URI: "sip:" + itsp.Addr.String()}}}}
 	})
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:+4930999@"+u.outside().String()+">",
@@ -196,19 +196,19 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 	if !strings.Contains(string(inv.Body()), "c=IN IP4 127.0.0.2") {
 		t.Errorf("new leg INVITE without an offer from the relay's outside address: %q", inv.Body())
 	}
-	pbx.next(sip.INVITE) // the transferee's re-INVITE
-	itsp.next(sip.BYE)   // the transferor's leg
+	pbx.Next(sip.INVITE) // the transferee's re-INVITE
+	itsp.Next(sip.BYE)   // the transferor's leg
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		if bye := itsp.next(sip.BYE); bye.CallID().Value() == inv.CallID().Value() {
+		if bye := itsp.Next(sip.BYE); bye.CallID().Value() == inv.CallID().Value() {
 			break
 		}
 	}
 	waitNoCalls(t, u.Service)
-	for _, m := range itsp.wire.all() {
+	for _, m := range itsp.Wire.All() {
 		if strings.Contains(m, "127.0.0.1") {
 			t.Errorf("the trunk received the inside address:\n%s", m)
 		}

@@ -273,7 +273,7 @@ func TestRefusalsOnTheWire(t *testing.T) {
 			}
 		})
 	}
-	if n := itsp.wire.count("INVITE "); n != 0 {
+	if n := itsp.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("%d refused INVITEs reached the outside", n)
 	}
 }
@@ -304,7 +304,7 @@ func TestNoPortsRetryAfter(t *testing.T) {
 			if has := strings.Contains(got, "\r\nRetry-After: 10\r\n"); has != tc.retryAfter {
 				t.Fatalf("Retry-After: 10 present %v, want %v: %q", has, tc.retryAfter, got)
 			}
-			if n := itsp.wire.count("INVITE "); n != 0 {
+			if n := itsp.Wire.Count("INVITE "); n != 0 {
 				t.Fatalf("the refused call still went out (%d INVITEs)", n)
 			}
 		})
@@ -407,7 +407,7 @@ func TestRFC2543Call(t *testing.T) {
 	if r := final("BYE"); r.StatusCode != 200 {
 		t.Fatalf("BYE answered %d", r.StatusCode)
 	}
-	waitFor(t, func() bool { return itsp.wire.count("BYE ") == 1 }, "BYE at the trunk")
+	waitFor(t, func() bool { return itsp.Wire.Count("BYE ") == 1 }, "BYE at the trunk")
 }
 
 // ackTracer counts the ACKs the unit received within a call.

@@ -52,13 +52,12 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		// one reader alone falls behind (kernel drops) when the machine is
 		// busy. Both return when the socket is closed.
 		for i := 0; i < udpReaders; i++ {
-			go ep.tp.ServeUDP(conn) //nolint:errcheck
+			go ep.ServeUDP(conn) //nolint:errcheck
 		}
 		// sipgo registers the socket in its pool from the serving
 		// goroutine; sending before that would bind a second socket.
 		for i := 0; i < 1000; i++ {
-			if c, _ := ep.tp.GetConnection("udp", conn.LocalAddr().String()); c != nil {
-				c.TryClose()
+			if ep.HasConn("udp", conn.LocalAddr().String()) {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -69,7 +68,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 		if err != nil {
 			return nil, fmt.Errorf("sip.listeners %s tcp %s: %w", k.iface, addr, err)
 		}
-		go ep.tp.ServeTCP(guard.Listener(l, hsTimeout, idle)) //nolint:errcheck // slowloris limits
+		go ep.ServeTCP(guard.Listener(l, hsTimeout, idle)) //nolint:errcheck // slowloris limits
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: l.Close}, nil
 	case "tls":
 		if s.deps.TLS == nil {
@@ -84,7 +83,7 @@ func openListener(ep *endpoint, k listenerKey, lc config.Listener, s *Service, h
 			return nil, fmt.Errorf("sip.listeners %s tls %s: %w", k.iface, addr, err)
 		}
 		hl := newHandshakeListener(guard.Listener(l, hsTimeout, idle), cfg, hsTimeout, idle, ep)
-		go ep.tp.ServeTLS(hl) //nolint:errcheck
+		go ep.ServeTLS(hl) //nolint:errcheck
 		return &listener{key: k, cfg: lc, bound: mustAddrPort(l.Addr()), close: hl.Close, hs: hl}, nil
 	}
 	return nil, fmt.Errorf("sip.listeners %s: transport %q is not udp, tcp or tls", k.iface, k.transport)

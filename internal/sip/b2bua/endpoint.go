@@ -2,12 +2,12 @@ package b2bua
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +28,7 @@ type endpoint struct {
 
 	info atomic.Pointer[ifaceInfo]
 
-	// tlsIDs maps the remote address of an accepted TLS connection with a
-	// verified client certificate to its *identConn (identity.go).
-	tlsIDs  sync.Map
-	certIdx atomic.Pointer[certPeerIndex]
+	certIdx atomic.Pointer[certPeerIndex] // identity.go
 }
 
 // ifaceInfo is what messages on this interface show about the unit.
@@ -64,6 +61,16 @@ func newEndpoint(svc *Service, name string) *endpoint {
 			return &refusedConn{Conn: c, report: func(err error) { report(remote, err) }}
 		},
 		HandshakeFailed: report,
+		ServerHandshakeFailed: func(remote string, err error) {
+			svc.reportHandshake("server", name, remote, err)
+		},
+		VerifiedNames: func(cs tls.ConnectionState) []string {
+			names := svc.verifiedNames(cs)
+			if names != nil {
+				svc.log.Debug("TLS client certificate verified", "interface", name, "names", names)
+			}
+			return names
+		},
 	}
 	if svc.deps.TLS != nil {
 		h.TLSClient = svc.deps.TLS.ClientConfig

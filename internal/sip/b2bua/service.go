@@ -240,7 +240,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	rt.endpoints = eps
 	// swap
 	for _, sw := range swaps {
-		sw.l.hs.cfg.Store(sw.cfg)
+		sw.l.hs.SetConfig(sw.cfg)
 	}
 	for _, kl := range kept {
 		kl.l.cfg = kl.lc

@@ -65,6 +65,12 @@ type Hooks struct {
 	// failed client handshake.
 	DialedTLS       func(c net.Conn, remote string) net.Conn
 	HandshakeFailed func(remote string, err error)
+	// ServerHandshakeFailed is told of a failed handshake on a TLS listener.
+	ServerHandshakeFailed func(remote string, err error)
+	// VerifiedNames returns the names of a client certificate somebody
+	// verified (nil: none, or not verified): they identify the connection's
+	// peer (PeerNames).
+	VerifiedNames func(cs tls.ConnectionState) []string
 }
 
 // Endpoint is one interface: its own sipgo transport and transaction layer
@@ -81,6 +87,9 @@ type Endpoint struct {
 	tlsDialMu sync.Mutex
 	// prov maps a client INVITE transaction's key to its *Ordered (order.go).
 	prov sync.Map
+	// tlsIDs maps the remote address of an accepted TLS connection with a
+	// verified client certificate to its *identConn (listen.go).
+	tlsIDs sync.Map
 }
 
 // New returns the endpoint of interface name.

@@ -1,13 +1,16 @@
 package b2bua
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/routing"
 )
 
 // The transfer's new leg is placed by the same engine as a new call
@@ -212,5 +215,43 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 		if strings.Contains(m, "127.0.0.1") {
 			t.Errorf("the trunk received the inside address:\n%s", m)
 		}
+	}
+}
+
+// TestDialErrorNamesTheTarget: the engine's failure is typed: status,
+// reason, the target that gave it and its peer, and the response to relay.
+func TestDialErrorNamesTheTarget(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) })
+	u := newTestUnit(t, pbx, itsp, nil)
+	rt := u.rt.Load()
+	hops, err := rt.table.Route(routing.Request{Method: "INVITE", User: "4930123", SourcePeer: "pbx", SourceInterface: "inside"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	l := &leg{Leg: Leg{CallID: newID(), LocalTag: newID()}}
+	d := &dialer{svc: u.Service, rt: rt, id: "dial-test", log: testLogger, in: rt.endpoints["inside"], mu: &mu, leg: l,
+		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
+			info := ep.info.Load()
+			l.ep, l.Transport = ep, tg.Transport
+			l.LocalURI = sip.Uri{Scheme: "sip", User: "caller", Host: info.host}
+			l.RemoteURI, l.RemoteTarget = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}, hopURI(h)
+			req := l.request(sip.INVITE, 70, l.nextCSeq())
+			req.AppendHeader(l.contact())
+			req.SetBody(nil)
+			return req
+		}}
+	ans, err := d.dial(ctxT(t), hops)
+	var de *DialError
+	if ans != nil || !errors.As(err, &de) {
+		t.Fatalf("dial: %v, %v", ans, err)
+	}
+	if de.Code != 486 || de.Reason != "Busy Here" || de.Peer != "itsp" || de.Target != itsp.Addr.String() || de.Response == nil || de.Canceled {
+		t.Fatalf("DialError %+v", de)
+	}
+	if !strings.Contains(de.Error(), itsp.Addr.String()) {
+		t.Fatalf("error text %q does not name the target", de.Error())
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // maxHops caps the hops one INVITE tries, redirects included.
@@ -210,7 +211,7 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 	d.mu.Unlock()
 
 	rs := ep.watch(req) // responses in wire order (order.go)
-	defer func() { rs.stop() }()
+	defer func() { rs.Stop() }()
 	tx, err := ep.request(ctx, req, tg, d.id)
 	if err != nil {
 		d.log().Info("INVITE not sent", "target", tg.Addr, "err", err)
@@ -219,7 +220,7 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 	if d.sent != nil {
 		d.sent(ep, req, tx, tg)
 	}
-	rs.start(tx)
+	rs.Start(tx)
 	var noAnswer <-chan time.Time
 	if more || d.ringLast {
 		dur := h.Timeout
@@ -327,7 +328,7 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 					// a trunk asking for credentials: same target (auth.go)
 					authTries++
 					if ntx, nreq, nrs := d.resendAuthorized(ctx, ep, h, tg, req, r); ntx != nil {
-						rs.stop()
+						rs.Stop()
 						tx, req, rs = ntx, nreq, nrs
 						alive = false       // a new transaction: CANCEL waits for its own provisional
 						if silentT != nil { // the retry gets its own time to be answered
@@ -363,7 +364,7 @@ func (d *dialer) establish(r *sip.Response) {
 // CSeq and branch, same Call-ID and From tag) and returns its transaction,
 // the request and its response stream; nil when the peer has no
 // credentials or the request could not be sent.
-func (d *dialer) resendAuthorized(ctx context.Context, ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request, *ordered) {
+func (d *dialer) resendAuthorized(ctx context.Context, ep *endpoint, h routing.Hop, tg routing.Target, req *sip.Request, r *sip.Response) (*sip.ClientTx, *sip.Request, *transport.Ordered) {
 	d.mu.Lock()
 	retry := d.svc.authRetry(d.rt, h.Peer, req, r, d.leg.LocalCSeq+1)
 	if retry == nil {
@@ -378,14 +379,14 @@ func (d *dialer) resendAuthorized(ctx context.Context, ep *endpoint, h routing.H
 	rs := ep.watch(retry)
 	tx, err := ep.request(ctx, retry, tg, d.id)
 	if err != nil {
-		rs.stop()
+		rs.Stop()
 		d.log().Info("authorized INVITE not sent", "target", tg.Addr, "err", err)
 		return nil, nil, nil
 	}
 	if d.sent != nil {
 		d.sent(ep, retry, tx, tg)
 	}
-	rs.start(tx)
+	rs.Start(tx)
 	return tx, retry, rs
 }
 

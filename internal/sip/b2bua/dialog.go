@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // legTarget is where requests on side go: over the existing connection for
@@ -22,8 +23,7 @@ func (c *call) legTarget(side media.Side) routing.Target {
 	l, ep := *c.leg(side), c.legs[side].ep
 	c.mu.Unlock()
 	if l.Transport != "udp" && l.Flow != "" {
-		if conn, _ := ep.tp.GetConnection(l.Transport, l.Flow); conn != nil {
-			conn.TryClose()
+		if ep.HasConn(l.Transport, l.Flow) {
 			ap, _ := netip.ParseAddrPort(l.Flow)
 			return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
 		}
@@ -244,11 +244,11 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	defer func() { otx.Terminate() }()
 	// A re-INVITE's 18x must not be overtaken by its 200 either (order.go).
 	responses, done := otx.Responses(), otx.Done()
-	var rs *ordered
+	var rs *transport.Ordered
 	follow := func() {
 		if req.Method == sip.INVITE {
 			if rs != nil {
-				rs.stop()
+				rs.Stop()
 			}
 			rs = outEp.ordered(otx)
 			responses, done = rs.Responses(), rs.Done()
@@ -259,7 +259,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	follow()
 	defer func() {
 		if rs != nil {
-			rs.stop()
+			rs.Stop()
 		}
 	}()
 	authTries := 0

@@ -151,7 +151,7 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	trunkStop := make(chan func(), 1)
 	trunkErr := make(chan error, 1)
 	answer := answerWith("127.0.0.3", itspRTP.LocalAddr().(*net.UDPAddr).Port)
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		dst, err := mediaAddr(req.Body())
 		if err != nil {
 			select {
@@ -171,7 +171,7 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay, Calls: rec}, func(c *config.Config) { c.Media = cfg.Media })
 
 	ctx := ctxT(t)
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", pbxRTP.LocalAddr().(*net.UDPAddr).Port))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", pbxRTP.LocalAddr().(*net.UDPAddr).Port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +197,8 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	stopPBX()
 	stopTrunk()
 	waitFor(t, func() bool { return u.Service.calls.count() == 0 }, "the unit to end the call for media inactivity")
-	pbx.next(sip.BYE)
-	itsp.next(sip.BYE)
+	pbx.Next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitFor(t, func() bool { return relay.ActiveCalls() == 0 }, "the relay to release the call's ports")
 
 	if _, _, n := rec.counts(); n != 1 {

@@ -41,8 +41,8 @@ func TestBlindTransferMediaFlows(t *testing.T) {
 		c.Media = mcfg
 	})
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
-	pbx.setOnInvite(answerWith("127.0.0.1", targetPort))
-	pbx.setRespond(func(req *sip.Request) (int, []byte) {
+	pbx.SetOnInvite(answerWith("127.0.0.1", targetPort))
+	pbx.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.INVITE {
 			// the PBX plays the transferee (the first call) and the target
 			if req.CallID().Value() == sess.InviteRequest.CallID().Value() {
@@ -125,7 +125,7 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	acceptRefer(pbx)
-	itsp.setRespond(func(req *sip.Request) (int, []byte) {
+	itsp.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.INVITE {
 			return 200, srtpSDP("127.0.0.3", 5004)
 		}
@@ -138,7 +138,7 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	out := u.outside()
-	sess, err := itsp.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
+	sess, err := itsp.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
 		srtpSDP("127.0.0.3", 5002), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,10 +151,10 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	if first == nil {
 		t.Fatalf("no SRTP key in the answer to the trunk: %q", sess.InviteResponse.Body())
 	}
-	srv := pbx.session()
-	pbx.next(sip.INVITE)
-	pbx.next(sip.ACK)
-	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	srv := pbx.Session()
+	pbx.Next(sip.INVITE)
+	pbx.Next(sip.ACK)
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:201@"+u.inside().String()+">"); res.StatusCode != 202 {
 		t.Fatalf("REFER answered %d", res.StatusCode)
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -220,9 +219,6 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		ifc := ifaces[name]
 		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
-		if info.addr.IsValid() && !info.addr.IsUnspecified() {
-			info.ip = net.IP(info.addr.AsSlice())
-		}
 		info.host = ifc.FQDN
 		if info.host == "" {
 			info.host = ifc.AdvertisedAddress
@@ -244,7 +240,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	rt.endpoints = eps
 	// swap
 	for _, sw := range swaps {
-		sw.l.hs.cfg.Store(sw.cfg)
+		sw.l.hs.SetConfig(sw.cfg)
 	}
 	for _, kl := range kept {
 		kl.l.cfg = kl.lc
@@ -354,9 +350,7 @@ func (s *Service) Close() error {
 }
 
 func (e *endpoint) close() {
-	e.dialed.Close()
-	e.tx.Close()
-	e.tp.Close()
+	e.Endpoint.Close()
 }
 
 // ListenAddr returns the bound address of the listener of iface and

@@ -412,8 +412,12 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 // new media; the old leg lives on in a ghost call until its BYE. It returns
 // nil when the call has ended meanwhile.
 func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
+	return x.swapLeg(c, side, &leg{Leg: nl, ep: ep, ack: ack}, mc)
+}
+
+// swapLeg is swap of a whole leg (one taken from another call).
+func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *call {
 	s := c.svc
-	l := &leg{Leg: nl, ep: ep, ack: ack}
 	c.mu.Lock()
 	if c.endingLocked() { // the transferee hung up meanwhile
 		c.mu.Unlock()
@@ -423,7 +427,7 @@ func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media
 	c.legs[side], c.media = l, remember(mc)
 	c.mu.Unlock()
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
-	s.calls.put(dialogKey(nl.CallID, nl.LocalTag), c)
+	s.calls.put(dialogKey(l.CallID, l.LocalTag), c)
 	g := s.ghostLeg(c, side, old)
 	if oldMedia != nil {
 		oldMedia.Close()
@@ -528,17 +532,17 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	// consultation call is the transferor's leg, ended after the NOTIFY.
 	caps := c2.capsOf(w)
 	c2.mu.Lock()
-	cl = *c2.leg(w)
-	*c2.leg(w) = Leg{}
+	moved := c2.legs[w]
+	c2.legs[w] = &leg{ep: moved.ep} // an empty leg: nothing left to end there
 	c2.mu.Unlock()
-	g := x.swap(c, x.from, cl, cep, mc, nil)
+	g := x.swapLeg(c, x.from, moved, mc)
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")
 	}
 	if g == nil { // the transferee left: the consulted party is hung up
 		mc.Close()
-		gl := s.ghostLeg(c, x.from, &leg{Leg: cl, ep: cep})
+		gl := s.ghostLeg(c, x.from, moved)
 		gl.byeSide(x.from)
 		gl.end("call ended during the transfer")
 		return 487, "Request Terminated (the call ended)", nil, after

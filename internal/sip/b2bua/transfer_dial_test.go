@@ -1,13 +1,16 @@
 package b2bua
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/routing"
 )
 
 // The transfer's new leg is placed by the same engine as a new call
@@ -58,7 +61,7 @@ func TestTransferTargetChallenges(t *testing.T) {
 	} {
 		t.Run(tc.authz, func(t *testing.T) {
 			trunk2 := newPeerUA(t, "trunk2", "127.0.0.4", "udp")
-			trunk2.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+			trunk2.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				if req.GetHeader(tc.authz) == nil {
 					_ = s.Respond(tc.code, "Auth Required", nil, sip.NewHeader(tc.hdr,
 						`Digest realm="trunk.example", nonce="xfer", algorithm=MD5, qop="auth"`))
@@ -66,13 +69,13 @@ func TestTransferTargetChallenges(t *testing.T) {
 				}
 				answerWith("127.0.0.4", 6700)(s, req)
 			})
-			p := outsidePeer("trunk2", trunk2.addr.String())
+			p := outsidePeer("trunk2", trunk2.Addr.String())
 			p.Auth = config.PeerAuth{Username: "palisade", Password: "s3cret"}
 			u, pbx, itsp, sess, _ := transferLab(t, nil, p)
 			if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 				t.Fatalf("NOTIFYs %q", got)
 			}
-			first, second := trunk2.next(sip.INVITE), trunk2.next(sip.INVITE)
+			first, second := trunk2.Next(sip.INVITE), trunk2.Next(sip.INVITE)
 			if first.GetHeader(tc.authz) != nil || second.GetHeader(tc.authz) == nil {
 				t.Fatalf("INVITEs to the target: %s first %v, then %v", tc.authz, first.GetHeader(tc.authz), second.GetHeader(tc.authz))
 			}
@@ -91,14 +94,14 @@ func TestTransferTargetChallenges(t *testing.T) {
 func TestTransferSilentFirstTarget(t *testing.T) {
 	dead := newBlackHole(t, "127.0.0.5")
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
-	second.setOnInvite(answerWith("127.0.0.4", 6800))
+	second.SetOnInvite(answerWith("127.0.0.4", 6800))
 	u, pbx, itsp, sess, _ := transferLab(t, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(500 * time.Millisecond)
-	}, outsidePeer("dead", dead.addr.String()), outsidePeer("second", second.addr.String()))
+	}, outsidePeer("dead", dead.addr.String()), outsidePeer("second", second.Addr.String()))
 	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 		t.Fatalf("NOTIFYs %q", got)
 	}
-	if inv := second.next(sip.INVITE); inv.Recipient.User != "301234" {
+	if inv := second.Next(sip.INVITE); inv.Recipient.User != "301234" {
 		t.Fatalf("second target got %s", inv.Recipient.String())
 	}
 	if dead.count("INVITE ") == 0 {
@@ -170,7 +173,7 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 		c.Media = mcfg
 		c.Peers[1].Headers = map[string]string{"X-MS-SBC": "Palisade/test"}
 		c.DialPlan.Rules = []config.DialRule{{Name: "teams", Head: "+49", Tail: "0-9",
-			ForwardTo: []config.Forward{{URI: "sip:" + itsp.addr.String()}}}}
+			ForwardTo: []config.Forward{{URI: "sip:" + itsp.Addr.String()}}}}
 	})
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:+4930999@"+u.outside().String()+">",
@@ -196,21 +199,59 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 	if !strings.Contains(string(inv.Body()), "c=IN IP4 127.0.0.2") {
 		t.Errorf("new leg INVITE without an offer from the relay's outside address: %q", inv.Body())
 	}
-	pbx.next(sip.INVITE) // the transferee's re-INVITE
-	itsp.next(sip.BYE)   // the transferor's leg
+	pbx.Next(sip.INVITE) // the transferee's re-INVITE
+	itsp.Next(sip.BYE)   // the transferor's leg
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		if bye := itsp.next(sip.BYE); bye.CallID().Value() == inv.CallID().Value() {
+		if bye := itsp.Next(sip.BYE); bye.CallID().Value() == inv.CallID().Value() {
 			break
 		}
 	}
 	waitNoCalls(t, u.Service)
-	for _, m := range itsp.wire.all() {
+	for _, m := range itsp.Wire.All() {
 		if strings.Contains(m, "127.0.0.1") {
 			t.Errorf("the trunk received the inside address:\n%s", m)
 		}
+	}
+}
+
+// TestDialErrorNamesTheTarget: the engine's failure is typed: status,
+// reason, the target that gave it and its peer, and the response to relay.
+func TestDialErrorNamesTheTarget(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) })
+	u := newTestUnit(t, pbx, itsp, nil)
+	rt := u.rt.Load()
+	hops, err := rt.table.Route(routing.Request{Method: "INVITE", User: "4930123", SourcePeer: "pbx", SourceInterface: "inside"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	l := &leg{Leg: Leg{CallID: newID(), LocalTag: newID()}}
+	d := &dialer{svc: u.Service, rt: rt, id: "dial-test", log: testLogger, in: rt.endpoints["inside"], mu: &mu, leg: l,
+		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
+			info := ep.info.Load()
+			l.ep, l.Transport = ep, tg.Transport
+			l.LocalURI = sip.Uri{Scheme: "sip", User: "caller", Host: info.host}
+			l.RemoteURI, l.RemoteTarget = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}, hopURI(h)
+			req := l.request(sip.INVITE, 70, l.nextCSeq())
+			req.AppendHeader(l.contact())
+			req.SetBody(nil)
+			return req
+		}}
+	ans, err := d.dial(ctxT(t), hops)
+	var de *DialError
+	if ans != nil || !errors.As(err, &de) {
+		t.Fatalf("dial: %v, %v", ans, err)
+	}
+	if de.Code != 486 || de.Reason != "Busy Here" || de.Peer != "itsp" || de.Target != itsp.Addr.String() || de.Response == nil || de.Canceled {
+		t.Fatalf("DialError %+v", de)
+	}
+	if !strings.Contains(de.Error(), itsp.Addr.String()) {
+		t.Fatalf("error text %q does not name the target", de.Error())
 	}
 }

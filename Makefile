@@ -41,10 +41,11 @@ bench-sip:
 # outside), the same generator, one after the other, at CALLS_LIST calls (default
 # 100,500,1000), relay pinned to CPU 0 and generator to CPU 1; RESULT lines with the
 # run's LoopbackFloor go to BENCH_OUT, bench/plot prints the ratios and the SVG (bench/media).
+CALLS_LIST ?= 100,500,1000
 bench-media:
 	$(GO) build -o bin/bench-media ./bench/media
 	log=$(or $(BENCH_OUT),/tmp/bench-runs)/bench-media-$$(date +%Y%m%d-%H%M%S).log; mkdir -p $$(dirname $$log) && \
-	bin/bench-media -relays palisade,rtpengine -calls-list $(or $(CALLS_LIST),100,500,1000) -pin \
+	bin/bench-media -relays palisade,rtpengine -calls-list $(CALLS_LIST) -pin \
 		-duration $(or $(DURATION),10s) -log $$log $(BENCH_MEDIA_FLAGS); rc=$$?; \
 	$(GO) run ./bench/plot -media $$log -svg docs/bench-media.svg; exit $$rc
 

@@ -7,7 +7,8 @@
 # on the default port 5060 of its own loopback addresses, so run sip-load.sh
 # with SUT_PORT=5060 and SUT_IP set (bench/sip/run.sh does).
 # Knobs: PALISADE_BIN (bin/palisade), SUT_CPUS, PALISADE_PPROF=FILE (CPU
-# profile of the unit over admin.sock, PPROF_S seconds starting 3 s into the run).
+# profile of the unit over admin.sock, PPROF_S seconds starting 3 s into the run),
+# PALISADE_MEMSTATS=1 (memstats.out: media calls up, heap+stacks, RSS every second).
 sut_start() {
 	local max=$1 data="$RUN_DIR/data"
 	local bin=${PALISADE_BIN:?set PALISADE_BIN}
@@ -29,6 +30,12 @@ sut_start() {
 	sleep 0.5
 	if [ -n "${PALISADE_PPROF:-}" ]; then
 		start_bg pprof $((max)) "" -- bash -c "sleep 3; exec curl -sS --unix-socket '$data/admin.sock' -o '$PALISADE_PPROF' 'http://unit/debug/pprof/profile?seconds=${PPROF_S:-10}'"
+	fi
+	if [ "${PALISADE_MEMSTATS:-0}" = 1 ]; then
+		# once a second: media calls up, Go heap and RSS, from the unit's /metrics,
+		# after a collection (the heap profile with gc=1 forces one: with GOGC=400
+		# the heap in use would otherwise include up to four times the live heap in garbage)
+		start_bg memstats "$max" "" -- bash -c "while sleep 1; do curl -s --max-time 5 --unix-socket '$data/admin.sock' -o /dev/null 'http://unit/debug/pprof/heap?gc=1'; curl -s --max-time 2 --unix-socket '$data/admin.sock' http://unit/metrics | awk '/^palisade_media_calls_active /{c=\$2} /^go_memstats_heap_inuse_bytes /{h=\$2} /^go_memstats_stack_inuse_bytes /{k=\$2} /^process_resident_memory_bytes /{r=\$2} END{if (r) printf \"stats calls=%d heap_inuse=%d rss=%d\\n\", c, h+k, r}'; done"
 	fi
 	SUT_DESC="palisade-run setup-defaults inside=$SUT_IP outside=$SUT_OUT_IP GOMAXPROCS=${GOMAXPROCS:-all}${SUT_CPUS:+ cpus=$SUT_CPUS}"
 }

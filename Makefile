@@ -33,7 +33,8 @@ ci:
 # Benchmarks and long runs; their owners fill these in.
 # SIP signalling: sipp UAC -> `palisade run` (setup defaults) and -> Kamailio + rtpengine
 # -> sipp UAS over UDP at RATES (default 500..3000 calls/s, DURATION s each), then the
-# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call (bench/sip).
+# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call through
+# palisade run (bench/sip; BENCH_BOOST=1 on a shared machine, see RESULTS.md).
 bench-sip:
 	bash bench/sip/run.sh
 

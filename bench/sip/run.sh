@@ -7,10 +7,12 @@
 #                  --non-interactive`: media anchored, call records, traces) -> sipp UAS
 #      sipp UAC -> Kamailio (4 workers) + rtpengine (media anchored)  -> sipp UAS
 # 2. For reference, the B2BUA alone (bench/sip/sut: no media, records, traces).
-# 3. UDP in -> TLS out -> Kamailio, and memory per established call (B2BUA alone).
+# 3. UDP in -> TLS out -> Kamailio through `palisade run`, and memory per
+#    established call (palisade run with media anchored, then the B2BUA alone).
 #
 # Env: RATES ("500 1000 1500 2000 2500 3000"; each 100..5000; "" = no sweep), DURATION (20 s,
 #      at most 60), RATES_B2BUA ("2500"; "" = skip), RATES_TLS ("1500"),
+#      RATES_TLS_B2BUA ("": the B2BUA alone over TLS, for reference),
 #      SKIP_PEER=1, SKIP_TLS=1, SKIP_MEM=1, PALISADE_PPROF=FILE (CPU profile of
 #      `palisade run` at PPROF_RATE, default the highest rate), SVG (docs/bench-sip.svg),
 #      BENCH_BOOST=1: run in a session of its own whose scheduling group has
@@ -32,7 +34,7 @@ LOG="$BENCH_OUT/bench-sip-$(date +%Y%m%d-%H%M%S).log"
 RATES=${RATES-500 1000 1500 2000 2500 3000}
 DUR=${DURATION:-20}
 [ "$DUR" -ge 1 ] && [ "$DUR" -le 60 ] || { echo "DURATION must be 1..60 s" >&2; exit 2; }
-for r in $RATES ${RATES_B2BUA-2500} ${RATES_TLS:-1500}; do
+for r in $RATES ${RATES_B2BUA-2500} ${RATES_TLS:-1500} ${RATES_TLS_B2BUA:-}; do
 	[ "$r" -ge 100 ] && [ "$r" -le 5000 ] || { echo "rates must be 100..5000 calls/s, got $r" >&2; exit 2; }
 done
 for b in sipp kamailio; do command -v $b >/dev/null || { echo "bench-sip: install $b (Debian sip-tester, kamailio kamailio-tls-modules)"; exit 1; }; done
@@ -68,8 +70,11 @@ if [ -n "${RATES_B2BUA-2500}" ]; then
 	for r in ${RATES_B2BUA-2500}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060; done
 fi
 if [ "${SKIP_TLS:-0}" != 1 ]; then
-	echo "== UDP -> TLS -> Kamailio (B2BUA alone)"
-	for r in ${RATES_TLS:-1500}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060 PALISADE_TLS=1; done
+	# The ITSP is a Kamailio with TLS; the unit trusts its certificate through
+	# `palisade ca import` (applied and confirmed once the unit runs).
+	echo "== UDP inside -> TLS outside -> Kamailio -> sipp UAS: palisade run"
+	for r in ${RATES_TLS:-1500}; do one palisade-run "$r" SUT_IP=127.0.0.61 SUT_OUT_IP=127.0.0.62 SUT_PORT=5060 PALISADE_TLS=1; done
+	for r in ${RATES_TLS_B2BUA:-}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060 PALISADE_TLS=1; done
 fi
 if [ "${SKIP_MEM:-0}" != 1 ]; then
 	# Memory per established call: hold calls so that many are up at once and

@@ -50,10 +50,12 @@ export UAC_PORT=${UAC_PORT:-15070} UAS_PORT=${UAS_PORT:-15090} UAC_MP=${UAC_MP:-
 export UAC_IP=127.0.0.63 UAS_IP=127.0.0.64
 export UAS_URI="sip:$UAS_IP:$UAS_PORT"
 top=$(for r in $RATES; do echo "$r"; done | sort -n | tail -1)
+PPROF_FILE=${PALISADE_PPROF:-}; unset PALISADE_PPROF   # only at PPROF_RATE, not inherited by every run
 one() {   # one SUT RATE [env...] -> runs sip-load, logs the RESULT line
 	local sut=$1 rate=$2; shift 2
 	local line
 	line=$(env "$@" "$H/sip-load.sh" "$sut" "$rate" "$DUR" 2>&1 | grep -E '^RESULT|busy|did not|install|failed' | tail -1)
+	[ -n "$line" ] || line="NO RESULT sut=$sut rate=$rate: the run did not start (see the newest $sut directory in $BENCH_OUT)"
 	echo "$line" | tee -a "$LOG"
 	sleep 2   # TIME_WAIT, timers
 }
@@ -61,7 +63,7 @@ one() {   # one SUT RATE [env...] -> runs sip-load, logs the RESULT line
 echo "== UDP <-> UDP, media anchored: palisade run (setup defaults) vs Kamailio + rtpengine, ${DUR} s per rate"
 for r in $RATES; do
 	prof=""
-	[ -n "${PALISADE_PPROF:-}" ] && [ "$r" = "${PPROF_RATE:-$top}" ] && prof="PALISADE_PPROF=$PALISADE_PPROF"
+	[ -n "$PPROF_FILE" ] && [ "$r" = "${PPROF_RATE:-$top}" ] && prof="PALISADE_PPROF=$PPROF_FILE"
 	one palisade-run "$r" SUT_IP=127.0.0.61 SUT_OUT_IP=127.0.0.62 SUT_PORT=5060 $prof
 	[ "${SKIP_PEER:-0}" = 1 ] || one kamailio-rtpengine "$r" SUT_IP=127.0.0.61 SUT_PORT=15060
 done

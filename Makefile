@@ -50,7 +50,8 @@ ci:
 # Benchmarks and long runs; their owners fill these in.
 # SIP signalling: sipp UAC -> `palisade run` (setup defaults) and -> Kamailio + rtpengine
 # -> sipp UAS over UDP at RATES (default 500..3000 calls/s, DURATION s each), then the
-# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call (bench/sip).
+# B2BUA alone for reference, UDP -> TLS -> Kamailio and memory per call through
+# palisade run (bench/sip; BENCH_BOOST=1 on a shared machine, see RESULTS.md).
 bench-sip:
 	bash bench/sip/run.sh
 
@@ -58,10 +59,11 @@ bench-sip:
 # outside), the same generator, one after the other, at CALLS_LIST calls (default
 # 100,500,1000), relay pinned to CPU 0 and generator to CPU 1; RESULT lines with the
 # run's LoopbackFloor go to BENCH_OUT, bench/plot prints the ratios and the SVG (bench/media).
+CALLS_LIST ?= 100,500,1000
 bench-media:
 	$(GO) build -o bin/bench-media ./bench/media
 	log=$(or $(BENCH_OUT),/tmp/bench-runs)/bench-media-$$(date +%Y%m%d-%H%M%S).log; mkdir -p $$(dirname $$log) && \
-	bin/bench-media -relays palisade,rtpengine -calls-list $(or $(CALLS_LIST),100,500,1000) -pin \
+	bin/bench-media -relays palisade,rtpengine -calls-list $(CALLS_LIST) -pin \
 		-duration $(or $(DURATION),10s) -log $$log $(BENCH_MEDIA_FLAGS); rc=$$?; \
 	$(GO) run ./bench/plot -media $$log -svg docs/bench-media.svg; exit $$rc
 

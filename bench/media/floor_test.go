@@ -32,14 +32,14 @@ func BenchmarkLoopbackFloor(b *testing.B) {
 	}
 }
 
-// The floor the benchmark prints is a CPU time per datagram: positive and
-// far below a millisecond on any machine that runs the benchmark at all.
+// The floor the benchmark prints is a CPU time per datagram: the kernel
+// charges something for 200,000 of them (no upper bound: no timing test).
 func TestLoopbackFloorMeasures(t *testing.T) {
 	us, err := loopbackFloorUs(-1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if us <= 0 || us > 1000 {
+	if !(us > 0) {
 		t.Fatalf("floor %.3f µs per datagram", us)
 	}
 }

@@ -153,6 +153,11 @@ func sipTable(w io.Writer, rs []result) {
 			fmt.Fprintf(w, "%-20s %8s %9s %8s %8s %8s %9.0f  %s\n", s.key, r["target_cps"], r["achieved_cps"], r["fail_pct"], r["retrans"], r["sut_cpu_pct"], cpuPerCall(r), r["sut_cpu_by_proc"])
 		}
 	}
+	for _, r := range rs {
+		if strings.Contains(r["desc"], "TLS") {
+			fmt.Fprintf(w, "%-20s %8s %9s %8s %8s %8s %9.0f  UDP in, TLS out to Kamailio (peer %s%%)\n", r["sut"]+"/TLS", r["target_cps"], r["achieved_cps"], r["fail_pct"], r["retrans"], r["sut_cpu_pct"], cpuPerCall(r), r["peer_cpu_pct"])
+		}
+	}
 	p, k := series(rs, "palisade-run"), series(rs, "kamailio-rtpengine")
 	if len(p) == 0 || len(k) == 0 {
 		return

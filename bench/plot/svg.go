@@ -23,6 +23,7 @@ type line struct {
 type panel struct {
 	title, xLabel, yLabel string
 	x, y, w, h            float64 // placement in the picture
+	yMax                  float64 // fixed top of the y axis (0: from the data)
 	lines                 []line
 }
 
@@ -31,7 +32,7 @@ func niceMax(v float64) float64 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if m*p >= v {
 			return m * p
 		}
@@ -47,6 +48,9 @@ func (p panel) write(b *strings.Builder) {
 		}
 	}
 	xMax, yMax = niceMax(xMax), niceMax(yMax*1.05)
+	if p.yMax > 0 {
+		yMax = p.yMax
+	}
 	px := func(v float64) float64 { return p.x + v/xMax*p.w }
 	py := func(v float64) float64 { return p.y + p.h - v/yMax*p.h }
 	fmt.Fprintf(b, `<text x="%.0f" y="%.0f" font-size="14" font-weight="bold">%s</text>`+"\n", p.x, p.y-12, html.EscapeString(p.title))
@@ -111,7 +115,7 @@ const sharedNote = "One 2-vCPU VM shared with other engineers' builds and tests 
 func writeSIPSVG(w io.Writer, rs []result) {
 	var b strings.Builder
 	cpu := panel{title: "CPU of the system under test", xLabel: "offered calls/s", yLabel: "CPU, % of one core (all processes)", x: 80, y: 90, w: 420, h: 280}
-	bad := panel{title: "Failed calls", xLabel: "offered calls/s", yLabel: "failed or unfinished, %", x: 600, y: 90, w: 420, h: 280}
+	bad := panel{title: "Failed calls", xLabel: "offered calls/s", yLabel: "failed or unfinished, %", x: 600, y: 90, w: 420, h: 280, yMax: 100}
 	var labels []string
 	dashed := map[int]bool{}
 	for _, s := range sipSystems {
@@ -138,36 +142,40 @@ func writeSIPSVG(w io.Writer, rs []result) {
 
 func writeMediaSVG(w io.Writer, rs []result) {
 	var b strings.Builder
-	p := panel{title: "CPU per relayed packet (plain RTP one side, SRTP SDES the other)", xLabel: "concurrent calls (2 streams each, 50 packets/s)", yLabel: "µs of CPU per relayed packet", x: 80, y: 90, w: 560, h: 300}
-	floor := line{label: "LoopbackFloor of the run (receive + send)", dash: true}
-	by := map[string]*line{}
+	cpu := panel{title: "CPU per relayed packet (RTP one side, SRTP SDES the other)", xLabel: "concurrent calls (2 streams each, 50 packets/s)", yLabel: "µs of CPU per relayed packet", x: 80, y: 90, w: 420, h: 280}
+	lat := panel{title: "p99 latency (generator → relay → generator)", xLabel: "concurrent calls", yLabel: "p99, ms (100 = over the histogram's cap)", x: 600, y: 90, w: 420, h: 280}
+	floor := line{label: "LoopbackFloor of the run (one receive + one send)", dash: true}
+	by, byLat := map[string]*line{}, map[string]*line{}
 	var order []string
 	for _, r := range rs {
-		if r["pinned"] == "1" {
-			continue
-		}
 		k := r["relay"]
+		if r["pinned"] == "1" {
+			k += ", relay and generator pinned"
+		}
 		if by[k] == nil {
-			by[k] = &line{label: k}
+			by[k], byLat[k] = &line{label: k}, &line{label: k}
 			order = append(order, k)
 		}
 		by[k].xs, by[k].ys = append(by[k].xs, r.num("calls")), append(by[k].ys, r.num("relay_cpu_us_per_pkt"))
-		if k == "palisade" && r.num("loopback_floor_us") > 0 {
+		byLat[k].xs, byLat[k].ys = append(byLat[k].xs, r.num("calls")), append(byLat[k].ys, r.num("lat_p99_us")/1000)
+		if r["relay"] == "palisade" && r.num("loopback_floor_us") > 0 {
 			floor.xs, floor.ys = append(floor.xs, r.num("calls")), append(floor.ys, r.num("loopback_floor_us"))
 		}
 	}
 	var labels []string
 	dashed := map[int]bool{}
 	for _, k := range order {
-		p.lines = append(p.lines, *by[k])
-		labels = append(labels, by[k].label)
+		cpu.lines = append(cpu.lines, *by[k])
+		lat.lines = append(lat.lines, *byLat[k])
+		labels = append(labels, k)
 	}
 	if len(floor.xs) > 0 {
 		dashed[len(labels)] = true
-		p.lines = append(p.lines, floor)
+		cpu.lines = append(cpu.lines, floor)
 		labels = append(labels, floor.label)
 	}
-	p.write(&b)
-	legend(&b, 680, 120, labels, dashed)
-	svgDoc(w, 1000, 460, "Media relay: Palisade vs rtpengine (userspace), same generator, loopback", sharedNote, b.String())
+	cpu.write(&b)
+	lat.write(&b)
+	legend(&b, 80, 430, labels, dashed)
+	svgDoc(w, 1060, 500, "Media relay: Palisade vs rtpengine (userspace), same generator, loopback", sharedNote, b.String())
 }

@@ -124,8 +124,18 @@ func testUpdateCommit(t *testing.T, s Store) {
 	ctx := context.Background()
 	s.Put(ctx, "gone", []byte("x"))
 	err := s.Update(ctx, func(tx Tx) error {
-		if err := tx.Put(ctx, "k/1", []byte("1")); err != nil {
+		// Several puts in one transaction (the SQLite store prepares the
+		// statement once), an overwrite, a nil value, an empty key refused.
+		for _, v := range []string{"0", "1"} {
+			if err := tx.Put(ctx, "k/1", []byte(v)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(ctx, "k/2", nil); err != nil {
 			return err
+		}
+		if err := tx.Put(ctx, "", []byte("x")); err == nil {
+			return errors.New("empty key accepted in a transaction")
 		}
 		if err := tx.Delete(ctx, "gone"); err != nil {
 			return err
@@ -138,7 +148,7 @@ func testUpdateCommit(t *testing.T, s Store) {
 			return fmt.Errorf("read own delete: %v", err)
 		}
 		kvs, err := tx.List(ctx, "k/")
-		if err != nil || len(kvs) != 1 {
+		if err != nil || len(kvs) != 2 {
 			return fmt.Errorf("list own writes: %v %v", kvs, err)
 		}
 		return nil
@@ -148,6 +158,9 @@ func testUpdateCommit(t *testing.T, s Store) {
 	}
 	if v, err := s.Get(ctx, "k/1"); err != nil || string(v) != "1" {
 		t.Fatalf("after commit: %q %v", v, err)
+	}
+	if v, err := s.Get(ctx, "k/2"); err != nil || len(v) != 0 {
+		t.Fatalf("nil value after commit: %q %v", v, err)
 	}
 	if _, err := s.Get(ctx, "gone"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("delete not committed: %v", err)

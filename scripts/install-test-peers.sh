@@ -3,7 +3,7 @@
 # Idempotent; needs root (CI and the lab machines run as root).
 set -euo pipefail
 pkgs=(sip-tester kamailio kamailio-tls-modules baresip-core dnsmasq-base tshark
-      testssl.sh sipvicious chromium openssl iproute2 tmux)
+      testssl.sh sipvicious chromium openssl iproute2 tmux etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

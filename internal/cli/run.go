@@ -15,6 +15,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
 	"github.com/palisade-sbc/palisade/internal/web"
@@ -24,8 +25,9 @@ func init() {
 	Register(&Command{
 		Name:    "run",
 		Summary: "run the unit on a data directory",
-		Usage:   "run [--data DIR] [--log-format text|json] [--log-level debug|info|warn|error] [--drain-timeout 30s]",
-		Run:     runUnit,
+		Usage: "run [--data DIR] [--store etcd://HOST:PORT[,HOST:PORT...]] [--unit NAME] [--store-ca FILE --store-cert FILE --store-key FILE]\n" +
+			"             [--log-format text|json] [--log-level debug|info|warn|error] [--drain-timeout 30s]",
+		Run: runUnit,
 	})
 }
 
@@ -44,7 +46,12 @@ func runUnit(c *Context, args []string) error {
 	// Hidden: the document an EMPTY data directory starts with instead of
 	// the defaults (tests use free ports; provisioning may use it too).
 	initial := fs.String("initial-config", "", "")
+	var sf storeFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return c.Usagef("%v", err)
+	}
+	if err := sf.check(); err != nil {
 		return c.Usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
@@ -77,11 +84,15 @@ func runUnit(c *Context, args []string) error {
 		return err
 	}
 	defer lock.Close()
-	st, err := store.Open(dir)
+	st, etcd, err := sf.open(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("open store in %s: %w", dir, err)
+		return err
 	}
 	defer st.Close()
+	if etcd != nil {
+		log = log.With("unit", sf.unit)
+		log.Info("cluster store", "store", sf.url, "namespace", etcd.Namespace())
+	}
 	startCfg, err := startupConfig(ctx, st, dir, *initial, log)
 	if err != nil {
 		return err
@@ -186,7 +197,12 @@ func startupConfig(ctx context.Context, st store.Store, dir, initial string, log
 	if err := os.Chmod(pwPath, 0o600); err != nil {
 		return nil, err
 	}
-	if err := bootstrap(ctx, st, cfg); err != nil {
+	if err := bootstrap(ctx, st, cfg); errors.Is(err, lifecycle.ErrAlreadyBootstrapped) {
+		// Another unit of the cluster stored the first configuration
+		// meanwhile: that one is the cluster's.
+		os.Remove(pwPath)
+		return savedStartup(ctx, st)
+	} else if err != nil {
 		return nil, fmt.Errorf("store the first configuration: %w", err)
 	}
 	log.Info("first start: default configuration saved as version 1; admin password written", "file", pwPath)

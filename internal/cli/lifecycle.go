@@ -29,8 +29,8 @@ func bootstrap(ctx context.Context, st store.Store, cfg *config.Config) error {
 }
 
 // newManager returns the lifecycle manager that switches a.
-func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger) (*lifecycle.Mgr, error) {
-	m, err := lifecycle.New(st, a, log)
+func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger, opts ...lifecycle.Option) (*lifecycle.Mgr, error) {
+	m, err := lifecycle.New(st, a, log, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("configuration lifecycle: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
@@ -99,7 +100,11 @@ func runUnit(c *Context, args []string) error {
 	}
 
 	u := unit.New(log)
-	mgr, err := newManager(ctx, st, u, log)
+	var opts []lifecycle.Option
+	if etcd != nil {
+		opts = append(opts, lifecycle.WithCluster(sf.unit))
+	}
+	mgr, err := newManager(ctx, st, u, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -126,6 +131,16 @@ func runUnit(c *Context, args []string) error {
 	}
 	if err := srv.OpenSocket(); err != nil {
 		return err
+	}
+	if etcd != nil {
+		node := &cluster.Node{Etcd: etcd, Unit: sf.unit, Mgr: mgr, Log: log.With("subsystem", "cluster"),
+			Loader: func() cluster.Load { return unitLoad(u) }}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); node.Run(cctx) }()
+		// Leave before the unit stops: the lease is revoked, so the others
+		// stop counting this unit at once.
+		defer func() { cancel(); <-done }()
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())

@@ -7,7 +7,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/palisade-sbc/palisade/internal/cluster"
+	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 // storeFlags are the flags of `palisade run` that choose the store (SPEC
@@ -93,4 +96,16 @@ func (f *storeFlags) open(ctx context.Context, dir string) (store.Store, *store.
 		return nil, nil, err
 	}
 	return store.NewSplit(et, local, store.LocalPrefixes...), et, nil
+}
+
+// unitLoad is what a unit of a cluster publishes as its load.
+func unitLoad(u *unit.Unit) cluster.Load {
+	var l cluster.Load
+	if s, ok := u.Subsystem("sip").(interface{ CallCount() int }); ok {
+		l.Calls = s.CallCount()
+	}
+	if r, ok := u.Subsystem(registrar.SubsystemName).(*registrar.Registrar); ok {
+		l.Registrations = len(r.Registrations())
+	}
+	return l
 }

@@ -156,6 +156,10 @@ func (e *Etcd) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 
 func (e *Etcd) k(key string) string { return e.ns + "kv/" + key }
 
+// Key is the etcd key under which key of this store lives, for keys the
+// cluster package writes with its own leases.
+func (e *Etcd) Key(key string) string { return e.k(key) }
+
 // wrap gives etcd errors context; failures to reach a quorum wrap
 // ErrUnavailable.
 func (e *Etcd) wrap(op, key string, err error) error {

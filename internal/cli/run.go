@@ -98,6 +98,12 @@ func runUnit(c *Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if etcd != nil {
+		// The unit's own values (units.<name>) in place of the shared ones.
+		if startCfg, err = startCfg.ForUnit(sf.unit); err != nil {
+			return err
+		}
+	}
 
 	u := unit.New(log)
 	var opts []lifecycle.Option

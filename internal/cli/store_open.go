@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/palisade-sbc/palisade/internal/cluster"
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
@@ -50,23 +50,10 @@ func (f *storeFlags) check() error {
 		}
 		f.unit = h
 	}
-	if !validUnitName(f.unit) {
+	if !config.ValidUnitName(f.unit) {
 		return fmt.Errorf("--unit %q: use letters, digits, '-', '_' and '.' (at most 63)", f.unit)
 	}
 	return nil
-}
-
-func validUnitName(s string) bool {
-	if s == "" || len(s) > 63 || strings.HasPrefix(s, ".") {
-		return false
-	}
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // open opens the unit's store: the SQLite in dir, and for a cluster the

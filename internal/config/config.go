@@ -27,6 +27,9 @@ type Config struct {
 	DialPlan     DialPlan     `json:"dial_plan"`
 	Registrar    Registrar    `json:"registrar"`
 	Observe      Observe      `json:"observe"`
+	// Units holds the own values of each unit of a cluster, by unit name
+	// (palisade run --unit); a single unit ignores it (units.go).
+	Units map[string]UnitSettings `json:"units,omitempty"`
 }
 
 // Unit describes the box itself.

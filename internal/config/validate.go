@@ -67,6 +67,7 @@ func (c *Config) Validate() Errors {
 	v.dialPlan()
 	v.registrar()
 	v.observe()
+	v.units()
 	if len(v.errs) == 0 {
 		return nil
 	}

@@ -173,6 +173,9 @@ func (m *Mgr) sync(ctx context.Context) error {
 		}
 	}
 	if err == nil {
+		cfg, err = cfg.ForUnit(m.unit)
+	}
+	if err == nil {
 		err = m.applier.Apply(ctx, cfg)
 	}
 	if err == nil {

@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/store"
+)
+
+// TestClusterEtcdQuorumLost: with two of three etcd members killed, a unit
+// keeps what it runs, and configuration changes fail with
+// store.ErrUnavailable; once a member returns they work again.
+func TestClusterEtcdQuorumLost(t *testing.T) {
+	c := startCluster(t)
+	a, b := startPair(t, c)
+	ctx := context.Background()
+	c.KillMember(1)
+	c.KillMember(2)
+	cfg, _, err := a.mgr.Preliminary(ctx)
+	if err == nil {
+		cfg.Unit.Name = "during-outage"
+		_, err = a.mgr.SetPreliminary(ctx, cfg, "", "alice")
+	}
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "etcd") {
+		t.Fatalf("configuration change without an etcd quorum: %v, want ErrUnavailable", err)
+	}
+	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("apply without an etcd quorum: %v, want ErrUnavailable", err)
+	}
+	if a.fake.running() != "v1" || b.fake.running() != "v1" {
+		t.Fatalf("units changed what they run during the outage: %q %q", a.fake.running(), b.fake.running())
+	}
+	c.StartMember(1)
+	c.WaitHealthy(1)
+	waitFor(t, "both units members again", members(t, a.mgr, 2))
+	setName(t, a, "v2")
+	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); err != nil {
+		t.Fatalf("apply after a member returned: %v\n%s\n%s", err, a.log, b.log)
+	}
+	if b.fake.running() != "v2" {
+		t.Fatalf("b runs %q after the apply", b.fake.running())
+	}
+}
+
+// TestClusterDocumentFromAnotherVersion: a pending configuration this
+// build cannot read (a newer version wrote it) is not run; the unit keeps
+// its configuration and reports the reason.
+func TestClusterDocumentFromAnotherVersion(t *testing.T) {
+	c := startCluster(t)
+	ns := newNS(t)
+	a := startUnit(t, c, ns, "a")
+	ctx := context.Background()
+	waitFor(t, "a is a member", members(t, a.mgr, 1))
+	state := `{"pending":{"id":"future1","unit":"z","author":"newer","base":1,"deadline":"2099-01-01T00:00:00Z",` +
+		`"config":{"schema":1,"warp_drive":{"enabled":true}}}}`
+	if err := a.etcd.Put(ctx, "config/state", []byte(state)); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	waitFor(t, "a reports on the apply", func() bool {
+		b, err := a.etcd.Get(ctx, lifecycle.ReportsPrefix+"future1/a")
+		return err == nil && json.Unmarshal(b, &rep) == nil
+	})
+	if rep.OK || !strings.Contains(rep.Error, "warp_drive") {
+		t.Fatalf("a's report: %+v, want a failure naming the unknown field", rep)
+	}
+	if a.fake.running() != "v1" {
+		t.Fatalf("a runs %q", a.fake.running())
+	}
+}

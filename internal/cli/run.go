@@ -17,6 +17,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
 	"github.com/palisade-sbc/palisade/internal/web"
@@ -130,6 +131,9 @@ func runUnit(c *Context, args []string) error {
 	}
 	u.Add(wireSubsystems(deps)...)
 	defer u.Close()
+	if r, ok := u.Subsystem(registrar.SubsystemName).(*registrar.Registrar); ok && etcd != nil {
+		r.SetCluster(sf.unit) // bindings and the nonce secret shared with the other units
+	}
 
 	defer mgr.Close()
 	if err := startManager(ctx, u, startCfg); err != nil {

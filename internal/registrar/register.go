@@ -193,7 +193,8 @@ func (r *Registrar) update(req *sip.Request, src Source, aor string, s *settings
 			}
 			b := Binding{Contact: ch.contact.String(), Expires: now.Add(time.Duration(ch.expires) * time.Second),
 				Q: ch.q, CallID: cid, CSeq: cseq, Source: src.Addr.String(), Transport: strings.ToLower(src.Transport),
-				Interface: src.Interface, UserAgent: truncate(headerValue(req, "User-Agent"), 200), Updated: now}
+				Interface: src.Interface, UserAgent: truncate(headerValue(req, "User-Agent"), 200), Updated: now,
+				Unit: r.unit}
 			if i >= 0 {
 				bs[i] = b
 			} else {

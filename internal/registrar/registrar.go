@@ -57,6 +57,9 @@ type Binding struct {
 	Interface string    `json:"interface,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	Updated   time.Time `json:"updated"`
+	// Unit is the unit of a cluster that took the REGISTER and so holds
+	// the phone's flow (its TCP/TLS connection, its NAT binding).
+	Unit string `json:"unit,omitempty"`
 }
 
 // Source is where a REGISTER came from.
@@ -86,6 +89,12 @@ type Registrar struct {
 
 	stop, done chan struct{}
 	closed     bool
+
+	// unit names this unit in a cluster (SetCluster): bindings are then
+	// shared with the other units through the store's watch.
+	unit      string
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 
 	// OnAuthFailure, when set (before the first Apply), hears of every
 	// wrong password or unknown user, by source (internal/guard blocks
@@ -142,6 +151,11 @@ func (r *Registrar) Apply(ctx context.Context, cfg *config.Config) error {
 		return errors.New("registrar: closed")
 	}
 	if !r.loaded {
+		if r.unit != "" {
+			if err := r.joinCluster(ctx); err != nil {
+				return err
+			}
+		}
 		if err := r.load(ctx); err != nil {
 			return err
 		}
@@ -225,10 +239,18 @@ func live(bs []Binding, now time.Time) []Binding {
 	return out
 }
 
-// saveLocked writes the bindings of aor (r.mu held).
+// saveLocked writes the bindings of aor (r.mu held). The key expires with
+// the last of its bindings (in a cluster: an etcd lease).
 func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) error {
 	key := keyPrefix + aor
-	if len(bs) == 0 {
+	var last time.Time
+	for _, b := range bs {
+		if b.Expires.After(last) {
+			last = b.Expires
+		}
+	}
+	ttl := last.Sub(r.now())
+	if len(bs) == 0 || ttl <= 0 {
 		delete(r.bindings, aor)
 		if err := r.st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("registrar: deleting %s: %w", key, err)
@@ -238,7 +260,9 @@ func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) er
 		if err != nil {
 			return err
 		}
-		if err := r.st.Put(ctx, key, b); err != nil {
+		// A second more than the last binding: the store must not
+		// forget a binding the registrar still counts as live.
+		if err := r.st.PutTTL(ctx, key, b, ttl+time.Second); err != nil {
 			return fmt.Errorf("registrar: writing %s: %w", key, err)
 		}
 		r.bindings[aor] = bs
@@ -295,7 +319,13 @@ func (r *Registrar) Close() error {
 	r.mu.Lock()
 	stop, done := r.stop, r.done
 	r.stop, r.closed = nil, true
+	stopWatch, watchDone := r.stopWatch, r.watchDone
+	r.stopWatch = nil
 	r.mu.Unlock()
+	if stopWatch != nil {
+		stopWatch()
+		<-watchDone
+	}
 	if stop != nil {
 		close(stop)
 		<-done

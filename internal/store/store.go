@@ -15,7 +15,9 @@
 //	admin/tokens/<id>          API tokens (admin package)
 //	registrar/<aor>            registrar bindings
 //	cdr/<rfc3339nano>-<id>     call detail records (observe package)
-//	cluster/...                cluster membership, load, apply reports (cluster package)
+//	cluster/units/<name>       a cluster unit's membership and load (leased; cluster package)
+//	cluster/applies/<id>/<u>   unit u's report on cluster apply id (lifecycle package)
+//	cluster/digest-nonce-key   the registrar's nonce secret shared by a cluster's units
 package store
 
 import (

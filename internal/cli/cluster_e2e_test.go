@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
 	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
@@ -98,6 +100,30 @@ func TestClusterApplyAcrossUnits(t *testing.T) {
 		t.Fatal("b wrote an admin password of its own: it should have joined a's configuration")
 	}
 
+	// Both units, the elected one and the etcd members show in the status.
+	var st cluster.Status
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if err := json.Unmarshal([]byte(mustCLI(t, dirB, "cluster", "status", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Units) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !st.Clustered || st.Unit != "b" || len(st.Units) != 2 || st.Units[0].Unit != "a" || !st.Units[0].Healthy ||
+		st.Leader != "a" || len(st.Etcd) != 3 || st.Error != "" {
+		t.Fatalf("cluster status on b: %+v", st)
+	}
+	for _, m := range st.Etcd {
+		if !m.Healthy {
+			t.Fatalf("etcd member %s not healthy: %+v", m.Name, m)
+		}
+	}
+	if out := mustCLI(t, dirB, "status"); !strings.Contains(out, "confirmation timer: a") || !strings.Contains(out, "ETCD MEMBER") {
+		t.Fatalf("palisade status on b lacks the cluster:\n%s", out)
+	}
+
 	mustCLI(t, dirA, "config", "set", "unit.name", `"v2"`)
 	mustCLI(t, dirA, "config", "apply", "--confirm-within", "5m")
 	// The apply returned: every unit reported, so b runs it now.
@@ -124,5 +150,52 @@ func TestClusterApplyAcrossUnits(t *testing.T) {
 	waitNotPending(t, dirB)
 	if !strings.Contains(b.log.String(), "confirmation window ran out") {
 		t.Fatalf("b's log does not say it reverted the unconfirmed apply:\n%s", testkit.LastLines(b.log.String(), 40))
+	}
+}
+
+// TestClusterInitJoinLeave: a standalone unit becomes the first unit of a
+// cluster with its configuration, a fresh unit joins it, and the first
+// leaves again keeping the cluster's configuration.
+func TestClusterInitJoinLeave(t *testing.T) {
+	etcd := etcdtest.Start(t, 3)
+	url := etcd.URL(fmt.Sprintf("initjoin-%d", os.Getpid()))
+	initial := clusterConfigFile(t, "c", "d")
+	dirC := filepath.Join(t.TempDir(), "c")
+	c := startUnit(t, dirC, initial)
+	mustCLI(t, dirC, "config", "set", "unit.name", `"standalone-c"`)
+	mustCLI(t, dirC, "config", "apply")
+	mustCLI(t, dirC, "config", "confirm")
+	if r := palisade(t, dirC, "cluster", "init", "--store", url, "--unit", "c"); r.code == 0 ||
+		!strings.Contains(r.stderr, "stop it first") {
+		t.Fatalf("cluster init on a running unit: exit %d %s", r.code, r.stderr)
+	}
+	c.stop(t)
+	mustCLI(t, dirC, "cluster", "init", "--store", url, "--unit", "c")
+	if r := palisade(t, dirC, "cluster", "init", "--store", url, "--unit", "c"); r.code == 0 ||
+		!strings.Contains(r.stderr, "already has a configuration") {
+		t.Fatalf("second cluster init: exit %d %s", r.code, r.stderr)
+	}
+	c = startUnit(t, dirC, initial) // no --store: DATA/cluster.json
+	dirD := filepath.Join(t.TempDir(), "d")
+	os.MkdirAll(dirD, 0o700)
+	mustCLI(t, dirD, "cluster", "join", "--store", url, "--unit", "d")
+	startUnit(t, dirD, initial)
+	if got := unitName(t, mustCLI(t, dirD, "config", "show", "--running")); got != "standalone-c" {
+		t.Fatalf("the joined unit runs %q, want the first unit's configuration", got)
+	}
+	mustCLI(t, dirD, "config", "set", "unit.name", `"cluster-v2"`)
+	mustCLI(t, dirD, "config", "apply")
+	mustCLI(t, dirD, "config", "confirm")
+	c.stop(t)
+	mustCLI(t, dirC, "cluster", "leave")
+	if _, err := os.Stat(filepath.Join(dirC, ClusterFile)); err == nil {
+		t.Fatal("cluster.json still there after leave")
+	}
+	startUnit(t, dirC, initial)
+	if got := unitName(t, mustCLI(t, dirC, "config", "show", "--running")); got != "cluster-v2" {
+		t.Fatalf("after leaving, c runs %q, want the cluster's cluster-v2", got)
+	}
+	if out := mustCLI(t, dirC, "cluster", "status"); !strings.Contains(out, "single unit") {
+		t.Fatalf("cluster status after leave: %s", out)
 	}
 }

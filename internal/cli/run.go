@@ -53,6 +53,12 @@ func runUnit(c *Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return c.Usagef("%v", err)
 	}
+	if !sf.clustered() {
+		// cluster init/join remembered the cluster in the data directory.
+		if err := readClusterFile(c.Data, &sf); err != nil {
+			return err
+		}
+	}
 	if err := sf.check(); err != nil {
 		return c.Usagef("%v", err)
 	}
@@ -147,6 +153,7 @@ func runUnit(c *Context, args []string) error {
 			Loader: func() cluster.Load { return unitLoad(u) }}
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
+		u.Add(node) // found by the admin API (GET /api/v1/cluster)
 		go func() { defer close(done); node.Run(cctx) }()
 		// Leave before the unit stops: the lease is revoked, so the others
 		// stop counting this unit at once.

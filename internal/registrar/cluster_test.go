@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,3 +87,46 @@ func TestClusterSharedRegistrations(t *testing.T) {
 }
 
 func clientLease(id int64) clientv3.LeaseID { return clientv3.LeaseID(id) }
+
+// downStore is a store whose writes fail as with etcd out of reach.
+type downStore struct {
+	store.Store
+	mu     sync.Mutex
+	writes int
+}
+
+func (d *downStore) PutTTL(context.Context, string, []byte, time.Duration) error {
+	d.mu.Lock()
+	d.writes++
+	d.mu.Unlock()
+	return fmt.Errorf("store: put: %w", store.ErrUnavailable)
+}
+
+// TestStoreUnavailable: a REGISTER whose binding cannot be stored fails,
+// and for a while later REGISTERs get 503 without waiting for the store
+// again; the bindings known before keep being found.
+func TestStoreUnavailable(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	mem := store.NewMemory()
+	ds := &downStore{Store: mem}
+	r := newRegistrar(t, ds, clk)
+	r.mu.Lock()
+	r.bindings["bob@example.com"] = []Binding{{Contact: "sip:bob@127.0.0.1:5099", Expires: clk.Now().Add(time.Hour), Q: 1000, Transport: "udp", Interface: "inside"}}
+	r.mu.Unlock()
+	p := newPhone(t, serve(t, r), "alice", "wonderland")
+	if res := p.register([]string{p.contact("")}, "60"); res.StatusCode < 500 {
+		t.Fatalf("REGISTER with the store down: %d", res.StatusCode)
+	}
+	if res := p.register([]string{p.contact("")}, "60"); res.StatusCode != 503 {
+		t.Fatalf("second REGISTER: %d, want 503", res.StatusCode)
+	}
+	ds.mu.Lock()
+	writes := ds.writes
+	ds.mu.Unlock()
+	if writes != 1 {
+		t.Fatalf("%d store writes, want 1 (the second REGISTER must not wait for the store)", writes)
+	}
+	if hops := r.Lookup("bob", "example.com"); len(hops) != 1 {
+		t.Fatalf("known binding during the outage: %+v", hops)
+	}
+}

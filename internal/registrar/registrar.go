@@ -43,6 +43,9 @@ const (
 	nonceLifetime = 5 * time.Minute
 	// pruneEvery is how often expired bindings leave memory and the store.
 	pruneEvery = 30 * time.Second
+	// storeRetry is how long REGISTERs are refused (503) after the store
+	// could not take a write.
+	storeRetry = 5 * time.Second
 )
 
 // Binding is one registered contact of an address of record, as stored.
@@ -83,9 +86,14 @@ type Registrar struct {
 
 	set atomic.Pointer[settings]
 
-	mu       sync.Mutex // guards bindings and their store keys
+	mu       sync.Mutex // guards bindings
 	bindings map[string][]Binding
 	loaded   bool
+	// wmu serialises changes of bindings with their store writes.
+	wmu sync.Mutex
+	// downUntil: after the store failed to take a write, REGISTERs are
+	// answered 503 at once until then (wmu).
+	downUntil time.Time
 
 	stop, done chan struct{}
 	closed     bool
@@ -239,9 +247,32 @@ func live(bs []Binding, now time.Time) []Binding {
 	return out
 }
 
-// saveLocked writes the bindings of aor (r.mu held). The key expires with
-// the last of its bindings (in a cluster: an etcd lease).
-func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) error {
+// storeDown reports whether the store failed recently (r.wmu held).
+func (r *Registrar) storeDown(now time.Time) bool { return now.Before(r.downUntil) }
+
+// save writes the bindings of aor to the store, then to memory (r.wmu
+// held, r.mu not). The key expires with the last of its bindings (in a
+// cluster: an etcd lease).
+func (r *Registrar) save(ctx context.Context, aor string, bs []Binding) error {
+	err := r.saveStore(ctx, aor, bs)
+	if errors.Is(err, store.ErrUnavailable) {
+		r.downUntil = r.now().Add(storeRetry)
+	}
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(bs) == 0 {
+		delete(r.bindings, aor)
+	} else {
+		r.bindings[aor] = bs
+	}
+	bindingsGauge.Set(float64(r.countLocked()))
+	return nil
+}
+
+func (r *Registrar) saveStore(ctx context.Context, aor string, bs []Binding) error {
 	key := keyPrefix + aor
 	var last time.Time
 	for _, b := range bs {
@@ -251,7 +282,6 @@ func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) er
 	}
 	ttl := last.Sub(r.now())
 	if len(bs) == 0 || ttl <= 0 {
-		delete(r.bindings, aor)
 		if err := r.st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("registrar: deleting %s: %w", key, err)
 		}
@@ -265,9 +295,7 @@ func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) er
 		if err := r.st.PutTTL(ctx, key, b, ttl+time.Second); err != nil {
 			return fmt.Errorf("registrar: writing %s: %w", key, err)
 		}
-		r.bindings[aor] = bs
 	}
-	bindingsGauge.Set(float64(r.countLocked()))
 	return nil
 }
 
@@ -297,15 +325,24 @@ func (r *Registrar) pruneLoop(stop, done chan struct{}) {
 // old authentication failures and nonce counts.
 func (r *Registrar) Prune(ctx context.Context) {
 	now := r.now()
+	r.wmu.Lock()
 	r.mu.Lock()
+	pruned := map[string][]Binding{}
 	for aor, bs := range r.bindings {
 		if l := live(bs, now); len(l) != len(bs) {
-			if err := r.saveLocked(ctx, aor, l); err != nil {
-				r.limited.Warn("prune", "pruning bindings failed", "aor", aor, "err", err)
-			}
+			pruned[aor] = l
 		}
 	}
 	r.mu.Unlock()
+	for aor, l := range pruned {
+		if r.storeDown(now) {
+			break // the expired bindings are not routed to; the next prune writes
+		}
+		if err := r.save(ctx, aor, l); err != nil {
+			r.limited.Warn("prune", "pruning bindings failed", "aor", aor, "err", err)
+		}
+	}
+	r.wmu.Unlock()
 	r.auth.Prune()
 	r.guard.prune()
 	r.algs.prune()

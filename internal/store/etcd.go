@@ -167,7 +167,12 @@ func (e *Etcd) wrap(op, key string, err error) error {
 		return fmt.Errorf("store: %s %s: %w", op, key, err)
 	}
 	code := status.Code(err)
-	if errors.Is(err, context.DeadlineExceeded) || code == codes.Unavailable || code == codes.DeadlineExceeded ||
+	// A request cut off by its deadline sometimes comes back as Unknown
+	// with the deadline in the text.
+	msg := err.Error()
+	timedOut := code == codes.Unknown && (strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "timed out") ||
+		strings.Contains(msg, "no leader"))
+	if errors.Is(err, context.DeadlineExceeded) || code == codes.Unavailable || code == codes.DeadlineExceeded || timedOut ||
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) {
 		return fmt.Errorf("store: %s %s: %w: %v", op, key, ErrUnavailable, err)

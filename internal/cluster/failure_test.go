@@ -12,15 +12,28 @@ import (
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
-// TestClusterEtcdQuorumLost: with two of three etcd members killed, a unit
-// keeps what it runs, and configuration changes fail with
-// store.ErrUnavailable; once a member returns they work again.
+// TestClusterEtcdQuorumLost: with one of three etcd members killed, apply
+// and confirm work; with two, a unit keeps what it runs and configuration
+// changes fail with store.ErrUnavailable; once a member returns they work
+// again.
 func TestClusterEtcdQuorumLost(t *testing.T) {
 	c := startCluster(t)
 	a, b := startPair(t, c)
 	ctx := context.Background()
-	c.KillMember(1)
+	// One member down: the quorum answers, apply and confirm work.
 	c.KillMember(2)
+	setName(t, b, "v1b")
+	if _, err := b.mgr.Apply(ctx, time.Minute, "bob"); err != nil {
+		t.Fatalf("apply with one etcd member down: %v", err)
+	}
+	if _, err := a.mgr.Confirm(ctx, "alice"); err != nil {
+		t.Fatalf("confirm with one etcd member down: %v", err)
+	}
+	if a.fake.running() != "v1b" || b.fake.running() != "v1b" {
+		t.Fatalf("after apply+confirm: a runs %q, b %q", a.fake.running(), b.fake.running())
+	}
+	// Two down: no quorum.
+	c.KillMember(1)
 	cfg, _, err := a.mgr.Preliminary(ctx)
 	if err == nil {
 		cfg.Unit.Name = "during-outage"
@@ -32,7 +45,7 @@ func TestClusterEtcdQuorumLost(t *testing.T) {
 	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("apply without an etcd quorum: %v, want ErrUnavailable", err)
 	}
-	if a.fake.running() != "v1" || b.fake.running() != "v1" {
+	if a.fake.running() != "v1b" || b.fake.running() != "v1b" {
 		t.Fatalf("units changed what they run during the outage: %q %q", a.fake.running(), b.fake.running())
 	}
 	c.StartMember(1)

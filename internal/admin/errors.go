@@ -58,7 +58,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable // a cluster unit cut off from etcd
-	case errors.Is(err, store.ErrConflict), errors.Is(err, lifecycle.ErrApplyFailed):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, lifecycle.ErrApplyFailed), errors.Is(err, lifecycle.ErrVersionSkew):
 		return http.StatusConflict
 	case errors.Is(err, lifecycle.ErrBadPassphrase):
 		return http.StatusBadRequest

@@ -89,3 +89,28 @@ func TestClusterDocumentFromAnotherVersion(t *testing.T) {
 		t.Fatalf("a runs %q", a.fake.running())
 	}
 }
+
+// TestClusterVersionSkew: while a live unit publishes another version, an
+// apply is refused with ErrVersionSkew naming the versions; nothing runs.
+func TestClusterVersionSkew(t *testing.T) {
+	c := startCluster(t)
+	a, b := startPair(t, c)
+	ctx := context.Background()
+	if err := a.etcd.PutTTL(ctx, lifecycle.MembersPrefix+"z", []byte(`{"unit":"z","version":"v99.0.0"}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	setName(t, a, "v2")
+	_, err := a.mgr.Apply(ctx, time.Minute, "alice")
+	if !errors.Is(err, lifecycle.ErrVersionSkew) || !strings.Contains(err.Error(), "v99.0.0 on z") {
+		t.Fatalf("apply with a unit of another version: %v, want ErrVersionSkew", err)
+	}
+	if st, _ := b.mgr.State(ctx); st.PendingConfirm || b.fake.running() != "v1" {
+		t.Fatalf("after the refused apply: %+v, b runs %q", st, b.fake.running())
+	}
+	if err := a.etcd.Delete(ctx, lifecycle.MembersPrefix+"z"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); err != nil {
+		t.Fatalf("apply once the versions agree: %v", err)
+	}
+}

@@ -41,6 +41,10 @@ const (
 // to report.
 const DefaultApplyWait = 30 * time.Second
 
+// ErrVersionSkew is returned by a cluster apply while the live units run
+// different versions of Palisade (docs/cluster.md, version skew).
+var ErrVersionSkew = errors.New("the units of the cluster run different versions of Palisade; configuration changes wait until all run the same")
+
 // ErrApplyFailed is returned when a unit of the cluster could not switch
 // to the applied configuration; every unit went back.
 var ErrApplyFailed = errors.New("the configuration could not be applied on every unit; all units went back")
@@ -222,10 +226,41 @@ func (m *Mgr) Members(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// checkVersions refuses an apply while the live units publish different
+// versions: a document one of them cannot read would be reverted anyway,
+// and one it reads differently must not run.
+func (m *Mgr) checkVersions(ctx context.Context) error {
+	kvs, err := m.st.List(ctx, MembersPrefix)
+	if err != nil {
+		return err
+	}
+	seen := map[string][]string{}
+	for _, kv := range kvs {
+		var v struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(kv.Value, &v) == nil {
+			seen[v.Version] = append(seen[v.Version], strings.TrimPrefix(kv.Key, MembersPrefix))
+		}
+	}
+	if len(seen) <= 1 {
+		return nil
+	}
+	var parts []string
+	for v, units := range seen {
+		parts = append(parts, fmt.Sprintf("%s on %s", v, strings.Join(units, ", ")))
+	}
+	sort.Strings(parts)
+	return fmt.Errorf("%w (%s)", ErrVersionSkew, strings.Join(parts, "; "))
+}
+
 // clusterApply is Apply for a unit of a cluster.
 func (m *Mgr) clusterApply(ctx context.Context, window time.Duration, author string) (State, error) {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if err := m.checkVersions(ctx); err != nil {
+		return State{}, err
+	}
 	id := newApplyID()
 	var base int
 	var cfg *config.Config

@@ -187,6 +187,11 @@ func TestClusterInitJoinLeave(t *testing.T) {
 	mustCLI(t, dirD, "config", "apply")
 	mustCLI(t, dirD, "config", "confirm")
 	c.stop(t)
+	// A stopped cluster unit's data directory edits the cluster's
+	// configuration, not its old local copy.
+	if got := unitName(t, mustCLI(t, dirC, "config", "show", "--preliminary")); got != "cluster-v2" {
+		t.Fatalf("stopped cluster unit c shows preliminary %q, want the cluster's cluster-v2", got)
+	}
 	mustCLI(t, dirC, "cluster", "leave")
 	if _, err := os.Stat(filepath.Join(dirC, ClusterFile)); err == nil {
 		t.Fatal("cluster.json still there after leave")

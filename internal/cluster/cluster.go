@@ -69,7 +69,10 @@ func (n *Node) Run(ctx context.Context) {
 	if n.PublishEvery <= 0 {
 		n.PublishEvery = 5 * time.Second
 	}
-	go n.Mgr.Follow(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); n.Mgr.Follow(ctx) }()
+	// The unit is not switched any more once Run has returned.
+	defer func() { <-followed }()
 	for ctx.Err() == nil {
 		if err := n.session(ctx); err != nil && ctx.Err() == nil {
 			n.Log.Error("cluster session ended; starting a new one", "err", err)

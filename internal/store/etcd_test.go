@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 )
 
 func TestParseStoreURL(t *testing.T) {
@@ -73,5 +76,89 @@ func TestOpenEtcdSlow(t *testing.T) {
 	_, err = OpenEtcd(context.Background(), EtcdOptions{Endpoints: []string{l.Addr().String()}, OpTimeout: time.Second})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("OpenEtcd = %v, want ErrUnavailable", err)
+	}
+}
+
+// slowProxy forwards TCP to target, holding every chunk for delay in both
+// directions: an etcd that answers each request about 2×delay late.
+func slowProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	pipe := func(dst, src net.Conn) {
+		defer dst.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				time.Sleep(delay)
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestEtcdSlow: an etcd answering a second late in each direction is slow,
+// not broken: reads, writes and transactions succeed within a bound that
+// allows for it; with a tighter bound they fail with ErrUnavailable.
+func TestEtcdSlow(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("install Debian package etcd-server")
+	}
+	c := etcdtest.Start(t, 1)
+	proxy := slowProxy(t, c.Endpoints()[0], time.Second)
+	ctx := context.Background()
+	s, err := OpenEtcd(ctx, EtcdOptions{Endpoints: []string{proxy}, Namespace: "slow/", OpTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx Tx) error {
+		v, err := tx.Get(ctx, "k")
+		if err != nil {
+			return err
+		}
+		return tx.Put(ctx, "k2", append(v, '2'))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(ctx, "k2"); err != nil || string(v) != "v2" {
+		t.Fatalf("Get k2 = %q %v", v, err)
+	}
+	tight, err := OpenEtcd(ctx, EtcdOptions{Endpoints: []string{proxy}, Namespace: "slow/", OpTimeout: 500 * time.Millisecond})
+	if err == nil {
+		defer tight.Close()
+		_, err = tight.Get(ctx, "k")
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with a 500 ms bound: %v, want ErrUnavailable", err)
 	}
 }

@@ -24,16 +24,31 @@ type fakeUnit struct {
 	name string
 	mu   sync.Mutex
 	runs string
+	// hang, when set, holds an Apply of a configuration named
+	// "hangs-"+name until it is closed (a unit that stopped answering).
+	hang    chan struct{}
+	history []string
 }
 
 func (f *fakeUnit) Apply(_ context.Context, cfg *config.Config) error {
 	if cfg.Unit.Name == "refused-by-"+f.name {
 		return fmt.Errorf("unit %s refuses this configuration", f.name)
 	}
+	if cfg.Unit.Name == "hangs-"+f.name && f.hang != nil {
+		<-f.hang
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.runs = cfg.Unit.Name
+	f.history = append(f.history, cfg.Unit.Name)
 	return nil
+}
+
+// applied is every configuration the unit switched to, in order.
+func (f *fakeUnit) applied() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.history, " ")
 }
 
 func (f *fakeUnit) running() string {
@@ -67,11 +82,17 @@ type testUnit struct {
 // manager and Node) on namespace ns.
 func startUnit(t *testing.T, c *etcdtest.Cluster, ns, name string) *testUnit {
 	t.Helper()
+	return startUnitWait(t, c, ns, name, 30*time.Second)
+}
+
+// startUnitWait is startUnit with the apply's wait for reports.
+func startUnitWait(t *testing.T, c *etcdtest.Cluster, ns, name string, wait time.Duration) *testUnit {
+	t.Helper()
 	et, err := store.OpenEtcd(context.Background(), store.EtcdOptions{Endpoints: c.Endpoints(), Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &testUnit{name: name, fake: &fakeUnit{name: name}, etcd: et, done: make(chan struct{}), log: &testkit.SyncBuffer{}}
+	u := &testUnit{name: name, fake: &fakeUnit{name: name, hang: make(chan struct{})}, etcd: et, done: make(chan struct{}), log: &testkit.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(u.log, nil)).With("unit", name)
 	ctx := context.Background()
 	if _, _, err := lifecycle.StartupConfig(ctx, et); errors.Is(err, store.ErrNotFound) {
@@ -86,7 +107,7 @@ func startUnit(t *testing.T, c *etcdtest.Cluster, ns, name string) *testUnit {
 		t.Fatal(err)
 	}
 	u.fake.Apply(ctx, start)
-	u.mgr, err = lifecycle.New(et, u.fake, log, lifecycle.WithCluster(name), lifecycle.WithApplyWait(30*time.Second))
+	u.mgr, err = lifecycle.New(et, u.fake, log, lifecycle.WithCluster(name), lifecycle.WithApplyWait(wait))
 	if err != nil {
 		t.Fatal(err)
 	}

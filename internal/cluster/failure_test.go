@@ -114,3 +114,26 @@ func TestClusterVersionSkew(t *testing.T) {
 		t.Fatalf("apply once the versions agree: %v", err)
 	}
 }
+
+// TestClusterUnitDoesNotReport: a live unit that does not switch within the
+// apply's wait (hung) fails the apply, naming it; every unit goes back,
+// the hung one too once it answers again.
+func TestClusterUnitDoesNotReport(t *testing.T) {
+	c := startCluster(t)
+	ns := newNS(t)
+	a := startUnitWait(t, c, ns, "a", 3*time.Second)
+	b := startUnitWait(t, c, ns, "b", 3*time.Second)
+	waitFor(t, "two members", members(t, a.mgr, 2))
+	ctx := context.Background()
+	setName(t, a, "hangs-b")
+	_, err := a.mgr.Apply(ctx, time.Minute, "alice")
+	if !errors.Is(err, lifecycle.ErrApplyFailed) || !strings.Contains(err.Error(), "unit b did not report within 3s") {
+		t.Fatalf("apply with b hung: %v", err)
+	}
+	if a.fake.running() != "v1" {
+		t.Fatalf("a runs %q after the failed apply", a.fake.running())
+	}
+	close(b.fake.hang)
+	// b finishes the switch it hung in, then follows the revert.
+	waitFor(t, "b back on v1", func() bool { return strings.HasSuffix(b.fake.applied(), "hangs-b v1") })
+}

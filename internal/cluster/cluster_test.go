@@ -88,7 +88,13 @@ func startUnit(t *testing.T, c *etcdtest.Cluster, ns, name string) *testUnit {
 // startUnitWait is startUnit with the apply's wait for reports.
 func startUnitWait(t *testing.T, c *etcdtest.Cluster, ns, name string, wait time.Duration) *testUnit {
 	t.Helper()
-	et, err := store.OpenEtcd(context.Background(), store.EtcdOptions{Endpoints: c.Endpoints(), Namespace: ns})
+	return startUnitVia(t, c.Endpoints(), ns, name, wait)
+}
+
+// startUnitVia starts a unit reaching etcd at endpoints.
+func startUnitVia(t *testing.T, endpoints []string, ns, name string, wait time.Duration) *testUnit {
+	t.Helper()
+	et, err := store.OpenEtcd(context.Background(), store.EtcdOptions{Endpoints: endpoints, Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 )
 
 // TestClusterEtcdQuorumLost: with one of three etcd members killed, apply
@@ -136,4 +137,44 @@ func TestClusterUnitDoesNotReport(t *testing.T) {
 	close(b.fake.hang)
 	// b finishes the switch it hung in, then follows the revert.
 	waitFor(t, "b back on v1", func() bool { return strings.HasSuffix(b.fake.applied(), "hangs-b v1") })
+}
+
+// TestClusterUnitCatchesUp: unit b is cut off from etcd (a partition; the
+// quorum lives on for a): b keeps running what it ran and drops out of the
+// cluster when its lease runs out, a applies and confirms without it, and
+// once b's path to etcd is back it switches to the cluster's configuration
+// and is a member again.
+func TestClusterUnitCatchesUp(t *testing.T) {
+	c := startCluster(t)
+	ns := newNS(t)
+	var proxies []*etcdtest.Proxy
+	var via []string
+	for _, ep := range c.Endpoints() {
+		p := etcdtest.NewProxy(t, ep)
+		proxies = append(proxies, p)
+		via = append(via, p.Addr)
+	}
+	a := startUnit(t, c, ns, "a")
+	b := startUnitVia(t, via, ns, "b", 30*time.Second)
+	waitFor(t, "two members", members(t, a.mgr, 2))
+	for _, p := range proxies {
+		p.Cut()
+	}
+	waitFor(t, "b dropped out", members(t, a.mgr, 1))
+	ctx := context.Background()
+	setName(t, a, "v2")
+	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); err != nil {
+		t.Fatalf("apply without b: %v", err)
+	}
+	if _, err := a.mgr.Confirm(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if b.fake.running() != "v1" {
+		t.Fatalf("b, cut off, runs %q", b.fake.running())
+	}
+	for _, p := range proxies {
+		p.Restore()
+	}
+	waitFor(t, "b caught up on v2", func() bool { return b.fake.running() == "v2" })
+	waitFor(t, "b a member again", members(t, a.mgr, 2))
 }

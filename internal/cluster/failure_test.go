@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,6 +125,9 @@ func TestClusterUnitDoesNotReport(t *testing.T) {
 	ns := newNS(t)
 	a := startUnitWait(t, c, ns, "a", 3*time.Second)
 	b := startUnitWait(t, c, ns, "b", 3*time.Second)
+	var release sync.Once
+	unhang := func() { release.Do(func() { close(b.fake.hang) }) }
+	t.Cleanup(unhang) // before b stops: a failed test must not leave b hung
 	waitFor(t, "two members", members(t, a.mgr, 2))
 	ctx := context.Background()
 	setName(t, a, "hangs-b")
@@ -134,7 +138,7 @@ func TestClusterUnitDoesNotReport(t *testing.T) {
 	if a.fake.running() != "v1" {
 		t.Fatalf("a runs %q after the failed apply", a.fake.running())
 	}
-	close(b.fake.hang)
+	unhang()
 	// b finishes the switch it hung in, then follows the revert.
 	waitFor(t, "b back on v1", func() bool { return strings.HasSuffix(b.fake.applied(), "hangs-b v1") })
 }

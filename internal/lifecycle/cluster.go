@@ -360,36 +360,13 @@ func (m *Mgr) awaitReports(ctx context.Context, id string) []string {
 	tick := time.NewTicker(time.Second) // members come and go without an event here
 	defer tick.Stop()
 	for {
-		members, err := m.Members(wctx)
-		var failed, missing []string
-		if err == nil {
-			kvs, lerr := m.st.List(wctx, prefix)
-			err = lerr
-			got := map[string]applyReport{}
-			for _, kv := range kvs {
-				var r applyReport
-				if json.Unmarshal(kv.Value, &r) != nil {
-					r.Error = "unreadable report"
-				}
-				got[strings.TrimPrefix(kv.Key, prefix)] = r
-			}
-			for _, u := range members {
-				r, ok := got[u]
-				switch {
-				case !ok:
-					missing = append(missing, u)
-				case !r.OK:
-					failed = append(failed, fmt.Sprintf("unit %s: %s", u, r.Error))
-				}
-			}
-		}
+		// Reads use ctx, not wctx: the last read, once the wait is over,
+		// must still see the reports.
+		failed, missing, err := m.readReports(ctx, prefix)
 		if err == nil && len(missing) == 0 {
 			return failed
 		}
-		select {
-		case <-ch:
-		case <-tick.C:
-		case <-wctx.Done():
+		if wctx.Err() != nil {
 			if err != nil {
 				return append(failed, "reading the units' reports: "+err.Error())
 			}
@@ -398,7 +375,43 @@ func (m *Mgr) awaitReports(ctx context.Context, id string) []string {
 			}
 			return failed
 		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-wctx.Done():
+		}
 	}
+}
+
+// readReports returns the live units that reported a failure ("unit b:
+// reason") and those that have not reported on the apply under prefix.
+func (m *Mgr) readReports(ctx context.Context, prefix string) (failed, missing []string, err error) {
+	members, err := m.Members(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	kvs, err := m.st.List(ctx, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	got := map[string]applyReport{}
+	for _, kv := range kvs {
+		var r applyReport
+		if json.Unmarshal(kv.Value, &r) != nil {
+			r.Error = "unreadable report"
+		}
+		got[strings.TrimPrefix(kv.Key, prefix)] = r
+	}
+	for _, u := range members {
+		r, ok := got[u]
+		switch {
+		case !ok:
+			missing = append(missing, u)
+		case !r.OK:
+			failed = append(failed, fmt.Sprintf("unit %s: %s", u, r.Error))
+		}
+	}
+	return failed, missing, nil
 }
 
 // clusterRevert drops the pending apply (id "" = whichever) so that every

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -498,5 +499,41 @@ func testTTL(t *testing.T, s Store) {
 	kvs, err := s.List(ctx, "ttl/")
 	if err != nil || len(kvs) != 1 || kvs[0].Key != "ttl/kept" || string(kvs[0].Value) != "b" {
 		t.Fatalf("List after expiry = %v, %v", kvs, err)
+	}
+}
+
+// TestSQLiteMigratesOldDatabase: a database of the first schema (before
+// keys could expire) opens with its keys intact and takes expiring keys.
+func TestSQLiteMigratesOldDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		migrations[1],
+		`INSERT INTO schema_migrations(version, applied_at) VALUES(1, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO kv(key, value) VALUES('config/preliminary', '{"schema":1}')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Get(ctx, "config/preliminary"); err != nil || string(v) != `{"schema":1}` {
+		t.Fatalf("old key after migration: %q %v", v, err)
+	}
+	if err := s.PutTTL(ctx, "registrar/a@b", []byte("x"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(migrations)-1 {
+		t.Fatalf("schema version %d %v", v, err)
 	}
 }

@@ -113,14 +113,14 @@ func (m *Mgr) Follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		ch, err := m.st.Watch(ctx, "config/")
 		if err != nil {
-			m.limitedErr("watching the cluster's configuration failed; retrying", err)
+			m.logErr("watching the cluster's configuration failed; retrying", err)
 			if !sleepCtx(ctx, 2*time.Second) {
 				return
 			}
 			continue
 		}
 		if err := m.sync(ctx); err != nil {
-			m.limitedErr("following the cluster's configuration failed", err)
+			m.logErr("following the cluster's configuration failed", err)
 		}
 		for range ch {
 			// Drain what else arrived: one sync covers them all.
@@ -132,7 +132,7 @@ func (m *Mgr) Follow(ctx context.Context) {
 				}
 			}
 			if err := m.sync(ctx); err != nil {
-				m.limitedErr("following the cluster's configuration failed", err)
+				m.logErr("following the cluster's configuration failed", err)
 			}
 		}
 	}
@@ -147,7 +147,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (m *Mgr) limitedErr(msg string, err error) {
+// logErr logs a failure of the cluster loops; they retry at most every
+// 2 s or on a change, which bounds the rate.
+func (m *Mgr) logErr(msg string, err error) {
 	m.log.Error(msg, "err", err)
 }
 
@@ -497,7 +499,7 @@ func (m *Mgr) enforceOnce(ctx context.Context, ch <-chan store.Event) {
 		var timer <-chan time.Time
 		switch {
 		case err != nil:
-			m.limitedErr("the confirmation timer cannot read the state; retrying", err)
+			m.logErr("the confirmation timer cannot read the state; retrying", err)
 			timer = time.After(2 * time.Second)
 		case s.Pending != nil:
 			if d := time.Until(s.Pending.Deadline); d > 0 {
@@ -509,7 +511,7 @@ func (m *Mgr) enforceOnce(ctx context.Context, ch <-chan store.Event) {
 					m.log.Warn(fmt.Sprintf("confirmation window ran out; every unit reverts to saved version %d", n), "version", n)
 				case errors.Is(err, errSuperseded), errors.Is(err, ErrNoPendingApply):
 				default:
-					m.limitedErr("reverting after the confirmation window failed; retrying", err)
+					m.logErr("reverting after the confirmation window failed; retrying", err)
 					timer = time.After(2 * time.Second)
 				}
 				if timer == nil {

@@ -15,12 +15,29 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
+)
+
+var (
+	metricUnits = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "palisade", Subsystem: "cluster", Name: "units",
+		Help: "Live units of the cluster, as this unit last saw them in etcd.",
+	})
+	metricTimer = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "palisade", Subsystem: "cluster", Name: "timer_leader",
+		Help: "1 while this unit is the one elected to enforce confirmation deadlines.",
+	})
+	metricStoreUp = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "palisade", Subsystem: "cluster", Name: "store_up",
+		Help: "1 when this unit's last membership renewal reached etcd, 0 when it did not.",
+	})
 )
 
 // SessionTTL is the lease of a unit's membership and leadership: a unit
@@ -103,8 +120,10 @@ func (n *Node) session(ctx context.Context) error {
 		}
 	}()
 	if err := n.publish(sctx, s.Lease()); err != nil {
+		metricStoreUp.Set(0)
 		return err
 	}
+	metricStoreUp.Set(1)
 	go n.campaign(sctx, s)
 	t := time.NewTicker(n.PublishEvery)
 	defer t.Stop()
@@ -114,10 +133,17 @@ func (n *Node) session(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			metricStoreUp.Set(0)
 			return errors.New("cluster: the session's lease was lost (etcd unreachable for longer than its TTL)")
 		case <-t.C:
 			if err := n.publish(sctx, s.Lease()); err != nil {
+				metricStoreUp.Set(0)
 				n.Log.Warn("publishing this unit's membership failed", "err", err)
+				continue
+			}
+			metricStoreUp.Set(1)
+			if kvs, err := n.Etcd.List(sctx, lifecycle.MembersPrefix); err == nil {
+				metricUnits.Set(float64(len(kvs)))
 			}
 		}
 	}
@@ -149,7 +175,9 @@ func (n *Node) campaign(ctx context.Context, s *concurrency.Session) {
 		return
 	}
 	n.Log.Info("this unit enforces the cluster's confirmation deadlines (elected)")
+	metricTimer.Set(1)
 	n.Mgr.EnforceDeadline(ctx)
+	metricTimer.Set(0)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_ = el.Resign(rctx)

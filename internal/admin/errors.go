@@ -56,6 +56,10 @@ func statusOf(err error) int {
 		errors.Is(err, lifecycle.ErrNothingToApply),
 		errors.Is(err, lifecycle.ErrApplyPending):
 		return http.StatusConflict
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable // a cluster unit cut off from etcd
+	case errors.Is(err, store.ErrConflict), errors.Is(err, lifecycle.ErrApplyFailed), errors.Is(err, lifecycle.ErrVersionSkew):
+		return http.StatusConflict
 	case errors.Is(err, lifecycle.ErrBadPassphrase):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
@@ -80,7 +84,9 @@ func writeError(env *Env, w http.ResponseWriter, r *http.Request, err error) {
 		if env != nil && env.Log != nil {
 			env.Log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
-		body.Error = "internal error: " + err.Error()
+		if status != http.StatusServiceUnavailable {
+			body.Error = "internal error: " + err.Error()
+		}
 	} else {
 		apiErrors.WithLabelValues("4xx").Inc()
 	}

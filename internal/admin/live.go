@@ -26,6 +26,9 @@ type Live struct {
 	RecentLog LogReader
 	// SIP sends one request to a peer for the tools (OPTIONS ping).
 	SIP SIPRequester
+	// Cluster gives the state of the cluster on etcd (internal/cluster);
+	// nil for a single unit.
+	Cluster func(context.Context) any
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

@@ -30,8 +30,8 @@ func bootstrap(ctx context.Context, st store.Store, cfg *config.Config) error {
 }
 
 // newManager returns the lifecycle manager that switches a.
-func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger) (*lifecycle.Mgr, error) {
-	m, err := lifecycle.New(st, a, log)
+func newManager(ctx context.Context, st store.Store, a lifecycle.Applier, log *slog.Logger, opts ...lifecycle.Option) (*lifecycle.Mgr, error) {
+	m, err := lifecycle.New(st, a, log, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("configuration lifecycle: %w", err)
 	}
@@ -58,10 +58,17 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(dir)
+	// A cluster unit's data directory (DATA/cluster.json): the command
+	// works on the cluster's shared configuration in etcd.
+	var sf storeFlags
+	if err := readClusterFile(dir, &sf); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	st, _, err := sf.open(ctx, dir)
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+		return nil, err
 	}
 	log := slog.New(slog.DiscardHandler)
 	fail := func(err error) (*Client, error) {
@@ -72,7 +79,11 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 	if _, err := startupConfig(ctx, st, dir, "", log); err != nil {
 		return fail(err)
 	}
-	mgr, err := newManager(ctx, st, stoppedApplier{}, log)
+	var opts []lifecycle.Option
+	if sf.clustered() {
+		opts = append(opts, lifecycle.WithCluster(sf.unit))
+	}
+	mgr, err := newManager(ctx, st, stoppedApplier{}, log, opts...)
 	if err != nil {
 		return fail(err)
 	}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/sdnotify"
 	"github.com/palisade-sbc/palisade/internal/store"
@@ -26,8 +28,9 @@ func init() {
 	Register(&Command{
 		Name:    "run",
 		Summary: "run the unit on a data directory",
-		Usage:   "run [--data DIR] [--log-format text|json] [--log-level debug|info|warn|error] [--drain-timeout 30s]",
-		Run:     runUnit,
+		Usage: "run [--data DIR] [--store etcd://HOST:PORT[,HOST:PORT...]] [--unit NAME] [--store-ca FILE --store-cert FILE --store-key FILE]\n" +
+			"             [--log-format text|json] [--log-level debug|info|warn|error] [--drain-timeout 30s]",
+		Run: runUnit,
 	})
 }
 
@@ -46,7 +49,18 @@ func runUnit(c *Context, args []string) error {
 	// Hidden: the document an EMPTY data directory starts with instead of
 	// the defaults (tests use free ports; provisioning may use it too).
 	initial := fs.String("initial-config", "", "")
+	var sf storeFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return c.Usagef("%v", err)
+	}
+	if !sf.clustered() {
+		// cluster init/join remembered the cluster in the data directory.
+		if err := readClusterFile(c.Data, &sf); err != nil {
+			return err
+		}
+	}
+	if err := sf.check(); err != nil {
 		return c.Usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
@@ -83,18 +97,32 @@ func runUnit(c *Context, args []string) error {
 		return err
 	}
 	defer lock.Close()
-	st, err := store.Open(dir)
+	st, etcd, err := sf.open(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("open store in %s: %w", dir, err)
+		return err
 	}
 	defer st.Close()
+	if etcd != nil {
+		log = log.With("unit", sf.unit)
+		log.Info("cluster store", "store", sf.url, "namespace", etcd.Namespace())
+	}
 	startCfg, err := startupConfig(ctx, st, dir, *initial, log)
 	if err != nil {
 		return err
 	}
+	if etcd != nil {
+		// The unit's own values (units.<name>) in place of the shared ones.
+		if startCfg, err = startCfg.ForUnit(sf.unit); err != nil {
+			return err
+		}
+	}
 
 	u := unit.New(log)
-	mgr, err := newManager(ctx, st, u, log)
+	var opts []lifecycle.Option
+	if etcd != nil {
+		opts = append(opts, lifecycle.WithCluster(sf.unit))
+	}
+	mgr, err := newManager(ctx, st, u, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -109,7 +137,18 @@ func runUnit(c *Context, args []string) error {
 	if !fixedLevel {
 		deps.Level = level
 	}
-	w := wireSubsystems(deps)
+	var w wired
+	var node *cluster.Node
+	if etcd != nil {
+		// Bindings and the nonce secret are shared with the other units;
+		// the node publishes this unit's load and runs the cluster's
+		// configuration protocol.
+		deps.ClusterUnit = sf.unit
+		node = &cluster.Node{Etcd: etcd, Unit: sf.unit, Mgr: mgr, Log: log.With("subsystem", "cluster"),
+			Loader: func() cluster.Load { return w.load() }}
+		deps.ClusterStatus = func(ctx context.Context) any { return node.Status(ctx) }
+	}
+	w = wireSubsystems(deps)
 	u.Add(w.subs...)
 	defer u.Close()
 	srv := w.admin
@@ -120,6 +159,15 @@ func runUnit(c *Context, args []string) error {
 	}
 	if err := srv.OpenSocket(); err != nil {
 		return err
+	}
+	if node != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		u.Add(node)
+		go func() { defer close(done); node.Run(cctx) }()
+		// Leave before the unit stops: the lease is revoked, so the others
+		// stop counting this unit at once.
+		defer func() { cancel(); <-done }()
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())
@@ -192,7 +240,12 @@ func startupConfig(ctx context.Context, st store.Store, dir, initial string, log
 	if err := os.Chmod(pwPath, 0o600); err != nil {
 		return nil, err
 	}
-	if err := bootstrap(ctx, st, cfg); err != nil {
+	if err := bootstrap(ctx, st, cfg); errors.Is(err, lifecycle.ErrAlreadyBootstrapped) {
+		// Another unit of the cluster stored the first configuration
+		// meanwhile: that one is the cluster's.
+		os.Remove(pwPath)
+		return savedStartup(ctx, st)
+	} else if err != nil {
 		return nil, fmt.Errorf("store the first configuration: %w", err)
 	}
 	log.Info("first start: default configuration saved as version 1; admin password written", "file", pwPath)

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
+	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
@@ -38,6 +40,11 @@ type Deps struct {
 	// admin.listen when set (--admin-listen).
 	AdminCert   tls.Certificate
 	AdminListen string
+	// ClusterUnit names this unit in a cluster on etcd ("" for a single
+	// unit): the registrar then shares its bindings with the other units.
+	// ClusterStatus gives the cluster's state for the API and status.
+	ClusterUnit   string
+	ClusterStatus func(context.Context) any
 }
 
 // wired is the assembled unit: its subsystems in apply order (the admin
@@ -46,6 +53,16 @@ type Deps struct {
 type wired struct {
 	subs  []unit.Subsystem
 	admin *admin.Server
+	sip   *b2bua.Service
+	reg   *registrar.Registrar
+}
+
+// load is what this unit publishes as its load in a cluster.
+func (w *wired) load() cluster.Load {
+	if w.sip == nil {
+		return cluster.Load{}
+	}
+	return cluster.Load{Calls: w.sip.CallCount(), Registrations: len(w.reg.Registrations())}
 }
 
 // wireSubsystems is THE place where the unit's subsystems are put together
@@ -72,6 +89,9 @@ func wireSubsystems(d Deps) wired {
 	// The local registrar: its bindings are a routing step; wrong passwords
 	// count towards the guard blocking the source.
 	reg := registrar.New(d.Store, d.Log, gd)
+	if d.ClusterUnit != "" {
+		reg.SetCluster(d.ClusterUnit)
+	}
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
@@ -94,12 +114,12 @@ func wireSubsystems(d Deps) wired {
 	// The admin listener and the web admin see the running subsystems
 	// through admin.Live.
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
-		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc}}
+		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc, Cluster: d.ClusterStatus}}
 	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})
-	return wired{admin: srv, subs: []unit.Subsystem{
+	return wired{admin: srv, sip: sipSvc, reg: reg, subs: []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// ACME first: it gives the entries it manages a stand-in
 		// certificate until the CA has issued theirs.

@@ -29,6 +29,9 @@ type Config struct {
 	Observe      Observe      `json:"observe"`
 	HEP          HEP          `json:"hep"`
 	ACME         ACME         `json:"acme"`
+	// Units holds the own values of each unit of a cluster, by unit name
+	// (palisade run --unit); a single unit ignores it (units.go).
+	Units map[string]UnitSettings `json:"units,omitempty"`
 }
 
 // Unit describes the box itself.

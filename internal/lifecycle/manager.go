@@ -61,6 +61,13 @@ type Mgr struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	gen   uint64 // identifies the current pending apply for its timer
+
+	// A unit of a cluster (WithCluster; cluster.go).
+	unit      string
+	applyWait time.Duration
+	opMu      sync.Mutex // serialises this unit's cluster applies and reverts
+	current   []byte     // the document this unit runs (m.mu)
+	reported  string     // the apply this unit last reported on (m.mu)
 }
 
 var _ Manager = (*Mgr)(nil)
@@ -87,13 +94,24 @@ func New(st store.Store, applier Applier, log *slog.Logger, opts ...Option) (*Mg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Mgr{st: st, applier: applier, log: log.With("component", "lifecycle"), window: DefaultWindow}
+	m := &Mgr{st: st, applier: applier, log: log.With("component", "lifecycle"), window: DefaultWindow,
+		applyWait: DefaultApplyWait}
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return nil, err
 		}
 	}
 	ctx := context.Background()
+	if m.unit != "" {
+		// A pending apply belongs to the cluster: the elected unit decides
+		// on it, and Follow brings this unit to it. The unit starts on the
+		// newest saved version (StartupConfig).
+		if rec, err := latestSaved(ctx, st); err == nil {
+			m.current = rec.Config
+			metricSavedVersion.Set(float64(rec.Number))
+		}
+		return m, nil
+	}
 	s, err := readState(ctx, st)
 	if err != nil {
 		// The state only says whether an apply is pending; the unit starts
@@ -322,6 +340,9 @@ func (m *Mgr) Apply(ctx context.Context, window time.Duration, author string) (S
 	if window <= 0 {
 		window = m.window
 	}
+	if m.unit != "" {
+		return m.clusterApply(ctx, window, author)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, err := readState(ctx, m.st)
@@ -528,6 +549,9 @@ func (m *Mgr) Revert(ctx context.Context, author string) error {
 	// A change runs to its end even when the caller goes away, so that
 	// the store and the unit never disagree.
 	ctx = context.WithoutCancel(ctx)
+	if m.unit != "" {
+		return m.clusterRevertNow(ctx, author)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.revertLocked(ctx, author, "revert")

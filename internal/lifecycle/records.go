@@ -41,8 +41,12 @@ type pendingRecord struct {
 	Base     int       `json:"base"`
 	Author   string    `json:"author"`
 	Deadline time.Time `json:"deadline"`
-	// Applied is false while the applier is still switching the unit.
+	// Applied is false while the applier is still switching the unit (in
+	// a cluster: until every unit reported).
 	Applied bool `json:"applied"`
+	// ID and Unit name a cluster's apply and the unit it was started on.
+	ID   string `json:"id,omitempty"`
+	Unit string `json:"unit,omitempty"`
 }
 
 // stateRecord is config/state.

@@ -107,7 +107,7 @@ func (r *Registrar) HandleRegister(req *sip.Request, src Source) *sip.Response {
 		var es *errStatus
 		var me *minExpiresErr
 		if !errors.As(err, &es) && !errors.As(err, &me) {
-			log.Error("REGISTER failed", "err", err)
+			r.limited.Warn("register", "REGISTER failed", "call_id", callID(req), "aor", aor, "err", err)
 		}
 		return r.answer(req, err)
 	}
@@ -167,9 +167,17 @@ func (r *Registrar) update(req *sip.Request, src Source, aor string, s *settings
 	if h := req.CSeq(); h != nil {
 		cseq = h.SeqNo
 	}
+	// wmu, not mu, is held across the store write: lookups for calls
+	// never wait for the store (etcd may be slow or gone).
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.storeDown(now) {
+		return nil, refuse(503, "Registrations unavailable (store unreachable)", "unavailable")
+	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	bs := live(r.bindings[aor], now)
+	cur := r.bindings[aor]
+	r.mu.Unlock()
+	bs := live(cur, now)
 	result := "fetch"
 	switch {
 	case wildcard:
@@ -193,7 +201,8 @@ func (r *Registrar) update(req *sip.Request, src Source, aor string, s *settings
 			}
 			b := Binding{Contact: ch.contact.String(), Expires: now.Add(time.Duration(ch.expires) * time.Second),
 				Q: ch.q, CallID: cid, CSeq: cseq, Source: src.Addr.String(), Transport: strings.ToLower(src.Transport),
-				Interface: src.Interface, UserAgent: truncate(headerValue(req, "User-Agent"), 200), Updated: now}
+				Interface: src.Interface, UserAgent: truncate(headerValue(req, "User-Agent"), 200), Updated: now,
+				Unit: r.unit}
 			if i >= 0 {
 				bs[i] = b
 			} else {
@@ -204,8 +213,8 @@ func (r *Registrar) update(req *sip.Request, src Source, aor string, s *settings
 			return nil, refuse(403, fmt.Sprintf("Too many contacts (at most %d)", maxContacts), "forbidden")
 		}
 	}
-	if result != "fetch" || len(bs) != len(r.bindings[aor]) {
-		if err := r.saveLocked(context.Background(), aor, bs); err != nil {
+	if result != "fetch" || len(bs) != len(cur) {
+		if err := r.save(context.Background(), aor, bs); err != nil {
 			return nil, err
 		}
 	}

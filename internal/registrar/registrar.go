@@ -43,6 +43,9 @@ const (
 	nonceLifetime = 5 * time.Minute
 	// pruneEvery is how often expired bindings leave memory and the store.
 	pruneEvery = 30 * time.Second
+	// storeRetry is how long REGISTERs are refused (503) after the store
+	// could not take a write.
+	storeRetry = 5 * time.Second
 )
 
 // Binding is one registered contact of an address of record, as stored.
@@ -57,6 +60,9 @@ type Binding struct {
 	Interface string    `json:"interface,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	Updated   time.Time `json:"updated"`
+	// Unit is the unit of a cluster that took the REGISTER and so holds
+	// the phone's flow (its TCP/TLS connection, its NAT binding).
+	Unit string `json:"unit,omitempty"`
 }
 
 // Source is where a REGISTER came from.
@@ -80,14 +86,25 @@ type Registrar struct {
 
 	set atomic.Pointer[settings]
 
-	mu       sync.Mutex // guards bindings and their store keys
+	mu       sync.Mutex // guards bindings
 	bindings map[string][]Binding
 	loaded   bool
+	// wmu serialises changes of bindings with their store writes.
+	wmu sync.Mutex
+	// downUntil: after the store failed to take a write, REGISTERs are
+	// answered 503 at once until then (wmu).
+	downUntil time.Time
 
 	stop, done chan struct{}
 	closed     bool
 
 	failures AuthFailures // nil: nobody else hears of wrong passwords
+
+	// unit names this unit in a cluster (SetCluster): bindings are then
+	// shared with the other units through the store's watch.
+	unit      string
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // AuthFailures hears of every wrong password or unknown user, by source
@@ -146,6 +163,11 @@ func (r *Registrar) Apply(ctx context.Context, cfg *config.Config) error {
 		return errors.New("registrar: closed")
 	}
 	if !r.loaded {
+		if r.unit != "" {
+			if err := r.joinCluster(ctx); err != nil {
+				return err
+			}
+		}
 		if err := r.load(ctx); err != nil {
 			return err
 		}
@@ -229,11 +251,41 @@ func live(bs []Binding, now time.Time) []Binding {
 	return out
 }
 
-// saveLocked writes the bindings of aor (r.mu held).
-func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) error {
-	key := keyPrefix + aor
+// storeDown reports whether the store failed recently (r.wmu held).
+func (r *Registrar) storeDown(now time.Time) bool { return now.Before(r.downUntil) }
+
+// save writes the bindings of aor to the store, then to memory (r.wmu
+// held, r.mu not). The key expires with the last of its bindings (in a
+// cluster: an etcd lease).
+func (r *Registrar) save(ctx context.Context, aor string, bs []Binding) error {
+	err := r.saveStore(ctx, aor, bs)
+	if errors.Is(err, store.ErrUnavailable) {
+		r.downUntil = r.now().Add(storeRetry)
+	}
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if len(bs) == 0 {
 		delete(r.bindings, aor)
+	} else {
+		r.bindings[aor] = bs
+	}
+	bindingsGauge.Set(float64(r.countLocked()))
+	return nil
+}
+
+func (r *Registrar) saveStore(ctx context.Context, aor string, bs []Binding) error {
+	key := keyPrefix + aor
+	var last time.Time
+	for _, b := range bs {
+		if b.Expires.After(last) {
+			last = b.Expires
+		}
+	}
+	ttl := last.Sub(r.now())
+	if len(bs) == 0 || ttl <= 0 {
 		if err := r.st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("registrar: deleting %s: %w", key, err)
 		}
@@ -242,12 +294,12 @@ func (r *Registrar) saveLocked(ctx context.Context, aor string, bs []Binding) er
 		if err != nil {
 			return err
 		}
-		if err := r.st.Put(ctx, key, b); err != nil {
+		// A second more than the last binding: the store must not
+		// forget a binding the registrar still counts as live.
+		if err := r.st.PutTTL(ctx, key, b, ttl+time.Second); err != nil {
 			return fmt.Errorf("registrar: writing %s: %w", key, err)
 		}
-		r.bindings[aor] = bs
 	}
-	bindingsGauge.Set(float64(r.countLocked()))
 	return nil
 }
 
@@ -277,15 +329,24 @@ func (r *Registrar) pruneLoop(stop, done chan struct{}) {
 // old authentication failures and nonce counts.
 func (r *Registrar) Prune(ctx context.Context) {
 	now := r.now()
+	r.wmu.Lock()
 	r.mu.Lock()
+	pruned := map[string][]Binding{}
 	for aor, bs := range r.bindings {
 		if l := live(bs, now); len(l) != len(bs) {
-			if err := r.saveLocked(ctx, aor, l); err != nil {
-				r.limited.Warn("prune", "pruning bindings failed", "aor", aor, "err", err)
-			}
+			pruned[aor] = l
 		}
 	}
 	r.mu.Unlock()
+	for aor, l := range pruned {
+		if r.storeDown(now) {
+			break // the expired bindings are not routed to; the next prune writes
+		}
+		if err := r.save(ctx, aor, l); err != nil {
+			r.limited.Warn("prune", "pruning bindings failed", "aor", aor, "err", err)
+		}
+	}
+	r.wmu.Unlock()
 	r.auth.Prune()
 	r.guard.prune()
 	r.algs.prune()
@@ -299,7 +360,13 @@ func (r *Registrar) Close() error {
 	r.mu.Lock()
 	stop, done := r.stop, r.done
 	r.stop, r.closed = nil, true
+	stopWatch, watchDone := r.stopWatch, r.watchDone
+	r.stopWatch = nil
 	r.mu.Unlock()
+	if stopWatch != nil {
+		stopWatch()
+		<-watchDone
+	}
 	if stop != nil {
 		close(stop)
 		<-done

@@ -14,28 +14,38 @@ import (
 // copied in and out, List is ordered, Update is all-or-nothing and
 // serialised with other writes). Meant for tests of other packages.
 type Memory struct {
-	wmu   sync.Mutex   // serialises writers: Put, Delete, Update
-	mu    sync.RWMutex // guards data and audit
-	data  map[string][]byte
-	audit []AuditEntry
+	wmu     sync.Mutex   // serialises writers: Put, Delete, Update
+	mu      sync.RWMutex // guards data, expires and audit
+	data    map[string][]byte
+	expires map[string]time.Time // keys written with PutTTL
+	audit   []AuditEntry
+	hub     hub
 }
 
 var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory { return &Memory{data: map[string][]byte{}} }
+func NewMemory() *Memory {
+	return &Memory{data: map[string][]byte{}, expires: map[string]time.Time{}}
+}
 
-func clone(b []byte) []byte {
-	out := make([]byte, len(b))
-	copy(out, b)
-	return out
+// liveLocked reports whether key exists and has not expired (m.mu held).
+func (m *Memory) liveLocked(key string, now time.Time) ([]byte, bool) {
+	v, ok := m.data[key]
+	if !ok {
+		return nil, false
+	}
+	if exp, ok := m.expires[key]; ok && !now.Before(exp) {
+		return nil, false
+	}
+	return v, true
 }
 
 // Get returns the value of key, or an error wrapping ErrNotFound.
 func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	v, ok := m.data[key]
+	v, ok := m.liveLocked(key, time.Now())
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
@@ -47,8 +57,12 @@ func (m *Memory) List(_ context.Context, prefix string) ([]KV, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []KV
-	for k, v := range m.data {
-		if strings.HasPrefix(k, prefix) {
+	now := time.Now()
+	for k := range m.data {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if v, ok := m.liveLocked(k, now); ok {
 			out = append(out, KV{Key: k, Value: clone(v)})
 		}
 	}
@@ -64,9 +78,51 @@ func (m *Memory) Put(_ context.Context, key string, value []byte) error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.data[key] = clone(value)
+	delete(m.expires, key)
+	m.mu.Unlock()
+	m.hub.notify(Event{Type: EventPut, Key: key, Value: value})
 	return nil
+}
+
+// PutTTL sets key to value until ttl has passed.
+func (m *Memory) PutTTL(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	if key == "" {
+		return errors.New("store: empty key")
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("store: time to live %s is not positive", ttl)
+	}
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	exp := time.Now().Add(ttl)
+	m.mu.Lock()
+	m.data[key] = clone(value)
+	m.expires[key] = exp
+	m.mu.Unlock()
+	m.hub.notify(Event{Type: EventPut, Key: key, Value: value})
+	time.AfterFunc(ttl, func() { m.expire(key, exp) })
+	return nil
+}
+
+// expire deletes key if it still carries the expiry exp.
+func (m *Memory) expire(key string, exp time.Time) {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	m.mu.Lock()
+	if cur, ok := m.expires[key]; !ok || !cur.Equal(exp) {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.data, key)
+	delete(m.expires, key)
+	m.mu.Unlock()
+	m.hub.notify(Event{Type: EventDelete, Key: key})
+}
+
+// Watch reports the changes under prefix made through m after it returns.
+func (m *Memory) Watch(ctx context.Context, prefix string) (<-chan Event, error) {
+	return m.hub.watch(ctx, prefix), nil
 }
 
 // Delete removes key; deleting a missing key is not an error.
@@ -74,8 +130,13 @@ func (m *Memory) Delete(_ context.Context, key string) error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	_, existed := m.liveLocked(key, time.Now())
 	delete(m.data, key)
+	delete(m.expires, key)
+	m.mu.Unlock()
+	if existed {
+		m.hub.notify(Event{Type: EventDelete, Key: key})
+	}
 	return nil
 }
 
@@ -97,29 +158,7 @@ func (t *memTx) Get(ctx context.Context, key string) ([]byte, error) {
 
 func (t *memTx) List(ctx context.Context, prefix string) ([]KV, error) {
 	base, _ := t.m.List(ctx, prefix)
-	merged := map[string][]byte{}
-	for _, kv := range base {
-		merged[kv.Key] = kv.Value
-	}
-	for k, v := range t.writes {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		if v == nil {
-			delete(merged, k)
-		} else {
-			merged[k] = clone(v)
-		}
-	}
-	out := make([]KV, 0, len(merged))
-	for k, v := range merged {
-		out = append(out, KV{Key: k, Value: v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
+	return overlay(base, t.writes, prefix), nil
 }
 
 func (t *memTx) Put(_ context.Context, key string, value []byte) error {
@@ -147,15 +186,29 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	keys := make([]string, 0, len(tx.writes))
+	for k := range tx.writes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var evs []Event
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for k, v := range tx.writes {
+	now := time.Now()
+	for _, k := range keys {
+		v := tx.writes[k]
 		if v == nil {
+			if _, ok := m.liveLocked(k, now); ok {
+				evs = append(evs, Event{Type: EventDelete, Key: k})
+			}
 			delete(m.data, k)
 		} else {
 			m.data[k] = v
+			evs = append(evs, Event{Type: EventPut, Key: k, Value: v})
 		}
+		delete(m.expires, k)
 	}
+	m.mu.Unlock()
+	m.hub.notify(evs...)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -22,6 +23,15 @@ const FileName = "palisade.db"
 type SQLite struct {
 	db   *sql.DB
 	path string
+
+	// wmu orders this handle's writes with their watch events.
+	wmu sync.Mutex
+	hub hub
+
+	sweepMu   sync.Mutex
+	sweeping  bool // the expiry sweeper runs
+	stopSweep chan struct{}
+	sweepDone chan struct{}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -81,6 +91,10 @@ var migrations = []string{
 		action TEXT NOT NULL,
 		detail TEXT NOT NULL
 	);`,
+	// expires: Unix nanoseconds after which a PutTTL key is gone; NULL for
+	// keys that never expire.
+	2: `ALTER TABLE kv ADD COLUMN expires INTEGER;
+	CREATE INDEX kv_expires ON kv(expires) WHERE expires IS NOT NULL;`,
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -165,7 +179,8 @@ type querier interface {
 
 func get(ctx context.Context, q querier, key string) ([]byte, error) {
 	var v []byte
-	err := q.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ?`, key).Scan(&v)
+	err := q.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)`,
+		key, time.Now().UnixNano()).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
@@ -182,10 +197,13 @@ func list(ctx context.Context, q querier, prefix string) ([]KV, error) {
 	var rows *sql.Rows
 	var err error
 	// A range scan on the primary key; keys compare as bytes (BINARY collation).
+	now := time.Now().UnixNano()
 	if end, ok := prefixEnd(prefix); ok {
-		rows, err = q.QueryContext(ctx, `SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key`, prefix, end)
+		rows, err = q.QueryContext(ctx, `SELECT key, value FROM kv WHERE key >= ? AND key < ?
+			AND (expires IS NULL OR expires > ?) ORDER BY key`, prefix, end, now)
 	} else {
-		rows, err = q.QueryContext(ctx, `SELECT key, value FROM kv WHERE key >= ? ORDER BY key`, prefix)
+		rows, err = q.QueryContext(ctx, `SELECT key, value FROM kv WHERE key >= ?
+			AND (expires IS NULL OR expires > ?) ORDER BY key`, prefix, now)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: list %s: %w", prefix, err)
@@ -221,28 +239,32 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-const putSQL = `INSERT INTO kv(key, value) VALUES(?, ?)
-		ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+const putSQL = `INSERT INTO kv(key, value, expires) VALUES(?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires`
 
-func put(ctx context.Context, q querier, key string, value []byte) error {
+// put writes key; expires 0 means never.
+func put(ctx context.Context, q querier, key string, value []byte, expires int64) error {
 	if key == "" {
 		return errors.New("store: empty key")
 	}
 	if value == nil {
 		value = []byte{}
 	}
-	_, err := q.ExecContext(ctx, putSQL, key, value)
+	_, err := q.ExecContext(ctx, putSQL, key, value, sql.NullInt64{Int64: expires, Valid: expires != 0})
 	if err != nil {
 		return fmt.Errorf("store: put %s: %w", key, err)
 	}
 	return nil
 }
 
-func del(ctx context.Context, q querier, key string) error {
-	if _, err := q.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, key); err != nil {
-		return fmt.Errorf("store: delete %s: %w", key, err)
+// del deletes key and reports whether it existed.
+func del(ctx context.Context, q querier, key string) (bool, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, key)
+	if err != nil {
+		return false, fmt.Errorf("store: delete %s: %w", key, err)
 	}
-	return nil
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // Get returns the value of key, or an error wrapping ErrNotFound.
@@ -255,15 +277,98 @@ func (s *SQLite) List(ctx context.Context, prefix string) ([]KV, error) {
 
 // Put sets key to value (durably, when it returns).
 func (s *SQLite) Put(ctx context.Context, key string, value []byte) error {
-	return put(ctx, s.db, key, value)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := put(ctx, s.db, key, value, 0); err != nil {
+		return err
+	}
+	s.hub.notify(Event{Type: EventPut, Key: key, Value: value})
+	return nil
+}
+
+// PutTTL sets key to value until ttl has passed. Expired keys are not read;
+// a sweeper of this handle deletes them about every second and tells the
+// watchers.
+func (s *SQLite) PutTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("store: time to live %s is not positive", ttl)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := put(ctx, s.db, key, value, time.Now().Add(ttl).UnixNano()); err != nil {
+		return err
+	}
+	s.hub.notify(Event{Type: EventPut, Key: key, Value: value})
+	s.startSweeper()
+	return nil
+}
+
+func (s *SQLite) startSweeper() {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if s.sweeping {
+		return
+	}
+	s.sweeping = true
+	s.stopSweep, s.sweepDone = make(chan struct{}), make(chan struct{})
+	go func(stop, done chan struct{}) {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.sweep(context.Background())
+			}
+		}
+	}(s.stopSweep, s.sweepDone)
+}
+
+// sweep deletes the expired keys.
+func (s *SQLite) sweep(ctx context.Context) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ? RETURNING key`,
+		time.Now().UnixNano())
+	if err != nil {
+		return // tried again in a second
+	}
+	var evs []Event
+	for rows.Next() {
+		var k string
+		if rows.Scan(&k) == nil {
+			evs = append(evs, Event{Type: EventDelete, Key: k})
+		}
+	}
+	rows.Close()
+	s.hub.notify(evs...)
+}
+
+// Watch reports the changes under prefix made through this handle after it
+// returns (a second handle, such as the CLI's on a stopped unit, is not
+// seen).
+func (s *SQLite) Watch(ctx context.Context, prefix string) (<-chan Event, error) {
+	return s.hub.watch(ctx, prefix), nil
 }
 
 // Delete removes key; deleting a missing key is not an error.
-func (s *SQLite) Delete(ctx context.Context, key string) error { return del(ctx, s.db, key) }
+func (s *SQLite) Delete(ctx context.Context, key string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	existed, err := del(ctx, s.db, key)
+	if existed {
+		s.hub.notify(Event{Type: EventDelete, Key: key})
+	}
+	return err
+}
 
+// sqliteTx remembers its writes for the watchers.
 type sqliteTx struct {
 	tx  *sql.Tx
 	put *sql.Stmt // prepared at the first Put; the transaction's end closes it
+	evs []Event
 }
 
 func (t *sqliteTx) Get(ctx context.Context, key string) ([]byte, error) { return get(ctx, t.tx, key) }
@@ -275,7 +380,7 @@ func (t *sqliteTx) List(ctx context.Context, prefix string) ([]KV, error) {
 // is hundreds of puts, and preparing each was a third of their cost.
 func (t *sqliteTx) Put(ctx context.Context, key string, value []byte) error {
 	if key == "" {
-		return put(ctx, t.tx, key, value) // its error
+		return put(ctx, t.tx, key, value, 0) // its error
 	}
 	if t.put == nil {
 		st, err := t.tx.PrepareContext(ctx, putSQL)
@@ -287,18 +392,35 @@ func (t *sqliteTx) Put(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	if _, err := t.put.ExecContext(ctx, key, value); err != nil {
+	if _, err := t.put.ExecContext(ctx, key, value, sql.NullInt64{}); err != nil {
 		return fmt.Errorf("store: put %s: %w", key, err)
 	}
+	t.evs = append(t.evs, Event{Type: EventPut, Key: key, Value: clone(value)})
 	return nil
 }
-func (t *sqliteTx) Delete(ctx context.Context, key string) error { return del(ctx, t.tx, key) }
+func (t *sqliteTx) Delete(ctx context.Context, key string) error {
+	existed, err := del(ctx, t.tx, key)
+	if existed {
+		t.evs = append(t.evs, Event{Type: EventDelete, Key: key})
+	}
+	return err
+}
 
 // Update runs fn in one immediate (write-locked) transaction. fn must use tx,
 // not the store itself: the store's own writes would wait for this
 // transaction to end.
 func (s *SQLite) Update(ctx context.Context, fn func(tx Tx) error) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return fn(&sqliteTx{tx: tx}) })
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var t *sqliteTx
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		t = &sqliteTx{tx: tx}
+		return fn(t)
+	})
+	if err == nil {
+		s.hub.notify(t.evs...)
+	}
+	return err
 }
 
 // Audit appends an entry; a zero Time is set to now.
@@ -339,6 +461,13 @@ func (s *SQLite) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) 
 
 // Close closes the database; a checkpoint folds the WAL into the main file.
 func (s *SQLite) Close() error {
+	s.sweepMu.Lock()
+	if s.sweeping {
+		close(s.stopSweep)
+		<-s.sweepDone
+		s.sweeping = false
+	}
+	s.sweepMu.Unlock()
 	_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	return s.db.Close()
 }

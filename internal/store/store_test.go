@@ -2,13 +2,17 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 )
 
 // backends runs the shared suite against every implementation, so that the
@@ -24,6 +28,46 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 			return s
 		},
 		"memory": func(t *testing.T) Store { return NewMemory() },
+		"etcd":   etcdBackend(t),
+		// split: a cluster unit's store (memory stands in for etcd), with
+		// local prefixes that the suite's keys fall under, so that List
+		// merges and Update spans both sides.
+		"split": func(t *testing.T) Store {
+			local, err := Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := NewSplit(NewMemory(), local, "pki/a", "k/")
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+	}
+}
+
+// etcdBackend starts one three-member etcd cluster for the suite (when the
+// first subtest asks) and gives every subtest a namespace of its own.
+func etcdBackend(suite *testing.T) func(t *testing.T) Store {
+	var (
+		once sync.Once
+		c    *etcdtest.Cluster
+		n    int
+	)
+	return func(t *testing.T) Store {
+		if _, err := exec.LookPath("etcd"); err != nil {
+			t.Skip("install Debian package etcd-server")
+		}
+		once.Do(func() { c = etcdtest.Start(suite, 3) })
+		if c == nil {
+			t.Fatal("etcd cluster did not start")
+		}
+		n++
+		s, err := OpenEtcd(context.Background(), EtcdOptions{Endpoints: c.Endpoints(),
+			Namespace: fmt.Sprintf("test-%d-%d/", os.Getpid(), n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
 }
 
@@ -36,6 +80,9 @@ func TestStoreSuite(t *testing.T) {
 			t.Run("UpdateRollback", func(t *testing.T) { testUpdateRollback(t, mk(t)) })
 			t.Run("Audit", func(t *testing.T) { testAudit(t, mk(t)) })
 			t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, mk(t)) })
+			t.Run("ConcurrentInsertIfEmpty", func(t *testing.T) { testConcurrentInsertIfEmpty(t, mk(t)) })
+			t.Run("Watch", func(t *testing.T) { testWatch(t, mk(t)) })
+			t.Run("TTL", func(t *testing.T) { testTTL(t, mk(t)) })
 		})
 	}
 }
@@ -338,5 +385,168 @@ func TestOpenFailsOnUnusableDir(t *testing.T) {
 	os.WriteFile(f, nil, 0o600)
 	if _, err := Open(f); err == nil {
 		t.Fatal("Open on a regular file succeeded")
+	}
+}
+
+// testConcurrentInsertIfEmpty: transactions that each add a key only when
+// a prefix is empty (like the first saved version) may not all succeed; a
+// range read must conflict with a concurrent insert into it.
+func testConcurrentInsertIfEmpty(t *testing.T, s Store) {
+	ctx := context.Background()
+	const workers = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Update(ctx, func(tx Tx) error {
+				kvs, err := tx.List(ctx, "boot/")
+				if err != nil || len(kvs) > 0 {
+					return err
+				}
+				return tx.Put(ctx, fmt.Sprintf("boot/%d", i), []byte("x"))
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kvs, _ := s.List(ctx, "boot/"); len(kvs) != 1 {
+		t.Fatalf("%d keys under boot/, want 1: %v", len(kvs), kvs)
+	}
+}
+
+// nextEvent waits for an event with a bound only a real failure reaches.
+func nextEvent(t *testing.T, ch <-chan Event) Event {
+	t.Helper()
+	select {
+	case e, ok := <-ch:
+		if !ok {
+			t.Fatal("watch channel closed")
+		}
+		return e
+	case <-time.After(60 * time.Second):
+		t.Fatal("no watch event within 60 s")
+	}
+	return Event{}
+}
+
+func testWatch(t *testing.T, s Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.Put(ctx, "w/before", []byte("old")) // before the watch: not reported
+	ch, err := s.Watch(ctx, "w/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Put(ctx, "w/a", []byte("1"))
+	s.Put(ctx, "x/other", []byte("no"))
+	s.Delete(ctx, "w/missing") // nothing existed: no event
+	err = s.Update(ctx, func(tx Tx) error {
+		if err := tx.Delete(ctx, "w/a"); err != nil {
+			return err
+		}
+		return tx.Put(ctx, "w/b", []byte("2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Update(ctx, func(tx Tx) error { // rolled back: no event
+		tx.Put(ctx, "w/rolled", []byte("x"))
+		return errors.New("no")
+	})
+	s.Delete(ctx, "w/before")
+	want := []string{"put w/a 1", "delete w/a ", "put w/b 2", "delete w/before "}
+	for _, w := range want {
+		e := nextEvent(t, ch)
+		if got := fmt.Sprintf("%s %s %s", e.Type, e.Key, e.Value); got != w {
+			t.Fatalf("event %q, want %q", got, w)
+		}
+	}
+	cancel()
+	for range ch { // closed once ctx ends
+	}
+}
+
+func testTTL(t *testing.T, s Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.PutTTL(ctx, "ttl/x", []byte("v"), 0); err == nil {
+		t.Fatal("zero time to live accepted")
+	}
+	ch, err := s.Watch(ctx, "ttl/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kept: written with a TTL, then for good.
+	if err := s.PutTTL(ctx, "ttl/kept", []byte("a"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ttl/kept", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutTTL(ctx, "ttl/gone", []byte("c"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(ctx, "ttl/gone"); err != nil || string(v) != "c" {
+		t.Fatalf("before expiry: %q %v", v, err)
+	}
+	// Refreshing a key moves its expiry (and, on etcd, frees the old lease).
+	if err := s.PutTTL(ctx, "ttl/gone", []byte("d"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"put ttl/kept a", "put ttl/kept b", "put ttl/gone c", "put ttl/gone d", "delete ttl/gone "} {
+		e := nextEvent(t, ch)
+		if got := fmt.Sprintf("%s %s %s", e.Type, e.Key, e.Value); got != w {
+			t.Fatalf("event %q, want %q", got, w)
+		}
+	}
+	if _, err := s.Get(ctx, "ttl/gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after expiry: %v", err)
+	}
+	kvs, err := s.List(ctx, "ttl/")
+	if err != nil || len(kvs) != 1 || kvs[0].Key != "ttl/kept" || string(kvs[0].Value) != "b" {
+		t.Fatalf("List after expiry = %v, %v", kvs, err)
+	}
+}
+
+// TestSQLiteMigratesOldDatabase: a database of the first schema (before
+// keys could expire) opens with its keys intact and takes expiring keys.
+func TestSQLiteMigratesOldDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		migrations[1],
+		`INSERT INTO schema_migrations(version, applied_at) VALUES(1, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO kv(key, value) VALUES('config/preliminary', '{"schema":1}')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Get(ctx, "config/preliminary"); err != nil || string(v) != `{"schema":1}` {
+		t.Fatalf("old key after migration: %q %v", v, err)
+	}
+	if err := s.PutTTL(ctx, "registrar/a@b", []byte("x"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(migrations)-1 {
+		t.Fatalf("schema version %d %v", v, err)
 	}
 }

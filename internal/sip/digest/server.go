@@ -78,6 +78,11 @@ func NewServer(lifetime time.Duration) *Server {
 	return s
 }
 
+// SetKey replaces the nonce key, so that several servers (the units of a
+// cluster) accept each other's nonces. Call it before the server issues
+// or checks its first nonce: the key is read without a lock.
+func (s *Server) SetKey(key [32]byte) { s.key = key }
+
 // Algorithms offered in challenges, strongest first (RFC 8760 §2.4: a
 // client uses the first one it supports).
 var Algorithms = []string{"SHA-256", "MD5"}

@@ -79,7 +79,31 @@ func TestRestoreAfterWrap(t *testing.T) {
 	cfg, r1, c1, pbx, ext := firstRelay(t)
 	pbx.ssrc, ext.ssrc = 0x11112222, 0x33334444
 	pbx.seq, ext.seq = 64999, 64999  // the first packet is 65,000
+	// Snapshots taken while packets flow (the race detector watches the
+	// SRTP state the worker owns).
+	done := make(chan struct{})
+	snaps := make(chan int)
+	go func() {
+		n := 0
+		defer func() { snaps <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := c1.Snapshot(); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
 	flow(t, pbx, ext, "before", 700) // past 65,535: rollover counter 1
+	close(done)
+	if n := <-snaps; n == 0 {
+		t.Fatal("no snapshot was taken while packets flowed")
+	}
 	rtcpBothWays(t, pbx, ext, 70)
 
 	snap, err := c1.Snapshot()

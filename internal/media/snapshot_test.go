@@ -78,7 +78,7 @@ func rocOf(vs []SSRCValue, ssrc uint32) (uint32, bool) {
 func TestRestoreAfterWrap(t *testing.T) {
 	cfg, r1, c1, pbx, ext := firstRelay(t)
 	pbx.ssrc, ext.ssrc = 0x11112222, 0x33334444
-	pbx.seq, ext.seq = 64999, 64999  // the first packet is 65,000
+	pbx.seq, ext.seq = 64999, 64999 // the first packet is 65,000
 	// Snapshots taken while packets flow (the race detector watches the
 	// SRTP state the worker owns).
 	done := make(chan struct{})

@@ -1,7 +1,6 @@
 package vip
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +55,11 @@ func (n *Netlink) addr(a Address, lifetime time.Duration) (netlink.Link, *netlin
 		s := int((lifetime + time.Second - 1) / time.Second)
 		ad.ValidLft, ad.PreferedLft = s, s
 	}
+	if a.Prefix.Addr().Is6() {
+		// No duplicate address detection: the address is ours by the
+		// election, and DAD would keep it unusable for a second or more.
+		ad.Flags = unix.IFA_F_NODAD
+	}
 	return l, ad, nil
 }
 
@@ -80,15 +84,11 @@ func (n *Netlink) Remove(a Address) error {
 	return nil
 }
 
-// Announce sends a gratuitous ARP request and reply for an IPv4 address,
-// so that the link's neighbours point the address at this interface now
-// rather than when their cache entries expire. IPv6 (an unsolicited
-// neighbour advertisement) is not sent yet: see docs/ha.md.
+// Announce tells the link's neighbours that the address is here now rather
+// than when their cache entries expire: a gratuitous ARP request and reply
+// for IPv4, an unsolicited neighbour advertisement with the override flag
+// to all nodes for IPv6 (RFC 4861 §7.2.6).
 func (n *Netlink) Announce(a Address) error {
-	ip := a.Prefix.Addr()
-	if !ip.Is4() {
-		return nil
-	}
 	l, err := n.h.LinkByName(a.Link)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", a.Link, err)
@@ -97,16 +97,24 @@ func (n *Netlink) Announce(a Address) error {
 	if len(mac) != 6 {
 		return fmt.Errorf("interface %s has no Ethernet address", a.Link)
 	}
+	ip := a.Prefix.Addr()
+	var frames [][]byte
+	dst, proto := [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, uint16(unix.ETH_P_ARP)
+	if ip.Is4() {
+		frames = [][]byte{garp(mac, ip.As4(), 1), garp(mac, ip.As4(), 2)} // hosts honour one or the other
+	} else {
+		frames = [][]byte{unsolicitedNA(mac, ip.As16())}
+		dst, proto = [8]byte{0x33, 0x33, 0, 0, 0, 1}, unix.ETH_P_IPV6
+	}
 	fd, err := n.packetSocket()
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: l.Attrs().Index, Halen: 6,
-		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
-	for _, op := range []uint16{1, 2} { // request, reply: hosts honour one or the other
-		if err := unix.Sendto(fd, garp(mac, ip.As4(), op), 0, to); err != nil {
-			return fmt.Errorf("vip: gratuitous ARP on %s: %w", a.Link, err)
+	to := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: l.Attrs().Index, Halen: 6, Addr: dst}
+	for _, f := range frames {
+		if err := unix.Sendto(fd, f, 0, to); err != nil {
+			return fmt.Errorf("vip: announcing %s on %s: %w", ip, a.Link, err)
 		}
 	}
 	return nil
@@ -147,25 +155,6 @@ func (n *Netlink) packetSocket() (int, error) {
 		return -1, err2
 	}
 	return fd, err
-}
-
-// garp is an Ethernet frame with an ARP packet announcing ip at mac.
-func garp(mac net.HardwareAddr, ip [4]byte, op uint16) []byte {
-	b := make([]byte, 42)
-	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(b[6:12], mac)
-	binary.BigEndian.PutUint16(b[12:], unix.ETH_P_ARP)
-	binary.BigEndian.PutUint16(b[14:], 1)      // Ethernet
-	binary.BigEndian.PutUint16(b[16:], 0x0800) // IPv4
-	b[18], b[19] = 6, 4
-	binary.BigEndian.PutUint16(b[20:], op)
-	copy(b[22:28], mac)
-	copy(b[28:32], ip[:])
-	if op == 2 {
-		copy(b[32:38], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	}
-	copy(b[38:42], ip[:])
-	return b
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -28,6 +29,14 @@ func firstRelay(t *testing.T) (*config.Config, *Relay, *call, *endpoint, *endpoi
 	t.Helper()
 	cfg := testConfig(t, 20)
 	setOutside(cfg, "ALL", "srtp")
+	r, c := relayWithCall(t, cfg)
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	return cfg, r, c, pbx, ext
+}
+
+// relayWithCall is a relay the test closes itself, with a call anchored on it.
+func relayWithCall(t *testing.T, cfg *config.Config) (*Relay, *call) {
+	t.Helper()
 	r, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +46,22 @@ func firstRelay(t *testing.T) (*config.Config, *Relay, *call, *endpoint, *endpoi
 		r.Close()
 		t.Fatal(err)
 	}
-	pbx, ext := pbxToOutside(t, c.(*call), sdp.SuiteAES80)
-	return cfg, r, c.(*call), pbx, ext
+	return r, c.(*call)
+}
+
+// moveCall closes the first relay (as a dead unit's would be gone) and
+// restores the call from snap in a second relay on the same configuration.
+func moveCall(t *testing.T, cfg *config.Config, r1 *Relay, c1 *call, snap *CallSnapshot) (*Relay, *call) {
+	t.Helper()
+	c1.Close()
+	r1.Close()
+	r2 := newTestRelay(t, cfg)
+	c2, err := r2.Restore(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c2.Close)
+	return r2, c2.(*call)
 }
 
 // rtcpBothWays sends n RTCP packets each way, each endpoint with its RTP SSRC.
@@ -132,20 +155,12 @@ func TestRestoreAfterWrap(t *testing.T) {
 		t.Fatalf("%d SRTP authentication failures on the first relay", n)
 	}
 	ports := [2]int{c1.port(0, SideA), c1.port(0, SideB)}
-	c1.Close()
-	r1.Close()
-
 	got, err := DecodeSnapshot(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2 := newTestRelay(t, cfg)
-	c2, err := r2.Restore(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c2.Close)
-	if p := [2]int{c2.(*call).port(0, SideA), c2.(*call).port(0, SideB)}; p != ports {
+	r2, c2 := moveCall(t, cfg, r1, c1, got)
+	if p := [2]int{c2.port(0, SideA), c2.port(0, SideB)}; p != ports {
 		t.Fatalf("restored on ports %v, want %v", p, ports)
 	}
 	flow(t, pbx, ext, "restored", 300)
@@ -177,14 +192,7 @@ func TestRestoreWithoutROCFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap.Legs(t).In.ROC = nil
-	c1.Close()
-	r1.Close()
-	r2 := newTestRelay(t, cfg)
-	c2, err := r2.Restore(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c2.Close)
+	_, c2 := moveCall(t, cfg, r1, c1, snap)
 	for i := range 5 {
 		ext.sendRTP([]byte(fmt.Sprint("lost ", i)))
 	}
@@ -295,4 +303,46 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("record changed on a round trip:\n%+v\n%+v", s, s2)
 		}
 	})
+}
+
+// TestRestoreMuxKeepsLatch: a call with rtcp-mux on both legs is restored;
+// RTCP keeps going over the RTP ports, the restored sockets are connected
+// to the latched peers at once, and a stranger's packets are not relayed.
+func TestRestoreMuxKeepsLatch(t *testing.T) {
+	cfg := testConfig(t, 20)
+	r1, c1 := relayWithCall(t, cfg)
+	pbx, ext := newEndpoint(t), newEndpoint(t)
+	pbx.mux, ext.mux = true, true
+	out, err := c1.Offer(SideA, pbx.sdpBody("RTP/AVP", "rtcp-mux"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.learn(out, 1)
+	ans, err := c1.Answer(SideB, ext.sdpBody("RTP/SAVP", "rtcp-mux", ext.key(1, sdp.SuiteAES80)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(ans, 0)
+	pbx.ssrc, ext.ssrc = 0x5555, 0x6666
+	exchange(t, pbx, ext, "first")
+	rtcpBothWays(t, pbx, ext, 3)
+	// Through the interface the SIP layer will use.
+	snap, err := Call(c1).(Snapshotter).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := snap.Streams[0].Legs[SideA]; !l.Mux || l.LatchRTP.Port() != uint16(pbx.port()) {
+		t.Fatalf("inside leg recorded as %+v", l)
+	}
+	_, cl := moveCall(t, cfg, r1, c1, snap)
+	checkPeer(t, cl.stream0(SideA).rtp, netip.AddrPortFrom(lo, uint16(pbx.port())))
+	checkPeer(t, cl.stream0(SideB).rtp, netip.AddrPortFrom(lo, uint16(ext.port())))
+	intruder := newEndpoint(t)
+	intruder.remote = pbx.remote
+	intruder.sendRTP([]byte("injected"))
+	exchange(t, pbx, ext, "restored")
+	rtcpBothWays(t, pbx, ext, 3)
+	if n := authFails(cl); n != 0 {
+		t.Fatalf("%d authentication failures after the restore", n)
+	}
 }

@@ -59,7 +59,12 @@ type Config struct {
 	Address    Address
 	Net        Net
 	Busy       Busy // nil: never busy
-	Log        *slog.Logger
+	// Ready is called when this unit has won, before the address is added
+	// (the takeover reads the calls it will carry here). While it fails the
+	// address is not added; it is called again until it succeeds or the
+	// lease is lost. Nil: always ready.
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
 }
 
 // Owner runs the election for one address on one unit.
@@ -165,6 +170,9 @@ func (o *Owner) term(ctx context.Context) error {
 		}
 		return fmt.Errorf("vip: campaign: %w", err)
 	}
+	if err := o.ready(tctx, ren); err != nil {
+		return err
+	}
 	err = o.own(tctx, ren)
 	o.drop()
 	if errors.Is(err, errLeaseLost) {
@@ -258,6 +266,31 @@ func (o *Owner) rank(unit string) int {
 		return i
 	}
 	return len(o.cfg.Preference)
+}
+
+// ready waits until cfg.Ready succeeds, bounded by the fencing deadline.
+func (o *Owner) ready(ctx context.Context, ren *renewals) error {
+	if o.cfg.Ready == nil {
+		return nil
+	}
+	for {
+		rctx, cancel := context.WithDeadline(ctx, ren.deadline())
+		err := o.cfg.Ready(rctx)
+		cancel()
+		switch {
+		case ren.lost():
+			return errLeaseLost
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		o.log.Warn("vip: elected but not ready; the address stays off", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.cfg.TTL / 6):
+		}
+	}
 }
 
 // own holds the address: it is configured with a lifetime of the TTL and

@@ -184,11 +184,12 @@ func (o *Owner) term(ctx context.Context) error {
 	return err
 }
 
-// renewals follows the lease's keepalive answers. The fencing deadline is
-// counted from the last answer, which the etcd side sent after renewing:
-// the lease there cannot end before last + ttl, so giving the address up a
-// quarter of the TTL earlier leaves it to nobody for that long rather than
-// to two units.
+// renewals follows the lease's keepalive answers. The lease ends on the
+// etcd side ttl after its last renewal there, which is a little before the
+// answer arrived here (by the answer's travel time). The fencing deadline
+// is a quarter of the TTL before last + ttl: as long as an answer takes
+// less than that to arrive, the address is nobody's for a moment rather
+// than two units'.
 type renewals struct {
 	ttl    time.Duration
 	last   atomic.Int64 // UnixNano of the last answer (or the grant)
@@ -196,8 +197,10 @@ type renewals struct {
 }
 
 func (r *renewals) follow(ka <-chan *clientv3.LeaseKeepAliveResponse, stop func()) {
-	for range ka {
-		r.last.Store(time.Now().UnixNano())
+	for resp := range ka {
+		if resp.TTL > 0 { // (the client closes the channel on an expired lease)
+			r.last.Store(time.Now().UnixNano())
+		}
 	}
 	r.closed.Store(true)
 	stop()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
@@ -130,6 +131,12 @@ func TestOwnerInProcess(t *testing.T) {
 		removedA.Sub(cut).Round(10*time.Millisecond), addedB.Sub(cut).Round(10*time.Millisecond))
 	if !removedA.Before(addedB) {
 		t.Fatalf("b added the address %v before a removed it", removedA.Sub(addedB))
+	}
+	if n := testutil.ToFloat64(fencedTotal.WithLabelValues("192.0.2.10")); n != 1 {
+		t.Fatalf("palisade_vip_fenced_total is %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(takenTotal.WithLabelValues("192.0.2.10")); n != 2 {
+		t.Fatalf("palisade_vip_taken_total is %v, want 2 (a, then b)", n)
 	}
 
 	// A clean stop of b: the address is removed and the lease revoked.

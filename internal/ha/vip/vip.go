@@ -308,6 +308,8 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		return fmt.Errorf("vip: adding %v: %w", a, err)
 	}
 	o.owned.Store(true)
+	ownedGauge.WithLabelValues(o.label()).Set(1)
+	takenTotal.WithLabelValues(o.label()).Inc()
 	o.log.Info("vip: address taken")
 	if err := o.cfg.Net.Announce(a); err != nil {
 		o.log.Warn("vip: announcing the address", "err", err)
@@ -321,13 +323,14 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		select {
 		case <-ctx.Done():
 			if ren.lost() {
+				o.fenced()
 				return errLeaseLost
 			}
 			return nil
 		case <-time.After(max(wait, 0)):
 		}
 		if ren.lost() {
-			o.log.Warn("vip: lease not renewed; address removed (fencing)")
+			o.fenced()
 			return errLeaseLost
 		}
 		if last := ren.last.Load(); last != refreshed {
@@ -345,7 +348,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		pref, _, err := o.preferredAlive(fctx)
 		cancel()
 		if ren.lost() {
-			o.log.Warn("vip: lease not renewed; address removed (fencing)")
+			o.fenced()
 			return errLeaseLost
 		}
 		if err == nil && pref {
@@ -353,6 +356,14 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 			return nil
 		}
 	}
+}
+
+func (o *Owner) label() string { return o.cfg.Address.Prefix.Addr().String() }
+
+// fenced counts and logs a removal for a lease not renewed in time.
+func (o *Owner) fenced() {
+	fencedTotal.WithLabelValues(o.label()).Inc()
+	o.log.Warn("vip: lease not renewed; address removed (fencing)")
 }
 
 // drop removes the address (again: a lost lease must never leave it).
@@ -372,5 +383,6 @@ func (o *Owner) drop() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	o.owned.Store(false)
+	ownedGauge.WithLabelValues(o.label()).Set(0)
 	o.log.Info("vip: address released")
 }

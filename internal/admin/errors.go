@@ -56,7 +56,7 @@ func statusOf(err error) int {
 		errors.Is(err, lifecycle.ErrNothingToApply),
 		errors.Is(err, lifecycle.ErrApplyPending):
 		return http.StatusConflict
-	case errors.Is(err, lifecycle.ErrBadPassphrase):
+	case errors.Is(err, lifecycle.ErrBadPassphrase), errors.Is(err, lifecycle.ErrBackupPassphrase):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

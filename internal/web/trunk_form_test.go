@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"strings"
@@ -59,5 +60,57 @@ func TestTrunkRuleErrorOnPage(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %s", want)
 		}
+	}
+}
+
+// Saving the accounts page without touching it keeps every trunk setting
+// exactly (the form shows each in a shape it reads back).
+func TestTrunkSettingsRoundTrip(t *testing.T) {
+	u := newTestUnit(t)
+	withTables(t, u)
+	ctx := context.Background()
+	cfg, etag, err := u.mgr.Preliminary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (An empty profile and type read back as "generic", the same.)
+	cfg.Peers[0].Profile, cfg.Peers[0].Type = "generic", "generic"
+	cfg.Peers[0].Trunk = config.PeerTrunk{
+		Targets: []string{"sip2.example.net:5061", "sip3.example.net:5061"}, Ranges: []string{"52.112.0.0/14", "52.120.0.0/14"},
+		Keepalive: config.PeerKeepalive{Up: "2xx", Headers: map[string]string{"X-MS-SBC": "Palisade/1.0"}, DownAfter: 2},
+		Numbers: config.PeerNumbers{Outbound: []config.NumberRule{{Match: "00([1-9][0-9]{5,14})", Replace: "+$1"}, {Match: "[1-9][0-9]{6,14}", AddPrefix: "+"}},
+			Inbound: []config.NumberRule{{Fields: []string{"from", "pai"}, Match: `\+[0-9]+`, StripPrefix: "+"}}, UserPhone: true},
+		Trust:       config.PeerTrust{SystemRoots: true, ServerAuthClientCert: true},
+		Offer:       config.PeerOffer{Required: true, Codecs: []string{"PCMA", "telephone-event"}},
+		HistoryInfo: "rewrite", OwnAllow: true,
+	}
+	if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := u.mgr.Preliminary(ctx)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	form := formOf(t, u.get(t, c, "/traffic/accounts", http.StatusOK))
+	form.Set("csrf_token", csrf)
+	u.post(t, c, "/traffic/accounts", form, http.StatusSeeOther)
+	after, _, _ := u.mgr.Preliminary(ctx)
+	if d, err := configDiff(before, after); err != nil || d != "" {
+		t.Fatalf("saving the page unchanged changed: %s %v", d, err)
+	}
+	// And cleared fields give the generic behaviour back.
+	for _, k := range []string{"targets", "ranges", "ka_headers", "ka_down_after", "num_out", "num_in", "offer_codecs"} {
+		form.Set("peers."+k, "")
+	}
+	for _, k := range []string{"ka_up", "history_info"} {
+		form.Set("peers."+k, "")
+	}
+	for _, k := range []string{"user_phone", "system_roots", "server_auth", "offer_required", "own_allow"} {
+		form.Set("peers."+k, "no")
+	}
+	form.Set("etag", formOf(t, u.get(t, c, "/traffic/accounts", http.StatusOK)).Get("etag"))
+	u.post(t, c, "/traffic/accounts", form, http.StatusSeeOther)
+	after, _, _ = u.mgr.Preliminary(ctx)
+	if !after.Peers[0].Trunk.IsZero() {
+		t.Fatalf("cleared trunk settings: %+v", after.Peers[0].Trunk)
 	}
 }

@@ -29,7 +29,9 @@ func TestConfigBackupKeys(t *testing.T) {
 			t.Fatalf("a refused backup wrote %s", file)
 		}
 	}
-	mustCLI(t, dir, "config", "backup", file, "--without-keys")
+	if r := palisade(t, dir, "config", "backup", file, "--without-keys"); r.code != 0 || !strings.Contains(r.stderr, "leaves the private keys out") {
+		t.Fatalf("backup --without-keys: exit %d, no warning: %q", r.code, r.stderr)
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

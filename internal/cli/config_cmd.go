@@ -334,6 +334,9 @@ func configBackup(c *Context, args []string) error {
 	if err := c.Call("POST", "/api/v1/config/backup", req, &data); err != nil {
 		return err
 	}
+	if *noKeys {
+		fmt.Fprintln(c.Stderr, "note: the backup leaves the private keys out; a unit restored from it needs new keys (and certificates) for its own certificate entries")
+	}
 	if pos[0] == "-" {
 		_, err := c.Stdout.Write(data)
 		return err

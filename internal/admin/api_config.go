@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -258,20 +260,27 @@ func diffConfig(env *Env, w http.ResponseWriter, r *http.Request) error {
 	return JSON(w, http.StatusOK, map[string]any{"a": a, "b": b, "changes": d})
 }
 
-// backup answers the backup file. POST {"passphrase": "..."} keeps the
-// passphrase out of URLs and logs; GET ?passphrase= is accepted for scripts.
+// backup answers the backup file. POST {"passphrase": "...", "without_keys":
+// false} keeps the passphrase out of URLs and logs; GET ?passphrase= and
+// ?without_keys=true are accepted for scripts. Private keys need one of the
+// two (lifecycle.ErrBackupPassphrase, 400, otherwise).
 func backup(env *Env, w http.ResponseWriter, r *http.Request) error {
-	pass := r.URL.Query().Get("passphrase")
+	q := r.URL.Query()
+	opts := lifecycle.BackupOptions{Passphrase: q.Get("passphrase"), WithoutKeys: q.Get("without_keys") == "true" || q.Get("without_keys") == "1"}
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
 		var req struct {
-			Passphrase string `json:"passphrase"`
+			Passphrase  string `json:"passphrase"`
+			WithoutKeys bool   `json:"without_keys"`
 		}
 		if err := DecodeJSON(r, &req); err != nil {
 			return err
 		}
-		pass = req.Passphrase
+		opts = lifecycle.BackupOptions{Passphrase: req.Passphrase, WithoutKeys: req.WithoutKeys}
 	}
-	data, err := env.Config.Backup(r.Context(), pass)
+	data, err := env.Config.Backup(r.Context(), opts)
+	if errors.Is(err, lifecycle.ErrBackupPassphrase) {
+		return fmt.Errorf(`%w (API: "passphrase" or "without_keys": true; CLI: palisade config backup FILE --passphrase P or --without-keys)`, err)
+	}
 	if err != nil {
 		return err
 	}

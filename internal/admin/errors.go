@@ -60,7 +60,7 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable // a cluster unit cut off from etcd
 	case errors.Is(err, store.ErrConflict), errors.Is(err, lifecycle.ErrApplyFailed), errors.Is(err, lifecycle.ErrVersionSkew):
 		return http.StatusConflict
-	case errors.Is(err, lifecycle.ErrBadPassphrase):
+	case errors.Is(err, lifecycle.ErrBadPassphrase), errors.Is(err, lifecycle.ErrBackupPassphrase):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

@@ -166,7 +166,7 @@ func (m *fakeManager) replacePrelim(c *config.Config, err error) error {
 	return nil
 }
 
-func (m *fakeManager) Backup(context.Context, string) ([]byte, error) {
+func (m *fakeManager) Backup(context.Context, lifecycle.BackupOptions) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return config.Encode(m.prelim)

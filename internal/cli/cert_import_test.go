@@ -33,11 +33,10 @@ func storeSnapshot(t *testing.T, dir string) map[string]string {
 	return m
 }
 
-// TestCertImportForeignKey: `cert import` of a certificate made for another
-// key into an entry that already holds its signed certificate exits non-zero
-// with both keys' fingerprints and changes neither the store nor the
-// configuration.
-func TestCertImportForeignKey(t *testing.T) {
+// stoppedDataDir is a data directory with the default configuration and no
+// unit running on it.
+func stoppedDataDir(t *testing.T) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	st, err := store.Open(dir)
 	if err != nil {
@@ -47,6 +46,15 @@ func TestCertImportForeignKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+	return dir
+}
+
+// TestCertImportForeignKey: `cert import` of a certificate made for another
+// key into an entry that already holds its signed certificate exits non-zero
+// with both keys' fingerprints and changes neither the store nor the
+// configuration.
+func TestCertImportForeignKey(t *testing.T) {
+	dir := stoppedDataDir(t)
 	work := t.TempDir()
 	const name = "SBC at HQ"
 	mustCLI(t, dir, "cert", "new", name, "--cn", "sbc.example.com")

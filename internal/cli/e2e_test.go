@@ -302,9 +302,9 @@ func TestStoppedUnitAndRemoteServer(t *testing.T) {
 
 	// backup, change, restore: the backup's document is preliminary again.
 	bk := filepath.Join(t.TempDir(), "backup")
-	mustCLI(t, dir, "config", "backup", bk, "--passphrase", "pw")
+	mustCLI(t, dir, "config", "backup", bk, "--passphrase", "pw-backup")
 	mustCLI(t, dir, "config", "set", "unit.name", "after-backup")
-	mustCLI(t, dir, "config", "restore", bk, "--passphrase", "pw")
+	mustCLI(t, dir, "config", "restore", bk, "--passphrase", "pw-backup")
 	if got := strings.TrimSpace(mustCLI(t, dir, "config", "get", "unit.name")); got != `"offline-edit"` {
 		t.Fatalf("unit.name after restore: %s", got)
 	}

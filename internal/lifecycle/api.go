@@ -35,6 +35,9 @@ var (
 	ErrNothingToApply     = errors.New("the preliminary configuration equals the running one")      // 409
 	ErrApplyPending       = errors.New("an applied configuration is waiting for confirmation")      // 409
 	ErrBadPassphrase      = errors.New("the backup passphrase is wrong")                            // 400
+	// ErrBackupPassphrase: a backup would hold private keys in clear, or
+	// its passphrase is too short (the error's text says which). 400.
+	ErrBackupPassphrase = errors.New("the backup needs a passphrase")
 )
 
 // Applier switches the running unit to a configuration (unit.Unit does).
@@ -81,8 +84,9 @@ type Manager interface {
 	// LoadVersion copies saved version n into preliminary.
 	LoadVersion(ctx context.Context, n int, author string) error
 	// Backup returns one file with the configuration, certificates and keys;
-	// keys are encrypted under passphrase when it is not empty.
-	Backup(ctx context.Context, passphrase string) ([]byte, error)
+	// private keys are encrypted under a passphrase or left out (see
+	// BackupOptions); ErrBackupPassphrase when neither is chosen.
+	Backup(ctx context.Context, opts BackupOptions) ([]byte, error)
 	// Restore loads a backup into preliminary (and its key material into the store).
 	Restore(ctx context.Context, data []byte, passphrase, author string) error
 }

@@ -90,10 +90,43 @@ func (p kdfParams) key(passphrase string) ([]byte, error) {
 // one 64 MiB key derivation per input. The limits above stay in force.
 var idKey = argon2.IDKey
 
+// BackupOptions say what happens to the private keys in a backup.
+type BackupOptions struct {
+	// Passphrase encrypts the key material (at least MinPassphrase
+	// characters).
+	Passphrase string
+	// WithoutKeys leaves the private keys out: certificates, requests, CAs
+	// and CRLs stay; a unit restored from the file needs new keys for its
+	// own certificates.
+	WithoutKeys bool
+	// KeysInClear allows private keys without a passphrase. Only the setup
+	// tool sets it, for the file it writes (mode 0600) on the machine it
+	// runs on; the API, the CLI and the web admin never do.
+	KeysInClear bool
+}
+
+// MinPassphrase is the shortest backup passphrase taken.
+const MinPassphrase = 8
+
+// PrivateKeyPrefix is where the PKI keeps private keys in the store (and so
+// in a backup's pki entries).
+const PrivateKeyPrefix = "pki/keys/"
+
+// backupError is an ErrBackupPassphrase with its own words.
+type backupError string
+
+func (e backupError) Error() string        { return string(e) }
+func (e backupError) Is(target error) bool { return target == ErrBackupPassphrase }
+
 // Backup returns one file holding the preliminary configuration and every
 // store key under pki/ (keys, certificates, requests, CAs, CRLs). With a
-// passphrase the pki part is encrypted (argon2id + AES-256-GCM).
-func (m *Mgr) Backup(ctx context.Context, passphrase string) ([]byte, error) {
+// passphrase the pki part is encrypted (argon2id + AES-256-GCM). Private
+// keys in clear are refused unless opts leaves them out (or KeysInClear).
+func (m *Mgr) Backup(ctx context.Context, opts BackupOptions) ([]byte, error) {
+	passphrase := opts.Passphrase
+	if passphrase != "" && len(passphrase) < MinPassphrase {
+		return nil, backupError(fmt.Sprintf("backup: the passphrase has %d characters; give at least %d", len(passphrase), MinPassphrase))
+	}
 	m.mu.Lock()
 	prelim, err := m.st.Get(ctx, keyPreliminary)
 	var rec savedRecord
@@ -109,8 +142,20 @@ func (m *Mgr) Backup(ctx context.Context, passphrase string) ([]byte, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	entries := make(map[string][]byte, len(kvs))
+	keys, left := 0, 0
 	for _, kv := range kvs {
+		if strings.HasPrefix(kv.Key, PrivateKeyPrefix) {
+			if opts.WithoutKeys {
+				left++
+				continue
+			}
+			keys++
+		}
 		entries[kv.Key] = kv.Value
+	}
+	if keys > 0 && passphrase == "" && !opts.KeysInClear {
+		return nil, backupError(fmt.Sprintf("backup: the unit has %d private key(s); give a passphrase of at least %d characters "+
+			"to encrypt them, or choose to leave the private keys out", keys, MinPassphrase))
 	}
 	f := backupFile{Format: backupFormat, Version: backupVersion, Created: time.Now().UTC(),
 		SavedVersion: rec.Number, Config: prelim}
@@ -141,7 +186,8 @@ func (m *Mgr) Backup(ctx context.Context, passphrase string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.audit(ctx, "unit", "config.backup", fmt.Sprintf("backup with %d pki entries (encrypted: %t)", len(entries), passphrase != ""))
+	m.audit(ctx, "unit", "config.backup", fmt.Sprintf("backup with %d pki entries (encrypted: %t, private keys left out: %d)",
+		len(entries), passphrase != "", left))
 	return append(out, '\n'), nil
 }
 

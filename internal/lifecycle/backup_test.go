@@ -29,7 +29,7 @@ func backupSource(t *testing.T) *fixture {
 func TestBackupRestorePlain(t *testing.T) {
 	ctx := context.Background()
 	src := backupSource(t)
-	data, err := src.m.Backup(ctx, "")
+	data, err := src.m.Backup(ctx, BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestBackupRestorePlain(t *testing.T) {
 func TestBackupRestoreEncrypted(t *testing.T) {
 	ctx := context.Background()
 	src := backupSource(t)
-	data, err := src.m.Backup(ctx, "correct horse")
+	data, err := src.m.Backup(ctx, BackupOptions{Passphrase: "correct horse"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestBackupRestoreEncrypted(t *testing.T) {
 func TestRestoreRejectsBadFiles(t *testing.T) {
 	ctx := context.Background()
 	src := backupSource(t)
-	good, _ := src.m.Backup(ctx, "")
+	good, _ := src.m.Backup(ctx, BackupOptions{})
 	mutate := func(change func(m map[string]any)) []byte {
 		var c map[string]any
 		json.Unmarshal(good, &c)
@@ -167,11 +167,11 @@ func FuzzRestore(f *testing.F) {
 	}
 	m.Bootstrap(ctx, config.Default(), "fuzz")
 	src.Put(ctx, "pki/a", []byte("x"))
-	good, _ := m.Backup(ctx, "")
+	good, _ := m.Backup(ctx, BackupOptions{})
 	f.Add(good, "")
-	// Made with the stand-in key derivation, so it opens with "pw".
-	enc, _ := m.Backup(ctx, "pw")
-	f.Add(enc, "pw")
+	// Made with the stand-in key derivation, so it opens with "password".
+	enc, _ := m.Backup(ctx, BackupOptions{Passphrase: "password"})
+	f.Add(enc, "password")
 	f.Add(enc, "wrong")
 	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":{},"pki":{"encrypted":true,"nonce":"AA==","ciphertext":"AA=="}}`), "pw")
 	f.Add([]byte(`{"format":"palisade-backup","version":1,"config":[],"pki":{"entries":{"pki/../x":"AA=="}}}`), "")
@@ -190,4 +190,52 @@ func FuzzRestore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Private keys never leave in clear unless asked: without a passphrase or
+// the choice to leave them out the backup is refused, a short passphrase
+// too; left out, the rest of the material is still in the file.
+func TestBackupPrivateKeysNeedPassphrase(t *testing.T) {
+	ctx := context.Background()
+	src := backupSource(t)
+	src.st.Put(ctx, PrivateKeyPrefix+"k1", []byte("-----BEGIN PRIVATE KEY-----"))
+	for _, opts := range []BackupOptions{{}, {Passphrase: "short"}, {Passphrase: "short", WithoutKeys: true}} {
+		if _, err := src.m.Backup(ctx, opts); !errors.Is(err, ErrBackupPassphrase) {
+			t.Errorf("%+v: err = %v, want ErrBackupPassphrase", opts, err)
+		}
+	}
+	if _, err := src.m.Backup(ctx, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "1 private key") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	data, err := src.m.Backup(ctx, BackupOptions{WithoutKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f backupFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.PKI.Entries[PrivateKeyPrefix+"k1"]; ok || len(f.PKI.Entries) != 2 || bytes.Contains(data, []byte("PRIVATE KEY")) {
+		t.Fatalf("backup without keys holds %v", f.PKI.Entries)
+	}
+	dst := newFixture(t, store.NewMemory())
+	if err := dst.m.Restore(ctx, data, "", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.st.Get(ctx, "pki/private/default/cert"); err != nil {
+		t.Fatal("the certificates of a backup without keys were not restored")
+	}
+	log, _ := src.st.AuditLog(ctx, 1)
+	if !strings.Contains(log[0].Detail, "private keys left out: 1") {
+		t.Fatalf("audit: %+v", log[0])
+	}
+	for _, opts := range []BackupOptions{{Passphrase: "correct horse"}, {KeysInClear: true}} {
+		data, err := src.m.Backup(ctx, opts)
+		if err != nil {
+			t.Fatalf("%+v: %v", opts, err)
+		}
+		if inClear := bytes.Contains(data, []byte(PrivateKeyPrefix+"k1")); inClear != opts.KeysInClear {
+			t.Fatalf("%+v: key entry readable = %t", opts, inClear)
+		}
+	}
 }

@@ -130,7 +130,9 @@ func WriteBackup(ctx context.Context, file string, cfg *config.Config, a Answers
 		return err
 	}
 	defer mgr.Close()
-	data, err := mgr.Backup(ctx, passphrase)
+	// The file is written 0600 on this machine, to be restored on the unit:
+	// its keys may be in clear when no passphrase is given (docs/setup.md).
+	data, err := mgr.Backup(ctx, lifecycle.BackupOptions{Passphrase: passphrase, KeysInClear: true})
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func TestHelpAgreesWithReference(t *testing.T) {
 			if d.Type == "list" || d.Type == "object" {
 				continue
 			}
-			if elsewhere[k] || notOnPages(k) {
+			if elsewhere[k] {
 				continue
 			}
 			if !used[k] {
@@ -83,10 +83,6 @@ func TestHelpAgreesWithReference(t *testing.T) {
 var elsewhere = map[string]bool{
 	"tls.allow_wildcard_server_certificates": true, // SIP Services → Interoperability
 }
-
-// notOnPages are the fields the web admin does not edit yet (the peers
-// page keeps them as they are); docs/web-admin.md lists them.
-func notOnPages(k string) bool { return strings.HasPrefix(k, "peers[].trunk.") }
 
 // withTables gives the preliminary configuration a peer, a dial plan rule
 // with a time class, so that every table of the pages has a row.

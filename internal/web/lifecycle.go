@@ -147,13 +147,11 @@ func (s *server) backup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusBadRequest, "administration", v)
 		return
 	}
-	if keys == "leave-out" {
-		pass = ""
+	opts := lifecycle.BackupOptions{Passphrase: pass, WithoutKeys: keys == "leave-out"}
+	if opts.WithoutKeys {
+		opts.Passphrase = ""
 	}
-	data, err := s.env.Config.Backup(r.Context(), pass)
-	if err == nil && keys == "leave-out" {
-		data, err = withoutPrivateKeys(data)
-	}
+	data, err := s.env.Config.Backup(r.Context(), opts)
 	if err != nil {
 		v := s.adminView(r)
 		v.Problem = "backup failed: " + err.Error()
@@ -170,43 +168,7 @@ var errNotBackup = badRequest("Restore: the chosen file is not a Palisade backup
 	"Choose a file made with Download backup on this page.")
 
 // minPassphrase is the shortest passphrase the web admin takes for a backup.
-const minPassphrase = 8
-
-// privateKeyPrefix is where the PKI keeps private keys in the store (and
-// so in a backup's pki entries).
-const privateKeyPrefix = "pki/keys/"
-
-// withoutPrivateKeys drops the private keys from an unencrypted backup:
-// certificates, requests, CAs and CRLs stay; a unit restored from it needs
-// new keys for its own certificates.
-func withoutPrivateKeys(data []byte) ([]byte, error) {
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, err
-	}
-	var pki struct {
-		Encrypted bool                       `json:"encrypted"`
-		Entries   map[string]json.RawMessage `json:"entries"`
-	}
-	if err := json.Unmarshal(f["pki"], &pki); err != nil {
-		return nil, err
-	}
-	if pki.Encrypted {
-		return nil, errors.New("the backup is encrypted")
-	}
-	for k := range pki.Entries {
-		if strings.HasPrefix(k, privateKeyPrefix) {
-			delete(pki.Entries, k)
-		}
-	}
-	b, err := json.Marshal(map[string]any{"entries": pki.Entries})
-	if err != nil {
-		return nil, err
-	}
-	f["pki"] = b
-	out, err := json.MarshalIndent(f, "", "  ")
-	return append(out, '\n'), err
-}
+const minPassphrase = lifecycle.MinPassphrase
 
 // diffData is one comparison of two configurations.
 type diffData struct {

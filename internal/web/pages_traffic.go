@@ -37,8 +37,9 @@ func saveRegistrar(f *form, c *config.Config) {
 func saveAccounts(f *form, c *config.Config) {
 	old := c.Peers
 	c.Peers = []config.Peer{}
-	for i, row := range f.rows("peers", "name", "!kind", "!profile", "!type", "!interface", "address", "domain",
-		"!transport", "prefix", "username", "password", "realm", "!register", "expires", "options_interval", "headers") {
+	cols := append([]string{"name", "!kind", "!profile", "!type", "!interface", "address", "domain",
+		"!transport", "prefix", "username", "password", "realm", "!register", "expires", "options_interval", "headers"}, trunkCols...)
+	for i, row := range f.rows("peers", cols...) {
 		p := config.Peer{
 			Name: row["name"], Kind: row["kind"], Profile: row["profile"], Type: row["type"], Interface: row["interface"],
 			Address: row["address"], Domain: row["domain"], Transport: row["transport"], Prefix: row["prefix"],
@@ -47,14 +48,13 @@ func saveAccounts(f *form, c *config.Config) {
 			OptionsInterval: f.parseDur(row["options_interval"], path("peers[%d].options_interval", i)),
 		}
 		p.Headers = parseHeaders(f, row["headers"], path("peers[%d].headers", i))
+		p.Trunk = parseTrunk(f, row, i)
 		// An empty password field keeps the stored password.
 		if j := slices.IndexFunc(old, func(o config.Peer) bool { return o.Name == p.Name }); j >= 0 {
 			o := old[j]
 			if p.Auth.Password == "" {
 				p.Auth.Password = o.Auth.Password
 			}
-			// The page has no fields for the trunk settings (yet): keep them.
-			p.Trunk = o.Trunk
 		}
 		c.Peers = append(c.Peers, p)
 	}

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/profiles"
 )
 
@@ -342,7 +343,7 @@ func TestBackupAndRestore(t *testing.T) {
 		}
 	}
 	noKeys, _ := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "keys": {"leave-out"}}, http.StatusOK)
-	if strings.Contains(noKeys, privateKeyPrefix) || !strings.Contains(noKeys, "pki/private/") || strings.Contains(noKeys, "PRIVATE KEY") {
+	if strings.Contains(noKeys, lifecycle.PrivateKeyPrefix) || !strings.Contains(noKeys, "pki/private/") || strings.Contains(noKeys, "PRIVATE KEY") {
 		t.Errorf("a backup without keys holds keys, or lost the certificates:\n%.600s", noKeys)
 	}
 	data, resp := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "keys": {"encrypt"}, "passphrase": {"pp-backup"}, "passphrase2": {"pp-backup"}}, http.StatusOK)

@@ -162,7 +162,9 @@
       var tr = body.insertRow();
       cols.forEach(function (c) {
         var v = r[c], td = el("td");
-        if (v && typeof v === "object" && !(Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; }))) {
+        if (c === "targets" && Array.isArray(v)) {
+          td.appendChild(targetTable(v));
+        } else if (v && typeof v === "object" && !(Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; }))) {
           td.appendChild(render(v));
         } else {
           td.textContent = cell(v, c);
@@ -172,6 +174,24 @@
         tr.appendChild(td);
       });
       if (onRow) { tr.style.cursor = "pointer"; tr.addEventListener("click", function () { onRow(r); }); }
+    });
+    return t;
+  }
+  // A peer's targets (each resolved address of each of its names) with their
+  // own keepalive state; the same words as the dashboard (targets.go).
+  function targetTable(ts) {
+    var t = el("table", null, "grid compact targets"), head = t.createTHead().insertRow();
+    ["Target", "Address", "State", "Last answer"].forEach(function (h) { head.appendChild(el("th", h)); });
+    var body = t.createTBody();
+    ts.forEach(function (x) {
+      var tr = body.insertRow(), out = x.out_until && new Date(x.out_until) > new Date();
+      var word = out ? "out until " + humanTime(x.out_until) : !x.up ? "down" : (!x.last_status && !x.last_error) ? "not checked yet" : "up";
+      var cls = out || !x.up ? "bad" : word === "up" ? "ok" : "warn";
+      var answer = x.last_status ? String(x.last_status) + (x.last_error ? " (" + x.last_error + ")" : "") : (x.last_error || "-");
+      tr.appendChild(el("td", x.host));
+      tr.appendChild(el("td", x.address + (x.transport ? " (" + x.transport + ")" : ""), "nowrap"));
+      var st = el("td"); st.appendChild(el("span", word, "tag " + cls)); tr.appendChild(st);
+      tr.appendChild(el("td", answer));
     });
     return t;
   }

@@ -13,7 +13,7 @@ import (
 // --passphrase (8 characters or more) or --without-keys; with neither it
 // exits non-zero naming both and writes no file.
 func TestConfigBackupKeys(t *testing.T) {
-	dir := stoppedDataDir(t)
+	dir := newStoppedDataDir(t)
 	mustCLI(t, dir, "cert", "new", "sbc", "--cn", "sbc.example.com")
 	work := t.TempDir()
 	file := filepath.Join(work, "b.json")

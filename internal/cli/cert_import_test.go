@@ -33,9 +33,9 @@ func storeSnapshot(t *testing.T, dir string) map[string]string {
 	return m
 }
 
-// stoppedDataDir is a data directory with the default configuration and no
+// newStoppedDataDir is a data directory with the default configuration and no
 // unit running on it.
-func stoppedDataDir(t *testing.T) string {
+func newStoppedDataDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	st, err := store.Open(dir)
@@ -54,7 +54,7 @@ func stoppedDataDir(t *testing.T) string {
 // with both keys' fingerprints and changes neither the store nor the
 // configuration.
 func TestCertImportForeignKey(t *testing.T) {
-	dir := stoppedDataDir(t)
+	dir := newStoppedDataDir(t)
 	work := t.TempDir()
 	const name = "SBC at HQ"
 	mustCLI(t, dir, "cert", "new", name, "--cn", "sbc.example.com")

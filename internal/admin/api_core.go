@@ -12,7 +12,7 @@ import (
 )
 
 // StatusFunc returns one section of GET /api/v1/status (and of
-// /api/v1/status/{section}). env.Unit is nil on a stopped unit.
+// /api/v1/status/{section}). env.Live is nil on a stopped unit.
 type StatusFunc func(env *Env, r *http.Request) (any, error)
 
 var (

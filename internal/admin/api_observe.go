@@ -29,15 +29,6 @@ func init() {
 	RegisterStatus(observe.StatusCertificates, certificateStatus)
 }
 
-// observeService is the running unit's observe subsystem, or nil.
-func observeService(env *Env) *observe.Service {
-	if env.Unit == nil {
-		return nil
-	}
-	s, _ := env.Unit.Subsystem(observe.SubsystemName).(*observe.Service)
-	return s
-}
-
 func needObserve(env *Env) (*observe.Service, error) {
 	if !env.Running() {
 		return nil, ErrUnitStopped
@@ -50,28 +41,25 @@ func needObserve(env *Env) (*observe.Service, error) {
 }
 
 // observeStatus serves a status kind from the source a subsystem registered
-// with the observe service; without one, peers come from the SIP subsystem's
-// keepalive states and other lists are empty.
+// with the observe service; without one, peers come from the SIP layer's
+// keepalive states (dated by the observe service) and other lists are empty.
 func observeStatus(kind string) StatusFunc {
 	return func(env *Env, r *http.Request) (any, error) {
-		if s := observeService(env); s != nil {
+		s := observeService(env)
+		if s != nil {
 			if src, ok := s.Sources.Get(kind); ok {
 				return src.Status(r.Context())
 			}
 		}
-		if kind == observe.StatusPeers && env.Unit != nil {
-			if sip, ok := env.Unit.Subsystem("sip").(interface{ PeerStates() []b2bua.PeerState }); ok {
-				peers := func() []observe.PeerStatus { return PeerStatuses(sip.PeerStates()) }
-				if s := observeService(env); s != nil {
-					// The observe service samples the states every second
-					// from now on, to date each up/down change.
-					if !s.Peers.Following() {
-						s.Peers.Follow(peers)
-					}
-					return s.Peers.Observe(peers(), time.Now()), nil
-				}
-				return peers(), nil
+		if kind == observe.StatusPeers && env.Live != nil && env.Live.Peers != nil {
+			peers := PeerStatuses(env.Live.Peers.PeerStates())
+			if s != nil {
+				// The service also samples the states every second (the
+				// composition root has it follow the SIP layer), to date
+				// changes between two reads.
+				return s.Peers.Observe(peers, time.Now()), nil
 			}
+			return peers, nil
 		}
 		return []any{}, nil
 	}
@@ -218,7 +206,7 @@ func callLadder(env *Env, w http.ResponseWriter, r *http.Request) error {
 	if sum.From != "" || sum.To != "" {
 		title += " " + sum.From + " → " + sum.To
 	}
-	if err := observe.WriteLadder(&b, title, msgs); err != nil {
+	if err := observe.WriteLadderNamed(&b, title, msgs, peerNamer(env, r)); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")

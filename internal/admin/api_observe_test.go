@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/observetest"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 )
 
 // observeFixture is an API fixture whose unit has an observe service with
@@ -19,7 +21,7 @@ func observeFixture(t *testing.T) (*apiFixture, *observe.Service) {
 	f.login()
 	svc := observe.New(f.h.env.Store, nil, nil)
 	t.Cleanup(func() { svc.Close() })
-	f.h.env.Unit.Add(svc)
+	f.h.env.Live = &Live{Observe: svc}
 
 	observetest.RecordBusyCall(svc)
 	svc.Recorder.CallStarted(observe.CallStart{ID: "u2", Direction: observe.DirInbound,
@@ -118,6 +120,14 @@ func TestObserveAPI(t *testing.T) {
 	if r := f.do("GET", "/api/v1/status/peers", nil, nil); r.status != 200 || strings.TrimSpace(string(r.body)) != "[]" {
 		t.Errorf("peers without a source: %d %s", r.status, r.body)
 	}
+	// The SIP layer's keepalive states, dated by the observe service.
+	f.h.env.Live.Peers = fakePeers{{Name: "trunk", Up: true, Keepalive: true, LastCheck: time.Now()}, {Name: "pbx", Failures: 3, LastError: "408"}}
+	var peers []observe.PeerStatus
+	f.do("GET", "/api/v1/status/peers", nil, nil).decode(t, &peers)
+	if len(peers) != 2 || peers[0].Name != "pbx" || peers[0].State != "down" || peers[0].Failures != 3 ||
+		peers[1].Name != "trunk" || peers[1].State != "up" || peers[1].Since.IsZero() {
+		t.Errorf("peers from the SIP layer: %+v", peers)
+	}
 	svc.Sources.Register(observe.StatusSource{Kind: observe.StatusPeers, Status: func(context.Context) (any, error) {
 		return []map[string]string{{"name": "trunk", "state": "up"}}, nil
 	}})
@@ -130,8 +140,9 @@ func TestObserveAPI(t *testing.T) {
 }
 
 func TestObserveAPIStoppedUnit(t *testing.T) {
-	f, _ := observeFixture(t)
-	f.h.env.Unit = nil // as the CLI serves a stopped unit's data directory
+	f, svc := observeFixture(t)
+	svc.Recorder.Flush() // the records a stopped unit has are those written
+	f.h.env.Live = nil   // as the CLI serves a stopped unit's data directory
 	if r := f.do("GET", "/api/v1/calls/u1/trace", nil, nil); r.status != http.StatusConflict {
 		t.Errorf("trace on a stopped unit: %d", r.status)
 	}
@@ -156,3 +167,8 @@ func TestObserveAPINeedsLogin(t *testing.T) {
 		}
 	}
 }
+
+// fakePeers stands for the SIP layer's keepalive states.
+type fakePeers []b2bua.PeerState
+
+func (p fakePeers) PeerStates() []b2bua.PeerState { return p }

@@ -198,7 +198,7 @@ func downloadCert(w http.ResponseWriter, name string, der bool, b []byte) error 
 }
 
 func pkiExpiry(env *Env, w http.ResponseWriter, r *http.Request) error {
-	if s := pkiSubsystem(env); s != nil {
+	if s := runningPKI(env); s != nil {
 		return JSON(w, http.StatusOK, s.Expiries())
 	}
 	cfg, _, err := loadConfig(env, r, "running")
@@ -361,15 +361,6 @@ func uploadReadErr(err error, max int) error {
 	return Errorf(http.StatusBadRequest, "bad upload: %v", err)
 }
 
-// pkiSubsystem is the running unit's PKI, or nil.
-func pkiSubsystem(env *Env) *pki.Subsystem {
-	if env.Unit == nil {
-		return nil
-	}
-	s, _ := env.Unit.Subsystem(pki.SubsystemName).(*pki.Subsystem)
-	return s
-}
-
 // DiagnoseRequest is the body of POST /api/v1/diagnose/tls.
 type DiagnoseRequest struct {
 	Address string `json:"address"` // HOST:PORT
@@ -381,7 +372,7 @@ func diagnoseTLS(env *Env, w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	s := pkiSubsystem(env)
+	s := runningPKI(env)
 	if s == nil {
 		// A stopped unit: connect as it would with its running (saved)
 		// configuration and the material in the data directory.
@@ -389,11 +380,12 @@ func diagnoseTLS(env *Env, w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		s = pki.New(env.Store, env.Log)
-		defer s.Close()
-		if err := s.BuildForDiagnosis(r.Context(), cfg); err != nil {
+		p := pki.New(env.Store, env.Log)
+		defer p.Close()
+		if err := p.BuildForDiagnosis(r.Context(), cfg); err != nil {
 			return err
 		}
+		s = p
 	}
 	rep, err := s.DiagnoseTLS(r.Context(), req.Address, req.SNI)
 	if err != nil {

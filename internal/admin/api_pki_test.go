@@ -7,11 +7,13 @@ import (
 	"encoding/pem"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
+	"github.com/palisade-sbc/palisade/internal/store"
 )
 
 // multipartBody builds a multipart/form-data upload of files.
@@ -82,6 +84,25 @@ func TestCertificateAPI(t *testing.T) {
 	cfg, _, _ := f.mgr.Preliminary(t.Context())
 	if e := cfg.Certificates.Private[1]; e.Name != "SBC at HQ" || e.Fingerprint != pki.Fingerprint(leaf) || e.Material == "" {
 		t.Errorf("preliminary entry %+v", e)
+	}
+
+	// a device certificate for another key into the signed entry: 400 naming
+	// both keys, the store and the preliminary configuration unchanged
+	foreign := ca.Issue(t, pkitest.NewKey(t).Public(), pkitest.Leaf{CN: "sbc.example.com"})
+	foreignKey, _ := pki.KeyID(foreign.PublicKey)
+	entryKey, _ := pki.KeyID(leaf.PublicKey)
+	pkiBefore, _ := f.h.env.Store.List(t.Context(), "pki/")
+	_, etagBefore, _ := f.mgr.Preliminary(t.Context())
+	body, ct = multipartBody(t, map[string][]byte{"other.pem": pki.EncodeCertificatesPEM(foreign)})
+	r = f.doLocal("POST", "/api/v1/certificates/SBC%20at%20HQ/import", body, map[string]string{"Content-Type": ct})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), foreignKey) || !strings.Contains(string(r.body), entryKey) {
+		t.Errorf("foreign certificate: %d %s, want 400 naming %s and %s", r.status, r.body, foreignKey, entryKey)
+	}
+	pkiAfter, _ := f.h.env.Store.List(t.Context(), "pki/")
+	if _, etagAfter, _ := f.mgr.Preliminary(t.Context()); etagAfter != etagBefore || !slices.EqualFunc(pkiBefore, pkiAfter, func(a, b store.KV) bool {
+		return a.Key == b.Key && bytes.Equal(a.Value, b.Value)
+	}) {
+		t.Error("a refused foreign certificate changed the store or the preliminary configuration")
 	}
 
 	// CA store via JSON base64; export DER

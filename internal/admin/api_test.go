@@ -12,7 +12,6 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 const testPassword = "correct horse battery staple"
@@ -39,7 +38,7 @@ func newFixture(t testing.TB) *apiFixture {
 	}
 	ap := &recordingApplier{}
 	mgr := newFakeManager(cfg, ap)
-	env := &Env{Store: store.NewMemory(), Config: mgr, Unit: unit.New(nil), Log: slog.New(slog.DiscardHandler)}
+	env := &Env{Store: store.NewMemory(), Config: mgr, Live: &Live{}, Log: slog.New(slog.DiscardHandler)}
 	h := NewHandler(env)
 	env.Auth.SetAdmin(cfg.Admin)
 	return &apiFixture{t: t, h: h, mgr: mgr, applier: ap}
@@ -347,7 +346,7 @@ func TestApplyConfirmRevertThroughAPI(t *testing.T) {
 
 func TestApplyOnStoppedUnitIsRefused(t *testing.T) {
 	f := newFixture(t)
-	f.h.env.Unit = nil
+	f.h.env.Live = nil
 	r := f.doLocal("POST", "/api/v1/config/apply", nil, nil)
 	if r.status != http.StatusConflict || !bytes.Contains(r.body, []byte("not running")) {
 		t.Fatalf("apply on a stopped unit: %d %s", r.status, r.body)
@@ -396,6 +395,29 @@ func TestLoginLockout(t *testing.T) {
 	r := f.do("POST", "/api/v1/login", `{"password":"`+testPassword+`"}`, nil)
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("after %d failures even the right password must wait: %d", maxFails, r.status)
+	}
+	// The answer says for how long; failures and the lockout are audited.
+	if !strings.Contains(string(r.body), "locked out for ") || !strings.Contains(string(r.body), " UTC)") {
+		t.Fatalf("lockout answer does not say for how long: %s", r.body)
+	}
+	entries, err := f.h.Env().Store.AuditLog(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed, lockouts int
+	for _, e := range entries {
+		switch e.Action {
+		case "admin.login.failed":
+			failed++
+		case "admin.login.lockout":
+			lockouts++
+			if !strings.Contains(e.Detail, "1 min") {
+				t.Errorf("lockout entry %q does not say for how long", e.Detail)
+			}
+		}
+	}
+	if failed != maxFails || lockouts != 1 {
+		t.Fatalf("audit log: %d failed logins, %d lockouts; want %d and 1", failed, lockouts, maxFails)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/human"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
@@ -120,6 +121,21 @@ func (a *Auth) Settings() config.Admin { return *a.admin.Load() }
 // ErrLockedOut is returned by Login while a source is locked out.
 var ErrLockedOut = errors.New("too many failed logins from this address; try again later")
 
+// lockedMessage says for how long the address is locked out.
+func lockedMessage(wait time.Duration) string {
+	wait = wait.Round(time.Second)
+	return "too many failed logins from this address: it is locked out for " + human.Duration(wait) +
+		" (until " + time.Now().Add(wait).UTC().Format("15:04:05") + " UTC)"
+}
+
+// auditLogin writes a login event to the audit log.
+func (a *Auth) auditLogin(r *http.Request, action, detail string) {
+	if a.st == nil {
+		return
+	}
+	_ = a.st.Audit(r.Context(), store.AuditEntry{Time: time.Now().UTC(), Author: "login@" + sourceOf(r), Action: action, Detail: detail})
+}
+
 // Login checks password and, when it matches, starts a session: the cookie
 // is set on w and the CSRF token returned. Failed attempts count against the
 // request's source address (lockout after 5 within 15 minutes).
@@ -129,12 +145,20 @@ func (a *Auth) Login(w http.ResponseWriter, r *http.Request, password string) (s
 	if wait := a.limiter.locked(src, now); wait > 0 {
 		loginsTotal.WithLabelValues("locked_out").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		return "", &Error{Status: http.StatusTooManyRequests, Message: ErrLockedOut.Error()}
+		return "", &Error{Status: http.StatusTooManyRequests, Message: lockedMessage(wait)}
 	}
 	ok, err := CheckPassword(a.Settings().PasswordHash, password)
 	if err != nil || !ok {
-		a.limiter.fail(src, now)
+		lock := a.limiter.fail(src, now)
 		loginsTotal.WithLabelValues("bad_password").Inc()
+		// Failed logins and lockouts are in the audit log (bounded: a
+		// source is locked out after a few failures).
+		a.auditLogin(r, "admin.login.failed", "wrong password from "+src)
+		if lock > 0 {
+			a.auditLogin(r, "admin.login.lockout", src+" locked out for "+human.Duration(lock))
+			w.Header().Set("Retry-After", strconv.Itoa(int(lock.Seconds())))
+			return "", &Error{Status: http.StatusUnauthorized, Message: "wrong password; " + lockedMessage(lock)}
+		}
 		return "", &Error{Status: http.StatusUnauthorized, Message: "wrong password"}
 	}
 	a.limiter.reset(src)
@@ -266,7 +290,9 @@ func (l *loginLimiter) locked(src string, now time.Time) time.Duration {
 	return 0
 }
 
-func (l *loginLimiter) fail(src string, now time.Time) {
+// fail counts a failed login and returns how long the source is now
+// locked out (0: not locked).
+func (l *loginLimiter) fail(src string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.fails[src]
@@ -279,9 +305,11 @@ func (l *loginLimiter) fail(src string, now time.Time) {
 	}
 	f.n++
 	if f.n >= maxFails {
-		lock := baseLock << min(f.n-maxFails, 6)
-		f.until = now.Add(min(lock, maxLock))
+		lock := min(baseLock<<min(f.n-maxFails, 6), maxLock)
+		f.until = now.Add(lock)
+		return lock
 	}
+	return 0
 }
 
 func (l *loginLimiter) reset(src string) {

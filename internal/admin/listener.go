@@ -31,15 +31,15 @@ type Server struct {
 	h       *Handler
 	log     *slog.Logger
 	dataDir string
-	// ListenOverride, when set, replaces admin.listen (tests bind 127.0.0.1:0).
-	ListenOverride string
-	// Certs gives the private certificate named by admin.certificate (the
-	// PKI subsystem, applied before this one); nil or admin.certificate ""
-	// means the generated certificate.
-	Certs CertificateSource
+	listen  string            // replaces admin.listen when set
+	certs   CertificateSource // nil: the generated certificate only
 
 	generated tls.Certificate
 	cert      atomic.Pointer[tls.Certificate]
+	// certName is admin.certificate: each handshake takes its current
+	// certificate from Certs, so a renewal (ACME) reaches the admin
+	// listener without an apply; cert is the fallback.
+	certName atomic.Pointer[string]
 
 	mu     sync.Mutex
 	addr   string // admin.listen the current listener was opened for
@@ -49,26 +49,43 @@ type Server struct {
 	closed bool
 }
 
-// CertificateSource looks up a private certificate by name.
+// CertificateSource looks up a private certificate by name (the PKI
+// subsystem, applied before the admin listener).
 type CertificateSource interface {
 	Certificate(name string) (*tls.Certificate, error)
 }
 
-// NewServer returns the admin subsystem serving h; cert is the generated
-// HTTPS certificate used while admin.certificate is "".
-func NewServer(h *Handler, dataDir string, cert tls.Certificate, log *slog.Logger) *Server {
-	s := &Server{h: h, log: log, dataDir: dataDir, generated: cert}
-	s.cert.Store(&cert)
+// ServerOptions is what the admin listener is built with.
+type ServerOptions struct {
+	DataDir string
+	// Generated is the HTTPS certificate used while admin.certificate is "".
+	Generated tls.Certificate
+	// Certs gives the private certificate named by admin.certificate; nil
+	// means the generated certificate is always used.
+	Certs CertificateSource
+	// Listen, when set, replaces admin.listen (palisade run --admin-listen;
+	// tests bind 127.0.0.1:0).
+	Listen string
+	Log    *slog.Logger
+}
+
+// NewServer returns the admin subsystem serving h.
+func NewServer(h *Handler, o ServerOptions) *Server {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	s := &Server{h: h, log: o.Log, dataDir: o.DataDir, listen: o.Listen, certs: o.Certs, generated: o.Generated}
+	s.cert.Store(&s.generated)
 	return s
 }
 
 // certificateFor returns the HTTPS certificate cfg asks for.
 func (s *Server) certificateFor(cfg *config.Config) (*tls.Certificate, error) {
 	name := cfg.Admin.Certificate
-	if name == "" || s.Certs == nil {
+	if name == "" || s.certs == nil {
 		return &s.generated, nil
 	}
-	c, err := s.Certs.Certificate(name)
+	c, err := s.certs.Certificate(name)
 	if err != nil {
 		return nil, fmt.Errorf("admin.certificate %q: %w", name, err)
 	}
@@ -110,8 +127,8 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	addr := cfg.Admin.Listen
-	if s.ListenOverride != "" {
-		addr = s.ListenOverride
+	if s.listen != "" {
+		addr = s.listen
 	}
 	if s.https == nil || addr != s.addr {
 		ln, err := net.Listen("tcp", addr)
@@ -129,6 +146,11 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 				tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 			},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if n := s.certName.Load(); n != nil && *n != "" && s.certs != nil {
+					if c, err := s.certs.Certificate(*n); err == nil {
+						return c, nil
+					}
+				}
 				return s.cert.Load(), nil
 			},
 		}
@@ -148,6 +170,7 @@ func (s *Server) Apply(ctx context.Context, cfg *config.Config) error {
 		s.log.Info("admin API listening", "url", "https://"+ln.Addr().String()+"/api/v1/")
 	}
 	s.cert.Store(cert) // new handshakes only; open connections keep theirs
+	s.certName.Store(&cfg.Admin.Certificate)
 	s.h.env.Auth.SetAdmin(cfg.Admin)
 	return nil
 }

@@ -164,8 +164,7 @@ func TestAdminCertificateFromPKI(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(NewHandler(env), t.TempDir(), gen, env.Log)
-	srv.Certs = fakeCerts{"own": &own}
+	srv := NewServer(NewHandler(env), ServerOptions{DataDir: t.TempDir(), Generated: gen, Certs: fakeCerts{"own": &own}, Log: env.Log})
 	t.Cleanup(func() { srv.Close() })
 
 	cfg := config.Default()

@@ -31,7 +31,7 @@ func newTestServer(t *testing.T) (*Server, store.Store, string, *x509.CertPool) 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(NewHandler(env), dir, cert, env.Log)
+	srv := NewServer(NewHandler(env), ServerOptions{DataDir: dir, Generated: cert, Log: env.Log})
 	t.Cleanup(func() { srv.Close() })
 	return srv, st, dir, pool
 }

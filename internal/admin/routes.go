@@ -4,10 +4,11 @@
 //
 // # Adding API routes (for feature packages)
 //
-// Routes are registered once, at init time, with RegisterRoutes. Put your
-// endpoints in a file of this package named after your feature (e.g.
-// internal/admin/certs.go, owned by you) or call admin.RegisterRoutes from
-// your own package's init:
+// Put your endpoints in a file of this package named after your feature
+// (e.g. internal/admin/certs.go, owned by you) and register them at init time
+// with RegisterRoutes. A package of its own (like internal/web) exports a
+// Mount(*admin.Routes) instead, which the composition root passes to
+// NewHandler, so that nothing is wired by the side effect of an import:
 //
 //	func init() {
 //		admin.RegisterRoutes(func(rt *admin.Routes) {
@@ -28,8 +29,10 @@
 // config.Errors (422 with every field path), store.ErrNotFound (404) and
 // *admin.Error (any status) are mapped by writeError. Use admin.Author(r) as
 // the author of every change, admin.DecodeJSON to read a request body
-// strictly. Env.Unit gives the running subsystems (nil when the CLI works on
-// a stopped unit's data directory; answer with admin.ErrUnitStopped then).
+// strictly. Env.Live gives the running subsystems, each through a small
+// interface of this package (nil when the CLI works on a stopped unit's data
+// directory; answer with admin.ErrUnitStopped then). The composition root
+// (internal/cli/wire.go) fills it; handlers never look subsystems up.
 //
 // rt.Page registers a handler that does not require authentication (the web
 // admin's login page and assets); it must check admin.PrincipalFrom(r)
@@ -45,16 +48,16 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 // Env is what every handler may use.
 type Env struct {
 	Store  store.Store
 	Config lifecycle.Manager
-	// Unit is the running unit; nil when the handler serves a stopped unit's
-	// data directory in-process (CLI without a running unit).
-	Unit *unit.Unit
+	// Live is what the running unit's subsystems offer; nil when the
+	// handler serves a stopped unit's data directory in-process (CLI
+	// without a running unit).
+	Live *Live
 	Log  *slog.Logger
 	// Auth holds sessions and tokens; the web admin logs users in through it.
 	Auth *Auth
@@ -63,7 +66,7 @@ type Env struct {
 }
 
 // Running reports whether a unit runs behind this handler.
-func (e *Env) Running() bool { return e.Unit != nil }
+func (e *Env) Running() bool { return e.Live != nil }
 
 // HandlerFunc is an API handler; a returned error is written by writeError.
 type HandlerFunc func(env *Env, w http.ResponseWriter, r *http.Request) error

@@ -19,9 +19,10 @@ type Handler struct {
 	mux *http.ServeMux
 }
 
-// NewHandler builds the handler with the core routes and every route
-// registered with RegisterRoutes. env.Auth is created when nil.
-func NewHandler(env *Env) *Handler {
+// NewHandler builds the handler with the core routes, every route
+// registered with RegisterRoutes and those of mounts (the web admin's, given
+// by the composition root). env.Auth is created when nil.
+func NewHandler(env *Env, mounts ...func(*Routes)) *Handler {
 	if env.Auth == nil {
 		env.Auth = NewAuth(env.Store)
 	}
@@ -29,7 +30,7 @@ func NewHandler(env *Env) *Handler {
 	rt := &Routes{env: env, mux: h.mux}
 	coreRoutes(rt)
 	configRoutes(rt)
-	for _, fn := range registered() {
+	for _, fn := range append(registered(), mounts...) {
 		fn(rt)
 	}
 	h.mux.Handle("GET /metrics", promhttp.Handler())

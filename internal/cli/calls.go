@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/human"
 	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
@@ -73,7 +74,7 @@ func runCalls(c *Context, args []string) error {
 				trace = fmt.Sprint(r.Messages, " msgs")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
-				r.State, dash(r.Direction), dash(r.From), dash(r.To), result, r.Duration.Round(time.Second), trace, r.ID)
+				r.State, dash(r.Direction), dash(r.From), dash(r.To), result, human.Duration(r.Duration.Round(time.Second)), trace, r.ID)
 		}
 		tw.Flush()
 	})

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/human"
 	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
@@ -52,7 +53,7 @@ func runCDR(c *Context, args []string) error {
 		fmt.Fprintln(tw, "START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
 		for _, r := range cdrs {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
-				r.Direction, dash(observe.UserOrURI(r.A.From)), dash(observe.UserOrURI(r.A.To)), r.Code, r.Reason, r.Duration.Round(time.Second), dash(r.EndedBy), r.ID)
+				r.Direction, dash(observe.UserOrURI(r.A.From)), dash(observe.UserOrURI(r.A.To)), r.Code, r.Reason, human.Duration(r.Duration.Round(time.Second)), dash(r.EndedBy), r.ID)
 		}
 		tw.Flush()
 	})

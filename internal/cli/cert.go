@@ -21,11 +21,11 @@ func init() {
 		Usage: "cert new NAME --cn FQDN [--o ORG] [--c CC] [--st ST] [--l CITY] [--ou UNIT] [--email ADDR] [--san NAME]...\n" +
 			"           [--key ecdsa-p256|rsa-2048|rsa-3072|rsa-4096] [--self-signed]\n" +
 			"       | csr NAME | import NAME FILE... | show NAME | export NAME [--der] [--chain]\n" +
-			"       | list | delete NAME",
+			"       | list | delete NAME | acme [status] | acme renew NAME | acme revoke NAME",
 		Run: func(c *Context, args []string) error {
 			return c.Dispatch(args, map[string]func(*Context, []string) error{
 				"new": certNew, "csr": certCSR, "import": certImport, "show": certShow,
-				"export": certExport, "list": certList, "delete": certDelete,
+				"export": certExport, "list": certList, "delete": certDelete, "acme": certACME,
 			})
 		},
 	})

@@ -60,6 +60,9 @@ func printTLSReport(w io.Writer, rep *pki.TLSReport) {
 		fmt.Fprint(w, " (server name checked)")
 	}
 	fmt.Fprintln(w)
+	if rep.PeerTrust != "" {
+		fmt.Fprintf(w, "Peer trust: %s\n", rep.PeerTrust)
+	}
 	if rep.ClientCertificate != "" {
 		fmt.Fprintf(w, "Own client certificate: %s\n", rep.ClientCertificate)
 	} else {

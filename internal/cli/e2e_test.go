@@ -2,8 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,6 +282,10 @@ func TestStoppedUnitAndRemoteServer(t *testing.T) {
 	if r := palisade(t, dir, "--server", server, "--ca", ca, "--token", tok+"x", "config", "show"); r.code == 0 || !strings.Contains(r.stderr, "log in") {
 		t.Fatalf("a wrong token: exit %d %s", r.code, r.stderr)
 	}
+	// The web admin is mounted on the same listener (wire.go).
+	if page := httpsGet(t, server+"/login", ca); !strings.Contains(page, `name="password"`) {
+		t.Fatalf("no login page on the admin listener:\n%.500s", page)
+	}
 	u.stop(t)
 
 	mustCLI(t, dir, "config", "set", "unit.name", `"offline-edit"`)
@@ -374,4 +382,27 @@ func TestKilledDuringConfirmWindow(t *testing.T) {
 	if got := strings.TrimSpace(mustCLI(t, dir, "config", "get", "unit.name")); got != `"unconfirmed"` {
 		t.Fatalf("preliminary after restart: %s", got)
 	}
+}
+
+// httpsGet fetches url trusting only the certificate in caFile and returns
+// the body of a 200 answer.
+func httpsGet(t *testing.T, url, caFile string) string {
+	t.Helper()
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: time.Minute}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
+	"github.com/palisade-sbc/palisade/internal/pki/acme"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/unit"
 )
@@ -81,7 +82,7 @@ func offlineClient(ctx context.Context, dir string) (*Client, error) {
 		lock.Close()
 		return err
 	}
-	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Log: log, DataDir: dir})
+	h := admin.NewHandler(&admin.Env{Store: st, Config: mgr, Log: log, DataDir: dir}, acme.Mount(nil))
 	return &Client{hc: &http.Client{Transport: handlerTransport{h}}, base: "http://palisade", Mode: "offline",
 		close: closeAll}, nil
 }

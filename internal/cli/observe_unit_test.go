@@ -41,6 +41,8 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
 	cfg.Media.Policies = []config.MediaPolicy{} // sipp's trunk speaks plain RTP
 	cfg.Media.DefaultPolicy.RTPProfile = "avp"
+	hepRecv := startHEPReceiver(t) // every traced message also goes out as HEP
+	cfg.HEP = config.HEP{Enabled: true, NodeID: 99, QueueSize: 1000, Collectors: []config.HEPCollector{{Address: hepRecv.addr, Transport: "udp"}}}
 	if b, err = config.Encode(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +102,7 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	if legs["inside"] < 5 || legs["outside"] < 5 {
 		t.Errorf("trace of %s: %v messages per leg", id, legs)
 	}
+	hepRecv.checkCall(t, id, 99, msgs)
 	if text := mustCLI(t, dir, "trace", rows[0].CallIDs[1]); strings.Count(text, "Call-ID: ") != len(msgs) {
 		t.Errorf("text trace by the outside Call-ID:\n%s", text)
 	}

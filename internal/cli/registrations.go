@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/palisade-sbc/palisade/internal/human"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 )
@@ -30,7 +32,7 @@ func printRegistrations(w io.Writer, section json.RawMessage) {
 	for _, r := range regs {
 		exp, q, src, detail := "-", "-", dash(r.Source), dash(r.UserAgent)
 		if r.State == "registered" {
-			exp = fmt.Sprintf("%ds", r.ExpiresIn)
+			exp = human.Duration(time.Duration(r.ExpiresIn) * time.Second)
 		}
 		if r.Kind == "local" {
 			q = fmt.Sprint(r.Q)

@@ -18,7 +18,7 @@ func TestPrintRegistrations(t *testing.T) {
 	var b bytes.Buffer
 	printRegistrations(&b, raw)
 	out := b.String()
-	for _, want := range []string{"alice@example.com", "42s", "127.0.0.1:5070/udp", "0.5", "baresip",
+	for _, want := range []string{"alice@example.com", "42 s", "127.0.0.1:5070/udp", "0.5", "baresip",
 		"acct@itsp.example", "peer itsp", "trunk answered 403 Forbidden"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)

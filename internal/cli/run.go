@@ -15,9 +15,11 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/sdnotify"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
-	"github.com/palisade-sbc/palisade/internal/web"
 )
 
 func init() {
@@ -61,7 +63,10 @@ func runUnit(c *Context, args []string) error {
 		}
 	}
 	// The web admin's Log page shows the newest records too.
-	log := slog.New(web.LogTee(newLogger(c.Stderr, *logFormat, level).Handler()))
+	// Remote syslog collectors get them too (observe.syslog).
+	// Under systemd each record reaches the journal with its priority.
+	recent := observe.NewLogRing(observe.LogRingSize)
+	log := slog.New(syslog.Tee(recent.Handler(newLogger(sdnotify.JournalStream(c.Stderr), *logFormat, level).Handler())))
 	tuneGC(log)
 
 	ctx, stop := context.WithCancel(c.ctx)
@@ -100,15 +105,14 @@ func runUnit(c *Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(dir, admin.CertFile), certPEM, 0o644); err != nil {
 		log.Warn("could not write the admin certificate file", "err", err)
 	}
-	env := &admin.Env{Store: st, Config: mgr, Unit: u, Log: log.With("subsystem", "admin"), DataDir: dir}
-	srv := admin.NewServer(admin.NewHandler(env), dir, cert, env.Log)
-	srv.ListenOverride = *adminListen
-	deps := Deps{DataDir: dir, Store: st, Config: mgr, Unit: u, Log: log, Admin: srv}
+	deps := Deps{DataDir: dir, Store: st, Config: mgr, Log: log, RecentLog: recent, AdminCert: cert, AdminListen: *adminListen}
 	if !fixedLevel {
 		deps.Level = level
 	}
-	u.Add(wireSubsystems(deps)...)
+	w := wireSubsystems(deps)
+	u.Add(w.subs...)
 	defer u.Close()
+	srv := w.admin
 
 	defer mgr.Close()
 	if err := startManager(ctx, u, startCfg); err != nil {
@@ -119,6 +123,7 @@ func runUnit(c *Context, args []string) error {
 	}
 	ver, rev := unit.Version()
 	log.Info("unit running", "data", dir, "version", ver, "commit", rev, "pid", os.Getpid())
+	defer notifyServiceManager(ctx, dir, log)() // READY, WATCHDOG, STOPPING under systemd
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"github.com/palisade-sbc/palisade/internal/setup"
-	// The web admin registers its pages with every admin handler.
-	_ "github.com/palisade-sbc/palisade/internal/web"
 )
 
 func init() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/human"
 	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
@@ -21,13 +22,15 @@ func init() {
 // OPTIONS keepalive state of each peer).
 func printPeers(w io.Writer, section json.RawMessage) {
 	var peers []struct {
-		Name      string    `json:"name"`
-		Up        bool      `json:"up"`
-		Failures  int       `json:"failures"`
-		LastCheck time.Time `json:"last_check"`
-		LastError string    `json:"last_error"`
-		Keepalive bool      `json:"keepalive"`
-		Since     time.Time `json:"since"`
+		Name      string               `json:"name"`
+		Up        bool                 `json:"up"`
+		State     string               `json:"state"`
+		Failures  int                  `json:"failures"`
+		LastCheck time.Time            `json:"last_check"`
+		LastError string               `json:"last_error"`
+		Keepalive bool                 `json:"keepalive"`
+		Since     time.Time            `json:"since"`
+		Targets   []observe.PeerTarget `json:"targets"`
 	}
 	if err := json.Unmarshal(section, &peers); err != nil {
 		fmt.Fprintf(w, "%s\n", section)
@@ -40,23 +43,54 @@ func printPeers(w io.Writer, section json.RawMessage) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "PEER\tSTATE\tSINCE\tKEEPALIVE\tFAILURES\tLAST CHECK\tLAST ERROR")
 	for _, p := range peers {
-		state, check, since := "down", "-", "-"
-		if !p.Since.IsZero() {
-			since = p.Since.Local().Format("2006-01-02 15:04:05")
-		}
-		if p.Up {
+		state, now := p.State, time.Now()
+		switch {
+		case state == observe.PeerUnchecked:
+			state = "not checked yet"
+		case state == observe.PeerUnmonitored:
+			state = "not monitored"
+		case state == "" && p.Up:
 			state = "up"
+		case state == "":
+			state = "down"
 		}
-		if !p.LastCheck.IsZero() {
-			check = p.LastCheck.Local().Format("2006-01-02 15:04:05")
-		}
+		since, check := whenAgo(p.Since, now), whenAgo(p.LastCheck, now)
 		ka := "off"
 		if p.Keepalive {
 			ka = "OPTIONS"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, since, ka, p.Failures, check, dash(p.LastError))
+		for _, tg := range p.Targets {
+			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\t%s\n", tg.Host+" "+tg.Address+"/"+tg.Transport, targetState(tg), answerText(tg.LastStatus), dash(tg.LastError))
+		}
 	}
 	tw.Flush()
+}
+
+// targetState is "up", "down" or "out until <time>" (Retry-After).
+func targetState(tg observe.PeerTarget) string {
+	switch {
+	case !tg.OutUntil.IsZero() && time.Now().Before(tg.OutUntil):
+		return "out until " + tg.OutUntil.Local().Format("15:04:05")
+	case tg.Up:
+		return "up"
+	}
+	return "down"
+}
+
+func answerText(status int) string {
+	if status == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("answer %d", status)
+}
+
+// whenAgo is a local time with how long ago it was, "-" for none.
+func whenAgo(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05") + " (" + human.Ago(t, now) + ")"
 }
 
 // printActiveCalls is the text form of `palisade status calls`: both legs,
@@ -74,7 +108,7 @@ func printActiveCalls(w io.Writer, section json.RawMessage) {
 	for _, c := range calls {
 		state := "ringing"
 		if !c.Answer.IsZero() {
-			state = "answered " + c.Duration.Round(time.Second).String()
+			state = "answered " + human.Duration(c.Duration)
 		}
 		fmt.Fprintf(w, "%s  %s  %s  started %s\n", c.ID, c.Direction, state, c.Start.Local().Format("15:04:05"))
 		for i, l := range []observe.CallLeg{c.A, c.B} {
@@ -111,8 +145,8 @@ func printCertificates(w io.Writer, section json.RawMessage) {
 	for _, c := range certs {
 		days, until := "-", "-"
 		if !c.NotAfter.IsZero() {
-			days, until = fmt.Sprint(c.DaysLeft), c.NotAfter.Format("2006-01-02")
-			if c.DaysLeft < 30 {
+			days, until = human.Days(c.DaysLeft), c.NotAfter.Format("2006-01-02")
+			if c.DaysLeft >= 0 && c.DaysLeft < 30 {
 				days += " (renew soon)"
 			}
 		}

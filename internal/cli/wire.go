@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"log/slog"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
@@ -9,42 +10,68 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
+	"github.com/palisade-sbc/palisade/internal/observe/hep"
 	"github.com/palisade-sbc/palisade/internal/pki"
+	"github.com/palisade-sbc/palisade/internal/pki/acme"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/accounts"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
+	"github.com/palisade-sbc/palisade/internal/syslog"
 	"github.com/palisade-sbc/palisade/internal/unit"
+	"github.com/palisade-sbc/palisade/internal/web"
 )
 
-// Deps is what a subsystem may need when the unit is assembled.
+// Deps is what the unit is assembled from.
 type Deps struct {
 	DataDir string
 	Store   store.Store
 	Config  lifecycle.Manager
-	Unit    *unit.Unit
 	Log     *slog.Logger
-	Admin   *admin.Server // the admin listener (for e.g. a certificate from PKI)
 	// Level is the unit logger's level, to follow observe.log_level; nil
 	// when --log-level fixed it.
 	Level *slog.LevelVar
+	// RecentLog keeps the newest records of Log for the web admin.
+	RecentLog *observe.LogRing
+	// AdminCert is the generated HTTPS certificate of the admin listener
+	// (used while admin.certificate is ""); AdminListen replaces
+	// admin.listen when set (--admin-listen).
+	AdminCert   tls.Certificate
+	AdminListen string
 }
 
-// wireSubsystems is THE place where the unit's subsystems are put together.
-// They are applied in this order on every configuration change (and drained
-// and closed in reverse), so a subsystem comes after those it uses.
+// wired is the assembled unit: its subsystems in apply order (the admin
+// listener last) and the admin listener, which the caller also opens the
+// local socket of.
+type wired struct {
+	subs  []unit.Subsystem
+	admin *admin.Server
+}
+
+// wireSubsystems is THE place where the unit's subsystems are put together
+// (the composition root). Every subsystem gets what it uses from here, in
+// its constructor, typed as a small interface of the using package
+// (registrar.AuthFailures, admin.PeerStater, admin.CertificateSource, ...):
+// nothing looks another subsystem up by name and no field is set after
+// construction. The subsystems are applied in the returned order on every
+// configuration change (and drained and closed in reverse), so a subsystem
+// comes after those it uses.
 //
-// To add yours: one line in the list below. A constructor that can fail
-// should be called before this (extend Deps with its result); nil entries
-// are skipped. Subsystems that serve the API are found by the admin handlers
-// with Env.Unit.Subsystem(name).
-func wireSubsystems(d Deps) []unit.Subsystem {
+// To add one: construct it below after what it uses, pass it to the
+// constructors of its users, and add it to the list.
+func wireSubsystems(d Deps) wired {
 	// certs is the pki.Provider the SIP listeners and outgoing TLS use.
 	certs := pki.New(d.Store, d.Log)
-	d.Admin.Certs = certs // admin.certificate names one of its certificates
+	acmeMgr := acme.New(d.Store, certs, d.Log) // keeps acme.certificates issued; reloads certs
 	obs := observe.New(d.Store, d.Log, d.Level)
-	reg := registrar.New(d.Store, d.Log) // local registrar: its bindings are a routing step
-	obs.Sources.Register(reg.StatusSource())
+	hepx := hep.New(d.Log) // HEP export gets every traced message
+	obs.Traces.SetTap(hepx)
+	sl := syslog.New(certs, d.Log) // remote syslog: call records here, logs through syslog.Tee in run.go
+	obs.Recorder.Notify(sl.CallRecord)
+	gd := guard.New(nil, d.Log)
+	// The local registrar: its bindings are a routing step; wrong passwords
+	// count towards the guard blocking the source.
+	reg := registrar.New(d.Store, d.Log, gd)
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
@@ -53,30 +80,41 @@ func wireSubsystems(d Deps) []unit.Subsystem {
 	} else {
 		engine, relay = r, r
 	}
-	gd := guard.New(nil, d.Log)
-	reg.OnAuthFailure = gd.AuthFailed // wrong passwords count towards blocking the source
 	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
-	// The peers status dates each OPTIONS up/down change by sampling.
+	// SIP accounts (registration at trunks) send their requests through the
+	// SIP layer.
+	acc := accounts.New(sipSvc, d.Log)
+
+	// The status the API serves: the local bindings and the trunk
+	// registrations; the peers' OPTIONS states, sampled every second to
+	// date each up/down change.
+	obs.Sources.Register(reg.StatusSource(acc.Registrations))
 	obs.Peers.Follow(func() []observe.PeerStatus { return admin.PeerStatuses(sipSvc.PeerStates()) })
-	subs := []unit.Subsystem{
+
+	// The admin listener and the web admin see the running subsystems
+	// through admin.Live.
+	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
+		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc}}
+	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
+		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
+		Certs: certs, // admin.certificate names one of its certificates
+	})
+	return wired{admin: srv, subs: []unit.Subsystem{
 		// One line per subsystem, in dependency order.
-		// pki first: listeners of the others take their certificates from it
-		// (u.Subsystem(pki.SubsystemName).(pki.Provider)).
-		certs,
+		// ACME first: it gives the entries it manages a stand-in
+		// certificate until the CA has issued theirs.
+		acmeMgr,
+		certs, // the listeners of the others take their certificates from it
 		obs,   // traces, call records, log level
-		relay, // media relay, before the SIP B2BUA that anchors calls through it
+		hepx,  // HEP export of the traces
+		sl,    // remote syslog collectors
+		relay, // media relay, before the SIP B2BUA that anchors calls through it (nil: skipped)
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA
 		sipSvc,
-	}
-	// SIP accounts (registration at trunks) run once the SIP layer can send
-	// requests for them (implements accounts.Sender).
-	if snd, ok := any(sipSvc).(accounts.Sender); ok {
-		acc := accounts.New(snd, d.Log)
-		obs.Sources.Register(reg.StatusSource(acc.Registrations))
-		subs = append(subs, acc)
-	}
-	// The admin listener goes last: it moves to a new admin.listen only once
-	// everything else has taken the configuration.
-	return append(subs, d.Admin)
+		acc, // registrations at trunks, once the SIP layer can send them
+		// The admin listener goes last: it moves to a new admin.listen only
+		// once everything else has taken the configuration.
+		srv,
+	}}
 }

@@ -27,6 +27,8 @@ type Config struct {
 	DialPlan     DialPlan     `json:"dial_plan"`
 	Registrar    Registrar    `json:"registrar"`
 	Observe      Observe      `json:"observe"`
+	HEP          HEP          `json:"hep"`
+	ACME         ACME         `json:"acme"`
 }
 
 // Unit describes the box itself.
@@ -222,6 +224,8 @@ type Peer struct {
 	// Headers are extra headers added to requests sent to this peer
 	// (e.g. X-MS-SBC for Teams Direct Routing).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Trunk holds the trunk and cloud settings (peer_trunk.go).
+	Trunk PeerTrunk `json:"trunk,omitzero"`
 }
 
 // PeerAuth holds the credentials the unit uses towards a peer.
@@ -297,6 +301,7 @@ type Observe struct {
 	TraceFailedKeep  Duration `json:"trace_failed_keep"`  // failed calls kept this long
 	CDRRetention     Duration `json:"cdr_retention"`
 	LogLevel         string   `json:"log_level"` // debug | info | warn | error
+	Syslog           Syslog   `json:"syslog"`    // remote syslog collectors (syslog.go)
 }
 
 // Duration is a time.Duration that encodes as a Go duration string ("60s").

@@ -245,6 +245,44 @@ func TestValidate(t *testing.T) {
 		{"registrar", func(c *Config) { c.Registrar.Enabled = true }, "registrar.domains: is empty, but the registrar is enabled"},
 		{"log level", func(c *Config) { c.Observe.LogLevel = "trace" }, `observe.log_level: "trace" is not one of debug, info, warn, error`},
 		{"cidr", func(c *Config) { c.Admin.AllowedNetworks = []string{"10.0.0.0/33"} }, `admin.allowed_networks[0]: "10.0.0.0/33" is not a network in CIDR form`},
+		{"hep ok", func(c *Config) {
+			c.HEP.Enabled = true
+			c.HEP.Collectors = []HEPCollector{{Address: "homer.example.com:9060", Transport: "udp"}, {Address: "[::1]:9061", Transport: "tcp"}}
+		}, ""},
+		{"hep no collector", func(c *Config) { c.HEP.Enabled = true }, "hep.collectors: is empty"},
+		{"hep transport", func(c *Config) { c.HEP.Collectors = []HEPCollector{{Address: "h:9060", Transport: "sctp"}} }, `hep.collectors[0].transport: "sctp" is not one of udp, tcp`},
+		{"hep address", func(c *Config) { c.HEP.Collectors = []HEPCollector{{Address: "h", Transport: "udp"}} }, `hep.collectors[0].address: "h" is not host:port`},
+		{"hep twice", func(c *Config) {
+			c.HEP.Collectors = []HEPCollector{{Address: "h:1", Transport: "udp"}, {Address: "h:1", Transport: "udp"}}
+		}, "hep.collectors[1]: udp h:1 is already listed"},
+		{"hep node id", func(c *Config) { c.HEP.NodeID = 1 << 32 }, "hep.node_id: 4294967296 is outside"},
+		{"hep queue", func(c *Config) { c.HEP.QueueSize = 0 }, "hep.queue_size: 0 is outside"},
+		{"hep node name", func(c *Config) { c.HEP.NodeName = "a\nb" }, "hep.node_name: must not contain line breaks"},
+		{"acme ok", func(c *Config) {
+			c.Certificates.Private = append(c.Certificates.Private, PrivateCertificate{Name: "public"})
+			c.ACME = ACME{Enabled: true, DirectoryURL: "https://acme.example.com/directory", Email: "ops@example.com",
+				CACertificates: []string{}, EAB: ACMEEAB{KeyID: "k", HMACKey: "m"}, Challenge: "tls-alpn-01", ChallengeListen: ":443",
+				KeyType: "rsa-2048", Certificates: []ACMECertificate{{Name: "public", Domains: []string{"sbc.example.com", "admin.example.com"}}}}
+		}, ""},
+		{"acme url", func(c *Config) { c.ACME.Enabled = true; c.ACME.DirectoryURL = "http://ca/dir" }, `acme.directory_url: "http://ca/dir" is not an https URL`},
+		{"acme no certificates", func(c *Config) { c.ACME.Enabled = true; c.ACME.DirectoryURL = "https://ca/dir" }, "acme.certificates: is empty"},
+		{"acme entry", func(c *Config) {
+			c.ACME.Certificates = []ACMECertificate{{Name: "public", Domains: []string{"a.example.com"}}}
+		}, `acme.certificates[0].name: "public" is not defined in certificates.private`},
+		{"acme no domains", func(c *Config) { c.ACME.Certificates = []ACMECertificate{{Name: "default"}} }, "acme.certificates[0].domains: is empty"},
+		{"acme wildcard http", func(c *Config) {
+			c.ACME.Certificates = []ACMECertificate{{Name: "default", Domains: []string{"*.example.com"}}}
+		}, `acme.certificates[0].domains[0]: "*.example.com": a wildcard name can only be proved with dns-01`},
+		{"acme wildcard dns", func(c *Config) {
+			c.ACME.Challenge, c.ACME.DNSProvider = "dns-01", "pdns"
+			c.ACME.Certificates = []ACMECertificate{{Name: "default", Domains: []string{"*.example.com"}}}
+		}, ""},
+		{"acme dns provider", func(c *Config) { c.ACME.Challenge = "dns-01"; c.ACME.DNSProvider = "route66" }, `acme.dns_provider: "route66" is not one of`},
+		{"acme eab half", func(c *Config) { c.ACME.EAB.KeyID = "k" }, "acme.eab: key_id and hmac_key go together"},
+		{"acme challenge", func(c *Config) { c.ACME.Challenge = "dns" }, `acme.challenge: "dns" is not one of http-01, tls-alpn-01, dns-01`},
+		{"acme listen", func(c *Config) { c.ACME.ChallengeListen = "80" }, `acme.challenge_listen: "80" is not host:port`},
+		{"acme email", func(c *Config) { c.ACME.Email = "ops" }, `acme.email: "ops" is not an e-mail address`},
+		{"acme ca", func(c *Config) { c.ACME.CACertificates = []string{"x"} }, `acme.ca_certificates[0]: "x" is not defined in certificates.ca`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,12 @@ func Default() *Config {
 			TraceFailedKeep:  Duration(24 * time.Hour),
 			CDRRetention:     Duration(90 * 24 * time.Hour),
 			LogLevel:         "info",
+			Syslog:           Syslog{Destinations: []SyslogDestination{}},
+		},
+		HEP: HEP{Collectors: []HEPCollector{}, QueueSize: 10000},
+		ACME: ACME{
+			CACertificates: []string{}, Challenge: "http-01", ChallengeListen: ":80",
+			KeyType: "ecdsa-p256", Certificates: []ACMECertificate{},
 		},
 	}
 }

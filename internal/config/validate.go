@@ -67,6 +67,8 @@ func (c *Config) Validate() Errors {
 	v.dialPlan()
 	v.registrar()
 	v.observe()
+	v.hep()
+	v.acme()
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -618,4 +620,5 @@ func (v *validator) observe() {
 	v.duration("observe.trace_failed_keep", o.TraceFailedKeep)
 	v.duration("observe.cdr_retention", o.CDRRetention)
 	v.enum("observe.log_level", o.LogLevel, LogLevels)
+	v.syslog()
 }

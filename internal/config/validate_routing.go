@@ -115,15 +115,21 @@ func (v *validator) peerList() {
 		v.noNewline(p+".auth.realm", a.Realm)
 		v.duration(p+".auth.expires", a.Expires)
 		v.duration(p+".options_interval", pe.OptionsInterval)
-		for _, h := range sortedKeys(pe.Headers) {
-			hp := joinKey(p+".headers", h)
-			if !headerNameRE.MatchString(h) {
-				v.add(hp, "%q is not a SIP header name", h)
-			}
-			v.noNewline(hp, pe.Headers[h])
-		}
+		v.headerMap(p+".headers", pe.Headers)
+		v.peerTrunk(p+".trunk", pe.Trunk)
 	}
 	v.unique("peers", "name", names)
+}
+
+// headerMap checks extra headers: SIP token names, values on one line.
+func (v *validator) headerMap(path string, m map[string]string) {
+	for _, h := range sortedKeys(m) {
+		hp := joinKey(path, h)
+		if !headerNameRE.MatchString(h) {
+			v.add(hp, "%q is not a SIP header name", h)
+		}
+		v.noNewline(hp, m[h])
+	}
 }
 
 var groupRefRE = regexp.MustCompile(`\$(\d+)|\$\{(\d+)\}`)

@@ -22,6 +22,9 @@ func (c *Config) Warnings() Errors {
 	if c.TLS.UseSystemRoots {
 		add("tls.use_system_roots", "is on: every CA the operating system trusts may vouch for SIP peers")
 	}
+	if c.HEP.Enabled && !c.Observe.TraceCalls {
+		add("hep.enabled", "has no effect while observe.trace_calls is off: HEP sends the traced messages")
+	}
 	if !c.SIP.TopologyHiding {
 		add("sip.topology_hiding", "is off: inside addresses and Call-IDs are visible outside")
 	}
@@ -38,12 +41,12 @@ func (c *Config) Warnings() Errors {
 	// tls.ca_certificates [] means every CA of the CA store.
 	noTrust := len(c.TLS.CACertificates) == 0 && len(c.Certificates.CA) == 0 && !c.TLS.UseSystemRoots
 	for i, l := range c.SIP.Listeners {
-		if l.RequireClientCert && l.Transport == "tls" && noTrust {
+		if l.RequireClientCert && l.Transport == "tls" && noTrust && !anyPeerTrustsSystem(c.Peers) {
 			add(fmt.Sprintf("sip.listeners[%d].require_client_cert", i), "no CA is trusted (the CA store, certificates.ca, is empty), so no client certificate can be accepted")
 		}
 	}
 	for i, p := range c.Peers {
-		if p.Transport == "tls" && noTrust {
+		if p.Transport == "tls" && noTrust && !p.Trunk.Trust.SystemRoots {
 			add(fmt.Sprintf("peers[%d].transport", i), "tls, but no CA is trusted (the CA store, certificates.ca, is empty): the peer's certificate cannot be verified")
 		}
 	}
@@ -51,6 +54,9 @@ func (c *Config) Warnings() Errors {
 		if p.Auth.Password != "" && (p.Transport == "udp" || p.Transport == "tcp") && p.Kind == "itsp" {
 			add(fmt.Sprintf("peers[%d].transport", i), "%s sends this trunk's digest exchanges unencrypted over the internet", p.Transport)
 		}
+	}
+	for i, p := range c.Peers {
+		trunkWarnings(fmt.Sprintf("peers[%d]", i), p, add)
 	}
 	if len(w) == 0 {
 		return nil

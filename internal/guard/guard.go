@@ -103,6 +103,7 @@ type policy struct {
 	peers      map[string]peerInfo     // by name
 	peerAddrs  map[netip.Addr][]string // literal peer addresses -> peer names
 	certPeers  *CertPeers              // peers by the names of their certificates
+	ranges     *PeerRanges             // peers by trunk.ranges
 }
 
 type peerInfo struct{ iface string }
@@ -147,6 +148,7 @@ func buildPolicy(cfg *config.Config) *policy {
 		maxRate: int64(s.MaxCallRate), srcLimit: s.SourceRateLimit * int(rateWindow/time.Second),
 		blockTime: s.SourceBlockTime.D(), peers: map[string]peerInfo{},
 		peerAddrs: map[netip.Addr][]string{}, certPeers: NewCertPeers(cfg.Peers),
+		ranges: NewPeerRanges(cfg.Peers),
 	}
 	if p.mode == "" {
 		p.mode = "reject"
@@ -248,7 +250,7 @@ func (p *policy) isPeer(r *Request) bool {
 			return true
 		}
 	}
-	return p.certPeers.Lookup(r.TLSNames, r.Interface) != ""
+	return p.certPeers.Lookup(r.TLSNames, r.Interface) != "" || p.ranges.Lookup(r.Source.Addr(), r.Interface) != ""
 }
 
 // Check decides what happens to one request.

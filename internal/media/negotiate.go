@@ -313,9 +313,11 @@ func (c *call) answer(from Side, body []byte) ([]byte, error) {
 		var keys []sdp.Crypto
 		if pl.fromKey != nil {
 			if pl.ansKey == nil {
-				k, err := newCrypto(c.relay.rand, pl.fromKey.Tag, pl.fromKey.Suite)
-				if err != nil {
-					return nil, err
+				k, ok := c.keptKey(i, x, *pl.fromKey)
+				if !ok {
+					if k, err = newCrypto(c.relay.rand, pl.fromKey.Tag, pl.fromKey.Suite); err != nil {
+						return nil, err
+					}
 				}
 				pl.ansKey = &k
 			}
@@ -334,6 +336,25 @@ func (c *call) answer(from Side, body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return out.Marshal(), nil
+}
+
+// keptKey is our current sending key towards side x on stream i, under the
+// tag of from, when x re-offers the very key it already uses towards us:
+// x keeps its SRTP session, so we keep ours (RFC 4568 §7.1.4 lets either
+// side keep its key). Offer conversion depends on it: the peer's answer,
+// given again as its offer, must not change the key the peer was already
+// told. A new key from x gets a new key back.
+func (c *call) keptKey(i int, x Side, from sdp.Crypto) (sdp.Crypto, bool) {
+	if i >= len(c.streams) || c.streams[i] == nil {
+		return sdp.Crypto{}, false
+	}
+	cur := c.streams[i].state.Load()
+	if cur == nil || !cur.legs[x].in.sameKey(from) || cur.legs[x].out == nil || cur.legs[x].out.c.Suite != from.Suite {
+		return sdp.Crypto{}, false
+	}
+	k := cur.legs[x].out.c
+	k.Tag = from.Tag
+	return k, true
 }
 
 // answerLine checks one answered stream against the answerer's policy and

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/observe/history"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -166,6 +167,7 @@ type Recorder struct {
 	log    *slog.Logger
 	traces *Traces // told when a call ends, to keep failed traces longer; may be nil
 	now    func() time.Time
+	hist   *history.Ring // the dashboard's per-minute history; may be nil
 
 	// reported turns true at the first CallStarted: from then on the SIP
 	// layer reports calls and no records are derived from traces.
@@ -174,7 +176,8 @@ type Recorder struct {
 	mu     sync.Mutex
 	active map[string]*activeCall
 
-	w *cdrWriter // writes ended calls' records in batches, off the call path
+	w     *cdrWriter                  // writes ended calls' records in batches, off the call path
+	sinks atomic.Pointer[[]func(CDR)] // cdrsink.go
 }
 
 type activeCall struct {
@@ -223,6 +226,9 @@ func (r *Recorder) CallStarted(e CallStart) {
 	if !dup {
 		callAttempts.WithLabelValues(dir).Inc()
 		callsActive.WithLabelValues(dir).Inc()
+		if r.hist != nil {
+			r.hist.CallStarted(c.cdr.Start)
+		}
 	}
 }
 
@@ -253,6 +259,7 @@ func (r *Recorder) CallEnded(e CallEnd) {
 	c := r.active[e.ID]
 	delete(r.active, e.ID)
 	r.mu.Unlock()
+	started := c != nil
 	if c == nil { // ended without a start (e.g. refused before routing)
 		c = &activeCall{cdr: CDR{ID: e.ID, Direction: DirInternal, Start: r.at(e.Time)}}
 		callAttempts.WithLabelValues(c.cdr.Direction).Inc()
@@ -277,6 +284,9 @@ func (r *Recorder) CallEnded(e CallEnd) {
 	}
 	callsTotal.WithLabelValues(cdr.Direction, cdr.Result()).Inc()
 	countMedia(cdr.Media)
+	if r.hist != nil {
+		r.hist.CallEnded(historyCall(cdr, started))
+	}
 	if r.traces != nil {
 		r.traces.End(cdr.ID, cdr.Failed())
 	}
@@ -337,6 +347,7 @@ func (r *Recorder) countWrite(c *CDR, err error) error {
 		return fmt.Errorf("write call record %s: %w", c.ID, err)
 	}
 	cdrWrites.WithLabelValues("ok").Inc()
+	r.notify(c)
 	return nil
 }
 
@@ -345,4 +356,18 @@ func (r *Recorder) reportWrite(c *CDR, err error) {
 	if err := r.countWrite(c, err); err != nil {
 		r.log.Error("call record not written", "call_id", c.ID, "err", err)
 	}
+}
+
+// historyCall is what the dashboard's history keeps of an ended call.
+func historyCall(cdr *CDR, started bool) history.Call {
+	h := history.Call{End: cdr.End, Started: started, Answered: !cdr.Answer.IsZero(),
+		Failed: cdr.Failed(), Talk: cdr.Duration}
+	for _, m := range cdr.Media {
+		h.Packets += m.PacketsIn
+		h.Lost += m.Lost
+		if m.PacketsIn > 0 {
+			h.Jitters = append(h.Jitters, m.JitterMs)
+		}
+	}
+	return h
 }

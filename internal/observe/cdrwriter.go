@@ -122,6 +122,9 @@ func (w *cdrWriter) writeBatch(batch []*CDR) {
 	})
 	if err == nil {
 		cdrWrites.WithLabelValues("ok").Add(float64(len(kvs)))
+		for _, c := range cdrs {
+			w.r.notify(c) // remote syslog and other sinks hear of stored records only
+		}
 		return
 	}
 	for i, kv := range kvs {

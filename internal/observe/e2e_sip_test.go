@@ -37,11 +37,13 @@ import (
 func TestSIPCallsThroughTheUnit(t *testing.T) {
 	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	for _, outside := range []string{"udp", "tls"} {
-		t.Run("inside udp, outside "+outside, func(t *testing.T) { callsThroughTheUnit(t, sipp, outside) })
+		t.Run("inside udp, outside "+outside, func(t *testing.T) { callsThroughTheUnit(t, sipp, outside, nil) })
 	}
 }
 
-func callsThroughTheUnit(t *testing.T, sipp, outside string) {
+// callsThroughTheUnit makes the calls and checks them; tap, when not nil,
+// gets every traced message too (as the HEP export does in the unit).
+func callsThroughTheUnit(t *testing.T, sipp, outside string, tap observe.Tracer) *observe.Service {
 	tshark, _ := exec.LookPath("tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -49,6 +51,9 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	st := store.NewMemory()
 	svc := observe.New(st, nil, nil)
 	t.Cleanup(func() { svc.Close() })
+	if tap != nil {
+		svc.Traces.SetTap(tap)
+	}
 	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
@@ -216,7 +221,7 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 
 	if tshark == "" {
 		t.Log("tshark missing (Debian package tshark): pcap not checked")
-		return
+		return svc
 	}
 	path := filepath.Join(dir, "calls.pcap")
 	var pcap bytes.Buffer
@@ -234,6 +239,7 @@ func callsThroughTheUnit(t *testing.T, sipp, outside string) {
 	if n := strings.Count(string(out), "\n"); n != len(all) {
 		t.Errorf("tshark read %d SIP messages, want %d", n, len(all))
 	}
+	return svc
 }
 
 // tlsTrunk answers calls over TLS on 127.0.0.3 as a trunk would (180, 200

@@ -3,6 +3,7 @@ package observe
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -68,10 +69,15 @@ func sideOf(msgs []Message) func(m *Message) int {
 	}
 }
 
-func layout(msgs []Message) *ladderLayout {
+// PeerNamer names the peer at a remote address ("" when none is known), so
+// that the ladder's outer lanes carry the peers' names.
+type PeerNamer func(remote netip.AddrPort) string
+
+func layout(msgs []Message, names PeerNamer) *ladderLayout {
 	l := &ladderLayout{remote: map[string]int{}, side: sideOf(msgs)}
 	var remotes [2][]string
 	var legName, local [2]string
+	addrOf := map[string]netip.AddrPort{}
 	for i := range msgs {
 		m := &msgs[i]
 		s := l.side(m)
@@ -86,6 +92,7 @@ func layout(msgs []Message) *ladderLayout {
 			r = "?"
 		}
 		k := fmt.Sprint(s, r)
+		addrOf[k] = m.Remote
 		if _, ok := l.remote[k]; !ok {
 			l.remote[k] = -1
 			remotes[s] = append(remotes[s], r)
@@ -106,14 +113,22 @@ func layout(msgs []Message) *ladderLayout {
 		l.lanes = append(l.lanes, lane{title: title, sub: sub, x: timeColumn + laneWidth/2 + len(l.lanes)*laneWidth})
 		return len(l.lanes) - 1
 	}
+	title := func(s int, r string) string {
+		if a := addrOf[fmt.Sprint(s, r)]; names != nil && a.IsValid() {
+			if n := names(a); n != "" {
+				return n
+			}
+		}
+		return role(s)
+	}
 	for _, r := range remotes[0] { // first seen outermost (the caller, as a rule)
-		l.remote[fmt.Sprint(0, r)] = add(role(0), r)
+		l.remote[fmt.Sprint(0, r)] = add(title(0, r), r)
 	}
 	l.iface[0] = add(orDash(legName[0]), local[0])
 	add("Palisade", "")
 	l.iface[1] = add(orDash(legName[1]), local[1])
 	for _, r := range remotes[1] { // first seen nearest the unit
-		l.remote[fmt.Sprint(1, r)] = add(role(1), r)
+		l.remote[fmt.Sprint(1, r)] = add(title(1, r), r)
 	}
 	return l
 }
@@ -128,7 +143,14 @@ func orDash(s string) string {
 // WriteLadder draws msgs (in time order, as Traces.Messages returns them) as
 // an SVG document.
 func WriteLadder(w io.Writer, title string, msgs []Message) error {
-	l := layout(msgs)
+	return WriteLadderNamed(w, title, msgs, nil)
+}
+
+// WriteLadderNamed is WriteLadder with the outer lanes named by names (the
+// configured peers) where it knows the address; others keep their role
+// (PBX, trunk).
+func WriteLadderNamed(w io.Writer, title string, msgs []Message, names PeerNamer) error {
+	l := layout(msgs, names)
 	width := timeColumn + len(l.lanes)*laneWidth
 	height := headHeight + len(msgs)*rowHeight + padBottom
 	var b strings.Builder

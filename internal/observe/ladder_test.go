@@ -126,7 +126,7 @@ func TestLadderOneArmed(t *testing.T) {
 	tr := NewTraces(10, time.Hour)
 	traceAll(tr, call)
 	msgs, _ := tr.Messages("c1")
-	l := layout(msgs)
+	l := layout(msgs, nil)
 	if len(l.lanes) != 5 {
 		t.Fatalf("%d lanes, want 5", len(l.lanes))
 	}
@@ -188,7 +188,7 @@ func TestLadderFailoverLanes(t *testing.T) {
 	tr := NewTraces(10, time.Hour)
 	traceAll(tr, append(extra, call...))
 	msgs, _ := tr.Messages("c1")
-	l := layout(msgs)
+	l := layout(msgs, nil)
 	var titles []string
 	for _, ln := range l.lanes {
 		titles = append(titles, ln.title+" "+ln.sub)
@@ -203,4 +203,15 @@ func TestLadderFailoverLanes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLadder(t, svg.Bytes(), msgs)
+	// With the configured peers' names, the lanes carry them.
+	names := func(a netip.AddrPort) string {
+		return map[string]string{"10.0.0.10:5060": "hq-pbx", "203.0.113.6:5061": "itsp-b"}[a.String()]
+	}
+	titles = nil
+	for _, ln := range layout(msgs, names).lanes {
+		titles = append(titles, ln.title)
+	}
+	if want := "hq-pbx|inside|Palisade|outside|trunk|itsp-b"; strings.Join(titles, "|") != want {
+		t.Fatalf("named lanes %q, want %s", titles, want)
+	}
 }

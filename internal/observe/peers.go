@@ -12,12 +12,28 @@ import (
 type PeerStatus struct {
 	Name      string    `json:"name"`
 	Up        bool      `json:"up"`
-	State     string    `json:"state"`          // up | down
+	State     string    `json:"state"`          // up | down | unchecked (no OPTIONS answered or failed yet) | unmonitored (no keepalive)
 	Since     time.Time `json:"since,omitzero"` // when the state last changed (as the unit saw it)
 	Failures  int       `json:"failures"`       // OPTIONS failures in a row
 	LastCheck time.Time `json:"last_check,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
 	Keepalive bool      `json:"keepalive"`
+	// Targets are the peer's resolved targets in failover order, each with
+	// its own keepalive state (keepalive.Monitor.States); empty when the
+	// SIP layer reports one state per peer.
+	Targets []PeerTarget `json:"targets,omitempty"`
+}
+
+// PeerTarget is the state of one target of a peer: one resolved address of
+// one of its names.
+type PeerTarget struct {
+	Host       string    `json:"host"`    // the name it was resolved from
+	Address    string    `json:"address"` // ip:port
+	Transport  string    `json:"transport"`
+	Up         bool      `json:"up"`
+	LastStatus int       `json:"last_status,omitempty"` // answer to the last OPTIONS; 0 = none
+	LastError  string    `json:"last_error,omitempty"`
+	OutUntil   time.Time `json:"out_until,omitzero"` // kept out by Retry-After until then
 }
 
 // peerSampleInterval is how often the service reads the peer states to
@@ -35,10 +51,11 @@ type PeerChanges struct {
 	mu   sync.Mutex
 	seen map[string]peerSeen
 	src  func() []PeerStatus
+	last []PeerStatus // the latest Observe's result, for the alarms
 }
 
 type peerSeen struct {
-	up    bool
+	state string
 	since time.Time
 }
 
@@ -80,16 +97,13 @@ func (p *PeerChanges) Observe(in []PeerStatus, now time.Time) []PeerStatus {
 	names := make(map[string]bool, len(in))
 	for _, st := range in {
 		names[st.Name] = true
+		st.State = peerState(st)
 		s, ok := p.seen[st.Name]
-		if !ok || s.up != st.Up {
-			s = peerSeen{up: st.Up, since: now}
+		if !ok || s.state != st.State {
+			s = peerSeen{state: st.State, since: now}
 			p.seen[st.Name] = s
 		}
 		st.Since = s.since
-		st.State = "down"
-		if st.Up {
-			st.State = "up"
-		}
 		out = append(out, st)
 	}
 	for n := range p.seen {
@@ -98,5 +112,35 @@ func (p *PeerChanges) Observe(in []PeerStatus, now time.Time) []PeerStatus {
 		}
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
+	p.last = out
 	return out
+}
+
+// Peer states (PeerStatus.State).
+const (
+	PeerUp          = "up"
+	PeerDown        = "down"
+	PeerUnchecked   = "unchecked"   // keepalive on, no check finished yet
+	PeerUnmonitored = "unmonitored" // no OPTIONS keepalive: assumed reachable
+)
+
+// peerState words the SIP layer's state: a peer is not "up" before a
+// check ran (the SIP layer routes to it meanwhile, but nobody saw it answer).
+func peerState(st PeerStatus) string {
+	switch {
+	case !st.Keepalive && st.Up:
+		return PeerUnmonitored
+	case st.LastCheck.IsZero() && st.Up:
+		return PeerUnchecked
+	case st.Up:
+		return PeerUp
+	}
+	return PeerDown
+}
+
+// Last returns the states the latest sample saw (sorted by name).
+func (p *PeerChanges) Last() []PeerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.last)
 }

@@ -33,6 +33,9 @@ func TestPeerChangesSince(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			for i := range st.in {
+				st.in[i].Keepalive, st.in[i].LastCheck = true, t0
+			}
 			got := pc.Observe(st.in, st.now)
 			if len(got) != len(st.want) {
 				t.Fatalf("got %d peers, want %d", len(got), len(st.want))
@@ -54,7 +57,7 @@ func TestPeerChangesSince(t *testing.T) {
 func TestPeerChangesSample(t *testing.T) {
 	var pc PeerChanges
 	up := true
-	pc.Follow(func() []PeerStatus { return []PeerStatus{{Name: "itsp", Up: up}} })
+	pc.Follow(func() []PeerStatus { return []PeerStatus{{Name: "itsp", Up: up, Keepalive: true}} })
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	pc.sample(t0)
 	up = false
@@ -62,5 +65,31 @@ func TestPeerChangesSample(t *testing.T) {
 	got := pc.Observe([]PeerStatus{{Name: "itsp", Up: false}}, t0.Add(60*time.Second))
 	if got[0].State != "down" || !got[0].Since.Equal(t0.Add(7*time.Second)) {
 		t.Fatalf("got %+v, want down since +7s", got[0])
+	}
+}
+
+// A peer is "up" only after a check saw it answer: before the first check it
+// is "unchecked", without keepalive "unmonitored"; the date follows the word.
+func TestPeerStateWords(t *testing.T) {
+	checked := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		in   PeerStatus
+		want string
+	}{
+		{PeerStatus{Up: true, Keepalive: true}, PeerUnchecked},
+		{PeerStatus{Up: true, Keepalive: true, LastCheck: checked}, PeerUp},
+		{PeerStatus{Up: false, Keepalive: true, LastCheck: checked}, PeerDown},
+		{PeerStatus{Up: true}, PeerUnmonitored},
+		{PeerStatus{Up: false}, PeerDown},
+	} {
+		if got := peerState(c.in); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.in, got, c.want)
+		}
+	}
+	var pc PeerChanges
+	pc.Observe([]PeerStatus{{Name: "itsp", Up: true, Keepalive: true}}, checked)
+	got := pc.Observe([]PeerStatus{{Name: "itsp", Up: true, Keepalive: true, LastCheck: checked}}, checked.Add(3*time.Second))
+	if got[0].State != PeerUp || !got[0].Since.Equal(checked.Add(3*time.Second)) {
+		t.Fatalf("got %+v, want up since the first check was seen", got[0])
 	}
 }

@@ -7,12 +7,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
+	"github.com/palisade-sbc/palisade/internal/observe/history"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
-// SubsystemName is the name the observe service has in the unit; the admin
-// API finds it with unit.Subsystem(SubsystemName).
+// SubsystemName is the name the observe service has in the unit (in logs
+// and apply errors).
 const SubsystemName = "observe"
 
 // pruneInterval is how often old call records are deleted.
@@ -26,8 +30,14 @@ type Service struct {
 	Recorder *Recorder
 	Sources  StatusSources
 	// Peers dates the changes of the peers' OPTIONS state (the SIP layer
-	// keeps only the current one); the admin API sets its source.
+	// keeps only the current one); the composition root sets its source.
 	Peers PeerChanges
+	// History is the per-minute traffic of the last day (dashboard graphs).
+	History *history.Ring
+	// Alarms are evaluated every few seconds from the peers' states and
+	// the unit's metrics.
+	Alarms  *alarms.Engine
+	watcher *alarms.Watcher
 
 	st    store.Store
 	log   *slog.Logger
@@ -35,6 +45,8 @@ type Service struct {
 
 	traceCDRs chan struct{} // bounds the records written from traces at once
 	media     mediaTracker
+
+	alarmMu sync.Mutex // one evaluation at a time (raise times stay ordered)
 
 	mu        sync.Mutex
 	retention time.Duration
@@ -52,6 +64,10 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	s := &Service{st: st, log: log, level: level, retention: def.CDRRetention.D()}
 	s.Traces = NewTraces(def.TraceBufferCalls, def.TraceFailedKeep.D())
 	s.Recorder = NewRecorder(st, s.Traces, log)
+	s.History = new(history.Ring)
+	s.Recorder.hist = s.History
+	s.Alarms = alarms.NewEngine()
+	s.watcher = alarms.NewWatcher(prometheus.DefaultGatherer)
 	s.traceCDRs = make(chan struct{}, maxPendingTraceCDRs)
 	s.Traces.onEnd = s.recordTraceEnd
 	s.Traces.countCalls.Store(true)
@@ -109,6 +125,7 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 	defer t.Stop()
 	peers := time.NewTicker(peerSampleInterval)
 	defer peers.Stop()
+	var lastAlarms time.Time
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if n, err := s.Prune(ctx); err != nil {
@@ -123,11 +140,38 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 				return
 			case now := <-peers.C:
 				s.Peers.sample(now)
+				if now.Sub(lastAlarms) >= alarmInterval {
+					s.EvaluateAlarms(now)
+					lastAlarms = now
+				}
 			case <-t.C:
 				waiting = false
 			}
 		}
 	}
+}
+
+// alarmInterval is how often the alarms are evaluated.
+const alarmInterval = 5 * time.Second
+
+// EvaluateAlarms updates the alarms from the latest peer states and the
+// metrics (the service does it every few seconds; the dashboard and the
+// API call it too, so what they show is current).
+func (s *Service) EvaluateAlarms(now time.Time) {
+	s.alarmMu.Lock()
+	defer s.alarmMu.Unlock()
+	conds := s.watcher.Conditions(now)
+	for _, p := range s.Peers.Last() {
+		if p.State != PeerDown {
+			continue
+		}
+		text := "peer " + p.Name + " does not answer"
+		if p.LastError != "" {
+			text += ": " + p.LastError
+		}
+		conds = append(conds, alarms.Condition{Kind: alarms.PeerDown, Subject: p.Name, Severity: alarms.Major, Text: text})
+	}
+	s.Alarms.Update(now, conds)
 }
 
 // Drain implements unit.Subsystem; observing needs no draining.

@@ -49,6 +49,9 @@ type Traces struct {
 	// onEnd, when set, is called (outside every lock) when a message ends a
 	// call: a final failure sent to the caller, or the first 200 to BYE.
 	onEnd func(id string)
+
+	// tap gets every message too, stored or not (HEP export).
+	tap atomic.Pointer[Tracer]
 }
 
 type traceShard struct {
@@ -130,15 +133,28 @@ func (t *Traces) shard(id string) *traceShard {
 	return &t.shards[maphash.String(t.seed, id)%numShards]
 }
 
+// SetTap hands every message TraceSIP receives to tap as well, whether the
+// ring keeps it or not; nil removes the tap. tap must not block.
+func (t *Traces) SetTap(tap Tracer) {
+	if tap == nil {
+		t.tap.Store(nil)
+		return
+	}
+	t.tap.Store(&tap)
+}
+
 // TraceSIP stores a copy of m under its call. It never blocks on I/O.
 func (t *Traces) TraceSIP(m SIPMessage) {
 	head := ReadHead(m.Raw)
 	countSIP(m, head)
-	if !t.enabled.Load() || m.CallID == "" {
-		return
-	}
 	if m.Time.IsZero() {
 		m.Time = t.now()
+	}
+	if tap := t.tap.Load(); tap != nil {
+		(*tap).TraceSIP(m)
+	}
+	if !t.enabled.Load() || m.CallID == "" {
+		return
 	}
 	m.Raw = slices.Clone(m.Raw)
 	ct := t.get(m.CallID)

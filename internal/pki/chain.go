@@ -22,6 +22,14 @@ type assembled struct {
 func assembleChain(entry, keyID string, existingLeaf *x509.Certificate, existing, certs []*x509.Certificate) (*assembled, error) {
 	var leaf *x509.Certificate
 	var pool []*x509.Certificate
+	// A device certificate in the upload made for another key is a mistake
+	// (another request, another unit), even when the entry already holds its
+	// own: refuse the whole upload rather than ignore it with a note.
+	for _, c := range certs {
+		if id, err := KeyID(c.PublicKey); !isCA(c) && (err != nil || id != keyID) {
+			return nil, foreignKeyError(entry, keyID, c)
+		}
+	}
 	seen := map[string]bool{}
 	for _, c := range append(append([]*x509.Certificate(nil), certs...), existing...) {
 		fp := Fingerprint(c)
@@ -90,28 +98,27 @@ func findIssuer(c *x509.Certificate, pool []*x509.Certificate, used map[string]b
 	return nil
 }
 
-// foreignCertError explains why none of the uploaded certificates belongs to
-// the entry's key.
+// foreignCertError explains why none of the uploaded certificates (all CA
+// certificates) belongs to the entry's key.
 func foreignCertError(entry string, certs []*x509.Certificate) error {
-	allCA := len(certs) > 0
-	for _, c := range certs {
-		if !isCA(c) {
-			allCA = false
-		}
+	first := "none"
+	if len(certs) > 0 {
+		first = label(certs[0])
 	}
-	if allCA {
-		return inputErrorf("the file holds only CA certificates (%q); the certificate issued for the request %q is not in it. "+
-			"Import the device certificate first; CA certificates of peers belong in the CA store ('palisade ca import')", label(certs[0]), entry)
+	return inputErrorf("the file holds only CA certificates (%q); the certificate issued for the request %q is not in it. "+
+		"Import the device certificate first; CA certificates of peers belong in the CA store ('palisade ca import')", first, entry)
+}
+
+// foreignKeyError names both keys when the device certificate c was issued
+// for another key than the entry's (keyID), so that the administrator can
+// see which request it was made from.
+func foreignKeyError(entry, keyID string, c *x509.Certificate) error {
+	certKey, err := KeyID(c.PublicKey)
+	if err != nil {
+		certKey = "unreadable (" + err.Error() + ")"
 	}
-	var leaf *x509.Certificate
-	for _, c := range certs {
-		if !isCA(c) {
-			leaf = c
-			break
-		}
-	}
-	return inputErrorf("this certificate was not issued for the request '%s': %q has a different public key than the request's private key "+
-		"(was it made from another request, or for another unit?)", entry, label(leaf))
+	return inputErrorf("this certificate was not issued for the key of %q: %q has the public key SHA-256 %s, the entry's private key is SHA-256 %s "+
+		"(was it made from another request, or for another unit?); nothing was changed", entry, label(c), certKey, keyID)
 }
 
 // ChainStatus tells whether a chain leads to a CA in the CA store.

@@ -153,7 +153,10 @@ type TLSReport struct {
 	Version           string     `json:"version,omitempty"`
 	CipherSuite       string     `json:"cipher_suite,omitempty"`
 	Diagnosis         *Diagnosis `json:"diagnosis,omitempty"`
-	PeerChain         []CertInfo `json:"peer_chain,omitempty"`
+	// PeerTrust says how the settings of the peer known by ServerName widen
+	// trust (peers[].trunk.trust); "" when they do not.
+	PeerTrust string     `json:"peer_trust,omitempty"`
+	PeerChain []CertInfo `json:"peer_chain,omitempty"`
 }
 
 // DiagnoseTLS connects to address the way the unit connects to a TLS peer
@@ -175,6 +178,7 @@ func (s *Subsystem) DiagnoseTLS(ctx context.Context, address, sni string) (*TLSR
 		sni = host
 	}
 	rep := &TLSReport{Address: address, ServerName: sni, NameChecked: rt.tls.CheckServerDomain && sni != ""}
+	rep.PeerTrust = rt.peerTrustNote(sni)
 	if rt.own[rt.tls.ClientCertificate] != nil {
 		rep.ClientCertificate = rt.tls.ClientCertificate
 	}

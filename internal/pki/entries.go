@@ -181,7 +181,7 @@ func (c *Certs) privateMaterial(ctx context.Context, cfg *config.Config, name st
 	if i < 0 {
 		return nil, notFoundf("there is no private certificate %q", name)
 	}
-	return loadPrivate(ctx, c.Store, name, cfg.Certificates.Private[i].Material)
+	return loadPrivate(ctx, c.Store, name, materialOf(cfg, cfg.Certificates.Private[i]))
 }
 
 // Import adds the CA-signed certificate and/or intermediates to the entry
@@ -430,7 +430,7 @@ func (c *Certs) checkNotOwn(ctx context.Context, cfg *config.Config, cert *x509.
 		return nil
 	}
 	for _, p := range cfg.Certificates.Private {
-		m, err := loadPrivate(ctx, c.Store, p.Name, p.Material)
+		m, err := loadPrivate(ctx, c.Store, p.Name, materialOf(cfg, p))
 		if err == nil && m.rec.KeyID == id {
 			return inputErrorf("this is the unit's own certificate: it was issued for the request '%s'. "+
 				"Import it with 'palisade cert import \"%s\" FILE', not into the CA store", p.Name, p.Name)

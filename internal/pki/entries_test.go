@@ -262,32 +262,49 @@ func TestImportRefused(t *testing.T) {
 	keyPEM, _ := MarshalKeyPEM(pkitest.NewKey(t))
 	other := h.inter.Issue(t, pkitest.NewKey(t).Public(), pkitest.Leaf{CN: "sbc.example.com"})
 	csrPEM, _ := CreateCSR(pkitest.NewKey(t), Subject{CN: "x.example.com"})
+	otherKey, _ := KeyID(other.PublicKey)
 	cases := []struct {
-		name  string
-		files [][]byte
-		want  string
+		name   string
+		signed bool // the entry already holds its CA-signed certificate
+		files  [][]byte
+		want   string
 	}{
-		{"garbage", [][]byte{[]byte("hello, this is not a certificate at all")}, "neither PEM nor"},
-		{"private key", [][]byte{keyPEM}, "private key"},
-		{"truncated DER", [][]byte{other.Raw[:len(other.Raw)/2]}, "cut off"},
-		{"truncated PEM", [][]byte{EncodeCertificatesPEM(other)[:300]}, "cut off"},
-		{"10 MB", [][]byte{bytes.Repeat([]byte("A"), 10<<20)}, "larger than"},
-		{"CSR", [][]byte{csrPEM}, "certificate request"},
-		{"empty", [][]byte{{}}, "empty"},
-		{"no files", nil, "no file"},
-		{"other key", [][]byte{EncodeCertificatesPEM(other)}, "this certificate was not issued for the request 'SBC at HQ'"},
-		{"only CA certificates", [][]byte{EncodeCertificatesPEM(h.inter.Cert)}, "only CA certificates"},
-		{"second file bad", [][]byte{EncodeCertificatesPEM(h.inter.Cert), []byte("junk")}, "file 2"},
+		{"garbage", false, [][]byte{[]byte("hello, this is not a certificate at all")}, "neither PEM nor"},
+		{"private key", false, [][]byte{keyPEM}, "private key"},
+		{"truncated DER", false, [][]byte{other.Raw[:len(other.Raw)/2]}, "cut off"},
+		{"truncated PEM", false, [][]byte{EncodeCertificatesPEM(other)[:300]}, "cut off"},
+		{"10 MB", false, [][]byte{bytes.Repeat([]byte("A"), 10<<20)}, "larger than"},
+		{"CSR", false, [][]byte{csrPEM}, "certificate request"},
+		{"empty", false, [][]byte{{}}, "empty"},
+		{"no files", false, nil, "no file"},
+		{"other key", false, [][]byte{EncodeCertificatesPEM(other)}, "this certificate was not issued for the key of \"SBC at HQ\""},
+		{"other key into a signed entry", true, [][]byte{EncodeCertificatesPEM(other)}, "public key SHA-256 " + otherKey},
+		{"other key with the intermediate into a signed entry", true, [][]byte{EncodeCertificatesPEM(h.inter.Cert, other)}, "nothing was changed"},
+		{"only CA certificates", false, [][]byte{EncodeCertificatesPEM(h.inter.Cert)}, "only CA certificates"},
+		{"second file bad", false, [][]byte{EncodeCertificatesPEM(h.inter.Cert), []byte("junk")}, "file 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			newRequest(t, f, KeyECDSAP256)
+			if tc.signed {
+				dev := h.inter.Issue(t, f.keyOfEntry(t, hq), pkitest.Leaf{CN: "sbc.example.com"})
+				if _, err := f.certs.Import(f.ctx, f.cfg, hq, [][]byte{EncodeCertificatesPEM(dev)}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			before := f.snapshot(t)
 			cfgBefore, _ := json.Marshal(f.cfg)
 			_, err := f.certs.Import(f.ctx, f.cfg, hq, tc.files)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			if tc.signed {
+				// both keys are named: the certificate's and the entry's
+				m, _ := f.certs.privateMaterial(f.ctx, f.cfg, hq)
+				if !strings.Contains(err.Error(), otherKey) || !strings.Contains(err.Error(), m.rec.KeyID) {
+					t.Errorf("err %v does not name both keys (%s, %s)", err, otherKey, m.rec.KeyID)
+				}
 			}
 			if !IsInputError(err) {
 				t.Errorf("%v is not an input error", err)

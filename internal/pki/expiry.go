@@ -42,7 +42,7 @@ func (c *Certs) Expiries(ctx context.Context, cfg *config.Config) []Expiry {
 		out = append(out, e)
 	}
 	for _, p := range cfg.Certificates.Private {
-		m, err := loadPrivate(ctx, c.Store, p.Name, p.Material)
+		m, err := loadPrivate(ctx, c.Store, p.Name, materialOf(cfg, p))
 		if err != nil || m.leaf() == nil {
 			continue
 		}

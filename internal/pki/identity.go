@@ -1,6 +1,9 @@
 package pki
 
-import "crypto/x509"
+import (
+	"crypto/x509"
+	"net/netip"
+)
 
 // ClientVerifier is implemented by the PKI subsystem. The SIP layer
 // recognises a peer by the names in its client certificate only after this
@@ -25,7 +28,23 @@ func (s *Subsystem) VerifyClient(chain []*x509.Certificate) error {
 	if rt == nil {
 		return errNotApplied
 	}
-	if _, ve := rt.trust.verify(chain, peerIsClient, "", false, s.now()); ve != nil {
+	if ve := rt.verifyClient(chain, netip.Addr{}, s.now()); ve != nil {
+		return ve
+	}
+	return nil
+}
+
+// VerifyClientFrom is VerifyClient for a client connecting from remote:
+// a peer's trunk.trust settings (system roots, serverAuth-only
+// certificates) apply to a certificate that names the peer, and, for a
+// peer with trunk.ranges, only from those ranges. VerifyClient applies
+// them only to peers without ranges.
+func (s *Subsystem) VerifyClientFrom(chain []*x509.Certificate, remote netip.Addr) error {
+	rt := s.rt.Load()
+	if rt == nil {
+		return errNotApplied
+	}
+	if ve := rt.verifyClient(chain, remote, s.now()); ve != nil {
 		return ve
 	}
 	return nil

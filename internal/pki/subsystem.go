@@ -39,6 +39,11 @@ type Subsystem struct {
 
 	rt atomic.Pointer[runtime]
 
+	// applyMu serialises Apply and Reload; applied is the configuration
+	// of the running state, for Reload.
+	applyMu sync.Mutex
+	applied *config.Config
+
 	lastMu sync.Mutex
 	last   Diagnosis // newest failed handshake, for status
 
@@ -76,6 +81,7 @@ type runtime struct {
 	fqdn      map[string]string // interface name → FQDN
 	own       map[string]*ownCert
 	trust     *trustStore
+	peers     *peerTrusts // per-peer widening of trust (peertrust.go)
 	expiries  []Expiry
 }
 
@@ -105,6 +111,8 @@ var tlsVersions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionT
 // the entry resolves by name), so 'palisade run' on an empty data directory
 // needs no other step.
 func (s *Subsystem) Apply(ctx context.Context, cfg *config.Config) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	if i := findPrivate(cfg, DefaultName); i >= 0 {
 		cp := *cfg
 		cp.Certificates.Private = slices.Clone(cfg.Certificates.Private)
@@ -113,6 +121,25 @@ func (s *Subsystem) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	rt, err := s.build(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	s.rt.Store(rt)
+	s.applied = cfg
+	s.publishExpiries(rt)
+	return nil
+}
+
+// Reload loads the running configuration's material again: entries that
+// follow their newest material (those ACME manages) take what was stored
+// since, for new handshakes, the same way an apply swaps certificates.
+func (s *Subsystem) Reload(ctx context.Context) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.applied == nil {
+		return errors.New("pki: no configuration applied yet")
+	}
+	rt, err := s.build(ctx, s.applied, true)
 	if err != nil {
 		return err
 	}
@@ -145,7 +172,7 @@ func (s *Subsystem) build(ctx context.Context, cfg *config.Config, strict bool) 
 		rt.listeners[keyOf(l)] = l
 	}
 	for _, p := range cfg.Certificates.Private {
-		m, err := loadPrivate(ctx, s.store, p.Name, p.Material)
+		m, err := loadPrivate(ctx, s.store, p.Name, materialOf(cfg, p))
 		if err != nil {
 			if len(usedBy(cfg, p.Name)) > 0 {
 				errs = append(errs, err)
@@ -170,6 +197,7 @@ func (s *Subsystem) build(ctx context.Context, cfg *config.Config, strict bool) 
 		rt.own[p.Name] = oc
 	}
 	errs = append(errs, s.buildTrust(ctx, cfg, rt)...)
+	rt.peers = s.buildPeerTrusts(cfg, rt.trust)
 	for _, oc := range rt.own {
 		anchors := trustCerts(rt.trust)
 		if oc.root != nil {

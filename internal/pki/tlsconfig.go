@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -109,8 +110,12 @@ func (s *Subsystem) serverConfigFor(key listenerKey, fallback config.Listener, h
 		// of reporting a missing certificate.
 		cfg.ClientAuth = tls.RequestClientCert
 		now := s.now()
+		var from netip.Addr
+		if ap, err := netip.ParseAddrPort(remote); err == nil {
+			from = ap.Addr()
+		}
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if _, ve := rt.trust.verify(cs.PeerCertificates, peerIsClient, "", false, now); ve != nil {
+			if ve := rt.verifyClient(cs.PeerCertificates, from, now); ve != nil {
 				s.count(ve.Diagnosis, "server", remote)
 				return ve
 			}
@@ -180,6 +185,8 @@ func (s *Subsystem) clientConfig(rt *runtime, serverName, remote string, seen *[
 	if rt.tls.CheckServerDomain && serverName != "" && !isIP(serverName) {
 		checkName = serverName
 	}
+	pt := rt.peers.forServer(serverName)
+	trust, usages := rt.peers.store(pt, rt.trust, peerIsServer)
 	cfg := &tls.Config{
 		MinVersion:   rt.minV,
 		MaxVersion:   rt.maxV,
@@ -197,7 +204,11 @@ func (s *Subsystem) clientConfig(rt *runtime, serverName, remote string, seen *[
 			if seen != nil {
 				*seen = cs.PeerCertificates
 			}
-			if _, ve := rt.trust.verify(cs.PeerCertificates, peerIsServer, checkName, rt.tls.AllowWildcardServerCertificates, s.now()); ve != nil {
+			now := s.now()
+			if _, ve := trust.verifyUsages(cs.PeerCertificates, peerIsServer, checkName, rt.tls.AllowWildcardServerCertificates, now, usages); ve != nil {
+				if pt == nil && len(cs.PeerCertificates) > 0 {
+					ve = rt.hint(ve, cs.PeerCertificates[0], peerIsServer, now)
+				}
 				s.count(ve.Diagnosis, "client", remote)
 				return ve
 			}

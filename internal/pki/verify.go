@@ -58,6 +58,12 @@ func validity(c *x509.Certificate) string {
 // empty), a path to a trusted CA with the right extended key usage, and the
 // CRLs. The returned error says which §7.1.6 cause it is.
 func (t *trustStore) verify(certs []*x509.Certificate, role peerRole, name string, wildcard bool, now time.Time) ([]*x509.Certificate, *VerifyError) {
+	return t.verifyUsages(certs, role, name, wildcard, now, []x509.ExtKeyUsage{role.usage()})
+}
+
+// verifyUsages is verify with the extended key usages the leaf may have
+// (any one of them suffices); a peer's settings may widen role's usage.
+func (t *trustStore) verifyUsages(certs []*x509.Certificate, role peerRole, name string, wildcard bool, now time.Time, usages []x509.ExtKeyUsage) ([]*x509.Certificate, *VerifyError) {
 	if len(certs) == 0 {
 		if role == peerIsClient {
 			return nil, verr(CauseNoClientCert, "the peer sent no client certificate, but this listener requires one (require_client_cert): "+
@@ -90,7 +96,7 @@ func (t *trustStore) verify(certs []*x509.Certificate, role peerRole, name strin
 		inter.AddCert(c)
 	}
 	chains, err := leaf.Verify(x509.VerifyOptions{Roots: t.pool, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{role.usage()}})
+		KeyUsages: usages})
 	if err != nil {
 		return nil, t.explain(err, certs, role)
 	}

@@ -54,7 +54,7 @@ var all = []Profile{
 		Description: "Mutual TLS on 5061, SRTP outside with RTP inside (transcoding), REFER handled locally, wildcard server certificates allowed.",
 		apply:       applyOffice365},
 	{Name: TeamsDirectRouting, Title: "Microsoft Teams Direct Routing",
-		Description: "sip, sip2, sip3.pstnhub.microsoft.com:5061 in that order, OPTIONS keepalive, FQDN in Contact and Record-Route, X-MS-SBC header, TLS 1.2+, SRTP.",
+		Description: "sip, sip2, sip3.pstnhub.microsoft.com:5061 in that order, OPTIONS keepalive that needs 200 OK, FQDN in Contact and Record-Route, X-MS-SBC header, E.164 numbers with +, offers made for INVITEs without SDP, public roots and serverAuth-only certificates trusted for Teams, Microsoft's address ranges, TLS 1.2+, SRTP.",
 		apply:       applyTeams},
 }
 
@@ -202,8 +202,58 @@ func applyTeams(cfg *config.Config, a Answers) error {
 		version = "dev"
 	}
 	p.Headers = map[string]string{"X-MS-SBC": "Palisade/" + model + "/" + version}
+	p.Trunk = teamsTrunk()
 	setPeer(cfg, p)
 	return nil
+}
+
+// Microsoft's documented signalling ranges of Direct Routing ("Plan Direct
+// Routing", SIP Signaling: FQDNs and firewall ports): requests from Teams
+// come from these, and its addresses within them change without notice.
+var teamsRanges = []string{"52.112.0.0/14", "52.120.0.0/14"}
+
+// teamsE164 writes numbers towards Teams in E.164 with "+" ("Direct
+// Routing - SIP protocol": the Request-URI, To and From of its examples
+// carry +<country code><number>, and a number is looked up in the tenant
+// as E.164): an international prefix 00 becomes "+", a national
+// significant number of 7 to 15 digits gets "+"; short extensions and
+// numbers that already have "+" stay as they are. Administrators with
+// another dialling plan edit the rules (trunk.numbers.outbound).
+var teamsE164 = []config.NumberRule{
+	{Match: `00([1-9][0-9]{5,14})`, Replace: "+$1"},
+	{Match: `[1-9][0-9]{6,14}`, AddPrefix: "+"},
+}
+
+// teamsTrunk is what Teams Direct Routing needs of a trunk, each setting
+// from Microsoft's documentation:
+//   - targets: sip2 and sip3 after sip.pstnhub.microsoft.com, in that order
+//     ("Plan Direct Routing": the SBC tries the three FQDNs in this order;
+//     sip2/sip3 are the failover datacentres);
+//   - keepalive.up 2xx: calls flow only after an OPTIONS is answered 200 OK
+//     ("Direct Routing - SIP protocol", processing the incoming request);
+//   - offer.required: Teams does not take an INVITE without SDP (no delayed
+//     offer), so the unit makes the offer;
+//   - trust: Microsoft's SIP proxies present certificates from public roots
+//     (DigiCert Global Root G2, Microsoft RSA/ECC Root CA 2017), which the
+//     system store has; from 2026 those certificates carry serverAuth only,
+//     also when Teams is the TLS client;
+//   - ranges: see teamsRanges;
+//   - own_allow: the unit's own Allow, so that Teams sends REFER when the
+//     unit handles it, whatever the PBX lists.
+func teamsTrunk() config.PeerTrunk {
+	var targets []string
+	for _, h := range teamsProxies[1:] {
+		targets = append(targets, h+":5061")
+	}
+	return config.PeerTrunk{
+		Targets:   targets,
+		Ranges:    slices.Clone(teamsRanges),
+		Keepalive: config.PeerKeepalive{Up: "2xx"},
+		Numbers:   config.PeerNumbers{Outbound: slices.Clone(teamsE164)},
+		Trust:     config.PeerTrust{SystemRoots: true, ServerAuthClientCert: true},
+		Offer:     config.PeerOffer{Required: true, Codecs: []string{"PCMU", "PCMA", "telephone-event"}},
+		OwnAllow:  true,
+	}
 }
 
 func peer(a Answers, profile, transport string, interval config.Duration) config.Peer {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/numbers"
 )
 
 func withFQDN() *config.Config {
@@ -60,6 +61,25 @@ func TestApply(t *testing.T) {
 			}
 			if c.TLS.MinVersion != "1.2" || policy(c, "outside").Requirement != "srtp" {
 				t.Errorf("tls min %s, policy %+v", c.TLS.MinVersion, policy(c, "outside"))
+			}
+			tr := p.Trunk
+			if !slices.Equal(tr.Targets, []string{"sip2.pstnhub.microsoft.com:5061", "sip3.pstnhub.microsoft.com:5061"}) ||
+				!slices.Equal(tr.Ranges, []string{"52.112.0.0/14", "52.120.0.0/14"}) || tr.Keepalive.Up != "2xx" ||
+				!tr.Offer.Required || !tr.Trust.SystemRoots || !tr.Trust.ServerAuthClientCert || !tr.OwnAllow || len(tr.Numbers.Outbound) == 0 {
+				t.Errorf("trunk = %+v", tr)
+			}
+			// The profile's number rules give Teams E.164 with "+".
+			set, err := numbers.Compile(config.NumberRules(tr.Numbers.Outbound), tr.Numbers.UserPhone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for in, want := range map[string]string{"004930123456": "+4930123456", "4930123456": "+4930123456", "+4930123456": "+4930123456", "1234": "1234"} {
+				if got := set.Number(numbers.RequestURI, in); got != want {
+					t.Errorf("%s → %s, want %s", in, got, want)
+				}
+			}
+			if errs := c.Validate(); errs != nil {
+				t.Errorf("the profile's configuration does not validate: %v", errs)
 			}
 		}},
 		{"generic udp", Generic, Answers{Address: "203.0.113.5:5060", Prefix: "0", Username: "u", Password: "p", Register: true}, func(t *testing.T, c *config.Config) {

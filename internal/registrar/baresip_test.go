@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/store"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // baresip is a baresip process (Debian baresip-core) registering as alice.
@@ -125,10 +127,10 @@ func TestBaresipRegisters(t *testing.T) {
 // sipgo UAS on 127.0.0.3); the call is answered and baresip hangs up.
 func TestBaresipCallsThroughUnit(t *testing.T) {
 	testkit.NeedBinary(t, "baresip", "baresip-core")
-	tr := newAnswerer(t, "127.0.0.3", "trunk")
+	tr := siptest.NewPeer(t, "trunk", "127.0.0.3", "udp")
 	// the unit: registrar + B2BUA, the dial plan sends 4711 to the trunk
 	cfg := unitConfig()
-	cfg.Peers = []config.Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Address: tr.conn.LocalAddr().String(), Transport: "udp"}}
+	cfg.Peers = []config.Peer{{Name: "itsp", Kind: "itsp", Interface: "outside", Address: tr.Addr.String(), Transport: "udp"}}
 	cfg.DialPlan.Rules = []config.DialRule{{Name: "out", Head: "4711", ForwardTo: []config.Forward{{Peer: "itsp"}}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -137,13 +139,12 @@ func TestBaresipCallsThroughUnit(t *testing.T) {
 	b := startBaresip(t, unit.ListenAddr("inside", "udp").String(), 20)
 	b.waitRegistered(t, r)
 	b.command(t, "/dial sip:4711@example.com")
-	select {
-	case req := <-tr.invites:
-		if req.Recipient.User != "4711" || req.Source() != unit.ListenAddr("outside", "udp").String() {
-			t.Fatalf("INVITE at the trunk: %s from %s", req.Recipient.String(), req.Source())
-		}
-	case <-ctx.Done():
+	req, ok := tr.NextWithin(sip.INVITE, 30*time.Second)
+	if !ok {
 		t.Fatalf("no INVITE reached the trunk; baresip:\n%s", b.out.String())
+	}
+	if req.Recipient.User != "4711" || req.Source() != unit.ListenAddr("outside", "udp").String() {
+		t.Fatalf("INVITE at the trunk: %s from %s", req.Recipient.String(), req.Source())
 	}
 	// hang up from baresip: the BYE crosses the unit
 	deadline := time.Now().Add(10 * time.Second)
@@ -154,9 +155,7 @@ func TestBaresipCallsThroughUnit(t *testing.T) {
 		t.Fatalf("baresip did not see the call answered:\n%s", b.out.String())
 	}
 	b.command(t, "/hangup")
-	select {
-	case <-tr.byes:
-	case <-ctx.Done():
+	if _, ok := tr.NextWithin(sip.BYE, 30*time.Second); !ok {
 		t.Fatalf("no BYE reached the trunk; baresip:\n%s", b.out.String())
 	}
 }

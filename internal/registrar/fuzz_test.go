@@ -17,7 +17,7 @@ func FuzzHandleRegister(f *testing.F) {
 	f.Add(base + "Contact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n")
 	f.Add(base + "Contact: <sip:a@b>, <sips:c@d;transport=tls>;q=1.000\r\nExpires: 99999999999999999999\r\n" +
 		"Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"x\", uri=\"sip:example.com\", response=\"00\", qop=auth, nc=00000001, cnonce=\"c\"\r\nContent-Length: 0\r\n\r\n")
-	r := New(store.NewMemory(), nil)
+	r := New(store.NewMemory(), nil, nil)
 	if err := r.Apply(f.Context(), testConfig()); err != nil {
 		f.Fatal(err)
 	}

@@ -86,8 +86,8 @@ func (r *Registrar) HandleRegister(req *sip.Request, src Source) *sip.Response {
 	default: // WrongPassword, UnknownUser: answered alike
 		authFailures.WithLabelValues(out.String()).Inc()
 		locked := r.guard.fail(ip, ans.Username)
-		if f := r.OnAuthFailure; f != nil {
-			f(ip)
+		if r.failures != nil {
+			r.failures.AuthFailed(ip)
 		}
 		r.limited.Warn("authfail:"+ip.String(), "REGISTER with a wrong password or unknown user",
 			"user", ans.Username, "realm", ans.Realm, "source", src.Addr.String(), "reason", out.String(), "locked_out", locked)

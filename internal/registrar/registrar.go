@@ -87,10 +87,13 @@ type Registrar struct {
 	stop, done chan struct{}
 	closed     bool
 
-	// OnAuthFailure, when set (before the first Apply), hears of every
-	// wrong password or unknown user, by source (internal/guard blocks
-	// sources that fail too often).
-	OnAuthFailure func(netip.Addr)
+	failures AuthFailures // nil: nobody else hears of wrong passwords
+}
+
+// AuthFailures hears of every wrong password or unknown user, by source
+// (internal/guard blocks sources that fail too often).
+type AuthFailures interface {
+	AuthFailed(source netip.Addr)
 }
 
 // settings is what one configuration says.
@@ -105,14 +108,15 @@ type settings struct {
 	static     map[string][]routing.Hop // request user → static forwards
 }
 
-// New returns a registrar keeping its bindings in st.
-func New(st store.Store, log *slog.Logger) *Registrar {
+// New returns a registrar keeping its bindings in st and reporting wrong
+// passwords to failures (nil = to nobody).
+func New(st store.Store, log *slog.Logger, failures AuthFailures) *Registrar {
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("subsystem", SubsystemName)
 	r := &Registrar{
-		st: st, log: log,
+		st: st, log: log, failures: failures,
 		limited:  observe.NewLimitedLogger(log, 10*time.Second, 5),
 		auth:     digest.NewServer(nonceLifetime),
 		now:      time.Now,

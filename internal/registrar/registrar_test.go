@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,13 @@ func testConfig() *config.Config {
 // newRegistrar applies testConfig to a registrar over st with a fake clock.
 func newRegistrar(t *testing.T, st store.Store, clk *clock) *Registrar {
 	t.Helper()
-	r := New(st, nil)
+	return newRegistrarReporting(t, st, clk, nil)
+}
+
+// newRegistrarReporting is newRegistrar reporting wrong passwords to failures.
+func newRegistrarReporting(t *testing.T, st store.Store, clk *clock, failures AuthFailures) *Registrar {
+	t.Helper()
+	r := New(st, nil, failures)
 	r.now = clk.Now
 	if err := r.Apply(context.Background(), testConfig()); err != nil {
 		t.Fatal(err)
@@ -233,7 +240,8 @@ func TestChallengeAndRegister(t *testing.T) {
 
 func TestWrongPasswordLockout(t *testing.T) {
 	clk := &clock{t: time.Now()}
-	r := newRegistrar(t, store.NewMemory(), clk)
+	failed := &failureLog{}
+	r := newRegistrarReporting(t, store.NewMemory(), clk, failed)
 	srv := serve(t, r)
 	locksBefore := counterValue(lockouts)
 	wrongBefore := counterValue(authFailures.WithLabelValues("wrong_password"))
@@ -251,6 +259,10 @@ func TestWrongPasswordLockout(t *testing.T) {
 	}
 	if got := counterValue(authFailures.WithLabelValues("wrong_password")) - wrongBefore; got != failsPerUser {
 		t.Fatalf("wrong passwords counted %v, want %d", got, failsPerUser)
+	}
+	// each one was reported, with the phone's address, to the guard's side
+	if got := failed.sources(); len(got) != failsPerUser || got[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("failures reported %v, want %d from 127.0.0.1", got, failsPerUser)
 	}
 	// now even the right password is refused from this source
 	good := newPhone(t, srv, "alice", "wonderland")
@@ -437,7 +449,7 @@ func TestRestartKeepsBindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(st, nil)
+	r := New(st, nil, nil)
 	r.now = clk.Now
 	if err := r.Apply(context.Background(), testConfig()); err != nil {
 		t.Fatal(err)
@@ -588,4 +600,22 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// failureLog records the sources of reported authentication failures.
+type failureLog struct {
+	mu   sync.Mutex
+	srcs []netip.Addr
+}
+
+func (f *failureLog) AuthFailed(src netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.srcs = append(f.srcs, src)
+}
+
+func (f *failureLog) sources() []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]netip.Addr(nil), f.srcs...)
 }

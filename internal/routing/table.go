@@ -22,9 +22,9 @@ type Table struct {
 	rules      []rule
 	peers      []config.Peer
 	peerByName map[string]int
-	// peerIPs maps a peer's literal IP address to its index, to find the
-	// source peer of a request.
-	peerIPs   map[netip.Addr]int
+	// peerIPs maps a peer's literal IP address to the peers there, to find
+	// the source peer of a request.
+	peerIPs   map[netip.Addr][]PeerAddr
 	ifaces    []string
 	noAnswer  time.Duration
 	registrar RegistrarLookup
@@ -52,7 +52,7 @@ func NewTable(cfg *config.Config, reg RegistrarLookup) (*Table, error) {
 		overrides:  make(map[string][]config.Target),
 		peers:      slices.Clone(cfg.Peers),
 		peerByName: make(map[string]int),
-		peerIPs:    make(map[netip.Addr]int),
+		peerIPs:    make(map[netip.Addr][]PeerAddr),
 		noAnswer:   cfg.SIP.NoAnswerTimeout.D(),
 		registrar:  reg,
 	}
@@ -67,9 +67,9 @@ func NewTable(cfg *config.Config, reg RegistrarLookup) (*Table, error) {
 	}
 	for i, p := range t.peers {
 		t.peerByName[p.Name] = i
-		host, _ := splitHostPort(p.Address)
+		host, port := splitHostPort(p.Address)
 		if a, err := netip.ParseAddr(host); err == nil {
-			t.peerIPs[a.Unmap()] = i
+			t.peerIPs[a.Unmap()] = append(t.peerIPs[a.Unmap()], PeerAddr{Name: p.Name, Interface: p.Interface, Port: port})
 		}
 	}
 	tcs, err := NewTimeClasses(cfg.DialPlan.TimeClasses)
@@ -140,10 +140,55 @@ func (t *Table) Peer(name string) (config.Peer, bool) {
 	return t.peers[i], true
 }
 
-// SourcePeer returns the name of the peer whose literal address is ip.
+// SourcePeer returns the name of the peer whose literal address is ip, on
+// any interface and port (see SourcePeerOn).
 func (t *Table) SourcePeer(ip netip.Addr) string {
-	if i, ok := t.peerIPs[ip.Unmap()]; ok {
-		return t.peers[i].Name
+	if ps := t.peerIPs[ip.Unmap()]; len(ps) > 0 {
+		return ps[0].Name
+	}
+	return ""
+}
+
+// SourcePeerOn returns the peer a request from src that arrived on
+// interface iface comes from (literal addresses only).
+func (t *Table) SourcePeerOn(iface string, src netip.AddrPort) string {
+	return PickSourcePeer(t.peerIPs[src.Addr().Unmap()], iface, src.Port())
+}
+
+// PeerAddr is one peer at an IP address: where requests from it arrive.
+type PeerAddr struct {
+	Name      string
+	Interface string // "" = any interface
+	Port      int    // 0 = any port
+}
+
+// PickSourcePeer chooses among the peers at a request's source address. A
+// peer of another interface never matches. A peer whose port is given wins
+// on that port; otherwise a peer given without port matches; otherwise
+// the one peer left at the address (a PBX sending from another port than
+// it listens on, TCP and TLS from ephemeral ports). Several peers may
+// share an address (a PBX and a trunk on one host) when their interface
+// or port tells them apart; "" when nothing does.
+func PickSourcePeer(cands []PeerAddr, iface string, port uint16) string {
+	var anyPort, other []string
+	for _, c := range cands {
+		if c.Interface != "" && iface != "" && c.Interface != iface {
+			continue
+		}
+		switch c.Port {
+		case int(port):
+			return c.Name
+		case 0:
+			anyPort = append(anyPort, c.Name)
+		default:
+			other = append(other, c.Name)
+		}
+	}
+	if len(anyPort) > 0 {
+		return anyPort[0]
+	}
+	if len(other) == 1 {
+		return other[0]
 	}
 	return ""
 }
@@ -155,6 +200,12 @@ func (t *Table) NoAnswerTimeout() time.Duration { return t.noAnswer }
 // whether a peer is reachable (OPTIONS keepalive); hops to peers that are down
 // are left out. It returns ErrNoRoute when nothing matches.
 func (t *Table) Route(r Request, up func(peer string) bool) ([]Hop, error) {
+	return t.RouteAt(r, up, time.Now())
+}
+
+// RouteAt is Route with the time classes evaluated at at (the dial-plan
+// tester asks "where would this call go on Monday 09:00").
+func (t *Table) RouteAt(r Request, up func(peer string) bool, at time.Time) ([]Hop, error) {
 	if up == nil {
 		up = func(string) bool { return true }
 	}
@@ -169,7 +220,7 @@ func (t *Table) Route(r Request, up func(peer string) bool) ([]Hop, error) {
 			}
 		case "dial_plan":
 			var matched bool
-			hops, matched = t.dialPlan(r, up)
+			hops, matched = t.dialPlan(r, up, at)
 			if matched && len(hops) == 0 {
 				return nil, ErrAllDown
 			}
@@ -207,9 +258,9 @@ func (t *Table) override(r Request) []Hop {
 	return hops
 }
 
-func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
+func (t *Table) dialPlan(r Request, up func(string) bool, at time.Time) ([]Hop, bool) {
 	for _, ru := range t.rules {
-		user, groups, ok := ru.match(r)
+		user, groups, ok := ru.match(r, at)
 		if !ok {
 			continue
 		}
@@ -246,9 +297,9 @@ func (t *Table) dialPlan(r Request, up func(string) bool) ([]Hop, bool) {
 
 // match checks r against the rule. It returns the number to forward (prefix
 // stripped, head kept) and the regex groups.
-func (ru *rule) match(r Request) (string, []string, bool) {
+func (ru *rule) match(r Request, at time.Time) (string, []string, bool) {
 	c := ru.cfg
-	if c.TimeClass != "" && !ru.tcs.Active(c.TimeClass, time.Now()) {
+	if c.TimeClass != "" && !ru.tcs.Active(c.TimeClass, at) {
 		return "", nil, false
 	}
 	if c.Source != "" && c.Source != r.SourcePeer && c.Source != r.SourceInterface {

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -151,4 +152,40 @@ func FuzzSplitHostPort(f *testing.F) {
 			t.Fatalf("%q → %q %d", s, h, p)
 		}
 	})
+}
+
+// TestSourcePeerOn: peers sharing an IP address are told apart by the
+// interface a request arrives on and by their port.
+func TestSourcePeerOn(t *testing.T) {
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "10.0.0.1"}, {Name: "outside", Address: "192.0.2.1"}}
+	cfg.Peers = []config.Peer{
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: "127.0.0.1:5070", Transport: "udp"},
+		{Name: "trunk", Kind: "itsp", Interface: "outside", Address: "127.0.0.1:5090", Transport: "udp"},
+		{Name: "pbx2", Kind: "pbx", Interface: "inside", Address: "10.0.0.20:5060", Transport: "udp"},
+		{Name: "pbx3", Kind: "pbx", Interface: "inside", Address: "10.0.0.20:5062", Transport: "udp"},
+		{Name: "gw", Kind: "pbx", Interface: "inside", Address: "10.0.0.30", Transport: "tcp"},
+	}
+	tab, err := NewTable(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		iface, src, want string
+	}{
+		{"inside", "127.0.0.1:5070", "pbx"},
+		{"outside", "127.0.0.1:5090", "trunk"},
+		{"inside", "127.0.0.1:5090", "pbx"},    // the trunk is not on the inside: only the PBX is left
+		{"outside", "127.0.0.1:5070", "trunk"}, // and the PBX not on the outside
+		{"inside", "127.0.0.1:40000", "pbx"},   // the one peer there, from another port
+		{"inside", "10.0.0.20:5062", "pbx3"},   // port decides
+		{"inside", "10.0.0.20:40000", ""},      // two peers there, neither port: nobody
+		{"inside", "10.0.0.30:51234", "gw"},    // no port given: any
+		{"outside", "10.0.0.30:51234", ""},     // another interface
+		{"inside", "10.9.9.9:5060", ""},
+	} {
+		if got := tab.SourcePeerOn(tc.iface, netip.MustParseAddrPort(tc.src)); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.iface, tc.src, got, tc.want)
+		}
+	}
 }

@@ -20,6 +20,9 @@ type prompter struct {
 	// tty is the terminal whose echo is switched off for passwords; nil
 	// when input is not a terminal.
 	tty *os.File
+	// addrs are the machine's interface addresses, offered as the inside
+	// and outside addresses.
+	addrs []HostAddr
 }
 
 var errAborted = errors.New("setup aborted")
@@ -186,10 +189,22 @@ func (p *prompter) interview(a *Answers, o *Options) error {
 
 	p.heading(2, "Network topology", "standalone: inside and outside interfaces; one-armed: one interface for both.")
 	step(func() error { v, e := p.choose("Topology", a.Topology, Topologies); a.Topology = v; return e })
+	inside, outside := addressDefaults(p.addrs)
+	if err == nil && inside != "" {
+		fmt.Fprintf(p.out, "Addresses on this machine: %s\n", describeAddrs(p.addrs))
+	}
+	if a.InsideAddress == "" {
+		a.InsideAddress = inside
+	}
 	if err == nil && a.Topology == "one-armed" {
+		// The public address of a one-armed unit is usually a NAT's, not
+		// one of the machine's: no default.
 		str(&a.InsideAddress, "Interface address (IP or IP/PREFIX)", false, CheckAddrPrefix)
 		str(&a.OutsideAddr, "Public (advertised) address", true, CheckIP)
 	} else {
+		if a.OutsideAddr == "" {
+			a.OutsideAddr = outside
+		}
 		str(&a.InsideAddress, "Inside address (IP or IP/PREFIX)", false, CheckAddrPrefix)
 		str(&a.OutsideAddr, "Outside address", false, CheckIP)
 	}

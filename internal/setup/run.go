@@ -22,6 +22,10 @@ type Env struct {
 	Data     string
 	CA       string
 	Insecure bool
+	// Addrs lists the machine's interface addresses, offered as defaults
+	// for the inside and outside addresses; nil means SystemAddrs (tests
+	// give fixed ones).
+	Addrs func() ([]HostAddr, error)
 }
 
 // Run is `palisade setup`: parse the flags, ask what is missing on a
@@ -57,6 +61,16 @@ func Run(ctx context.Context, env Env, args []string) error {
 	if interactive {
 		a.fillDefaults()
 		p := &prompter{in: newLineReader(env.Stdin), out: env.Stdout, tty: tty}
+		list := env.Addrs
+		if list == nil {
+			list = SystemAddrs
+		}
+		addrs, err := list()
+		if err != nil {
+			// Only the defaults are lost: the questions are still asked.
+			fmt.Fprintf(env.Stdout, "warning: %v; no addresses to offer\n", err)
+		}
+		p.addrs = addrs
 		if err := p.interview(&a, &o); err != nil {
 			return err
 		}

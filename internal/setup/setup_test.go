@@ -5,8 +5,10 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,11 +20,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/store"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
-
-// runningUnit makes the admin API treat the test handler as a running unit.
-func runningUnit() *unit.Unit { return unit.New(nil) }
 
 // fullFlags is a complete non-interactive answer set.
 func fullFlags(extra ...string) []string {
@@ -171,6 +169,39 @@ func (tm *term) answer(prompt, line string) {
 	}
 }
 
+func TestAddressDefaults(t *testing.T) {
+	p := netip.MustParsePrefix
+	lo := []HostAddr{{"lo", p("127.0.0.1/8")}, {"lo", p("::1/128")}}
+	cases := []struct {
+		name            string
+		found           []HostAddr
+		inside, outside string
+	}{
+		{"none", nil, "", ""},
+		{"loopback only", lo, "", ""},
+		{"one address: both", append(lo, HostAddr{"eth0", p("192.0.2.7/24")}), "192.0.2.7/24", "192.0.2.7"},
+		{"two: first inside, second outside", append(lo, HostAddr{"eth0", p("10.1.2.3/16")}, HostAddr{"eth1", p("198.51.100.4/28")}), "10.1.2.3/16", "198.51.100.4"},
+		{"link-local skipped, IPv4 first", []HostAddr{{"eth0", p("fe80::2/64")}, {"eth0", p("2001:db8::5/64")}, {"eth1", p("192.0.2.9/24")}}, "192.0.2.9/24", "2001:db8::5"},
+		{"IPv6 only", []HostAddr{{"eth0", p("2001:db8::5/64")}}, "2001:db8::5/64", "2001:db8::5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in, out := addressDefaults(tc.found)
+			if in != tc.inside || out != tc.outside {
+				t.Errorf("got %q %q, want %q %q", in, out, tc.inside, tc.outside)
+			}
+			if in != "" {
+				if err := CheckAddrPrefix(in); err != nil {
+					t.Errorf("the inside default is refused by its own question: %v", err)
+				}
+				if err := CheckIP(out); err != nil {
+					t.Errorf("the outside default is refused by its own question: %v", err)
+				}
+			}
+		})
+	}
+}
+
 func TestInteractiveOnPTY(t *testing.T) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -195,7 +226,16 @@ func TestInteractiveOnPTY(t *testing.T) {
 	backup := filepath.Join(t.TempDir(), "b.json")
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), Env{Stdin: tty, Stdout: tty, Data: dir}, nil)
+		// The machine's addresses are fixed so that the defaults offered
+		// are known: loopback and link-local ones are not offered.
+		addrs := func() ([]HostAddr, error) {
+			return []HostAddr{
+				{"lo", netip.MustParsePrefix("127.0.0.1/8")}, {"lo", netip.MustParsePrefix("::1/128")},
+				{"eth0", netip.MustParsePrefix("fe80::1/64")}, {"eth0", netip.MustParsePrefix("10.0.0.5/24")},
+				{"eth1", netip.MustParsePrefix("203.0.113.10/24")},
+			}, nil
+		}
+		done <- Run(context.Background(), Env{Stdin: tty, Stdout: tty, Data: dir, Addrs: addrs}, nil)
 	}()
 
 	tm.answer("Unit name [palisade]: ", "hq-sbc")
@@ -204,10 +244,11 @@ func TestInteractiveOnPTY(t *testing.T) {
 	tm.answer("Administrator password: ", "s3cret-pass")
 	tm.answer("Repeat the password: ", "s3cret-pass")
 	tm.answer("Topology (standalone, one-armed) [standalone]: ", "")
-	tm.answer("Inside address (IP or IP/PREFIX): ", "10.0.0.999")
+	tm.expect("Addresses on this machine: 10.0.0.5/24 (eth0), 203.0.113.10/24 (eth1)\r\n")
+	tm.answer("Inside address (IP or IP/PREFIX) [10.0.0.5/24]: ", "10.0.0.999")
 	tm.expect("is not an IP address")
-	tm.answer("Inside address (IP or IP/PREFIX): ", "10.0.0.5/24")
-	tm.answer("Outside address: ", "203.0.113.10")
+	tm.answer("Inside address (IP or IP/PREFIX) [10.0.0.5/24]: ", "") // the first address found
+	tm.answer("Outside address [203.0.113.10]: ", "")                 // the second
 	tm.answer("Outside FQDN (the name in the unit's certificate) (optional): ", "sbc.example.com")
 	tm.answer("Default gateway (optional): ", "203.0.113.1")
 	tm.answer("DNS servers (IP[:PORT],...) (optional): ", "9.9.9.9,1.1.1.1:53")
@@ -276,7 +317,7 @@ func TestUpload(t *testing.T) {
 	auth := admin.NewAuth(st)
 	auth.SetAdmin(cur.Admin)
 	// The API refuses apply without a running unit; mark it running.
-	srv := httptest.NewTLSServer(admin.NewHandler(&admin.Env{Store: st, Config: mgr, Auth: auth, Unit: runningUnit()}))
+	srv := httptest.NewTLSServer(admin.NewHandler(&admin.Env{Store: st, Config: mgr, Auth: auth, Live: &admin.Live{}})) // a running unit: apply is allowed
 	defer srv.Close()
 
 	var out bytes.Buffer
@@ -363,4 +404,20 @@ func hasCert(cfg *config.Config, name string) bool {
 		}
 	}
 	return false
+}
+
+// SystemAddrs reads the real interfaces: the loopback address is among them
+// with its prefix (and is then not offered).
+func TestSystemAddrs(t *testing.T) {
+	found, err := SystemAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(found, func(a HostAddr) bool { return a.Prefix == netip.MustParsePrefix("127.0.0.1/8") })
+	if i < 0 {
+		t.Fatalf("no 127.0.0.1/8 among %v", found)
+	}
+	if found[i].Interface == "" || slices.Contains(usableAddrs(found), found[i]) {
+		t.Errorf("loopback %+v: no interface name, or offered", found[i])
+	}
 }

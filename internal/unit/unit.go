@@ -25,8 +25,9 @@ type Unit struct {
 	current *config.Config
 	closed  bool
 
-	// subsMu guards subs only, so that Subsystem works while an Apply runs
-	// (a subsystem may look up another one from its Apply).
+	// subsMu guards subs only. Subsystems do not find each other through
+	// the unit: the composition root (internal/cli/wire.go) hands each one
+	// what it uses in its constructor.
 	subsMu sync.RWMutex
 	subs   []Subsystem
 }
@@ -48,23 +49,6 @@ func (u *Unit) Add(subs ...Subsystem) {
 			u.subs = append(u.subs, s)
 		}
 	}
-}
-
-// Subsystem returns the subsystem with the given name, or nil. Feature code
-// uses it to reach a running subsystem (e.g. the admin API asking the SIP
-// subsystem for calls in progress) by type-asserting to its own interface.
-func (u *Unit) Subsystem(name string) Subsystem {
-	if u == nil {
-		return nil
-	}
-	u.subsMu.RLock()
-	defer u.subsMu.RUnlock()
-	for _, s := range u.subs {
-		if s.Name() == name {
-			return s
-		}
-	}
-	return nil
 }
 
 func (u *Unit) list() []Subsystem {

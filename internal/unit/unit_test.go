@@ -55,9 +55,6 @@ func TestApplyRollsBackOnError(t *testing.T) {
 			t.Errorf("%s runs %q after the failed apply, want the previous config", s.name, s.running)
 		}
 	}
-	if u.Subsystem("b") != b || u.Subsystem("nope") != nil {
-		t.Error("Subsystem lookup")
-	}
 	log = nil
 	if err := u.Drain(ctx); err != nil {
 		t.Fatal(err)
@@ -89,32 +86,5 @@ func TestFirstApplyFailureClosesStartedSubsystems(t *testing.T) {
 	}
 	if a.running != "" || u.Running() != nil {
 		t.Fatalf("a still runs %q after the first apply failed", a.running)
-	}
-}
-
-// lookupSub looks another subsystem up from inside its Apply, as a SIP
-// subsystem asking for the PKI provider would.
-type lookupSub struct {
-	fakeSub
-	u     *Unit
-	found Subsystem
-}
-
-func (l *lookupSub) Apply(ctx context.Context, c *config.Config) error {
-	l.found = l.u.Subsystem("a")
-	return l.fakeSub.Apply(ctx, c)
-}
-
-func TestSubsystemLookupDuringApply(t *testing.T) {
-	var log []string
-	u := New(nil)
-	a := &fakeSub{name: "a", log: &log}
-	l := &lookupSub{fakeSub: fakeSub{name: "l", log: &log}, u: u}
-	u.Add(a, l)
-	if err := u.Apply(t.Context(), named("x")); err != nil {
-		t.Fatal(err)
-	}
-	if l.found != a {
-		t.Fatalf("lookup during Apply found %v", l.found)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/observe/observetest"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 // TestBrowserCallFlow finds a traced call on Logging and Tools → Call
@@ -18,8 +17,7 @@ func TestBrowserCallFlow(t *testing.T) {
 	var svc *observe.Service
 	u := newTestUnitWith(t, func(env *admin.Env) {
 		svc = observe.New(env.Store, nil, nil)
-		env.Unit = unit.New(nil)
-		env.Unit.Add(svc)
+		env.Live = &admin.Live{Observe: svc}
 	})
 	t.Cleanup(func() { svc.Close() })
 	observetest.RecordBusyCall(svc)
@@ -32,11 +30,16 @@ func TestBrowserCallFlow(t *testing.T) {
 		// Search narrows the list (free text, the unit matches).
 		chromedp.SendKeys(chromedp.ID("call-q"), "no-such-call"),
 		chromedp.Click(chromedp.CSS(`#call-search button`)),
-		waitText("#calls", "None."),
+		waitText("#calls", "No calls."),
 		retry(chromedp.SetValue(chromedp.ID("call-q"), "4687")),
 		chromedp.Click(chromedp.CSS(`#call-search button`)),
 		waitText("#calls", "Busy Here"),
-		retry(chromedp.Click(chromedp.CSS(`#calls tbody tr`))),
+		// Fixed columns; the failed call is highlighted; times are read by people.
+		waitText("#calls thead", "Start"),
+		waitText("#calls thead", "Talk time"),
+		waitText("#calls tr.failed", "486 Busy Here"),
+		waitText("#calls tr.failed", " UTC"),
+		retry(chromedp.Click(chromedp.CSS(`#calls tbody tr a`))),
 		retry(chromedp.WaitVisible(chromedp.CSS(`#ladder svg`))),
 		waitText("#call-downloads", "pcap"),
 		retry(chromedp.Click(chromedp.CSS(`#ladder [data-index="2"] rect`))),

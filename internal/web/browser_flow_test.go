@@ -172,6 +172,10 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		chromedp.Navigate(base+"/traffic/accounts"),
 		retry(chromedp.SetValue(chromedp.CSS(`#profile-form select[name="profile"]`), "teams-direct-routing")),
 		chromedp.Click(chromedp.CSS(`#profile-form button`)),
+		// First the list of what the profile changes, then Apply.
+		waitText("#profile-changes", "peers[0]"),
+		sh.take("teams-profile-changes"),
+		chromedp.Click(chromedp.ID("profile-confirm")),
 		waitText("#flash", "Profile applied"),
 		waitText(`table[data-table="peers"]`, ""),
 		sh.take("teams-profile"),
@@ -238,7 +242,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		chromedp.Navigate(base+"/tools/diagnose"),
 		chromedp.SendKeys(chromedp.ID("diag-address"), strings.TrimPrefix(base, "https://")),
 		chromedp.Click(chromedp.CSS(`#diagnose-form button`)),
-		waitText("#diagnose-result", "cause"),
+		waitText("#diagnose-result", "Cause"),
 		sh.take("tls-diagnosis"),
 	)
 

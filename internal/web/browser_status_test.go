@@ -8,21 +8,16 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
-	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/registrar"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
-// fakeSIP stands in for the SIP subsystem: only its peers' keepalive states.
+// fakeSIP stands in for the SIP subsystem (an admin.PeerStater): only its
+// peers' keepalive states.
 type fakeSIP struct{ peers []b2bua.PeerState }
 
-func (fakeSIP) Name() string                                { return "sip" }
-func (fakeSIP) Apply(context.Context, *config.Config) error { return nil }
-func (fakeSIP) Drain(context.Context) error                 { return nil }
-func (fakeSIP) Close() error                                { return nil }
-func (f fakeSIP) PeerStates() []b2bua.PeerState             { return f.peers }
+func (f fakeSIP) PeerStates() []b2bua.PeerState { return f.peers }
 
 // TestBrowserLiveStatus: the Local Registrar page shows the current
 // bindings, the SIP Accounts page the peers' OPTIONS state and since when,
@@ -40,12 +35,10 @@ func TestBrowserLiveStatus(t *testing.T) {
 				{Kind: "trunk", AOR: "sip:+4687@itsp.example.net", Peer: "itsp", State: "failed", LastError: "403 Forbidden"},
 			}, nil
 		}})
-		env.Unit = unit.New(nil)
-		env.Unit.Add(svc)
-		env.Unit.Add(fakeSIP{peers: []b2bua.PeerState{
+		env.Live = &admin.Live{Observe: svc, Peers: fakeSIP{peers: []b2bua.PeerState{
 			{Name: "itsp", Up: false, Failures: 3, LastCheck: checked, LastError: "no answer to OPTIONS", Keepalive: true},
 			{Name: "pbx", Up: true, LastCheck: checked, Keepalive: true},
-		}})
+		}}}
 	})
 	t.Cleanup(func() { svc.Close() })
 	sh := newShots(t)
@@ -58,7 +51,7 @@ func TestBrowserLiveStatus(t *testing.T) {
 		sh.take("registrar-bindings"),
 		chromedp.Navigate(u.srv.URL+"/traffic/accounts"),
 		waitText("#peer-status", "no answer to OPTIONS"),
-		waitText("#peer-status thead", "since"),
+		waitText("#peer-status thead", "Since"),
 		waitText("#peer-status tbody", "down"),
 		sh.take("accounts-peer-status"),
 	)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -162,21 +164,7 @@ func writePEM(t *testing.T, dir, name string, certs ...*x509.Certificate) string
 
 // waitText waits until the element's text contains want.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		for {
-			// A query may hit the page being replaced by a navigation
-			// ("no node with given id"): ask again.
-			got, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, tg)
-			if err == nil && strings.Contains(got, want) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s says %q (%v), waited for %q", sel, got, err, want)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
+	return browsertest.WaitText(sel, want)
 }
 
 // fetchText downloads a URL with the browser's session (as the download
@@ -249,7 +237,7 @@ func logIn(base string) chromedp.Action[chromedp.Void] {
 			retry(chromedp.WaitVisible(chromedp.ID("password"))),
 			chromedp.SendKeys(chromedp.ID("password"), testPassword),
 			chromedp.Click(chromedp.ID("login-btn")),
-			waitText("h1", "Save/Load"),
+			waitText("h1", "Dashboard"),
 		} {
 			if _, err := a(ctx, tg); err != nil {
 				return err

@@ -112,6 +112,13 @@ type certData struct {
 func (s *server) certsData(ctx context.Context, cfg *config.Config) *certData {
 	c := s.certs()
 	d := &certData{Form: map[string]string{"key": "ecdsa-p256"}}
+	// The request's CN is the unit's FQDN: propose the one configured on
+	// the interfaces (the outside one first).
+	for _, i := range cfg.Network.Interfaces {
+		if i.FQDN != "" && (d.Form["cn"] == "" || i.Name == "outside") {
+			d.Form["cn"] = i.FQDN
+		}
+	}
 	d.Private, _ = c.List(ctx, cfg)
 	d.CA, _ = c.ListCA(ctx, cfg)
 	return d
@@ -132,7 +139,7 @@ func (s *server) certsPage(w http.ResponseWriter, r *http.Request) {
 func (s *server) certView(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := s.newView(ctx, r, "Certificate")
-	v.Tab, v.Subs = nav[1].Name, nav[1].Subs
+	v.Tab, v.Subs = tab("Basic Configuration").Name, tab("Basic Configuration").Subs
 	cfg, _, err := s.env.Config.Preliminary(ctx)
 	if err != nil {
 		v.Problem = err.Error()
@@ -178,7 +185,7 @@ func (s *server) certChange(fn func(ctx context.Context, c *pki.Certs, cfg *conf
 				return
 			}
 		}
-		v := s.failedChange(r, nav[1], "Certificates", err)
+		v := s.failedChange(r, tab("Basic Configuration"), "Certificates", err)
 		cur := v.Cfg
 		d := s.certsData(ctx, cur)
 		for _, k := range []string{"name", "cn", "c", "st", "l", "o", "ou", "email", "sans", "key"} {

@@ -57,3 +57,32 @@ func TestDialPlanGroupedRows(t *testing.T) {
 		t.Errorf("no error for the rule without destinations:\n%s", excerpt(body, "nowhere"))
 	}
 }
+
+func TestFormDuration(t *testing.T) {
+	for in, want := range map[time.Duration]string{
+		0: "0s", time.Minute: "1m", 90 * time.Minute: "1h30m", 2160 * time.Hour: "2160h",
+		500 * time.Millisecond: "500ms", time.Hour + time.Second: "1h0m1s",
+	} {
+		got := formDuration(config.Duration(in))
+		if got != want {
+			t.Errorf("%v: %q, want %q", in, got, want)
+		}
+		back, err := time.ParseDuration(got)
+		if err != nil || back != in {
+			t.Errorf("%q reads back as %v (%v)", got, back, err)
+		}
+	}
+}
+
+// Messages name the page and button, not the CLI command.
+func TestPageWords(t *testing.T) {
+	for in, want := range map[string]string{
+		"import the certificate of &#34;X&#34; with &#39;palisade ca import&#39; if you trust it": "import the certificate of &#34;X&#34; on Basic Configuration → Certificates with “Import CA certificate” if you trust it",
+		"the request is pending): import it with 'palisade cert import' or choose":                "the request is pending): import it with “Import” on the certificate's row of Basic Configuration → Certificates or choose",
+		"waits for the CA-signed certificate (&#39;palisade cert import&#39;)":                    "waits for the CA-signed certificate (“Import” on the certificate's row of Basic Configuration → Certificates)",
+	} {
+		if got := string(pageWords([]byte(in))); got != want {
+			t.Errorf("%s\n got %s\nwant %s", in, got, want)
+		}
+	}
+}

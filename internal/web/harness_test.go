@@ -86,7 +86,7 @@ func newTestUnitWith(t *testing.T, prepare func(env *admin.Env)) *testUnit {
 	if prepare != nil {
 		prepare(env)
 	}
-	h := admin.NewHandler(env)
+	h := admin.NewHandler(env, Mount)
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(func() {
 		srv.Close()

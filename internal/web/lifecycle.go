@@ -54,6 +54,9 @@ func (s *server) lifecycleRoutes(rt *admin.Routes) {
 		if err != nil {
 			return err
 		}
+		if !json.Valid(data) {
+			return errNotBackup
+		}
 		return s.env.Config.Restore(r.Context(), data, r.FormValue("passphrase"), admin.Author(r))
 	})))
 }
@@ -118,7 +121,7 @@ func (s *server) act(done string, fn func(r *http.Request) error) http.HandlerFu
 			status = http.StatusUnprocessableEntity
 		} else {
 			v.Problem = err.Error()
-			if errors.Is(err, lifecycle.ErrBadPassphrase) {
+			if errors.Is(err, lifecycle.ErrBadPassphrase) || errors.As(err, new(badRequest)) {
 				status = http.StatusBadRequest
 			}
 		}
@@ -127,7 +130,30 @@ func (s *server) act(done string, fn func(r *http.Request) error) http.HandlerFu
 }
 
 func (s *server) backup(w http.ResponseWriter, r *http.Request) {
-	data, err := s.env.Config.Backup(r.Context(), r.PostFormValue("passphrase"))
+	keys, pass, again := r.PostFormValue("keys"), r.PostFormValue("passphrase"), r.PostFormValue("passphrase2")
+	problem := ""
+	switch {
+	case keys != "encrypt" && keys != "leave-out":
+		problem = "Backup: choose whether the private keys are encrypted with a passphrase or left out of the file."
+	case keys == "encrypt" && len(pass) < minPassphrase:
+		problem = "Backup: the private keys are in the backup, so give a passphrase of at least " + strconv.Itoa(minPassphrase) +
+			" characters to encrypt them (or choose \"Leave the private keys out\")."
+	case keys == "encrypt" && pass != again:
+		problem = "Backup: the two passphrases differ; type the same passphrase in both fields."
+	}
+	if problem != "" {
+		v := s.adminView(r)
+		v.Problem = problem
+		s.render(w, http.StatusBadRequest, "administration", v)
+		return
+	}
+	if keys == "leave-out" {
+		pass = ""
+	}
+	data, err := s.env.Config.Backup(r.Context(), pass)
+	if err == nil && keys == "leave-out" {
+		data, err = withoutPrivateKeys(data)
+	}
 	if err != nil {
 		v := s.adminView(r)
 		v.Problem = "backup failed: " + err.Error()
@@ -137,6 +163,49 @@ func (s *server) backup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="palisade-backup-`+time.Now().UTC().Format("20060102-150405")+`.json"`)
 	_, _ = w.Write(data)
+}
+
+// errNotBackup is what restoring a file that is not a backup says.
+var errNotBackup = badRequest("Restore: the chosen file is not a Palisade backup (it is not even a JSON document). " +
+	"Choose a file made with Download backup on this page.")
+
+// minPassphrase is the shortest passphrase the web admin takes for a backup.
+const minPassphrase = 8
+
+// privateKeyPrefix is where the PKI keeps private keys in the store (and
+// so in a backup's pki entries).
+const privateKeyPrefix = "pki/keys/"
+
+// withoutPrivateKeys drops the private keys from an unencrypted backup:
+// certificates, requests, CAs and CRLs stay; a unit restored from it needs
+// new keys for its own certificates.
+func withoutPrivateKeys(data []byte) ([]byte, error) {
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	var pki struct {
+		Encrypted bool                       `json:"encrypted"`
+		Entries   map[string]json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(f["pki"], &pki); err != nil {
+		return nil, err
+	}
+	if pki.Encrypted {
+		return nil, errors.New("the backup is encrypted")
+	}
+	for k := range pki.Entries {
+		if strings.HasPrefix(k, privateKeyPrefix) {
+			delete(pki.Entries, k)
+		}
+	}
+	b, err := json.Marshal(map[string]any{"entries": pki.Entries})
+	if err != nil {
+		return nil, err
+	}
+	f["pki"] = b
+	out, err := json.MarshalIndent(f, "", "  ")
+	return append(out, '\n'), err
 }
 
 // diffData is one comparison of two configurations.
@@ -149,7 +218,7 @@ type diffData struct {
 func (s *server) diffPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := s.newView(ctx, r, "Differences")
-	v.Tab, v.Subs = nav[0].Name, nav[0].Subs
+	v.Tab, v.Subs = tab("Administration").Name, tab("Administration").Subs
 	q := r.URL.Query()
 	d := &diffData{A: q.Get("a"), B: q.Get("b")}
 	if d.A == "" {
@@ -241,3 +310,8 @@ func redactChanges(cs []config.Change) []config.Change {
 }
 
 func redactUnified(s string) string { return secretLine.ReplaceAllString(s, `$1"(hidden)"`) }
+
+// badRequest is a problem with what the administrator sent (answered 400).
+type badRequest string
+
+func (e badRequest) Error() string { return string(e) }

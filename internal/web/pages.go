@@ -83,9 +83,17 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 		p.save(f, cfg)
 		v.Cfg, v.ETag = cfg, etag
 		if len(f.errs) > 0 {
+			// Every problem at once: what could not be read, and what the
+			// rest of the page would break; the page keeps what was typed.
 			saves.WithLabelValues("invalid").Inc()
-			v.setErrors(f.errs)
-			s.render(w, http.StatusUnprocessableEntity, p.Tmpl, v)
+			errs := f.errs
+			for _, e := range cfg.Validate() {
+				if !slices.ContainsFunc(errs, func(x config.FieldError) bool { return x.Path == e.Path }) {
+					errs = append(errs, e)
+				}
+			}
+			v.setErrors(errs)
+			s.renderTyped(w, r, http.StatusUnprocessableEntity, p.Tmpl, v)
 			return
 		}
 		_, err = s.env.Config.SetPreliminary(ctx, cfg, etag, admin.Author(r))
@@ -94,7 +102,7 @@ func (s *server) savePage(p configPage) http.HandlerFunc {
 		case errors.As(err, &fe):
 			saves.WithLabelValues("invalid").Inc()
 			v.setErrors(fe)
-			s.render(w, http.StatusUnprocessableEntity, p.Tmpl, v)
+			s.renderTyped(w, r, http.StatusUnprocessableEntity, p.Tmpl, v)
 		case errors.Is(err, lifecycle.ErrPreconditionFailed):
 			saves.WithLabelValues("stale").Inc()
 			cur, etag, _ := s.env.Config.Preliminary(ctx)

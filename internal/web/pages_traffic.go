@@ -8,8 +8,6 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/profiles"
-	"github.com/palisade-sbc/palisade/internal/unit"
 )
 
 func path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -55,6 +53,8 @@ func saveAccounts(f *form, c *config.Config) {
 			if p.Auth.Password == "" {
 				p.Auth.Password = o.Auth.Password
 			}
+			// The page has no fields for the trunk settings (yet): keep them.
+			p.Trunk = o.Trunk
 		}
 		c.Peers = append(c.Peers, p)
 	}
@@ -70,20 +70,32 @@ func saveDialPlan(f *form, c *config.Config) {
 	_ = f.r.ParseForm()
 	del := f.r.PostForm["dp.del"]
 	group := ""
+	var groups []string // the form key of each rule, for moving it
 	for _, row := range f.rows("dp", "!group", "name", "!match", "pattern", "tail", "from_uri", "source", "time_class", "to", "rewrite", "timeout") {
 		if slices.Contains(del, row["group"]) {
 			continue
 		}
 		if row["group"] != group || len(d.Rules) == 0 {
 			group = row["group"]
+			groups = append(groups, group)
 			rule := config.DialRule{Name: row["name"], Tail: row["tail"], FromURI: row["from_uri"], Source: row["source"], TimeClass: row["time_class"]}
-			switch row["match"] {
+			i := len(d.Rules)
+			// "Every number" is a choice of its own: an empty pattern with
+			// prefix, head or regex is a mistake, not a catch-all.
+			switch pat := row["pattern"]; row["match"] {
+			case "all":
+				if pat != "" {
+					f.fail(path("dial_plan.rules[%d].prefix", i), "Match \"all\" takes no pattern: clear it, or choose prefix, head or regex")
+				}
 			case "head":
-				rule.Head = row["pattern"]
+				rule.Head = pat
 			case "regex":
-				rule.Regex = row["pattern"]
+				rule.Regex = pat
 			default:
-				rule.Prefix = row["pattern"]
+				rule.Prefix = pat
+			}
+			if row["match"] != "all" && row["pattern"] == "" {
+				f.fail(path("dial_plan.rules[%d].prefix", i), "give the %s to match, or choose Match \"all\" for a rule that takes every number", orDefault(row["match"], "prefix"))
 			}
 			d.Rules = append(d.Rules, rule)
 		}
@@ -106,6 +118,17 @@ func saveDialPlan(f *form, c *config.Config) {
 			f.fail(path("dial_plan.rules[%d].forward_to", i), "name at least one peer or URI to forward to")
 		}
 	}
+	// ↑/↓ on a rule save the page with the rule moved one place.
+	if dir, key, ok := strings.Cut(f.str("move"), ":"); ok && len(f.errs) == 0 {
+		if i := slices.Index(groups, key); i >= 0 {
+			switch {
+			case dir == "up" && i > 0:
+				d.Rules[i-1], d.Rules[i] = d.Rules[i], d.Rules[i-1]
+			case dir == "down" && i < len(d.Rules)-1:
+				d.Rules[i+1], d.Rules[i] = d.Rules[i], d.Rules[i+1]
+			}
+		}
+	}
 	d.TimeClasses = []config.TimeClass{}
 	for _, row := range f.rows("tc", "name", "time_zone", "days", "start", "end") {
 		w := config.TimeWindow{Days: lines(strings.ToLower(strings.ReplaceAll(row["days"], " ", ","))), Start: row["start"], End: row["end"]}
@@ -118,15 +141,25 @@ func saveDialPlan(f *form, c *config.Config) {
 	}
 }
 
-// ruleMatch returns which kind of match a rule uses and its pattern.
+// ruleMatch returns which kind of match a rule uses and its pattern ("all"
+// for a rule without prefix, head or regex: it takes every number).
 func ruleMatch(r config.DialRule) (string, string) {
 	switch {
 	case r.Regex != "":
 		return "regex", r.Regex
 	case r.Head != "":
 		return "head", r.Head
+	case r.Prefix != "":
+		return "prefix", r.Prefix
 	}
-	return "prefix", r.Prefix
+	return "all", ""
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // dpRow is one row of the dial plan table: a rule's destination, the
@@ -262,15 +295,14 @@ func tcRows(c *config.Config) []tcRow {
 
 // applyProfile applies an ITSP profile to the preliminary configuration.
 func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
+	if r.PostFormValue("confirm") != "1" {
+		s.previewProfile(w, r) // first the list of changes, then Apply
+		return
+	}
 	ctx := r.Context()
 	cfg, etag, err := s.env.Config.Preliminary(ctx)
 	if err == nil {
-		ver, _ := unit.Version()
-		err = profiles.Apply(cfg, r.PostFormValue("profile"), profiles.Answers{
-			PeerName: strings.TrimSpace(r.PostFormValue("peer")), Domain: strings.TrimSpace(r.PostFormValue("domain")),
-			Address: strings.TrimSpace(r.PostFormValue("address")), Transport: r.PostFormValue("transport"),
-			Prefix: strings.TrimSpace(r.PostFormValue("prefix")), Certificate: r.PostFormValue("certificate"), Version: ver,
-		})
+		cfg, err = profileResult(r, cfg)
 	}
 	if err == nil {
 		_, err = s.env.Config.SetPreliminary(ctx, cfg, etag, admin.Author(r))
@@ -279,7 +311,7 @@ func (s *server) applyProfile(w http.ResponseWriter, r *http.Request) {
 		redirectDone(w, r, "/traffic/accounts", "profile")
 		return
 	}
-	v := s.failedChange(r, nav[4], "SIP Accounts", err)
+	v := s.failedChange(r, tab("SIP Traffic"), "SIP Accounts", err)
 	s.render(w, http.StatusUnprocessableEntity, "accounts", v)
 }
 

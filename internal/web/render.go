@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type navSub struct{ Name, Path string }
 
 // nav follows the seed's tabs (those that apply to Palisade).
 var nav = []navTab{
+	{"Dashboard", []navSub{{"Dashboard", "/dashboard"}}},
 	{"Administration", []navSub{{"Save/Load Configuration", "/administration"}}},
 	{"Basic Configuration", []navSub{{"Access Control", "/basic/access"}, {"Certificates", "/basic/certificates"}}},
 	{"Network", []navSub{{"Interfaces", "/network"}}},
@@ -35,7 +37,18 @@ var nav = []navTab{
 	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Access and Limits", "/traffic/access"}, {"Local Registrar", "/traffic/registrar"},
 		{"SIP Accounts", "/traffic/accounts"}, {"Dial Plan", "/traffic/dialplan"}, {"Routing", "/traffic/routing"}}},
 	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"},
-		{"TLS Diagnosis", "/tools/diagnose"}, {"Settings", "/tools/settings"}}},
+		{"TLS Diagnosis", "/tools/diagnose"}, {"Dial Plan Tester", "/tools/route"}, {"OPTIONS Ping", "/tools/ping"}, {"Settings", "/tools/settings"}}},
+}
+
+// tab returns the top-row tab named name (by name, so that adding a tab
+// does not shift the others).
+func tab(name string) navTab {
+	for _, t := range nav {
+		if t.Name == name {
+			return t
+		}
+	}
+	return navTab{Name: name}
 }
 
 // view is what every page template gets.
@@ -56,6 +69,7 @@ type view struct {
 	Cfg     *config.Config
 	ETag    string
 	Data    any
+	typed   url.Values // posted values to show instead of the configuration's (see typed.go)
 }
 
 // Err is the error message for the field at path, as a span placed next to
@@ -118,12 +132,24 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(out, ", ")
 	},
-	"dur": func(d config.Duration) string {
-		if d == 0 {
-			return "0s"
-		}
-		return d.D().String()
-	},
+	"dur": formDuration,
+}
+
+// formDuration writes a duration for an input the way an administrator
+// would type it ("1m", "1h30m", "2160h", "500ms"), not Go's "1m0s"; the
+// configuration reads it back unchanged.
+func formDuration(d config.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	s := d.D().String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 var (
@@ -228,7 +254,11 @@ func (s *server) render(w http.ResponseWriter, status int, name string, v *view)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	out := pageWords(buf.Bytes())
+	if v.typed != nil {
+		out = keepTyped(out, v.typed)
+	}
+	_, _ = w.Write(out)
 }
 
 func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, status int, problem string) {

@@ -1,9 +1,9 @@
 // Package web is the browser administration of the unit (SPEC §2.8): server
 // rendered pages (html/template, assets embedded with go:embed, a little
-// JavaScript) with the tabs of the seed's appliance. It is mounted on the
-// admin HTTPS listener by registering its routes with admin.RegisterRoutes;
-// every change goes through the same lifecycle.Manager the JSON API uses,
-// into the preliminary configuration.
+// JavaScript) with the tabs of the seed's appliance. The composition root
+// (internal/cli/wire.go) mounts it on the admin handler with Mount; every
+// change goes through the same lifecycle.Manager the JSON API uses, into the
+// preliminary configuration.
 package web
 
 import (
@@ -18,12 +18,9 @@ import (
 //go:embed assets templates
 var files embed.FS
 
-func init() {
-	admin.RegisterRoutes(func(rt *admin.Routes) { Mount(rt) })
-}
-
-// Mount registers the web admin's pages on rt (done for every admin handler
-// from init; exported for tests that build their own routes).
+// Mount registers the web admin's pages on rt; pass it to admin.NewHandler.
+// The pages use what rt.Env() holds (store, lifecycle, sessions, and the
+// running subsystems in Env.Live).
 func Mount(rt *admin.Routes) {
 	s := newServer(rt.Env())
 	assets, _ := fs.Sub(files, "assets")
@@ -31,7 +28,9 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /login", http.HandlerFunc(s.loginPage))
 	rt.Page("POST /login", http.HandlerFunc(s.loginPost))
 	rt.Page("POST /logout", s.auth(s.logout))
-	rt.Page("GET /{$}", http.RedirectHandler("/administration", http.StatusSeeOther))
+	rt.Page("GET /{$}", http.RedirectHandler("/dashboard", http.StatusSeeOther))
+	rt.Page("GET /dashboard", s.auth(s.dashboardPage))
+	rt.Page("GET /help/configuration", s.auth(s.helpPage))
 	s.lifecycleRoutes(rt)
 	s.certRoutes(rt)
 	for _, p := range configPages {
@@ -41,8 +40,12 @@ func Mount(rt *admin.Routes) {
 	rt.Page("POST /traffic/profile", s.auth(s.applyProfile))
 	rt.Page("GET /tools/status", s.auth(s.static("status")))
 	rt.Page("GET /tools/log", s.auth(s.logPage))
+	rt.Page("GET /tools/log/download", s.auth(s.logDownload))
 	rt.Page("GET /tools/calls", s.auth(s.static("calls")))
 	rt.Page("GET /tools/diagnose", s.auth(s.static("diagnose")))
+	rt.Page("GET /tools/route", s.auth(s.routePage))
+	rt.Page("GET /tools/ping", s.auth(s.pingPage))
+	rt.Page("POST /tools/ping", s.auth(s.pingPage))
 }
 
 func cacheAssets(h http.Handler) http.Handler {
@@ -76,7 +79,7 @@ func (s *server) auth(h http.HandlerFunc) http.Handler {
 
 func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if admin.PrincipalFrom(r) != nil {
-		http.Redirect(w, r, "/administration", http.StatusSeeOther)
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 		return
 	}
 	s.renderLogin(w, r, http.StatusOK, "")
@@ -98,7 +101,7 @@ func (s *server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	next := r.PostFormValue("next")
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		next = "/administration"
+		next = "/dashboard"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -202,6 +202,19 @@ func TestFieldErrorShownNextToField(t *testing.T) {
 	if !strings.Contains(body, `data-path="sip.listeners[0].port">&#34;abc&#34; is not a whole number`) {
 		t.Errorf("parse error not next to the field:\n%s", excerpt(body, "abc"))
 	}
+	// Several mistakes: every error at once, parse errors and validation
+	// errors together, and the fields keep what was typed.
+	ports[1] = "70000"
+	form.Set("handshake_timeout", "soon")
+	body, _ = u.post(t, c, "/sip/signalling", form, http.StatusUnprocessableEntity)
+	for _, want := range []string{
+		`data-path="sip.listeners[0].port"`, `data-path="sip.listeners[1].port"`, `data-path="tls.handshake_timeout"`,
+		`name="listeners.port" value="abc"`, `name="listeners.port" value="70000"`, `name="handshake_timeout" value="soon"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page with three mistakes lacks %s:\n%s", want, excerpt(body, "errors"))
+		}
+	}
 }
 
 func excerpt(s, near string) string {
@@ -312,7 +325,27 @@ func TestBackupAndRestore(t *testing.T) {
 	csrf := u.login(t, c)
 	ctx := context.Background()
 	want := richConfig(t, u)
-	data, resp := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "passphrase": {"pp"}}, http.StatusOK)
+	// The private keys go into a backup only encrypted, or are left out.
+	for _, bad := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"passphrase": {"long enough"}, "passphrase2": {"long enough"}}, "choose whether the private keys"},
+		{url.Values{"keys": {"encrypt"}}, "give a passphrase of at least 8"},
+		{url.Values{"keys": {"encrypt"}, "passphrase": {"short"}, "passphrase2": {"short"}}, "give a passphrase of at least 8"},
+		{url.Values{"keys": {"encrypt"}, "passphrase": {"long enough"}, "passphrase2": {"long enuogh"}}, "the two passphrases differ"},
+	} {
+		bad.form.Set("csrf_token", csrf)
+		page, _ := u.post(t, c, "/administration/backup", bad.form, http.StatusBadRequest)
+		if !strings.Contains(html.UnescapeString(page), bad.want) {
+			t.Errorf("backup %v: want %q, got %s", bad.form, bad.want, excerpt(page, "problem"))
+		}
+	}
+	noKeys, _ := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "keys": {"leave-out"}}, http.StatusOK)
+	if strings.Contains(noKeys, privateKeyPrefix) || !strings.Contains(noKeys, "pki/private/") || strings.Contains(noKeys, "PRIVATE KEY") {
+		t.Errorf("a backup without keys holds keys, or lost the certificates:\n%.600s", noKeys)
+	}
+	data, resp := u.post(t, c, "/administration/backup", url.Values{"csrf_token": {csrf}, "keys": {"encrypt"}, "passphrase": {"pp-backup"}, "passphrase2": {"pp-backup"}}, http.StatusOK)
 	if !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("backup is not a download: %v", resp.Header)
 	}
@@ -320,11 +353,11 @@ func TestBackupAndRestore(t *testing.T) {
 	if pre, _, _ := u.mgr.Preliminary(ctx); len(pre.Peers) != 0 {
 		t.Fatal("undo did not discard")
 	}
-	restore := func(pass string, want int) string {
+	restoreFile := func(file, pass string, want int) string {
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
 		fw, _ := mw.CreateFormFile("backup", "backup.json")
-		fw.Write([]byte(data))
+		fw.Write([]byte(file))
 		mw.WriteField("passphrase", pass)
 		mw.Close()
 		req, _ := http.NewRequest("POST", u.srv.URL+"/administration/restore", &body)
@@ -333,10 +366,16 @@ func TestBackupAndRestore(t *testing.T) {
 		b, _ := u.check(t, "restore", want)(c.Do(req))
 		return b
 	}
+	restore := func(pass string, want int) string { return restoreFile(data, pass, want) }
 	if page := restore("wrong", http.StatusBadRequest); !strings.Contains(page, "passphrase") {
 		t.Errorf("wrong passphrase not explained: %s", excerpt(page, "problem"))
 	}
-	restore("pp", http.StatusSeeOther)
+	// A file that is not a backup at all is said so in plain words.
+	page := html.UnescapeString(restoreFile(`\x00garbage{"`, "", http.StatusBadRequest))
+	if !strings.Contains(page, "is not a Palisade backup") || strings.Contains(page, "invalid character") {
+		t.Errorf("garbage file: %s", excerpt(page, "problem"))
+	}
+	restore("pp-backup", http.StatusSeeOther)
 	pre, _, _ := u.mgr.Preliminary(ctx)
 	if d, _ := configDiff(want, pre); d != "" {
 		t.Errorf("restored configuration differs:\n%s", d)
@@ -351,7 +390,7 @@ func TestLoginLockout(t *testing.T) {
 		u.post(t, c, "/login", url.Values{"password": {"nope"}}, http.StatusUnauthorized)
 	}
 	body, _ := u.post(t, c, "/login", url.Values{"password": {testPassword}}, http.StatusTooManyRequests)
-	if !strings.Contains(body, "too many failed logins") {
+	if !strings.Contains(body, "too many failed logins") || !strings.Contains(body, "locked out for ") {
 		t.Errorf("lockout not explained: %s", excerpt(body, "problem"))
 	}
 }
@@ -404,5 +443,69 @@ func TestInteropInviteTimeout(t *testing.T) {
 	body, _ := u.post(t, c, "/sip/interop", form, http.StatusUnprocessableEntity)
 	if !strings.Contains(body, `data-path="sip.invite_timeout"`) {
 		t.Errorf("no error next to the field:\n%s", excerpt(body, "-1s"))
+	}
+}
+
+// Applying a profile first lists its changes; a change that reaches another
+// peer (the media policy of the Teams trunk's interface) is warned about;
+// nothing is stored until "Apply these changes".
+func TestProfilePreviewWarns(t *testing.T) {
+	u := newTestUnit(t)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	richConfig(t, u)
+	before, _, _ := u.mgr.Preliminary(ctx)
+	form := url.Values{"csrf_token": {csrf}, "profile": {"generic"}, "peer": {"lab"}, "address": {"198.51.100.7"}, "transport": {"udp"}}
+	page, _ := u.post(t, c, "/traffic/profile", form, http.StatusOK)
+	page = html.UnescapeString(page)
+	if !strings.Contains(page, `id="profile-changes"`) || !strings.Contains(page, "peers[") {
+		t.Fatalf("no list of changes:\n%s", excerpt(page, "profile-preview"))
+	}
+	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers) {
+		t.Fatal("the preview stored the profile")
+	}
+	if !strings.Contains(page, `class="active">SIP Traffic</a>`) {
+		t.Error("the preview is not under the SIP Traffic tab")
+	}
+	// The generic profile sets the outside media policy the Teams trunk
+	// (peer itsp, SRTP) relies on: the issue's silent change, now warned.
+	if !strings.Contains(page, `media.policies[0].requirement: "srtp" → "either" changes the media policy of interface outside, which itsp also uses`) {
+		t.Errorf("no warning for the Teams trunk's media policy:\n%s", excerpt(page, "profile-warnings"))
+	}
+	form.Set("confirm", "1")
+	u.post(t, c, "/traffic/profile", form, http.StatusSeeOther)
+	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers)+1 {
+		t.Fatalf("Apply these changes did not store the profile: %d peers", len(after.Peers))
+	}
+}
+
+// A catch-all rule switched to "prefix" without a pattern comes back with
+// the error and the page still showing the choice made (selects too).
+func TestEmptyPatternKeepsChoice(t *testing.T) {
+	u := newTestUnit(t)
+	withTables(t, u)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	ctx := context.Background()
+	cfg, etag, _ := u.mgr.Preliminary(ctx)
+	cfg.DialPlan.Rules[0].Prefix = "" // "out" becomes a catch-all
+	if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	page := u.get(t, c, "/traffic/dialplan", http.StatusOK)
+	if !strings.Contains(page, `<option value="all" selected>`) {
+		t.Fatalf("a rule without pattern does not show Match all:\n%s", excerpt(page, "dp.match"))
+	}
+	form := formOf(t, page)
+	form.Set("csrf_token", csrf)
+	form["dp.match"][0] = "prefix"
+	body, _ := u.post(t, c, "/traffic/dialplan", form, http.StatusUnprocessableEntity)
+	body = html.UnescapeString(body)
+	if !strings.Contains(body, `choose Match "all" for a rule that takes every number`) {
+		t.Errorf("no explanation:\n%s", excerpt(body, "errors"))
+	}
+	if !strings.Contains(body, `<option value="prefix" selected>`) || strings.Contains(body, `<option value="all" selected>`) {
+		t.Errorf("the page lost the choice of prefix:\n%s", excerpt(body, "dp.match"))
 	}
 }

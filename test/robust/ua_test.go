@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 func newTag() string {
@@ -84,9 +85,7 @@ func request(method, ruri, local, callID, fromTag, toTag string, cseq int, extra
 		method, ruri, local, newTag(), strings.Split(local, ":")[0], fromTag, to, callID, cseq, method, local, extra, ct, len(body), body)
 }
 
-func sdp(ip string, port int) string {
-	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", ip, ip, port)
-}
+func sdp(ip string, port int) string { return string(siptest.SDP(ip, port)) }
 
 // optionsOK sends an OPTIONS to the unit from a fresh socket on 127.0.0.89
 // and reports whether any answer came back.

@@ -10,7 +10,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media"
 )
 
-// A transfer swaps a leg, its endpoint and the media under the call lock
+// A transfer replaces a leg (dialog and endpoint) and the media under the call lock
 // while the relay keeps reading them; run with -race (the race detector
 // failed this before the reads took the lock).
 func TestLegSwapWhileRelaying(t *testing.T) {
@@ -26,8 +26,7 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 	}
 	mc, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 	c := &call{rt: &runtime{maxForwards: 70}, media: mc}
-	c.eps = [2]*endpoint{e1, e1}
-	c.st.Legs = [2]Leg{mkLeg("127.0.0.5"), mkLeg("127.0.0.6")}
+	c.legs = [2]*leg{{Leg: mkLeg("127.0.0.5"), ep: e1}, {Leg: mkLeg("127.0.0.6"), ep: e1}}
 	const n = 300
 	done := make(chan struct{})
 	go func() { // what transfer.swap does
@@ -35,8 +34,7 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 		for i := range n {
 			mc2, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 			c.mu.Lock()
-			c.eps[media.SideB] = [2]*endpoint{e1, e2}[i%2]
-			c.st.Legs[media.SideB] = mkLeg("127.0.0.7")
+			c.legs[media.SideB] = &leg{Leg: mkLeg("127.0.0.7"), ep: [2]*endpoint{e1, e2}[i%2]}
 			c.media = mc2
 			c.mu.Unlock()
 			goruntime.Gosched()

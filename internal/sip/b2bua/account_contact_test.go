@@ -28,17 +28,17 @@ func TestAccountContactFollowsTransport(t *testing.T) {
 		peer func(t *testing.T, regs chan<- *sip.Request) (config.Peer, string)
 	}{
 		{"tcp", "tcp", func(t *testing.T, regs chan<- *sip.Request) (config.Peer, string) {
-			p := newPeerUAWith(t, "trunk", "127.0.0.3", "tcp", func(p *peerUA) { p.srv.OnRegister(trunkRegistrar(regs)) })
-			return config.Peer{Address: p.addr.String(), Transport: "tcp"}, ""
+			p := newPeerUAWith(t, "trunk", "127.0.0.3", "tcp", func(p *peerUA) { p.Srv.OnRegister(trunkRegistrar(regs)) })
+			return config.Peer{Address: p.Addr.String(), Transport: "tcp"}, ""
 		}},
 		{"tls", "tls", func(t *testing.T, regs chan<- *sip.Request) (config.Peer, string) {
 			return config.Peer{Address: tlsRegistrar(t, regs).String(), Transport: "tls"}, ""
 		}},
 		{"domain, NAPTR picks TCP", "tcp", func(t *testing.T, regs chan<- *sip.Request) (config.Peer, string) {
-			p := newPeerUAWith(t, "trunk", "127.0.0.3", "tcp", func(p *peerUA) { p.srv.OnRegister(trunkRegistrar(regs)) })
+			p := newPeerUAWith(t, "trunk", "127.0.0.3", "tcp", func(p *peerUA) { p.Srv.OnRegister(trunkRegistrar(regs)) })
 			dns, err := dnstest.Start(
 				`trunk.test. 60 IN NAPTR 10 10 "S" "SIP+D2T" "" _sip._tcp.trunk.test.`,
-				"_sip._tcp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(p.addr.Port()))+" a.trunk.test.",
+				"_sip._tcp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(p.Addr.Port()))+" a.trunk.test.",
 				"a.trunk.test. 60 IN A 127.0.0.3",
 			)
 			if err != nil {
@@ -103,12 +103,12 @@ func TestAccountContactFollowsTransport(t *testing.T) {
 func tlsRegistrar(t *testing.T, regs chan<- *sip.Request) netip.AddrPort {
 	t.Helper()
 	pk := newTestPKI(t)
-	p := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) { p.srv.OnRegister(trunkRegistrar(regs)) })
+	p := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) { p.Srv.OnRegister(trunkRegistrar(regs)) })
 	l, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{pk.cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go p.srv.ServeTLS(l)
+	go p.Srv.ServeTLS(l)
 	t.Cleanup(func() { l.Close() })
 	return netip.MustParseAddrPort(l.Addr().String())
 }

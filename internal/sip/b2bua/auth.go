@@ -127,7 +127,7 @@ func (c *call) resendInDialog(side media.Side, out *sip.Request, r *sip.Response
 	if retry == nil {
 		return nil, nil
 	}
-	tx, err := c.eps[side].request(context.Background(), retry, dst, c.st.ID)
+	tx, err := c.endpointOf(side).request(c.context(), retry, dst, c.st.ID)
 	if err != nil {
 		c.logger().Info("authorized request not sent", "method", out.Method, "err", err)
 		return nil, nil

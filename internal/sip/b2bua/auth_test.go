@@ -57,7 +57,7 @@ func verifyDigest(t *testing.T, algo, method, password, authz string) map[string
 // answer (the error of WaitAnswer).
 func callPBXToTrunk(t *testing.T, ctx context.Context, pbx *peerUA, u *testUnit) (*sipgo.DialogClientSession, error) {
 	t.Helper()
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				if req.GetHeader(tc.authz) == nil {
 					_ = s.Respond(tc.code, "Auth Required", nil, sip.NewHeader(tc.hdr,
 						`Digest realm="trunk.example", nonce="n0nce-`+tc.algo+`", algorithm=`+tc.algo+`, qop="auth"`))
@@ -101,7 +101,7 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 			if err := sess.Ack(ctx); err != nil {
 				t.Fatal(err)
 			}
-			first, second := itsp.next(sip.INVITE), itsp.next(sip.INVITE)
+			first, second := itsp.Next(sip.INVITE), itsp.Next(sip.INVITE)
 			if second.GetHeader(tc.authz) == nil {
 				t.Fatalf("answered INVITE without %s", tc.authz)
 			}
@@ -120,11 +120,11 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 			if p["username"] != "palisade" || p["uri"] != second.Recipient.String() {
 				t.Fatalf("username/uri: %v", p)
 			}
-			itsp.next(sip.ACK)
+			itsp.Next(sip.ACK)
 			if err := sess.Bye(ctx); err != nil {
 				t.Fatal(err)
 			}
-			itsp.next(sip.BYE)
+			itsp.Next(sip.BYE)
 			waitNoCalls(t, u.Service)
 		})
 	}
@@ -146,7 +146,7 @@ func TestChallengeAfterAnswer(t *testing.T) {
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			var n atomic.Int32
-			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				switch n.Add(1) {
 				case 1:
 					_ = s.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", `Digest realm="r", nonce="x", qop="auth"`))
@@ -172,12 +172,12 @@ func TestChallengeAfterAnswer(t *testing.T) {
 			}
 			var last *sip.Request
 			for range tc.invites {
-				last = itsp.next(sip.INVITE)
+				last = itsp.Next(sip.INVITE)
 			}
 			if p := verifyDigest(t, "MD5", "INVITE", "s3cret", last.GetHeader("Authorization").Value()); p["nonce"] != map[bool]string{true: "y", false: "x"}[tc.stale] {
 				t.Fatalf("last INVITE answered nonce %q", p["nonce"])
 			}
-			if got := itsp.wire.count("INVITE "); got != tc.invites {
+			if got := itsp.Wire.Count("INVITE "); got != tc.invites {
 				t.Fatalf("%d INVITEs reached the trunk, want %d", got, tc.invites)
 			}
 			if tc.code == 200 {
@@ -193,7 +193,7 @@ func TestChallengeAfterAnswer(t *testing.T) {
 // without Proxy-Authorization with a 407 (initial INVITEs are answered).
 func challengeOnce(p *peerUA) {
 	chal := func(req *sip.Request, tx sip.ServerTransaction) bool {
-		p.push(req)
+		p.Push(req)
 		if req.GetHeader("Proxy-Authorization") != nil {
 			return false
 		}
@@ -202,30 +202,30 @@ func challengeOnce(p *peerUA) {
 		_ = tx.Respond(res)
 		return true
 	}
-	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+	p.Srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		if getTag(req.To().Params) == "" {
-			p.push(req)
-			s, err := p.ds.ReadInvite(req, tx)
+			p.Push(req)
+			s, err := p.DS.ReadInvite(req, tx)
 			if err != nil {
 				return
 			}
-			p.sessions <- s
+			p.Sessions <- s
 			ringAndAnswer(s, req)
 			<-s.Context().Done()
 			return
 		}
 		if !chal(req, tx) {
-			p.answerInDialog(req, tx)
+			p.AnswerInDialog(req, tx)
 		}
 	})
-	p.srv.OnRequest(sip.MESSAGE, func(req *sip.Request, tx sip.ServerTransaction) {
+	p.Srv.OnRequest(sip.MESSAGE, func(req *sip.Request, tx sip.ServerTransaction) {
 		if !chal(req, tx) {
-			p.answerInDialog(req, tx)
+			p.AnswerInDialog(req, tx)
 		}
 	})
-	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+	p.Srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		if !chal(req, tx) {
-			_ = p.ds.ReadBye(req, tx)
+			_ = p.DS.ReadBye(req, tx)
 		}
 	})
 }
@@ -264,12 +264,12 @@ func TestInDialogAndStandaloneChallenges(t *testing.T) {
 		if err != nil || res.StatusCode != 200 {
 			t.Fatalf("re-INVITE: %v %v", res, err)
 		}
-		first, retry := itsp.next(sip.INVITE), itsp.next(sip.INVITE)
+		first, retry := itsp.Next(sip.INVITE), itsp.Next(sip.INVITE)
 		checkRetry(t, first, retry)
 		if err := sess.WriteRequest(sip.NewRequest(sip.ACK, sess.InviteResponse.Contact().Address)); err != nil {
 			t.Fatal(err)
 		}
-		if a := itsp.next(sip.ACK); a.CSeq().SeqNo != retry.CSeq().SeqNo {
+		if a := itsp.Next(sip.ACK); a.CSeq().SeqNo != retry.CSeq().SeqNo {
 			t.Fatalf("ACK CSeq %d for the authorized re-INVITE's %d", a.CSeq().SeqNo, retry.CSeq().SeqNo)
 		}
 	})
@@ -278,17 +278,17 @@ func TestInDialogAndStandaloneChallenges(t *testing.T) {
 		msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "4930", Host: in.Addr().String(), Port: int(in.Port())})
 		msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 		msg.SetBody([]byte("hi"))
-		res, err := pbx.cli.Do(ctx, msg)
+		res, err := pbx.Cli.Do(ctx, msg)
 		if err != nil || res.StatusCode != 200 {
 			t.Fatalf("MESSAGE: %v %v", res, err)
 		}
-		checkRetry(t, itsp.next(sip.MESSAGE), itsp.next(sip.MESSAGE))
+		checkRetry(t, itsp.Next(sip.MESSAGE), itsp.Next(sip.MESSAGE))
 	})
 	t.Run("BYE", func(t *testing.T) {
 		if err := sess.Bye(ctx); err != nil {
 			t.Fatal(err)
 		}
-		checkRetry(t, itsp.next(sip.BYE), itsp.next(sip.BYE))
+		checkRetry(t, itsp.Next(sip.BYE), itsp.Next(sip.BYE))
 		waitNoCalls(t, u.Service)
 	})
 }

@@ -91,7 +91,7 @@ func TestBadInput(t *testing.T) {
 		}
 		waitFor(t, func() bool { return counterValue(badInput.WithLabelValues("unparseable")) > before }, "unparseable counter")
 	})
-	if n := itsp.wire.count("INVITE "); n != 0 {
+	if n := itsp.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("%d bad INVITEs reached the outside", n)
 	}
 }

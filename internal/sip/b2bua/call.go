@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
@@ -57,38 +58,32 @@ type CallState struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
-// call is a call in progress: its state plus the live handles.
+// call is a call in progress: its state, two legs and the media.
 type call struct {
 	svc  *Service
 	logp atomic.Pointer[slog.Logger]
 	mu   sync.Mutex
-	st   CallState
+	st   CallState // Legs is filled by state(): the legs live in legs
 
+	legs  [2]*leg // media.SideA (the caller's at first) and media.SideB
 	media media.Call
-	eps   [2]*endpoint
 	rt    *runtime
 	ended atomic.Bool
 	rec   callRecord // cdr.go
 
-	// A leg (we are UAS)
-	inviteA    *sip.Request
-	txA        *sip.ServerTx
-	final2xx   *sip.Response // our 2xx to A, retransmitted on UDP until ACK
-	ackedA     bool
-	canceled   chan struct{}
+	canceled   chan struct{} // the caller's CANCEL came (side A, before the answer)
 	cancelOnce sync.Once
-
-	// B leg (we are UAC)
-	inviteB   *sip.Request
-	txB       *sip.ClientTx
-	targetB   routing.Target
-	ackB      *sip.Request
-	lateOffer bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
+	lateOffer  bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite
 	// hungUp marks the legs byeSide has ended (BYE or CANCEL sent).
 	hungUp [2]bool
+
+	// ctx is the call's context: cancelled when the call ends (end), so
+	// that what still works for it (a transfer's new leg ringing) stops.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	// self is what transaction hooks hold instead of the call: a separate
 	// object (a pointer into the call would keep all of it alive), cleared
@@ -119,7 +114,19 @@ func (c *call) logger() *slog.Logger {
 }
 
 // leg returns the state of side s.
-func (c *call) leg(s media.Side) *Leg { return &c.st.Legs[s] }
+func (c *call) leg(s media.Side) *Leg { return &c.legs[s].Leg }
+
+// state returns a copy of the call's state with its legs' dialogs (c.mu
+// held).
+func (c *call) state() CallState {
+	st := c.st
+	for i, l := range c.legs {
+		if l != nil {
+			st.Legs[i] = l.Leg
+		}
+	}
+	return st
+}
 
 // callMap holds calls by (Call-ID, local tag), sharded so that no lock is
 // shared by all calls.
@@ -127,6 +134,38 @@ type callMap struct {
 	seed   maphash.Seed
 	shards [64]callShard
 	n      atomic.Int64
+
+	// idle is closed (and replaced) whenever n drops to zero: Drain waits
+	// on it instead of polling.
+	idleMu sync.Mutex
+	idle   chan struct{}
+}
+
+// added counts a call in.
+func (cm *callMap) added() { cm.n.Add(1) }
+
+// removed counts a call out and wakes who waits for none to be left.
+func (cm *callMap) removed() {
+	if cm.n.Add(-1) != 0 {
+		return
+	}
+	cm.idleMu.Lock()
+	if cm.idle != nil {
+		close(cm.idle)
+		cm.idle = nil
+	}
+	cm.idleMu.Unlock()
+}
+
+// idleCh returns a channel closed the next time no call is left; check
+// count after taking it.
+func (cm *callMap) idleCh() <-chan struct{} {
+	cm.idleMu.Lock()
+	defer cm.idleMu.Unlock()
+	if cm.idle == nil {
+		cm.idle = make(chan struct{})
+	}
+	return cm.idle
 }
 
 type callShard struct {
@@ -201,7 +240,7 @@ func newID() string {
 func (c *call) endpointOf(s media.Side) *endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.eps[s]
+	return c.legs[s].ep
 }
 
 // mediaOf returns the call's media session.
@@ -216,4 +255,23 @@ func (c *call) legOf(s media.Side) Leg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return *c.leg(s)
+}
+
+// context is the call's context (Background for a call built without
+// one, in tests).
+func (c *call) context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return context.Background()
+}
+
+// newCallState returns a call of s with its context, before it is
+// published.
+func (s *Service) newCallState(rt *runtime) *call {
+	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call]),
+		legs: [2]*leg{{}, {}}}
+	c.self.Store(c)
+	c.ctx, c.stop = context.WithCancel(s.base)
+	return c
 }

@@ -14,7 +14,7 @@ func TestBasicCallInsideToOutside(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestBasicCallInsideToOutside(t *testing.T) {
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	inv := itsp.next(sip.INVITE)
+	inv := itsp.Next(sip.INVITE)
 	if inv.CallID().Value() == sess.InviteRequest.CallID().Value() {
 		t.Fatal("Call-ID crossed the unit")
 	}
@@ -37,11 +37,11 @@ func TestBasicCallInsideToOutside(t *testing.T) {
 	if !strings.Contains(string(sess.InviteResponse.Body()), "m=audio 5000") {
 		t.Fatalf("answer SDP not relayed: %q", sess.InviteResponse.Body())
 	}
-	itsp.next(sip.ACK)
+	itsp.Next(sip.ACK)
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 

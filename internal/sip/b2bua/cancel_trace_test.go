@@ -56,11 +56,11 @@ func cseqMethod(msg string) string {
 func TestCancelTraced(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
 	tr := &callTracer{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Tracer: tr}, nil)
 	ctx, cancel := context.WithCancel(ctxT(t))
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +73,12 @@ func TestCancelTraced(t *testing.T) {
 	if err == nil {
 		t.Fatal("call answered")
 	}
-	waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL on the trunk's wire")
+	waitFor(t, func() bool { return itsp.Wire.Count("CANCEL ") > 0 }, "CANCEL on the trunk's wire")
 	waitNoCalls(t, u.Service)
 	// what reached the PBX (the wire, not the trace)
-	waitFor(t, func() bool { return pbx.wire.count("SIP/2.0 487") > 0 }, "487 on the PBX's wire")
+	waitFor(t, func() bool { return pbx.Wire.Count("SIP/2.0 487") > 0 }, "487 on the PBX's wire")
 	var wire487 string
-	for _, m := range pbx.wire.all() {
+	for _, m := range pbx.Wire.All() {
 		if strings.HasPrefix(m, "SIP/2.0 487") {
 			wire487 = m
 		}
@@ -114,8 +114,8 @@ func TestCancelTraced(t *testing.T) {
 		if toTag(string(m.Raw)) == "" || toTag(string(m.Raw)) != toTag(wire487) {
 			t.Errorf("traced 487 To tag %q, on the wire %q", toTag(string(m.Raw)), toTag(wire487))
 		}
-		if m.Remote.String() != pbx.addr.String() {
-			t.Errorf("traced 487 towards %s, the PBX is %s", m.Remote, pbx.addr)
+		if m.Remote.String() != pbx.Addr.String() {
+			t.Errorf("traced 487 towards %s, the PBX is %s", m.Remote, pbx.Addr)
 		}
 		if m.CallID == "" || m.CallID != tr.find("inside", observe.Received, "CANCEL ", sip.CANCEL)[0].CallID {
 			t.Errorf("487 traced under call %q, not the CANCEL's call", m.CallID)
@@ -157,7 +157,7 @@ func TestCancelDuringSetUp(t *testing.T) {
 	g := gateMedia{entered: make(chan struct{}, 1), open: make(chan struct{})}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: g}, nil)
 	ctx, cancel := context.WithCancel(ctxT(t))
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,14 +171,14 @@ func TestCancelDuringSetUp(t *testing.T) {
 		}})
 	}()
 	recv(t, g.entered, "the call's media set-up")
-	waitFor(t, func() bool { return pbx.wire.count("SIP/2.0 487") > 0 }, "487 for the cancelled INVITE")
+	waitFor(t, func() bool { return pbx.Wire.Count("SIP/2.0 487") > 0 }, "487 for the cancelled INVITE")
 	close(g.open)
 	if err := recv(t, done, "WaitAnswer to return"); err == nil {
 		t.Fatal("call answered")
 	}
 	waitNoCalls(t, u.Service)
 	sleepMS(300) // an INVITE sent on the far leg would have arrived by now
-	if n := itsp.wire.count("INVITE "); n != 0 {
+	if n := itsp.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("the trunk got %d INVITEs for a call cancelled during set-up", n)
 	}
 }
@@ -190,25 +190,25 @@ func TestCancelDuringSetUp(t *testing.T) {
 func TestCancelAfterTryingOnly(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(100, "Trying", nil) })
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(100, "Trying", nil) })
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx, cancel := context.WithCancel(ctxT(t))
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
-	itsp.next(sip.INVITE)
+	itsp.Next(sip.INVITE)
 	// whether the trunk's 100 reaches the unit before or after the
 	// caller's CANCEL, the far leg is cancelled
 	cancel() // WaitAnswer sends CANCEL
 	if err := recv(t, done, "WaitAnswer to return"); err == nil {
 		t.Fatal("call answered")
 	}
-	waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL at the trunk")
+	waitFor(t, func() bool { return itsp.Wire.Count("CANCEL ") > 0 }, "CANCEL at the trunk")
 	waitNoCalls(t, u.Service)
-	if n := pbx.wire.count("SIP/2.0 487"); n == 0 {
+	if n := pbx.Wire.Count("SIP/2.0 487"); n == 0 {
 		t.Error("the PBX got no 487")
 	}
 }

@@ -71,7 +71,7 @@ func TestCallRecordAnsweredCall(t *testing.T) {
 	if err := srv.Bye(ctxT(t)); err != nil { // the callee hangs up
 		t.Fatal(err)
 	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 	if s, a, e := rec.counts(); s != 1 || a != 1 || e != 1 {
 		t.Fatalf("reports: %d started, %d answered, %d ended; want 1 each", s, a, e)
@@ -81,14 +81,14 @@ func TestCallRecordAnsweredCall(t *testing.T) {
 		t.Fatalf("ids %q %q %q", st.ID, an.ID, en.ID)
 	}
 	if st.Direction != observe.DirOutbound || st.A.Interface != "inside" || st.A.Peer != "pbx" ||
-		st.A.CallID != sess.InviteRequest.CallID().Value() || st.A.Remote.String() != pbx.addr.String() {
+		st.A.CallID != sess.InviteRequest.CallID().Value() || st.A.Remote.String() != pbx.Addr.String() {
 		t.Fatalf("start %+v", st)
 	}
 	if st.A.From != sess.InviteRequest.From().Address.String() {
 		t.Fatalf("caller From %q, want %q", st.A.From, sess.InviteRequest.From().Address.String())
 	}
 	if an.B.Interface != "outside" || an.B.Peer != "itsp" || an.B.CallID != srv.InviteRequest.CallID().Value() ||
-		an.B.Remote.String() != itsp.addr.String() || an.B.To != srv.InviteRequest.To().Address.String() {
+		an.B.Remote.String() != itsp.Addr.String() || an.B.To != srv.InviteRequest.To().Address.String() {
 		t.Fatalf("answer %+v", an)
 	}
 	if en.Code != 200 || en.EndedBy != observe.EndedByCallee || len(en.Media) != 2 ||
@@ -116,13 +116,13 @@ func TestCallRecordFailures(t *testing.T) {
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			if tc.answer != nil {
-				itsp.setOnInvite(tc.answer)
+				itsp.SetOnInvite(tc.answer)
 			}
 			rec := &fakeRecorder{}
 			u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec}, nil)
 			u.draining.Store(tc.drain)
 			ctx, cancel := context.WithCancel(ctxT(t))
-			sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+			sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestCallRecordInStore(t *testing.T) {
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 	var cdrs []observe.CDR
 	waitFor(t, func() bool { cdrs, _, _ = observe.ListCDRs(ctx, st, time.Time{}); return len(cdrs) > 0 }, "a call record")

@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // legTarget is where requests on side go: over the existing connection for
@@ -19,11 +20,10 @@ import (
 // connection), else the first route or the remote target.
 func (c *call) legTarget(side media.Side) routing.Target {
 	c.mu.Lock()
-	l, ep := *c.leg(side), c.eps[side]
+	l, ep := *c.leg(side), c.legs[side].ep
 	c.mu.Unlock()
 	if l.Transport != "udp" && l.Flow != "" {
-		if conn, _ := ep.tp.GetConnection(l.Transport, l.Flow); conn != nil {
-			conn.TryClose()
+		if ep.HasConn(l.Transport, l.Flow) {
 			ap, _ := netip.ParseAddrPort(l.Flow)
 			return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
 		}
@@ -47,7 +47,7 @@ func (c *call) legTarget(side media.Side) routing.Target {
 		return routing.Target{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Transport: tr, ServerName: l.ServerName}
 	}
 	hop := routing.Hop{Scheme: u.Scheme, Host: u.Host, Port: u.Port, Transport: tr}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(c.context(), 3*time.Second)
 	defer cancel()
 	if ts, err := c.rt.resolver.Resolve(ctx, hop); err == nil && len(ts) > 0 {
 		if ts[0].ServerName == "" {
@@ -71,7 +71,7 @@ func (c *call) nextCSeq(side media.Side) uint32 {
 // inDialog builds a request on side.
 func (c *call) inDialog(method sip.RequestMethod, side media.Side, cseq uint32) *sip.Request {
 	c.mu.Lock()
-	l, ep := *c.leg(side), c.eps[side]
+	l, ep := *c.leg(side), c.legs[side].ep
 	c.mu.Unlock()
 	return newRequest(method, &l, ep.info.Load(), c.rt.maxForwards, cseq)
 }
@@ -85,8 +85,8 @@ func (c *call) sendAckB(body []byte) {
 	ack.SetBody(body)
 	dst := c.legTarget(media.SideB)
 	c.mu.Lock()
-	c.ackB = ack
-	txB, ep := c.txB, c.eps[media.SideB]
+	c.legs[media.SideB].ack = ack
+	txB, ep := c.legs[media.SideB].itx, c.legs[media.SideB].ep
 	c.mu.Unlock()
 	if err := ep.send(ack, dst, c.st.ID); err != nil {
 		c.logger().Info("ACK not sent", "err", err)
@@ -98,15 +98,16 @@ func (c *call) sendAckB(body []byte) {
 	}
 }
 
-// resendAckB answers a retransmitted 2xx from the far leg.
-func (c *call) resendAckB() {
+// resendAck answers a retransmitted 2xx on side (a leg the unit called)
+// with its ACK again.
+func (c *call) resendAck(side media.Side) {
 	c.mu.Lock()
-	ack, ep := c.ackB, c.eps[media.SideB]
+	ack, ep := c.legs[side].ack, c.legs[side].ep
 	c.mu.Unlock()
 	if ack == nil {
 		return
 	}
-	dst := c.legTarget(media.SideB)
+	dst := c.legTarget(side)
 	_ = ep.send(ack, dst, c.st.ID)
 }
 
@@ -120,20 +121,21 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 		c.relayReinviteAck(ri, req)
 		return
 	}
-	if side != media.SideA || c.ackedA {
+	l := c.legs[side]
+	if !l.uas || l.acked || l.final == nil {
 		c.mu.Unlock()
 		return
 	}
-	c.ackedA = true
-	late := c.lateOffer && c.ackB == nil
+	l.acked = true
+	late := side == media.SideA && c.lateOffer && c.legs[media.SideB].ack == nil
 	// The call is up: drop what only the set-up needed (the INVITE
 	// transaction would otherwise linger 32 s in its Accepted state; a
 	// retransmitted INVITE after our 2xx was ACKed has nothing to get).
-	txA := c.txA
-	c.final2xx, c.inviteB = nil, nil
+	stx := l.stx
+	l.final, c.legs[side.Other()].inv = nil, nil
 	c.mu.Unlock()
-	if txA != nil {
-		txA.Terminate()
+	if stx != nil {
+		stx.Terminate()
 	}
 	if late {
 		body := req.Body()
@@ -173,7 +175,7 @@ func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
 func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	s := c.svc
 	c.mu.Lock()
-	ep := c.eps[from]
+	ep := c.legs[from].ep
 	fl := c.leg(from)
 	if cs := req.CSeq().SeqNo; cs > fl.RemoteCSeq || req.Method == sip.PRACK {
 		fl.RemoteCSeq = cs
@@ -217,15 +219,10 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
 		return
 	}
-	out := c.inDialog(req.Method, to, c.nextCSeq(to))
-	c.mu.Lock()
-	outEp, tl := c.eps[to], *c.leg(to)
-	c.mu.Unlock()
+	withContact := req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
+		req.Method == sip.NOTIFY || req.Method == sip.REFER
+	out, outEp, tl := c.newInDialog(to, req.Method, withContact)
 	info := outEp.info.Load()
-	if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
-		req.Method == sip.NOTIFY || req.Method == sip.REFER {
-		out.AppendHeader(info.contact(tl.Transport))
-	}
 	copyHeaders(out, req, info)
 	if ra := req.GetHeader("RAck"); ra != nil {
 		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), tl.InviteCSeq)))
@@ -238,7 +235,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	out.SetBody(body)
 	dst := c.legTarget(to)
-	otx, err := outEp.request(context.Background(), out, dst, c.st.ID)
+	otx, err := outEp.request(c.context(), out, dst, c.st.ID)
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), c.st.ID)
@@ -247,11 +244,11 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	defer func() { otx.Terminate() }()
 	// A re-INVITE's 18x must not be overtaken by its 200 either (order.go).
 	responses, done := otx.Responses(), otx.Done()
-	var rs *ordered
+	var rs *transport.Ordered
 	follow := func() {
 		if req.Method == sip.INVITE {
 			if rs != nil {
-				rs.stop()
+				rs.Stop()
 			}
 			rs = outEp.ordered(otx)
 			responses, done = rs.Responses(), rs.Done()
@@ -262,7 +259,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	follow()
 	defer func() {
 		if rs != nil {
-			rs.stop()
+			rs.Stop()
 		}
 	}()
 	authTries := 0
@@ -350,17 +347,17 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 func (c *call) byeSide(side media.Side) {
 	c.mu.Lock()
 	c.hungUp[side] = true // from now on no transfer swaps a leg in (endingLocked)
-	l := c.leg(side)
-	confirmed := l.RemoteTag != "" && (side == media.SideA || c.ackB != nil || c.st.Phase == PhaseConfirmed)
-	invB, txB, tgB, sideEp := c.inviteB, c.txB, c.targetB, c.eps[side]
+	l := c.legs[side]
+	confirmed := l.RemoteTag != "" && (l.uas || l.ack != nil || c.st.Phase == PhaseConfirmed)
+	inv, itx, tg, sideEp := l.inv, l.itx, l.tg, l.ep
 	c.mu.Unlock()
 	if !confirmed {
-		if side == media.SideB && invB != nil && txB != nil {
-			c.cancelB(sideEp, invB, tgB)
+		if !l.uas && inv != nil && itx != nil {
+			c.cancelB(sideEp, inv, tg)
 		}
 		return
 	}
-	bye := c.inDialog(sip.BYE, side, c.nextCSeq(side))
+	bye, _, _ := c.newInDialog(side, sip.BYE, false)
 	if c.rt.userAgent != "" {
 		bye.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
 	}
@@ -372,7 +369,7 @@ func (c *call) byeSide(side media.Side) {
 		return
 	}
 	c.mu.Lock()
-	peer, ep := c.leg(side).Peer, c.eps[side] // a transfer may swap the leg meanwhile
+	peer, ep := c.leg(side).Peer, c.legs[side].ep // a transfer may swap the leg meanwhile
 	c.mu.Unlock()
 	go func() {
 		// auth.go: a trunk's challenge to our BYE is answered once
@@ -413,14 +410,20 @@ func (c *call) end(reason string) {
 		return
 	}
 	c.self.Store(nil)
+	if c.stop != nil {
+		c.stop() // what still runs for the call gives up
+	}
 	c.mu.Lock()
 	answered := c.st.Phase == PhaseConfirmed
 	c.st.Phase = PhaseEnded
 	c.st.Reason = reason
-	a, b := c.st.Legs[media.SideA], c.st.Legs[media.SideB]
+	a, b := c.legs[media.SideA].Leg, c.legs[media.SideB].Leg
 	// Drop the messages: sipgo may hold transactions that point here for
 	// another 32 s.
-	c.final2xx, c.ackB, c.reinv = nil, nil, nil
+	for _, l := range c.legs {
+		l.final, l.ack, l.inv = nil, nil, nil
+	}
+	c.reinv = nil
 	c.mu.Unlock()
 	s := c.svc
 	s.calls.del(dialogKey(a.CallID, a.LocalTag))
@@ -431,7 +434,7 @@ func (c *call) end(reason string) {
 	}
 	// Counted out only now: once CallCount is 0 (Drain) every record is
 	// written and every media port is free.
-	s.calls.n.Add(-1)
+	s.calls.removed()
 	callsActive.Dec()
 	switch {
 	case strings.HasPrefix(reason, "canceled"):

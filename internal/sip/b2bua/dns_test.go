@@ -25,9 +25,9 @@ func TestRFC3263Failover(t *testing.T) {
 func testFailover(t *testing.T, server, tr string) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	first := newPeerUA(t, "first", "127.0.0.3", "udp")
-	first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
+	first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
 	second := newPeerUA(t, "second", "127.0.0.4", tr)
-	firstPort := int(first.addr.Port())
+	firstPort := int(first.Addr.Port())
 	if tr == "tcp" {
 		firstPort = freePort(t, "tcp", "127.0.0.3") // nobody listens: connection refused
 	}
@@ -36,7 +36,7 @@ func testFailover(t *testing.T, server, tr string) {
 	if server == "miekg" {
 		dns, err := dnstest.Start(
 			srvName+". 60 IN SRV 10 0 "+strconv.Itoa(firstPort)+" a.trunk.test.",
-			srvName+". 60 IN SRV 20 0 "+strconv.Itoa(int(second.addr.Port()))+" b.trunk.test.",
+			srvName+". 60 IN SRV 20 0 "+strconv.Itoa(int(second.Addr.Port()))+" b.trunk.test.",
 			"a.trunk.test. 60 IN A 127.0.0.3",
 			"b.trunk.test. 60 IN A 127.0.0.4",
 		)
@@ -48,7 +48,7 @@ func testFailover(t *testing.T, server, tr string) {
 	} else {
 		dm, err := dnstest.StartDnsmasq(
 			"--srv-host="+srvName+",a.trunk.test,"+strconv.Itoa(firstPort)+",10,0",
-			"--srv-host="+srvName+",b.trunk.test,"+strconv.Itoa(int(second.addr.Port()))+",20,0",
+			"--srv-host="+srvName+",b.trunk.test,"+strconv.Itoa(int(second.Addr.Port()))+",20,0",
 			"--host-record=a.trunk.test,127.0.0.3",
 			"--host-record=b.trunk.test,127.0.0.4",
 		)
@@ -68,23 +68,23 @@ func testFailover(t *testing.T, server, tr string) {
 	})
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if tr == "udp" && first.wire.count("INVITE ") == 0 {
+	if tr == "udp" && first.Wire.Count("INVITE ") == 0 {
 		t.Fatal("the priority 10 target was not tried first")
 	}
-	inv := second.next(sip.INVITE)
+	inv := second.Next(sip.INVITE)
 	if inv.Recipient.Host != "trunk.test" {
 		t.Fatalf("Request-URI host %q, want the domain", inv.Recipient.Host)
 	}
 	_ = sess.Ack(ctx)
 	_ = sess.Bye(ctx)
-	second.next(sip.BYE)
+	second.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -94,7 +94,7 @@ func TestSourcePeerByDomain(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	trunk := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	dns, err := dnstest.Start(
-		"_sip._udp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(trunk.addr.Port()))+" a.trunk.test.",
+		"_sip._udp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(trunk.Addr.Port()))+" a.trunk.test.",
 		"a.trunk.test. 60 IN A 127.0.0.3",
 	)
 	if err != nil {
@@ -106,7 +106,9 @@ func TestSourcePeerByDomain(t *testing.T) {
 		c.Peers = append(c.Peers, config.Peer{Name: "trunk", Kind: "itsp", Interface: "outside", Domain: "trunk.test", Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "from-trunk", Source: "trunk", ForwardTo: []config.Forward{{Peer: "pbx", Rewrite: "from-trunk-${user}"}}}}
 	})
-	waitFor(t, func() bool { return u.peers.sourcePeer(netip.MustParseAddr("127.0.0.3")) == "trunk" }, "trunk resolved")
+	waitFor(t, func() bool {
+		return u.peers.sourcePeer("outside", netip.MustParseAddrPort("127.0.0.3:5060")) == "trunk"
+	}, "trunk resolved")
 	sess, srv := establish(t, u, trunk, pbx, viaOutside(u))
 	if got := srv.InviteRequest.Recipient.User; got != "from-trunk-4930123456" {
 		t.Fatalf("PBX got user %q: the trunk was not recognised as the source", got)

@@ -135,8 +135,8 @@ func callDomain(ctx context.Context, p *peerUA, u *testUnit, user, domain string
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: user, Host: domain})
 	req.SetDestination(u.inside().String())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(testSDP(p.ip, 7000))
-	return p.dc.WriteInvite(ctx, req)
+	req.SetBody(testSDP(p.IP, 7000))
+	return p.DC.WriteInvite(ctx, req)
 }
 
 // answeredCall is callDomain to trunk.test for a call that must be
@@ -160,7 +160,7 @@ func hangUp(t *testing.T, ctx context.Context, sess *sipgo.DialogClientSession, 
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	callee.next(sip.BYE)
+	callee.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -185,7 +185,7 @@ func TestInviteTimeoutFailover(t *testing.T) {
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(1500 * time.Millisecond)
-		overrideTo(c, udpTarget(dead.addr), udpTarget(second.addr))
+		overrideTo(c, udpTarget(dead.addr), udpTarget(second.Addr))
 	})
 	before := counterValue(failovers.WithLabelValues("timeout"))
 	ctx := ctxT(t) // 15 s: less than Timer B
@@ -200,7 +200,7 @@ func TestInviteTimeoutFailover(t *testing.T) {
 		t.Fatalf("caller got %d", sess.InviteResponse.StatusCode)
 	}
 	_ = sess.Ack(ctx)
-	inv := second.next(sip.INVITE)
+	inv := second.Next(sip.INVITE)
 	if inv.Recipient.User != "4930123456" {
 		t.Fatalf("second target got Request-URI %s", inv.Recipient.String())
 	}
@@ -265,7 +265,7 @@ func TestProvisionalStopsInviteTimeout(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	first := newPeerUA(t, "first", "127.0.0.3", "udp")
 	answered := make(chan struct{})
-	first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+	first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 		time.Sleep(2500 * time.Millisecond) // > 2 × invite_timeout
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5000))
@@ -274,17 +274,17 @@ func TestProvisionalStopsInviteTimeout(t *testing.T) {
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(time.Second)
-		overrideTo(c, udpTarget(first.addr), udpTarget(second.addr))
+		overrideTo(c, udpTarget(first.Addr), udpTarget(second.Addr))
 	})
 	ctx := ctxT(t)
 	sess := answeredCall(t, ctx, pbx, u)
 	recv(t, answered, "the first target's answer")
 	_ = sess.Ack(ctx)
-	first.next(sip.ACK)
-	if n := second.wire.count("INVITE "); n != 0 {
+	first.Next(sip.ACK)
+	if n := second.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("the second target got %d INVITEs although the first was ringing", n)
 	}
-	if n := first.wire.count("CANCEL "); n != 0 {
+	if n := first.Wire.Count("CANCEL "); n != 0 {
 		t.Fatalf("the ringing target got %d CANCELs", n)
 	}
 	hangUp(t, ctx, sess, first, u)
@@ -300,8 +300,8 @@ func TestDNSOverrideFailover(t *testing.T) {
 	}{
 		{"503", func(t *testing.T) (config.Target, *peerUA) {
 			p := newPeerUA(t, "first", "127.0.0.3", "udp")
-			p.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
-			return udpTarget(p.addr), p
+			p.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Overloaded", nil) })
+			return udpTarget(p.Addr), p
 		}},
 		{"tcp refused", func(t *testing.T) (config.Target, *peerUA) {
 			// nobody listens on the port: connection refused at once
@@ -318,14 +318,14 @@ func TestDNSOverrideFailover(t *testing.T) {
 				// whatever invite_timeout says
 				c.SIP.InviteTimeout = config.Duration(30 * time.Second)
 				c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
-				overrideTo(c, first, udpTarget(second.addr))
+				overrideTo(c, first, udpTarget(second.Addr))
 			})
 			ctx := ctxT(t)
 			sess := answeredCall(t, ctx, pbx, u)
 			_ = sess.Ack(ctx)
-			second.next(sip.INVITE)
+			second.Next(sip.INVITE)
 			if firstUA != nil {
-				firstUA.next(sip.INVITE) // it was tried first
+				firstUA.Next(sip.INVITE) // it was tried first
 			}
 			hangUp(t, ctx, sess, second, u)
 		})
@@ -349,7 +349,7 @@ func TestInviteTimeoutAfterChallenge(t *testing.T) {
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
 	dns, err := dnstest.Start(
 		"_sip._udp.trunk.test. 60 IN SRV 10 0 "+strconv.Itoa(int(first.addr.Port()))+" a.trunk.test.",
-		"_sip._udp.trunk.test. 60 IN SRV 20 0 "+strconv.Itoa(int(second.addr.Port()))+" b.trunk.test.",
+		"_sip._udp.trunk.test. 60 IN SRV 20 0 "+strconv.Itoa(int(second.Addr.Port()))+" b.trunk.test.",
 		"a.trunk.test. 60 IN A 127.0.0.3",
 		"b.trunk.test. 60 IN A 127.0.0.4",
 	)
@@ -364,7 +364,7 @@ func TestInviteTimeoutAfterChallenge(t *testing.T) {
 			Transport: "udp", Auth: config.PeerAuth{Username: "palisade", Password: "s3cret"}})
 	})
 	ctx := ctxT(t)
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestInviteTimeoutAfterChallenge(t *testing.T) {
 		t.Fatalf("caller got no 200 through the second target: %v", err)
 	}
 	_ = sess.Ack(ctx)
-	if second.next(sip.INVITE).GetHeader("Proxy-Authorization") != nil {
+	if second.Next(sip.INVITE).GetHeader("Proxy-Authorization") != nil {
 		t.Error("the second target got the first target's credentials")
 	}
 	if br := first.branches(); len(br) != 2 {
@@ -447,12 +447,12 @@ func TestInviteTimeoutFailoverTCP(t *testing.T) {
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(time.Second)
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
-		overrideTo(c, config.Target{Host: "127.0.0.3", Port: int(dead.addr.Port()), Transport: "tcp"}, udpTarget(second.addr))
+		overrideTo(c, config.Target{Host: "127.0.0.3", Port: int(dead.addr.Port()), Transport: "tcp"}, udpTarget(second.Addr))
 	})
 	ctx := ctxT(t)
 	sess := answeredCall(t, ctx, pbx, u)
 	_ = sess.Ack(ctx)
-	second.next(sip.INVITE)
+	second.Next(sip.INVITE)
 	if n := dead.count("INVITE sip:"); n != 1 {
 		t.Errorf("the silent TCP target got %d INVITEs, want 1 (no retransmission over TCP)", n)
 	}
@@ -477,13 +477,13 @@ func TestLateAnswerOfAbandonedTarget(t *testing.T) {
 	second := newPeerUA(t, "second", "127.0.0.4", "udp")
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.SIP.InviteTimeout = config.Duration(700 * time.Millisecond)
-		overrideTo(c, udpTarget(dead.addr), udpTarget(second.addr))
+		overrideTo(c, udpTarget(dead.addr), udpTarget(second.Addr))
 	})
 	ctx := ctxT(t)
 	sess := answeredCall(t, ctx, pbx, u)
 	_ = sess.Ack(ctx)
-	second.next(sip.INVITE)
-	second.next(sip.ACK)
+	second.Next(sip.INVITE)
+	second.Next(sip.ACK)
 
 	invs := dead.find("INVITE ")
 	if len(invs) == 0 {
@@ -513,7 +513,7 @@ func TestLateAnswerOfAbandonedTarget(t *testing.T) {
 	if u.CallCount() != 1 {
 		t.Fatalf("%d calls, want the one through the second target", u.CallCount())
 	}
-	if n := second.wire.count("BYE "); n != 0 {
+	if n := second.Wire.Count("BYE "); n != 0 {
 		t.Fatalf("the second target got %d BYEs", n)
 	}
 	hangUp(t, ctx, sess, second, u)

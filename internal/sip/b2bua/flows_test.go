@@ -17,8 +17,8 @@ func establish(t *testing.T, u *testUnit, caller, callee *peerUA, dst func() (st
 	t.Helper()
 	ctx := ctxT(t)
 	host, port := dst()
-	sess, err := caller.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123456", Host: host, Port: port},
-		testSDP(caller.ip, 7000), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("User-Agent", caller.name))
+	sess, err := caller.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123456", Host: host, Port: port},
+		testSDP(caller.IP, 7000), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("User-Agent", caller.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +28,9 @@ func establish(t *testing.T, u *testUnit, caller, callee *peerUA, dst func() (st
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := callee.session()
-	callee.next(sip.INVITE)
-	callee.next(sip.ACK)
+	srv := callee.Session()
+	callee.Next(sip.INVITE)
+	callee.Next(sip.ACK)
 	return sess, srv
 }
 
@@ -55,7 +55,7 @@ func TestCallOutsideToInsideByeFromCallee(t *testing.T) {
 	if err := srv.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -67,7 +67,7 @@ func TestByeFromCalleeInsideToOutside(t *testing.T) {
 	if err := srv.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -76,14 +76,14 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
 	prackSeen := make(chan *sip.Request, 1)
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		if !strings.Contains(req.GetHeader("Supported").Value(), "100rel") {
 			t.Errorf("Supported: 100rel not relayed: %v", req.GetHeader("Supported"))
 		}
 		_ = s.Respond(183, "Session Progress", testSDP("127.0.0.3", 5002),
 			sip.NewHeader("Require", "100rel"), sip.NewHeader("RSeq", "1"),
 			sip.NewHeader("Content-Type", "application/sdp"),
-			&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: int(itsp.addr.Port())}})
+			&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.3", Port: int(itsp.Addr.Port())}})
 		select {
 		case r := <-prackSeen:
 			_ = r
@@ -92,7 +92,7 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 		}
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5002))
 	})
-	itsp.setRespond(func(req *sip.Request) (int, []byte) {
+	itsp.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.PRACK {
 			prackSeen <- req
 		}
@@ -100,7 +100,7 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Supported", "100rel"))
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +131,8 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	if rs := early.GetHeader("RSeq"); rs == nil || rs.Value() != "1" {
 		t.Fatalf("RSeq not relayed: %v", early)
 	}
-	inv := itsp.next(sip.INVITE)
-	pr := itsp.next(sip.PRACK)
+	inv := itsp.Next(sip.INVITE)
+	pr := itsp.Next(sip.PRACK)
 	if got, want := pr.GetHeader("RAck").Value(), "1 "+itoa(int(inv.CSeq().SeqNo))+" INVITE"; got != want {
 		t.Fatalf("RAck on the far leg %q, want %q", got, want)
 	}
@@ -160,7 +160,7 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE: %v %v", res, err)
 	}
-	got := itsp.next(sip.INVITE)
+	got := itsp.Next(sip.INVITE)
 	if !strings.Contains(string(got.Body()), "a=sendonly") {
 		t.Fatalf("re-INVITE SDP not relayed: %q", got.Body())
 	}
@@ -168,7 +168,7 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if err := sess.WriteRequest(ack); err != nil {
 		t.Fatal(err)
 	}
-	if a := itsp.next(sip.ACK); a.CSeq().SeqNo != got.CSeq().SeqNo {
+	if a := itsp.Next(sip.ACK); a.CSeq().SeqNo != got.CSeq().SeqNo {
 		t.Fatalf("ACK CSeq %d for re-INVITE CSeq %d", a.CSeq().SeqNo, got.CSeq().SeqNo)
 	}
 
@@ -180,14 +180,14 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE from callee: %v %v", res, err)
 	}
-	if got := pbx.next(sip.INVITE); !strings.Contains(string(got.Body()), "a=recvonly") {
+	if got := pbx.Next(sip.INVITE); !strings.Contains(string(got.Body()), "a=recvonly") {
 		t.Fatalf("re-INVITE SDP not relayed to caller: %q", got.Body())
 	}
 	ack2 := sip.NewRequest(sip.ACK, srv.InviteRequest.Contact().Address)
 	if err := srv.WriteRequest(ack2); err != nil {
 		t.Fatal(err)
 	}
-	pbx.next(sip.ACK)
+	pbx.Next(sip.ACK)
 
 	// UPDATE both ways
 	up := sip.NewRequest(sip.UPDATE, sess.InviteResponse.Contact().Address)
@@ -196,14 +196,14 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if res, err := sess.Do(ctx, up); err != nil || res.StatusCode != 200 || !strings.Contains(string(res.Body()), "m=audio") {
 		t.Fatalf("UPDATE: %v %v", res, err)
 	}
-	if got := itsp.next(sip.UPDATE); !strings.Contains(string(got.Body()), "m=audio 7006") {
+	if got := itsp.Next(sip.UPDATE); !strings.Contains(string(got.Body()), "m=audio 7006") {
 		t.Fatalf("UPDATE SDP: %q", got.Body())
 	}
 	up2 := sip.NewRequest(sip.UPDATE, srv.InviteRequest.Contact().Address)
 	if res, err := srv.Do(ctx, up2); err != nil || res.StatusCode != 200 {
 		t.Fatalf("UPDATE from callee: %v %v", res, err)
 	}
-	pbx.next(sip.UPDATE)
+	pbx.Next(sip.UPDATE)
 
 	// INFO in the dialog
 	info := sip.NewRequest(sip.INFO, sess.InviteResponse.Contact().Address)
@@ -212,7 +212,7 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if res, err := sess.Do(ctx, info); err != nil || res.StatusCode != 200 {
 		t.Fatalf("INFO: %v %v", res, err)
 	}
-	if got := itsp.next(sip.INFO); string(got.Body()) != "Signal=5\r\nDuration=160\r\n" {
+	if got := itsp.Next(sip.INFO); string(got.Body()) != "Signal=5\r\nDuration=160\r\n" {
 		t.Fatalf("INFO body %q", got.Body())
 	}
 	msg := sip.NewRequest(sip.MESSAGE, srv.InviteRequest.Contact().Address)
@@ -221,7 +221,7 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if res, err := srv.Do(ctx, msg); err != nil || res.StatusCode != 200 {
 		t.Fatalf("MESSAGE in dialog: %v %v", res, err)
 	}
-	if got := pbx.next(sip.MESSAGE); string(got.Body()) != "hello inside" {
+	if got := pbx.Next(sip.MESSAGE); string(got.Body()) != "hello inside" {
 		t.Fatalf("MESSAGE body %q", got.Body())
 	}
 	if err := sess.Bye(ctx); err != nil {
@@ -234,12 +234,12 @@ func TestCancel(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("WaitAnswer: %v", err)
 	}
-	waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL on the far leg")
+	waitFor(t, func() bool { return itsp.Wire.Count("CANCEL ") > 0 }, "CANCEL on the far leg")
 	waitNoCalls(t, u.Service)
 }
 
@@ -261,15 +261,15 @@ func TestCancelRacing200(t *testing.T) {
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
 	// The far end never sees the CANCEL and answers anyway.
-	itsp.wire.setDrop(func(m string) bool { return strings.HasPrefix(m, "CANCEL ") })
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.Wire.SetDrop(func(m string) bool { return strings.HasPrefix(m, "CANCEL ") })
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
-		waitFor(t, func() bool { return itsp.wire.count("CANCEL ") > 0 }, "CANCEL")
+		waitFor(t, func() bool { return itsp.Wire.Count("CANCEL ") > 0 }, "CANCEL")
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5000))
 	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -281,8 +281,8 @@ func TestCancelRacing200(t *testing.T) {
 		return nil
 	}})
 	// the late answer is confirmed and ended on the far leg
-	itsp.next(sip.ACK)
-	itsp.next(sip.BYE)
+	itsp.Next(sip.ACK)
+	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -292,14 +292,14 @@ func TestLateOffer(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if inv := itsp.next(sip.INVITE); len(inv.Body()) != 0 {
+	if inv := itsp.Next(sip.INVITE); len(inv.Body()) != 0 {
 		t.Fatalf("late-offer INVITE got a body: %q", inv.Body())
 	}
 	if !strings.Contains(string(sess.InviteResponse.Body()), "m=audio 5000") {
@@ -311,7 +311,7 @@ func TestLateOffer(t *testing.T) {
 	if err := sess.WriteAck(ctx, ack); err != nil {
 		t.Fatal(err)
 	}
-	if a := itsp.next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 7010") {
+	if a := itsp.Next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 7010") {
 		t.Fatalf("answer in ACK not relayed: %q", a.Body())
 	}
 	if err := sess.Bye(ctx); err != nil {
@@ -329,15 +329,15 @@ func TestStandaloneMessageAndOptions(t *testing.T) {
 	msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "4930", Host: in.Addr().String(), Port: int(in.Port())})
 	msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 	msg.SetBody([]byte("hi"))
-	res, err := pbx.cli.Do(ctx, msg)
+	res, err := pbx.Cli.Do(ctx, msg)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("MESSAGE: %v %v", res, err)
 	}
-	if got := itsp.next(sip.MESSAGE); string(got.Body()) != "hi" || got.CallID().Value() == msg.CallID().Value() {
+	if got := itsp.Next(sip.MESSAGE); string(got.Body()) != "hi" || got.CallID().Value() == msg.CallID().Value() {
 		t.Fatalf("MESSAGE relayed wrong: %v", got)
 	}
 	opt := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: in.Addr().String(), Port: int(in.Port())})
-	res, err = pbx.cli.Do(ctx, opt)
+	res, err = pbx.Cli.Do(ctx, opt)
 	if err != nil || res.StatusCode != 200 || res.GetHeader("Allow") == nil {
 		t.Fatalf("OPTIONS to the unit: %v %v", res, err)
 	}
@@ -353,14 +353,14 @@ func TestRedirects(t *testing.T) {
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			other := newPeerUA(t, "other", "127.0.0.4", "udp")
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Redirects = mode })
-			itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				_ = s.Respond(302, "Moved Temporarily", nil,
 					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "low", Host: "127.0.0.9", Port: 9}, Params: sip.HeaderParams{{K: "q", V: "0.1"}}},
-					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "777", Host: "127.0.0.4", Port: int(other.addr.Port())}, Params: sip.HeaderParams{{K: "q", V: "0.9"}}})
+					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "777", Host: "127.0.0.4", Port: int(other.Addr.Port())}, Params: sip.HeaderParams{{K: "q", V: "0.9"}}})
 			})
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -376,7 +376,7 @@ func TestRedirects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if inv := other.next(sip.INVITE); inv.Recipient.User != "777" {
+			if inv := other.Next(sip.INVITE); inv.Recipient.User != "777" {
 				t.Fatalf("followed to %v", inv.Recipient)
 			}
 			_ = sess.Ack(ctx)
@@ -393,13 +393,13 @@ func TestDialPlanFailover(t *testing.T) {
 		row  config.Duration
 	}{
 		{"on 503", func(first *peerUA) {
-			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Busy Here Today", nil) })
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Busy Here Today", nil) })
 		}, 0},
 		{"on 603", func(first *peerUA) {
-			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(603, "Decline", nil) })
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(603, "Decline", nil) })
 		}, 0},
 		{"on no answer", func(first *peerUA) {
-			first.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
 		}, config.Duration(300 * time.Millisecond)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -408,14 +408,14 @@ func TestDialPlanFailover(t *testing.T) {
 			second := newPeerUA(t, "backup", "127.0.0.4", "udp")
 			tc.mut(first)
 			u := newTestUnit(t, pbx, first, func(c *config.Config) {
-				c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: second.addr.String(), Transport: "udp"})
+				c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: second.Addr.String(), Transport: "udp"})
 				c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{
 					{Peer: "itsp", Timeout: tc.row}, {Peer: "backup", Rewrite: "+49${user}"},
 				}}}
 			})
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "0301234", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "0301234", Host: in.Addr().String(), Port: int(in.Port())},
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -423,14 +423,14 @@ func TestDialPlanFailover(t *testing.T) {
 			if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if inv := first.next(sip.INVITE); inv.Recipient.User != "301234" {
+			if inv := first.Next(sip.INVITE); inv.Recipient.User != "301234" {
 				t.Fatalf("first row got user %q, want prefix stripped", inv.Recipient.User)
 			}
-			if inv := second.next(sip.INVITE); inv.Recipient.User != "+49301234" {
+			if inv := second.Next(sip.INVITE); inv.Recipient.User != "+49301234" {
 				t.Fatalf("second row got user %q", inv.Recipient.User)
 			}
 			if tc.row != 0 {
-				waitFor(t, func() bool { return first.wire.count("CANCEL ") > 0 }, "CANCEL to the unanswered row")
+				waitFor(t, func() bool { return first.Wire.Count("CANCEL ") > 0 }, "CANCEL to the unanswered row")
 			}
 			_ = sess.Ack(ctx)
 			_ = sess.Bye(ctx)
@@ -457,7 +457,7 @@ func TestOKRetransmittedUntilACK(t *testing.T) {
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
 	dropped := false
-	pbx.wire.setDrop(func(m string) bool {
+	pbx.Wire.SetDrop(func(m string) bool {
 		if !dropped && strings.HasPrefix(m, "SIP/2.0 200") && strings.Contains(m, "INVITE\r\n") {
 			dropped = true
 			return true
@@ -465,7 +465,7 @@ func TestOKRetransmittedUntilACK(t *testing.T) {
 		return false
 	})
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
-	if n := pbx.wire.count("SIP/2.0 200 OK"); n < 2 {
+	if n := pbx.Wire.Count("SIP/2.0 200 OK"); n < 2 {
 		t.Fatalf("caller saw %d 200s, want the lost one repeated", n)
 	}
 	if err := sess.Bye(ctxT(t)); err != nil {
@@ -485,7 +485,7 @@ func TestLargeUDPMessages(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
 		sdp, sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +493,7 @@ func TestLargeUDPMessages(t *testing.T) {
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if inv := itsp.next(sip.INVITE); len(inv.Body()) != len(sdp) || len(sdp) < 3000 {
+	if inv := itsp.Next(sip.INVITE); len(inv.Body()) != len(sdp) || len(sdp) < 3000 {
 		t.Fatalf("body %d bytes, sent %d", len(inv.Body()), len(sdp))
 	}
 	_ = sess.Ack(ctx)

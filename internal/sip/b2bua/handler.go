@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/guard"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,7 +26,7 @@ var methodCounters = func() map[string]prometheus.Counter {
 // onRequest is the entry for every request sipgo's transaction layer hands
 // up (one goroutine per request).
 func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
-	nullFromTag(req) // wire.go: the parser's stand-in for an RFC 2543 From without tag
+	transport.NullFromTag(req) // wire.go: the parser's stand-in for an RFC 2543 From without tag
 	rt := s.rt.Load()
 	method := string(req.Method)
 	if c := methodCounters[method]; c != nil {
@@ -60,7 +61,7 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		s.respond(ep, tx, res, "")
 		return
 	}
-	if req.Method == sip.INVITE && !rfc3261Branch(req) {
+	if req.Method == sip.INVITE && !transport.RFC3261Branch(req) {
 		go s.rfc2543Acks(ep, tx) // only for INVITEs the B2BUA takes on
 	}
 	if toTag := getTag(req.To().Params); toTag != "" {
@@ -151,7 +152,7 @@ func (s *Service) rfc2543Acks(ep *endpoint, tx *sip.ServerTx) {
 	for {
 		select {
 		case ack := <-tx.Acks():
-			nullFromTag(ack)
+			transport.NullFromTag(ack)
 			s.onAck(ep, ack)
 		case <-tx.Done():
 			return
@@ -169,7 +170,7 @@ func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
 	if c == nil {
 		return
 	}
-	c.resendAckB()
+	c.resendAck(c.sideOf(getTag(r.From().Params)))
 }
 
 // routingRequest describes req for the routing table.
@@ -230,7 +231,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(s.base, 40*time.Second)
 	defer cancel()
 	for _, h := range hops {
 		targets, err := rt.resolver.Resolve(ctx, h)

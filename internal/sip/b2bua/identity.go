@@ -2,9 +2,7 @@ package b2bua
 
 import (
 	"crypto/tls"
-	"net"
 	"net/netip"
-	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -15,22 +13,21 @@ import (
 
 // A peer is recognised by its source address, or, over mutual TLS, by the
 // names of its verified client certificate (a PBX or trunk whose address
-// changes, or several addresses behind one name). The names are read once
-// per connection, right after the handshake, and kept per endpoint under
-// the connection's remote address (what sipgo gives as req.Source()) until
-// the connection closes.
+// changes, or several addresses behind one name). The transport keeps the
+// names per connection (transport.Endpoint.PeerNames).
 
-// sourcePeer returns the configured peer req comes from: by literal or
-// resolved address, else by the verified certificate of its TLS
-// connection; "" when none.
+// sourcePeer returns the configured peer req comes from: by the interface
+// it arrived on and its literal or resolved source address and port
+// (routing.PickSourcePeer), else by the verified certificate of its TLS
+// connection; "" when none. A peer of another interface never matches.
 func (s *Service) sourcePeer(ep *endpoint, req *sip.Request, rt *runtime) string {
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		if rt.table != nil {
-			if p := rt.table.SourcePeer(ap.Addr()); p != "" {
+			if p := rt.table.SourcePeerOn(ep.name, ap); p != "" {
 				return p
 			}
 		}
-		if p := s.peers.sourcePeer(ap.Addr()); p != "" {
+		if p := s.peers.sourcePeer(ep.name, ap); p != "" {
 			return p
 		}
 	}
@@ -44,11 +41,11 @@ func (ep *endpoint) certPeer(req *sip.Request, rt *runtime) string {
 	if rt.table == nil || !isTLS(req.Transport()) {
 		return ""
 	}
-	v, ok := ep.tlsIDs.Load(req.Source())
-	if !ok {
+	names := ep.PeerNames(req.Source())
+	if names == nil {
 		return ""
 	}
-	return ep.certPeers(rt.table).Lookup(v.(*identConn).names, ep.name)
+	return ep.certPeers(rt.table).Lookup(names, ep.name)
 }
 
 func isTLS(tr string) bool { return tr == "TLS" || tr == "tls" }
@@ -85,27 +82,4 @@ func (s *Service) verifiedNames(cs tls.ConnectionState) []string {
 		return guard.CertNames(cs.PeerCertificates[0])
 	}
 	return nil
-}
-
-// identConn is an accepted TLS connection whose verified certificate named
-// names; it is known to its endpoint until closed.
-type identConn struct {
-	net.Conn
-	ep    *endpoint
-	key   string // remote address
-	names []string
-	once  sync.Once
-}
-
-// remember registers c's certificate names with ep.
-func (ep *endpoint) remember(c net.Conn, names []string) net.Conn {
-	ic := &identConn{Conn: c, ep: ep, key: c.RemoteAddr().String(), names: names}
-	ep.tlsIDs.Store(ic.key, ic)
-	ep.svc.log.Debug("TLS client certificate verified", "interface", ep.name, "remote", ic.key, "names", names)
-	return ic
-}
-
-func (c *identConn) Close() error {
-	c.once.Do(func() { c.ep.tlsIDs.CompareAndDelete(c.key, c) })
-	return c.Conn.Close()
 }

@@ -187,10 +187,10 @@ func TestPeerByTLSCertificate(t *testing.T) {
 func identityUnit(t *testing.T, prov pki.Provider, mut func(*config.Config)) (*testUnit, *peerUA) {
 	t.Helper()
 	pbx := newPeerUAWith(t, "pbx", "127.0.0.1", "udp", func(p *peerUA) {
-		p.onInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }
+		p.OnInvite = func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) }
 	})
 	peers := []config.Peer{
-		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: pbx.addr.String(), Transport: "udp"},
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: pbx.Addr.String(), Transport: "udp"},
 		// known by name only; the name does not resolve in the test
 		{Name: "carrier", Kind: "itsp", Interface: "outside", Address: "sip.carrier.example:5061", Transport: "tls"},
 	}
@@ -226,7 +226,7 @@ func checkIdentity(t *testing.T, u *testUnit, pbx *peerUA, cert *tls.Certificate
 			t.Fatalf("final response %d, want 403 (unknown source)", code)
 		}
 		select {
-		case r := <-pbx.reqs:
+		case r := <-pbx.Reqs:
 			t.Fatalf("the PBX got %s from a refused source", r.Method)
 		default:
 		}
@@ -235,7 +235,7 @@ func checkIdentity(t *testing.T, u *testUnit, pbx *peerUA, cert *tls.Certificate
 	if code != 486 {
 		t.Fatalf("final response %d, want the PBX's 486", code)
 	}
-	if inv := pbx.next(sip.INVITE); inv.Recipient.User != "7100" {
+	if inv := pbx.Next(sip.INVITE); inv.Recipient.User != "7100" {
 		t.Fatalf("PBX got INVITE for %q, want 7100 (routed as from peer carrier)", inv.Recipient.User)
 	}
 	waitNoCalls(t, u.Service)
@@ -311,10 +311,40 @@ func TestTLSIdentityForgottenOnClose(t *testing.T) {
 	if _, err := c.Read(make([]byte, 2)); err != nil {
 		t.Fatalf("no keepalive answer: %v", err)
 	}
-	v, ok := ep.tlsIDs.Load(key)
-	if !ok || strings.Join(v.(*identConn).names, ",") != "sip.carrier.example" {
-		t.Fatalf("identity of %s: %v %v", key, v, ok)
+	names := ep.PeerNames(key)
+	if strings.Join(names, ",") != "sip.carrier.example" {
+		t.Fatalf("identity of %s: %v", key, names)
 	}
 	c.Close()
-	waitFor(t, func() bool { _, ok := ep.tlsIDs.Load(key); return !ok }, "identity forgotten after close")
+	waitFor(t, func() bool { return ep.PeerNames(key) == nil }, "identity forgotten after close")
+}
+
+// TestPeersShareAnAddress: the PBX (inside) and the trunk (outside) on one
+// IP address with different ports. A call from the PBX is recognised as
+// the PBX's (by interface and port) and goes to the trunk, not back to the
+// PBX as if the trunk had called.
+func TestPeersShareAnAddress(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	trunk := newPeerUA(t, "trunk", "127.0.0.1", "udp")
+	u := newTestUnit(t, pbx, trunk, nil)
+	ctx := ctxT(t)
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("call not answered: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	if inv := trunk.Next(sip.INVITE); inv.Recipient.User != "4930123456" {
+		t.Fatalf("trunk got %s", inv.Recipient.String())
+	}
+	if n := pbx.Wire.Count("INVITE "); n != 0 {
+		t.Fatalf("the PBX got %d INVITEs: its call was taken for the trunk's", n)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	trunk.Next(sip.BYE)
+	waitNoCalls(t, u.Service)
 }

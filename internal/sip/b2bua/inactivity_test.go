@@ -24,10 +24,22 @@ import (
 // (inside 127.0.0.1, outside 127.0.0.2) and the given inactivity timeout.
 func plainRelay(t *testing.T, inactivity time.Duration) (*config.Config, *media.Relay) {
 	t.Helper()
+	return relayWith(t, func(c *config.Config) {
+		c.Media.Policies = []config.MediaPolicy{}
+		c.Media.InactivityTimeout = config.Duration(inactivity)
+	})
+}
+
+// relayWith starts the real media relay for the test unit's interfaces
+// (inside 127.0.0.1, outside 127.0.0.2) with the default media settings
+// as mut changes them; the unit's config takes the returned media section.
+func relayWith(t *testing.T, mut func(*config.Config)) (*config.Config, *media.Relay) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.Media.Policies = []config.MediaPolicy{}
-	cfg.Media.InactivityTimeout = config.Duration(inactivity)
+	if mut != nil {
+		mut(cfg)
+	}
 	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
 	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
 	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -139,7 +151,7 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	trunkStop := make(chan func(), 1)
 	trunkErr := make(chan error, 1)
 	answer := answerWith("127.0.0.3", itspRTP.LocalAddr().(*net.UDPAddr).Port)
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		dst, err := mediaAddr(req.Body())
 		if err != nil {
 			select {
@@ -159,7 +171,7 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay, Calls: rec}, func(c *config.Config) { c.Media = cfg.Media })
 
 	ctx := ctxT(t)
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", pbxRTP.LocalAddr().(*net.UDPAddr).Port))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", pbxRTP.LocalAddr().(*net.UDPAddr).Port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +197,8 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	stopPBX()
 	stopTrunk()
 	waitFor(t, func() bool { return u.Service.calls.count() == 0 }, "the unit to end the call for media inactivity")
-	pbx.next(sip.BYE)
-	itsp.next(sip.BYE)
+	pbx.Next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitFor(t, func() bool { return relay.ActiveCalls() == 0 }, "the relay to release the call's ports")
 
 	if _, _, n := rec.counts(); n != 1 {

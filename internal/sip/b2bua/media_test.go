@@ -40,7 +40,7 @@ func TestMediaErrorsMapToSIP(t *testing.T) {
 			u := newTestUnitWith(t, pbx, itsp, Deps{Media: failingMedia{tc.err}}, nil)
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -50,7 +50,7 @@ func TestMediaErrorsMapToSIP(t *testing.T) {
 			if !errors.As(err, &de) || de.Res.StatusCode != tc.code {
 				t.Fatalf("got %v, want %d", err, tc.code)
 			}
-			if n := itsp.wire.count("INVITE "); n != 0 {
+			if n := itsp.Wire.Count("INVITE "); n != 0 {
 				t.Fatalf("the refused offer still went out (%d INVITEs)", n)
 			}
 		})
@@ -63,7 +63,7 @@ func TestSessionTimerHeadersPass(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Session-Expires", "1800;refresher=uac"), sip.NewHeader("Min-SE", "90"), sip.NewHeader("Supported", "timer"))
 	if err != nil {
@@ -72,7 +72,7 @@ func TestSessionTimerHeadersPass(t *testing.T) {
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	inv := itsp.next(sip.INVITE)
+	inv := itsp.Next(sip.INVITE)
 	for name, want := range map[string]string{"Session-Expires": "1800;refresher=uac", "Min-SE": "90", "Supported": "timer"} {
 		if h := inv.GetHeader(name); h == nil || !strings.Contains(h.Value(), want) {
 			t.Errorf("%s not passed: %v", name, h)

@@ -24,6 +24,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // End-to-end tests of calls with several media streams (audio + video)
@@ -263,7 +264,7 @@ func (tr *srtpTrunk) failure() error {
 // srtpTrunkPeer is a trunk UA that answers INVITE and re-INVITE with tr.
 func srtpTrunkPeer(t *testing.T, tr *srtpTrunk) *peerUA {
 	return newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) {
-		p.onInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
 			body, err := tr.answer(req.Body())
 			if err != nil {
 				_ = s.Respond(488, "Not Acceptable Here", nil)
@@ -271,7 +272,7 @@ func srtpTrunkPeer(t *testing.T, tr *srtpTrunk) *peerUA {
 			}
 			_ = s.RespondSDP(body)
 		}
-		p.respond = func(req *sip.Request) (int, []byte) {
+		p.Respond = func(req *sip.Request) (int, []byte) {
 			if req.Method != sip.INVITE {
 				return 200, nil
 			}
@@ -440,8 +441,8 @@ func portsReleased(t *testing.T, what string, want float64, addrs []netip.AddrPo
 
 // wireHas reports whether a raw message that starts with prefix and holds
 // line was received.
-func wireHas(w *wireLog, prefix, line string) bool {
-	for _, m := range w.all() {
+func wireHas(w *siptest.WireLog, prefix, line string) bool {
+	for _, m := range w.All() {
 		if strings.HasPrefix(m, prefix) && strings.Contains(m, line) {
 			return true
 		}
@@ -495,7 +496,7 @@ func msCall(t *testing.T, decline map[int]bool) *msFixture {
 	f.itsp = srtpTrunkPeer(t, f.tr)
 	f.u, f.relay = msUnit(t, pbx, f.itsp)
 	f.basePorts = relayPortsInUse(t)
-	sess, err := pbx.call(f.ctx, f.u.inside(), "4930123456", pbxOffer("127.0.0.1", 1, f.pbxS))
+	sess, err := pbx.Call(f.ctx, f.u.inside(), "4930123456", pbxOffer("127.0.0.1", 1, f.pbxS))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +522,7 @@ func (f *msFixture) hangUp(t *testing.T, held []netip.AddrPort) {
 	if err := f.sess.Bye(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.itsp.next(sip.BYE)
+	f.itsp.Next(sip.BYE)
 	waitNoCalls(t, f.u.Service)
 	waitFor(t, func() bool { return f.relay.ActiveCalls() == 0 }, "the relay to forget the call")
 	portsReleased(t, "after BYE", f.basePorts, held)
@@ -590,7 +591,7 @@ func TestMultiStreamCallSRTPTrunk(t *testing.T) {
 	}
 	// The removed line keeps the offerer's profile (RTP/AVP): RFC 3264
 	// lets a port-0 line carry anything, so only the port is checked.
-	if !wireHas(f.itsp.wire, "INVITE ", "\nm=video 0 RTP/") {
+	if !wireHas(f.itsp.Wire, "INVITE ", "\nm=video 0 RTP/") {
 		t.Fatal("no re-INVITE with \"m=video 0\" on the trunk's wire")
 	}
 	if keys2[0] == "" || keys2[0] == keys1[0] {

@@ -39,19 +39,19 @@ func TestTLS180Then200BackToBack(t *testing.T) {
 	p := newTestPKI(t)
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp, _ := newTLSPeer(t, p, "127.0.0.3")
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil) // no gap
 		_ = s.RespondSDP(testSDP("127.0.0.3", 5000))
 	})
 	tr := &ringTracer{}
 	u := newTestUnitWith(t, pbx, nil, Deps{TLS: p, Tracer: tr}, func(c *config.Config) {
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
-		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: itsp.addr.String(), Transport: "tls"})
+		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: itsp.Addr.String(), Transport: "tls"})
 		c.TLS.HandshakeTimeout = config.Duration(2 * time.Second)
 	})
 	ctx := ctxT(t)
 	for range calls {
-		sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+		sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestTLS180Then200BackToBack(t *testing.T) {
 		}
 		_ = sess.Ack(ctx)
 		_ = sess.Bye(ctx)
-		itsp.next(sip.INVITE)
+		itsp.Next(sip.INVITE)
 	}
 	if n := tr.n.Load(); n != calls {
 		t.Errorf("%d 180s traced from the trunk, want %d", n, calls)
@@ -68,7 +68,7 @@ func TestTLS180Then200BackToBack(t *testing.T) {
 	// The PBX's own sipgo may drop a 180 overtaken by the 200 as well, so
 	// what reached it is read from its wire: per call, 180 before 200.
 	first := map[string]string{}
-	for _, m := range pbx.wire.all() {
+	for _, m := range pbx.Wire.All() {
 		if !strings.Contains(m, " INVITE\r\n") || !strings.HasPrefix(m, "SIP/2.0 1") && !strings.HasPrefix(m, "SIP/2.0 2") {
 			continue
 		}

@@ -31,15 +31,16 @@ type peerSet struct {
 	mu  sync.Mutex
 	m   map[string]*peerRun
 	// byIP maps the resolved addresses of peers given by name or domain to
-	// the peer, so that their requests are recognised (literal IPs are in
-	// the routing table already).
-	byIP atomic.Pointer[map[netip.Addr]string]
+	// the peers there, so that their requests are recognised (literal IPs
+	// are in the routing table already).
+	byIP atomic.Pointer[map[netip.Addr][]routing.PeerAddr]
 }
 
-// sourcePeer returns the peer a resolved address belongs to.
-func (ps *peerSet) sourcePeer(a netip.Addr) string {
+// sourcePeer returns the peer a request from src on interface iface comes
+// from, by the peers' resolved addresses.
+func (ps *peerSet) sourcePeer(iface string, src netip.AddrPort) string {
 	if m := ps.byIP.Load(); m != nil {
-		return (*m)[a.Unmap()]
+		return routing.PickSourcePeer((*m)[src.Addr().Unmap()], iface, src.Port())
 	}
 	return ""
 }
@@ -48,7 +49,7 @@ func (ps *peerSet) sourcePeer(a netip.Addr) string {
 // background after an apply.
 func (ps *peerSet) resolveNames(peers []config.Peer) {
 	rt := ps.svc.rt.Load()
-	m := map[netip.Addr]string{}
+	m := map[netip.Addr][]routing.PeerAddr{}
 	for _, p := range peers {
 		hop, ok := peerHop(rt, p)
 		if !ok {
@@ -57,7 +58,7 @@ func (ps *peerSet) resolveNames(peers []config.Peer) {
 		if _, err := netip.ParseAddr(hop.Host); err == nil {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ps.svc.base, 5*time.Second)
 		ts, err := rt.resolver.Resolve(ctx, hop)
 		cancel()
 		if err != nil {
@@ -65,7 +66,8 @@ func (ps *peerSet) resolveNames(peers []config.Peer) {
 			continue
 		}
 		for _, t := range ts {
-			m[t.Addr.Addr().Unmap()] = p.Name
+			a := t.Addr.Addr().Unmap()
+			m[a] = append(m[a], routing.PeerAddr{Name: p.Name, Interface: p.Interface, Port: hop.Port})
 		}
 	}
 	ps.byIP.Store(&m)
@@ -182,7 +184,7 @@ func (ps *peerSet) ping(p config.Peer) error {
 	s := ps.svc
 	rt := s.rt.Load()
 	hop, _ := peerHop(rt, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ps.svc.base, 5*time.Second)
 	defer cancel()
 	targets, err := rt.resolver.Resolve(ctx, hop)
 	if err != nil {

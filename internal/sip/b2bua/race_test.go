@@ -21,7 +21,7 @@ func TestAuthRetryEarlyMediaThenAnswer(t *testing.T) {
 	const calls = 20
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "tcp")
-	itsp.setOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		if req.GetHeader("Proxy-Authorization") == nil {
 			_ = s.Respond(407, "Proxy Authentication Required", nil, sip.NewHeader("Proxy-Authenticate",
 				`Digest realm="trunk.example", nonce="race-n0nce", algorithm=MD5, qop="auth"`))
@@ -34,7 +34,7 @@ func TestAuthRetryEarlyMediaThenAnswer(t *testing.T) {
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tcp"})
 		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside",
-			Address: itsp.addr.String(), Transport: "tcp", Auth: config.PeerAuth{Username: "palisade", Password: "s3cret"}})
+			Address: itsp.Addr.String(), Transport: "tcp", Auth: config.PeerAuth{Username: "palisade", Password: "s3cret"}})
 	})
 
 	// the call list is read while the calls ring and connect
@@ -59,7 +59,7 @@ func TestAuthRetryEarlyMediaThenAnswer(t *testing.T) {
 
 	ctx := ctxT(t)
 	for range calls {
-		sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+		sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestAuthRetryEarlyMediaThenAnswer(t *testing.T) {
 		}
 		_ = sess.Ack(ctx)
 		_ = sess.Bye(context.Background())
-		if first, retry := itsp.next(sip.INVITE), itsp.next(sip.INVITE); first.GetHeader("Proxy-Authorization") != nil ||
+		if first, retry := itsp.Next(sip.INVITE), itsp.Next(sip.INVITE); first.GetHeader("Proxy-Authorization") != nil ||
 			retry.GetHeader("Proxy-Authorization") == nil {
 			t.Fatal("the trunk did not see a challenged INVITE and its authorized retry")
 		}
@@ -79,7 +79,7 @@ func TestAuthRetryEarlyMediaThenAnswer(t *testing.T) {
 	// the 183 with SDP, and the 200 follows it
 	type seen struct{ first, firstBody string }
 	got := map[string]*seen{}
-	for _, m := range pbx.wire.all() {
+	for _, m := range pbx.Wire.All() {
 		if !strings.HasPrefix(m, "SIP/2.0 ") || strings.HasPrefix(m, "SIP/2.0 100") || !strings.Contains(m, " INVITE\r\n") {
 			continue
 		}

@@ -81,7 +81,7 @@ func (c *call) xferState() *transferState {
 func (c *call) sideOf(tag string) media.Side {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if tag == c.st.Legs[media.SideB].LocalTag {
+	if tag == c.legs[media.SideB].LocalTag {
 		return media.SideB
 	}
 	return media.SideA
@@ -132,7 +132,7 @@ func (c *call) noteCaps(side media.Side, m interface{ GetHeader(string) sip.Head
 func (c *call) capsOf(side media.Side) legCaps {
 	c.mu.Lock()
 	lc := c.xferState().caps[side]
-	inv := c.inviteA
+	inv := c.legs[media.SideA].inv
 	c.mu.Unlock()
 	if !lc.known && side == media.SideA && inv != nil {
 		c.noteCaps(side, inv)
@@ -364,7 +364,7 @@ func sanitizeSipfrag(req *sip.Request) {
 func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool {
 	s := c.svc
 	c.mu.Lock()
-	ep := c.eps[from]
+	ep := c.legs[from].ep
 	c.mu.Unlock()
 	v, ok := headerValue(req, "Refer-To", "r")
 	if !ok || len(req.GetHeaders("Refer-To"))+len(req.GetHeaders("r")) > 1 {
@@ -470,7 +470,7 @@ func (c *call) referLoop(from media.Side, rt *referTo) (int, string) {
 // dialog of the unit, which the unit resolves when the INVITE comes).
 func (c *call) rewriteReferTo(to media.Side, req *sip.Request, rt *referTo) {
 	c.mu.Lock()
-	info, tr := c.eps[to].info.Load(), c.leg(to).Transport
+	info, tr := c.legs[to].ep.info.Load(), c.leg(to).Transport
 	c.mu.Unlock()
 	u := sip.Uri{Scheme: "sip", User: rt.uri.User, Host: info.host, Port: info.port(tr)}
 	if strings.EqualFold(rt.uri.Scheme, "sips") {

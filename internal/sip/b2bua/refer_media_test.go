@@ -2,8 +2,6 @@ package b2bua
 
 import (
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -33,29 +31,24 @@ func TestBlindTransferMediaFlows(t *testing.T) {
 	eRTP, targetRTP := listen(), listen()
 	ePort, targetPort := eRTP.LocalAddr().(*net.UDPAddr).Port, targetRTP.LocalAddr().(*net.UDPAddr).Port
 
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	cfg.Media.Policies = nil // plain RTP on both sides
-	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
-	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
-	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	relay, mcfg := newTestRelay(t, true)
 
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	acceptRefer(itsp)
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
 		c.Routing.Refer.Always = true
-		c.Media = cfg.Media
+		c.Media = mcfg
 	})
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
-	pbx.setOnInvite(answerWith("127.0.0.1", targetPort))
-	pbx.setRespond(func(req *sip.Request) (int, []byte) {
+	pbx.SetOnInvite(answerWith("127.0.0.1", targetPort))
+	pbx.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.INVITE {
-			return 200, testSDP("127.0.0.1", ePort)
+			// the PBX plays the transferee (the first call) and the target
+			if req.CallID().Value() == sess.InviteRequest.CallID().Value() {
+				return 200, testSDP("127.0.0.1", ePort)
+			}
+			return 200, testSDP("127.0.0.1", targetPort)
 		}
 		return 200, nil
 	})
@@ -128,19 +121,11 @@ func srtpSDP(ip string, port int) []byte {
 // TestTransferRenewsSRTPKeys: the SRTP transferee is re-INVITEd with a key
 // of the new media session, not the one of the call before the transfer.
 func TestTransferRenewsSRTPKeys(t *testing.T) {
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: "127.0.0.1"}, {Name: "outside", Address: "127.0.0.2"}}
-	base := 47000 + (time.Now().Nanosecond()/1000%400)*8
-	cfg.Media.PortMin, cfg.Media.PortMax = base, base+39
-	relay, err := media.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	relay, mcfg := newTestRelay(t, false)
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 	acceptRefer(pbx)
-	itsp.setRespond(func(req *sip.Request) (int, []byte) {
+	itsp.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.INVITE {
 			return 200, srtpSDP("127.0.0.3", 5004)
 		}
@@ -148,12 +133,12 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	})
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
 		c.Routing.Refer.Always = true
-		c.Media = cfg.Media // outside: SRTP required (default policy)
+		c.Media = mcfg // outside: SRTP required (default policy)
 		c.DialPlan.Rules = []config.DialRule{{Name: "ext", Prefix: "2", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "pbx"}}}}
 	})
 	ctx := ctxT(t)
 	out := u.outside()
-	sess, err := itsp.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
+	sess, err := itsp.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
 		srtpSDP("127.0.0.3", 5002), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -166,10 +151,10 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	if first == nil {
 		t.Fatalf("no SRTP key in the answer to the trunk: %q", sess.InviteResponse.Body())
 	}
-	srv := pbx.session()
-	pbx.next(sip.INVITE)
-	pbx.next(sip.ACK)
-	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	srv := pbx.Session()
+	pbx.Next(sip.INVITE)
+	pbx.Next(sip.ACK)
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:201@"+u.inside().String()+">"); res.StatusCode != 202 {
 		t.Fatalf("REFER answered %d", res.StatusCode)
 	}
@@ -184,4 +169,16 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	if second[1] == first[1] {
 		t.Fatal("the transfer kept the old SRTP key")
 	}
+}
+
+// newTestRelay is relayWith with plain RTP on both sides (plain) or the
+// default policies (SRTP outside).
+func newTestRelay(t *testing.T, plain bool) (*media.Relay, config.Media) {
+	t.Helper()
+	cfg, relay := relayWith(t, func(c *config.Config) {
+		if plain {
+			c.Media.Policies = nil
+		}
+	})
+	return relay, cfg.Media
 }

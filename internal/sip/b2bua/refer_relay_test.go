@@ -24,7 +24,7 @@ func TestReferRelayedHidesTopology(t *testing.T) {
 	if res.StatusCode != 202 {
 		t.Fatalf("relayed REFER answered %d", res.StatusCode)
 	}
-	got := itsp.next(sip.REFER)
+	got := itsp.Next(sip.REFER)
 	rt := got.GetHeader("Refer-To").Value()
 	out := u.outside()
 	if !strings.HasPrefix(rt, "<sip:201@"+out.String()) || !strings.Contains(rt, "Replaces=") || strings.Contains(rt, "abc") {
@@ -44,22 +44,22 @@ func TestReferRelayedHidesTopology(t *testing.T) {
 			t.Fatalf("NOTIFY: %v %v", r, err)
 		}
 	}
-	first := pbx.next(sip.NOTIFY)
+	first := pbx.Next(sip.NOTIFY)
 	if string(first.Body()) != "SIP/2.0 100 Trying\r\n" {
 		t.Fatalf("first NOTIFY %q", first.Body())
 	}
 	if ev, want := first.GetHeader("Event").Value(), "refer;id="+itoa(int(res.CSeq().SeqNo)); ev != want {
 		t.Fatalf("Event %q, want %q (the id of the REFER on this leg)", ev, want)
 	}
-	if n := pbx.next(sip.NOTIFY); string(n.Body()) != "SIP/2.0 200 OK\r\n" {
+	if n := pbx.Next(sip.NOTIFY); string(n.Body()) != "SIP/2.0 200 OK\r\n" {
 		t.Fatalf("second NOTIFY body %q", n.Body())
 	}
-	for _, m := range itsp.wire.all() {
+	for _, m := range itsp.Wire.All() {
 		if strings.Contains(m, "10.20.30.40") || strings.Contains(m, "127.0.0.1") {
 			t.Fatalf("inside address reached the outside:\n%s", m)
 		}
 	}
-	for _, m := range pbx.wire.all() {
+	for _, m := range pbx.Wire.All() {
 		if strings.Contains(m, "10.20.30.40") {
 			t.Fatalf("sipfrag header relayed:\n%s", m)
 		}
@@ -99,7 +99,7 @@ func TestReferModesEndToEnd(t *testing.T) {
 			ctx := ctxT(t)
 			in := u.inside()
 			hdrs := append([]sip.Header{sip.NewHeader("Content-Type", "application/sdp")}, tc.hdrs...)
-			sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123", Host: in.Addr().String(), Port: int(in.Port())},
 				testSDP("127.0.0.1", 7000), hdrs...)
 			if err != nil {
 				t.Fatal(err)
@@ -111,9 +111,9 @@ func TestReferModesEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = sess.Ack(ctx)
-			srv := itsp.session()
-			itsp.next(sip.INVITE)
-			itsp.next(sip.ACK) // the answer is complete: srv may be used
+			srv := itsp.Session()
+			itsp.Next(sip.INVITE)
+			itsp.Next(sip.ACK) // the answer is complete: srv may be used
 			var h []sip.Header
 			if tc.ua != "" {
 				h = append(h, sip.NewHeader("User-Agent", tc.ua))
@@ -127,12 +127,12 @@ func TestReferModesEndToEnd(t *testing.T) {
 				if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
 					t.Fatalf("NOTIFYs %q", got)
 				}
-				if pbx.wire.count("REFER ") != 0 {
+				if pbx.Wire.Count("REFER ") != 0 {
 					t.Fatal("REFER relayed although handled locally")
 				}
 			} else {
-				pbx.next(sip.REFER)
-				if itsp.wire.count("NOTIFY ") != 0 {
+				pbx.Next(sip.REFER)
+				if itsp.Wire.Count("NOTIFY ") != 0 {
 					t.Fatal("the unit sent NOTIFYs for a relayed REFER")
 				}
 			}
@@ -165,11 +165,11 @@ func TestReferBadInput(t *testing.T) {
 			}
 		})
 	}
-	if itsp.wire.count("NOTIFY ") != 0 || pbx.wire.count("REFER ") != 0 {
+	if itsp.Wire.Count("NOTIFY ") != 0 || pbx.Wire.Count("REFER ") != 0 {
 		t.Fatal("a refused REFER went on")
 	}
 	// a second REFER while the first rings: 491
-	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+	pbx.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 		<-s.Context().Done()
 	})
@@ -196,7 +196,7 @@ func TestAttendedTransferRelayed(t *testing.T) {
 	if res := refer(t, srv1, srv1.InviteRequest.Contact().Address, "<sip:300@10.1.1.1?Replaces="+url.QueryEscape(rep)+">"); res.StatusCode != 202 {
 		t.Fatalf("REFER answered %d", res.StatusCode)
 	}
-	got := itsp.next(sip.REFER)
+	got := itsp.Next(sip.REFER)
 	rt, err := parseReferTo(got.GetHeader("Refer-To").Value())
 	if err != nil || rt.replaces == nil {
 		t.Fatalf("Refer-To %q: %v", got.GetHeader("Refer-To").Value(), err)
@@ -208,7 +208,7 @@ func TestAttendedTransferRelayed(t *testing.T) {
 	ctx := ctxT(t)
 	out := u.outside()
 	r := rt.replaces
-	ps, err := itsp.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "300", Host: out.Addr().String(), Port: int(out.Port())},
+	ps, err := itsp.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "300", Host: out.Addr().String(), Port: int(out.Port())},
 		testSDP("127.0.0.3", 7800), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Replaces", r.callID+";to-tag="+r.toTag+";from-tag="+r.fromTag))
 	if err != nil {
@@ -222,7 +222,7 @@ func TestAttendedTransferRelayed(t *testing.T) {
 	if re.CallID().Value() != srv2.InviteRequest.CallID().Value() || !strings.Contains(string(re.Body()), "m=audio 7800") {
 		t.Fatalf("consulted party re-INVITE on %s with %q", re.CallID().Value(), re.Body())
 	}
-	if bye := pbx.next(sip.BYE); bye.CallID().Value() != consult {
+	if bye := pbx.Next(sip.BYE); bye.CallID().Value() != consult {
 		t.Fatalf("BYE on %s, want the PBX's consultation leg", bye.CallID().Value())
 	}
 }
@@ -238,8 +238,8 @@ func TestReferSubFalse(t *testing.T) {
 		t.Fatalf("REFER answered %d, Refer-Sub %v", res.StatusCode, rs)
 	}
 	nextInvite(t, pbx, true)
-	itsp.next(sip.BYE)
-	if n := itsp.wire.count("NOTIFY "); n != 0 {
+	itsp.Next(sip.BYE)
+	if n := itsp.Wire.Count("NOTIFY "); n != 0 {
 		t.Fatalf("%d NOTIFYs despite Refer-Sub: false", n)
 	}
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
@@ -260,14 +260,14 @@ func TestNoReferSupportFromAnswer(t *testing.T) {
 			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			acceptRefer(pbx)
 			acceptRefer(itsp)
-			itsp.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 				_ = s.Respond(200, "OK", testSDP("127.0.0.3", 5000), sip.NewHeader("Content-Type", "application/sdp"),
 					sip.NewHeader("Allow", tc.allow),
-					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "trunk", Host: "127.0.0.3", Port: int(itsp.addr.Port())}})
+					&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "trunk", Host: "127.0.0.3", Port: int(itsp.Addr.Port())}})
 			})
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Refer.NoReferSupport = true })
 			sess, _ := establish(t, u, pbx, itsp, viaInside(u))
-			pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+			pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 			res := refer(t, sess, sess.InviteResponse.Contact().Address, "<sip:200@"+u.inside().String()+">")
 			if res.StatusCode != 202 {
 				t.Fatalf("REFER answered %d", res.StatusCode)
@@ -276,11 +276,11 @@ func TestNoReferSupportFromAnswer(t *testing.T) {
 				if got := notifies(t, pbx, 2); got[0] != "SIP/2.0 100 Trying" {
 					t.Fatalf("NOTIFYs %q", got)
 				}
-				if itsp.wire.count("REFER ") != 0 {
+				if itsp.Wire.Count("REFER ") != 0 {
 					t.Fatal("REFER relayed to a party without REFER support")
 				}
 			} else {
-				itsp.next(sip.REFER)
+				itsp.Next(sip.REFER)
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func TestSippReferFromOutside(t *testing.T) {
 		t.Skip("install Debian package sip-tester (sipp)")
 	}
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 	port := freePort(t, "udp", "127.0.0.3")
 	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
 		c.Routing.Refer.UserAgents = []string{"teams"}
@@ -43,7 +43,7 @@ func TestSippReferFromOutside(t *testing.T) {
 		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
 		t.Fatalf("sipp: %v\n%s\n%s", err, tail(string(out), 1500), tail(string(errs), 3000))
 	}
-	orig := pbx.session()
+	orig := pbx.Session()
 	if inv := nextInvite(t, pbx, false); inv.Recipient.User != "4930123" {
 		t.Fatalf("first INVITE to %s", inv.Recipient.User)
 	}
@@ -57,6 +57,6 @@ func TestSippReferFromOutside(t *testing.T) {
 	if err := orig.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }

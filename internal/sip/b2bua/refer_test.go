@@ -116,12 +116,12 @@ func referPeers(t *testing.T) (pbx, itsp *peerUA) {
 
 // acceptRefer makes p answer REFER with 202 (newPeerUA queues REFERs).
 func acceptRefer(p *peerUA) {
-	p.setRespond(func(req *sip.Request) (int, []byte) {
+	p.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.REFER {
 			return 202, nil
 		}
 		if req.Method == sip.INVITE {
-			return 200, testSDP(p.ip, 4000)
+			return 200, testSDP(p.IP, 4000)
 		}
 		return 200, nil
 	})
@@ -151,7 +151,7 @@ func notifies(t *testing.T, p *peerUA, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
-		r := p.next(sip.NOTIFY)
+		r := p.Next(sip.NOTIFY)
 		if ev := r.GetHeader("Event"); ev == nil || !strings.HasPrefix(ev.Value(), "refer") {
 			t.Fatalf("NOTIFY Event %v", ev)
 		}
@@ -179,12 +179,12 @@ func answerWith(ip string, port int) func(s *sipgo.DialogServerSession, req *sip
 func nextInvite(t *testing.T, p *peerUA, inDialog bool) *sip.Request {
 	t.Helper()
 	for range 5 {
-		r := p.next(sip.INVITE)
+		r := p.Next(sip.INVITE)
 		if (getTag(r.To().Params) != "") == inDialog {
 			return r
 		}
 	}
-	t.Fatalf("%s: no INVITE (in dialog %v)", p.name, inDialog)
+	t.Fatalf("%s: no INVITE (in dialog %v)", p.Name, inDialog)
 	return nil
 }
 
@@ -196,7 +196,7 @@ func TestBlindTransferToInsideTarget(t *testing.T) {
 	pbx, itsp := referPeers(t)
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
-	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 
 	out := u.outside()
 	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+out.String()+">")
@@ -207,20 +207,20 @@ func TestBlindTransferToInsideTarget(t *testing.T) {
 		t.Fatalf("NOTIFY bodies %q", got)
 	}
 	inv := nextInvite(t, pbx, false)
-	if inv.Recipient.User != "200" || len(inv.Body()) != 0 {
-		t.Fatalf("new leg INVITE %s body %q", inv.Recipient.String(), inv.Body())
+	if inv.Recipient.User != "200" || !strings.Contains(string(inv.Body()), "m=audio ") {
+		t.Fatalf("new leg INVITE %s body %q, want an offer as for a new call", inv.Recipient.String(), inv.Body())
 	}
 	re := nextInvite(t, pbx, true)
 	if re.CallID().Value() != sess.InviteRequest.CallID().Value() || !strings.Contains(string(re.Body()), "m=audio 6600") {
 		t.Fatalf("transferee re-INVITE (Call-ID %s) body %q, want the target's SDP", re.CallID().Value(), re.Body())
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	// the transferee hangs up: the unit ends the new leg
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if bye := pbx.next(sip.BYE); bye.CallID().Value() != inv.CallID().Value() {
+	if bye := pbx.Next(sip.BYE); bye.CallID().Value() != inv.CallID().Value() {
 		t.Fatalf("BYE on %s, want the new leg %s", bye.CallID().Value(), inv.CallID().Value())
 	}
 	waitNoCalls(t, u.Service)
@@ -234,10 +234,10 @@ func TestBlindTransferToOutsideTarget(t *testing.T) {
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	acceptRefer(pbx)
 	acceptRefer(itsp)
-	backup.setOnInvite(answerWith("127.0.0.4", 6700))
+	backup.SetOnInvite(answerWith("127.0.0.4", 6700))
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Routing.Refer.UserAgents = []string{"teams"}
-		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "backup"}}}}
 	})
 	sess, srv := establish(t, u, itsp, pbx, viaOutside(u))
@@ -250,26 +250,36 @@ func TestBlindTransferToOutsideTarget(t *testing.T) {
 	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 		t.Fatalf("NOTIFY bodies %q", got)
 	}
-	inv := backup.next(sip.INVITE)
+	inv := backup.Next(sip.INVITE)
 	if inv.Recipient.User != "301234" {
 		t.Fatalf("target got %s", inv.Recipient.String())
 	}
 	if rb := inv.GetHeader("Referred-By"); rb == nil || strings.Contains(rb.Value(), "10.9.9.9") {
 		t.Fatalf("Referred-By %v", rb)
 	}
+	if !strings.Contains(string(inv.Body()), "m=audio 7000") {
+		t.Fatalf("the target's INVITE carries %q, want the transferee's session as the offer", inv.Body())
+	}
+	backup.Next(sip.ACK)
+	finishTransfer(t, u, sess, itsp, pbx, backup, "c=IN IP4 127.0.0.4")
+}
+
+// finishTransfer checks the end of a blind transfer of the call sess (from
+// the trunk itsp, transferred by the PBX pbx) to target: the transferee's
+// re-INVITE carries want, the transferor's leg ends, and when the
+// transferee hangs up the target gets the BYE.
+func finishTransfer(t *testing.T, u *testUnit, sess *sipgo.DialogClientSession, itsp, pbx, target *peerUA, want string) {
+	t.Helper()
 	re := nextInvite(t, itsp, true)
-	if !strings.Contains(string(re.Body()), "c=IN IP4 127.0.0.4") || re.CallID().Value() != sess.InviteRequest.CallID().Value() {
-		t.Fatalf("transferee re-INVITE body %q", re.Body())
+	if !strings.Contains(string(re.Body()), want) || re.CallID().Value() != sess.InviteRequest.CallID().Value() {
+		t.Fatalf("transferee re-INVITE body %q, want %q", re.Body(), want)
 	}
-	if a := backup.next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 4000") {
-		t.Fatalf("ACK to the target carries %q, want the transferee's answer", a.Body())
-	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	backup.next(sip.BYE)
+	target.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -294,7 +304,7 @@ func TestTransferFailureKeepsCall(t *testing.T) {
 				c.SIP.NoAnswerTimeout = config.Duration(300 * time.Millisecond)
 			})
 			sess, srv := establish(t, u, pbx, itsp, viaInside(u))
-			pbx.setOnInvite(tc.target)
+			pbx.SetOnInvite(tc.target)
 			res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">")
 			if res.StatusCode != 202 {
 				t.Fatalf("REFER answered %d", res.StatusCode)
@@ -302,7 +312,7 @@ func TestTransferFailureKeepsCall(t *testing.T) {
 			if got := notifies(t, itsp, 2); got[0] != "SIP/2.0 100 Trying" || got[1] != tc.want {
 				t.Fatalf("NOTIFY bodies %q, want %q", got, tc.want)
 			}
-			if n := itsp.wire.count("BYE "); n != 0 {
+			if n := itsp.Wire.Count("BYE "); n != 0 {
 				t.Fatal("the transferor was hung up after a failed transfer")
 			}
 			if u.CallCount() != 1 {
@@ -312,7 +322,7 @@ func TestTransferFailureKeepsCall(t *testing.T) {
 			if err := srv.Bye(ctxT(t)); err != nil {
 				t.Fatal(err)
 			}
-			if bye := pbx.next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
+			if bye := pbx.Next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
 				t.Fatalf("BYE on %s", bye.CallID().Value())
 			}
 			waitNoCalls(t, u.Service)
@@ -331,7 +341,7 @@ func TestAttendedTransferLocal(t *testing.T) {
 	sess1, srv1 := establish(t, u, pbx, itsp, viaInside(u))
 	sess2, srv2 := establish(t, u, itsp, pbx, viaOutside(u))
 	consult := srv2.InviteRequest.CallID().Value()
-	pbx.setRespond(func(req *sip.Request) (int, []byte) {
+	pbx.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method != sip.INVITE {
 			return 200, nil
 		}
@@ -358,13 +368,13 @@ func TestAttendedTransferLocal(t *testing.T) {
 	if e.CallID().Value() != sess1.InviteRequest.CallID().Value() || !strings.Contains(string(e.Body()), "m=audio 4444") {
 		t.Fatalf("transferee re-INVITE %s body %q", e.CallID().Value(), e.Body())
 	}
-	itsp.next(sip.BYE)
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "one call left")
 	if err := sess1.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if bye := pbx.next(sip.BYE); bye.CallID().Value() != consult {
+	if bye := pbx.Next(sip.BYE); bye.CallID().Value() != consult {
 		t.Fatalf("BYE on %s, want the consulted party's dialog", bye.CallID().Value())
 	}
 	waitNoCalls(t, u.Service)
@@ -381,7 +391,7 @@ func TestInviteWithReplaces(t *testing.T) {
 	in := u.inside()
 	dst := sip.Uri{Scheme: "sip", User: "x", Host: in.Addr().String(), Port: int(in.Port())}
 
-	bad, err := phone.dc.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
+	bad, err := phone.DC.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Replaces", "nosuchcall;to-tag=1;from-tag=2"))
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +402,7 @@ func TestInviteWithReplaces(t *testing.T) {
 
 	rep := sess.InviteRequest.CallID().Value() + ";to-tag=" + getTag(sess.InviteResponse.To().Params) +
 		";from-tag=" + getTag(sess.InviteRequest.From().Params)
-	ps, err := phone.dc.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
+	ps, err := phone.DC.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Replaces", rep))
 	if err != nil {
 		t.Fatal(err)
@@ -409,14 +419,14 @@ func TestInviteWithReplaces(t *testing.T) {
 	if re := nextInvite(t, itsp, true); !strings.Contains(string(re.Body()), "m=audio 7700") {
 		t.Fatalf("trunk re-INVITE %q, want the phone's offer", re.Body())
 	}
-	if bye := pbx.next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
+	if bye := pbx.Next(sip.BYE); bye.CallID().Value() != sess.InviteRequest.CallID().Value() {
 		t.Fatalf("BYE on %s", bye.CallID().Value())
 	}
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "one call left")
 	if err := ps.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -428,10 +438,10 @@ func TestBlindTransferByCaller(t *testing.T) {
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	acceptRefer(pbx)
 	acceptRefer(itsp)
-	backup.setOnInvite(answerWith("127.0.0.4", 6800))
+	backup.SetOnInvite(answerWith("127.0.0.4", 6800))
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Routing.Refer.Always = true
-		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "backup"}}}}
 	})
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
@@ -445,14 +455,14 @@ func TestBlindTransferByCaller(t *testing.T) {
 	if re := nextInvite(t, itsp, true); !strings.Contains(string(re.Body()), "m=audio 6800") {
 		t.Fatalf("transferee re-INVITE %q", re.Body())
 	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
 	// the target hangs up this time: the transferee gets the BYE
-	tgt := backup.session()
+	tgt := backup.Session()
 	if err := tgt.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if bye := itsp.next(sip.BYE); bye.CallID().Value() != srv.InviteRequest.CallID().Value() {
+	if bye := itsp.Next(sip.BYE); bye.CallID().Value() != srv.InviteRequest.CallID().Value() {
 		t.Fatalf("BYE on %s", bye.CallID().Value())
 	}
 	waitNoCalls(t, u.Service)
@@ -465,7 +475,7 @@ func TestTransferorLeavesEarly(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	release := make(chan struct{})
-	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+	pbx.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 		<-release
 		_ = s.RespondSDP(testSDP("127.0.0.1", 6900))
@@ -482,7 +492,7 @@ func TestTransferorLeavesEarly(t *testing.T) {
 		t.Fatalf("transferee re-INVITE %q", re.Body())
 	}
 	waitTransferred(t, u, newLeg.CallID().Value())
-	for _, m := range pbx.wire.all() {
+	for _, m := range pbx.Wire.All() {
 		if strings.HasPrefix(m, "BYE ") {
 			t.Fatalf("the transferee was hung up:\n%s", m)
 		}
@@ -490,7 +500,7 @@ func TestTransferorLeavesEarly(t *testing.T) {
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	pbx.next(sip.BYE)
+	pbx.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
 
@@ -511,7 +521,7 @@ func TestTransfereeLeavesDuringTransfer(t *testing.T) {
 	u := newTestUnit(t, pbx, itsp, alwaysRefer)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	release := make(chan struct{})
-	pbx.setOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+	pbx.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 		<-release
 		_ = s.RespondSDP(testSDP("127.0.0.1", 6900))
@@ -523,14 +533,18 @@ func TestTransfereeLeavesDuringTransfer(t *testing.T) {
 	if err := sess.Bye(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE) // the transferor's leg ends with the call
-	close(release)
-	for {
-		bye := pbx.next(sip.BYE)
-		if bye.CallID().Value() == newLeg.CallID().Value() {
-			break
+	itsp.Next(sip.BYE) // the transferor's leg ends with the call
+	// the ringing new leg is cancelled (or, had its 200 crossed the
+	// CANCEL, acknowledged and hung up)
+	waitFor(t, func() bool {
+		for _, m := range pbx.Wire.All() {
+			if (strings.HasPrefix(m, "CANCEL ") || strings.HasPrefix(m, "BYE ")) && strings.Contains(m, newLeg.CallID().Value()) {
+				return true
+			}
 		}
-	}
+		return false
+	}, "the new leg to be cancelled")
+	close(release)
 	waitNoCalls(t, u.Service)
 }
 
@@ -549,7 +563,7 @@ func TestNoLegSwapOnceHungUp(t *testing.T) {
 	}
 	c := calls[0]
 	c.byeSide(media.SideB) // the BYE handler's first step
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	mc, _ := media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
 	x := &transfer{c: c, from: media.SideB}
 	if g := x.swap(c, media.SideB, Leg{CallID: "new-leg", LocalTag: "t"}, c.endpointOf(media.SideB), mc, nil); g != nil {
@@ -577,7 +591,7 @@ func TestBlindTransferOverTCP(t *testing.T) {
 	ctx := ctxT(t)
 	in := u.ListenAddr("inside", "tcp")
 	uri := sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port()), UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}
-	sess, err := pbx.dc.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
+	sess, err := pbx.DC.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,10 +601,10 @@ func TestBlindTransferOverTCP(t *testing.T) {
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := itsp.session()
-	itsp.next(sip.INVITE)
-	itsp.next(sip.ACK)
-	pbx.setOnInvite(answerWith("127.0.0.1", 6600))
+	srv := itsp.Session()
+	itsp.Next(sip.INVITE)
+	itsp.Next(sip.ACK)
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
 	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:200@"+u.outside().String()+">"); res.StatusCode != 202 {
 		t.Fatalf("REFER answered %d", res.StatusCode)
 	}
@@ -601,12 +615,12 @@ func TestBlindTransferOverTCP(t *testing.T) {
 	if re := nextInvite(t, pbx, true); !strings.Contains(string(re.Body()), "m=audio 6600") {
 		t.Fatalf("transferee re-INVITE %q", re.Body())
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	waitTransferred(t, u, newLeg.CallID().Value())
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if bye := pbx.next(sip.BYE); bye.CallID().Value() != newLeg.CallID().Value() {
+	if bye := pbx.Next(sip.BYE); bye.CallID().Value() != newLeg.CallID().Value() {
 		t.Fatalf("BYE on %s", bye.CallID().Value())
 	}
 	waitNoCalls(t, u.Service)

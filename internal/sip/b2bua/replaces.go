@@ -61,8 +61,8 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		return 488, "Not Acceptable Here (offer required with Replaces)"
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), c.st.ID)
-	la, lb := mediaLegs(z, ep, c.eps[w])
-	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
+	la, lb := mediaLegs(z, ep, c.endpointOf(w))
+	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		return statusFor(err)
 	}
@@ -102,21 +102,16 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		mc.Close()
 		return 487, "Request Terminated (the call ended)"
 	}
-	old, oldEp, oldMedia := c.st.Legs[z], c.eps[z], c.media
-	c.st.Legs[z], c.eps[z], c.media = nl, ep, mc
-	if z == media.SideA {
-		c.inviteA, c.txA, c.final2xx, c.ackedA = req, tx, res, false
-	} else {
-		c.ackB, c.inviteB, c.txB = nil, nil, nil
-	}
+	old, oldMedia := c.legs[z], c.media
+	c.legs[z], c.media = &leg{Leg: nl, ep: ep, uas: true, inv: req, stx: tx, final: res}, mc
 	c.mu.Unlock()
 	c.noteCaps(z, req)
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
 	s.calls.put(dialogKey(nl.CallID, nl.LocalTag), c)
-	g := s.ghostLeg(c, z, old, oldEp)
+	g := s.ghostLeg(c, z, old)
 	s.respond(ep, tx, res, c.st.ID)
-	if z == media.SideA && nl.Transport == "udp" {
-		c.retransmit2xx()
+	if nl.Transport == "udp" {
+		c.retransmit2xx(z)
 	}
 	if oldMedia != nil {
 		oldMedia.Close()

@@ -40,7 +40,7 @@ func trunkRegistrar(regs chan<- *sip.Request) func(req *sip.Request, tx sip.Serv
 func TestTrunkRegistrationThroughService(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 	regs := make(chan *sip.Request, 10)
-	itsp := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) { p.srv.OnRegister(trunkRegistrar(regs)) })
+	itsp := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) { p.Srv.OnRegister(trunkRegistrar(regs)) })
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		withTrunkAuth(c)
 		for i := range c.Peers {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -61,6 +60,10 @@ type Service struct {
 	abandoned  sync.Map
 	abandonedN atomic.Int64
 
+	// base is the parent of every call's context; Close cancels it.
+	base    context.Context
+	stopAll context.CancelFunc
+
 	mu        sync.Mutex // serialises Apply and Close
 	endpoints map[string]*endpoint
 	listeners map[listenerKey]*listener
@@ -110,6 +113,7 @@ func New(d Deps) *Service {
 		listeners: make(map[listenerKey]*listener),
 		auth:      digest.NewClient(),
 	}
+	s.base, s.stopAll = context.WithCancel(context.Background())
 	s.limited = observe.NewLimitedLogger(s.log, 10*time.Second, 5)
 	// sipgo logs some events through its package-level logger; they go
 	// through the first service's bounded handler (trace.go).
@@ -215,9 +219,6 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		ifc := ifaces[name]
 		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
-		if info.addr.IsValid() && !info.addr.IsUnspecified() {
-			info.ip = net.IP(info.addr.AsSlice())
-		}
 		info.host = ifc.FQDN
 		if info.host == "" {
 			info.host = ifc.AdvertisedAddress
@@ -239,7 +240,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	rt.endpoints = eps
 	// swap
 	for _, sw := range swaps {
-		sw.l.hs.cfg.Store(sw.cfg)
+		sw.l.hs.SetConfig(sw.cfg)
 	}
 	for _, kl := range kept {
 		kl.l.cfg = kl.lc
@@ -312,16 +313,17 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 // have ended or ctx is done.
 func (s *Service) Drain(ctx context.Context) error {
 	s.draining.Store(true)
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for s.calls.count() > 0 {
+	for {
+		idle := s.calls.idleCh() // taken before the count: no wake-up is missed
+		if s.calls.count() == 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("sip: %d calls still in progress: %w", s.calls.count(), ctx.Err())
-		case <-t.C:
+		case <-idle:
 		}
 	}
-	return nil
 }
 
 // Close stops everything at once: listeners, keepalives, calls.
@@ -340,6 +342,7 @@ func (s *Service) Close() error {
 	for _, c := range s.calls.all() {
 		c.terminate("unit closing")
 	}
+	s.stopAll()
 	for _, ep := range s.endpoints {
 		ep.close()
 	}
@@ -347,9 +350,7 @@ func (s *Service) Close() error {
 }
 
 func (e *endpoint) close() {
-	e.dialed.Close()
-	e.tx.Close()
-	e.tp.Close()
+	e.Endpoint.Close()
 }
 
 // ListenAddr returns the bound address of the listener of iface and
@@ -378,7 +379,7 @@ func (s *Service) ActiveCalls() []CallState {
 	var out []CallState
 	for _, c := range s.calls.all() {
 		c.mu.Lock()
-		out = append(out, c.st)
+		out = append(out, c.state())
 		c.mu.Unlock()
 	}
 	return out

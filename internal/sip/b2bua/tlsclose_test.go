@@ -44,7 +44,7 @@ func TestTLSPeerRefusesAfterHandshake(t *testing.T) {
 		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: addr.String(), Transport: "tls"})
 	})
 	ctx := ctxT(t) // 15 s: well below the 32 s transaction timeout
-	sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,20 +67,20 @@ func TestTLSPeerRefusesAfterHandshakeFailover(t *testing.T) {
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
 		c.Peers = append(c.Peers,
 			config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: addr.String(), Transport: "tls"},
-			config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+			config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "out", Prefix: "0", Tail: "0-9", ForwardTo: []config.Forward{
 			{Peer: "itsp"}, {Peer: "backup"},
 		}}}
 	})
 	ctx := ctxT(t) // 15 s: well below the 32 s transaction timeout
-	sess, err := pbx.call(ctx, u.inside(), "0301234", testSDP("127.0.0.1", 7000))
+	sess, err := pbx.Call(ctx, u.inside(), "0301234", testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatalf("call not answered by the backup: %v", err)
 	}
-	backup.next(sip.INVITE)
+	backup.Next(sip.INVITE)
 	_ = sess.Ack(ctx)
 	_ = sess.Bye(ctx)
 	waitNoCalls(t, u.Service)

@@ -79,7 +79,7 @@ func TestTLSHandshakeFailuresReported(t *testing.T) {
 				c.TLS.HandshakeTimeout = config.Duration(2 * time.Second)
 			})
 			ctx := ctxT(t)
-			sess, err := pbx.call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+			sess, err := pbx.Call(ctx, u.inside(), "4930123456", testSDP("127.0.0.1", 7000))
 			if err != nil {
 				t.Fatal(err)
 			}

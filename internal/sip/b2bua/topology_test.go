@@ -42,7 +42,7 @@ func TestTopologyHiding(t *testing.T) {
 	_ = srv
 	// in-dialog traffic both ways, with identity headers naming inside hosts
 	info := sip.NewRequest(sip.INFO, sess.InviteResponse.Contact().Address)
-	info.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:100@127.0.0.1:"+itoa(int(pbx.addr.Port()))+">"))
+	info.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:100@127.0.0.1:"+itoa(int(pbx.Addr.Port()))+">"))
 	info.AppendHeader(sip.NewHeader("Record-Route", "<sip:pbx-proxy.inside.lan;lr>"))
 	if _, err := sess.Do(ctx, info); err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestTopologyHiding(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = sess.WriteRequest(sip.NewRequest(sip.ACK, sess.InviteResponse.Contact().Address))
-	itsp.next(sip.ACK)
+	itsp.Next(sip.ACK)
 	up := sip.NewRequest(sip.UPDATE, srv.InviteRequest.Contact().Address)
 	up.AppendHeader(sip.NewHeader("User-Agent", "Trunk-Vendor-7"))
 	up.SetDestination(u.outside().String()) // the test has no DNS for the FQDN
@@ -69,9 +69,9 @@ func TestTopologyHiding(t *testing.T) {
 	if ua := sess.InviteRequest.GetHeader("User-Agent"); ua == nil || ua.Value() != "InsidePBX-9000" {
 		t.Fatalf("the test PBX should send a User-Agent, got %v", ua)
 	}
-	insideSecrets := []string{"127.0.0.1", ":" + itoa(int(pbx.addr.Port())), ":" + itoa(int(u.inside().Port())),
+	insideSecrets := []string{"127.0.0.1", ":" + itoa(int(pbx.Addr.Port())), ":" + itoa(int(u.inside().Port())),
 		sess.InviteRequest.CallID().Value(), "User-Agent: InsidePBX-9000", "pbx-proxy.inside.lan"}
-	outsideMsgs := itsp.wire.all()
+	outsideMsgs := itsp.Wire.All()
 	if len(outsideMsgs) < 6 {
 		t.Fatalf("only %d messages recorded outside", len(outsideMsgs))
 	}
@@ -85,8 +85,8 @@ func TestTopologyHiding(t *testing.T) {
 			t.Errorf("outside INVITE without the FQDN in Contact:\n%s", m)
 		}
 	}
-	outsideSecrets := []string{"127.0.0.3", ":" + itoa(int(itsp.addr.Port())), srv.InviteRequest.CallID().Value(), "User-Agent: Trunk-Vendor-7"}
-	for _, m := range pbx.wire.all() {
+	outsideSecrets := []string{"127.0.0.3", ":" + itoa(int(itsp.Addr.Port())), srv.InviteRequest.CallID().Value(), "User-Agent: Trunk-Vendor-7"}
+	for _, m := range pbx.Wire.All() {
 		for _, s := range outsideSecrets {
 			if strings.Contains(m, s) {
 				t.Errorf("inside message shows %q:\n%s", s, m)

@@ -1,18 +1,19 @@
 package b2bua
 
 // Carrying out a REFER in the unit (blind and attended transfer). The new
-// leg is set up third-party style (RFC 3725): an INVITE without SDP to the
-// target, whose 2xx offer goes through a fresh media.Call (new relay ports,
-// new SRTP keys) into a re-INVITE of the transferee; the transferee's
-// answer goes back to the target in the ACK. Only when both agreed does the
-// call switch over; until then the original call is untouched, so a failed
-// transfer leaves it as it was.
+// leg is placed like a new call from the transferee (dial.go), with an
+// offer from a fresh media.Call (new relay ports, new SRTP keys) made from
+// the transferee's current session; the target's answer goes to the
+// transferee in a re-INVITE. Only when both agreed does the call switch
+// over, replacing the transferor's leg in one step; until then the
+// original call is untouched, so a failed transfer leaves it as it was.
 
 import (
 	"context"
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,9 +103,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 		return func() {}
 	}
 	side := x.from
-	req := on.inDialog(sip.NOTIFY, side, on.nextCSeq(side))
-	ep := on.eps[side]
-	req.AppendHeader(ep.info.Load().contact(on.leg(side).Transport))
+	req, ep, _ := on.newInDialog(side, sip.NOTIFY, true)
 	req.AppendHeader(sip.NewHeader("Event", "refer;id="+strconv.FormatUint(uint64(x.refer.CSeq().SeqNo), 10)))
 	state := "active;expires=60"
 	if code >= 200 {
@@ -118,7 +117,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
 	dst := on.legTarget(side)
 	return func() {
-		tx, err := ep.request(context.Background(), req, dst, on.st.ID)
+		tx, err := ep.request(on.context(), req, dst, on.st.ID)
 		if err != nil {
 			on.logger().Info("NOTIFY not sent", "err", err)
 			return
@@ -142,7 +141,13 @@ func mediaLegs(ya media.Side, yEp, xEp *endpoint) (media.Leg, media.Leg) {
 }
 
 // blind places the new call to the Refer-To target through normal routing
-// and connects the transferee to it.
+// and connects the transferee to it. The new leg is placed as a new call
+// from the transferee would be (dial.go): the target's interface and
+// advertised name, its peer's headers and credentials, and an SDP offer
+// from a fresh media session made from the transferee's current session.
+// Once the target answered, the transferee is re-INVITEd to the new media
+// session; should its answer move its media or change its SRTP key, both
+// parties are brought in line again (resync).
 func (x *transfer) blind() (int, string, *call) {
 	c := x.c
 	s := c.svc
@@ -150,20 +155,69 @@ func (x *transfer) blind() (int, string, *call) {
 	y := x.from.Other()
 	c.mu.Lock()
 	tl, yl := *c.leg(x.from), *c.leg(y)
+	tEp, yEp := c.legs[x.from].ep, c.legs[y].ep
+	cur := remember(c.media)
+	c.media = cur
 	c.mu.Unlock()
 	rr := routing.Request{Method: "INVITE", User: x.to.uri.User, Host: x.to.uri.Host,
-		FromURI: uriString(yl.RemoteURI), SourcePeer: tl.Peer, SourceInterface: c.eps[x.from].name}
+		FromURI: uriString(yl.RemoteURI), SourcePeer: tl.Peer, SourceInterface: tEp.name}
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {
 		code, reason := statusFor(err)
 		return code, reason, nil
 	}
-	nl, ep, tg, r, code, reason := x.dial(rt, hops, yl)
-	if r == nil {
+	sdpY := cur.lastFrom(y)
+	if len(sdpY) == 0 {
+		return 488, "Not Acceptable Here (no session description of the transferee)", nil
+	}
+	// the transferee's side is where the new call comes from
+	la, lb := mediaLegs(y, yEp, rt.egress(rt.peerOfHop(hops[0]), yEp))
+	mc, err := s.newMedia(c.st.ID, la, lb)
+	if err != nil {
+		code, reason := statusFor(err)
 		return code, reason, nil
 	}
+	offer, err := mc.Offer(y, sdpY)
+	if err != nil {
+		mc.Close()
+		code, reason := statusFor(err)
+		return code, reason, nil
+	}
+	nl := &leg{Leg: Leg{CallID: newID(), LocalTag: newID()}}
+	var nlMu sync.Mutex
+	d := &dialer{
+		svc: s, rt: rt, id: c.st.ID, log: c.logger, in: yEp, mu: &nlMu, leg: nl,
+		cancel: c.context().Done(), ringLast: true,
+		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
+			return x.buildInvite(rt, &nl.Leg, yl, h, tg, ep, offer)
+		},
+		sent: func(ep *endpoint, _ *sip.Request, tx *sip.ClientTx, tg routing.Target) {
+			tx.OnRetransmission(func(r *sip.Response) {
+				if a := x.newAck.Load(); r.IsSuccess() && a != nil {
+					_ = ep.send(a, tg, c.st.ID)
+				}
+			})
+		},
+	}
+	ans, err := d.dial(c.context(), hops)
+	if err != nil {
+		mc.Close()
+		var de *DialError
+		if errors.As(err, &de) && de.Canceled {
+			return 487, "Request Terminated (the call ended)", nil
+		}
+		code, reason := statusFor(err)
+		if de != nil {
+			code, reason = de.Code, de.Reason
+		}
+		return code, reason, nil
+	}
+	ep, tg, r := ans.ep, ans.tg, ans.res
+	nlMu.Lock()
+	nd := nl.Leg
+	nlMu.Unlock()
 	sendNew := func(method sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
-		req := newRequest(method, &nl, ep.info.Load(), rt.maxForwards, cseq)
+		req := newRequest(method, &nd, ep.info.Load(), rt.maxForwards, cseq)
 		if len(body) > 0 {
 			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		}
@@ -178,58 +232,107 @@ func (x *transfer) blind() (int, string, *call) {
 		}
 		return req
 	}
-	abandon := func() {
-		sendNew(sip.ACK, nl.InviteCSeq, nil)
-		nl.LocalCSeq++
-		sendNew(sip.BYE, nl.LocalCSeq, nil)
+	ack := sendNew(sip.ACK, nd.InviteCSeq, nil)
+	hangUpNew := func() {
+		mc.Close()
+		nd.LocalCSeq++
+		sendNew(sip.BYE, nd.LocalCSeq, nil)
 	}
-	if c.ending() { // the transferee hung up while the target rang
-		abandon()
+	if ans.canceled || c.ending() { // the transferee hung up while the target rang
+		hangUpNew()
 		return 487, "Request Terminated (the call ended)", nil
 	}
-	offer := r.Body()
-	if len(offer) == 0 {
-		abandon()
-		return 488, "Not Acceptable Here (no offer from the target)", nil
-	}
-	la, lb := mediaLegs(y, c.eps[y], ep)
-	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
-	if err != nil {
-		abandon()
+	toY, err := mc.Answer(x.from, r.Body())
+	if err != nil || len(r.Body()) == 0 {
+		hangUpNew()
+		if err == nil {
+			return 488, "Not Acceptable Here (no answer from the target)", nil
+		}
 		code, reason := statusFor(err)
 		return code, reason, nil
 	}
-	sdpY, err := mc.Offer(x.from, offer)
-	if err != nil {
-		mc.Close()
-		abandon()
-		code, reason := statusFor(err)
-		return code, reason, nil
-	}
-	ry, ackY, err := c.reinvite(y, sdpY)
+	ry, ackY, err := c.reinvite(y, toY)
 	if err != nil || ry.StatusCode >= 300 {
-		mc.Close()
-		abandon()
+		hangUpNew()
 		return failureOf(ry, err)
 	}
 	ackY(nil)
-	sdpX, err := mc.Answer(y, ry.Body())
-	if err != nil {
-		mc.Close()
-		abandon()
-		code, reason := statusFor(err)
-		return code, reason, nil
-	}
-	ack := sendNew(sip.ACK, nl.InviteCSeq, sdpX)
-	g := x.swap(c, x.from, nl, ep, mc, ack)
+	resync := len(ry.Body()) > 0 && !sameTransport(sdpY, ry.Body())
+	mc.note(y, ry.Body())
+	g := x.swap(c, x.from, nd, ep, mc, ack)
 	if g == nil {
-		mc.Close()
-		nl.LocalCSeq++
-		sendNew(sip.BYE, nl.LocalCSeq, nil)
+		hangUpNew()
 		return 487, "Request Terminated (the call ended)", nil
 	}
 	c.noteCaps(x.from, r) // the target is now the party on this side
+	if resync {
+		c.resyncMedia(y)
+	}
 	return 200, "OK", g
+}
+
+// buildInvite makes the new leg's INVITE for target tg of hop h on ep,
+// carrying offer, and sets nl up for it (the dialer's lock held).
+func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg routing.Target, ep *endpoint, offer []byte) *sip.Request {
+	info := ep.info.Load()
+	nl.Interface, nl.Transport, nl.Peer = ep.name, tg.Transport, h.Peer
+	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}
+	nl.LocalName = yl.RemoteName
+	nl.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
+	nl.RemoteTarget = hopURI(h)
+	nl.RemoteTag, nl.RouteSet = "", nil
+	nl.ServerName, nl.Flow = tg.ServerName, tg.Addr.String()
+	nl.LocalCSeq++
+	nl.InviteCSeq = nl.LocalCSeq
+	req := newRequest(sip.INVITE, nl, info, rt.maxForwards, nl.LocalCSeq)
+	req.AppendHeader(info.contact(tg.Transport))
+	if rb, ok := headerValue(x.refer, "Referred-By", "b"); ok {
+		req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.host)))
+	}
+	for k, v := range h.Headers {
+		req.AppendHeader(sip.NewHeader(k, v))
+	}
+	if rt.allowHdr != "" {
+		req.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
+	}
+	if rt.userAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
+	}
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	return req
+}
+
+// resyncMedia brings both parties in line with the call's media session
+// after the transferee's answer moved its media or changed its key: the
+// transferee is asked for a fresh offer (re-INVITE without SDP), which goes
+// to the other party, whose answer returns in the ACK (RFC 3725 §4.1; both
+// parties are in a call already and answer at once).
+func (c *call) resyncMedia(y media.Side) {
+	ry, ackY, err := c.reinvite(y, nil)
+	if err != nil || ry.StatusCode >= 300 {
+		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y), "err", err)
+		return
+	}
+	mc := c.mediaOf()
+	offer, err := mc.Offer(y, ry.Body())
+	if err != nil || len(ry.Body()) == 0 {
+		ackY(nil)
+		c.logger().Info("media renegotiation after the transfer failed: no usable offer", "err", err)
+		return
+	}
+	rx, ackX, err := c.reinvite(y.Other(), offer)
+	if err != nil || rx.StatusCode >= 300 {
+		ackY(nil)
+		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y.Other()), "err", err)
+		return
+	}
+	ackX(nil)
+	answer, err := mc.Answer(y.Other(), rx.Body())
+	if err != nil {
+		answer = nil
+	}
+	ackY(answer)
 }
 
 // failureOf is the status a failed exchange reports.
@@ -241,131 +344,11 @@ func failureOf(r *sip.Response, err error) (int, string, *call) {
 	return code, reason, nil
 }
 
-// dial tries the hops until one answers; it returns the new leg's dialog
-// and its 2xx, or the status of the failure.
-func (x *transfer) dial(rt *runtime, hops []routing.Hop, yl Leg) (Leg, *endpoint, routing.Target, *sip.Response, int, string) {
-	c := x.c
-	code, reason := 480, "Temporarily Unavailable"
-	ctx := context.Background()
-	for i, h := range hops {
-		if i >= 8 {
-			break
-		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		targets, err := rt.resolver.Resolve(rctx, h)
-		cancel()
-		if err != nil || len(targets) == 0 {
-			code, reason = 503, "Service Unavailable"
-			continue
-		}
-		tg := targets[0]
-		ep := rt.egress(h, c.eps[x.from])
-		info := ep.info.Load()
-		nl := Leg{
-			Interface: ep.name, Transport: tg.Transport, Peer: h.Peer, CallID: newID(), LocalTag: newID(),
-			LocalURI: sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}, LocalName: yl.RemoteName,
-			RemoteURI: sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}, RemoteTarget: hopURI(h),
-			ServerName: tg.ServerName, Flow: tg.Addr.String(), LocalCSeq: 1, InviteCSeq: 1,
-		}
-		req := newRequest(sip.INVITE, &nl, info, rt.maxForwards, 1)
-		req.AppendHeader(info.contact(tg.Transport))
-		if rb, ok := headerValue(x.refer, "Referred-By", "b"); ok {
-			req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.host)))
-		}
-		for k, v := range h.Headers {
-			req.AppendHeader(sip.NewHeader(k, v))
-		}
-		if rt.allowHdr != "" {
-			req.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
-		}
-		if rt.userAgent != "" {
-			req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
-		}
-		req.SetBody(nil)
-		r, cd, rs := x.ring(ep, req, tg, h, rt, &nl)
-		if r != nil {
-			return nl, ep, tg, r, 200, "OK"
-		}
-		code, reason = cd, rs
-		if !(cd >= 500 || cd == 408) {
-			break // the target itself refused (busy, declined, not found)
-		}
-	}
-	return Leg{}, nil, routing.Target{}, nil, code, reason
-}
-
-// ring sends the INVITE and waits for its final answer, cancelling it
-// after the no-answer time.
-func (x *transfer) ring(ep *endpoint, req *sip.Request, tg routing.Target, h routing.Hop, rt *runtime, nl *Leg) (*sip.Response, int, string) {
-	c := x.c
-	tx, err := ep.request(context.Background(), req, tg, c.st.ID)
-	if err != nil {
-		code, reason := statusFor(err)
-		return nil, code, reason
-	}
-	tx.OnRetransmission(func(r *sip.Response) {
-		if a := x.newAck.Load(); r.IsSuccess() && a != nil {
-			_ = ep.send(a, tg, c.st.ID)
-		}
-	})
-	d := h.Timeout
-	if d <= 0 {
-		d = rt.noAnswer
-	}
-	var noAnswer <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		noAnswer = t.C
-	}
-	timedOut := false
-	for {
-		select {
-		case <-noAnswer:
-			noAnswer = nil
-			timedOut = true
-			c.cancelB(ep, req, tg)
-		case <-tx.Done():
-			if timedOut {
-				return nil, 480, "Temporarily Unavailable"
-			}
-			err := tx.Err()
-			if err == nil || errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, sip.ErrTransactionTerminated) {
-				return nil, 408, "Request Timeout"
-			}
-			return nil, 503, "Service Unavailable"
-		case r := <-tx.Responses():
-			c.svc.traceIn(c.st.ID, ep, r)
-			switch {
-			case r.StatusCode < 200:
-			case r.StatusCode < 300:
-				nl.RemoteTag = getTag(r.To().Params)
-				if ct := r.Contact(); ct != nil {
-					nl.RemoteTarget = ct.Address
-				}
-				nl.RouteSet = routeSet(r, true)
-				return r, 200, "OK"
-			default:
-				if timedOut {
-					return nil, 480, "Temporarily Unavailable"
-				}
-				code, reason := r.StatusCode, r.Reason
-				if code == 503 {
-					code, reason = mapFinal(code, reason)
-				}
-				return nil, code, reason
-			}
-		}
-	}
-}
-
 // reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
 // returns the final response; for a 2xx the caller sends the ACK with ack.
 func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
-	cseq := c.nextCSeq(side)
-	req := c.inDialog(sip.INVITE, side, cseq)
-	ep := c.eps[side]
-	req.AppendHeader(ep.info.Load().contact(c.leg(side).Transport))
+	req, ep, _ := c.newInDialog(side, sip.INVITE, true)
+	cseq := req.CSeq().SeqNo
 	if c.rt.userAgent != "" {
 		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
 	}
@@ -376,7 +359,7 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 		req.SetBody(nil)
 	}
 	dst := c.legTarget(side)
-	tx, err := ep.request(context.Background(), req, dst, c.st.ID)
+	tx, err := ep.request(c.context(), req, dst, c.st.ID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -429,21 +412,23 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 // new media; the old leg lives on in a ghost call until its BYE. It returns
 // nil when the call has ended meanwhile.
 func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media.Call, ack *sip.Request) *call {
+	return x.swapLeg(c, side, &leg{Leg: nl, ep: ep, ack: ack}, mc)
+}
+
+// swapLeg is swap of a whole leg (one taken from another call).
+func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *call {
 	s := c.svc
 	c.mu.Lock()
 	if c.endingLocked() { // the transferee hung up meanwhile
 		c.mu.Unlock()
 		return nil
 	}
-	old, oldEp, oldMedia := c.st.Legs[side], c.eps[side], c.media
-	c.st.Legs[side], c.eps[side], c.media = nl, ep, mc
-	if side == media.SideB {
-		c.ackB, c.inviteB, c.txB = ack, nil, nil
-	}
+	old, oldMedia := c.legs[side], c.media
+	c.legs[side], c.media = l, remember(mc)
 	c.mu.Unlock()
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
-	s.calls.put(dialogKey(nl.CallID, nl.LocalTag), c)
-	g := s.ghostLeg(c, side, old, oldEp)
+	s.calls.put(dialogKey(l.CallID, l.LocalTag), c)
+	g := s.ghostLeg(c, side, old)
 	if oldMedia != nil {
 		oldMedia.Close()
 	}
@@ -451,15 +436,15 @@ func (x *transfer) swap(c *call, side media.Side, nl Leg, ep *endpoint, mc media
 }
 
 // ghostLeg keeps a leg that left its call (the transferor's, or a replaced
-// one) reachable for the NOTIFY and BYE that end it.
-func (s *Service) ghostLeg(c *call, side media.Side, l Leg, ep *endpoint) *call {
-	g := &call{svc: s, rt: c.rt, canceled: make(chan struct{}), ackedA: true, self: new(atomic.Pointer[call])}
-	g.self.Store(g)
+// one) reachable for the NOTIFY and BYE that end it. Its other side is an
+// empty leg on the same endpoint.
+func (s *Service) ghostLeg(c *call, side media.Side, l *leg) *call {
+	g := s.newCallState(c.rt)
 	g.st = CallState{ID: c.st.ID, Phase: PhaseConfirmed, Started: c.st.Started}
-	g.st.Legs[side] = l
-	g.eps[side], g.eps[side.Other()] = ep, ep
+	g.legs[side] = &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg}
+	g.legs[side.Other()] = &leg{ep: l.ep}
 	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
-	s.calls.n.Add(1)
+	s.calls.added()
 	callsActive.Inc()
 	s.calls.put(dialogKey(l.CallID, l.LocalTag), g)
 	return g
@@ -504,13 +489,13 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	}
 	defer c2.releaseTransfer()
 	c2.mu.Lock()
-	cl, cep := *c2.leg(w), c2.eps[w]
+	cl, cep := *c2.leg(w), c2.legs[w].ep
 	c2.mu.Unlock()
 	if cl.RemoteTag == "" {
 		return 481, "Call/Transaction Does Not Exist", nil, nil
 	}
-	la, lb := mediaLegs(y, c.eps[y], cep)
-	mc, err := s.deps.Media.NewCall(c.st.ID, la, lb)
+	la, lb := mediaLegs(y, c.endpointOf(y), cep)
+	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)
 		return code, reason, nil, nil
@@ -547,17 +532,17 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	// consultation call is the transferor's leg, ended after the NOTIFY.
 	caps := c2.capsOf(w)
 	c2.mu.Lock()
-	cl = *c2.leg(w)
-	*c2.leg(w) = Leg{}
+	moved := c2.legs[w]
+	c2.legs[w] = &leg{ep: moved.ep} // an empty leg: nothing left to end there
 	c2.mu.Unlock()
-	g := x.swap(c, x.from, cl, cep, mc, nil)
+	g := x.swapLeg(c, x.from, moved, mc)
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")
 	}
 	if g == nil { // the transferee left: the consulted party is hung up
 		mc.Close()
-		gl := s.ghostLeg(c, x.from, cl, cep)
+		gl := s.ghostLeg(c, x.from, moved)
 		gl.byeSide(x.from)
 		gl.end("call ended during the transfer")
 		return 487, "Request Terminated (the call ended)", nil, after

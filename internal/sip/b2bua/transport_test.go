@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // TestTCPDialogReusesConnection: in-dialog requests towards a TCP peer go
@@ -29,7 +30,7 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 	t.Run("inside calls out", func(t *testing.T) {
 		in := u.ListenAddr("inside", "tcp")
 		uri := sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port()), UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}
-		sess, err := pbx.dc.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
+		sess, err := pbx.DC.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 		if err := sess.Ack(ctx); err != nil {
 			t.Fatal(err)
 		}
-		srv := itsp.session()
+		srv := itsp.Session()
 		// a re-INVITE and a BYE from the far end travel to the PBX
 		re := sip.NewRequest(sip.INVITE, srv.InviteRequest.Contact().Address)
 		re.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -48,12 +49,12 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 			t.Fatalf("re-INVITE: %v %v", res, err)
 		}
 		_ = srv.WriteRequest(sip.NewRequest(sip.ACK, srv.InviteRequest.Contact().Address))
-		pbx.next(sip.INVITE) // initial not queued on the caller; this is the re-INVITE
+		pbx.Next(sip.INVITE) // initial not queued on the caller; this is the re-INVITE
 		if err := srv.Bye(ctx); err != nil {
 			t.Fatal(err)
 		}
-		pbx.next(sip.BYE)
-		if n := pbx.accepts.count(); n != 0 {
+		pbx.Next(sip.BYE)
+		if n := pbx.Accepts.Count(); n != 0 {
 			t.Fatalf("the unit opened %d new connections to the PBX instead of reusing the PBX's", n)
 		}
 		waitNoCalls(t, u.Service)
@@ -67,13 +68,13 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 			t.Fatalf("re-INVITE: %v %v", res, err)
 		}
 		_ = sess.WriteRequest(sip.NewRequest(sip.ACK, sess.InviteResponse.Contact().Address))
-		pbx.next(sip.INVITE)
+		pbx.Next(sip.INVITE)
 		if err := sess.Bye(ctx); err != nil {
 			t.Fatal(err)
 		}
-		pbx.next(sip.BYE)
+		pbx.Next(sip.BYE)
 		_ = srv
-		if n := pbx.accepts.count(); n != 1 {
+		if n := pbx.Accepts.Count(); n != 1 {
 			t.Fatalf("the unit opened %d connections to the PBX for one dialog, want 1", n)
 		}
 		waitNoCalls(t, u.Service)
@@ -81,17 +82,17 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 }
 
 // newTLSPeer is a trunk listening on TLS.
-func newTLSPeer(t *testing.T, p *testPKI, ip string) (*peerUA, *countingListener) {
+func newTLSPeer(t *testing.T, p *testPKI, ip string) (*peerUA, *siptest.CountingListener) {
 	t.Helper()
 	peer := newPeerUA(t, "tls-trunk", ip, "udp")
 	l, err := tls.Listen("tcp", ip+":0", &tls.Config{Certificates: []tls.Certificate{p.cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &countingListener{Listener: l}
-	go peer.srv.ServeTLS(cl)
+	cl := &siptest.CountingListener{Listener: l}
+	go peer.Srv.ServeTLS(cl)
 	t.Cleanup(func() { l.Close() })
-	peer.addr = netip.MustParseAddrPort(l.Addr().String())
+	peer.Addr = netip.MustParseAddrPort(l.Addr().String())
 	return peer, cl
 }
 
@@ -101,7 +102,7 @@ func TestTLSOutside(t *testing.T) {
 	itsp, accepts := newTLSPeer(t, p, "127.0.0.3")
 	u := newTestUnitWith(t, pbx, nil, Deps{TLS: p}, func(c *config.Config) {
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
-		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: itsp.addr.String(), Transport: "tls"})
+		c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: itsp.Addr.String(), Transport: "tls"})
 		c.TLS.HandshakeTimeout = config.Duration(300 * time.Millisecond)
 	})
 	ctx := ctxT(t)
@@ -117,8 +118,8 @@ func TestTLSOutside(t *testing.T) {
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	itsp.next(sip.BYE)
-	if n := accepts.count(); n != 1 {
+	itsp.Next(sip.BYE)
+	if n := accepts.Count(); n != 1 {
 		t.Fatalf("%d TLS connections to the trunk for one dialog, want 1", n)
 	}
 	waitNoCalls(t, u.Service)
@@ -158,7 +159,7 @@ func TestDrain(t *testing.T) {
 	waitFor(t, func() bool { return u.draining.Load() }, "draining")
 	ctx := ctxT(t)
 	in := u.inside()
-	s2, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "9", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	s2, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "9", Host: in.Addr().String(), Port: int(in.Port())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,16 +221,16 @@ func TestApplyKeepsListenersAndCalls(t *testing.T) {
 	if err := sess.Bye(ctx); err != nil {
 		t.Fatalf("call set up before the apply: %v", err)
 	}
-	itsp.next(sip.BYE)
+	itsp.Next(sip.BYE)
 	in := u.inside()
-	s2, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "55", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	s2, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "55", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s2.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if inv := itsp.next(sip.INVITE); inv.Recipient.User != "0055" {
+	if inv := itsp.Next(sip.INVITE); inv.Recipient.User != "0055" {
 		t.Fatalf("new call routed with the old table: user %q", inv.Recipient.User)
 	}
 	_ = s2.Ack(ctx)
@@ -243,7 +244,7 @@ func TestPeerKeepalive(t *testing.T) {
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	status := make(chan int, 1)
 	status <- 503
-	itsp.setRespond(func(req *sip.Request) (int, []byte) {
+	itsp.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.OPTIONS {
 			c := <-status
 			status <- c
@@ -253,7 +254,7 @@ func TestPeerKeepalive(t *testing.T) {
 	})
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Peers[1].OptionsInterval = config.Duration(20 * time.Millisecond)
-		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.addr.String(), Transport: "udp"})
+		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "out", ForwardTo: []config.Forward{{Peer: "itsp"}, {Peer: "backup"}}}}
 	})
 	peerState := func(name string) PeerState {
@@ -270,15 +271,15 @@ func TestPeerKeepalive(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.dc.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	backup.next(sip.INVITE)
-	if n := itsp.wire.count("INVITE "); n != 0 {
+	backup.Next(sip.INVITE)
+	if n := itsp.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("a peer marked down got %d INVITEs", n)
 	}
 	_ = sess.Ack(ctx)

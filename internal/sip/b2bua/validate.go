@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // rejection is why a request is refused before the B2BUA acts on it: the
@@ -33,8 +34,8 @@ const (
 func validate(req *sip.Request, rt *runtime) *rejection {
 	bad := func(reason string) *rejection { return &rejection{400, reason, "bad_request", nil} }
 	for _, h := range req.Headers() {
-		if f, ok := h.(*flaggedHeader); ok {
-			return bad(f.reason)
+		if f, ok := h.(*transport.FlaggedHeader); ok {
+			return bad(f.Reason)
 		}
 	}
 	switch {
@@ -49,7 +50,7 @@ func validate(req *sip.Request, rt *runtime) *rejection {
 	// sipgo upper-cases the request's method but not the CSeq's.
 	case !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)):
 		return bad("CSeq method does not match the request")
-	case getTag(req.From().Params) == "" && rfc3261Branch(req): // RFC 2543 elements may omit it
+	case getTag(req.From().Params) == "" && transport.RFC3261Branch(req): // RFC 2543 elements may omit it
 		return bad("Missing From tag")
 	case req.Method == sip.INVITE && req.Contact() == nil:
 		return bad("Missing Contact header")

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // tortureDir holds the RFC 4475 messages of the black-box torture test.
@@ -38,8 +39,8 @@ func tortureFile(t testing.TB, name string) []byte {
 // parseWire parses data as an endpoint does: read filter, then our parser.
 func parseWire(t testing.TB, data []byte) *sip.Request {
 	t.Helper()
-	filtered, _ := wireFilter(sip.TransportReadProps{Transport: "udp"}, data)
-	m, err := newWireParser().ParseSIP(filtered)
+	filtered, _ := transport.ReadFilter(sip.TransportReadProps{Transport: "udp"}, data)
+	m, err := transport.NewParser().ParseSIP(filtered)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -50,7 +51,7 @@ func parseWire(t testing.TB, data []byte) *sip.Request {
 	if _, err := sip.ServerTxKeyMake(req); err != nil {
 		t.Fatalf("sipgo makes no transaction for it: %v", err)
 	}
-	nullFromTag(req) // as onRequest does
+	transport.NullFromTag(req) // as onRequest does
 	return req
 }
 
@@ -184,7 +185,7 @@ func TestWireParserTidiesLWS(t *testing.T) {
 func TestNullFromTag(t *testing.T) {
 	raw := tortureFile(t, "valid/inv2543")
 	key := func(data []byte) string {
-		m, err := newWireParser().ParseSIP(data)
+		m, err := transport.NewParser().ParseSIP(data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,33 +208,6 @@ func TestNullFromTag(t *testing.T) {
 	res := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
 	if got := res.From().Value(); got != "<sip:UserA@example.com>" {
 		t.Fatalf("response From %q, want the caller's own", got)
-	}
-}
-
-func TestNormalizeScheme(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"OPTIONS soap.beep://192.0.2.103:3002 SIP/2.0\r\nVia: x\r\n", "OPTIONS soapxbeep://192.0.2.103:3002 SIP/2.0\r\nVia: x\r\n"},
-		{"OPTIONS s1p:a@b SIP/2.0\r\n", "OPTIONS sxp:a@b SIP/2.0\r\n"},
-		{"OPTIONS sip:a@b SIP/2.0\r\n", ""},                                // common case: untouched
-		{"SIP/2.0 200 OK\r\n", ""},                                         // a response
-		{"OPTIONS 1x:a SIP/2.0\r\n", ""},                                   // a scheme starts with a letter
-		{"OPTIONS soap.beep://a SIP/3.0\r\n", ""},                          // not a SIP/2.0 request line
-		{"v=0 o=x.y:1 SIP/2.0\r\n", ""},                                    // "v=0" is no method
-		{"OPTIONS a_b:c SIP/2.0\r\n", ""},                                  // "_" is no scheme character
-		{"OPTIONS soap.beep://a SIP/2.0", "OPTIONS soapxbeep://a SIP/2.0"}, // no line end yet
-	} {
-		in := []byte(tc.in)
-		got := normalizeScheme(in)
-		want := tc.want
-		if want == "" {
-			want = tc.in
-		}
-		if string(got) != want {
-			t.Errorf("%q → %q, want %q", tc.in, got, want)
-		}
-		if string(in) != tc.in {
-			t.Errorf("%q: input modified", tc.in)
-		}
 	}
 }
 
@@ -273,7 +247,7 @@ func TestRefusalsOnTheWire(t *testing.T) {
 			}
 		})
 	}
-	if n := itsp.wire.count("INVITE "); n != 0 {
+	if n := itsp.Wire.Count("INVITE "); n != 0 {
 		t.Fatalf("%d refused INVITEs reached the outside", n)
 	}
 }
@@ -304,7 +278,7 @@ func TestNoPortsRetryAfter(t *testing.T) {
 			if has := strings.Contains(got, "\r\nRetry-After: 10\r\n"); has != tc.retryAfter {
 				t.Fatalf("Retry-After: 10 present %v, want %v: %q", has, tc.retryAfter, got)
 			}
-			if n := itsp.wire.count("INVITE "); n != 0 {
+			if n := itsp.Wire.Count("INVITE "); n != 0 {
 				t.Fatalf("the refused call still went out (%d INVITEs)", n)
 			}
 		})
@@ -318,23 +292,20 @@ func FuzzWireParser(f *testing.F) {
 		f.Add(tortureFile(f, n))
 	}
 	f.Add(buildInvite("multipart/mixed;boundary=b1", "", "--b1\r\nContent-Type: application/sdp\r\n\r\n"+sdpBody+"\r\n--b1--\r\n"))
-	p := newWireParser()
+	p := transport.NewParser()
 	rt := testRuntime()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := bytes.Clone(data)
-		out, err := wireFilter(sip.TransportReadProps{Transport: "tcp"}, data)
+		out, err := transport.ReadFilter(sip.TransportReadProps{Transport: "tcp"}, data)
 		if err != nil || len(out) != len(in) || !bytes.Equal(data, in) {
 			t.Fatalf("filter: err %v, length %d → %d, input changed %v", err, len(in), len(out), !bytes.Equal(data, in))
-		}
-		if v := tidySentProtocol(string(data)); len(v) != len(data) {
-			t.Fatalf("Via tidy-up changed the length: %q → %q", data, v)
 		}
 		m, err := p.ParseSIP(out)
 		if err != nil {
 			return
 		}
 		if req, ok := m.(*sip.Request); ok {
-			nullFromTag(req)
+			transport.NullFromTag(req)
 			_ = validate(req, rt)
 		}
 	})
@@ -407,7 +378,7 @@ func TestRFC2543Call(t *testing.T) {
 	if r := final("BYE"); r.StatusCode != 200 {
 		t.Fatalf("BYE answered %d", r.StatusCode)
 	}
-	waitFor(t, func() bool { return itsp.wire.count("BYE ") == 1 }, "BYE at the trunk")
+	waitFor(t, func() bool { return itsp.Wire.Count("BYE ") == 1 }, "BYE at the trunk")
 }
 
 // ackTracer counts the ACKs the unit received within a call.
@@ -426,11 +397,11 @@ func BenchmarkWireParser(b *testing.B) {
 	for _, p := range []struct {
 		name string
 		p    *sip.Parser
-	}{{"sipgo", sip.NewParser()}, {"wire", newWireParser()}} {
+	}{{"sipgo", sip.NewParser()}, {"wire", transport.NewParser()}} {
 		b.Run(p.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				data, _ := wireFilter(sip.TransportReadProps{}, msg)
+				data, _ := transport.ReadFilter(sip.TransportReadProps{}, msg)
 				if _, err := p.p.ParseSIP(data); err != nil {
 					b.Fatal(err)
 				}

@@ -1,7 +1,8 @@
 // Package siptest holds the sipgo scaffolding that SIP tests share: a
-// client sending over UDP from a free port and a UDP server. It is apart
-// from testkit so that tests of packages without SIP (media) do not link
-// sipgo. Import it only from _test.go files.
+// client sending over UDP from a free port, a UDP server, the test peer
+// playing a PBX or a trunk (Peer) and the one SDP builder (SDP). It is
+// apart from testkit so that tests of packages without SIP (media) do not
+// link sipgo. Import it only from _test.go files.
 package siptest
 
 import (

@@ -99,19 +99,64 @@
     if (cls) e.className = cls;
     return e;
   }
-  function cell(v) {
+  // Values for people: the API keeps machine values (nanoseconds, RFC 3339,
+  // booleans); pages show durations, times, yes/no and states in words.
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+  function humanDur(ms) {
+    if (ms === 0) return "0 s";
+    var neg = ms < 0 ? "-" : ""; ms = Math.abs(ms);
+    if (ms < 1000) return neg + (ms < 1 ? "< 1 ms" : Math.floor(ms) + " ms");
+    var s = Math.floor(ms / 1000), parts = [], units = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
+    for (var i = 0; i < units.length && parts.length < 2; i++) {
+      if (s >= units[i][0]) { parts.push(Math.floor(s / units[i][0]) + " " + units[i][1]); s %= units[i][0]; }
+      else if (parts.length) break;
+    }
+    return neg + parts.join(" ");
+  }
+  // Go duration strings ("1h2m3.5s", "150ms") as milliseconds, or NaN.
+  function goDurMs(v) {
+    var re = /(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)/g, m, ms = 0, seen = "";
+    var mult = { h: 3600000, m: 60000, s: 1000, ms: 1, us: 0.001, "µs": 0.001, ns: 0.000001 };
+    while ((m = re.exec(v)) !== null) { ms += parseFloat(m[1]) * mult[m[2]]; seen += m[0]; }
+    return seen === v && v !== "" ? ms : NaN;
+  }
+  function humanTime(v) {
+    var d = new Date(v);
+    if (isNaN(d.getTime()) || d.getUTCFullYear() < 2) return "-";
+    var now = new Date(), hms = pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + ":" + pad2(d.getUTCSeconds());
+    if (d.toISOString().slice(0, 10) === now.toISOString().slice(0, 10)) return hms + " UTC";
+    return d.toISOString().slice(0, 10) + " " + hms + " UTC";
+  }
+  var stateWords = { unchecked: "not checked yet", unmonitored: "not monitored (no OPTIONS)", no_answer: "no answer" };
+  var nsKeys = { duration: 1, acd: 1, window: 1, talk: 1 };
+  var secKeys = { expires_in: 1, ttl: 1 };
+  var hideKeys = { preliminary_etag: 1, etag: 1, up: 1 }; // peers: "state" says it in words
+  function cell(v, key) {
     if (v === null || v === undefined) return "";
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (typeof v === "number" && nsKeys[key]) return humanDur(v / 1e6);
+    if (typeof v === "number" && secKeys[key]) return humanDur(v * 1000);
     if (Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; })) return v.join(", ");
     if (typeof v === "object") return JSON.stringify(v);
-    // RFC 3339 times: drop the fraction, show UTC plainly.
-    if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(v)) return v.replace("T", " ").replace(/\.\d+/, "").replace(/Z$/, " UTC");
+    if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(v)) return humanTime(v);
+    if (typeof v === "string" && !isNaN(goDurMs(v)) && /[hms]$/.test(v)) return humanDur(goDurMs(v));
+    if (key === "state" && stateWords[v]) return stateWords[v];
+    if (typeof v === "string" && v.indexOf("'palisade ") >= 0) return pageWords(v);
     return String(v);
   }
+  // CLI commands named in the unit's messages, as the page and button here.
+  function pageWords(v) {
+    return v.replace(/with 'palisade ca import'/g, "on Basic Configuration → Certificates with “Import CA certificate”")
+      .replace(/\('palisade ca import'\)/g, "(Basic Configuration → Certificates → “Import CA certificate”)")
+      .replace(/(with )?'palisade cert import[^']*'/g, "with “Import” on the certificate's row of Basic Configuration → Certificates")
+      .replace(/(with )?'palisade cert new[^']*'/g, "with “Create” on Basic Configuration → Certificates");
+  }
+  function label(k) { var l = k.replace(/_/g, " "); return l.charAt(0).toUpperCase() + l.slice(1); }
   function table(rows, onRow) {
     var cols = [];
-    rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0) cols.push(k); }); });
+    rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0 && !hideKeys[k]) cols.push(k); }); });
     var t = el("table", null, "grid compact"), head = t.createTHead().insertRow();
-    cols.forEach(function (c) { head.appendChild(el("th", c.replace(/_/g, " "))); });
+    cols.forEach(function (c) { head.appendChild(el("th", label(c))); });
     var body = t.createTBody();
     rows.forEach(function (r) {
       var tr = body.insertRow();
@@ -120,8 +165,9 @@
         if (v && typeof v === "object" && !(Array.isArray(v) && v.every(function (x) { return typeof x !== "object"; }))) {
           td.appendChild(render(v));
         } else {
-          td.textContent = cell(v);
+          td.textContent = cell(v, c);
           if (typeof v === "string" && v.length > 32 && v.indexOf(" ") < 0) td.className = "long";
+          else if (typeof v === "string" && /^\d{4}-\d\d-\d\dT/.test(v)) td.className = "nowrap";
         }
         tr.appendChild(td);
       });
@@ -138,16 +184,30 @@
     if (v && typeof v === "object") {
       var t = el("table", null, "kv");
       Object.keys(v).forEach(function (k) {
+        if (hideKeys[k]) return;
         var tr = t.insertRow();
-        tr.appendChild(el("th", k.replace(/_/g, " ")));
+        tr.appendChild(el("th", label(k)));
         var td = el("td");
         var x = v[k];
-        if (x && typeof x === "object") td.appendChild(render(x, onRow)); else td.textContent = cell(x);
+        if (k === "config" && x && typeof x === "object" && "pending_confirm" in x) td.appendChild(configState(x));
+        else if (x && typeof x === "object") td.appendChild(render(x, onRow)); else td.textContent = cell(x, k);
         tr.appendChild(td);
       });
       return t;
     }
     return el("p", cell(v));
+  }
+  // The configuration lifecycle's state in sentences.
+  function configState(c) {
+    var ul = el("ul", null, "plain");
+    var add = function (t, cls) { ul.appendChild(el("li", t, cls)); };
+    if (c.pending_confirm) add("An applied configuration is on trial: save it before " + humanTime(c.confirm_deadline) + " or the previous one runs again.", "warn-text");
+    else if (c.running_version > 0) add("Running the saved configuration, version " + c.running_version + ".");
+    else add("Running a configuration that is not saved.");
+    add(c.preliminary_changed ? "The preliminary configuration has changes that are not applied." : "No preliminary changes waiting to be applied.");
+    if (c.last_apply_error) add("Last apply failed: " + c.last_apply_error, "problem-text");
+    if (c.last_revert_reason) add("Last revert: " + c.last_revert_reason);
+    return ul;
   }
   function load(box, url, onRow) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -166,6 +226,20 @@
     again();
     setInterval(again, parseInt(box.dataset.refresh, 10) || 5000);
   });
+
+  // The dashboard re-reads itself (server rendered) every few seconds.
+  var dash = document.getElementById("dashboard");
+  if (dash && dash.dataset.reload) {
+    setInterval(function () {
+      fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("dashboard");
+        if (!fresh) return;
+        var open = dash.querySelector("details[open]");
+        dash.innerHTML = fresh.innerHTML;
+        if (open && open.id) { var d = document.getElementById(open.id); if (d) d.open = true; }
+      }).catch(function () {});
+    }, parseInt(dash.dataset.reload, 10) || 10000);
+  }
 
   var status = document.getElementById("status");
   if (status) {
@@ -209,9 +283,55 @@
       msg.textContent = a.getAttribute("data-message") || (title ? title.textContent : "");
     });
     // Free text: the unit matches numbers, Call-IDs and results (q=).
-    var search = function (q) { load(calls, calls.dataset.src + (q ? "?q=" + encodeURIComponent(q) : ""), showCall); };
+    // The call list has fixed columns (whatever call is on top), failed
+    // calls highlighted and a link per row to the call's flow.
+    var media = function (m) {
+      if (!m) return "-";
+      var pk = 0, lost = 0, j = 0;
+      m.forEach(function (l) { pk += l.packets_in || 0; lost += l.lost || 0; j = Math.max(j, l.jitter_ms || 0); });
+      if (!pk && !lost) return "none";
+      return pk + " packets in, " + (lost ? (100 * lost / (pk + lost)).toFixed(1) + " % lost" : "none lost") + ", jitter " + j.toFixed(1) + " ms";
+    };
+    var callTable = function (rows) {
+      calls.innerHTML = "";
+      if (!rows.length) { calls.appendChild(el("p", "No calls.", "hint")); return; }
+      var wrap = el("div", null, "scroll"), t = el("table", null, "grid compact calls"), head = t.createTHead().insertRow();
+      ["Start", "Direction", "From", "To", "State", "Result", "Talk time", "Media", ""].forEach(function (c) { head.appendChild(el("th", c)); });
+      var body = t.createTBody();
+      rows.forEach(function (c) {
+        var tr = body.insertRow();
+        tr.className = c.failed ? "failed" : "";
+        tr.dataset.call = c.id;
+        var result = c.state === "active" ? (c.answer ? "talking" : "ringing") : ((c.code ? c.code + " " : "") + (c.reason || ""));
+        [[humanTime(c.start), "nowrap"], [c.direction || "", ""], [c.from, "long"], [c.to, "long"], [c.state === "active" ? "in progress" : "ended", "nowrap"],
+          [result, c.failed ? "nowrap bad-text" : "nowrap"], [c.answer ? humanDur(c.duration / 1e6) : "-", "nowrap"], [media(c.media), ""]].forEach(function (v) {
+          tr.appendChild(el("td", v[0], v[1]));
+        });
+        var td = el("td", null, "nowrap");
+        if (c.traced) {
+          var a = el("a", "Call flow");
+          a.href = "/tools/calls?call=" + encodeURIComponent(c.id) + "#ladder";
+          a.addEventListener("click", function (ev) { ev.preventDefault(); showCall(c); ladder.scrollIntoView(); });
+          td.appendChild(a);
+        } else td.textContent = "no trace";
+        tr.appendChild(td);
+      });
+      wrap.appendChild(t);
+      calls.appendChild(wrap);
+    };
+    var search = function (q) {
+      fetch(calls.dataset.src + (q ? "?q=" + encodeURIComponent(q) : ""), { credentials: "same-origin" })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+        .then(function (res) {
+          if (!res.ok) { calls.innerHTML = ""; calls.appendChild(el("p", res.body.error || "request failed", "problem")); return; }
+          callTable(res.body);
+        })
+        .catch(function (err) { calls.innerHTML = ""; calls.appendChild(el("p", "Cannot reach the unit: " + err, "problem")); });
+    };
+    var wanted = new URLSearchParams(location.search).get("call");
+    if (wanted) { document.getElementById("call-q").value = wanted; showCall({ id: wanted }); }
     document.getElementById("call-search").addEventListener("submit", function (ev) { ev.preventDefault(); search(document.getElementById("call-q").value); });
-    search("");
+    search(wanted || "");
   }
 
   // TLS diagnosis: post the form to the API as JSON (with the CSRF header).

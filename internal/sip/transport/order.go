@@ -1,4 +1,4 @@
-package b2bua
+package transport
 
 import (
 	"sync"
@@ -12,19 +12,21 @@ import (
 // and sipgo drops the 180 without a word (it is neither traced nor relayed).
 // The transport layer itself calls its handlers in wire order, one message
 // after the other, so provisional responses are also taken there (onWire),
-// and ordered merges both views: provisional responses in the order they
+// and Ordered merges both views: provisional responses in the order they
 // arrived, each once, and the final response only after every provisional
 // response read before it.
 
 // onWire runs in the reading goroutine of a connection, before the next
 // message of that connection is read.
-func (e *endpoint) onWire(msg sip.Message) {
+func (e *Endpoint) onWire(msg sip.Message) {
 	r, ok := msg.(*sip.Response)
 	if !ok || r.StatusCode <= 100 || r.StatusCode >= 300 {
 		return
 	}
 	if r.StatusCode >= 200 {
-		e.lateAnswer(r) // dialog.go: a 2xx for an INVITE given up
+		if e.hooks.OnAnswer != nil {
+			e.hooks.OnAnswer(r) // the B2BUA: a 2xx for an INVITE it gave up
+		}
 		return
 	}
 	key, err := sip.ClientTxKeyMake(r)
@@ -33,17 +35,17 @@ func (e *endpoint) onWire(msg sip.Message) {
 	}
 	if v, ok := e.prov.Load(key); ok {
 		select {
-		case v.(*ordered).wire <- r:
+		case v.(*Ordered).wire <- r:
 		default: // the call does not keep up: sipgo's copy may still come
 		}
 	}
 }
 
-// ordered is the response stream of one client INVITE transaction in wire
+// Ordered is the response stream of one client INVITE transaction in wire
 // order; Done closes once the transaction has ended and everything it
 // received was handed over.
-type ordered struct {
-	ep   *endpoint
+type Ordered struct {
+	ep   *Endpoint
 	tx   *sip.ClientTx
 	key  string
 	wire chan *sip.Response // provisional responses as read from the wire
@@ -54,11 +56,11 @@ type ordered struct {
 	seen map[*sip.Response]bool // both views carry the same message
 }
 
-// watch starts taking req's provisional responses off the wire; call it
-// before req is sent (a fast 180 comes right after), then start with the
-// request's transaction. stop must be called when the caller stops reading.
-func (e *endpoint) watch(req *sip.Request) *ordered {
-	o := &ordered{ep: e, wire: make(chan *sip.Response, 16),
+// Watch starts taking req's provisional responses off the wire; call it
+// before req is sent (a fast 180 comes right after), then Start with the
+// request's transaction. Stop must be called when the caller stops reading.
+func (e *Endpoint) Watch(req *sip.Request) *Ordered {
+	o := &Ordered{ep: e, wire: make(chan *sip.Response, 16),
 		out: make(chan *sip.Response), done: make(chan struct{}), quit: make(chan struct{}),
 		seen: map[*sip.Response]bool{}}
 	if key, err := sip.ClientTxKeyMake(req); err == nil {
@@ -68,15 +70,15 @@ func (e *endpoint) watch(req *sip.Request) *ordered {
 	return o
 }
 
-// ordered is watch and start for a transaction already sent.
-func (e *endpoint) ordered(tx *sip.ClientTx) *ordered {
-	o := e.watch(tx.Origin())
-	o.start(tx)
+// OrderedOf is Watch and Start for a transaction already sent.
+func (e *Endpoint) OrderedOf(tx *sip.ClientTx) *Ordered {
+	o := e.Watch(tx.Origin())
+	o.Start(tx)
 	return o
 }
 
-// start merges the wire's view with tx's.
-func (o *ordered) start(tx *sip.ClientTx) {
+// Start merges the wire's view with tx's.
+func (o *Ordered) Start(tx *sip.ClientTx) {
 	o.tx = tx
 	if tx.Key() != o.key { // sipgo keyed it differently: follow sipgo
 		o.ep.prov.CompareAndDelete(o.key, o)
@@ -87,12 +89,12 @@ func (o *ordered) start(tx *sip.ClientTx) {
 }
 
 // Responses delivers the transaction's responses in wire order.
-func (o *ordered) Responses() <-chan *sip.Response { return o.out }
+func (o *Ordered) Responses() <-chan *sip.Response { return o.out }
 
 // Done is closed when the transaction ended and all its responses were delivered.
-func (o *ordered) Done() <-chan struct{} { return o.done }
+func (o *Ordered) Done() <-chan struct{} { return o.done }
 
-func (o *ordered) stop() {
+func (o *Ordered) Stop() {
 	o.once.Do(func() {
 		close(o.quit)
 		if o.tx == nil { // never started
@@ -101,7 +103,7 @@ func (o *ordered) stop() {
 	})
 }
 
-func (o *ordered) run() {
+func (o *Ordered) run() {
 	defer close(o.done)
 	defer o.ep.prov.CompareAndDelete(o.key, o)
 	for {
@@ -127,7 +129,7 @@ func (o *ordered) run() {
 }
 
 // flush delivers the provisional responses already read from the wire.
-func (o *ordered) flush() bool {
+func (o *Ordered) flush() bool {
 	for {
 		select {
 		case r := <-o.wire:
@@ -140,7 +142,7 @@ func (o *ordered) flush() bool {
 	}
 }
 
-func (o *ordered) send(r *sip.Response) bool {
+func (o *Ordered) send(r *sip.Response) bool {
 	if o.seen[r] {
 		return true
 	}

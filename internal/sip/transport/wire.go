@@ -1,4 +1,4 @@
-package b2bua
+package transport
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// newWireParser is sipgo's parser with our wrappers around the parsers of
+// NewParser is sipgo's parser with our wrappers around the parsers of
 // the headers the B2BUA relies on:
 //   - LWS around ";" and "=" of parameters, which RFC 3261 allows (SWS) and
 //     sipgo keeps in the parameter names and values (" tag " ≠ "tag"), and
@@ -17,8 +17,8 @@ import (
 //   - a From/To whose display name is not quoted although it holds
 //     characters a token may not (RFC 4475 baddn: `Bell, Alexander <…>`) is
 //     kept, but marked so that validate answers 400 (sipgo accepts it);
-//   - a From without tag gets an empty one, see nullFromTag.
-func newWireParser() *sip.Parser {
+//   - a From without tag gets an empty one, see NullFromTag.
+func NewParser() *sip.Parser {
 	m := maps.Clone(sip.DefaultHeadersParser())
 	for _, n := range []string{"from", "f"} {
 		inner := nameAddrParser(m[n])
@@ -43,12 +43,12 @@ func newWireParser() *sip.Parser {
 	return sip.NewParser(sip.WithHeadersParsers(m))
 }
 
-// flaggedHeader is a header that parsed but breaks the grammar in a way the
+// FlaggedHeader is a header that parsed but breaks the grammar in a way the
 // B2BUA refuses with 400. It embeds the parsed header, so sipgo serialises
 // it as usual and req.From()/To() still find its value.
-type flaggedHeader struct {
+type FlaggedHeader struct {
 	sip.Header
-	reason string
+	Reason string
 }
 
 func nameAddrParser(inner sip.HeaderParser) sip.HeaderParser {
@@ -59,7 +59,7 @@ func nameAddrParser(inner sip.HeaderParser) sip.HeaderParser {
 		}
 		tidyHeader(h)
 		if badDisplayName(text) {
-			return &flaggedHeader{Header: h, reason: "Display name with special characters must be quoted"}, nil
+			return &FlaggedHeader{Header: h, Reason: "Display name with special characters must be quoted"}, nil
 		}
 		return h, nil
 	}
@@ -82,11 +82,11 @@ func tidyParser(inner sip.HeaderParser) sip.HeaderParser {
 // request (RFC 4475 inv2543). The parser therefore gives a From without tag
 // an empty one (";tag", null, as the RFC reads it); retransmissions, the
 // ACK and a CANCEL get the same, so they still match the transaction.
-// nullFromTag takes it off again as the request reaches the B2BUA, before
+// NullFromTag takes it off again as the request reaches the B2BUA, before
 // any response is built from it; only sipgo's own 200 to a CANCEL of such
 // a request is built earlier and shows ";tag".
 func addNullTag(h sip.Header) {
-	if fh, ok := h.(*flaggedHeader); ok {
+	if fh, ok := h.(*FlaggedHeader); ok {
 		h = fh.Header
 	}
 	if f, ok := h.(*sip.FromHeader); ok && f != nil && !f.Params.Has("tag") {
@@ -94,8 +94,8 @@ func addNullTag(h sip.Header) {
 	}
 }
 
-// nullFromTag removes an empty From tag (see addNullTag).
-func nullFromTag(req *sip.Request) {
+// NullFromTag removes an empty From tag (see addNullTag).
+func NullFromTag(req *sip.Request) {
 	if f := req.From(); f != nil {
 		if t, ok := f.Params.Get("tag"); ok && t == "" {
 			f.Params.Remove("tag")
@@ -103,9 +103,9 @@ func nullFromTag(req *sip.Request) {
 	}
 }
 
-// rfc3261Branch reports whether the top Via carries an RFC 3261 branch
+// RFC3261Branch reports whether the top Via carries an RFC 3261 branch
 // (magic cookie): the sender is an RFC 3261 element and must tag its From.
-func rfc3261Branch(req *sip.Request) bool {
+func RFC3261Branch(req *sip.Request) bool {
 	v := req.Via()
 	if v == nil {
 		return false
@@ -257,9 +257,9 @@ func hasLWSEdge(s string) bool {
 	return s != "" && (s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t')
 }
 
-// wireFilter sees every datagram and every TCP/TLS read before sipgo
+// ReadFilter sees every datagram and every TCP/TLS read before sipgo
 // parses it (sipgo's read filter hook).
-func wireFilter(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+func ReadFilter(_ sip.TransportReadProps, data []byte) ([]byte, error) {
 	return normalizeScheme(data), nil
 }
 

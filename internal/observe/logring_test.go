@@ -1,4 +1,4 @@
-package web
+package observe
 
 import (
 	"bytes"
@@ -7,21 +7,22 @@ import (
 	"testing"
 )
 
-func TestLogTeeKeepsNewest(t *testing.T) {
+func TestLogRingKeepsNewest(t *testing.T) {
 	var out bytes.Buffer
-	log := slog.New(LogTee(slog.NewTextHandler(&out, nil))).With("call_id", "c1")
-	for i := range logRingSize + 10 {
+	ring := NewLogRing(LogRingSize)
+	log := slog.New(ring.Handler(slog.NewTextHandler(&out, nil))).With("call_id", "c1")
+	for i := range LogRingSize + 10 {
 		log.Info("line", "n", i, slog.Group("g", "k", "v w"))
 	}
 	log.Warn("last warning")
-	got := recentLog.newest(3, slog.LevelInfo)
+	got := ring.Newest(3, slog.LevelInfo)
 	if len(got) != 3 || got[0].Msg != "last warning" || got[1].Msg != "line" {
 		t.Fatalf("newest = %+v", got)
 	}
 	if want := `call_id=c1 n=2009 g.k="v w"`; got[1].Attrs != want {
 		t.Errorf("attrs %q, want %q", got[1].Attrs, want)
 	}
-	if w := recentLog.newest(10, slog.LevelWarn); len(w) != 1 {
+	if w := ring.Newest(10, slog.LevelWarn); len(w) != 1 {
 		t.Errorf("warnings = %d", len(w))
 	}
 	if !strings.Contains(out.String(), "last warning") {

@@ -1,0 +1,32 @@
+// Package browsertest holds what the chromedp tests of several packages
+// share (the web admin's page tests, the CLI's tests against a running
+// unit).
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// WaitText waits until the element's text contains want. A query may hit a
+// page that a navigation is replacing ("no node with given id"): it asks
+// again until the step's context ends.
+func WaitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			got, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(ctx, tg)
+			if err == nil && strings.Contains(got, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s says %q (%v), waited for %q", sel, got, err, want)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}

@@ -94,6 +94,8 @@ type Endpoint struct {
 	tlsIDs sync.Map
 	// raw holds received datagrams for Raw (rawwire.go).
 	raw *rawTable
+	// streams: connections read through rawStream, by source string.
+	streams sync.Map
 }
 
 // New returns the endpoint of interface name.
@@ -261,8 +263,8 @@ func (e *Endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 	if e.hooks.DialedTLS != nil {
 		conn = e.hooks.DialedTLS(tc, addr)
 	}
-	if !e.dialed.push(conn) {
-		tc.Close()
+	if conn = e.rawStreamConn(conn); !e.dialed.push(conn) {
+		conn.Close()
 		return fmt.Errorf("tls to %s: endpoint closed", addr)
 	}
 	// sipgo registers the connection in its accept loop; wait for it.

@@ -104,6 +104,7 @@ func (h *TLSListener) handshake(c net.Conn) {
 			out = h.ep.remember(out, names)
 		}
 	}
+	out = h.ep.rawStreamConn(out)
 	select {
 	case h.ready <- out:
 	case <-h.done:

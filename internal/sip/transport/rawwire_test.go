@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,5 +79,46 @@ func TestRawIsTheDatagram(t *testing.T) {
 	}
 	if raw := recv(); raw != nil {
 		t.Fatalf("Raw with KeepRaw false = %q, want nil", raw)
+	}
+}
+
+// A stream is cut into the messages sipgo parses from it, however the
+// reads split them.
+func TestRawStreamFraming(t *testing.T) {
+	inv := "INVITE sip:b@x SIP/2.0\r\nv: SIP/2.0/TLS h;branch=z9hG4bK1\r\nf: <sip:a@x>;tag=1\r\nt: <sip:b@x>\r\n" +
+		"i: c1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nl: 5\r\n\r\nv=0\r\n"
+	ok := "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n" +
+		"Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	stream := inv + "\r\n\r\n" + ok + inv // a keep-alive between
+	for _, cut := range []int{1, 7, 40, len(inv) - 3, len(inv), len(inv) + 2, len(stream)} {
+		s := &rawStream{}
+		s.frame([]byte(stream[:cut]))
+		s.frame([]byte(stream[cut:]))
+		var got []string
+		for _, want := range []string{inv, ok, inv} {
+			msg, err := NewParser().ParseSIP([]byte(want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(s.next(msg)))
+		}
+		if got[0] != inv || got[1] != ok || got[2] != inv {
+			t.Errorf("cut at %d: messages %q", cut, got)
+		}
+	}
+
+	// The parsed message is not the one queued (framing astray): nothing.
+	s := &rawStream{}
+	s.frame([]byte(ok))
+	msg, _ := NewParser().ParseSIP([]byte(inv))
+	if raw := s.next(msg); raw != nil {
+		t.Errorf("next for another message = %q, want nil", raw)
+	}
+
+	// Bare LF line ends: given up, every message is serialised instead.
+	s = &rawStream{}
+	s.frame([]byte(strings.ReplaceAll(ok, "\r\n", "\n")))
+	if !s.off || len(s.msgs) != 0 {
+		t.Errorf("bare LF stream: off=%v queued=%d, want off and nothing queued", s.off, len(s.msgs))
 	}
 }

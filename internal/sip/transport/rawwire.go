@@ -148,6 +148,7 @@ type rawStream struct {
 	net.Conn
 	ep   *Endpoint
 	src  *srcAddr
+	dst  *srcAddr // local address, its string made once too
 	acc  []byte   // read, not yet a whole message
 	msgs [][]byte // whole messages, oldest first
 	off  bool     // framing given up (bare LF line ends): serialise
@@ -159,8 +160,8 @@ func (e *Endpoint) rawStreamConn(c net.Conn) net.Conn {
 	if e.hooks.KeepRaw == nil {
 		return c
 	}
-	ra := c.RemoteAddr()
-	s := &rawStream{Conn: c, ep: e, src: &srcAddr{Addr: ra, s: ra.String()}}
+	ra, la := c.RemoteAddr(), c.LocalAddr()
+	s := &rawStream{Conn: c, ep: e, src: &srcAddr{Addr: ra, s: ra.String()}, dst: &srcAddr{Addr: la, s: la.String()}}
 	e.streams.Store(strKey(s.src.s), s)
 	return s
 }
@@ -168,6 +169,10 @@ func (e *Endpoint) rawStreamConn(c net.Conn) net.Conn {
 // RemoteAddr's string is the source string of every message (sipgo asks
 // for it once per connection).
 func (s *rawStream) RemoteAddr() net.Addr { return s.src }
+
+// LocalAddr as well: sipgo's connection references log both addresses,
+// formatting them on every use of the connection.
+func (s *rawStream) LocalAddr() net.Addr { return s.dst }
 
 func (s *rawStream) Close() error {
 	s.once.Do(func() { s.ep.streams.CompareAndDelete(strKey(s.src.s), s) })

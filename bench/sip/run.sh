@@ -14,7 +14,8 @@
 #      at most 60), RATES_B2BUA ("2500"; "" = skip), RATES_TLS ("1500"),
 #      RATES_TLS_B2BUA ("": the B2BUA alone over TLS, for reference),
 #      SKIP_PEER=1, SKIP_TLS=1, SKIP_MEM=1, PALISADE_PPROF=FILE (CPU profile of
-#      `palisade run` at PPROF_RATE, default the highest rate), SVG (docs/bench-sip.svg),
+#      `palisade run` at PPROF_RATE, default the highest rate), PPROF_TLS=FILE (the
+#      same for the TLS run at PPROF_TLS_RATE, default each), SVG (docs/bench-sip.svg),
 #      BENCH_BOOST=1: run in a session of its own whose scheduling group has
 #      nice -10 (root; the kernel's sched_autogroup shares the CPUs between
 #      sessions, so on a shared machine the bench otherwise gets 1/N of them
@@ -75,7 +76,11 @@ if [ "${SKIP_TLS:-0}" != 1 ]; then
 	# The ITSP is a Kamailio with TLS; the unit trusts its certificate through
 	# `palisade ca import` (applied and confirmed once the unit runs).
 	echo "== UDP inside -> TLS outside -> Kamailio -> sipp UAS: palisade run"
-	for r in ${RATES_TLS:-1500}; do one palisade-run "$r" SUT_IP=127.0.0.61 SUT_OUT_IP=127.0.0.62 SUT_PORT=5060 PALISADE_TLS=1; done
+	for r in ${RATES_TLS:-1500}; do
+		prof=""
+		[ -n "${PPROF_TLS:-}" ] && [ "$r" = "${PPROF_TLS_RATE:-$r}" ] && prof="PALISADE_PPROF=$PPROF_TLS"
+		one palisade-run "$r" SUT_IP=127.0.0.61 SUT_OUT_IP=127.0.0.62 SUT_PORT=5060 PALISADE_TLS=1 $prof
+	done
 	for r in ${RATES_TLS_B2BUA:-}; do one palisade "$r" SUT_IP=127.0.0.1 SUT_PORT=15060 PALISADE_TLS=1; done
 fi
 if [ "${SKIP_MEM:-0}" != 1 ]; then

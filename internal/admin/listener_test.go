@@ -29,6 +29,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+func poolOf(certPEM []byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(certPEM)
+	return p
+}
+
 // get fetches /api/v1/whoami over HTTPS trusting only the unit's certificate.
 func httpsGet(pool *x509.CertPool, addr string) (int, error) {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -46,20 +52,11 @@ func httpsGet(pool *x509.CertPool, addr string) (int, error) {
 // current listener keeps serving. The certificate stays the same across
 // restarts (it lives in the store).
 func TestListenerSwapOnApply(t *testing.T) {
-	st := store.NewMemory()
-	dir := t.TempDir()
-	cert, certPEM, err := LoadOrCreateCertificate(t.Context(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, again, _ := LoadOrCreateCertificate(t.Context(), st); string(again) != string(certPEM) {
+	srv, st, dir, pool := newTestServer(t)
+	_, certPEM, _ := LoadOrCreateCertificate(t.Context(), st)
+	if _, again, _ := LoadOrCreateCertificate(t.Context(), st); string(again) != string(certPEM) || !pool.Equal(poolOf(certPEM)) {
 		t.Fatal("the admin certificate changed between two loads")
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	env := &Env{Store: st, Config: newFakeManager(config.Default(), &recordingApplier{}), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(NewHandler(env), ServerOptions{DataDir: dir, Generated: cert, Log: env.Log})
-	t.Cleanup(func() { srv.Close() })
 
 	cfg := config.Default()
 	first := freeAddr(t)

@@ -2,6 +2,8 @@ package observe
 
 import (
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -69,16 +71,20 @@ var (
 )
 
 // knownMethods bounds the method label: anything else counts as "other", so
-// that a peer inventing methods cannot grow the metric without limit.
-var knownMethods = map[string]bool{
-	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true,
-	"REGISTER": true, "PRACK": true, "UPDATE": true, "INFO": true, "MESSAGE": true,
-	"NOTIFY": true, "SUBSCRIBE": true, "REFER": true, "PUBLISH": true,
+// that a peer inventing methods cannot grow the metric without limit. The
+// value is the label itself (a constant, never a string of a message).
+var knownMethods = map[string]string{}
+
+func init() {
+	for _, m := range []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+		"UPDATE", "INFO", "MESSAGE", "NOTIFY", "SUBSCRIBE", "REFER", "PUBLISH"} {
+		knownMethods[m] = m
+	}
 }
 
 func methodLabel(m string) string {
-	if knownMethods[m] {
-		return m
+	if l, ok := knownMethods[m]; ok {
+		return l
 	}
 	return "other"
 }
@@ -97,14 +103,36 @@ func countSIP(m SIPMessage, h Head) {
 	if len(leg) > 32 {
 		leg = "other"
 	}
-	switch {
-	case h.Status != 0:
-		sipResponses.WithLabelValues(leg, dirLabel(m.Dir), methodLabel(h.Method), strconv.Itoa(h.Status)).Inc()
-	case h.Method != "":
-		sipRequests.WithLabelValues(leg, dirLabel(m.Dir), methodLabel(h.Method)).Inc()
-	default:
+	if h.Status == 0 && h.Method == "" {
 		malformedDropped.WithLabelValues("sip_trace").Inc()
+		return
 	}
+	k := sipCounterKey{leg: leg, dir: m.Dir, method: methodLabel(h.Method), status: h.Status}
+	if c, ok := sipCounters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	k.leg = strings.Clone(leg) // kept as a map key
+	var c prometheus.Counter
+	if h.Status != 0 {
+		c = sipResponses.WithLabelValues(k.leg, dirLabel(m.Dir), k.method, strconv.Itoa(h.Status))
+	} else {
+		c = sipRequests.WithLabelValues(k.leg, dirLabel(m.Dir), k.method)
+	}
+	sipCounters.Store(k, c)
+	c.Inc()
+}
+
+// sipCounters caches the counter of each label set countSIP has seen:
+// looking the labels up in the vector on every message (hashing them, the
+// status code made a string) showed in profiles under load. The key space
+// is bounded like the labels: legs, two directions, known methods, codes.
+var sipCounters sync.Map // sipCounterKey → prometheus.Counter
+
+type sipCounterKey struct {
+	leg, method string
+	dir         Direction
+	status      int
 }
 
 // DroppedMalformed counts one malformed message or packet that was dropped.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Head is what the trace store reads from a SIP message: the start line and
@@ -48,13 +49,24 @@ const maxHeadScan = 16 << 10
 
 // ReadHead reads the start line and the Call-ID, From, To and CSeq headers
 // (long or compact form) of a SIP message.
-func ReadHead(raw []byte) Head {
+func ReadHead(raw []byte) Head { return readHead(raw, false) }
+
+// readHead is ReadHead; with shared, the strings of the Head point into raw
+// instead of being copies (no allocation): raw must then never change and
+// lives as long as they do.
+func readHead(raw []byte, shared bool) Head {
+	str := func(b []byte) string {
+		if shared {
+			return unsafe.String(unsafe.SliceData(b), len(b))
+		}
+		return string(b)
+	}
 	var h Head
 	if len(raw) > maxHeadScan {
 		raw = raw[:maxHeadScan]
 	}
 	line, rest := nextLine(raw)
-	h.readStartLine(string(line))
+	h.readStartLine(str(line))
 	cseqMethod := ""
 	for len(rest) > 0 {
 		line, rest = nextLine(rest)
@@ -67,7 +79,7 @@ func ReadHead(raw []byte) Head {
 		}
 		// Compare names without allocating; convert only the values kept.
 		name = bytes.TrimSpace(name)
-		val := func() string { return string(bytes.TrimSpace(value)) }
+		val := func() string { return str(bytes.TrimSpace(value)) }
 		switch {
 		case is(name, "call-id", "i"):
 			if h.CallID == "" {

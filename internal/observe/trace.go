@@ -26,6 +26,9 @@ type SIPMessage struct {
 	Remote    netip.AddrPort
 	Time      time.Time
 	Raw       []byte
+	// Owned says Raw was made for this call: the tracer may keep it
+	// without copying, and nobody writes to it any more.
+	Owned bool
 }
 
 // Tracer receives every SIP message of every traced call. Implementations

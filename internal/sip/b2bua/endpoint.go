@@ -52,6 +52,7 @@ func newEndpoint(svc *Service, name string) *endpoint {
 		Sent: func(callID string, m sip.Message, to netip.AddrPort) {
 			svc.trace(callID, e, observe.Sent, m, to)
 		},
+		KeepRaw: svc.tracing,
 		Local: func() (netip.Addr, int) {
 			i := e.info.Load()
 			return i.addr, i.ports["udp"]

@@ -53,6 +53,8 @@ type Hooks struct {
 	OnAnswer func(r *sip.Response)
 	// Sent is told of every message sent (traces).
 	Sent func(callID string, m sip.Message, remote netip.AddrPort)
+	// KeepRaw says whether UDP datagrams are kept for Raw (traces on).
+	KeepRaw func() bool
 	// Local is the interface's address and UDP listening port: requests
 	// leave from there (source port = Via port over UDP).
 	Local func() (netip.Addr, int)
@@ -90,6 +92,10 @@ type Endpoint struct {
 	// tlsIDs maps the remote address of an accepted TLS connection with a
 	// verified client certificate to its *identConn (listen.go).
 	tlsIDs sync.Map
+	// raw holds received datagrams for Raw (rawwire.go).
+	raw *rawTable
+	// streams: connections read through rawStream, by source string.
+	streams sync.Map
 }
 
 // New returns the endpoint of interface name.
@@ -97,9 +103,10 @@ func New(name string, h Hooks) *Endpoint {
 	if h.Logger == nil {
 		h.Logger = slog.Default()
 	}
-	e := &Endpoint{name: name, hooks: h}
+	e := &Endpoint{name: name, hooks: h, raw: newRawTable()}
 	e.tp = sip.NewTransportLayer(net.DefaultResolver, NewParser(), nil,
 		sip.WithTransportLayerLogger(h.Logger), sip.WithTransportLayerReadFilter(ReadFilter))
+	e.tp.OnMessage(e.takeRaw) // before the transaction layer's handler
 	opts := []sip.TransactionLayerOption{sip.WithTransactionLayerLogger(h.Logger),
 		// A TCP/TLS peer that closes the connection (e.g. a TLS 1.3 trunk
 		// refusing our certificate after Finished) fails the transactions
@@ -256,8 +263,8 @@ func (e *Endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 	if e.hooks.DialedTLS != nil {
 		conn = e.hooks.DialedTLS(tc, addr)
 	}
-	if !e.dialed.push(conn) {
-		tc.Close()
+	if conn = e.rawStreamConn(conn); !e.dialed.push(conn) {
+		conn.Close()
 		return fmt.Errorf("tls to %s: endpoint closed", addr)
 	}
 	// sipgo registers the connection in its accept loop; wait for it.

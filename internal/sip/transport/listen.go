@@ -25,7 +25,7 @@ func (e *Endpoint) ServeUDPConn(conn net.PacketConn) {
 	// one reader alone falls behind (kernel drops) when the machine is
 	// busy. Both return when the socket is closed.
 	for i := 0; i < udpReaders; i++ {
-		go e.ServeUDP(conn) //nolint:errcheck
+		go e.ServeUDP(&rawReader{PacketConn: conn, ep: e}) //nolint:errcheck
 	}
 	for i := 0; i < 1000; i++ {
 		if e.HasConn("udp", conn.LocalAddr().String()) {
@@ -104,6 +104,7 @@ func (h *TLSListener) handshake(c net.Conn) {
 			out = h.ep.remember(out, names)
 		}
 	}
+	out = h.ep.rawStreamConn(out)
 	select {
 	case h.ready <- out:
 	case <-h.done:

@@ -56,7 +56,7 @@ sut_start() {
 		# once a second: media calls up, Go heap and RSS, from the unit's /metrics,
 		# after a collection (the heap profile with gc=1 forces one: with GOGC=400
 		# the heap in use would otherwise include up to four times the live heap in garbage)
-		start_bg memstats "$max" "" -- bash -c "while sleep 1; do curl -s --max-time 5 --unix-socket '$data/admin.sock' -o /dev/null 'http://unit/debug/pprof/heap?gc=1'; curl -s --max-time 2 --unix-socket '$data/admin.sock' http://unit/metrics | awk '/^palisade_media_calls_active /{c=\$2} /^go_memstats_heap_inuse_bytes /{h=\$2} /^go_memstats_stack_inuse_bytes /{k=\$2} /^process_resident_memory_bytes /{r=\$2} END{if (r) printf \"stats calls=%d heap_inuse=%d rss=%d\\n\", c, h+k, r}'; done"
+		start_bg memstats "$max" "" -- bash -c "trap 'exit 0' TERM; while :; do sleep 1 & wait \$!; curl -s --max-time 5 --unix-socket '$data/admin.sock' -o /dev/null 'http://unit/debug/pprof/heap?gc=1'; curl -s --max-time 2 --unix-socket '$data/admin.sock' http://unit/metrics | awk '/^palisade_media_calls_active /{c=\$2} /^go_memstats_heap_inuse_bytes /{h=\$2} /^go_memstats_stack_inuse_bytes /{k=\$2} /^process_resident_memory_bytes /{r=\$2} END{if (r) printf \"stats calls=%d heap_inuse=%d rss=%d\\n\", c, h+k, r}'; done"
 	fi
 	local out=""
 	[ "${PALISADE_TLS:-0}" = 1 ] && out=" out=TLS->kamailio"

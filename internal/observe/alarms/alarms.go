@@ -51,6 +51,9 @@ const (
 	Overload            = "overload_shedding"
 	ConfigReverted      = "configuration_reverted"
 	StoreErrors         = "store_errors"
+	ACMEFailing         = "acme_failing"
+	HEPCollectorDown    = "hep_collector_down"
+	SyslogCollectorDown = "syslog_collector_down"
 )
 
 // Condition is one alarm condition that holds now.

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/pki/acme/acmetest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -106,6 +108,12 @@ func TestExternalAccountBinding(t *testing.T) {
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 1 {
 		t.Error("palisade_acme_failing is not 1 after a refusal")
 	}
+	// The dashboard's alarm, as the unit wires it: raised with the CA's error.
+	w := alarms.NewWatcher(prometheus.DefaultGatherer)
+	w.Explain(alarms.ACMEFailing, u.mgr.LastError)
+	if c := acmeAlarm(w); c == nil || c.Severity != alarms.Major || !strings.Contains(c.Text, "urn:ietf:params:acme:error") {
+		t.Errorf("acme_failing alarm after a refusal: %+v", c)
+	}
 	if got := u.served(t); got.fp != stand.fp {
 		t.Errorf("after a refusal the served certificate changed: %+v", got)
 	}
@@ -116,6 +124,19 @@ func TestExternalAccountBinding(t *testing.T) {
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 0 {
 		t.Error("palisade_acme_failing stays 1 after success")
 	}
+	if c := acmeAlarm(w); c != nil {
+		t.Errorf("acme_failing alarm after success: %+v", c)
+	}
+}
+
+// acmeAlarm is the acme_failing condition of the entry "public", or nil.
+func acmeAlarm(w *alarms.Watcher) *alarms.Condition {
+	for _, c := range w.Conditions(time.Now()) {
+		if c.Kind == alarms.ACMEFailing && c.Subject == "public" {
+			return &c
+		}
+	}
+	return nil
 }
 
 // TestCADown: the CA stops; the renewal fails with the reason, is

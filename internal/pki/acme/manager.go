@@ -166,6 +166,18 @@ func (m *Manager) Status() []Status {
 	return out
 }
 
+// LastError is the CA's error of the last failed attempt for the entry
+// name, "" when it succeeded or was not tried (the acme_failing alarm's
+// text).
+func (m *Manager) LastError(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.state[name]; st != nil {
+		return st.LastError
+	}
+	return ""
+}
+
 func (m *Manager) loop(stop, done chan struct{}) {
 	defer close(done)
 	ctx, cancel := context.WithCancel(context.Background())

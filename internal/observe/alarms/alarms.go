@@ -168,3 +168,13 @@ func (e *Engine) Cleared(n int) []Alarm {
 	}
 	return out
 }
+
+// Find returns the condition of kind about subject among conds.
+func Find(conds []Condition, kind, subject string) (Condition, bool) {
+	for _, c := range conds {
+		if c.Kind == kind && c.Subject == subject {
+			return c, true
+		}
+	}
+	return Condition{}, false
+}

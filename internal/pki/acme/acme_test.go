@@ -111,7 +111,7 @@ func TestExternalAccountBinding(t *testing.T) {
 	// The dashboard's alarm, as the unit wires it: raised with the CA's error.
 	w := alarms.NewWatcher(prometheus.DefaultGatherer)
 	w.Explain(alarms.ACMEFailing, u.mgr.LastError)
-	if c := acmeAlarm(w); c == nil || c.Severity != alarms.Major || !strings.Contains(c.Text, "urn:ietf:params:acme:error") {
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.ACMEFailing, "public"); !ok || c.Severity != alarms.Major || !strings.Contains(c.Text, "urn:ietf:params:acme:error") {
 		t.Errorf("acme_failing alarm after a refusal: %+v", c)
 	}
 	if got := u.served(t); got.fp != stand.fp {
@@ -124,19 +124,9 @@ func TestExternalAccountBinding(t *testing.T) {
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 0 {
 		t.Error("palisade_acme_failing stays 1 after success")
 	}
-	if c := acmeAlarm(w); c != nil {
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.ACMEFailing, "public"); ok {
 		t.Errorf("acme_failing alarm after success: %+v", c)
 	}
-}
-
-// acmeAlarm is the acme_failing condition of the entry "public", or nil.
-func acmeAlarm(w *alarms.Watcher) *alarms.Condition {
-	for _, c := range w.Conditions(time.Now()) {
-		if c.Kind == alarms.ACMEFailing && c.Subject == "public" {
-			return &c
-		}
-	}
-	return nil
 }
 
 // TestCADown: the CA stops; the renewal fails with the reason, is

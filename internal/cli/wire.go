@@ -11,6 +11,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
 	"github.com/palisade-sbc/palisade/internal/observe/callmedia"
 	"github.com/palisade-sbc/palisade/internal/observe/hep"
 	"github.com/palisade-sbc/palisade/internal/pki"
@@ -81,7 +82,8 @@ func wireSubsystems(d Deps) wired {
 	certs := pki.New(d.Store, d.Log)
 	acmeMgr := acme.New(d.Store, certs, d.Log) // keeps acme.certificates issued; reloads certs
 	obs := observe.New(d.Store, d.Log, d.Level)
-	hepx := hep.New(d.Log) // HEP export gets every traced message
+	obs.ExplainAlarms(alarms.ACMEFailing, acmeMgr.LastError) // the alarm says what the CA answered
+	hepx := hep.New(d.Log)                                   // HEP export gets every traced message
 	obs.Traces.SetTap(hepx)
 	sl := syslog.New(certs, d.Log) // remote syslog: call records here, logs through syslog.Tee in run.go
 	obs.Recorder.Notify(sl.CallRecord)

@@ -281,6 +281,7 @@ func TestValidate(t *testing.T) {
 		{"acme eab half", func(c *Config) { c.ACME.EAB.KeyID = "k" }, "acme.eab: key_id and hmac_key go together"},
 		{"acme challenge", func(c *Config) { c.ACME.Challenge = "dns" }, `acme.challenge: "dns" is not one of http-01, tls-alpn-01, dns-01`},
 		{"acme listen", func(c *Config) { c.ACME.ChallengeListen = "80" }, `acme.challenge_listen: "80" is not host:port`},
+		{"acme dns resolver", func(c *Config) { c.ACME.DNSResolvers = []string{"10.0.0.53"} }, `acme.dns_resolvers[0]: "10.0.0.53" is not host:port`},
 		{"acme email", func(c *Config) { c.ACME.Email = "ops" }, `acme.email: "ops" is not an e-mail address`},
 		{"acme ca", func(c *Config) { c.ACME.CACertificates = []string{"x"} }, `acme.ca_certificates[0]: "x" is not defined in certificates.ca`},
 	}

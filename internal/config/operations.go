@@ -40,7 +40,11 @@ type ACME struct {
 	DNSProvider string `json:"dns_provider"`
 	// DNSSettings are the provider's settings, by the names its
 	// documentation gives them (e.g. CLOUDFLARE_DNS_API_TOKEN).
-	DNSSettings  map[string]string `json:"dns_settings,omitempty"`
+	DNSSettings map[string]string `json:"dns_settings,omitempty"`
+	// DNSResolvers (host:port) are asked for the dns-01 TXT record before
+	// the CA is told to look; [] = the zone's authoritative servers, found
+	// through the system's resolvers (split-horizon DNS needs these).
+	DNSResolvers []string          `json:"dns_resolvers,omitempty"`
 	KeyType      string            `json:"key_type"` // key of each certificate, as 'cert new --key'
 	Certificates []ACMECertificate `json:"certificates"`
 }

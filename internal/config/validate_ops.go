@@ -67,6 +67,9 @@ func (v *validator) acme() {
 	case "dns-01":
 		v.enum("acme.dns_provider", a.DNSProvider, ACMEDNSProviders)
 	}
+	for i, r := range a.DNSResolvers {
+		v.hostPort(fmt.Sprintf("acme.dns_resolvers[%d]", i), r, true)
+	}
 	v.enum("acme.key_type", a.KeyType, acmeKeyTypes)
 	seen := map[string]int{}
 	for i, c := range a.Certificates {

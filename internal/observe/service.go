@@ -151,6 +151,13 @@ func (s *Service) pruneLoop(stop, done chan struct{}) {
 	}
 }
 
+// ExplainAlarms gives the alarms of kind more words than their metric
+// holds (alarms.Watcher.Explain): the composition root passes the ACME
+// manager's last CA error for acme_failing.
+func (s *Service) ExplainAlarms(kind string, fn func(subject string) string) {
+	s.watcher.Explain(kind, fn)
+}
+
 // alarmInterval is how often the alarms are evaluated.
 const alarmInterval = 5 * time.Second
 

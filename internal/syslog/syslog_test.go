@@ -23,10 +23,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
 	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
@@ -317,6 +319,11 @@ func TestCollectorDownNeverBlocks(t *testing.T) {
 	if v := testutil.ToFloat64(collectorUp.WithLabelValues(label)); v != 0 {
 		t.Errorf("collector_up %v while down", v)
 	}
+	// The dashboard's alarm follows the gauge.
+	w := alarms.NewWatcher(prometheus.DefaultGatherer)
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.SyslogCollectorDown, label); !ok || c.Severity != alarms.Minor {
+		t.Errorf("no minor syslog_collector_down alarm for %s while down: %+v", label, c)
+	}
 	// Shutdown does not wait for a collector that is down.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	err := s.Drain(ctx)
@@ -347,6 +354,9 @@ func TestCollectorDownNeverBlocks(t *testing.T) {
 	}()
 	c.next(t, "after recovery")
 	waitFor(t, "collector_up back to 1", func() bool { return testutil.ToFloat64(collectorUp.WithLabelValues(label)) == 1 })
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.SyslogCollectorDown, label); ok {
+		t.Errorf("syslog_collector_down alarm after recovery: %+v", c)
+	}
 }
 
 // A collector that accepts but never reads: the kernel buffers fill, the

@@ -51,6 +51,9 @@ const (
 	Overload            = "overload_shedding"
 	ConfigReverted      = "configuration_reverted"
 	StoreErrors         = "store_errors"
+	ACMEFailing         = "acme_failing"
+	HEPCollectorDown    = "hep_collector_down"
+	SyslogCollectorDown = "syslog_collector_down"
 )
 
 // Condition is one alarm condition that holds now.
@@ -164,4 +167,14 @@ func (e *Engine) Cleared(n int) []Alarm {
 		out = append(out, e.cleared[i])
 	}
 	return out
+}
+
+// Find returns the condition of kind about subject among conds.
+func Find(conds []Condition, kind, subject string) (Condition, bool) {
+	for _, c := range conds {
+		if c.Kind == kind && c.Subject == subject {
+			return c, true
+		}
+	}
+	return Condition{}, false
 }

@@ -29,8 +29,9 @@ const (
 type Watcher struct {
 	g prometheus.Gatherer
 
-	mu     sync.Mutex
-	points map[string][]point
+	mu      sync.Mutex
+	points  map[string][]point
+	details map[string]func(subject string) string
 }
 
 type point struct {
@@ -40,7 +41,26 @@ type point struct {
 
 // NewWatcher reads metrics from g (prometheus.DefaultGatherer in the unit).
 func NewWatcher(g prometheus.Gatherer) *Watcher {
-	return &Watcher{g: g, points: make(map[string][]point)}
+	return &Watcher{g: g, points: make(map[string][]point), details: make(map[string]func(string) string)}
+}
+
+// Explain gives the alarms of kind more words than their metric holds:
+// fn returns them for a subject ("" when it knows none). The ACME manager
+// explains acme_failing with the CA's error.
+func (w *Watcher) Explain(kind string, fn func(subject string) string) {
+	w.mu.Lock()
+	w.details[kind] = fn
+	w.mu.Unlock()
+}
+
+// detail appends what the kind's explainer says about subject to text.
+func (w *Watcher) detail(kind, subject, text string) string {
+	if fn := w.details[kind]; fn != nil {
+		if d := fn(subject); d != "" {
+			return text + ": " + d
+		}
+	}
+	return text
 }
 
 // sample is one series of a gathered metric.
@@ -165,6 +185,46 @@ func (w *Watcher) Conditions(now time.Time) []Condition {
 		if n := w.rise(now, "store", "cdr", s.v, storeWindow); n > 0 {
 			out = append(out, Condition{StoreErrors, "call records", Major,
 				fmt.Sprintf("%s could not be written to the store in the last 15 minutes", plural(int(n), "call record"))})
+		}
+	}
+	out = append(out, w.acme(snap)...)
+	out = append(out, collectorsDown(snap, "palisade_hep_collector_up", "palisade_hep_packets_dropped_total", "collector",
+		HEPCollectorDown, "HEP collector %s does not take packets: SIP messages for it are dropped", "collector_down", "write_error")...)
+	out = append(out, collectorsDown(snap, "palisade_syslog_collector_up", "palisade_syslog_dropped_total", "destination",
+		SyslogCollectorDown, "syslog collector %s does not take messages: logs and call records for it are dropped", "unreachable", "send_error")...)
+	return out
+}
+
+// acme raises an alarm for every certificate whose last attempt at the
+// ACME CA failed; the working certificate stays in use meanwhile.
+func (w *Watcher) acme(snap snapshot) []Condition {
+	var out []Condition
+	for _, s := range snap["palisade_acme_failing"] {
+		if s.v != 1 {
+			continue
+		}
+		name := s.labels["certificate"]
+		out = append(out, Condition{ACMEFailing, name, Major,
+			w.detail(ACMEFailing, name, fmt.Sprintf("certificate %s could not be obtained from the ACME CA (the current one stays in use)", name))})
+	}
+	return out
+}
+
+// collectorsDown raises a minor alarm for every collector whose up gauge
+// is 0 once a send to it has failed (a drop counted for one of reasons):
+// a collector is 0 from its start until the first send, and one nothing
+// was sent to yet (no call, for HEP) is not known to be down.
+func collectorsDown(snap snapshot, upMetric, dropMetric, label, kind, text string, reasons ...string) []Condition {
+	failed := map[string]bool{}
+	for _, s := range snap[dropMetric] {
+		if s.v > 0 && slices.Contains(reasons, s.labels["reason"]) {
+			failed[s.labels[label]] = true
+		}
+	}
+	var out []Condition
+	for _, s := range snap[upMetric] {
+		if c := s.labels[label]; s.v == 0 && failed[c] {
+			out = append(out, Condition{kind, c, Minor, fmt.Sprintf(text, c)})
 		}
 	}
 	return out

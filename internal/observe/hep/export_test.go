@@ -15,7 +15,9 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -178,6 +180,10 @@ func TestCollectorDownOrSlow(t *testing.T) {
 	}
 	if up := testutil.ToFloat64(collectorUp.WithLabelValues("tcp:" + down)); up != 0 {
 		t.Errorf("collector_up of the refusing collector is %v", up)
+	}
+	// The dashboard's alarm: the refusing collector is down.
+	if c, ok := alarms.Find(alarms.NewWatcher(prometheus.DefaultGatherer).Conditions(time.Now()), alarms.HEPCollectorDown, "tcp:"+down); !ok || c.Severity != alarms.Minor {
+		t.Errorf("no minor hep_collector_down alarm for the refusing collector: %+v", c)
 	}
 	// Close ends a write stuck on the collector that does not read rather
 	// than waiting for the write timeout.

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe/alarms"
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/pki/acme/acmetest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -106,6 +108,12 @@ func TestExternalAccountBinding(t *testing.T) {
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 1 {
 		t.Error("palisade_acme_failing is not 1 after a refusal")
 	}
+	// The dashboard's alarm, as the unit wires it: raised with the CA's error.
+	w := alarms.NewWatcher(prometheus.DefaultGatherer)
+	w.Explain(alarms.ACMEFailing, u.mgr.LastError)
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.ACMEFailing, "public"); !ok || c.Severity != alarms.Major || !strings.Contains(c.Text, "urn:ietf:params:acme:error") {
+		t.Errorf("acme_failing alarm after a refusal: %+v", c)
+	}
 	if got := u.served(t); got.fp != stand.fp {
 		t.Errorf("after a refusal the served certificate changed: %+v", got)
 	}
@@ -115,6 +123,9 @@ func TestExternalAccountBinding(t *testing.T) {
 	waitFor(t, "certificate with the right EAB", func() bool { return u.served(t).fromCA() })
 	if testutil.ToFloat64(failing.WithLabelValues("public")) != 0 {
 		t.Error("palisade_acme_failing stays 1 after success")
+	}
+	if c, ok := alarms.Find(w.Conditions(time.Now()), alarms.ACMEFailing, "public"); ok {
+		t.Errorf("acme_failing alarm after success: %+v", c)
 	}
 }
 

@@ -269,6 +269,9 @@ func setSolver(client *lego.Client, a config.ACME) error {
 		if err != nil {
 			return fmt.Errorf("acme.dns_provider %s: %w", a.DNSProvider, err)
 		}
+		if len(a.DNSResolvers) > 0 {
+			return client.Challenge.SetDNS01Provider(p, resolverCheck(a.DNSResolvers))
+		}
 		return client.Challenge.SetDNS01Provider(p)
 	}
 	return fmt.Errorf("acme.challenge %q is not supported", a.Challenge)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,7 +102,9 @@ func (m *Manager) Name() string { return SubsystemName }
 func (m *Manager) Apply(ctx context.Context, cfg *config.Config) error {
 	if cfg.ACME.Enabled {
 		for _, c := range cfg.ACME.Certificates {
-			if err := pki.EnsureSelfSigned(ctx, m.store, c.Name, c.Domains[0], c.Domains); err != nil {
+			// A stand-in's CN is a host name: a wildcard gives its base.
+			cn := strings.TrimPrefix(c.Domains[0], "*.")
+			if err := pki.EnsureSelfSigned(ctx, m.store, c.Name, cn, c.Domains); err != nil {
 				return err
 			}
 		}
@@ -164,6 +167,18 @@ func (m *Manager) Status() []Status {
 		}
 	}
 	return out
+}
+
+// LastError is the CA's error of the last failed attempt for the entry
+// name, "" when it succeeded or was not tried (the acme_failing alarm's
+// text).
+func (m *Manager) LastError(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.state[name]; st != nil {
+		return st.LastError
+	}
+	return ""
 }
 
 func (m *Manager) loop(stop, done chan struct{}) {

@@ -54,6 +54,10 @@ type Pebble struct {
 	Chal    int    // port pebble connects to for http-01 and tls-alpn-01
 	Proc    *testkit.Proc
 	RootPEM []byte // the test CA pebble's HTTPS certificate comes from
+	// DNS is host:port of pebble-challtestsrv's DNS server, which pebble
+	// asks for dns-01 TXT records; DNSMgmt is its management URL, where
+	// POST /set-txt and /clear-txt put and remove them.
+	DNS, DNSMgmt string
 }
 
 // ServerCert writes a certificate from CA for localhost and 127.0.0.1 and
@@ -85,14 +89,22 @@ func Start(t testing.TB, eab bool) *Pebble {
 	chalsrv := testkit.NeedBinary(t, "pebble-challtestsrv", "pebble")
 	dir := t.TempDir()
 	dnsPort := testkit.FreePort(t, "udp", "127.0.0.1")
+	dnsMgmt := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t, "tcp", "127.0.0.1"))
 	var dnsOut testkit.SyncBuffer
 	dns := exec.Command(chalsrv, "-dns01", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-http01", "", "-https01", "",
-		"-tlsalpn01", "", "-management", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t, "tcp", "127.0.0.1")),
-		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+		"-tlsalpn01", "", "-management", dnsMgmt, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	dns.Stdout, dns.Stderr = &dnsOut, &dnsOut
-	testkit.Start(t, dns, 5*time.Second)
+	dnsProc := testkit.Start(t, dns, 5*time.Second)
 
-	p := &Pebble{Chal: testkit.FreePort(t, "tcp", "127.0.0.1")}
+	p := &Pebble{Chal: testkit.FreePort(t, "tcp", "127.0.0.1"),
+		DNS: fmt.Sprintf("127.0.0.1:%d", dnsPort), DNSMgmt: "http://" + dnsMgmt}
+	dnsProc.WaitReady(t, "pebble-challtestsrv", func() bool {
+		c, err := net.Dial("tcp", dnsMgmt)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 50*time.Millisecond, 600, dnsOut.String)
 	api, mgmt := testkit.FreePort(t, "tcp", "127.0.0.1"), testkit.FreePort(t, "tcp", "127.0.0.1")
 	p.Addr = fmt.Sprintf("127.0.0.1:%d", api)
 	p.Dir, p.Mgmt = "https://"+p.Addr+"/dir", fmt.Sprintf("https://127.0.0.1:%d", mgmt)

@@ -255,7 +255,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		s.endpoints[n] = ep
 	}
 	s.rt.Store(rt)
-	s.peers.apply(cfg.Peers)
+	s.peers.apply(rt, cfg.Peers)
 	return nil
 }
 

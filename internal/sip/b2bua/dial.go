@@ -73,6 +73,9 @@ type dialer struct {
 	// early gets each provisional response but 100 (after the leg noted
 	// its early dialog).
 	early func(r *sip.Response)
+	// fromPeer is the peer the call came from: its inbound number rules
+	// apply to the caller's number (numbers.go).
+	fromPeer string
 }
 
 // dialed is an answered INVITE. canceled: the 2xx crossed our CANCEL; the
@@ -272,6 +275,8 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 	ep := rt.egress(h, d.in)
 	d.mu.Lock()
 	req := d.build(h, tg, ep)
+	d.rt.numbersOut(req, d.fromPeer, h.Peer)
+	d.leg.LocalURI, d.leg.RemoteURI = req.From().Address, req.To().Address
 	d.mu.Unlock()
 
 	rs := ep.watch(req) // responses in wire order (order.go)

@@ -36,6 +36,9 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	s.respond(ep, tx, trying, id)
 	rr := routingRequest(ep, req, rt)
+	if norm := rt.inbound(rr.SourcePeer, req); norm != req {
+		rr.User, rr.Host = norm.Recipient.User, norm.Recipient.Host
+	}
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -119,7 +122,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	ref := c.ref()
 	d := &dialer{
 		svc: c.svc, rt: c.rt, id: c.st.ID, log: c.logger, in: in,
-		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled,
+		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled, fromPeer: c.legs[media.SideA].Peer,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
 			return c.buildInviteB(h, tg, ep, sdp)
 		},

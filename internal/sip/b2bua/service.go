@@ -90,6 +90,7 @@ type runtime struct {
 	ownHostPorts     map[string]bool               // Via sent-by values of the unit (loop detection)
 	refer            config.Refer                  // when REFER is handled locally (refer.go)
 	creds            map[string]digest.Credentials // peer name → auth (auth.go)
+	numbers          map[string]peerNumbers        // peer name → number rules (numbers.go)
 }
 
 // New returns the SIP subsystem. Call Apply to start listening.
@@ -282,6 +283,9 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		ownHostPorts:     make(map[string]bool),
 		refer:            cfg.Routing.Refer,
 		creds:            peerCreds(cfg.Peers),
+	}
+	if rt.numbers, err = compileNumbers(cfg.Peers); err != nil {
+		return nil, err
 	}
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70

@@ -188,6 +188,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.legs[media.SideA].inv, rt), b.LocalCSeq)
 	req.AppendHeader(info.contact(tg.Transport))
 	copyHeaders(req, c.legs[media.SideA].inv, info)
+	rt.trunkHeaders(req, c.legs[media.SideA].inv, h.Peer, info)
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}

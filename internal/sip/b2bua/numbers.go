@@ -6,6 +6,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/numbers"
+	"github.com/palisade-sbc/palisade/internal/sip/trunk"
 )
 
 // Number normalisation per peer (config peers[].trunk.numbers): inbound
@@ -16,6 +17,15 @@ import (
 
 // peerNumbers are a peer's compiled rules; nil sets change nothing.
 type peerNumbers struct{ out, in *numbers.Set }
+
+// trunkSettings notes the peers' own_allow and history_info settings.
+func (rt *runtime) trunkSettings(peers []config.Peer) {
+	rt.ownAllow, rt.history = map[string]bool{}, map[string]string{}
+	for _, p := range peers {
+		rt.ownAllow[p.Name] = p.Trunk.OwnAllow
+		rt.history[p.Name] = p.Trunk.HistoryInfo
+	}
+}
 
 func compileNumbers(peers []config.Peer) (map[string]peerNumbers, error) {
 	m := map[string]peerNumbers{}
@@ -78,5 +88,27 @@ func rewritePAI(req *sip.Request, set *numbers.Set) {
 	req.RemoveHeader("P-Asserted-Identity")
 	for _, v := range vals {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", v))
+	}
+}
+
+// trunkHeaders applies the destination peer's trunk settings to a request
+// sent to it (invite.go, transfer.go): its own Allow instead of the other
+// leg's (own_allow) and History-Info by its mode, from the values src (the
+// other leg's request; nil: none) carried.
+func (rt *runtime) trunkHeaders(req *sip.Request, src *sip.Request, peer string, info *ifaceInfo) {
+	if rt.ownAllow[peer] {
+		req.RemoveHeader("Allow")
+		req.AppendHeader(sip.NewHeader("Allow", trunk.Allow(rt.allowed["REFER"])))
+	}
+	req.RemoveHeader("History-Info")
+	if src == nil {
+		return
+	}
+	var vals []string
+	for _, h := range src.GetHeaders("History-Info") {
+		vals = append(vals, h.Value())
+	}
+	for _, v := range trunk.HistoryInfo(trunk.HistoryMode(rt.history[peer], info.hide), vals, info.host) {
+		req.AppendHeader(sip.NewHeader("History-Info", v))
 	}
 }

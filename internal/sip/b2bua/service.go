@@ -91,6 +91,8 @@ type runtime struct {
 	refer            config.Refer                  // when REFER is handled locally (refer.go)
 	creds            map[string]digest.Credentials // peer name → auth (auth.go)
 	numbers          map[string]peerNumbers        // peer name → number rules (numbers.go)
+	ownAllow         map[string]bool               // peer name → trunk.own_allow
+	history          map[string]string             // peer name → trunk.history_info
 }
 
 // New returns the SIP subsystem. Call Apply to start listening.
@@ -287,6 +289,7 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 	if rt.numbers, err = compileNumbers(cfg.Peers); err != nil {
 		return nil, err
 	}
+	rt.trunkSettings(cfg.Peers)
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70
 	}

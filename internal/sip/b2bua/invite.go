@@ -84,6 +84,16 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 			s.recordRefused(id, ep, req, code, reason)
 			return
 		}
+	} else if codecs := rt.offerCodecs(hops); codecs != nil {
+		// the far peer takes no INVITE without SDP: the unit makes the offer
+		if sdpB, err = makeOffer(mc, infoA.addr, codecs); err != nil {
+			mc.Close()
+			code, reason := statusFor(err)
+			s.respond(ep, tx, s.response(req, code, reason, nil), id)
+			s.recordRefused(id, ep, req, code, reason)
+			return
+		}
+		c.offerMade = true
 	} else {
 		c.lateOffer = true
 	}
@@ -286,8 +296,11 @@ func (c *call) calleeSDP(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	c.mu.Lock()
-	mc, late := c.media, c.lateOffer
+	mc, late, made := c.media, c.lateOffer, c.offerMade
 	c.mu.Unlock()
+	if made {
+		return nil, c.answerMadeOffer(body)
+	}
 	if late {
 		return mc.Offer(media.SideB, body)
 	}
@@ -306,6 +319,9 @@ func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 func (c *call) onAnswerB(r *sip.Response) {
 	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
 	body, err := c.calleeSDP(r.Body())
+	if err == nil && c.offerMade { // set before the call was published, never changed
+		body, err = c.madeOfferToCaller(r.Body())
+	}
 	inv, _, epA := c.callerSide()
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs

@@ -93,6 +93,7 @@ type runtime struct {
 	numbers          map[string]peerNumbers        // peer name → number rules (numbers.go)
 	ownAllow         map[string]bool               // peer name → trunk.own_allow
 	history          map[string]string             // peer name → trunk.history_info
+	offers           map[string][]string           // peer name → codecs of made offers (offer.go)
 }
 
 // New returns the SIP subsystem. Call Apply to start listening.
@@ -290,6 +291,7 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		return nil, err
 	}
 	rt.trunkSettings(cfg.Peers)
+	rt.offers = offerSettings(cfg.Peers)
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/pki/pkitest"
+	"github.com/palisade-sbc/palisade/internal/routing/dnstest"
 	"github.com/palisade-sbc/palisade/internal/testkit/teamsfar"
 )
 
@@ -36,7 +38,8 @@ func (p teamsTLS) ClientConfig(name string) (*tls.Config, error) {
 // INVITE without SDP) with the settings of the teams-direct-routing
 // profile, the first datacentre down: the keepalive finds the others up,
 // calls fail over to the second datacentre, a declined call is sent once,
-// and a delayed-offer call from the PBX succeeds.
+// a delayed-offer call from the PBX succeeds, and a transfer from Teams
+// (REFER with x-m/x-t) reaches the Teams user.
 func TestTeamsDirectRouting(t *testing.T) {
 	const fqdn = "sbc.example.test"
 	root := pkitest.NewRoot(t, "Public Test Root", "Public Test CA")
@@ -58,20 +61,35 @@ func TestTeamsDirectRouting(t *testing.T) {
 	}
 	t.Cleanup(far.Close)
 	far.DCs[0].SetDown(teamsfar.Unreachable) // the first datacentre is out
+	var rrs []string
+	for i, dc := range far.DCs {
+		rrs = append(rrs, teamsfar.Names[i]+". 60 IN A "+netip.MustParseAddrPort(dc.Addr).Addr().String())
+	}
+	dns, err := dnstest.Start(rrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dns.Close)
 	far.On("+4930600", teamsfar.Script{Action: teamsfar.Decline})
 	u := newTestUnitWith(t, pbx, nil, Deps{TLS: teamsTLS{own}}, func(c *config.Config) {
 		c.Network.Interfaces[1].FQDN = fqdn
 		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls", Port: tlsPort})
 		c.SIP.InviteTimeout = config.Duration(2 * time.Second)
+		// as the profile writes it: the first name overridden to the three
+		// names in order, sip2 and sip3 as further targets; the names
+		// resolve by DNS
+		c.Network.DNSServers = []string{dns.Addr}
+		ov := config.DNSOverride{Domain: teamsfar.Names[0]}
 		var targets []string
 		for i, dc := range far.DCs {
-			ap := netip.MustParseAddrPort(dc.Addr)
-			c.Routing.DNSOverride = append(c.Routing.DNSOverride, config.DNSOverride{Domain: teamsfar.Names[i],
-				Targets: []config.Target{{Host: ap.Addr().String(), Port: int(ap.Port()), Transport: "tls"}}})
+			port := int(netip.MustParseAddrPort(dc.Addr).Port())
+			ov.Targets = append(ov.Targets, config.Target{Host: teamsfar.Names[i], Port: port, Transport: "tls", Priority: i + 1, Weight: 1})
 			if i > 0 {
-				targets = append(targets, teamsfar.Names[i])
+				targets = append(targets, teamsfar.Names[i]+":"+strconv.Itoa(port))
 			}
 		}
+		c.Routing.DNSOverride = []config.DNSOverride{ov}
+		c.Routing.Refer.Always = true
 		c.Peers = append(c.Peers, config.Peer{Name: "teams", Kind: "itsp", Interface: "outside", Domain: teamsfar.Names[0], Transport: "tls",
 			OptionsInterval: config.Duration(200 * time.Millisecond), Headers: map[string]string{"X-MS-SBC": "Palisade/test/1.0"},
 			Trunk: config.PeerTrunk{
@@ -102,8 +120,8 @@ func TestTeamsDirectRouting(t *testing.T) {
 		t.Fatalf("call through the second datacentre: %v", err)
 	}
 	inv, err := far.Wait(ctx, func(r teamsfar.Request) bool { return r.Req.Method == sip.INVITE && r.Status == 200 })
-	if err != nil || inv.DC != 1 || inv.Req.Recipient.User != "+4930123" {
-		t.Fatalf("answered INVITE at datacentre %d (%v), user %s", inv.DC, err, inv.Req.Recipient.User)
+	if err != nil || inv.DC != 1 || inv.Req.Recipient.User != "+4930123" || inv.Req.Recipient.Host != teamsfar.Names[1] {
+		t.Fatalf("answered INVITE at datacentre %d (%v): %s", inv.DC, err, inv.Req.Recipient.String())
 	}
 	_ = sess.Ack(ctx)
 	if err := sess.Bye(ctx); err != nil {
@@ -150,5 +168,30 @@ func TestTeamsDirectRouting(t *testing.T) {
 		if r.Req.Method == sip.INVITE && len(r.Req.Body()) == 0 {
 			t.Fatalf("Teams got an INVITE without SDP (answered %d)", r.Status)
 		}
+	}
+
+	// a transfer from Teams to a Teams user: REFER with x-m and x-t; the
+	// new leg's INVITE keeps them and is answered
+	far.On("+4930700", teamsfar.Script{Action: teamsfar.Transfer, ReferTo: "+4930701", MRI: "8:orgid:abc", Tenant: "tenant1"})
+	sess, err = call("4930700", testSDP("127.0.0.1", 7006))
+	if err != nil {
+		t.Fatalf("call to be transferred: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	ref, err := far.Wait(ctx, func(r teamsfar.Request) bool { return r.Req.Method == sip.REFER })
+	if err != nil || ref.Status != 202 {
+		t.Fatalf("REFER answered %d (%v)", ref.Status, err)
+	}
+	nl, err := far.Wait(ctx, func(r teamsfar.Request) bool {
+		return r.Req.Method == sip.INVITE && r.Req.Recipient.User == "+4930701" && r.Status != 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := nl.Req.Recipient.UriParams.Get("x-m"); v != "8:orgid:abc" || !nl.Req.Recipient.UriParams.Has("x-t") || nl.Status != 200 {
+		t.Fatalf("transfer INVITE %s answered %d, want x-m and x-t kept and 200", nl.Req.Recipient.String(), nl.Status)
+	}
+	if a := nl.Req.GetHeader("Allow"); a == nil || !strings.Contains(a.Value(), "REFER") {
+		t.Fatalf("transfer INVITE Allow %v", a)
 	}
 }

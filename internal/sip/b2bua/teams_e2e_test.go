@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,6 +168,19 @@ func TestTeamsDirectRouting(t *testing.T) {
 	for _, r := range far.Requests() {
 		if r.Req.Method == sip.INVITE && len(r.Req.Body()) == 0 {
 			t.Fatalf("Teams got an INVITE without SDP (answered %d)", r.Status)
+		}
+	}
+
+	// sipp as the PBX: early and delayed offer (the unit makes the offer)
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Log("sipp part skipped: install Debian package sip-tester")
+	} else {
+		before := far.Count(sip.INVITE)
+		runSippScenario(t, "uac.xml", "127.0.0.1", "udp", u.inside().String(), 3)
+		runSippScenario(t, "uac_late.xml", "127.0.0.1", "udp", u.inside().String(), 3)
+		waitNoCalls(t, u.Service)
+		if n := far.Count(sip.INVITE) - before; n != 6 {
+			t.Fatalf("Teams got %d INVITEs for 6 sipp calls", n)
 		}
 	}
 

@@ -70,7 +70,7 @@ func PeerStatuses(in []b2bua.PeerState) []observe.PeerStatus {
 	out := make([]observe.PeerStatus, 0, len(in))
 	for _, p := range in {
 		out = append(out, observe.PeerStatus{Name: p.Name, Up: p.Up, Failures: p.Failures,
-			LastCheck: p.LastCheck, LastError: p.LastError, Keepalive: p.Keepalive})
+			LastCheck: p.LastCheck, LastError: p.LastError, Keepalive: p.Keepalive, Targets: p.Targets})
 	}
 	return out
 }

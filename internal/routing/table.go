@@ -232,6 +232,9 @@ func (t *Table) RouteAt(r Request, up func(peer string) bool, at time.Time) ([]H
 	if hops := t.defaultRoute(r, up); len(hops) > 0 {
 		return hops, nil
 	}
+	if down := t.defaultRoute(r, func(string) bool { return true }); len(down) > 0 {
+		return nil, ErrAllDown // the default peer is there but down: 503, not 404
+	}
 	return nil, ErrNoRoute
 }
 

@@ -74,6 +74,10 @@ type call struct {
 	canceled   chan struct{} // the caller's CANCEL came (side A, before the answer)
 	cancelOnce sync.Once
 	lateOffer  bool // A sent no SDP: B's 2xx carries the offer, A's ACK the answer
+	// offerMade: A sent no SDP and the far peer requires an offer: the unit
+	// made one (offer.go); B's answer becomes the offer in A's 2xx, A's ACK
+	// answers it. madeAnswered: B's answer has reached the relay.
+	offerMade, madeAnswered bool
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite

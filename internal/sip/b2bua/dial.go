@@ -17,6 +17,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/keepalive"
 	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
@@ -72,6 +73,9 @@ type dialer struct {
 	// early gets each provisional response but 100 (after the leg noted
 	// its early dialog).
 	early func(r *sip.Response)
+	// fromPeer is the peer the call came from: its inbound number rules
+	// apply to the caller's number (numbers.go).
+	fromPeer string
 }
 
 // dialed is an answered INVITE. canceled: the 2xx crossed our CANCEL; the
@@ -89,8 +93,8 @@ type outcome int
 
 const (
 	outDone       outcome = iota // answered, or a final answer for the caller
-	outNextTarget                // timeout, 503 or transport error: next resolved target
-	outNextHop                   // other 5xx/6xx or no answer: next dial plan row
+	outNextTarget                // no response, transport error, 408 or 5xx: next target
+	outNextHop                   // no answer after ringing, or 5xx after ringing: next dial plan row
 	outRedirect                  // 3xx followed: Contacts become the next hops
 )
 
@@ -118,17 +122,18 @@ func (d *dialer) dial(ctx context.Context, hops []routing.Hop) (*dialed, error) 
 		if d.canceled() {
 			return nil, d.canceledErr(lastTarget)
 		}
-		targets, err := d.resolve(ctx, h)
+		targets, err := d.targets(ctx, h)
 		if err != nil || len(targets) == 0 {
 			lastErr = errStatus(503, "Service Unavailable")
-			d.log().Info("no targets for hop", "host", h.Host, "err", err)
+			d.log().Info("no targets for hop", "host", h.Host, "peer", h.Peer, "err", err)
 			continue
 		}
 	targets:
-		for j, tg := range targets {
+		for j, pt := range targets {
 			more := j < len(targets)-1 || i < len(hops)-1
-			out, ans, res, redirect, err := d.attempt(ctx, h, tg, more)
-			lastTarget, lastPeer = tg.Addr.String(), h.Peer
+			out, ans, res, redirect, err := d.attempt(ctx, pt.hop, pt.Target, more)
+			lastTarget, lastPeer = pt.Addr.String(), h.Peer
+			d.report(pt, out, res, err)
 			switch out {
 			case outDone:
 				if ans != nil {
@@ -169,6 +174,68 @@ func (d *dialer) failure(res *sip.Response, err error, target, peer string) *Dia
 
 var errDialCanceled = errors.New("canceled")
 
+// hopTarget is one target of a hop with the hop to build its request
+// from: for a peer watched by the keepalive monitor the hop of the name
+// (sip, sip2, sip3 …) the target was resolved from.
+type hopTarget struct {
+	routing.Target
+	hop routing.Hop
+	ka  *keepalive.Target // nil: not a monitored peer's target
+}
+
+// targets returns the targets of hop h in the order to try them. A hop to
+// a configured peer (its own address or domain) takes the peer's targets
+// from the keepalive monitor: every name of the peer (DNS override used),
+// those down or kept out by Retry-After left out; keepalive.ErrAllDown
+// when none is usable. Other hops are resolved (RFC 3263).
+func (d *dialer) targets(ctx context.Context, h routing.Hop) ([]hopTarget, error) {
+	if mon := d.svc.peers.mon; h.Peer != "" && d.rt.isPeerHost(h) {
+		kts, err := mon.NextTargets(ctx, h.Peer)
+		if !errors.Is(err, keepalive.ErrUnknownPeer) {
+			if err != nil {
+				return nil, err
+			}
+			out := make([]hopTarget, len(kts))
+			for i := range kts {
+				hh := h
+				hh.Host, hh.Port, hh.Transport = kts[i].Hop.Host, kts[i].Hop.Port, kts[i].Hop.Transport
+				out[i] = hopTarget{Target: kts[i].Target, hop: hh, ka: &kts[i]}
+			}
+			return out, nil
+		}
+	}
+	ts, err := d.resolve(ctx, h)
+	out := make([]hopTarget, len(ts))
+	for i, t := range ts {
+		out[i] = hopTarget{Target: t, hop: h}
+	}
+	return out, err
+}
+
+// report tells the keepalive monitor what a monitored target answered:
+// no answer takes it out, a 503's Retry-After keeps it out that long.
+func (d *dialer) report(pt hopTarget, out outcome, res *sip.Response, err error) {
+	if pt.ka == nil || errors.Is(err, errDialCanceled) {
+		return
+	}
+	switch {
+	case res != nil:
+		d.svc.peers.mon.Report(*pt.ka, res.StatusCode, keepalive.RetryAfter(res))
+	case out == outNextTarget: // transport failure or silence
+		d.svc.peers.mon.Report(*pt.ka, 0, 0)
+	}
+}
+
+// isPeerHost reports whether h is addressed to its peer's own address or
+// domain (not a registered contact or a redirect target of that peer).
+func (rt *runtime) isPeerHost(h routing.Hop) bool {
+	if rt.table == nil {
+		return false
+	}
+	ph, ok := rt.table.PeerHop(h.Peer)
+	return ok && strings.EqualFold(strings.TrimSuffix(ph.Host, "."), strings.TrimSuffix(h.Host, "."))
+}
+
 func (d *dialer) resolve(ctx context.Context, h routing.Hop) ([]routing.Target, error) {
 	if _, err := netip.ParseAddr(strings.Trim(h.Host, "[]")); err == nil {
 		return d.rt.resolver.Resolve(ctx, h) // no DNS: no deadline needed
@@ -208,6 +275,8 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 	ep := rt.egress(h, d.in)
 	d.mu.Lock()
 	req := d.build(h, tg, ep)
+	d.rt.numbersOut(req, d.fromPeer, h.Peer)
+	d.leg.LocalURI, d.leg.RemoteURI = req.From().Address, req.To().Address
 	d.mu.Unlock()
 
 	rs := ep.watch(req) // responses in wire order (order.go)
@@ -341,12 +410,16 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 				switch {
 				case timedOut:
 					return outNextHop, nil, nil, nil, errStatus(480, "Temporarily Unavailable")
-				case more && (r.StatusCode == 503 || r.StatusCode == 408):
+				case !keepalive.MovesOn(r.StatusCode):
+					// 6xx ends the search (RFC 3261 §16.7), and so does a
+					// 4xx other than 408: another target or row would ring
+					// a callee who declined, or refuse the same request.
+					return outDone, nil, r, nil, nil
+				case !gotProv:
 					return outNextTarget, nil, r, nil, nil
-				case r.StatusCode >= 500:
-					return outNextHop, nil, r, nil, nil
 				}
-				return outDone, nil, r, nil, nil
+				// it rang there, then failed: the next dial plan row
+				return outNextHop, nil, r, nil, nil
 			}
 		}
 	}

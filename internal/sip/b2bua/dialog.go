@@ -128,6 +128,7 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 	}
 	l.acked = true
 	late := side == media.SideA && c.lateOffer && c.legs[media.SideB].ack == nil
+	made := side == media.SideA && c.offerMade
 	// The call is up: drop what only the set-up needed (the INVITE
 	// transaction would otherwise linger 32 s in its Accepted state; a
 	// retransmitted INVITE after our 2xx was ACKed has nothing to get).
@@ -136,6 +137,10 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 	c.mu.Unlock()
 	if stx != nil {
 		stx.Terminate()
+	}
+	if made {
+		c.ackOfMadeOffer(req)
+		return
 	}
 	if late {
 		body := req.Body()

@@ -65,8 +65,8 @@ func newEndpoint(svc *Service, name string) *endpoint {
 		ServerHandshakeFailed: func(remote string, err error) {
 			svc.reportHandshake("server", name, remote, err)
 		},
-		VerifiedNames: func(cs tls.ConnectionState) []string {
-			names := svc.verifiedNames(cs)
+		VerifiedNames: func(cs tls.ConnectionState, remote net.Addr) []string {
+			names := svc.verifiedNames(cs, remote)
 			if names != nil {
 				svc.log.Debug("TLS client certificate verified", "interface", name, "names", names)
 			}

@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -386,6 +387,43 @@ func TestRedirects(t *testing.T) {
 	}
 }
 
+// TestFinalAnswerEndsSearch: a 6xx or a 4xx other than 408 from the first
+// dial plan row goes back to the caller; the next row is never called
+// (RFC 3261 §16.7; one INVITE only for a declined call).
+func TestFinalAnswerEndsSearch(t *testing.T) {
+	for _, code := range []int{603, 486, 404} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+			first := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			second := newPeerUA(t, "backup", "127.0.0.4", "udp")
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(code, "No", nil) })
+			u := newTestUnit(t, pbx, first, func(c *config.Config) {
+				c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: second.Addr.String(), Transport: "udp"})
+				c.DialPlan.Rules = []config.DialRule{{Name: "out", ForwardTo: []config.Forward{{Peer: "itsp"}, {Peer: "backup"}}}}
+			})
+			ctx := ctxT(t)
+			in := u.inside()
+			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "0301234", Host: in.Addr().String(), Port: int(in.Port())},
+				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+			var de *sipgo.ErrDialogResponse
+			if !errors.As(err, &de) || de.Res.StatusCode != code {
+				t.Fatalf("caller got %v, want %d", err, code)
+			}
+			waitNoCalls(t, u.Service)
+			if n := first.Wire.Count("INVITE "); n != 1 {
+				t.Fatalf("first row got %d INVITEs, want 1", n)
+			}
+			if n := second.Wire.Count("INVITE "); n != 0 {
+				t.Fatalf("the next row got %d INVITEs after a %d", n, code)
+			}
+		})
+	}
+}
+
 func TestDialPlanFailover(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -395,8 +433,8 @@ func TestDialPlanFailover(t *testing.T) {
 		{"on 503", func(first *peerUA) {
 			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Busy Here Today", nil) })
 		}, 0},
-		{"on 603", func(first *peerUA) {
-			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(603, "Decline", nil) })
+		{"on 500", func(first *peerUA) {
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(500, "Server Internal Error", nil) })
 		}, 0},
 		{"on no answer", func(first *peerUA) {
 			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })

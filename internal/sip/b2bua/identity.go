@@ -2,6 +2,8 @@ package b2bua
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
@@ -66,17 +68,33 @@ func (ep *endpoint) certPeers(t *routing.Table) *guard.CertPeers {
 	return ix.cp
 }
 
+// clientVerifierFrom is implemented by the PKI subsystem
+// (pki.Subsystem.VerifyClientFrom).
+type clientVerifierFrom interface {
+	VerifyClientFrom(chain []*x509.Certificate, remote netip.Addr) error
+}
+
 // verifiedNames returns the names of the client certificate of a completed
 // server handshake, or nil unless the chain was verified: by crypto/tls
 // (VerifiedChains), or by the PKI provider when it verified the chain
-// itself during the handshake (pki.ClientVerifier). A certificate nobody
-// verified never names a peer.
-func (s *Service) verifiedNames(cs tls.ConnectionState) []string {
+// itself during the handshake (pki.ClientVerifier). A provider that knows
+// the peers' trust settings checks the chain for the client's address
+// (clientVerifierFrom: system roots and serverAuth-only certificates of a
+// peer, its ranges). A certificate nobody verified never names a peer.
+func (s *Service) verifiedNames(cs tls.ConnectionState, remote net.Addr) []string {
 	if len(cs.PeerCertificates) == 0 {
 		return nil
 	}
 	if len(cs.VerifiedChains) > 0 {
 		return guard.CertNames(cs.PeerCertificates[0])
+	}
+	if v, ok := s.deps.TLS.(clientVerifierFrom); ok {
+		if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
+			if v.VerifyClientFrom(cs.PeerCertificates, ap.Addr().Unmap()) == nil {
+				return guard.CertNames(cs.PeerCertificates[0])
+			}
+			return nil
+		}
 	}
 	if v, ok := s.deps.TLS.(pki.ClientVerifier); ok && v.VerifyClient(cs.PeerCertificates) == nil {
 		return guard.CertNames(cs.PeerCertificates[0])

@@ -348,3 +348,25 @@ func TestPeersShareAnAddress(t *testing.T) {
 	trunk.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
 }
+
+// TestSourcePeerByRange: a peer whose addresses are not known (a name
+// that does not resolve) is recognised by its trunk.ranges on its
+// interface, and only there.
+func TestSourcePeerByRange(t *testing.T) {
+	var cfg *config.Config
+	u := newTestUnitWith(t, nil, nil, Deps{}, func(c *config.Config) {
+		c.Peers = append(c.Peers, config.Peer{Name: "cloud", Kind: "itsp", Interface: "outside", Domain: "cloud.invalid", Transport: "udp",
+			Trunk: config.PeerTrunk{Ranges: []string{"127.0.0.8/29"}}})
+		cfg = c
+	})
+	u.deps.Guard = guard.New(cfg, testLogger())
+	if p := u.peers.sourcePeer("outside", netip.MustParseAddrPort("127.0.0.9:5061")); p != "cloud" {
+		t.Fatalf("source in the range: peer %q, want cloud", p)
+	}
+	if p := u.peers.sourcePeer("inside", netip.MustParseAddrPort("127.0.0.9:5061")); p != "" {
+		t.Fatalf("source in the range on another interface: peer %q", p)
+	}
+	if p := u.peers.sourcePeer("outside", netip.MustParseAddrPort("127.0.0.17:5061")); p != "" {
+		t.Fatalf("source outside the range: peer %q", p)
+	}
+}

@@ -36,6 +36,9 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	}
 	s.respond(ep, tx, trying, id)
 	rr := routingRequest(ep, req, rt)
+	if norm := rt.inbound(rr.SourcePeer, req); norm != req {
+		rr.User, rr.Host = norm.Recipient.User, norm.Recipient.Host
+	}
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -81,6 +84,16 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 			s.recordRefused(id, ep, req, code, reason)
 			return
 		}
+	} else if codecs := rt.offerCodecs(hops); codecs != nil {
+		// the far peer takes no INVITE without SDP: the unit makes the offer
+		if sdpB, err = makeOffer(mc, infoA.addr, codecs); err != nil {
+			mc.Close()
+			code, reason := statusFor(err)
+			s.respond(ep, tx, s.response(req, code, reason, nil), id)
+			s.recordRefused(id, ep, req, code, reason)
+			return
+		}
+		c.offerMade = true
 	} else {
 		c.lateOffer = true
 	}
@@ -119,7 +132,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	ref := c.ref()
 	d := &dialer{
 		svc: c.svc, rt: c.rt, id: c.st.ID, log: c.logger, in: in,
-		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled,
+		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled, fromPeer: c.legs[media.SideA].Peer,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
 			return c.buildInviteB(h, tg, ep, sdp)
 		},
@@ -185,6 +198,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.legs[media.SideA].inv, rt), b.LocalCSeq)
 	req.AppendHeader(info.contact(tg.Transport))
 	copyHeaders(req, c.legs[media.SideA].inv, info)
+	rt.trunkHeaders(req, c.legs[media.SideA].inv, h.Peer, info)
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
@@ -282,8 +296,11 @@ func (c *call) calleeSDP(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	c.mu.Lock()
-	mc, late := c.media, c.lateOffer
+	mc, late, made := c.media, c.lateOffer, c.offerMade
 	c.mu.Unlock()
+	if made {
+		return nil, c.answerMadeOffer(body)
+	}
 	if late {
 		return mc.Offer(media.SideB, body)
 	}
@@ -302,6 +319,9 @@ func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 func (c *call) onAnswerB(r *sip.Response) {
 	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
 	body, err := c.calleeSDP(r.Body())
+	if err == nil && c.offerMade { // set before the call was published, never changed
+		body, err = c.madeOfferToCaller(r.Body())
+	}
 	inv, _, epA := c.callerSide()
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs

@@ -21,6 +21,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/sip/trunk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -374,6 +375,9 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 		return true
 	}
 	rt, err := parseReferTo(v)
+	if cerr := trunk.CheckReferTo(v); cerr != nil {
+		err = errStatus(400, "Refer-To too long")
+	}
 	if err != nil {
 		code, reason := statusFor(err)
 		referTotal.WithLabelValues("none", "bad_request").Inc()

@@ -89,6 +89,18 @@ func (s *Service) Do(ctx context.Context, peer string, req *sip.Request) (*sip.R
 	if err != nil {
 		return nil, err
 	}
+	res, err := finalResponse(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("sip: %s to peer %q: %w", req.Method, peer, err)
+	}
+	return res, nil
+}
+
+var errNoFinal = errors.New("no final response")
+
+// finalResponse waits for the final response of a non-INVITE client
+// transaction and ends the transaction.
+func finalResponse(ctx context.Context, tx *sip.ClientTx) (*sip.Response, error) {
 	defer tx.Terminate()
 	for {
 		select {
@@ -98,11 +110,11 @@ func (s *Service) Do(ctx context.Context, peer string, req *sip.Request) (*sip.R
 			}
 		case <-tx.Done():
 			if err := tx.Err(); err != nil {
-				return nil, fmt.Errorf("sip: %s to peer %q: %w", req.Method, peer, err)
+				return nil, err
 			}
-			return nil, fmt.Errorf("sip: %s to peer %q: no final response", req.Method, peer)
+			return nil, errNoFinal
 		case <-ctx.Done():
-			return nil, fmt.Errorf("sip: %s to peer %q: %w", req.Method, peer, ctx.Err())
+			return nil, ctx.Err()
 		}
 	}
 }

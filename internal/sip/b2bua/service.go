@@ -90,6 +90,10 @@ type runtime struct {
 	ownHostPorts     map[string]bool               // Via sent-by values of the unit (loop detection)
 	refer            config.Refer                  // when REFER is handled locally (refer.go)
 	creds            map[string]digest.Credentials // peer name → auth (auth.go)
+	numbers          map[string]peerNumbers        // peer name → number rules (numbers.go)
+	ownAllow         map[string]bool               // peer name → trunk.own_allow
+	history          map[string]string             // peer name → trunk.history_info
+	offers           map[string][]string           // peer name → codecs of made offers (offer.go)
 }
 
 // New returns the SIP subsystem. Call Apply to start listening.
@@ -255,7 +259,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		s.endpoints[n] = ep
 	}
 	s.rt.Store(rt)
-	s.peers.apply(cfg.Peers)
+	s.peers.apply(rt, cfg.Peers)
 	return nil
 }
 
@@ -283,6 +287,11 @@ func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
 		refer:            cfg.Routing.Refer,
 		creds:            peerCreds(cfg.Peers),
 	}
+	if rt.numbers, err = compileNumbers(cfg.Peers); err != nil {
+		return nil, err
+	}
+	rt.trunkSettings(cfg.Peers)
+	rt.offers = offerSettings(cfg.Peers)
 	if rt.maxForwards <= 0 {
 		rt.maxForwards = 70
 	}

@@ -105,7 +105,13 @@ func startSippUAS(t *testing.T, ip, transport string) int {
 // test unless every call succeeded.
 func runSippUAC(t *testing.T, ip, transport, dst string, n int) {
 	t.Helper()
-	sf, _ := filepath.Abs("testdata/sipp/uac.xml")
+	runSippScenario(t, "uac.xml", ip, transport, dst, n)
+}
+
+// runSippScenario is runSippUAC with the scenario testdata/sipp/<name>.
+func runSippScenario(t *testing.T, name, ip, transport, dst string, n int) {
+	t.Helper()
+	sf, _ := filepath.Abs("testdata/sipp/" + name)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A port taken between our probe and sipp's bind makes sipp exit before

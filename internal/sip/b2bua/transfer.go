@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
+	"github.com/palisade-sbc/palisade/internal/sip/trunk"
 )
 
 // transfer is one REFER the unit carries out.
@@ -279,7 +280,14 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}
 	nl.LocalName = yl.RemoteName
 	nl.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
+	// the Refer-To's identifying parameters (user=phone, Teams' x-m and
+	// x-t) stay in the new leg's Request-URI; the hop decides the rest
 	nl.RemoteTarget = hopURI(h)
+	if x.to != nil {
+		u := trunk.NewLegURI(x.to.uri, nl.RemoteTarget.Host, nl.RemoteTarget.Port, h.Transport)
+		u.Scheme, u.User = nl.RemoteTarget.Scheme, h.User
+		nl.RemoteTarget = u
+	}
 	nl.RemoteTag, nl.RouteSet = "", nil
 	nl.ServerName, nl.Flow = tg.ServerName, tg.Addr.String()
 	nl.LocalCSeq++
@@ -295,6 +303,7 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 	if rt.allowHdr != "" {
 		req.AppendHeader(sip.NewHeader("Allow", rt.allowHdr))
 	}
+	rt.trunkHeaders(req, nil, h.Peer, info)
 	if rt.userAgent != "" {
 		req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))
 	}

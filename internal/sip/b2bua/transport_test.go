@@ -257,16 +257,9 @@ func TestPeerKeepalive(t *testing.T) {
 		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
 		c.DialPlan.Rules = []config.DialRule{{Name: "out", ForwardTo: []config.Forward{{Peer: "itsp"}, {Peer: "backup"}}}}
 	})
-	peerState := func(name string) PeerState {
-		for _, p := range u.PeerStates() {
-			if p.Name == name {
-				return p
-			}
-		}
-		return PeerState{}
-	}
+	peerState := func(name string) PeerState { return peerStateOf(u, name) }
 	waitFor(t, func() bool { return !peerState("itsp").Up }, "itsp marked down")
-	if st := peerState("itsp"); st.Failures < downAfter {
+	if st := peerState("itsp"); st.Failures < 3 {
 		t.Fatalf("down after %d failures", st.Failures)
 	}
 	ctx := ctxT(t)

@@ -72,7 +72,7 @@ type Hooks struct {
 	// VerifiedNames returns the names of a client certificate somebody
 	// verified (nil: none, or not verified): they identify the connection's
 	// peer (PeerNames).
-	VerifiedNames func(cs tls.ConnectionState) []string
+	VerifiedNames func(cs tls.ConnectionState, remote net.Addr) []string
 }
 
 // Endpoint is one interface: its own sipgo transport and transaction layer

@@ -100,7 +100,7 @@ func (h *TLSListener) handshake(c net.Conn) {
 		out = &idleConn{Conn: tc, idle: h.idle}
 	}
 	if f := h.ep.hooks.VerifiedNames; f != nil {
-		if names := f(tc.ConnectionState()); names != nil {
+		if names := f(tc.ConnectionState(), c.RemoteAddr()); names != nil {
 			out = h.ep.remember(out, names)
 		}
 	}

@@ -1,0 +1,67 @@
+package b2bua
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+)
+
+// TestPeerNumberRules: outbound rules of the trunk rewrite the
+// Request-URI, To and P-Asserted-Identity of the INVITE sent to it (E.164
+// with "+", user=phone); inbound rules rewrite the number a call from the
+// trunk brings before routing, so the PBX gets its extension. The caller's
+// own leg is not rewritten.
+func TestPeerNumberRules(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+		c.Peers[1].Trunk.Numbers = config.PeerNumbers{
+			Outbound: []config.NumberRule{
+				{Fields: []string{"request_uri", "to"}, StripPrefix: "0", AddPrefix: "+49"},
+				{Fields: []string{"pai"}, Match: `(\d{3})`, Replace: "+4930555$1"},
+			},
+			Inbound:   []config.NumberRule{{Fields: []string{"request_uri"}, Match: `\+4930555(\d+)`, Replace: "$1"}},
+			UserPhone: true,
+		}
+	})
+	ctx := ctxT(t)
+	sess, err := pbx.Call(ctx, u.inside(), "030123456", testSDP("127.0.0.1", 7000),
+		sip.NewHeader("P-Asserted-Identity", "<sip:201@127.0.0.1>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	inv := itsp.Next(sip.INVITE)
+	if inv.Recipient.User != "+4930123456" || !inv.Recipient.UriParams.Has("user") {
+		t.Errorf("Request-URI %s, want +4930123456 with user=phone", inv.Recipient.String())
+	}
+	if to := inv.To().Address; to.User != "+4930123456" {
+		t.Errorf("To %s", to.String())
+	}
+	if pai := inv.GetHeader("P-Asserted-Identity"); pai == nil || !strings.Contains(pai.Value(), "sip:+4930555201@") {
+		t.Errorf("P-Asserted-Identity %v", pai)
+	}
+	if got := sess.InviteResponse.To().Address.User; got != "030123456" {
+		t.Errorf("the caller's leg sees To %q, want its own number", got)
+	}
+	_ = sess.Ack(ctx)
+	hangUp(t, ctx, sess, itsp, u)
+
+	in, err := itsp.Call(ctx, u.outside(), "+4930555201", testSDP("127.0.0.3", 7100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if inv := pbx.Next(sip.INVITE); inv.Recipient.User != "201" {
+		t.Errorf("the PBX got Request-URI %s, want extension 201", inv.Recipient.String())
+	}
+	_ = in.Ack(ctx)
+	hangUp(t, ctx, in, pbx, u)
+}

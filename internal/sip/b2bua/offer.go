@@ -1,0 +1,106 @@
+package b2bua
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/media/sdp"
+	"github.com/palisade-sbc/palisade/internal/routing"
+)
+
+// Offer conversion (config peers[].trunk.offer): a peer such as Teams
+// Direct Routing refuses an INVITE without SDP (488), so for a caller that
+// sent none the unit makes the offer itself (sdp.NewOffer with the peer's
+// codecs, taken by the relay as the caller's offer and anchored, SRTP per
+// policy). The peer's answer completes that exchange and, offered again
+// from the peer's side, becomes the offer in the 2xx to the caller; the
+// caller's answer in its ACK completes the media. The relay's answer
+// towards the peer is not sent: the peer has answered already
+// (internal/media/late_offer_test.go proves the relay keeps its side).
+
+var errNoAnswerInAck = errors.New("ACK without a usable SDP answer")
+
+// offerCodecs returns the codecs of the offer to make when the first hop
+// goes to a peer that requires one; nil when no offer is needed.
+func (rt *runtime) offerCodecs(hops []routing.Hop) []string {
+	if len(hops) == 0 {
+		return nil
+	}
+	return rt.offers[rt.peerOfHop(hops[0]).Peer]
+}
+
+// makeOffer is the caller's leg's offer the unit makes, turned by the
+// relay into the offer to the far leg.
+func makeOffer(mc media.Call, addr netip.Addr, codecs []string) ([]byte, error) {
+	tmpl, err := sdp.NewOffer(addr, 9, codecs, rand.Uint64N(1<<62))
+	if err != nil {
+		return nil, err
+	}
+	return mc.Offer(media.SideA, tmpl)
+}
+
+// answerMadeOffer gives the relay the far leg's answer (first 18x or 2xx
+// with SDP); nothing is relayed to the caller from a provisional answer.
+func (c *call) answerMadeOffer(body []byte) error {
+	c.mu.Lock()
+	done := c.madeAnswered
+	c.madeAnswered = true
+	mc := c.media
+	c.mu.Unlock()
+	if done || len(body) == 0 {
+		if !done {
+			c.mu.Lock()
+			c.madeAnswered = false
+			c.mu.Unlock()
+		}
+		return nil
+	}
+	_, err := mc.Answer(media.SideB, body)
+	return err
+}
+
+// madeOfferToCaller is the offer in the 2xx to the caller: the far leg's
+// answer, offered from its side.
+func (c *call) madeOfferToCaller(body []byte) ([]byte, error) {
+	c.mu.Lock()
+	answered := c.madeAnswered
+	c.mu.Unlock()
+	if !answered {
+		return nil, errStatus(488, "Not Acceptable Here (no SDP answer to the offer made)")
+	}
+	return c.mediaOf().Offer(media.SideB, body)
+}
+
+// ackOfMadeOffer completes the media with the caller's answer in its ACK;
+// without a usable one both legs are ended (BYE), the reason recorded.
+func (c *call) ackOfMadeOffer(req *sip.Request) {
+	body := req.Body()
+	err := errNoAnswerInAck
+	if len(body) > 0 {
+		_, err = c.mediaOf().Answer(media.SideA, body)
+	}
+	if err != nil {
+		c.logger().Info("late-offer call ended: no usable answer in the ACK", "err", err)
+		c.hangup("no usable SDP answer in ACK")
+	}
+}
+
+// offerSettings notes the codecs of the peers that require an offer.
+func offerSettings(peers []config.Peer) map[string][]string {
+	m := map[string][]string{}
+	for _, p := range peers {
+		if !p.Trunk.Offer.Required {
+			continue
+		}
+		codecs := p.Trunk.Offer.Codecs
+		if len(codecs) == 0 {
+			codecs = config.DefaultOfferCodecs
+		}
+		m[p.Name] = codecs
+	}
+	return m
+}

@@ -102,7 +102,7 @@ func wireSubsystems(d Deps) wired {
 	} else {
 		engine, relay = r, r
 	}
-	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
+	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
 	// SIP accounts (registration at trunks) send their requests through the
 	// SIP layer.
 	acc := accounts.New(sipSvc, d.Log)

@@ -27,12 +27,8 @@ type Provider interface {
 // explained with its §7.1.6 cause (docs/tls.md), logged at a bounded rate and
 // counted in palisade_pki_tls_handshake_failures_total. role is "server"
 // (a peer connected to a listener on iface) or "client"; remote is the
-// peer's address. Use it through a type assertion on the Provider:
-//
-//	if hr, ok := provider.(pki.HandshakeReporter); ok {
-//		d := hr.HandshakeFailed("server", "outside", conn.RemoteAddr().String(), err)
-//		_ = d.Message
-//	}
+// peer's address. The composition root (cli/wire.go) hands the subsystem
+// to its users as this interface (b2bua.Deps.Handshakes).
 type HandshakeReporter interface {
 	HandshakeFailed(role, iface, remote string, err error) Diagnosis
 }

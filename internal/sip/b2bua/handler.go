@@ -96,9 +96,7 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 	default:
 		// REGISTER, SUBSCRIBE, REFER, PUBLISH outside a dialog belong to
 		// the registrar and REFER issues.
-		if rs, ok := s.deps.Registrar.(interface {
-			Serve(*sip.Request, sip.ServerTransaction, string) bool
-		}); ok && req.Method == sip.REGISTER && rs.Serve(req, tx, ep.name) {
+		if rs := s.deps.Registrar; rs != nil && req.Method == sip.REGISTER && rs.Serve(req, tx, ep.name) {
 			return // answered by the local registrar (internal/registrar)
 		}
 		s.respond(ep, tx, s.response(req, 501, "Not Implemented", nil), "")

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/emiago/sipgo/sip"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -35,13 +36,25 @@ type Deps struct {
 	// TLS gives listener and client TLS configurations; nil is allowed when
 	// no TLS listener or target is configured.
 	TLS pki.Provider
-	// Registrar is the local registrar lookup; nil until it exists.
-	Registrar routing.RegistrarLookup
+	// Registrar is the local registrar: a routing step and the answer to
+	// REGISTER; nil = none (REGISTER gets 501).
+	Registrar Registrar
+	// Handshakes explains failed TLS handshakes (the PKI subsystem: cause,
+	// bounded log, counter); nil = they are logged here at a bounded rate.
+	Handshakes pki.HandshakeReporter
 	// Guard filters requests before anything else looks at them; nil = none.
 	Guard *guard.Guard
 	// Calls receives each call's start, answer and end for its record
 	// (observe's Recorder); nil = none.
 	Calls observe.CallRecorder
+}
+
+// Registrar is what the B2BUA uses of the local registrar
+// (internal/registrar): its bindings as a routing step, and REGISTER, which
+// Serve answers when it is for the registrar (false: not handled).
+type Registrar interface {
+	routing.RegistrarLookup
+	Serve(req *sip.Request, tx sip.ServerTransaction, iface string) bool
 }
 
 // Service is the SIP subsystem (a unit.Subsystem).
@@ -264,7 +277,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 }
 
 func (s *Service) buildRuntime(cfg *config.Config) (*runtime, error) {
-	table, err := routing.NewTable(cfg, s.deps.Registrar)
+	table, err := routing.NewTable(cfg, s.registrarLookup())
 	if err != nil {
 		return nil, err
 	}
@@ -392,4 +405,13 @@ func (s *Service) ActiveCalls() []CallState {
 		c.mu.Unlock()
 	}
 	return out
+}
+
+// registrarLookup is the registrar as a routing step; a nil interface when
+// there is none (routing checks for nil).
+func (s *Service) registrarLookup() routing.RegistrarLookup {
+	if s.deps.Registrar == nil {
+		return nil
+	}
+	return s.deps.Registrar
 }

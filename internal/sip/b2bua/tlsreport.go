@@ -7,17 +7,15 @@ import (
 	"net"
 	"strings"
 	"sync"
-
-	"github.com/palisade-sbc/palisade/internal/pki"
 )
 
-// reportHandshake passes a failed TLS handshake to the PKI provider when it
-// explains failures (pki.HandshakeReporter: cause, bounded log, counter);
-// without one it is logged here at a bounded rate. role is "server" for a
+// reportHandshake passes a failed TLS handshake to Deps.Handshakes (the PKI:
+// cause, bounded log, counter); without one it is logged here at a bounded
+// rate. role is "server" for a
 // peer connecting to our listener, "client" for a connection we dialled.
 func (s *Service) reportHandshake(role, iface, remote string, err error) {
 	badInput.WithLabelValues("tls_handshake").Inc()
-	if hr, ok := s.deps.TLS.(pki.HandshakeReporter); ok {
+	if hr := s.deps.Handshakes; hr != nil {
 		d := hr.HandshakeFailed(role, iface, remote, err)
 		s.limited.Warn("tls-handshake-"+role, "TLS handshake failed", "role", role, "interface", iface,
 			"remote", remote, "cause", string(d.Cause), "diagnosis", d.Message, "err", err)

@@ -73,7 +73,7 @@ func TestTLSHandshakeFailuresReported(t *testing.T) {
 			p := &reportingPKI{testPKI: newTestPKI(t), ch: make(chan struct{}, 1)}
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			addr := tc.peer(t, p.testPKI)
-			u := newTestUnitWith(t, pbx, nil, Deps{TLS: p}, func(c *config.Config) {
+			u := newTestUnitWith(t, pbx, nil, Deps{TLS: p, Handshakes: p}, func(c *config.Config) {
 				c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
 				c.Peers = append(c.Peers, config.Peer{Name: "itsp", Kind: "itsp", Interface: "outside", Address: addr.String(), Transport: "tls"})
 				c.TLS.HandshakeTimeout = config.Duration(2 * time.Second)
@@ -95,7 +95,7 @@ func TestTLSHandshakeFailuresReported(t *testing.T) {
 	}
 	t.Run("listener", func(t *testing.T) {
 		p := &reportingPKI{testPKI: newTestPKI(t), ch: make(chan struct{}, 1)}
-		u := newTestUnitWith(t, nil, nil, Deps{TLS: p}, func(c *config.Config) {
+		u := newTestUnitWith(t, nil, nil, Deps{TLS: p, Handshakes: p}, func(c *config.Config) {
 			c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
 		})
 		c, err := net.Dial("tcp", u.ListenAddr("outside", "tls").String())

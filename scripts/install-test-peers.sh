@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(sip-tester kamailio kamailio-tls-modules baresip-core dnsmasq-base tshark
       testssl.sh sipvicious chromium openssl iproute2 tmux rtpengine-daemon sngrep pebble
-      rsyslog rsyslog-gnutls systemd groff-base make etcd-server)
+      rsyslog rsyslog-gnutls systemd groff-base make etcd-server
+      debootstrap systemd-container)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

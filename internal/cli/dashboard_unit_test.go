@@ -91,13 +91,7 @@ func TestDashboardThroughRunningUnit(t *testing.T) {
 	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
 	cfg.Media.Policies = []config.MediaPolicy{}
 	cfg.Media.DefaultPolicy.RTPProfile = "avp"
-	if b, err = config.Encode(cfg); err != nil {
-		t.Fatal(err)
-	}
-	initial := filepath.Join(t.TempDir(), "initial.json")
-	if err := os.WriteFile(initial, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	initial := writeInitial(t, cfg)
 	unit := startUnit(t, dir, initial)
 
 	const calls = 2

@@ -51,15 +51,17 @@ func testConfigFile(t *testing.T) string {
 	cfg.SIP.Listeners[0].Port, cfg.SIP.Listeners[1].Port = both, both
 	cfg.Media.PortMin = (41000 + testkit.FreePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
 	cfg.Media.PortMax = cfg.Media.PortMin + 99
+	return writeInitial(t, cfg)
+}
+
+// writeInitial writes cfg as an --initial-config file and returns its path.
+func writeInitial(t *testing.T, cfg *config.Config) string {
+	t.Helper()
 	b, err := config.Encode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "initial.json")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeFile(t, t.TempDir(), "initial.json", b)
 }
 
 // startUnit runs `palisade run` on dir and waits until admin.sock answers.

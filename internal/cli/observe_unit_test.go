@@ -43,13 +43,7 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	cfg.Media.DefaultPolicy.RTPProfile = "avp"
 	hepRecv := startHEPReceiver(t) // every traced message also goes out as HEP
 	cfg.HEP = config.HEP{Enabled: true, NodeID: 99, QueueSize: 1000, Collectors: []config.HEPCollector{{Address: hepRecv.addr, Transport: "udp"}}}
-	if b, err = config.Encode(cfg); err != nil {
-		t.Fatal(err)
-	}
-	initial := filepath.Join(t.TempDir(), "initial.json")
-	if err := os.WriteFile(initial, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	initial := writeInitial(t, cfg)
 	unit := startUnit(t, dir, initial)
 
 	const calls = 2

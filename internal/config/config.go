@@ -229,6 +229,9 @@ type Peer struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Trunk holds the trunk and cloud settings (peer_trunk.go).
 	Trunk PeerTrunk `json:"trunk,omitzero"`
+	// Media is the peer's own media encryption policy, over its
+	// interface's (peer_media.go); empty fields inherit.
+	Media PeerMedia `json:"media,omitzero"`
 }
 
 // PeerAuth holds the credentials the unit uses towards a peer.

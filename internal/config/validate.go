@@ -509,44 +509,21 @@ func (v *validator) media() {
 	if m.PortMin >= m.PortMax {
 		v.add("media.port_max", "%d is not above media.port_min %d", m.PortMax, m.PortMin)
 	}
-	suitesOf := map[string][]string{}
 	names := make([]string, len(m.CryptoSuiteGroups))
 	for i, g := range m.CryptoSuiteGroups {
 		p := fmt.Sprintf("media.crypto_suite_groups[%d]", i)
 		names[i] = g.Name
 		v.name(p+".name", g.Name)
-		suitesOf[g.Name] = g.Suites
 		if len(g.Suites) == 0 {
 			v.add(p+".suites", "is empty; list at least one suite")
 		}
 		v.enumSet(p+".suites", g.Suites, CryptoSuites)
 	}
 	v.unique("media.crypto_suite_groups", "name", names)
-	// policy checks that the group can meet the requirement.
 	policy := func(p, group, req string) {
 		v.ref(p+".group", group, v.groups, "media.crypto_suite_groups")
 		v.enum(p+".requirement", req, Requirements)
-		suites, ok := suitesOf[group]
-		if !ok {
-			return
-		}
-		hasClear, hasSRTP := false, false
-		for _, s := range suites {
-			if s == "cleartext" {
-				hasClear = true
-			} else if oneOf(s, CryptoSuites) {
-				hasSRTP = true
-			}
-		}
-		switch {
-		case req == "srtp" && !hasSRTP:
-			v.add(p+".requirement", "srtp needs an SRTP suite, but group %q has none", group)
-		case req == "rtp" && !hasClear:
-			v.add(p+".requirement", "rtp needs the cleartext suite, but group %q lacks it", group)
-		}
-		if req == "srtp" && !m.EncryptionEnabled {
-			v.add(p+".requirement", "srtp is required but media.encryption_enabled is false")
-		}
+		v.policyMeets(p+".requirement", group, req, "")
 	}
 	ifaces := map[string]int{}
 	for i, pol := range m.Policies {

@@ -117,6 +117,7 @@ func (v *validator) peerList() {
 		v.duration(p+".options_interval", pe.OptionsInterval)
 		v.headerMap(p+".headers", pe.Headers)
 		v.peerTrunk(p+".trunk", pe.Trunk)
+		v.peerMedia(p+".media", pe)
 	}
 	v.unique("peers", "name", names)
 }

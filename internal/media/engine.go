@@ -28,6 +28,9 @@ type Leg struct {
 	// Bind, the interface's advertised_address is used, else Bind. An
 	// unset Bind is the interface's address.
 	Advertised netip.Addr
+	// Peer is the configured peer the leg faces, "" for none: its own
+	// media policy (peers[].media) then applies instead of the interface's.
+	Peer string
 }
 
 // Errors the SIP layer maps to responses.

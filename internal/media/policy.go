@@ -33,9 +33,12 @@ type Policy struct {
 	// an "either" leg follows the other leg, and a call whose legs cannot
 	// match is refused.
 	AllowTranscoding bool
+	// Peer is the peer the leg faces when the policy is that peer's own
+	// (peers[].media), else "".
+	Peer string
 	// Source names the configuration entry the policy comes from
-	// ("media.policies[0]" or "media.default_policy"), so that a refused
-	// call tells the administrator what to change.
+	// ("media.policies[0]", "media.default_policy" or "peers[1].media"),
+	// so that a refused call tells the administrator what to change.
 	Source string
 }
 
@@ -46,11 +49,17 @@ func (p Policy) describe() string {
 	if src == "" {
 		src = "media.default_policy"
 	}
+	if p.Peer != "" {
+		return fmt.Sprintf("peer %q on interface %q, policy %s (requirement %s)", p.Peer, p.Interface, src, p.Requirement)
+	}
 	return fmt.Sprintf("interface %q, policy %s (requirement %s)", p.Interface, src, p.Requirement)
 }
 
 // hintSRTP says how to let plain RTP through on the policy's interface.
 func (p Policy) hintSRTP() string {
+	if p.Peer != "" {
+		return fmt.Sprintf("set %s.requirement to \"either\" (or \"rtp\") to allow plain RTP with peer %q", p.Source, p.Peer)
+	}
 	if p.Source == "" || p.Source == "media.default_policy" {
 		return "set media.default_policy.requirement to \"either\" (or \"rtp\") to allow plain RTP"
 	}
@@ -65,13 +74,24 @@ func (p Policy) allowsSRTP() bool { return p.Requirement != RequireRTP && len(p.
 
 func (p Policy) accepts(suite string) bool { return slices.Contains(p.Suites, suite) }
 
-// policies is the compiled media section: one Policy per interface plus the default.
+// policies is the compiled media section: one Policy per interface plus
+// the default, and the peers' own settings laid over them.
 type policies struct {
 	byIface map[string]Policy
 	def     Policy
+	byPeer  map[string]peerPolicy
+	groups  map[string][]string // SRTP suites by crypto suite group
+	enabled bool                // media.encryption_enabled
 }
 
-func compilePolicies(m config.Media) policies {
+// peerPolicy is a peer's own media settings (peers[].media); an empty field
+// takes the interface's value.
+type peerPolicy struct {
+	source             string // "peers[1].media"
+	group, requirement string
+}
+
+func compilePolicies(m config.Media, peers []config.Peer) policies {
 	groups := map[string][]string{}
 	for _, g := range m.CryptoSuiteGroups {
 		for _, s := range g.Suites {
@@ -96,11 +116,35 @@ func compilePolicies(m config.Media) policies {
 		}
 		return p
 	}
-	ps := policies{byIface: map[string]Policy{}, def: mk("media.default_policy", "", d.Group, d.Requirement)}
+	ps := policies{byIface: map[string]Policy{}, def: mk("media.default_policy", "", d.Group, d.Requirement),
+		byPeer: map[string]peerPolicy{}, groups: groups, enabled: m.EncryptionEnabled}
 	for i, p := range m.Policies {
 		ps.byIface[p.Interface] = mk(fmt.Sprintf("media.policies[%d]", i), p.Interface, p.Group, p.Requirement)
 	}
+	for i, p := range peers {
+		if p.Media.Set() {
+			ps.byPeer[p.Name] = peerPolicy{source: fmt.Sprintf("peers[%d].media", i), group: p.Media.Group, requirement: p.Media.Requirement}
+		}
+	}
 	return ps
+}
+
+// forLeg is the policy of a leg on interface iface facing peer ("" = no
+// configured peer): the peer's own settings over the interface's.
+func (ps policies) forLeg(iface, peer string) Policy {
+	p := ps.forInterface(iface)
+	pp, ok := ps.byPeer[peer]
+	if !ok || !ps.enabled { // encryption off: every leg is plain RTP
+		return p
+	}
+	p.Peer, p.Source = peer, pp.source
+	if pp.group != "" {
+		p.Suites = ps.groups[pp.group]
+	}
+	if pp.requirement != "" {
+		p.Requirement = pp.requirement
+	}
+	return p
 }
 
 func (ps policies) forInterface(iface string) Policy {

@@ -79,7 +79,7 @@ func compile(cfg *config.Config) (*relayConf, error) {
 	if m.PortMin < 1 || m.PortMax > 65535 || m.PortMax < m.PortMin+1 {
 		return nil, fmt.Errorf("media: port range %d-%d holds no RTP/RTCP pair", m.PortMin, m.PortMax)
 	}
-	rc := &relayConf{pol: compilePolicies(m), ifaces: map[string]config.Interface{},
+	rc := &relayConf{pol: compilePolicies(m, cfg.Peers), ifaces: map[string]config.Interface{},
 		inactivity: time.Duration(m.InactivityTimeout)}
 	for _, i := range cfg.Network.Interfaces {
 		rc.ifaces[i.Name] = i
@@ -174,12 +174,16 @@ func (r *Relay) Close() error {
 }
 
 // PolicyFor returns the media encryption policy new calls get on interface iface.
-func (r *Relay) PolicyFor(iface string) Policy {
+func (r *Relay) PolicyFor(iface string) Policy { return r.PolicyForPeer(iface, "") }
+
+// PolicyForPeer returns the media encryption policy new calls get on a leg
+// on interface iface that faces peer (peers[].media over the interface's).
+func (r *Relay) PolicyForPeer(iface, peer string) Policy {
 	rc := r.conf.Load()
 	if rc == nil {
 		return Policy{Interface: iface, Requirement: RequireRTP}
 	}
-	return rc.pol.forInterface(iface)
+	return rc.pol.forLeg(iface, peer)
 }
 
 // ActiveCalls is the number of calls with anchored media.
@@ -241,7 +245,7 @@ func (r *Relay) NewCall(id string, a, b Leg) (Call, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.sides[i] = side{spec: spec, pol: rc.pol.forInterface(spec.Interface)}
+		c.sides[i] = side{spec: spec, pol: rc.pol.forLeg(spec.Interface, spec.Peer)}
 	}
 	// The first stream's ports are taken now, so that a full range refuses
 	// the call (503) before it rings; more streams get theirs with the offer.

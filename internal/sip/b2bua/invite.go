@@ -63,10 +63,11 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	c.legs[media.SideA].ep = ep
 	c.legs[media.SideB].ep = rt.egress(hops[0], ep)
 
-	infoA, infoB := ep.info.Load(), c.legs[media.SideB].ep.info.Load()
-	mc, err := s.newMedia(id,
-		media.Leg{Interface: ep.name, Bind: infoA.addr, Advertised: infoA.addr},
-		media.Leg{Interface: c.legs[media.SideB].ep.name, Bind: infoB.addr, Advertised: infoB.addr})
+	// Each media leg takes the policy of the peer it faces (peers[].media),
+	// else its interface's: the caller's peer, and the first hop's.
+	infoA := ep.info.Load()
+	mc, err := s.newMedia(id, media.Leg{Interface: ep.name, Bind: infoA.addr, Advertised: infoA.addr, Peer: rr.SourcePeer},
+		mediaLeg(c.legs[media.SideB].ep, rt.peerOfHop(hops[0]).Peer))
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)

@@ -61,7 +61,12 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		return 488, "Not Acceptable Here (offer required with Replaces)"
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), c.st.ID)
-	la, lb := mediaLegs(z, ep, c.endpointOf(w))
+	rt := s.rt.Load()
+	peer := s.sourcePeer(ep, req, rt)
+	c.mu.Lock()
+	wPeer := c.leg(w).Peer
+	c.mu.Unlock()
+	la, lb := mediaLegs(z, ep, peer, c.endpointOf(w), wPeer)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		return statusFor(err)
@@ -85,7 +90,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	}
 	from, to := req.From(), req.To()
 	nl := Leg{
-		Interface: ep.name, Transport: strings.ToLower(req.Transport()),
+		Interface: ep.name, Transport: strings.ToLower(req.Transport()), Peer: peer,
 		CallID: req.CallID().Value(), LocalTag: newID(), RemoteTag: getTag(from.Params),
 		LocalURI: to.Address, LocalName: to.DisplayName, RemoteURI: from.Address, RemoteName: from.DisplayName,
 		RemoteCSeq: req.CSeq().SeqNo, InviteCSeq: req.CSeq().SeqNo,

@@ -129,15 +129,19 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 	}
 }
 
-// mediaLegs describes the endpoints for a new media.Call.
-func mediaLegs(ya media.Side, yEp, xEp *endpoint) (media.Leg, media.Leg) {
-	mk := func(e *endpoint) media.Leg {
-		info := e.info.Load()
-		return media.Leg{Interface: e.name, Bind: info.addr, Advertised: info.addr}
-	}
+// mediaLeg describes a media leg on endpoint e facing peer ("" = none),
+// whose own media policy then applies.
+func mediaLeg(e *endpoint, peer string) media.Leg {
+	info := e.info.Load()
+	return media.Leg{Interface: e.name, Bind: info.addr, Advertised: info.addr, Peer: peer}
+}
+
+// mediaLegs describes the endpoints for a new media.Call: side ya on yEp
+// facing peer yPeer, the other on xEp facing xPeer.
+func mediaLegs(ya media.Side, yEp *endpoint, yPeer string, xEp *endpoint, xPeer string) (media.Leg, media.Leg) {
 	var l [2]media.Leg
-	l[ya] = mk(yEp)
-	l[ya.Other()] = mk(xEp)
+	l[ya] = mediaLeg(yEp, yPeer)
+	l[ya.Other()] = mediaLeg(xEp, xPeer)
 	return l[0], l[1]
 }
 
@@ -172,7 +176,8 @@ func (x *transfer) blind() (int, string, *call) {
 		return 488, "Not Acceptable Here (no session description of the transferee)", nil
 	}
 	// the transferee's side is where the new call comes from
-	la, lb := mediaLegs(y, yEp, rt.egress(rt.peerOfHop(hops[0]), yEp))
+	first := rt.peerOfHop(hops[0])
+	la, lb := mediaLegs(y, yEp, yl.Peer, rt.egress(first, yEp), first.Peer)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -503,7 +508,10 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	if cl.RemoteTag == "" {
 		return 481, "Call/Transaction Does Not Exist", nil, nil
 	}
-	la, lb := mediaLegs(y, c.endpointOf(y), cep)
+	c.mu.Lock()
+	yPeer := c.leg(y).Peer
+	c.mu.Unlock()
+	la, lb := mediaLegs(y, c.endpointOf(y), yPeer, cep, cl.Peer)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)

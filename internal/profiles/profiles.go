@@ -132,13 +132,14 @@ func applyGeneric(cfg *config.Config, a Answers) error {
 		port = 5061
 	}
 	ensureListener(cfg, config.Listener{Interface: a.Interface, Transport: a.Transport, Port: port, Certificate: tlsCert(cfg, a)})
+	p := peer(a, Generic, a.Transport, keepalive)
+	// SRTP where the trunk offers it, RTP otherwise.
+	group := "RTP"
 	if a.Transport == "tls" {
-		// SRTP where the trunk offers it, RTP otherwise.
-		setPolicy(cfg, config.MediaPolicy{Interface: a.Interface, Group: "SRTP", Requirement: "either"})
-	} else {
-		setPolicy(cfg, config.MediaPolicy{Interface: a.Interface, Group: "RTP", Requirement: "either"})
+		group = "SRTP"
 	}
-	setPeer(cfg, peer(a, Generic, a.Transport, keepalive))
+	setPeerPolicy(cfg, &p, config.MediaPolicy{Interface: a.Interface, Group: group, Requirement: "either"})
+	setPeer(cfg, p)
 	return nil
 }
 
@@ -155,10 +156,11 @@ func applyOffice365(cfg *config.Config, a Answers) error {
 	// UM presents *.um.outlook.com.
 	cfg.TLS.AllowWildcardServerCertificates = true
 	raiseMinTLS(cfg, "1.2")
-	srtpOutside(cfg, a.Interface)
+	p := peer(a, Office365UM, "tls", keepalive)
+	srtpOutside(cfg, &p)
 	// UM transfers with REFER to targets inside or outside; the unit acts on it.
 	cfg.Routing.Refer.Always = true
-	setPeer(cfg, peer(a, Office365UM, "tls", keepalive))
+	setPeer(cfg, p)
 	return nil
 }
 
@@ -178,7 +180,6 @@ func applyTeams(cfg *config.Config, a Answers) error {
 	cfg.TLS.CheckServerDomain = true
 	cfg.TLS.AllowWildcardServerCertificates = true
 	raiseMinTLS(cfg, "1.2")
-	srtpOutside(cfg, a.Interface)
 	cfg.SIP.TopologyHiding = true
 	// Teams transfers with REFER; act on it when the PBX cannot.
 	cfg.Routing.Refer.NoReferSupport = true
@@ -203,6 +204,7 @@ func applyTeams(cfg *config.Config, a Answers) error {
 	}
 	p.Headers = map[string]string{"X-MS-SBC": "Palisade/" + model + "/" + version}
 	p.Trunk = teamsTrunk()
+	srtpOutside(cfg, &p)
 	setPeer(cfg, p)
 	return nil
 }
@@ -325,14 +327,44 @@ func raiseMinTLS(cfg *config.Config, v string) {
 	}
 }
 
-// srtpOutside is the seed's §6.9: SRTP mandatory on the ITSP side, RTP
+// srtpOutside is the seed's §6.9: SRTP mandatory towards the ITSP p, RTP
 // allowed elsewhere, transcoding between them.
-func srtpOutside(cfg *config.Config, iface string) {
+func srtpOutside(cfg *config.Config, p *config.Peer) {
 	m := &cfg.Media
 	m.EncryptionEnabled = true
 	ensureGroup(cfg, standardGroups["RTP"])
-	setPolicy(cfg, config.MediaPolicy{Interface: iface, Group: "SRTP", Requirement: "srtp"})
+	setPeerPolicy(cfg, p, config.MediaPolicy{Interface: p.Interface, Group: "SRTP", Requirement: "srtp"})
 	m.DefaultPolicy = config.DefaultMediaPolicy{Group: "RTP", Requirement: "rtp", AllowTranscoding: true, RTPProfile: "prefer-savp"}
+}
+
+// setPeerPolicy gives the profile's peer p its media policy pol as its own
+// (peers[].media), so that a later change of its interface's policy does
+// not reach it. The interface's policy (media.policies) becomes pol too,
+// as the seed's profiles had it, only while p is the interface's only
+// peer: a lab trunk added next to a Teams trunk must not turn the
+// interface's SRTP into "either" (issue 18), whether Teams relies on it
+// or not.
+func setPeerPolicy(cfg *config.Config, p *config.Peer, pol config.MediaPolicy) {
+	ensureGroup(cfg, standardGroups[pol.Group])
+	p.Media = config.PeerMedia{Group: pol.Group, Requirement: pol.Requirement}
+	alone := !slices.ContainsFunc(cfg.Peers, func(q config.Peer) bool { return q.Name != p.Name && q.Interface == p.Interface })
+	if alone {
+		setPolicy(cfg, pol)
+	}
+}
+
+// ReliesOnInterface names the peers on interface iface, other than except,
+// that have no media policy of their own and so take the interface's.
+func ReliesOnInterface(cfg *config.Config, iface, except string) []string {
+	var out []string
+	for _, q := range cfg.Peers {
+		// plain RTP needs no suite group: such a peer takes none from the interface
+		own := q.Media.Requirement != "" && (q.Media.Group != "" || q.Media.Requirement == "rtp")
+		if q.Name != except && q.Interface == iface && !own {
+			out = append(out, q.Name)
+		}
+	}
+	return out
 }
 
 // standardGroups are the seed's two crypto suite groups.

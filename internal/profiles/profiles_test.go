@@ -163,3 +163,56 @@ func TestProfilesValidate(t *testing.T) {
 		})
 	}
 }
+
+// Issue 18: a lab trunk (generic profile) applied after the Teams profile
+// on the same interface leaves Teams on SRTP: the lab gets a policy of its
+// own, and the interface's stays as Teams needs it. Also for a Teams peer
+// written before peers had their own policy (it relies on the interface).
+func TestSecondProfileKeepsTeamsSRTP(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		t.Run(map[bool]string{false: "teams with its own policy", true: "teams relying on the interface"}[old], func(t *testing.T) {
+			c := withFQDN()
+			if err := Apply(c, TeamsDirectRouting, Answers{PeerName: "teams"}); err != nil {
+				t.Fatal(err)
+			}
+			if old {
+				c.Peers[0].Media = config.PeerMedia{}
+			}
+			before := policy(c, "outside")
+			if err := Apply(c, Generic, Answers{PeerName: "lab", Address: "198.51.100.7", Transport: "udp"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := policy(c, "outside"); got != before {
+				t.Errorf("outside policy %+v → %+v", before, got)
+			}
+			if g, r := c.PeerMediaPolicy(c.Peers[0]); g != "SRTP" || r != "srtp" {
+				t.Errorf("teams media policy %s/%s, want SRTP/srtp", g, r)
+			}
+			if lab := c.Peers[1]; lab.Media != (config.PeerMedia{Group: "RTP", Requirement: "either"}) {
+				t.Errorf("lab media %+v", lab.Media)
+			}
+			if errs := c.Validate(); errs != nil {
+				t.Errorf("invalid: %v", errs)
+			}
+		})
+	}
+}
+
+// A profile alone on its interface sets the interface's policy as before,
+// and its peer's own.
+func TestProfileSetsPeerPolicy(t *testing.T) {
+	c := withFQDN()
+	if err := Apply(c, Generic, Answers{PeerName: "lab", Address: "198.51.100.7", Transport: "udp"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := policy(c, "outside"); p.Requirement != "either" || p.Group != "RTP" {
+		t.Errorf("outside policy %+v", p)
+	}
+	if got := ReliesOnInterface(c, "outside", ""); len(got) != 0 {
+		t.Errorf("relying on outside: %v", got)
+	}
+	c.Peers = append(c.Peers, config.Peer{Name: "old", Interface: "outside"})
+	if got := ReliesOnInterface(c, "outside", "lab"); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("relying on outside: %v", got)
+	}
+}

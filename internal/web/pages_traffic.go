@@ -38,7 +38,8 @@ func saveAccounts(f *form, c *config.Config) {
 	old := c.Peers
 	c.Peers = []config.Peer{}
 	cols := append([]string{"name", "!kind", "!profile", "!type", "!interface", "address", "domain",
-		"!transport", "prefix", "username", "password", "realm", "!register", "expires", "options_interval", "headers"}, trunkCols...)
+		"!transport", "prefix", "username", "password", "realm", "!register", "expires", "options_interval", "headers",
+		"!media_requirement", "!media_group"}, trunkCols...)
 	for i, row := range f.rows("peers", cols...) {
 		p := config.Peer{
 			Name: row["name"], Kind: row["kind"], Profile: row["profile"], Type: row["type"], Interface: row["interface"],
@@ -49,6 +50,7 @@ func saveAccounts(f *form, c *config.Config) {
 		}
 		p.Headers = parseHeaders(f, row["headers"], path("peers[%d].headers", i))
 		p.Trunk = parseTrunk(f, row, i)
+		p.Media = config.PeerMedia{Requirement: row["media_requirement"], Group: row["media_group"]}
 		// An empty password field keeps the stored password.
 		if j := slices.IndexFunc(old, func(o config.Peer) bool { return o.Name == p.Name }); j >= 0 {
 			o := old[j]

@@ -72,14 +72,19 @@ func profileWarnings(before *config.Config, changes []config.Change, peer string
 			i, _ := strconv.Atoi(m[1])
 			if i < len(before.Media.Policies) {
 				iface := before.Media.Policies[i].Interface
-				who = others(func(p config.Peer) bool { return p.Interface == iface })
+				// peers with a media policy of their own (peers[].media) do not rely on it
+				who = profiles.ReliesOnInterface(before, iface, peer)
 				what = "the media policy of interface " + iface
 			}
 		case strings.HasPrefix(c.Path, "media.default_policy"):
 			covered := func(iface string) bool {
 				return slices.ContainsFunc(before.Media.Policies, func(p config.MediaPolicy) bool { return p.Interface == iface })
 			}
-			who = others(func(p config.Peer) bool { return !covered(p.Interface) })
+			for _, iface := range names(before, "interfaces") {
+				if !covered(iface) {
+					who = append(who, profiles.ReliesOnInterface(before, iface, peer)...)
+				}
+			}
 			what = "the default media policy"
 		case strings.HasPrefix(c.Path, "tls."):
 			who = others(func(p config.Peer) bool { return p.Transport == "tls" })

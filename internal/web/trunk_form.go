@@ -109,6 +109,8 @@ func init() {
 		return template.HTML(strings.NewReplacer(`value=""></option>`, `value="">`+e+`</option>`,
 			`value="" selected></option>`, `value="" selected>`+e+`</option>`).Replace(string(options(l, cur))))
 	}
+	// ifaceReq is the media requirement a peer on iface inherits.
+	funcs["ifaceReq"] = func(c *config.Config, iface string) string { _, r, _ := c.MediaPolicyOf(iface); return r }
 	funcs["noTrunk"] = func() config.PeerTrunk { return config.PeerTrunk{} }
 	funcs["trunkSet"] = func(t config.PeerTrunk) bool { return !t.IsZero() }
 	funcs["trunkView"] = func(v *view, t config.PeerTrunk, i int) trunkView { return trunkView{V: v, T: t, I: i} }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -448,37 +449,75 @@ func TestInteropInviteTimeout(t *testing.T) {
 }
 
 // Applying a profile first lists its changes; a change that reaches another
-// peer (the media policy of the Teams trunk's interface) is warned about;
-// nothing is stored until "Apply these changes".
+// peer is warned about; nothing is stored until "Apply these changes".
+// Issue 18: a lab trunk (generic profile) after the Teams trunk on the same
+// interface gets its own media policy and leaves the interface's, and so
+// Teams' SRTP, as it was.
 func TestProfilePreviewWarns(t *testing.T) {
-	u := newTestUnit(t)
-	c := u.client(t)
-	csrf := u.login(t, c)
+	form := url.Values{"profile": {"generic"}, "peer": {"lab"}, "address": {"198.51.100.7"}, "transport": {"udp"}}
+	u, c, page := profilePreview(t, nil, form)
 	ctx := context.Background()
-	richConfig(t, u)
-	before, _, _ := u.mgr.Preliminary(ctx)
-	form := url.Values{"csrf_token": {csrf}, "profile": {"generic"}, "peer": {"lab"}, "address": {"198.51.100.7"}, "transport": {"udp"}}
-	page, _ := u.post(t, c, "/traffic/profile", form, http.StatusOK)
-	page = html.UnescapeString(page)
+	hasLab := func(c *config.Config) bool {
+		return slices.ContainsFunc(c.Peers, func(p config.Peer) bool { return p.Name == "lab" })
+	}
 	if !strings.Contains(page, `id="profile-changes"`) || !strings.Contains(page, "peers[") {
 		t.Fatalf("no list of changes:\n%s", excerpt(page, "profile-preview"))
 	}
-	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers) {
+	if !strings.Contains(page, `"media":{"group":"RTP","requirement":"either"}`) {
+		t.Errorf("the lab's own media policy is not in the list of changes:\n%s", excerpt(page, "profile-changes"))
+	}
+	if strings.Contains(page, "media.policies[") {
+		t.Errorf("the lab trunk changes the interface's media policy:\n%s", excerpt(page, "profile-changes"))
+	}
+	if after, _, _ := u.mgr.Preliminary(ctx); hasLab(after) {
 		t.Fatal("the preview stored the profile")
 	}
 	if !strings.Contains(page, `class="active">SIP Traffic</a>`) {
 		t.Error("the preview is not under the SIP Traffic tab")
 	}
-	// The generic profile sets the outside media policy the Teams trunk
-	// (peer itsp, SRTP) relies on: the issue's silent change, now warned.
-	if !strings.Contains(page, `media.policies[0].requirement: "srtp" → "either" changes the media policy of interface outside, which itsp also uses`) {
-		t.Errorf("no warning for the Teams trunk's media policy:\n%s", excerpt(page, "profile-warnings"))
-	}
 	form.Set("confirm", "1")
 	u.post(t, c, "/traffic/profile", form, http.StatusSeeOther)
-	if after, _, _ := u.mgr.Preliminary(ctx); len(after.Peers) != len(before.Peers)+1 {
+	after, _, _ := u.mgr.Preliminary(ctx)
+	if !hasLab(after) {
 		t.Fatalf("Apply these changes did not store the profile: %d peers", len(after.Peers))
 	}
+	if g, r := after.PeerMediaPolicy(after.Peers[0]); after.Peers[0].Name != "itsp" || g != "SRTP" || r != "srtp" {
+		t.Errorf("the Teams trunk's media policy became %s/%s", g, r)
+	}
+}
+
+// A profile that changes a media policy other peers rely on says so: the
+// Teams profile sets the default policy, which the PBX inside relies on.
+func TestProfilePreviewWarnsMedia(t *testing.T) {
+	_, _, page := profilePreview(t, func(cfg *config.Config) {
+		cfg.Media.DefaultPolicy.Group, cfg.Media.DefaultPolicy.Requirement = "SRTP", "either"
+	}, url.Values{"profile": {"teams-direct-routing"}, "peer": {"teams2"}, "fqdn": {"sbc.example.com"}})
+	if !strings.Contains(page, `media.default_policy.requirement: "either" → "rtp" changes the default media policy, which pbx also uses`) {
+		t.Errorf("no warning for the PBX's media policy:\n%s", excerpt(page, "profile-warnings"))
+	}
+	if strings.Contains(page, "itsp also use") {
+		t.Errorf("the Teams trunk, with its own media policy, is named:\n%s", excerpt(page, "profile-warnings"))
+	}
+}
+
+// profilePreview posts the profile form (without confirm) on a unit with
+// richConfig, changed by edit, and returns the page read as text.
+func profilePreview(t *testing.T, edit func(*config.Config), form url.Values) (*testUnit, *http.Client, string) {
+	t.Helper()
+	u := newTestUnit(t)
+	c := u.client(t)
+	form.Set("csrf_token", u.login(t, c))
+	cfg := richConfig(t, u)
+	if edit != nil {
+		ctx := context.Background()
+		_, etag, _ := u.mgr.Preliminary(ctx)
+		edit(cfg)
+		if _, err := u.mgr.SetPreliminary(ctx, cfg, etag, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, _ := u.post(t, c, "/traffic/profile", form, http.StatusOK)
+	return u, c, html.UnescapeString(page)
 }
 
 // A catch-all rule switched to "prefix" without a pattern comes back with

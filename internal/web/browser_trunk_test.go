@@ -3,9 +3,12 @@ package web
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/palisade-sbc/palisade/internal/config"
 )
 
 // The trunk settings of a peer are edited on the accounts page: a bad
@@ -93,4 +96,65 @@ func evalString(expr string, out *string) chromedp.Action[chromedp.Void] {
 		*out = v
 		return err
 	})
+}
+
+// A peer's own media policy is edited on the accounts page, next to its
+// account, with the reference's help: SRTP with the plain-RTP group is
+// refused next to the field with the choice kept; with the SRTP group it
+// is saved into the preliminary configuration and shown again.
+func TestBrowserPeerMediaPolicy(t *testing.T) {
+	ctx := browser(t)
+	u := newTestUnit(t)
+	withTables(t, u)
+	cfg, etag, _ := u.mgr.Preliminary(context.Background())
+	cfg.Media.Policies = []config.MediaPolicy{} // outside takes the default: plain RTP
+	if _, err := u.mgr.SetPreliminary(context.Background(), cfg, etag, "test"); err != nil {
+		t.Fatal(err)
+	}
+	sh := newShots(t)
+	base := u.srv.URL
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sh.run(t, ctx, step, actions...)
+	}
+	const more = `table[data-table="peers"] tbody tr.peer-more:nth-of-type(2) `
+	req, group := more+`select[name="peers.media_requirement"]`, more+`select[name="peers.media_group"]`
+	var helpText, inherited, kept string
+	run("the field and its help",
+		logIn(base),
+		chromedp.Navigate(base+"/traffic/accounts"),
+		retry(chromedp.WaitVisible(chromedp.CSS(req))),
+		evalString(`document.querySelector('`+more+`small.help[data-help="peers[].media.requirement"]').textContent`, &helpText),
+		evalString(`document.querySelector('`+req+` option[value=""]').textContent`, &inherited),
+	)
+	if !strings.Contains(helpText, "rtp, srtp or either for legs to and from this peer") {
+		t.Errorf("help of the media requirement: %q", helpText)
+	}
+	if inherited != "interface's (rtp)" {
+		t.Errorf("the inherited choice reads %q", inherited)
+	}
+	run("srtp with the RTP group",
+		retry(chromedp.SetValue(chromedp.CSS(req), "srtp")),
+		retry(chromedp.SetValue(chromedp.CSS(group), "RTP")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText(more+`.ferr`, `srtp needs an SRTP suite, but group "RTP" has none`),
+		sh.take("peer-media-refused"),
+		evalString(`document.querySelector('`+req+`').value`, &kept),
+	)
+	if kept != "srtp" {
+		t.Fatalf("the chosen requirement was not kept: %q", kept)
+	}
+	run("srtp with the SRTP group",
+		retry(chromedp.SetValue(chromedp.CSS(group), "SRTP")),
+		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
+		waitText("#flash", "Saved"),
+		retry(chromedp.WaitVisible(chromedp.CSS(req))),
+		chromedp.ScrollIntoView(chromedp.CSS(req)),
+		sh.take("peer-media-saved"),
+		evalString(`document.querySelector('`+req+`').value`, &kept),
+	)
+	got, _, _ := u.mgr.Preliminary(context.Background())
+	if m := got.Peers[0].Media; m != (config.PeerMedia{Group: "SRTP", Requirement: "srtp"}) || kept != "srtp" {
+		t.Fatalf("saved media policy %+v, page shows %q", m, kept)
+	}
 }

@@ -99,3 +99,21 @@ func (v *validator) policyMeets(path, group, req, inherited string) {
 		v.add(path, "srtp is required but media.encryption_enabled is false")
 	}
 }
+
+// peerMediaWarnings lists a peer's own media policy (at path) that does
+// nothing, or whose SRTP keys would travel in clear.
+func (c *Config) peerMediaWarnings(path string, p Peer, add func(path, format string, args ...any)) {
+	if !p.Media.Set() {
+		return
+	}
+	if !c.Media.EncryptionEnabled {
+		add(path, "has no effect: media.encryption_enabled is false (every leg is plain RTP)")
+		return
+	}
+	group, req := c.PeerMediaPolicy(p)
+	i := slices.IndexFunc(c.Media.CryptoSuiteGroups, func(g CryptoSuiteGroup) bool { return g.Name == group })
+	srtp := i >= 0 && slices.ContainsFunc(c.Media.CryptoSuiteGroups[i].Suites, func(s string) bool { return s != "cleartext" })
+	if req != "rtp" && srtp && (p.Transport == "udp" || p.Transport == "tcp") {
+		add(path, "SRTP keys (a=crypto) are sent to this peer over %s, unencrypted: use transport tls", p.Transport)
+	}
+}

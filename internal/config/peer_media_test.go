@@ -114,3 +114,30 @@ func TestPeerMediaOmitted(t *testing.T) {
 		t.Errorf("misspelt field: %v", err)
 	}
 }
+
+func TestPeerMediaWarnings(t *testing.T) {
+	find := func(w Errors, path, msg string) bool {
+		for _, e := range w {
+			if e.Path == path && strings.Contains(e.Message, msg) {
+				return true
+			}
+		}
+		return false
+	}
+	c := mediaPeers(PeerMedia{Requirement: "srtp"}, PeerMedia{Group: "SRTP", Requirement: "either"})
+	w := c.Warnings()
+	if find(w, "peers[0].media", "") {
+		t.Errorf("teams over tls warned: %v", w)
+	}
+	if !find(w, "peers[1].media", "over udp, unencrypted") {
+		t.Errorf("no warning for SRTP keys over udp: %v", w)
+	}
+	c.Peers[1].Media = PeerMedia{Group: "RTP", Requirement: "rtp"}
+	if w := c.Warnings(); find(w, "peers[1].media", "") {
+		t.Errorf("plain RTP lab warned: %v", w)
+	}
+	c.Media.EncryptionEnabled = false
+	if w := c.Warnings(); !find(w, "peers[1].media", "has no effect") {
+		t.Errorf("no warning with encryption off: %v", w)
+	}
+}

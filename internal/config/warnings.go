@@ -57,6 +57,7 @@ func (c *Config) Warnings() Errors {
 	}
 	for i, p := range c.Peers {
 		trunkWarnings(fmt.Sprintf("peers[%d]", i), p, add)
+		c.peerMediaWarnings(fmt.Sprintf("peers[%d].media", i), p, add)
 	}
 	if len(w) == 0 {
 		return nil

@@ -78,6 +78,8 @@ type call struct {
 	// made one (offer.go); B's answer becomes the offer in A's 2xx, A's ACK
 	// answers it. madeAnswered: B's answer has reached the relay.
 	offerMade, madeAnswered bool
+	// hop is what the media was set up for (hopmedia.go).
+	hop hopMedia
 
 	// re-INVITE relay in progress: the ACK of the sender goes to the other leg
 	reinv *reinvite

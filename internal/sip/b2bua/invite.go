@@ -61,13 +61,14 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	b := c.leg(media.SideB)
 	b.CallID, b.LocalTag = newID(), newID()
 	c.legs[media.SideA].ep = ep
-	c.legs[media.SideB].ep = rt.egress(hops[0], ep)
+	first := rt.peerOfHop(hops[0])
+	c.legs[media.SideB].ep = rt.egress(first, ep) // as dial.go sends it
 
 	// Each media leg takes the policy of the peer it faces (peers[].media),
 	// else its interface's: the caller's peer, and the first hop's.
 	infoA := ep.info.Load()
-	mc, err := s.newMedia(id, media.Leg{Interface: ep.name, Bind: infoA.addr, Advertised: infoA.addr, Peer: rr.SourcePeer},
-		mediaLeg(c.legs[media.SideB].ep, rt.peerOfHop(hops[0]).Peer))
+	c.hop.a, c.hop.b = mediaLeg(ep, rr.SourcePeer), mediaLeg(c.legs[media.SideB].ep, first.Peer)
+	mc, err := s.newMedia(id, c.hop.a, c.hop.b)
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)
@@ -135,6 +136,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		svc: c.svc, rt: c.rt, id: c.st.ID, log: c.logger, in: in,
 		mu: &c.mu, leg: c.legs[media.SideB], cancel: c.canceled, fromPeer: c.legs[media.SideA].Peer,
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
+			sdp = c.mediaForHop(h, ep, sdp)
 			return c.buildInviteB(h, tg, ep, sdp)
 		},
 		sent: func(ep *endpoint, req *sip.Request, tx *sip.ClientTx, _ routing.Target) {
@@ -273,6 +275,11 @@ func (c *call) onProvisionalB(r *sip.Response) {
 		body = nil
 	}
 	inv, _, epA := c.callerSide()
+	if len(body) > 0 {
+		c.mu.Lock()
+		c.hop.toCaller = true
+		c.mu.Unlock()
+	}
 	res := c.svc.response(inv, r.StatusCode, r.Reason, nil)
 	c.addContactA(res)
 	copyHeaders(res, r, epA.info.Load())

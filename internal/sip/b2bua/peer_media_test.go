@@ -40,12 +40,12 @@ func twoTrunks(t *testing.T, mut func(*config.Config)) (u *testUnit, pbx, teams,
 	})
 	u = newTestUnitWith(t, nil, nil, Deps{Media: relay}, func(c *config.Config) {
 		c.Media = mcfg.Media
-		peers(c)
 		c.DialPlan.Rules = []config.DialRule{
 			{Name: "teams", Prefix: "9", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "teams"}}},
 			{Name: "lab", Prefix: "8", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "lab"}}},
 			{Name: "ext", Prefix: "2", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "pbx"}}},
 		}
+		peers(c)
 	})
 	// the document is one an administrator could write (listeners on
 	// port 0 aside, which only tests use)
@@ -146,4 +146,29 @@ func TestPeerMediaPolicyTransfer(t *testing.T) {
 	if b := string(re.Body()); !strings.Contains(b, " RTP/SAVP ") || !strings.Contains(b, "a=crypto:") {
 		t.Errorf("Teams' re-INVITE after the transfer is not SRTP:\n%s", b)
 	}
+}
+
+// A dial plan row that tries Teams, then the lab: Teams refuses (503), and
+// the lab gets an offer made for its own policy (plain RTP), not the SRTP
+// offer made for Teams; the call is answered with the lab's media.
+func TestPeerMediaPolicyFailover(t *testing.T) {
+	u, pbx, teams, lab := twoTrunks(t, func(c *config.Config) {
+		c.DialPlan.Rules = append(c.DialPlan.Rules, config.DialRule{Name: "both", Prefix: "7", Tail: "0-9",
+			ForwardTo: []config.Forward{{Peer: "teams"}, {Peer: "lab"}}})
+	})
+	teams.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(503, "Service Unavailable", nil) })
+	code, sess := callFrom(t, pbx, viaInside(u), "7123")
+	if code != 200 {
+		t.Fatalf("call: %d", code)
+	}
+	if body := string(teams.Next(sip.INVITE).Body()); !strings.Contains(body, " RTP/SAVP ") || !strings.Contains(body, "a=crypto:") {
+		t.Errorf("offer to teams is not SRTP:\n%s", body)
+	}
+	if body := string(lab.Next(sip.INVITE).Body()); !strings.Contains(body, " RTP/AVP ") || strings.Contains(body, "a=crypto:") {
+		t.Errorf("offer to the lab after Teams failed is not plain RTP:\n%s", body)
+	}
+	if body := string(sess.InviteResponse.Body()); !strings.Contains(body, " RTP/AVP ") {
+		t.Errorf("answer to the PBX:\n%s", body)
+	}
+	hangUp(t, ctxT(t), sess, lab, u)
 }

@@ -93,7 +93,8 @@ func Build(a Answers) (*config.Config, error) {
 	}
 	if a.Topology == "one-armed" {
 		// A per-interface SRTP requirement would also bind the PBX, which
-		// shares the interface; the default policy decides instead.
+		// shares the interface; the default policy decides for it, the
+		// ITSP's own (peers[].media, set by the profile) for the ITSP.
 		cfg.Media.Policies = []config.MediaPolicy{}
 		if cfg, err = renameInterfaceRefs(cfg, "lan", "sip.restricted_interfaces"); err != nil {
 			return nil, err

@@ -391,6 +391,13 @@ func TestBuildValidates(t *testing.T) {
 				if topo == "one-armed" && (len(cfg.Network.Interfaces) != 1 || cfg.Network.Interfaces[0].AdvertisedAddress != "203.0.113.10") {
 					t.Errorf("one-armed interfaces = %+v", cfg.Network.Interfaces)
 				}
+				// SRTP towards Microsoft in both topologies, plain RTP to the PBX
+				for _, p := range cfg.Peers {
+					_, req := cfg.PeerMediaPolicy(p)
+					if want := map[string]string{PBXPeer: "rtp", ITSPPeer: "srtp"}[p.Name]; itsp != "generic" && req != want {
+						t.Errorf("%s media requirement %q, want %q", p.Name, req, want)
+					}
+				}
 			})
 		}
 	}

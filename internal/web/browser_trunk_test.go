@@ -157,4 +157,10 @@ func TestBrowserPeerMediaPolicy(t *testing.T) {
 	if m := got.Peers[0].Media; m != (config.PeerMedia{Group: "SRTP", Requirement: "srtp"}) || kept != "srtp" {
 		t.Fatalf("saved media policy %+v, page shows %q", m, kept)
 	}
+	run("listed on the media page",
+		chromedp.Navigate(base+"/sip/media"),
+		waitText("#peer-policies", "Peers with their own: itsp (srtp, group SRTP)."),
+		chromedp.ScrollIntoView(chromedp.ID("peer-policies")),
+		sh.take("media-peer-policies"),
+	)
 }

@@ -111,6 +111,17 @@ func init() {
 	}
 	// ifaceReq is the media requirement a peer on iface inherits.
 	funcs["ifaceReq"] = func(c *config.Config, iface string) string { _, r, _ := c.MediaPolicyOf(iface); return r }
+	// peerPolicies lists the peers with a media policy of their own.
+	funcs["peerPolicies"] = func(c *config.Config) []string {
+		var out []string
+		for _, p := range c.Peers {
+			if p.Media.Set() {
+				g, r := c.PeerMediaPolicy(p)
+				out = append(out, p.Name+" ("+r+", group "+g+")")
+			}
+		}
+		return out
+	}
 	funcs["noTrunk"] = func() config.PeerTrunk { return config.PeerTrunk{} }
 	funcs["trunkSet"] = func(t config.PeerTrunk) bool { return !t.IsZero() }
 	funcs["trunkView"] = func(v *view, t config.PeerTrunk, i int) trunkView { return trunkView{V: v, T: t, I: i} }

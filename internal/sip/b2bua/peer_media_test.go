@@ -172,3 +172,35 @@ func TestPeerMediaPolicyFailover(t *testing.T) {
 	}
 	hangUp(t, ctxT(t), sess, lab, u)
 }
+
+// A phone takes over the PBX's leg of a call with the lab (INVITE with
+// Replaces): the lab is re-INVITEd with plain RTP, its own policy, not the
+// SRTP its interface requires.
+func TestPeerMediaPolicyReplaces(t *testing.T) {
+	u, pbx, _, lab := twoTrunks(t, nil)
+	phone := newPeerUA(t, "phone", "127.0.0.1", "udp")
+	code, sess := callFrom(t, pbx, viaInside(u), "8123")
+	if code != 200 {
+		t.Fatalf("call to lab: %d", code)
+	}
+	lab.Next(sip.INVITE)
+	ctx := ctxT(t)
+	in := u.inside()
+	rep := sess.InviteRequest.CallID().Value() + ";to-tag=" + getTag(sess.InviteResponse.To().Params) +
+		";from-tag=" + getTag(sess.InviteRequest.From().Params)
+	ps, err := phone.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "x", Host: in.Addr().String(), Port: int(in.Port())},
+		testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Replaces", rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("INVITE with Replaces: %v", err)
+	}
+	if body := string(nextInvite(t, lab, true).Body()); !strings.Contains(body, " RTP/AVP ") || strings.Contains(body, "a=crypto:") {
+		t.Errorf("re-INVITE to the lab is not plain RTP:\n%s", body)
+	}
+	if err := ps.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hangUp(t, ctx, ps, lab, u)
+}

@@ -53,7 +53,7 @@ func profileResult(r *http.Request, cfg *config.Config) (*config.Config, error) 
 var policyPathRE = regexp.MustCompile(`^media\.policies\[(\d+)\]`)
 
 // profileWarnings names the changes that reach other peers.
-func profileWarnings(before *config.Config, changes []config.Change, peer string) []string {
+func profileWarnings(before *config.Config, changes []config.Change, peer, profile string) []string {
 	others := func(match func(config.Peer) bool) []string {
 		var out []string
 		for _, p := range before.Peers {
@@ -64,6 +64,17 @@ func profileWarnings(before *config.Config, changes []config.Change, peer string
 		return out
 	}
 	var warn []string
+	// The form proposes the name "itsp": a second trunk left at it would
+	// replace the first (the issue's lab trunk replacing Teams).
+	if i := slices.IndexFunc(before.Peers, func(p config.Peer) bool { return p.Name == peer }); i >= 0 && before.Peers[i].Profile != profile {
+		old := before.Peers[i]
+		was := old.Profile
+		if was == "" {
+			was = "generic"
+		}
+		warn = append(warn, fmt.Sprintf("Peer %s already exists (a %s %s on interface %s): this profile replaces its settings. To add a second trunk, give it another peer name.",
+			peer, was, old.Kind, old.Interface))
+	}
 	for _, c := range changes {
 		var who []string
 		var what string
@@ -122,7 +133,7 @@ func (s *server) previewProfile(w http.ResponseWriter, r *http.Request) {
 	v := s.newView(ctx, r, "Apply an ITSP profile")
 	v.Tab, v.Subs, v.Active = tab("SIP Traffic").Name, tab("SIP Traffic").Subs, "/traffic/accounts"
 	d := profilePreviewData{Profile: r.PostFormValue("profile"), Peer: r.PostFormValue("peer"), Changes: redactChanges(changes),
-		Warnings: profileWarnings(cfg, changes, strings.TrimSpace(r.PostFormValue("peer"))), Form: map[string]string{}}
+		Warnings: profileWarnings(cfg, changes, strings.TrimSpace(r.PostFormValue("peer")), r.PostFormValue("profile")), Form: map[string]string{}}
 	for _, f := range profileForm {
 		d.Form[f] = r.PostFormValue(f)
 	}

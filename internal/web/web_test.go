@@ -500,6 +500,19 @@ func TestProfilePreviewWarnsMedia(t *testing.T) {
 	}
 }
 
+// A second trunk left at the proposed peer name would replace the first:
+// the preview says so.
+func TestProfilePreviewWarnsReplace(t *testing.T) {
+	_, _, page := profilePreview(t, nil, url.Values{"profile": {"generic"}, "peer": {"itsp"}, "address": {"198.51.100.7"}, "transport": {"udp"}})
+	if !strings.Contains(page, "Peer itsp already exists (a teams-direct-routing itsp on interface outside): this profile replaces its settings") {
+		t.Errorf("no warning that the Teams trunk is replaced:\n%s", excerpt(page, "profile-warnings"))
+	}
+	_, _, page = profilePreview(t, nil, url.Values{"profile": {"teams-direct-routing"}, "peer": {"itsp"}, "fqdn": {"sbc.example.com"}})
+	if strings.Contains(page, "already exists") {
+		t.Errorf("re-applying the peer's own profile warned:\n%s", excerpt(page, "profile-warnings"))
+	}
+}
+
 // profilePreview posts the profile form (without confirm) on a unit with
 // richConfig, changed by edit, and returns the page read as text.
 func profilePreview(t *testing.T, edit func(*config.Config), form url.Values) (*testUnit, *http.Client, string) {

@@ -26,7 +26,8 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 	}
 	mc, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 	c := &call{rt: &runtime{maxForwards: 70}, media: mc}
-	c.legs = [2]*leg{{Leg: mkLeg("127.0.0.5"), ep: e1}, {Leg: mkLeg("127.0.0.6"), ep: e1}}
+	c.setLeg(media.SideA, &leg{Leg: mkLeg("127.0.0.5"), ep: e1})
+	c.setLeg(media.SideB, &leg{Leg: mkLeg("127.0.0.6"), ep: e1})
 	const n = 300
 	done := make(chan struct{})
 	go func() { // what transfer.swap does
@@ -34,20 +35,21 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 		for i := range n {
 			mc2, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 			c.mu.Lock()
-			c.legs[media.SideB] = &leg{Leg: mkLeg("127.0.0.7"), ep: [2]*endpoint{e1, e2}[i%2]}
+			c.setLeg(media.SideB, &leg{Leg: mkLeg("127.0.0.7"), ep: [2]*endpoint{e1, e2}[i%2]})
 			c.media = mc2
 			c.mu.Unlock()
 			goruntime.Gosched()
 		}
 	}()
 	for range n {
-		if tg := c.legTarget(media.SideB); !tg.Addr.IsValid() {
+		l := c.legAt(media.SideB)
+		if tg := l.target(); !tg.Addr.IsValid() {
 			t.Fatalf("no target: %+v", tg)
 		}
-		if r := c.inDialog(sip.BYE, media.SideB, 1); r.Via() == nil {
+		if r, _ := l.inDialog(sip.BYE, 1); r.Via() == nil {
 			t.Fatal("no Via")
 		}
-		if c.mediaOf() == nil || c.endpointOf(media.SideB) == nil || c.legOf(media.SideB).RemoteTag != "r" {
+		if c.mediaOf() == nil || l.endpoint() == nil || l.dialog().RemoteTag != "r" {
 			t.Fatal("accessor returned nothing")
 		}
 		goruntime.Gosched()

@@ -168,7 +168,7 @@ func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
 	if c == nil {
 		return
 	}
-	c.resendAck(c.sideOf(getTag(r.From().Params)))
+	c.legAt(c.sideOf(getTag(r.From().Params))).resendAck()
 }
 
 // routingRequest describes req for the routing table.

@@ -61,7 +61,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		return 488, "Not Acceptable Here (offer required with Replaces)"
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), c.st.ID)
-	la, lb := mediaLegs(z, ep, c.endpointOf(w))
+	la, lb := mediaLegs(z, ep, c.legAt(w).endpoint())
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		return statusFor(err)
@@ -102,8 +102,9 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		mc.Close()
 		return 487, "Request Terminated (the call ended)"
 	}
-	old, oldMedia := c.legs[z], c.media
-	c.legs[z], c.media = &leg{Leg: nl, ep: ep, uas: true, inv: req, stx: tx, final: res}, mc
+	zl := &leg{Leg: nl, ep: ep, uas: true, inv: req, stx: tx, final: res}
+	old, oldMedia := c.setLeg(z, zl), c.media
+	c.media = mc
 	c.mu.Unlock()
 	c.noteCaps(z, req)
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
@@ -111,7 +112,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	g := s.ghostLeg(c, z, old)
 	s.respond(ep, tx, res, c.st.ID)
 	if nl.Transport == "udp" {
-		c.retransmit2xx(z)
+		zl.retransmit2xx(c.noAck(zl))
 	}
 	if oldMedia != nil {
 		oldMedia.Close()

@@ -103,8 +103,8 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 	if x.noSub {
 		return func() {}
 	}
-	side := x.from
-	req, ep, _ := on.newInDialog(side, sip.NOTIFY, true)
+	l := on.legAt(x.from)
+	req, ep, _ := l.newInDialog(sip.NOTIFY, true)
 	req.AppendHeader(sip.NewHeader("Event", "refer;id="+strconv.FormatUint(uint64(x.refer.CSeq().SeqNo), 10)))
 	state := "active;expires=60"
 	if code >= 200 {
@@ -116,7 +116,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 		req.AppendHeader(sip.NewHeader("User-Agent", on.rt.userAgent))
 	}
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
-	dst := on.legTarget(side)
+	dst := l.target()
 	return func() {
 		tx, err := ep.request(on.context(), req, dst, on.st.ID)
 		if err != nil {
@@ -356,7 +356,8 @@ func failureOf(r *sip.Response, err error) (int, string, *call) {
 // reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
 // returns the final response; for a 2xx the caller sends the ACK with ack.
 func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
-	req, ep, _ := c.newInDialog(side, sip.INVITE, true)
+	l := c.legAt(side)
+	req, ep, _ := l.newInDialog(sip.INVITE, true)
 	cseq := req.CSeq().SeqNo
 	if c.rt.userAgent != "" {
 		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
@@ -367,14 +368,14 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 	} else {
 		req.SetBody(nil)
 	}
-	dst := c.legTarget(side)
+	dst := l.target()
 	tx, err := ep.request(c.context(), req, dst, c.st.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var ackMsg *sip.Request
 	ackFn := func(body []byte) {
-		ack := c.inDialog(sip.ACK, side, cseq)
+		ack, _ := l.inDialog(sip.ACK, cseq)
 		if len(body) > 0 {
 			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		}
@@ -400,11 +401,7 @@ func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body [
 				continue
 			}
 			if r.StatusCode < 300 {
-				if ct := r.Contact(); ct != nil {
-					c.mu.Lock()
-					c.leg(side).RemoteTarget = ct.Address
-					c.mu.Unlock()
-				}
+				l.updateTarget(r.Contact())
 			}
 			return r, ackFn, nil
 		case <-tx.Done():
@@ -432,8 +429,9 @@ func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *cal
 		c.mu.Unlock()
 		return nil
 	}
-	old, oldMedia := c.legs[side], c.media
-	c.legs[side], c.media = l, remember(mc)
+	old := c.setLeg(side, l)
+	oldMedia := c.media
+	c.media = remember(mc)
 	c.mu.Unlock()
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
 	s.calls.put(dialogKey(l.CallID, l.LocalTag), c)
@@ -450,8 +448,8 @@ func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *cal
 func (s *Service) ghostLeg(c *call, side media.Side, l *leg) *call {
 	g := s.newCallState(c.rt)
 	g.st = CallState{ID: c.st.ID, Phase: PhaseConfirmed, Started: c.st.Started}
-	g.legs[side] = &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg}
-	g.legs[side.Other()] = &leg{ep: l.ep}
+	g.setLeg(side, &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg})
+	g.setLeg(side.Other(), &leg{ep: l.ep})
 	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
 	s.calls.added()
 	callsActive.Inc()
@@ -503,7 +501,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	if cl.RemoteTag == "" {
 		return 481, "Call/Transaction Does Not Exist", nil, nil
 	}
-	la, lb := mediaLegs(y, c.endpointOf(y), cep)
+	la, lb := mediaLegs(y, c.legAt(y).endpoint(), cep)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -541,17 +539,17 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	// consultation call is the transferor's leg, ended after the NOTIFY.
 	caps := c2.capsOf(w)
 	c2.mu.Lock()
-	moved := c2.legs[w]
-	c2.legs[w] = &leg{ep: moved.ep} // an empty leg: nothing left to end there
+	moved := *c2.legs[w]             // a copy: c becomes its owner
+	c2.setLeg(w, &leg{ep: moved.ep}) // an empty leg: nothing left to end there
 	c2.mu.Unlock()
-	g := x.swapLeg(c, x.from, moved, mc)
+	g := x.swapLeg(c, x.from, &moved, mc)
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")
 	}
 	if g == nil { // the transferee left: the consulted party is hung up
 		mc.Close()
-		gl := s.ghostLeg(c, x.from, moved)
+		gl := s.ghostLeg(c, x.from, &moved)
 		gl.byeSide(x.from)
 		gl.end("call ended during the transfer")
 		return 487, "Request Terminated (the call ended)", nil, after

@@ -43,7 +43,7 @@ type Deps struct {
 	// bounded log, counter); nil = they are logged here at a bounded rate.
 	Handshakes pki.HandshakeReporter
 	// Guard filters requests before anything else looks at them; nil = none.
-	Guard *guard.Guard
+	Guard Guard
 	// Calls receives each call's start, answer and end for its record
 	// (observe's Recorder); nil = none.
 	Calls observe.CallRecorder
@@ -55,6 +55,14 @@ type Deps struct {
 type Registrar interface {
 	routing.RegistrarLookup
 	Serve(req *sip.Request, tx sip.ServerTransaction, iface string) bool
+}
+
+// Guard is what the B2BUA uses of the request guard (internal/guard): a
+// verdict on each request before anything else looks at it, and the peer
+// whose address ranges hold a source no peer address matched.
+type Guard interface {
+	Check(guard.Request) guard.Verdict
+	RangePeer(addr netip.Addr, iface string) string
 }
 
 // Service is the SIP subsystem (a unit.Subsystem).

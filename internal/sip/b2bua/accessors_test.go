@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // A transfer replaces a leg (dialog and endpoint) and the media under the call lock
@@ -16,7 +17,7 @@ import (
 func TestLegSwapWhileRelaying(t *testing.T) {
 	mkEp := func(name, addr string) *endpoint {
 		e := &endpoint{name: name}
-		e.info.Store(&ifaceInfo{addr: netip.MustParseAddr(addr), host: addr, ports: map[string]int{"udp": 5060}})
+		e.info.Store(&ifaceInfo{addr: netip.MustParseAddr(addr), Local: transport.Local{Host: addr, Ports: map[string]int{"udp": 5060}}})
 		return e
 	}
 	e1, e2 := mkEp("inside", "127.0.0.1"), mkEp("outside", "127.0.0.2")

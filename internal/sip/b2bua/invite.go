@@ -186,7 +186,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	c.legs[media.SideB].ep = ep
 	b := c.leg(media.SideB)
 	b.Interface, b.Transport, b.Peer = ep.name, tg.Transport, h.Peer
-	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.host}
+	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.Host}
 	b.LocalName = a.RemoteName
 	b.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
 	b.RemoteName = a.LocalName
@@ -196,7 +196,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	b.LocalCSeq++
 	b.InviteCSeq = b.LocalCSeq
 	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.legs[media.SideA].inv, rt), b.LocalCSeq)
-	req.AppendHeader(info.contact(tg.Transport))
+	req.AppendHeader(info.Contact(tg.Transport))
 	copyHeaders(req, c.legs[media.SideA].inv, info)
 	rt.trunkHeaders(req, c.legs[media.SideA].inv, h.Peer, info)
 	for k, v := range h.Headers {

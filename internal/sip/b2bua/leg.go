@@ -55,7 +55,7 @@ func (l *leg) nextCSeq() uint32 {
 }
 
 // contact is the unit's Contact on this leg (owner's mu held).
-func (l *leg) contact() *sip.ContactHeader { return l.ep.info.Load().contact(l.Transport) }
+func (l *leg) contact() *sip.ContactHeader { return l.ep.info.Load().Contact(l.Transport) }
 
 // refresh takes a target refresh (RFC 3261 §12.2) from the Contact of a
 // request or response of the peer (owner's mu held).

@@ -93,7 +93,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	}
 	to.Params.Add("tag", nl.LocalTag)
 	res := s.response(req, 200, "OK", sdpZ)
-	res.AppendHeader(ep.info.Load().contact(nl.Transport))
+	res.AppendHeader(ep.info.Load().Contact(nl.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 
 	c.mu.Lock()

@@ -25,6 +25,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // Deps are what the SIP subsystem needs from the rest of the unit.
@@ -242,21 +243,21 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	// interface facts for Via/Contact
 	for name, ep := range eps {
 		ifc := ifaces[name]
-		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
+		info := &ifaceInfo{Local: transport.Local{Ports: map[string]int{}}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
-		info.host = ifc.FQDN
-		if info.host == "" {
-			info.host = ifc.AdvertisedAddress
+		info.Host = ifc.FQDN
+		if info.Host == "" {
+			info.Host = ifc.AdvertisedAddress
 		}
-		if info.host == "" {
-			info.host = ifc.Address
+		if info.Host == "" {
+			info.Host = ifc.Address
 		}
 		for k, l := range next {
 			if k.iface == name {
-				if _, dup := info.ports[k.transport]; !dup {
-					info.ports[k.transport] = int(l.bound.Port())
+				if _, dup := info.Ports[k.transport]; !dup {
+					info.Ports[k.transport] = int(l.bound.Port())
 				}
-				rt.ownHostPorts[info.hostPort(k.transport)] = true
+				rt.ownHostPorts[info.HostPort(k.transport)] = true
 				rt.ownHostPorts[l.bound.String()] = true
 			}
 		}

@@ -1,12 +1,10 @@
 package b2bua
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,32 +20,13 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	}
 	tr := strings.ToLower(m.Transport())
 	info := ep.info.Load()
-	local := netip.AddrPortFrom(info.addr, uint16(info.port(tr)))
-	var raw []byte
-	if dir == observe.Received {
-		raw = ep.Raw(m) // the datagram as read (UDP)
-	}
-	if raw == nil {
-		raw = serialize(m)
-	}
+	local := netip.AddrPortFrom(info.addr, uint16(info.Port(tr)))
+	raw := ep.Wire(m, dir == observe.Received)
 	s.deps.Tracer.TraceSIP(observe.SIPMessage{
 		CallID: callID, Leg: ep.name, Dir: dir, Transport: tr,
 		Local: local, Remote: remote, Time: time.Now(), Raw: raw, Owned: true,
 	})
 }
-
-// serialize writes m as sipgo writes it on the wire, into a slice of its
-// own (one allocation of the exact size, the buffer is reused).
-func serialize(m sip.Message) []byte {
-	buf := serializeBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	m.StringWrite(buf)
-	raw := bytes.Clone(buf.Bytes())
-	serializeBufs.Put(buf)
-	return raw
-}
-
-var serializeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // tracing says whether messages are traced at all.
 func (s *Service) tracing() bool {

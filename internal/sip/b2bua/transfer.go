@@ -277,7 +277,7 @@ func (x *transfer) blind() (int, string, *call) {
 func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg routing.Target, ep *endpoint, offer []byte) *sip.Request {
 	info := ep.info.Load()
 	nl.Interface, nl.Transport, nl.Peer = ep.name, tg.Transport, h.Peer
-	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}
+	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.Host}
 	nl.LocalName = yl.RemoteName
 	nl.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
 	// the Refer-To's identifying parameters (user=phone, Teams' x-m and
@@ -293,9 +293,9 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 	nl.LocalCSeq++
 	nl.InviteCSeq = nl.LocalCSeq
 	req := newRequest(sip.INVITE, nl, info, rt.maxForwards, nl.LocalCSeq)
-	req.AppendHeader(info.contact(tg.Transport))
+	req.AppendHeader(info.Contact(tg.Transport))
 	if rb, ok := headerValue(x.refer, "Referred-By", "b"); ok {
-		req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.host)))
+		req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.Host)))
 	}
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))

@@ -92,6 +92,24 @@ func (e *Endpoint) Raw(msg sip.Message) []byte {
 	return nil
 }
 
+// Wire returns msg's bytes as on the wire (cleartext), owned by the
+// caller: a received datagram as read (Raw), else msg as sipgo writes it.
+func (e *Endpoint) Wire(msg sip.Message, received bool) []byte {
+	if received {
+		if raw := e.Raw(msg); raw != nil {
+			return raw
+		}
+	}
+	buf := serializeBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	msg.StringWrite(buf)
+	raw := bytes.Clone(buf.Bytes()) // one allocation of the exact size
+	serializeBufs.Put(buf)
+	return raw
+}
+
+var serializeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // rawReader is one UDP reader's view of the socket (one per reading
 // goroutine: pendingKey is that goroutine's last datagram).
 type rawReader struct {

@@ -46,6 +46,9 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		s.recordRefused(id, ep, req, code, reason)
 		return
 	}
+	for i := range hops { // a URI naming a peer is a call to that peer (dial.go)
+		hops[i] = rt.peerOfHop(hops[i])
+	}
 	from := req.From()
 	c := s.newCallState(rt)
 	c.legs[media.SideA].inv, c.legs[media.SideA].stx, c.legs[media.SideA].uas = req, tx, true

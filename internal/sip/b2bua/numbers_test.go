@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -28,21 +29,7 @@ func TestPeerNumberRules(t *testing.T) {
 		}
 	})
 	ctx := ctxT(t)
-	sess, err := pbx.Call(ctx, u.inside(), "030123456", testSDP("127.0.0.1", 7000),
-		sip.NewHeader("P-Asserted-Identity", "<sip:201@127.0.0.1>"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	inv := itsp.Next(sip.INVITE)
-	if inv.Recipient.User != "+4930123456" || !inv.Recipient.UriParams.Has("user") {
-		t.Errorf("Request-URI %s, want +4930123456 with user=phone", inv.Recipient.String())
-	}
-	if to := inv.To().Address; to.User != "+4930123456" {
-		t.Errorf("To %s", to.String())
-	}
+	sess, inv := callE164(t, ctx, pbx, itsp, u, sip.NewHeader("P-Asserted-Identity", "<sip:201@127.0.0.1>"))
 	if pai := inv.GetHeader("P-Asserted-Identity"); pai == nil || !strings.Contains(pai.Value(), "sip:+4930555201@") {
 		t.Errorf("P-Asserted-Identity %v", pai)
 	}
@@ -107,20 +94,7 @@ func testURIHopToPeer(t *testing.T, peer func(p *config.Peer, addr string)) {
 		}}}
 	})
 	ctx := ctxT(t)
-	sess, err := pbx.Call(ctx, u.inside(), "030123456", testSDP("127.0.0.1", 7000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	inv := itsp.Next(sip.INVITE)
-	if inv.Recipient.User != "+4930123456" || !inv.Recipient.UriParams.Has("user") {
-		t.Errorf("Request-URI %s, want +4930123456 with user=phone", inv.Recipient.String())
-	}
-	if to := inv.To().Address; to.User != "+4930123456" {
-		t.Errorf("To %s", to.String())
-	}
+	sess, inv := callE164(t, ctx, pbx, itsp, u)
 	if h := inv.GetHeader("X-Carrier-Account"); h == nil || h.Value() != "4711" {
 		t.Errorf("the peer's header: %v", h)
 	}
@@ -135,4 +109,26 @@ func testURIHopToPeer(t *testing.T, peer func(p *config.Peer, addr string)) {
 	}
 	_ = sess.Ack(ctx)
 	hangUp(t, ctx, sess, itsp, u)
+}
+
+// callE164 calls 030123456 from the PBX to the trunk, whose outbound rules
+// make it +4930123456 with user=phone, and checks the Request-URI and To
+// the trunk got.
+func callE164(t *testing.T, ctx context.Context, pbx, itsp *peerUA, u *testUnit, hdrs ...sip.Header) (*sipgo.DialogClientSession, *sip.Request) {
+	t.Helper()
+	sess, err := pbx.Call(ctx, u.inside(), "030123456", testSDP("127.0.0.1", 7000), hdrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	inv := itsp.Next(sip.INVITE)
+	if inv.Recipient.User != "+4930123456" || !inv.Recipient.UriParams.Has("user") {
+		t.Errorf("Request-URI %s, want +4930123456 with user=phone", inv.Recipient.String())
+	}
+	if to := inv.To().Address; to.User != "+4930123456" {
+		t.Errorf("To %s", to.String())
+	}
+	return sess, inv
 }

@@ -240,6 +240,12 @@ func newID() string {
 // A transfer (transfer.go) swaps a leg, its endpoint and the media call under
 // c.mu, so code that does not hold c.mu reads them through these.
 
+// endpointOf returns side's endpoint.
+func (c *call) endpointOf(s media.Side) *endpoint { return c.legAt(s).endpoint() }
+
+// legOf returns a copy of side's dialog state.
+func (c *call) legOf(s media.Side) Leg { return c.legAt(s).dialog() }
+
 // mediaOf returns the call's media session.
 func (c *call) mediaOf() media.Call {
 	c.mu.Lock()

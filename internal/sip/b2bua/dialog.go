@@ -107,8 +107,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		return
 	}
 	to := from.Other()
-	tl := c.legAt(to)
-	if to == media.SideB && tl.dialog().RemoteTag == "" {
+	if c.legOf(to).RemoteTag == "" && to == media.SideB {
 		// nothing to relay to yet (no early dialog on the far leg)
 		s.respond(ep, tx, s.response(req, 491, "Request Pending", nil), c.st.ID)
 		return
@@ -129,6 +128,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	withContact := req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
 		req.Method == sip.NOTIFY || req.Method == sip.REFER
+	tl := c.legAt(to)
 	out, outEp, td := tl.newInDialog(req.Method, withContact)
 	info := outEp.info.Load()
 	copyHeaders(out, req, info)
@@ -187,7 +187,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 					continue
 				}
 			}
-			c.relayResponse(from, tl, req, tx, out, r, dst, hasBody)
+			c.relayResponse(from, req, tx, out, r, dst, hasBody)
 			if r.StatusCode >= 200 {
 				if r.StatusCode == 481 || r.StatusCode == 408 {
 					if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.BYE {
@@ -208,11 +208,9 @@ func isSDP(m sip.Message) bool {
 	return ct == nil || strings.HasPrefix(strings.ToLower(ct.Value()), "application/sdp")
 }
 
-// relayResponse relays a response of the other leg, tl, back to the
-// sender of req.
-func (c *call) relayResponse(from media.Side, tl *leg, req *sip.Request, tx *sip.ServerTx, out *sip.Request, r *sip.Response, dst routing.Target, offered bool) {
+// relayResponse relays a response of the other leg back to the sender of req.
+func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx, out *sip.Request, r *sip.Response, dst routing.Target, offered bool) {
 	to := from.Other()
-	fl := c.legAt(from)
 	body := r.Body()
 	isInv := req.Method == sip.INVITE
 	if len(body) > 0 && (isInv || req.Method == sip.UPDATE) && r.StatusCode < 300 && isSDP(r) {
@@ -233,10 +231,10 @@ func (c *call) relayResponse(from media.Side, tl *leg, req *sip.Request, tx *sip
 	}
 	res := c.svc.response(req, code, reason, nil)
 	if r.StatusCode >= 200 && r.StatusCode < 300 && (isInv || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE) {
-		fl.addContact(res)
-		tl.updateTarget(r.Contact())
+		c.legAt(from).addContact(res)
+		c.legAt(to).updateTarget(r.Contact())
 	}
-	copyHeaders(res, r, fl.endpoint().info.Load())
+	copyHeaders(res, r, c.endpointOf(from).info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
@@ -246,7 +244,7 @@ func (c *call) relayResponse(from media.Side, tl *leg, req *sip.Request, tx *sip
 		c.reinv = &reinvite{from: from, out: out, resp: r, late: !offered, dst: dst}
 		c.mu.Unlock()
 	}
-	c.svc.respond(fl.endpoint(), tx, res, c.st.ID)
+	c.svc.respond(c.endpointOf(from), tx, res, c.st.ID)
 }
 
 // byeSide ends the leg on side (BYE, or CANCEL when it is not answered);

@@ -327,7 +327,7 @@ func (c *call) onTransferRequest(from media.Side, req *sip.Request, tx *sip.Serv
 		x := st.active
 		c.mu.Unlock()
 		if x != nil && x.from == from && x.gone.CompareAndSwap(false, true) {
-			c.svc.respond(c.legAt(from).endpoint(), tx, c.svc.response(req, 200, "OK", nil), c.st.ID)
+			c.svc.respond(c.endpointOf(from), tx, c.svc.response(req, 200, "OK", nil), c.st.ID)
 			c.logger().Info("transferor left during the transfer")
 			return true
 		}

@@ -566,10 +566,10 @@ func TestNoLegSwapOnceHungUp(t *testing.T) {
 	itsp.Next(sip.BYE)
 	mc, _ := media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
 	x := &transfer{c: c, from: media.SideB}
-	if g := x.swap(c, media.SideB, Leg{CallID: "new-leg", LocalTag: "t"}, c.legAt(media.SideB).endpoint(), mc, nil); g != nil {
+	if g := x.swap(c, media.SideB, Leg{CallID: "new-leg", LocalTag: "t"}, c.endpointOf(media.SideB), mc, nil); g != nil {
 		t.Fatal("a new leg was swapped into a call that is being hung up")
 	}
-	if l := c.legAt(media.SideB).dialog(); l.CallID == "new-leg" {
+	if l := c.legOf(media.SideB); l.CallID == "new-leg" {
 		t.Fatalf("leg B is now %+v", l)
 	}
 	c.end("bye from caller")

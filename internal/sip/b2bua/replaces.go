@@ -61,7 +61,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		return 488, "Not Acceptable Here (offer required with Replaces)"
 	}
 	s.respond(ep, tx, sip.NewResponseFromRequest(req, 100, "Trying", nil), c.st.ID)
-	la, lb := mediaLegs(z, ep, c.legAt(w).endpoint())
+	la, lb := mediaLegs(z, ep, c.endpointOf(w))
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		return statusFor(err)

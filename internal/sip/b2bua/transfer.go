@@ -501,7 +501,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	if cl.RemoteTag == "" {
 		return 481, "Call/Transaction Does Not Exist", nil, nil
 	}
-	la, lb := mediaLegs(y, c.legAt(y).endpoint(), cep)
+	la, lb := mediaLegs(y, c.endpointOf(y), cep)
 	mc, err := s.newMedia(c.st.ID, la, lb)
 	if err != nil {
 		code, reason := statusFor(err)

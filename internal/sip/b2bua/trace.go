@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // trace hands one message of a call to the tracer, in cleartext (what we
@@ -21,7 +22,13 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	tr := strings.ToLower(m.Transport())
 	info := ep.info.Load()
 	local := netip.AddrPortFrom(info.addr, uint16(info.Port(tr)))
-	raw := ep.Wire(m, dir == observe.Received)
+	var raw []byte
+	if dir == observe.Received {
+		raw = ep.Raw(m) // the datagram as read (UDP)
+	}
+	if raw == nil {
+		raw = transport.Serialize(m)
+	}
 	s.deps.Tracer.TraceSIP(observe.SIPMessage{
 		CallID: callID, Leg: ep.name, Dir: dir, Transport: tr,
 		Local: local, Remote: remote, Time: time.Now(), Raw: raw, Owned: true,

@@ -92,18 +92,13 @@ func (e *Endpoint) Raw(msg sip.Message) []byte {
 	return nil
 }
 
-// Wire returns msg's bytes as on the wire (cleartext), owned by the
-// caller: a received datagram as read (Raw), else msg as sipgo writes it.
-func (e *Endpoint) Wire(msg sip.Message, received bool) []byte {
-	if received {
-		if raw := e.Raw(msg); raw != nil {
-			return raw
-		}
-	}
+// Serialize returns msg as sipgo writes it on the wire, in a slice the
+// caller owns (one allocation of the exact size; the buffer is reused).
+func Serialize(msg sip.Message) []byte {
 	buf := serializeBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	msg.StringWrite(buf)
-	raw := bytes.Clone(buf.Bytes()) // one allocation of the exact size
+	raw := bytes.Clone(buf.Bytes())
 	serializeBufs.Put(buf)
 	return raw
 }

@@ -315,6 +315,68 @@ func (l *leg) resendAuthorized(out *sip.Request, r *sip.Response, dst routing.Ta
 	return tx, retry
 }
 
+// reinvite sends a re-INVITE on the leg with sdp (none: ask for an offer)
+// and returns the final response; for a 2xx the caller sends the ACK with
+// the function returned.
+func (l *leg) reinvite(sdp []byte) (*sip.Response, func(body []byte), error) {
+	c := l.owner
+	req, ep, _ := l.newInDialog(sip.INVITE, true)
+	cseq := req.CSeq().SeqNo
+	if c.rt.userAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
+	}
+	if len(sdp) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(sdp)
+	} else {
+		req.SetBody(nil)
+	}
+	dst := l.target()
+	tx, err := ep.request(c.context(), req, dst, c.st.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ackMsg *sip.Request
+	ackFn := func(body []byte) {
+		ack, _ := l.inDialog(sip.ACK, cseq)
+		if len(body) > 0 {
+			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		ack.SetBody(body)
+		c.mu.Lock()
+		ackMsg = ack
+		c.mu.Unlock()
+		_ = ep.send(ack, dst, c.st.ID)
+	}
+	tx.OnRetransmission(func(r *sip.Response) {
+		c.mu.Lock()
+		a := ackMsg
+		c.mu.Unlock()
+		if r.IsSuccess() && a != nil {
+			_ = ep.send(a, dst, c.st.ID)
+		}
+	})
+	for {
+		select {
+		case r := <-tx.Responses():
+			c.svc.traceIn(c.st.ID, ep, r)
+			if r.StatusCode < 200 {
+				continue
+			}
+			if r.StatusCode < 300 {
+				l.updateTarget(r.Contact())
+			}
+			return r, ackFn, nil
+		case <-tx.Done():
+			err := tx.Err()
+			if err == nil {
+				err = errStatus(408, "Request Timeout")
+			}
+			return nil, nil, err
+		}
+	}
+}
+
 // legAt returns the leg on side s (a transfer may replace it at any time:
 // what the caller does next is done on that leg).
 func (c *call) legAt(s media.Side) *leg {

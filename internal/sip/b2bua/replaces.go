@@ -71,7 +71,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		mc.Close()
 		return statusFor(err)
 	}
-	rw, ackW, err := c.reinvite(w, sdpW)
+	rw, ackW, err := c.legAt(w).reinvite(sdpW)
 	if err != nil || rw.StatusCode >= 300 {
 		mc.Close()
 		code, reason, _ := failureOf(rw, err)

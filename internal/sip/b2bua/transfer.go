@@ -252,7 +252,7 @@ func (x *transfer) blind() (int, string, *call) {
 		code, reason := statusFor(err)
 		return code, reason, nil
 	}
-	ry, ackY, err := c.reinvite(y, toY)
+	ry, ackY, err := c.legAt(y).reinvite(toY)
 	if err != nil || ry.StatusCode >= 300 {
 		hangUpNew()
 		return failureOf(ry, err)
@@ -318,7 +318,7 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 // to the other party, whose answer returns in the ACK (RFC 3725 §4.1; both
 // parties are in a call already and answer at once).
 func (c *call) resyncMedia(y media.Side) {
-	ry, ackY, err := c.reinvite(y, nil)
+	ry, ackY, err := c.legAt(y).reinvite(nil)
 	if err != nil || ry.StatusCode >= 300 {
 		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y), "err", err)
 		return
@@ -330,7 +330,7 @@ func (c *call) resyncMedia(y media.Side) {
 		c.logger().Info("media renegotiation after the transfer failed: no usable offer", "err", err)
 		return
 	}
-	rx, ackX, err := c.reinvite(y.Other(), offer)
+	rx, ackX, err := c.legAt(y.Other()).reinvite(offer)
 	if err != nil || rx.StatusCode >= 300 {
 		ackY(nil)
 		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y.Other()), "err", err)
@@ -351,67 +351,6 @@ func failureOf(r *sip.Response, err error) (int, string, *call) {
 	}
 	code, reason := statusFor(err)
 	return code, reason, nil
-}
-
-// reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
-// returns the final response; for a 2xx the caller sends the ACK with ack.
-func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
-	l := c.legAt(side)
-	req, ep, _ := l.newInDialog(sip.INVITE, true)
-	cseq := req.CSeq().SeqNo
-	if c.rt.userAgent != "" {
-		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
-	}
-	if len(sdp) > 0 {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(sdp)
-	} else {
-		req.SetBody(nil)
-	}
-	dst := l.target()
-	tx, err := ep.request(c.context(), req, dst, c.st.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var ackMsg *sip.Request
-	ackFn := func(body []byte) {
-		ack, _ := l.inDialog(sip.ACK, cseq)
-		if len(body) > 0 {
-			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		}
-		ack.SetBody(body)
-		c.mu.Lock()
-		ackMsg = ack
-		c.mu.Unlock()
-		_ = ep.send(ack, dst, c.st.ID)
-	}
-	tx.OnRetransmission(func(r *sip.Response) {
-		c.mu.Lock()
-		a := ackMsg
-		c.mu.Unlock()
-		if r.IsSuccess() && a != nil {
-			_ = ep.send(a, dst, c.st.ID)
-		}
-	})
-	for {
-		select {
-		case r := <-tx.Responses():
-			c.svc.traceIn(c.st.ID, ep, r)
-			if r.StatusCode < 200 {
-				continue
-			}
-			if r.StatusCode < 300 {
-				l.updateTarget(r.Contact())
-			}
-			return r, ackFn, nil
-		case <-tx.Done():
-			err := tx.Err()
-			if err == nil {
-				err = errStatus(408, "Request Timeout")
-			}
-			return nil, nil, err
-		}
-	}
 }
 
 // swap puts the new leg nl on side of c in place of the old one, with the
@@ -507,7 +446,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 		code, reason := statusFor(err)
 		return code, reason, nil, nil
 	}
-	rc, ackC, err := c2.reinvite(w, nil)
+	rc, ackC, err := c2.legAt(w).reinvite(nil)
 	if err != nil || rc.StatusCode >= 300 {
 		mc.Close()
 		code, reason, _ := failureOf(rc, err)
@@ -519,7 +458,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 		mc.Close()
 		return 488, "Not Acceptable Here", nil, nil
 	}
-	ry, ackY, err := c.reinvite(y, sdpY)
+	ry, ackY, err := c.legAt(y).reinvite(sdpY)
 	if err != nil || ry.StatusCode >= 300 {
 		ackC(nil)
 		mc.Close()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 var challengeParam = regexp.MustCompile(`(\w+)="?([^",]*)"?`)
@@ -41,12 +42,12 @@ func TestWrongPasswordsBlockSource(t *testing.T) {
 		c.Registrar.Domains = []string{insideIP}
 		c.Registrar.Users = []config.RegistrarUser{{Username: "100", Password: "Zq8-unlikely-7731"}}
 	})
-	s := listenUDP(t, scannerIP+":0")
+	s := siptest.ListenRawUDP(t, scannerIP+":0")
 	uri := "sip:" + insideIP
 	exchange := func(msg string, callID string) *sip.Response {
-		s.send(u.insideUDP, msg)
+		s.Send(u.insideUDP, msg)
 		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
-			m, _, err := s.recv(time.Until(end))
+			m, _, err := s.Recv(time.Until(end))
 			if err != nil {
 				return nil
 			}
@@ -59,9 +60,9 @@ func TestWrongPasswordsBlockSource(t *testing.T) {
 	failures := 0
 	for i := range 12 {
 		user := fmt.Sprint(200 + i)
-		callID, tag := newTag(), newTag()
+		callID, tag := siptest.NewTag(), siptest.NewTag()
 		reg := func(cseq int, auth string) string {
-			m := request("REGISTER", uri, s.local, callID, tag, "", cseq, auth, "")
+			m := request("REGISTER", uri, s.Local, callID, tag, "", cseq, auth, "")
 			// REGISTER's From and To name the user being registered.
 			m = strings.Replace(m, "From: <sip:robust@"+scannerIP+">", "From: <sip:"+user+"@"+insideIP+">", 1)
 			return strings.Replace(m, "To: <"+uri+">", "To: <sip:"+user+"@"+insideIP+">", 1)

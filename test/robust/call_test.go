@@ -7,8 +7,8 @@ import "testing"
 func TestCallThroughUnit(t *testing.T) {
 	u := startUnit(t, nil)
 	c := startCall(t, u)
-	if c.uas.invites.Load() != 1 {
-		t.Fatalf("trunk got %d INVITEs", c.uas.invites.Load())
+	if c.uas.Invites.Load() != 1 {
+		t.Fatalf("trunk got %d INVITEs", c.uas.Invites.Load())
 	}
 	if st, got := c.hangUp(t); st != 200 || !got {
 		t.Fatalf("BYE: status %d, trunk got it: %v", st, got)

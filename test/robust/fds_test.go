@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // TestFileDescriptorsShed: a unit with few file descriptors (ulimit 400; media ports plenty)
@@ -23,8 +24,8 @@ func TestFileDescriptorsShed(t *testing.T) {
 	// Media ports plenty (2,000 pairs): descriptors, not ports, run out.
 	ports := func(c *config.Config) { c.Media.PortMin = 44000; c.Media.PortMax = 47999 }
 	u := startUnitWrapped(t, ports, prlimit, fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
-	pbx := listenUDP(t, u.pbx)      // the PBX peer
-	silent := listenUDP(t, u.trunk) // the trunk: reads, never answers
+	pbx := siptest.ListenRawUDP(t, u.pbx)      // the PBX peer
+	silent := siptest.ListenRawUDP(t, u.trunk) // the trunk: reads, never answers
 	_ = silent
 	final := map[string]int{} // Call-ID -> final status
 	retryAfter := 0
@@ -33,7 +34,7 @@ func TestFileDescriptorsShed(t *testing.T) {
 		// so waiting for a quiet gap could last half a minute.
 		end := time.Now().Add(d)
 		for time.Now().Before(end) {
-			m, _, err := pbx.recv(time.Until(end))
+			m, _, err := pbx.Recv(time.Until(end))
 			if err != nil {
 				return
 			}
@@ -47,8 +48,8 @@ func TestFileDescriptorsShed(t *testing.T) {
 	}
 	maxFDs := 0
 	for i := range 400 {
-		msg := request("INVITE", fmt.Sprintf("sip:fd%d@%s", i, u.insideUDP), pbx.local, fmt.Sprintf("fd-%d", i), newTag(), "", 1, "", sdp(pbxIP, 30000+2*i))
-		if err := pbx.send(u.insideUDP, msg); err != nil {
+		msg := request("INVITE", fmt.Sprintf("sip:fd%d@%s", i, u.insideUDP), pbx.Local, fmt.Sprintf("fd-%d", i), siptest.NewTag(), "", 1, "", sdp(pbxIP, 30000+2*i))
+		if err := pbx.Send(u.insideUDP, msg); err != nil {
 			t.Fatal(err)
 		}
 		if i%10 == 9 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // metric reads one sample from the unit's /metrics (admin HTTPS); -1 when
@@ -65,7 +66,7 @@ func TestFloodDuringCall(t *testing.T) {
 	c := startCall(t, u)
 	rssBefore := u.rssKiB(t)
 
-	fl := listenUDP(t, floodIP+":0")
+	fl := siptest.ListenRawUDP(t, floodIP+":0")
 	dst, _ := net.ResolveUDPAddr("udp", u.insideUDP)
 	answered := make(chan int)
 	go func() {
@@ -73,7 +74,7 @@ func TestFloodDuringCall(t *testing.T) {
 		// finals until an ACK that never comes).
 		ids := map[string]bool{}
 		for {
-			m, _, err := fl.recv(3 * time.Second)
+			m, _, err := fl.Recv(3 * time.Second)
 			if err != nil {
 				answered <- len(ids)
 				return
@@ -85,8 +86,8 @@ func TestFloodDuringCall(t *testing.T) {
 	}()
 	start := time.Now()
 	for i := range floods {
-		msg := request("INVITE", "sip:flood"+fmt.Sprint(i)+"@"+u.insideUDP, fl.local, fmt.Sprintf("flood-%d", i), newTag(), "", 1, "", sdp(floodIP, 40000))
-		if _, err := fl.c.WriteToUDP([]byte(msg), dst); err != nil {
+		msg := request("INVITE", "sip:flood"+fmt.Sprint(i)+"@"+u.insideUDP, fl.Local, fmt.Sprintf("flood-%d", i), siptest.NewTag(), "", 1, "", sdp(floodIP, 40000))
+		if _, err := fl.Conn.WriteToUDP([]byte(msg), dst); err != nil {
 			t.Fatal(err)
 		}
 		if i%500 == 499 {
@@ -112,10 +113,10 @@ func TestFloodDuringCall(t *testing.T) {
 	}
 	c.close()
 	// The flooder is still blocked: its OPTIONS goes unanswered ...
-	probe := newTag()
-	fl.send(u.insideUDP, request("OPTIONS", "sip:"+u.insideUDP, fl.local, probe, newTag(), "", 1, "", ""))
+	probe := siptest.NewTag()
+	fl.Send(u.insideUDP, request("OPTIONS", "sip:"+u.insideUDP, fl.Local, probe, siptest.NewTag(), "", 1, "", ""))
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
-		m, _, err := fl.recv(time.Until(end))
+		m, _, err := fl.Recv(time.Until(end))
 		if err != nil {
 			break
 		}
@@ -146,9 +147,9 @@ func TestOutsideAccessControl(t *testing.T) {
 	for _, mode := range []string{"reject", "drop"} {
 		t.Run(mode, func(t *testing.T) {
 			u := startUnit(t, func(c *config.Config) { c.SIP.UnknownSource = mode })
-			s := listenUDP(t, floodIP+":0")
-			s.send(u.outside, request("INVITE", "sip:4711@"+u.outside, s.local, newTag(), newTag(), "", 1, "", sdp(floodIP, 40000)))
-			m, _, err := s.recv(2 * time.Second)
+			s := siptest.ListenRawUDP(t, floodIP+":0")
+			s.Send(u.outside, request("INVITE", "sip:4711@"+u.outside, s.Local, siptest.NewTag(), siptest.NewTag(), "", 1, "", sdp(floodIP, 40000)))
+			m, _, err := s.Recv(2 * time.Second)
 			switch mode {
 			case "reject":
 				if err != nil || !strings.HasPrefix(m.String(), "SIP/2.0 403") {

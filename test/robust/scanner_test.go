@@ -11,6 +11,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // sipvicious runs one sipvicious tool (bounded) and returns its output.
@@ -88,12 +89,12 @@ func TestPasswordCrackingBlocked(t *testing.T) {
 		// (SHA-256 beside MD5) before its first guess; guess on its
 		// behalf: wrong MD5 answers, as fast as it would.
 		t.Log("svcrack stopped at the SHA-256 challenge; sending the wrong guesses directly")
-		s := listenUDP(t, scannerIP+":0")
+		s := siptest.ListenRawUDP(t, scannerIP+":0")
 		for i := range 60 {
 			auth := fmt.Sprintf("Authorization: Digest username=\"100\", realm=%q, nonce=\"guess%d\", uri=\"sip:%s\", response=\"%032x\", algorithm=MD5\r\n", insideIP, i, insideIP, i)
-			s.send(u.insideUDP, request("REGISTER", "sip:"+insideIP, s.local, newTag(), newTag(), "", 1, auth, ""))
+			s.Send(u.insideUDP, request("REGISTER", "sip:"+insideIP, s.Local, siptest.NewTag(), siptest.NewTag(), "", 1, auth, ""))
 		}
-		s.c.Close()
+		s.Close()
 	}
 	for i := 0; i < 50 && u.metric(t, "palisade_guard_blocks_total", "cause", "auth") < 1; i++ {
 		time.Sleep(100 * time.Millisecond) // the unit may still be reading the guesses
@@ -102,10 +103,10 @@ func TestPasswordCrackingBlocked(t *testing.T) {
 		t.Errorf("guard did not block the cracking source (blocks_total{cause=auth} = %v)", v)
 	}
 	// Blocked now: even an OPTIONS from the scanner's address is ignored.
-	s := listenUDP(t, scannerIP+":0")
-	probe := newTag()
-	s.send(u.insideUDP, request("OPTIONS", "sip:"+u.insideUDP, s.local, probe, newTag(), "", 1, "", ""))
-	if m, _, err := s.recv(2 * time.Second); err == nil && m.CallID() != nil && m.CallID().Value() == probe {
+	s := siptest.ListenRawUDP(t, scannerIP+":0")
+	probe := siptest.NewTag()
+	s.Send(u.insideUDP, request("OPTIONS", "sip:"+u.insideUDP, s.Local, probe, siptest.NewTag(), "", 1, "", ""))
+	if m, _, err := s.Recv(2 * time.Second); err == nil && m.CallID() != nil && m.CallID().Value() == probe {
 		t.Error("the cracking source is still answered")
 	}
 	if !u.optionsOK(t, "udp", u.insideUDP) {

@@ -379,7 +379,7 @@ func TestTortureMessages(t *testing.T) {
 	var table []string
 	tried := 0
 	for _, tr := range []struct{ name, dst string }{{"udp", u.insideUDP}, {"tcp", u.insideTCP}} {
-		invitesBefore := c.uas.invites.Load()
+		invitesBefore := c.uas.Invites.Load()
 		res := sendTorture(t, msgs, tr.name, tr.dst)
 		validInvites := 0
 		for _, m := range msgs {
@@ -440,7 +440,7 @@ func TestTortureMessages(t *testing.T) {
 			}
 		}
 		// Only valid (and tolerated) INVITEs may have been relayed.
-		if got := c.uas.invites.Load() - invitesBefore; got > int64(validInvites+len(tolerated)) {
+		if got := c.uas.Invites.Load() - invitesBefore; got > int64(validInvites+len(tolerated)) {
 			t.Errorf("%s: trunk got %d INVITEs from torture messages, at most %d valid ones were sent", tr.name, got, validInvites+len(tolerated))
 		}
 		if !u.alive() || !u.optionsOK(t, "udp", u.insideUDP) {

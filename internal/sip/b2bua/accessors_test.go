@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/media"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // A transfer replaces a leg (dialog and endpoint) and the media under the call lock
@@ -16,7 +17,7 @@ import (
 func TestLegSwapWhileRelaying(t *testing.T) {
 	mkEp := func(name, addr string) *endpoint {
 		e := &endpoint{name: name}
-		e.info.Store(&ifaceInfo{addr: netip.MustParseAddr(addr), host: addr, ports: map[string]int{"udp": 5060}})
+		e.info.Store(&ifaceInfo{addr: netip.MustParseAddr(addr), Local: transport.Local{Host: addr, Ports: map[string]int{"udp": 5060}}})
 		return e
 	}
 	e1, e2 := mkEp("inside", "127.0.0.1"), mkEp("outside", "127.0.0.2")
@@ -26,7 +27,8 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 	}
 	mc, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 	c := &call{rt: &runtime{maxForwards: 70}, media: mc}
-	c.legs = [2]*leg{{Leg: mkLeg("127.0.0.5"), ep: e1}, {Leg: mkLeg("127.0.0.6"), ep: e1}}
+	c.setLeg(media.SideA, &leg{Leg: mkLeg("127.0.0.5"), ep: e1})
+	c.setLeg(media.SideB, &leg{Leg: mkLeg("127.0.0.6"), ep: e1})
 	const n = 300
 	done := make(chan struct{})
 	go func() { // what transfer.swap does
@@ -34,20 +36,21 @@ func TestLegSwapWhileRelaying(t *testing.T) {
 		for i := range n {
 			mc2, _ := media.Passthrough{}.NewCall("", media.Leg{}, media.Leg{})
 			c.mu.Lock()
-			c.legs[media.SideB] = &leg{Leg: mkLeg("127.0.0.7"), ep: [2]*endpoint{e1, e2}[i%2]}
+			c.setLeg(media.SideB, &leg{Leg: mkLeg("127.0.0.7"), ep: [2]*endpoint{e1, e2}[i%2]})
 			c.media = mc2
 			c.mu.Unlock()
 			goruntime.Gosched()
 		}
 	}()
 	for range n {
-		if tg := c.legTarget(media.SideB); !tg.Addr.IsValid() {
+		l := c.legAt(media.SideB)
+		if tg := l.target(); !tg.Addr.IsValid() {
 			t.Fatalf("no target: %+v", tg)
 		}
-		if r := c.inDialog(sip.BYE, media.SideB, 1); r.Via() == nil {
+		if r, _ := l.inDialog(sip.BYE, 1); r.Via() == nil {
 			t.Fatal("no Via")
 		}
-		if c.mediaOf() == nil || c.endpointOf(media.SideB) == nil || c.legOf(media.SideB).RemoteTag != "r" {
+		if c.mediaOf() == nil || l.endpoint() == nil || l.dialog().RemoteTag != "r" {
 			t.Fatal("accessor returned nothing")
 		}
 		goruntime.Gosched()

@@ -5,7 +5,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
-	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,26 +110,4 @@ func (s *Service) finishAuth(ctx context.Context, rt *runtime, ep *endpoint, pee
 		req, res = retry, waitFinal(tx)
 	}
 	return res
-}
-
-// resendInDialog sends an in-dialog request (re-INVITE, UPDATE, INFO...)
-// to side's peer again answering its challenge r; nil when the peer has no
-// credentials or the retry could not be sent.
-func (c *call) resendInDialog(side media.Side, out *sip.Request, r *sip.Response, dst routing.Target) (*sip.ClientTx, *sip.Request) {
-	c.mu.Lock()
-	peer := c.leg(side).Peer
-	c.mu.Unlock()
-	if c.rt.creds[peer].Username == "" {
-		return nil, nil
-	}
-	retry := c.svc.authRetry(c.rt, peer, out, r, c.nextCSeq(side))
-	if retry == nil {
-		return nil, nil
-	}
-	tx, err := c.endpointOf(side).request(c.context(), retry, dst, c.st.ID)
-	if err != nil {
-		c.logger().Info("authorized request not sent", "method", out.Method, "err", err)
-		return nil, nil
-	}
-	return tx, retry
 }

@@ -243,24 +243,16 @@ func newID() string {
 // c.mu, so code that does not hold c.mu reads them through these.
 
 // endpointOf returns side's endpoint.
-func (c *call) endpointOf(s media.Side) *endpoint {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.legs[s].ep
-}
+func (c *call) endpointOf(s media.Side) *endpoint { return c.legAt(s).endpoint() }
+
+// legOf returns a copy of side's dialog state.
+func (c *call) legOf(s media.Side) Leg { return c.legAt(s).dialog() }
 
 // mediaOf returns the call's media session.
 func (c *call) mediaOf() media.Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.media
-}
-
-// legOf returns a copy of side's dialog state.
-func (c *call) legOf(s media.Side) Leg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return *c.leg(s)
 }
 
 // context is the call's context (Background for a call built without
@@ -275,8 +267,9 @@ func (c *call) context() context.Context {
 // newCallState returns a call of s with its context, before it is
 // published.
 func (s *Service) newCallState(rt *runtime) *call {
-	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call]),
-		legs: [2]*leg{{}, {}}}
+	c := &call{svc: s, rt: rt, canceled: make(chan struct{}), self: new(atomic.Pointer[call])}
+	c.setLeg(media.SideA, &leg{})
+	c.setLeg(media.SideB, &leg{})
 	c.self.Store(c)
 	c.ctx, c.stop = context.WithCancel(s.base)
 	return c

@@ -246,27 +246,48 @@ func (d *dialer) resolve(ctx context.Context, h routing.Hop) ([]routing.Target, 
 }
 
 // peerOfHop completes a hop without peer (a DNS override, a dial plan URI,
-// a redirect) whose host and port are those of a configured peer: it is
-// placed as a call to that peer (its interface, headers, credentials).
+// a redirect) addressed to one of a configured peer's names (its address or
+// domain, trunk.targets, their DNS overrides) with the same port, if both
+// give one: it is placed as a call to that peer (its interface, headers,
+// credentials, number rules). A peer whose port matches exactly wins over
+// one matched by host alone (two peers on one address).
 func (rt *runtime) peerOfHop(h routing.Hop) routing.Hop {
 	if h.Peer != "" || rt.table == nil {
 		return h
 	}
-	for _, p := range rt.table.Peers() {
-		ph, ok := rt.table.PeerHop(p.Name)
-		if !ok || !strings.EqualFold(ph.Host, h.Host) || (ph.Port != 0 && h.Port != 0 && ph.Port != h.Port) {
-			continue
-		}
-		h.Peer = p.Name
-		if h.Interface == "" {
-			h.Interface = ph.Interface
-		}
-		if h.Headers == nil {
-			h.Headers = ph.Headers
-		}
+	ph, ok := rt.peerHopAt(h.Host, h.Port)
+	if !ok {
 		return h
 	}
+	h.Peer = ph.Peer
+	if h.Interface == "" {
+		h.Interface = ph.Interface
+	}
+	if h.Headers == nil {
+		h.Headers = ph.Headers
+	}
 	return h
+}
+
+// peerHopAt returns the peer hop of the first peer with a name at host
+// and port (0: any), an exact port first.
+func (rt *runtime) peerHopAt(host string, port int) (routing.Hop, bool) {
+	var loose routing.Hop
+	found := false
+	for _, p := range rt.table.Peers() {
+		for _, ph := range rt.table.PeerHops(p.Name, "") {
+			if !strings.EqualFold(strings.TrimSuffix(ph.Host, "."), strings.TrimSuffix(host, ".")) {
+				continue
+			}
+			switch {
+			case ph.Port != 0 && ph.Port == port:
+				return ph, true
+			case (ph.Port == 0 || port == 0) && !found:
+				loose, found = ph, true
+			}
+		}
+	}
+	return loose, found
 }
 
 // attempt sends the INVITE to one target and reads its responses.

@@ -3,7 +3,6 @@ package b2bua
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,102 +13,6 @@ import (
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
-
-// legTarget is where requests on side go: over the existing connection for
-// TCP/TLS (sipgo issue 361: in-dialog requests must reuse the dialog's
-// connection), else the first route or the remote target.
-func (c *call) legTarget(side media.Side) routing.Target {
-	c.mu.Lock()
-	l, ep := *c.leg(side), c.legs[side].ep
-	c.mu.Unlock()
-	if l.Transport != "udp" && l.Flow != "" {
-		if ep.HasConn(l.Transport, l.Flow) {
-			ap, _ := netip.ParseAddrPort(l.Flow)
-			return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
-		}
-	}
-	u := l.RemoteTarget
-	if len(l.RouteSet) > 0 {
-		u = l.RouteSet[0]
-	}
-	tr := uriTransport(&u)
-	if tr == "" {
-		tr = l.Transport
-	}
-	if a, err := netip.ParseAddr(strings.Trim(u.Host, "[]")); err == nil {
-		port := u.Port
-		if port == 0 {
-			port = 5060
-			if tr == "tls" {
-				port = 5061
-			}
-		}
-		return routing.Target{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Transport: tr, ServerName: l.ServerName}
-	}
-	hop := routing.Hop{Scheme: u.Scheme, Host: u.Host, Port: u.Port, Transport: tr}
-	ctx, cancel := context.WithTimeout(c.context(), 3*time.Second)
-	defer cancel()
-	if ts, err := c.rt.resolver.Resolve(ctx, hop); err == nil && len(ts) > 0 {
-		if ts[0].ServerName == "" {
-			ts[0].ServerName = l.ServerName
-		}
-		return ts[0]
-	}
-	ap, _ := netip.ParseAddrPort(l.Flow)
-	return routing.Target{Addr: ap, Transport: l.Transport, ServerName: l.ServerName}
-}
-
-// nextCSeq returns the next local CSeq of side.
-func (c *call) nextCSeq(side media.Side) uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l := c.leg(side)
-	l.LocalCSeq++
-	return l.LocalCSeq
-}
-
-// inDialog builds a request on side.
-func (c *call) inDialog(method sip.RequestMethod, side media.Side, cseq uint32) *sip.Request {
-	c.mu.Lock()
-	l, ep := *c.leg(side), c.legs[side].ep
-	c.mu.Unlock()
-	return newRequest(method, &l, ep.info.Load(), c.rt.maxForwards, cseq)
-}
-
-// sendAckB acknowledges the far leg's 2xx to the initial INVITE.
-func (c *call) sendAckB(body []byte) {
-	ack := c.inDialog(sip.ACK, media.SideB, c.legOf(media.SideB).InviteCSeq)
-	if len(body) > 0 {
-		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	ack.SetBody(body)
-	dst := c.legTarget(media.SideB)
-	c.mu.Lock()
-	c.legs[media.SideB].ack = ack
-	txB, ep := c.legs[media.SideB].itx, c.legs[media.SideB].ep
-	c.mu.Unlock()
-	if err := ep.send(ack, dst, c.st.ID); err != nil {
-		c.logger().Info("ACK not sent", "err", err)
-	}
-	// Retransmitted 2xx now reach onStrayResponse, which repeats this ACK;
-	// the transaction need not linger in its Accepted state.
-	if txB != nil {
-		txB.Terminate()
-	}
-}
-
-// resendAck answers a retransmitted 2xx on side (a leg the unit called)
-// with its ACK again.
-func (c *call) resendAck(side media.Side) {
-	c.mu.Lock()
-	ack, ep := c.legs[side].ack, c.legs[side].ep
-	c.mu.Unlock()
-	if ack == nil {
-		return
-	}
-	dst := c.legTarget(side)
-	_ = ep.send(ack, dst, c.st.ID)
-}
 
 // onAck handles the ACK of a 2xx from side.
 func (c *call) onAck(side media.Side, req *sip.Request) {
@@ -148,18 +51,17 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 			var err error
 			if body, err = c.mediaOf().Answer(media.SideA, body); err != nil {
 				c.logger().Info("answer SDP in ACK refused", "err", err)
-				c.sendAckB(nil)
+				c.legAt(media.SideB).sendAck(nil)
 				c.hangup("bad answer in ACK")
 				return
 			}
 		}
-		c.sendAckB(body)
+		c.legAt(media.SideB).sendAck(body)
 	}
 }
 
 func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
-	to := ri.from.Other()
-	ack := c.inDialog(sip.ACK, to, ri.out.CSeq().SeqNo)
+	ack, ep := c.legAt(ri.from.Other()).inDialog(sip.ACK, ri.out.CSeq().SeqNo)
 	body := req.Body()
 	if ri.late && len(body) > 0 {
 		var err error
@@ -173,7 +75,7 @@ func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
 	} else {
 		ack.SetBody(nil)
 	}
-	_ = c.endpointOf(to).send(ack, ri.dst, c.st.ID)
+	_ = ep.send(ack, ri.dst, c.st.ID)
 }
 
 // onRequest relays an in-dialog request from side to the other leg.
@@ -226,11 +128,12 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	withContact := req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE ||
 		req.Method == sip.NOTIFY || req.Method == sip.REFER
-	out, outEp, tl := c.newInDialog(to, req.Method, withContact)
+	tl := c.legAt(to)
+	out, outEp, td := tl.newInDialog(req.Method, withContact)
 	info := outEp.info.Load()
 	copyHeaders(out, req, info)
 	if ra := req.GetHeader("RAck"); ra != nil {
-		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), tl.InviteCSeq)))
+		out.AppendHeader(sip.NewHeader("RAck", rewriteRAck(ra.Value(), td.InviteCSeq)))
 	}
 	if c.rt.userAgent != "" {
 		out.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
@@ -239,7 +142,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		out.RemoveHeader("Content-Type")
 	}
 	out.SetBody(body)
-	dst := c.legTarget(to)
+	dst := tl.target()
 	otx, err := outEp.request(c.context(), out, dst, c.st.ID)
 	if err != nil {
 		code, reason := statusFor(err)
@@ -277,7 +180,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 			}
 			if answerable(r, authTries) { // auth.go: a trunk's challenge, same target
 				authTries++
-				if ntx, nout := c.resendInDialog(to, out, r, dst); ntx != nil {
+				if ntx, nout := tl.resendAuthorized(out, r, dst); ntx != nil {
 					otx.Terminate()
 					otx, out = ntx, nout
 					follow()
@@ -328,12 +231,8 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 	}
 	res := c.svc.response(req, code, reason, nil)
 	if r.StatusCode >= 200 && r.StatusCode < 300 && (isInv || req.Method == sip.UPDATE || req.Method == sip.SUBSCRIBE) {
-		res.AppendHeader(c.endpointOf(from).info.Load().contact(c.legOf(from).Transport))
-		if ct := r.Contact(); ct != nil {
-			c.mu.Lock()
-			c.leg(to).RemoteTarget = ct.Address
-			c.mu.Unlock()
-		}
+		c.legAt(from).addContact(res)
+		c.legAt(to).updateTarget(r.Contact())
 	}
 	copyHeaders(res, r, c.endpointOf(from).info.Load())
 	if len(body) == 0 {
@@ -348,41 +247,14 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 	c.svc.respond(c.endpointOf(from), tx, res, c.st.ID)
 }
 
-// byeSide sends BYE on side (or CANCEL when the far leg is not answered).
+// byeSide ends the leg on side (BYE, or CANCEL when it is not answered);
+// from then on no transfer swaps a leg in there (endingLocked).
 func (c *call) byeSide(side media.Side) {
 	c.mu.Lock()
-	c.hungUp[side] = true // from now on no transfer swaps a leg in (endingLocked)
-	l := c.legs[side]
-	confirmed := l.RemoteTag != "" && (l.uas || l.ack != nil || c.st.Phase == PhaseConfirmed)
-	inv, itx, tg, sideEp := l.inv, l.itx, l.tg, l.ep
+	c.hungUp[side] = true
+	l, answered := c.legs[side], c.st.Phase == PhaseConfirmed
 	c.mu.Unlock()
-	if !confirmed {
-		if !l.uas && inv != nil && itx != nil {
-			c.cancelB(sideEp, inv, tg)
-		}
-		return
-	}
-	bye, _, _ := c.newInDialog(side, sip.BYE, false)
-	if c.rt.userAgent != "" {
-		bye.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
-	}
-	bye.SetBody(nil)
-	dst := c.legTarget(side)
-	tx, err := c.endpointOf(side).request(context.Background(), bye, dst, c.st.ID)
-	if err != nil {
-		c.logger().Info("BYE not sent", "side", sideName(side), "err", err)
-		return
-	}
-	c.mu.Lock()
-	peer, ep := c.leg(side).Peer, c.legs[side].ep // a transfer may swap the leg meanwhile
-	c.mu.Unlock()
-	go func() {
-		// auth.go: a trunk's challenge to our BYE is answered once
-		if r := c.svc.finishAuth(context.Background(), c.rt, ep, peer, bye, tx, dst, c.st.ID,
-			func() uint32 { return c.nextCSeq(side) }); r != nil {
-			c.svc.traceIn(c.st.ID, ep, r)
-		}
-	}()
+	l.bye(answered)
 }
 
 // endingLocked reports that the call has ended or is ending: one of its

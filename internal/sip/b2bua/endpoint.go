@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,18 +29,18 @@ type endpoint struct {
 	certIdx atomic.Pointer[certPeerIndex] // identity.go
 }
 
-// ifaceInfo is what messages on this interface show about the unit.
+// ifaceInfo is what messages on this interface show about the unit: the
+// host and ports of its Via and Contact (transport.Local builds them).
 type ifaceInfo struct {
+	transport.Local
 	addr      netip.Addr
-	host      string         // fqdn, else advertised address, else address
-	ports     map[string]int // transport (udp|tcp|tls) → bound port
 	userAgent string
 	hide      bool // sip.topology_hiding
 }
 
 func newEndpoint(svc *Service, name string) *endpoint {
 	e := &endpoint{name: name, svc: svc}
-	e.info.Store(&ifaceInfo{ports: map[string]int{}})
+	e.info.Store(&ifaceInfo{Local: transport.Local{Ports: map[string]int{}}})
 	report := func(remote string, err error) { svc.reportHandshake("client", name, remote, err) }
 	h := transport.Hooks{
 		Logger:          slog.New(&sipgoLogHandler{svc: svc}),
@@ -55,7 +53,7 @@ func newEndpoint(svc *Service, name string) *endpoint {
 		KeepRaw: svc.tracing,
 		Local: func() (netip.Addr, int) {
 			i := e.info.Load()
-			return i.addr, i.ports["udp"]
+			return i.addr, i.Ports["udp"]
 		},
 		HandshakeTimeout: func() time.Duration { return svc.rt.Load().handshakeTimeout },
 		DialedTLS: func(c net.Conn, remote string) net.Conn {
@@ -78,46 +76,6 @@ func newEndpoint(svc *Service, name string) *endpoint {
 	}
 	e.Endpoint = transport.New(name, h)
 	return e
-}
-
-// port returns the local port for transport, falling back to any listener.
-func (i *ifaceInfo) port(tr string) int {
-	if p := i.ports[tr]; p != 0 {
-		return p
-	}
-	for _, t := range []string{"udp", "tcp", "tls"} {
-		if p := i.ports[t]; p != 0 {
-			return p
-		}
-	}
-	return 5060
-}
-
-// hostPort is host:port as written in Via and Contact.
-func (i *ifaceInfo) hostPort(tr string) string {
-	h := i.host
-	if strings.Contains(h, ":") {
-		h = "[" + h + "]"
-	}
-	return h + ":" + strconv.Itoa(i.port(tr))
-}
-
-// contact is the unit's Contact on this interface.
-func (i *ifaceInfo) contact(tr string) *sip.ContactHeader {
-	u := sip.Uri{Scheme: "sip", Host: i.host, Port: i.port(tr)}
-	if tr != "udp" {
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", tr)
-	}
-	return &sip.ContactHeader{Address: u}
-}
-
-func (i *ifaceInfo) via(tr string) *sip.ViaHeader {
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(tr),
-		Host: i.host, Port: i.port(tr), Params: sip.NewParams()}
-	v.Params.Add("branch", sip.GenerateBranch())
-	v.Params.Add("rport", "")
-	return v
 }
 
 // request starts a client transaction for req towards dst.

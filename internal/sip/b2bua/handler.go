@@ -168,7 +168,7 @@ func (s *Service) onStrayResponse(ep *endpoint, r *sip.Response) {
 	if c == nil {
 		return
 	}
-	c.resendAck(c.sideOf(getTag(r.From().Params)))
+	c.legAt(c.sideOf(getTag(r.From().Params))).resendAck()
 }
 
 // routingRequest describes req for the routing table.
@@ -241,7 +241,7 @@ func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.Server
 		tg := targets[0]
 		leg := &Leg{
 			Transport: tg.Transport, CallID: newID(), LocalTag: newID(),
-			LocalURI:     sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: info.host},
+			LocalURI:     sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: info.Host},
 			LocalName:    req.From().DisplayName,
 			RemoteURI:    sip.Uri{Scheme: "sip", User: h.User, Host: h.Host},
 			RemoteTarget: hopURI(h),

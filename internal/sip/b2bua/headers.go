@@ -37,7 +37,7 @@ func copyHeaders(dst, src sip.Message, info *ifaceInfo) {
 		switch name {
 		case "p-asserted-identity", "p-preferred-identity", "remote-party-id", "diversion", "referred-by":
 			if info.hide {
-				dst.(interface{ AppendHeader(sip.Header) }).AppendHeader(sip.NewHeader(h.Name(), hideHostInAddr(h.Value(), info.host)))
+				dst.(interface{ AppendHeader(sip.Header) }).AppendHeader(sip.NewHeader(h.Name(), hideHostInAddr(h.Value(), info.Host)))
 				continue
 			}
 		}
@@ -100,7 +100,7 @@ func uriTransport(u *sip.Uri) string {
 // leg's tags, a fresh Via and CSeq.
 func newRequest(method sip.RequestMethod, l *Leg, info *ifaceInfo, maxFwd int, cseq uint32) *sip.Request {
 	req := sip.NewRequest(method, l.RemoteTarget)
-	req.AppendHeader(info.via(l.Transport))
+	req.AppendHeader(info.Via(l.Transport))
 	mf := sip.MaxForwardsHeader(maxFwd)
 	req.AppendHeader(&mf)
 	from := &sip.FromHeader{DisplayName: l.LocalName, Address: l.LocalURI, Params: sip.NewParams()}

@@ -46,6 +46,9 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 		s.recordRefused(id, ep, req, code, reason)
 		return
 	}
+	for i := range hops { // a URI naming a peer is a call to that peer (dial.go)
+		hops[i] = rt.peerOfHop(hops[i])
+	}
 	from := req.From()
 	c := s.newCallState(rt)
 	c.legs[media.SideA].inv, c.legs[media.SideA].stx, c.legs[media.SideA].uas = req, tx, true
@@ -146,7 +149,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 			// a 2xx repeated on the transaction gets our ACK again
 			tx.OnRetransmission(func(r *sip.Response) {
 				if c := ref.Load(); c != nil && r.IsSuccess() {
-					c.resendAck(c.sideOf(getTag(r.From().Params)))
+					c.legAt(c.sideOf(getTag(r.From().Params))).resendAck()
 				}
 			})
 		},
@@ -157,7 +160,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		if ans.canceled {
 			// CANCEL lost the race with the 2xx: the caller has its 487,
 			// so confirm and end the far leg right away.
-			c.sendAckB(nil)
+			c.legAt(media.SideB).sendAck(nil)
 			c.byeSide(media.SideB)
 			c.end("canceled")
 			return
@@ -189,7 +192,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	c.legs[media.SideB].ep = ep
 	b := c.leg(media.SideB)
 	b.Interface, b.Transport, b.Peer = ep.name, tg.Transport, h.Peer
-	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.host}
+	b.LocalURI = sip.Uri{Scheme: "sip", User: a.RemoteURI.User, Host: info.Host}
 	b.LocalName = a.RemoteName
 	b.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
 	b.RemoteName = a.LocalName
@@ -199,7 +202,7 @@ func (c *call) buildInviteB(h routing.Hop, tg routing.Target, ep *endpoint, sdp 
 	b.LocalCSeq++
 	b.InviteCSeq = b.LocalCSeq
 	req := newRequest(sip.INVITE, b, info, decMaxForwards(c.legs[media.SideA].inv, rt), b.LocalCSeq)
-	req.AppendHeader(info.contact(tg.Transport))
+	req.AppendHeader(info.Contact(tg.Transport))
 	copyHeaders(req, c.legs[media.SideA].inv, info)
 	rt.trunkHeaders(req, c.legs[media.SideA].inv, h.Peer, info)
 	for k, v := range h.Headers {
@@ -281,20 +284,13 @@ func (c *call) onProvisionalB(r *sip.Response) {
 		c.mu.Unlock()
 	}
 	res := c.svc.response(inv, r.StatusCode, r.Reason, nil)
-	c.addContactA(res)
+	c.legAt(media.SideA).addContact(res)
 	copyHeaders(res, r, epA.info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
 	}
 	res.SetBody(body)
 	c.respondA(res)
-}
-
-func (c *call) addContactA(res *sip.Response) {
-	c.mu.Lock()
-	tr, ep := c.leg(media.SideA).Transport, c.legs[media.SideA].ep
-	c.mu.Unlock()
-	res.AppendHeader(ep.info.Load().contact(tr))
 }
 
 // calleeSDP passes SDP from the callee's 18x or 2xx through the media call:
@@ -333,7 +329,7 @@ func (c *call) onAnswerB(r *sip.Response) {
 	inv, _, epA := c.callerSide()
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs
-		c.sendAckB(nil)
+		c.legAt(media.SideB).sendAck(nil)
 		c.byeSide(media.SideB)
 		code, reason := statusFor(err)
 		c.respondA(c.svc.response(inv, code, reason, nil))
@@ -341,10 +337,11 @@ func (c *call) onAnswerB(r *sip.Response) {
 		return
 	}
 	if !c.lateOffer { // set before the call was published, never changed
-		c.sendAckB(nil)
+		c.legAt(media.SideB).sendAck(nil)
 	}
 	res := c.svc.response(inv, r.StatusCode, r.Reason, nil)
-	c.addContactA(res)
+	a := c.legAt(media.SideA)
+	a.addContact(res)
 	copyHeaders(res, r, epA.info.Load())
 	if len(body) == 0 {
 		res.RemoveHeader("Content-Type")
@@ -353,58 +350,21 @@ func (c *call) onAnswerB(r *sip.Response) {
 	c.mu.Lock()
 	c.st.Phase = PhaseConfirmed
 	c.st.Answered = time.Now()
-	c.legs[media.SideA].final = res
-	udp := c.leg(media.SideA).Transport == "udp" // under the lock: a transfer may swap the leg (refer.go)
+	a.final = res
+	udp := a.Transport == "udp"
 	c.mu.Unlock()
 	c.recordAnswer()
 	c.respondA(res)
 	if udp {
-		c.retransmit2xx(media.SideA)
+		a.retransmit2xx(c.noAck(a))
 	}
 }
 
-// retransmit2xx resends our 2xx to the caller until its ACK arrives
-// (RFC 3261 §13.3.1.4: on unreliable transports this is the UAS core's job).
-// It runs on timers, not a goroutine per call: most ACKs come long before
-// the first retransmission.
-func (c *call) retransmit2xx(side media.Side) {
-	deadline := time.Now().Add(64 * sip.T1)
-	var step func(d time.Duration)
-	step = func(d time.Duration) {
-		time.AfterFunc(d, func() {
-			c.mu.Lock()
-			l := c.legs[side]
-			acked, res := l.acked, l.final
-			c.mu.Unlock()
-			if acked || c.ended.Load() || res == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				c.logger().Info("no ACK for the 2xx: ending the call", "side", sideName(side))
-				c.byeSide(media.SideA)
-				c.byeSide(media.SideB)
-				c.end("no ACK")
-				return
-			}
-			if side == media.SideA {
-				c.respondA(res)
-			} else {
-				c.respondOn(side, res)
-			}
-			step(min(2*d, sip.T2))
-		})
-	}
-	step(sip.T1)
-}
-
-// respondOn sends a response on side's INVITE transaction (a leg the unit
-// answered).
-func (c *call) respondOn(side media.Side, res *sip.Response) {
-	c.mu.Lock()
-	ep, tx := c.legs[side].ep, c.legs[side].stx
-	c.mu.Unlock()
-	if tx != nil {
-		c.svc.respond(ep, tx, res, c.st.ID)
+// noAck is what happens when l's 2xx got no ACK: the call ends.
+func (c *call) noAck(l *leg) func() {
+	return func() {
+		c.logger().Info("no ACK for the 2xx: ending the call", "side", sideName(l.side))
+		c.hangup("no ACK")
 	}
 }
 
@@ -426,13 +386,9 @@ func (c *call) relayFinalA(r *sip.Response) {
 	c.end("failed: " + strconv.Itoa(code))
 }
 
+// respondA answers the caller's INVITE with res, noting a failure for the
+// call record.
 func (c *call) respondA(res *sip.Response) {
 	c.noteFinalA(res)
-	_, tx, ep := c.callerSide()
-	c.svc.respond(ep, tx, res, c.st.ID)
-}
-
-// cancelB sends CANCEL for the far leg's INVITE (RFC 3261 §9.1).
-func (c *call) cancelB(ep *endpoint, inv *sip.Request, tg routing.Target) {
-	c.svc.cancelInvite(ep, inv, tg, c.st.ID)
+	c.legAt(media.SideA).respond(res)
 }

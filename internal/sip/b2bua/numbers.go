@@ -108,7 +108,7 @@ func (rt *runtime) trunkHeaders(req *sip.Request, src *sip.Request, peer string,
 	for _, h := range src.GetHeaders("History-Info") {
 		vals = append(vals, h.Value())
 	}
-	for _, v := range trunk.HistoryInfo(trunk.HistoryMode(rt.history[peer], info.hide), vals, info.host) {
+	for _, v := range trunk.HistoryInfo(trunk.HistoryMode(rt.history[peer], info.hide), vals, info.Host) {
 		req.AppendHeader(sip.NewHeader("History-Info", v))
 	}
 }

@@ -79,13 +79,13 @@ func (ps *peerSet) Options(ctx context.Context, req *sip.Request, t keepalive.Ta
 		tr = "udp"
 	}
 	req.RemoveHeader("Via")
-	req.PrependHeader(info.via(tr))
+	req.PrependHeader(info.Via(tr))
 	// Contact and From name the listener of the target's transport.
 	if c := req.Contact(); c != nil {
-		c.Address.Port = info.port(tr)
+		c.Address.Port = info.Port(tr)
 	}
 	if f := req.From(); f != nil {
-		f.Address.Port = info.port(tr)
+		f.Address.Port = info.Port(tr)
 	}
 	tx, err := ep.request(ctx, req, t.Target, "")
 	if err != nil {
@@ -163,7 +163,7 @@ func (ps *peerSet) apply(rt *runtime, peers []config.Peer) {
 			if tr == "" {
 				tr = "udp"
 			}
-			pr.LocalHost, pr.LocalPort = info.host, info.port(tr)
+			pr.LocalHost, pr.LocalPort = info.Host, info.Port(tr)
 		}
 		k.Probe = pr
 		kp = append(kp, k)

@@ -434,7 +434,7 @@ func (c *call) onRefer(from media.Side, req *sip.Request, tx *sip.ServerTx) bool
 		noSub = true
 	}
 	res := s.response(req, 202, "Accepted", nil)
-	res.AppendHeader(ep.info.Load().contact(c.leg(from).Transport))
+	res.AppendHeader(ep.info.Load().Contact(c.leg(from).Transport))
 	if noSub {
 		res.AppendHeader(sip.NewHeader("Refer-Sub", "false"))
 	}
@@ -476,7 +476,7 @@ func (c *call) rewriteReferTo(to media.Side, req *sip.Request, rt *referTo) {
 	c.mu.Lock()
 	info, tr := c.legs[to].ep.info.Load(), c.leg(to).Transport
 	c.mu.Unlock()
-	u := sip.Uri{Scheme: "sip", User: rt.uri.User, Host: info.host, Port: info.port(tr)}
+	u := sip.Uri{Scheme: "sip", User: rt.uri.User, Host: info.Host, Port: info.Port(tr)}
 	if strings.EqualFold(rt.uri.Scheme, "sips") {
 		u.Scheme = "sips"
 	}

@@ -76,7 +76,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		mc.Close()
 		return statusFor(err)
 	}
-	rw, ackW, err := c.reinvite(w, sdpW)
+	rw, ackW, err := c.legAt(w).reinvite(sdpW)
 	if err != nil || rw.StatusCode >= 300 {
 		mc.Close()
 		code, reason, _ := failureOf(rw, err)
@@ -98,7 +98,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	}
 	to.Params.Add("tag", nl.LocalTag)
 	res := s.response(req, 200, "OK", sdpZ)
-	res.AppendHeader(ep.info.Load().contact(nl.Transport))
+	res.AppendHeader(ep.info.Load().Contact(nl.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 
 	c.mu.Lock()
@@ -107,8 +107,9 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 		mc.Close()
 		return 487, "Request Terminated (the call ended)"
 	}
-	old, oldMedia := c.legs[z], c.media
-	c.legs[z], c.media = &leg{Leg: nl, ep: ep, uas: true, inv: req, stx: tx, final: res}, mc
+	zl := &leg{Leg: nl, ep: ep, uas: true, inv: req, stx: tx, final: res}
+	old, oldMedia := c.setLeg(z, zl), c.media
+	c.media = mc
 	c.mu.Unlock()
 	c.noteCaps(z, req)
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
@@ -116,7 +117,7 @@ func (c *call) replaceLeg(z media.Side, ep *endpoint, req *sip.Request, tx *sip.
 	g := s.ghostLeg(c, z, old)
 	s.respond(ep, tx, res, c.st.ID)
 	if nl.Transport == "udp" {
-		c.retransmit2xx(z)
+		zl.retransmit2xx(c.noAck(zl))
 	}
 	if oldMedia != nil {
 		oldMedia.Close()

@@ -64,7 +64,7 @@ func (s *Service) Contact(peer string) (sip.Uri, error) {
 	if tr == "" {
 		tr = "udp"
 	}
-	return ep.info.Load().contact(tr).Address, nil
+	return ep.info.Load().Contact(tr).Address, nil
 }
 
 // Do sends req to peer in a new client transaction (first resolved
@@ -77,7 +77,7 @@ func (s *Service) Do(ctx context.Context, peer string, req *sip.Request) (*sip.R
 	}
 	info := ep.info.Load()
 	req.RemoveHeader("Via")
-	req.PrependHeader(info.via(tg.Transport))
+	req.PrependHeader(info.Via(tg.Transport))
 	if req.MaxForwards() == nil {
 		mf := sip.MaxForwardsHeader(rt.maxForwards)
 		req.AppendHeader(&mf)

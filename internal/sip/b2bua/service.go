@@ -25,6 +25,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/pki"
 	"github.com/palisade-sbc/palisade/internal/routing"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // Deps are what the SIP subsystem needs from the rest of the unit.
@@ -43,7 +44,7 @@ type Deps struct {
 	// bounded log, counter); nil = they are logged here at a bounded rate.
 	Handshakes pki.HandshakeReporter
 	// Guard filters requests before anything else looks at them; nil = none.
-	Guard *guard.Guard
+	Guard Guard
 	// Calls receives each call's start, answer and end for its record
 	// (observe's Recorder); nil = none.
 	Calls observe.CallRecorder
@@ -55,6 +56,14 @@ type Deps struct {
 type Registrar interface {
 	routing.RegistrarLookup
 	Serve(req *sip.Request, tx sip.ServerTransaction, iface string) bool
+}
+
+// Guard is what the B2BUA uses of the request guard (internal/guard): a
+// verdict on each request before anything else looks at it, and the peer
+// whose address ranges hold a source no peer address matched.
+type Guard interface {
+	Check(guard.Request) guard.Verdict
+	RangePeer(addr netip.Addr, iface string) string
 }
 
 // Service is the SIP subsystem (a unit.Subsystem).
@@ -234,21 +243,21 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	// interface facts for Via/Contact
 	for name, ep := range eps {
 		ifc := ifaces[name]
-		info := &ifaceInfo{ports: map[string]int{}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
+		info := &ifaceInfo{Local: transport.Local{Ports: map[string]int{}}, userAgent: rt.userAgent, hide: cfg.SIP.TopologyHiding}
 		info.addr, _ = netip.ParseAddr(ifc.Address)
-		info.host = ifc.FQDN
-		if info.host == "" {
-			info.host = ifc.AdvertisedAddress
+		info.Host = ifc.FQDN
+		if info.Host == "" {
+			info.Host = ifc.AdvertisedAddress
 		}
-		if info.host == "" {
-			info.host = ifc.Address
+		if info.Host == "" {
+			info.Host = ifc.Address
 		}
 		for k, l := range next {
 			if k.iface == name {
-				if _, dup := info.ports[k.transport]; !dup {
-					info.ports[k.transport] = int(l.bound.Port())
+				if _, dup := info.Ports[k.transport]; !dup {
+					info.Ports[k.transport] = int(l.bound.Port())
 				}
-				rt.ownHostPorts[info.hostPort(k.transport)] = true
+				rt.ownHostPorts[info.HostPort(k.transport)] = true
 				rt.ownHostPorts[l.bound.String()] = true
 			}
 		}

@@ -1,17 +1,16 @@
 package b2bua
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/sip/transport"
 )
 
 // trace hands one message of a call to the tracer, in cleartext (what we
@@ -22,32 +21,19 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	}
 	tr := strings.ToLower(m.Transport())
 	info := ep.info.Load()
-	local := netip.AddrPortFrom(info.addr, uint16(info.port(tr)))
+	local := netip.AddrPortFrom(info.addr, uint16(info.Port(tr)))
 	var raw []byte
 	if dir == observe.Received {
 		raw = ep.Raw(m) // the datagram as read (UDP)
 	}
 	if raw == nil {
-		raw = serialize(m)
+		raw = transport.Serialize(m)
 	}
 	s.deps.Tracer.TraceSIP(observe.SIPMessage{
 		CallID: callID, Leg: ep.name, Dir: dir, Transport: tr,
 		Local: local, Remote: remote, Time: time.Now(), Raw: raw, Owned: true,
 	})
 }
-
-// serialize writes m as sipgo writes it on the wire, into a slice of its
-// own (one allocation of the exact size, the buffer is reused).
-func serialize(m sip.Message) []byte {
-	buf := serializeBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	m.StringWrite(buf)
-	raw := bytes.Clone(buf.Bytes())
-	serializeBufs.Put(buf)
-	return raw
-}
-
-var serializeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // tracing says whether messages are traced at all.
 func (s *Service) tracing() bool {

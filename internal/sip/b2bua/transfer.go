@@ -103,8 +103,8 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 	if x.noSub {
 		return func() {}
 	}
-	side := x.from
-	req, ep, _ := on.newInDialog(side, sip.NOTIFY, true)
+	l := on.legAt(x.from)
+	req, ep, _ := l.newInDialog(sip.NOTIFY, true)
 	req.AppendHeader(sip.NewHeader("Event", "refer;id="+strconv.FormatUint(uint64(x.refer.CSeq().SeqNo), 10)))
 	state := "active;expires=60"
 	if code >= 200 {
@@ -116,7 +116,7 @@ func (x *transfer) notify(on *call, code int, reason string) func() {
 		req.AppendHeader(sip.NewHeader("User-Agent", on.rt.userAgent))
 	}
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n"))
-	dst := on.legTarget(side)
+	dst := l.target()
 	return func() {
 		tx, err := ep.request(on.context(), req, dst, on.st.ID)
 		if err != nil {
@@ -257,7 +257,7 @@ func (x *transfer) blind() (int, string, *call) {
 		code, reason := statusFor(err)
 		return code, reason, nil
 	}
-	ry, ackY, err := c.reinvite(y, toY)
+	ry, ackY, err := c.legAt(y).reinvite(toY)
 	if err != nil || ry.StatusCode >= 300 {
 		hangUpNew()
 		return failureOf(ry, err)
@@ -282,7 +282,7 @@ func (x *transfer) blind() (int, string, *call) {
 func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg routing.Target, ep *endpoint, offer []byte) *sip.Request {
 	info := ep.info.Load()
 	nl.Interface, nl.Transport, nl.Peer = ep.name, tg.Transport, h.Peer
-	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.host}
+	nl.LocalURI = sip.Uri{Scheme: "sip", User: yl.RemoteURI.User, Host: info.Host}
 	nl.LocalName = yl.RemoteName
 	nl.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
 	// the Refer-To's identifying parameters (user=phone, Teams' x-m and
@@ -298,9 +298,9 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 	nl.LocalCSeq++
 	nl.InviteCSeq = nl.LocalCSeq
 	req := newRequest(sip.INVITE, nl, info, rt.maxForwards, nl.LocalCSeq)
-	req.AppendHeader(info.contact(tg.Transport))
+	req.AppendHeader(info.Contact(tg.Transport))
 	if rb, ok := headerValue(x.refer, "Referred-By", "b"); ok {
-		req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.host)))
+		req.AppendHeader(sip.NewHeader("Referred-By", hideHostInAddr(rb, info.Host)))
 	}
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
@@ -323,7 +323,7 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 // to the other party, whose answer returns in the ACK (RFC 3725 §4.1; both
 // parties are in a call already and answer at once).
 func (c *call) resyncMedia(y media.Side) {
-	ry, ackY, err := c.reinvite(y, nil)
+	ry, ackY, err := c.legAt(y).reinvite(nil)
 	if err != nil || ry.StatusCode >= 300 {
 		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y), "err", err)
 		return
@@ -335,7 +335,7 @@ func (c *call) resyncMedia(y media.Side) {
 		c.logger().Info("media renegotiation after the transfer failed: no usable offer", "err", err)
 		return
 	}
-	rx, ackX, err := c.reinvite(y.Other(), offer)
+	rx, ackX, err := c.legAt(y.Other()).reinvite(offer)
 	if err != nil || rx.StatusCode >= 300 {
 		ackY(nil)
 		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y.Other()), "err", err)
@@ -358,70 +358,6 @@ func failureOf(r *sip.Response, err error) (int, string, *call) {
 	return code, reason, nil
 }
 
-// reinvite sends a re-INVITE on side with sdp (none: ask for an offer) and
-// returns the final response; for a 2xx the caller sends the ACK with ack.
-func (c *call) reinvite(side media.Side, sdp []byte) (*sip.Response, func(body []byte), error) {
-	req, ep, _ := c.newInDialog(side, sip.INVITE, true)
-	cseq := req.CSeq().SeqNo
-	if c.rt.userAgent != "" {
-		req.AppendHeader(sip.NewHeader("User-Agent", c.rt.userAgent))
-	}
-	if len(sdp) > 0 {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(sdp)
-	} else {
-		req.SetBody(nil)
-	}
-	dst := c.legTarget(side)
-	tx, err := ep.request(c.context(), req, dst, c.st.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var ackMsg *sip.Request
-	ackFn := func(body []byte) {
-		ack := c.inDialog(sip.ACK, side, cseq)
-		if len(body) > 0 {
-			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		}
-		ack.SetBody(body)
-		c.mu.Lock()
-		ackMsg = ack
-		c.mu.Unlock()
-		_ = ep.send(ack, dst, c.st.ID)
-	}
-	tx.OnRetransmission(func(r *sip.Response) {
-		c.mu.Lock()
-		a := ackMsg
-		c.mu.Unlock()
-		if r.IsSuccess() && a != nil {
-			_ = ep.send(a, dst, c.st.ID)
-		}
-	})
-	for {
-		select {
-		case r := <-tx.Responses():
-			c.svc.traceIn(c.st.ID, ep, r)
-			if r.StatusCode < 200 {
-				continue
-			}
-			if r.StatusCode < 300 {
-				if ct := r.Contact(); ct != nil {
-					c.mu.Lock()
-					c.leg(side).RemoteTarget = ct.Address
-					c.mu.Unlock()
-				}
-			}
-			return r, ackFn, nil
-		case <-tx.Done():
-			err := tx.Err()
-			if err == nil {
-				err = errStatus(408, "Request Timeout")
-			}
-			return nil, nil, err
-		}
-	}
-}
-
 // swap puts the new leg nl on side of c in place of the old one, with the
 // new media; the old leg lives on in a ghost call until its BYE. It returns
 // nil when the call has ended meanwhile.
@@ -437,8 +373,9 @@ func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *cal
 		c.mu.Unlock()
 		return nil
 	}
-	old, oldMedia := c.legs[side], c.media
-	c.legs[side], c.media = l, remember(mc)
+	old := c.setLeg(side, l)
+	oldMedia := c.media
+	c.media = remember(mc)
 	c.mu.Unlock()
 	mc.OnInactive(func() { c.hangup("media inactivity timeout") })
 	s.calls.put(dialogKey(l.CallID, l.LocalTag), c)
@@ -455,8 +392,8 @@ func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *cal
 func (s *Service) ghostLeg(c *call, side media.Side, l *leg) *call {
 	g := s.newCallState(c.rt)
 	g.st = CallState{ID: c.st.ID, Phase: PhaseConfirmed, Started: c.st.Started}
-	g.legs[side] = &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg}
-	g.legs[side.Other()] = &leg{ep: l.ep}
+	g.setLeg(side, &leg{Leg: l.Leg, ep: l.ep, uas: l.uas, acked: true, tg: l.tg})
+	g.setLeg(side.Other(), &leg{ep: l.ep})
 	g.media, _ = media.Passthrough{}.NewCall(c.st.ID, media.Leg{}, media.Leg{})
 	s.calls.added()
 	callsActive.Inc()
@@ -517,7 +454,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 		code, reason := statusFor(err)
 		return code, reason, nil, nil
 	}
-	rc, ackC, err := c2.reinvite(w, nil)
+	rc, ackC, err := c2.legAt(w).reinvite(nil)
 	if err != nil || rc.StatusCode >= 300 {
 		mc.Close()
 		code, reason, _ := failureOf(rc, err)
@@ -529,7 +466,7 @@ func (x *transfer) attended() (int, string, *call, func()) {
 		mc.Close()
 		return 488, "Not Acceptable Here", nil, nil
 	}
-	ry, ackY, err := c.reinvite(y, sdpY)
+	ry, ackY, err := c.legAt(y).reinvite(sdpY)
 	if err != nil || ry.StatusCode >= 300 {
 		ackC(nil)
 		mc.Close()
@@ -549,17 +486,17 @@ func (x *transfer) attended() (int, string, *call, func()) {
 	// consultation call is the transferor's leg, ended after the NOTIFY.
 	caps := c2.capsOf(w)
 	c2.mu.Lock()
-	moved := c2.legs[w]
-	c2.legs[w] = &leg{ep: moved.ep} // an empty leg: nothing left to end there
+	moved := *c2.legs[w]             // a copy: c becomes its owner
+	c2.setLeg(w, &leg{ep: moved.ep}) // an empty leg: nothing left to end there
 	c2.mu.Unlock()
-	g := x.swapLeg(c, x.from, moved, mc)
+	g := x.swapLeg(c, x.from, &moved, mc)
 	after := func() {
 		c2.byeSide(z)
 		c2.end("transferred (attended)")
 	}
 	if g == nil { // the transferee left: the consulted party is hung up
 		mc.Close()
-		gl := s.ghostLeg(c, x.from, moved)
+		gl := s.ghostLeg(c, x.from, &moved)
 		gl.byeSide(x.from)
 		gl.end("call ended during the transfer")
 		return 487, "Request Terminated (the call ended)", nil, after

@@ -236,7 +236,7 @@ func TestDialErrorNamesTheTarget(t *testing.T) {
 		build: func(h routing.Hop, tg routing.Target, ep *endpoint) *sip.Request {
 			info := ep.info.Load()
 			l.ep, l.Transport = ep, tg.Transport
-			l.LocalURI = sip.Uri{Scheme: "sip", User: "caller", Host: info.host}
+			l.LocalURI = sip.Uri{Scheme: "sip", User: "caller", Host: info.Host}
 			l.RemoteURI, l.RemoteTarget = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}, hopURI(h)
 			req := l.request(sip.INVITE, 70, l.nextCSeq())
 			req.AppendHeader(l.contact())

@@ -92,6 +92,19 @@ func (e *Endpoint) Raw(msg sip.Message) []byte {
 	return nil
 }
 
+// Serialize returns msg as sipgo writes it on the wire, in a slice the
+// caller owns (one allocation of the exact size; the buffer is reused).
+func Serialize(msg sip.Message) []byte {
+	buf := serializeBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	msg.StringWrite(buf)
+	raw := bytes.Clone(buf.Bytes())
+	serializeBufs.Put(buf)
+	return raw
+}
+
+var serializeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // rawReader is one UDP reader's view of the socket (one per reading
 // goroutine: pendingKey is that goroutine's last datagram).
 type rawReader struct {

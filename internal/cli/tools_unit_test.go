@@ -57,6 +57,7 @@ func TestToolsCallThroughRunningUnit(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("tools call: exit %d\n%s%s\nunit log:\n%s", r.code, r.stdout, r.stderr, unit.log)
 	}
+	t.Logf("tools call:\n%s", r.stdout)
 	for _, want := range []string{"Result:  answered (200 OK)", "from pbx", "INVITE (SDP)", "180 Ringing", "ACK", "BYE", "itsp 127.0.0.3"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("tools call output lacks %q:\n%s", want, r.stdout)

@@ -73,14 +73,19 @@ var (
 	captureN atomic.Int32
 )
 
-func captureOf(id string) *observe.Capture {
-	if captureN.Load() == 0 || !strings.HasPrefix(id, toolsIDPrefix) {
-		return nil
+// captureOf returns the capture of a tools exchange; tools says id is one
+// (a message after its end, such as the ending of a late 2xx, is dropped).
+func captureOf(id string) (c *observe.Capture, tools bool) {
+	if !strings.HasPrefix(id, toolsIDPrefix) {
+		return nil, false
 	}
-	if c, ok := captures.Load(id); ok {
-		return c.(*observe.Capture)
+	if captureN.Load() == 0 {
+		return nil, true
 	}
-	return nil
+	if v, ok := captures.Load(id); ok {
+		return v.(*observe.Capture), true
+	}
+	return nil, true
 }
 
 const toolsIDPrefix = "tools-"

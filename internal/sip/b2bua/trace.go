@@ -17,8 +17,8 @@ import (
 // trace hands one message of a call to the tracer, in cleartext (what we
 // write before TLS encrypts it, what we read after TLS decrypted it).
 func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m sip.Message, remote netip.AddrPort) {
-	capt := captureOf(callID) // a tools exchange (testcall.go): its own ladder only
-	if capt == nil && !s.tracing() {
+	capt, tools := captureOf(callID) // a tools exchange (testcall.go): its own ladder only
+	if capt == nil && (tools || !s.tracing()) {
 		return
 	}
 	tr := strings.ToLower(m.Transport())

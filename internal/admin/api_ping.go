@@ -49,6 +49,7 @@ type PingResult struct {
 	Request  string            `json:"request"`            // the OPTIONS as sent
 	Response string            `json:"response,omitempty"` // the answer
 	Messages []observe.Message `json:"messages"`           // the ladder
+	Names    map[string]string `json:"names,omitempty"`    // remote address of a message → its peer
 }
 
 // Name is the peer's name, else the URI (for the messages shown).
@@ -109,6 +110,7 @@ func Ping(env *Env, r *http.Request, dest string) (*PingResult, error) {
 	if res.Messages == nil {
 		res.Messages = []observe.Message{}
 	}
+	res.Names = remoteNames(env, r, res.Messages)
 	if out.Request != nil {
 		res.Request = out.Request.String()
 	}

@@ -51,6 +51,7 @@ type CallResult struct {
 	CallID   string            `json:"call_id"` // SIP Call-ID of the test call
 	Message  string            `json:"message"` // one line for people
 	Messages []observe.Message `json:"messages"`
+	Names    map[string]string `json:"names,omitempty"` // remote address of a message → its peer
 }
 
 // Test call defaults.
@@ -111,6 +112,7 @@ func TestCall(env *Env, r *http.Request, req CallRequest) (*CallResult, error) {
 		res.Messages = []observe.Message{}
 	}
 	res.Message = callMessage(res)
+	res.Names = remoteNames(env, r, res.Messages)
 	return res, nil
 }
 
@@ -135,4 +137,20 @@ func callMessage(res *CallResult) string {
 		return "failed: " + strconv.Itoa(res.Code) + " " + res.Reason
 	}
 	return "failed at " + at + ": " + strconv.Itoa(res.Code) + " " + res.Reason
+}
+
+// remoteNames names the far ends of msgs after the running configuration's
+// peers (the CLI's ladder; the web's is drawn with the same names).
+func remoteNames(env *Env, r *http.Request, msgs []observe.Message) map[string]string {
+	names := peerNamer(env, r)
+	if names == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, m := range msgs {
+		if n := names(m.Remote); n != "" {
+			out[m.Remote.String()] = n
+		}
+	}
+	return out
 }

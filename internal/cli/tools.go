@@ -110,7 +110,7 @@ func toolsPing(c *Context, args []string) error {
 		} else {
 			fmt.Fprintf(w, "%s did not answer: %s\n", res.Name(), res.Error)
 		}
-		printLadder(w, res.Messages, res.Peer)
+		printLadder(w, res.Messages, res.Names)
 	}); err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func toolsCall(c *Context, args []string) error {
 		fmt.Fprintf(w, "Result:  %s (%d %s)\n", strings.ReplaceAll(res.Result, "_", " "), res.Code, res.Reason)
 		fmt.Fprintf(w, "         %s\n", res.Message)
 		fmt.Fprintf(w, "Call-ID: %s\n", res.CallID)
-		printLadder(w, res.Messages, res.Peer)
+		printLadder(w, res.Messages, res.Names)
 	}); err != nil {
 		return err
 	}
@@ -155,15 +155,15 @@ func toolsCall(c *Context, args []string) error {
 
 // printLadder writes the SIP messages of a tools exchange one a line, the
 // far end named after its peer when known, then each message in full.
-func printLadder(w io.Writer, msgs []observe.Message, peer string) {
+func printLadder(w io.Writer, msgs []observe.Message, names map[string]string) {
 	if len(msgs) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "Ladder:")
 	t0 := msgs[0].Time
 	far := func(m observe.Message) string {
-		if peer != "" {
-			return peer + " " + addr(m.Remote)
+		if n := names[m.Remote.String()]; n != "" {
+			return n + " " + addr(m.Remote)
 		}
 		return addr(m.Remote)
 	}

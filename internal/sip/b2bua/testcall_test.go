@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,34 @@ func TestPingURI(t *testing.T) {
 	}
 	if _, err := u.Ping(ctxT(t), "http://x"); err == nil {
 		t.Error("bad URI pinged")
+	}
+}
+
+// TestPingURITLS pings a TLS far end that is no configured peer by its bare
+// URI (;transport=tls): the OPTIONS goes over TLS from the outside interface
+// and the ladder shows it in cleartext.
+func TestPingURITLS(t *testing.T) {
+	p := newTestPKI(t)
+	far, accepts := newTLSPeer(t, p, "127.0.0.3")
+	u := newTestUnitWith(t, nil, nil, Deps{TLS: p}, func(c *config.Config) {
+		c.SIP.Listeners = append(c.SIP.Listeners, config.Listener{Interface: "outside", Transport: "tls"})
+	})
+	out, err := u.Ping(ctxT(t), "sip:"+far.Addr.String()+";transport=tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Err != nil || out.Response == nil || out.Response.StatusCode != 200 || out.Peer != "" || out.Target != far.Addr.String() {
+		t.Fatalf("%+v", out)
+	}
+	if got := labels(out.Messages); !slices.Equal(got, []string{"out OPTIONS", "in 200 Test"}) {
+		t.Errorf("ladder %v", got)
+	}
+	for _, m := range out.Messages {
+		if m.Transport != "tls" || m.Leg != "outside" || !strings.Contains(m.Text, "Call-ID: "+m.SIPCallID) {
+			t.Errorf("message %d: %s on %s/%s:\n%s", m.Index, m.Label, m.Leg, m.Transport, m.Text)
+		}
+	}
+	if accepts.Count() != 1 {
+		t.Errorf("%d TLS connections", accepts.Count())
 	}
 }

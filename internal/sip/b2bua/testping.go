@@ -49,7 +49,13 @@ func (s *Service) Ping(ctx context.Context, dest string) (*PingOutcome, error) {
 		}
 		h = ph
 	}
-	ep := rt.egress(h, nil)
+	// as a call from the PBX would go: a URI of no peer from the first
+	// interface other than the PBX's (one-armed: the only one)
+	var in *endpoint
+	if _, src, err := rt.testSource(""); err == nil {
+		in = src
+	}
+	ep := rt.egress(h, in)
 	if ep == nil {
 		return nil, errors.New("sip: no interface to send from")
 	}

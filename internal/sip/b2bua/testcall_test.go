@@ -115,6 +115,11 @@ func TestTestCallBadInput(t *testing.T) {
 			t.Errorf("%+v: no error", tc)
 		}
 	}
+	res, err := u.TestCall(ctxT(t), TestCall{Number: "1"})
+	if err != nil || res.Result != TestFailed || res.Code < 400 || len(res.Messages) != 0 || res.Source != "inside" {
+		t.Errorf("no route: %+v %v", res, err)
+	}
+	t.Logf("no route: %d %s", res.Code, res.Reason)
 }
 
 // TestPingURI pings sipp by URI and a configured peer by name; the ladder

@@ -5,34 +5,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/human"
+	"github.com/palisade-sbc/palisade/internal/observe"
 )
 
 func init() {
 	Register(&Command{
 		Name:    "tools",
-		Summary: "administrator's tools: which dial plan rule a number takes (route), OPTIONS to a peer (ping); call is not available yet",
-		Usage:   "tools route NUMBER [--source PEER|INTERFACE] [--from URI] [--preliminary] | ping PEER | call NUMBER|URI [--from PEER]",
+		Summary: "administrator's tools: which dial plan rule a number takes (route), OPTIONS to a peer or URI (ping), a test call from the unit (call)",
+		Usage: "tools route NUMBER [--source PEER|INTERFACE] [--from URI] [--preliminary] | ping PEER|URI" +
+			" | call NUMBER|URI [--from PEER] [--caller USER] [--hold DURATION] [--ring DURATION]",
 		Run: func(c *Context, args []string) error {
 			return c.Dispatch(args, map[string]func(*Context, []string) error{
 				"route": toolsRoute,
 				"ping":  toolsPing,
-				"call":  toolsMissing("call"),
+				"call":  toolsCall,
 			})
 		},
 	})
-}
-
-// toolsMissing answers the tools that need the SIP layer to originate
-// requests of its own, which it does not offer yet.
-func toolsMissing(name string) func(*Context, []string) error {
-	return func(*Context, []string) error {
-		return errors.New("palisade tools " + name + " is not available yet: the SIP layer offers no way to originate it; " +
-			"test with a call from a phone and follow it with 'palisade calls' and 'palisade trace'")
-	}
 }
 
 func toolsRoute(c *Context, args []string) error {
@@ -98,10 +92,7 @@ func printRoute(w io.Writer, res *admin.RouteResult) {
 
 func toolsPing(c *Context, args []string) error {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return c.Usagef("ping needs the name of a configured PEER")
-	}
-	if strings.Contains(args[0], ":") {
-		return c.Usagef("ping takes the name of a configured peer; a bare URI cannot be pinged yet")
+		return c.Usagef("ping needs the name of a configured PEER or a SIP URI (sip:host:port;transport=tls)")
 	}
 	var res admin.PingResult
 	if err := c.Call("POST", "/api/v1/tools/ping", admin.PingRequest{Peer: args[0]}, &res); err != nil {
@@ -109,7 +100,7 @@ func toolsPing(c *Context, args []string) error {
 	}
 	if err := c.Output(res, func(w io.Writer) {
 		if res.OK {
-			fmt.Fprintf(w, "%s answered %d %s in %s\n", res.Peer, res.Code, res.Reason, human.Duration(res.RTT))
+			fmt.Fprintf(w, "%s answered %d %s in %s\n", res.Name(), res.Code, res.Reason, human.Duration(res.RTT))
 			if res.Server != "" {
 				fmt.Fprintf(w, "Server: %s\n", res.Server)
 			}
@@ -117,8 +108,9 @@ func toolsPing(c *Context, args []string) error {
 				fmt.Fprintf(w, "Allow: %s\n", res.Allow)
 			}
 		} else {
-			fmt.Fprintf(w, "%s did not answer: %s\n", res.Peer, res.Error)
+			fmt.Fprintf(w, "%s did not answer: %s\n", res.Name(), res.Error)
 		}
+		printLadder(w, res.Messages, res.Names)
 	}); err != nil {
 		return err
 	}
@@ -126,4 +118,68 @@ func toolsPing(c *Context, args []string) error {
 		return errors.New("no answer")
 	}
 	return nil
+}
+
+func toolsCall(c *Context, args []string) error {
+	fs := flag.NewFlagSet("call", flag.ContinueOnError)
+	from := fs.String("from", "", "")
+	caller := fs.String("caller", "", "")
+	hold := fs.Duration("hold", admin.DefaultTestHold, "")
+	ring := fs.Duration("ring", admin.DefaultTestRing, "")
+	pos, err := parseFlags(c, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return c.Usagef("call needs the NUMBER or the SIP URI to call")
+	}
+	req := admin.CallRequest{Target: pos[0], From: *from, Caller: *caller, Hold: *hold, Ring: *ring}
+	var res admin.CallResult
+	if err := c.Call("POST", "/api/v1/tools/call", req, &res); err != nil {
+		return err
+	}
+	if err := c.Output(res, func(w io.Writer) {
+		fmt.Fprintf(w, "Call:    %s from %s\n", pos[0], res.Source)
+		fmt.Fprintf(w, "Result:  %s (%d %s)\n", strings.ReplaceAll(res.Result, "_", " "), res.Code, res.Reason)
+		fmt.Fprintf(w, "         %s\n", res.Message)
+		fmt.Fprintf(w, "Call-ID: %s\n", res.CallID)
+		printLadder(w, res.Messages, res.Names)
+	}); err != nil {
+		return err
+	}
+	if res.Result != "answered" {
+		return errors.New(strings.ReplaceAll(res.Result, "_", " ") + ": " + strconv.Itoa(res.Code) + " " + res.Reason)
+	}
+	return nil
+}
+
+// printLadder writes the SIP messages of a tools exchange one a line, the
+// far end named after its peer when known, then each message in full.
+func printLadder(w io.Writer, msgs []observe.Message, names map[string]string) {
+	if len(msgs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Ladder:")
+	t0 := msgs[0].Time
+	far := func(m observe.Message) string {
+		if n := names[m.Remote.String()]; n != "" {
+			return n + " " + addr(m.Remote)
+		}
+		return addr(m.Remote)
+	}
+	for _, m := range msgs {
+		arrow := "──%s──▶"
+		if m.Direction == "in" {
+			arrow = "◀──%s──"
+		}
+		sdp := ""
+		if m.SDP {
+			sdp = " (SDP)"
+		}
+		fmt.Fprintf(w, "  %8s  %s %s %s %s  %s\n", human.Duration(m.Time.Sub(t0)), m.Leg, addr(m.Local),
+			fmt.Sprintf(arrow, " "+m.Label+sdp+" "), far(m), m.Transport)
+	}
+	for _, m := range msgs {
+		fmt.Fprintf(w, "\n#%d %s %s\n%s", m.Index, map[string]string{"in": "received", "out": "sent"}[m.Direction], m.Time.Local().Format("15:04:05.000"), m.Text)
+	}
 }

@@ -37,7 +37,7 @@ func TestToolsRoute(t *testing.T) {
 		!strings.Contains(r.stdout, "sip:912345@127.0.0.10") {
 		t.Errorf("912345 from itsp: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := palisade(t, dir, "tools", "call", "123"); r.code == 0 || !strings.Contains(r.stderr, "not available") {
+	if r := palisade(t, dir, "tools", "call", "123"); r.code == 0 || !strings.Contains(r.stderr, "not running") {
 		t.Errorf("tools call: exit %d %s", r.code, r.stderr)
 	}
 	if r := palisade(t, dir, "tools", "ping", "itsp"); r.code == 0 || !strings.Contains(r.stderr, "not running") {

@@ -56,6 +56,11 @@ func sideOf(msgs []Message) func(m *Message) int {
 	if len(msgs) > 0 {
 		first = key(&msgs[0])
 	}
+	if len(legs) == 1 && len(msgs) > 0 && msgs[0].Direction == "out" && onlyCallID(msgs) {
+		// one exchange the unit started itself (a test call, a ping):
+		// the unit on the left, the far end on the right
+		return func(*Message) int { return 1 }
+	}
 	return func(m *Message) int {
 		switch {
 		case len(legs) >= 2 && m.Leg == "inside":
@@ -67,6 +72,16 @@ func sideOf(msgs []Message) func(m *Message) int {
 		}
 		return 1
 	}
+}
+
+// onlyCallID reports whether every message has the first one's Call-ID.
+func onlyCallID(msgs []Message) bool {
+	for _, m := range msgs {
+		if m.SIPCallID != msgs[0].SIPCallID {
+			return false
+		}
+	}
+	return true
 }
 
 // PeerNamer names the peer at a remote address ("" when none is known), so
@@ -124,7 +139,10 @@ func layout(msgs []Message, names PeerNamer) *ladderLayout {
 	for _, r := range remotes[0] { // first seen outermost (the caller, as a rule)
 		l.remote[fmt.Sprint(0, r)] = add(title(0, r), r)
 	}
-	l.iface[0] = add(orDash(legName[0]), local[0])
+	l.iface[0] = -1
+	if legName[0] != "" || len(remotes[0]) > 0 {
+		l.iface[0] = add(orDash(legName[0]), local[0])
+	}
 	add("Palisade", "")
 	l.iface[1] = add(orDash(legName[1]), local[1])
 	for _, r := range remotes[1] { // first seen nearest the unit

@@ -37,7 +37,7 @@ var nav = []navTab{
 	{"SIP Traffic", []navSub{{"SIP Methods", "/traffic/methods"}, {"Access and Limits", "/traffic/access"}, {"Local Registrar", "/traffic/registrar"},
 		{"SIP Accounts", "/traffic/accounts"}, {"Dial Plan", "/traffic/dialplan"}, {"Routing", "/traffic/routing"}}},
 	{"Logging and Tools", []navSub{{"Status", "/tools/status"}, {"Log", "/tools/log"}, {"Call Flows", "/tools/calls"},
-		{"TLS Diagnosis", "/tools/diagnose"}, {"Dial Plan Tester", "/tools/route"}, {"OPTIONS Ping", "/tools/ping"}, {"Settings", "/tools/settings"}}},
+		{"TLS Diagnosis", "/tools/diagnose"}, {"Dial Plan Tester", "/tools/route"}, {"OPTIONS Ping", "/tools/ping"}, {"Test Call", "/tools/call"}, {"Settings", "/tools/settings"}}},
 }
 
 // tab returns the top-row tab named name (by name, so that adding a tab

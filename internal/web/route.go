@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
@@ -65,29 +67,30 @@ func (s *server) routePage(w http.ResponseWriter, r *http.Request) {
 // pingData is the OPTIONS ping page.
 type pingData struct {
 	Peer   string
+	URI    string
 	Peers  []string
 	Result *admin.PingResult
+	Ladder template.HTML // the OPTIONS and its answer, drawn
 }
 
-// pingPage sends one OPTIONS to a peer (POST) and shows the answer with
-// both messages.
+// pingPage sends one OPTIONS to a peer or a SIP URI (POST) and shows the
+// answer with both messages and their ladder.
 func (s *server) pingPage(w http.ResponseWriter, r *http.Request) {
 	v := s.newView(r.Context(), r, "OPTIONS Ping")
-	d := pingData{Peer: r.FormValue("peer")}
+	d := pingData{Peer: r.FormValue("peer"), URI: strings.TrimSpace(r.FormValue("uri"))}
 	if cfg, err := s.env.Config.Running(r.Context()); err == nil {
 		d.Peers = names(cfg, "peers")
 	}
 	status := http.StatusOK
 	if r.Method == http.MethodPost {
-		res, err := admin.Ping(s.env, r, d.Peer)
-		var ae *admin.Error
-		switch {
-		case errors.As(err, &ae):
-			v.Problem, status = "OPTIONS Ping: "+ae.Message, ae.Status
-		case err != nil:
-			v.Problem, status = "OPTIONS Ping: "+err.Error(), http.StatusInternalServerError
-		default:
+		dest := d.Peer
+		if d.URI != "" {
+			dest = d.URI
+		}
+		res, err := admin.Ping(s.env, r, dest)
+		if v.Problem, status = toolProblem("OPTIONS Ping", err); err == nil {
 			d.Result = res
+			d.Ladder = s.ladder(r, "OPTIONS to "+res.Name(), res.Messages)
 		}
 	}
 	v.Data = d

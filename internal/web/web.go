@@ -46,6 +46,8 @@ func Mount(rt *admin.Routes) {
 	rt.Page("GET /tools/route", s.auth(s.routePage))
 	rt.Page("GET /tools/ping", s.auth(s.pingPage))
 	rt.Page("POST /tools/ping", s.auth(s.pingPage))
+	rt.Page("GET /tools/call", s.auth(s.callPage))
+	rt.Page("POST /tools/call", s.auth(s.callPage))
 }
 
 func cacheAssets(h http.Handler) http.Handler {

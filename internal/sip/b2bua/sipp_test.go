@@ -66,11 +66,17 @@ func freeMediaPort(t *testing.T, ip string) int {
 // startSippUAS runs sipp as the answering side on ip and returns its port.
 func startSippUAS(t *testing.T, ip, transport string) int {
 	t.Helper()
+	return startSippUASScenario(t, "uas.xml", ip, transport)
+}
+
+// startSippUASScenario is startSippUAS with testdata/sipp/<name>.
+func startSippUASScenario(t *testing.T, name, ip, transport string) int {
+	t.Helper()
 	port := freePort(t, "udp", ip)
 	if transport == "tcp" {
 		port = freePort(t, "tcp", ip)
 	}
-	sf, _ := filepath.Abs("testdata/sipp/uas.xml")
+	sf, _ := filepath.Abs("testdata/sipp/" + name)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, "sipp", "-sf", sf, "-i", ip, "-p", strconv.Itoa(port),
 		"-t", map[string]string{"udp": "u1", "tcp": "t1"}[transport], "-nostdin", "-bind_local",

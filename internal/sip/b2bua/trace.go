@@ -16,7 +16,8 @@ import (
 // trace hands one message of a call to the tracer, in cleartext (what we
 // write before TLS encrypts it, what we read after TLS decrypted it).
 func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m sip.Message, remote netip.AddrPort) {
-	if !s.tracing() {
+	capt, tools := captureOf(callID) // a tools exchange (testcall.go): its own ladder only
+	if capt == nil && (tools || !s.tracing()) {
 		return
 	}
 	tr := strings.ToLower(m.Transport())
@@ -29,10 +30,15 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	if raw == nil {
 		raw = transport.Serialize(m)
 	}
-	s.deps.Tracer.TraceSIP(observe.SIPMessage{
+	msg := observe.SIPMessage{
 		CallID: callID, Leg: ep.name, Dir: dir, Transport: tr,
 		Local: local, Remote: remote, Time: time.Now(), Raw: raw, Owned: true,
-	})
+	}
+	if capt != nil {
+		capt.TraceSIP(msg)
+		return
+	}
+	s.deps.Tracer.TraceSIP(msg)
 }
 
 // tracing says whether messages are traced at all.

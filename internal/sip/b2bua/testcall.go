@@ -152,8 +152,8 @@ func (s *Service) testHops(rt *runtime, tc TestCall, peer string, in *endpoint) 
 		return nil, errors.New("give the number or the SIP URI to call")
 	}
 	info := in.info.Load()
-	rr := routing.Request{Method: "INVITE", User: n, Host: info.host, SourcePeer: peer, SourceInterface: in.name,
-		FromURI: "sip:" + testCaller(tc) + "@" + info.host}
+	rr := routing.Request{Method: "INVITE", User: n, Host: info.Host, SourcePeer: peer, SourceInterface: in.name,
+		FromURI: "sip:" + testCaller(tc) + "@" + info.Host}
 	return rt.table.Route(rr, s.peers.isUp)
 }
 
@@ -321,7 +321,7 @@ func (s *Service) byeTest(ans *dialed, dl *Leg, rt *runtime, id string) {
 func buildTestInvite(rt *runtime, l *Leg, tc TestCall, h routing.Hop, tg routing.Target, ep *endpoint, offer []byte) *sip.Request {
 	info := ep.info.Load()
 	l.Interface, l.Transport, l.Peer = ep.name, tg.Transport, h.Peer
-	l.LocalURI = sip.Uri{Scheme: "sip", User: testCaller(tc), Host: info.host}
+	l.LocalURI = sip.Uri{Scheme: "sip", User: testCaller(tc), Host: info.Host}
 	l.RemoteURI = sip.Uri{Scheme: "sip", User: h.User, Host: h.Host}
 	l.RemoteTarget = hopURI(h)
 	l.RemoteTag, l.RouteSet = "", nil
@@ -329,7 +329,7 @@ func buildTestInvite(rt *runtime, l *Leg, tc TestCall, h routing.Hop, tg routing
 	l.LocalCSeq++
 	l.InviteCSeq = l.LocalCSeq
 	req := newRequest(sip.INVITE, l, info, rt.maxForwards, l.LocalCSeq)
-	req.AppendHeader(info.contact(tg.Transport))
+	req.AppendHeader(info.Contact(tg.Transport))
 	rt.trunkHeaders(req, nil, h.Peer, info)
 	for k, v := range h.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))

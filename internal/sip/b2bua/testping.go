@@ -82,10 +82,10 @@ func (s *Service) Ping(ctx context.Context, dest string) (*PingOutcome, error) {
 		tr = "udp"
 	}
 	l := Leg{CallID: id, LocalTag: newID(), Transport: tr,
-		LocalURI:  sip.Uri{Scheme: "sip", User: "palisade", Host: info.host},
+		LocalURI:  sip.Uri{Scheme: "sip", User: "palisade", Host: info.Host},
 		RemoteURI: sip.Uri{Scheme: h.Scheme, User: h.User, Host: h.Host, Port: h.Port}, RemoteTarget: hopURI(h)}
 	req := newRequest(sip.OPTIONS, &l, info, rt.maxForwards, 1)
-	req.AppendHeader(info.contact(tr))
+	req.AppendHeader(info.Contact(tr))
 	req.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	if rt.userAgent != "" {
 		req.AppendHeader(sip.NewHeader("User-Agent", rt.userAgent))

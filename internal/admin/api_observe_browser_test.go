@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 )
 
 // TestLadderInBrowser opens a finished call's diagram in headless Chromium
@@ -54,10 +55,10 @@ func TestLadderInBrowser(t *testing.T) {
 	}
 	var login string
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/api/v1/whoami"),
+		browsertest.Navigate(srv.URL+"/api/v1/whoami"),
 		eval(`fetch("/api/v1/login", {method: "POST", headers: {"Content-Type": "application/json"},
 			body: JSON.stringify({password: `+strconv.Quote(testPassword)+`})}).then(r => String(r.status))`, &login),
-		chromedp.Navigate(srv.URL+"/api/v1/calls/u1/ladder.svg"),
+		browsertest.Navigate(srv.URL+"/api/v1/calls/u1/ladder.svg"),
 		chromedp.WaitVisible(chromedp.CSS("#m4")),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			n, err := chromedp.Evaluate[int](`document.querySelectorAll("g.msg").length`)(ctx, tg)

@@ -52,7 +52,7 @@ func newUnitBrowser(t *testing.T, dir string) *unitBrowser {
 	b := &unitBrowser{ctx: ctx, base: "https://" + strings.TrimSpace(string(addr)), dir: filepath.Join(os.TempDir(), "palisade-cli-screenshots", t.Name())}
 	_ = os.MkdirAll(b.dir, 0o755)
 	t.Logf("screenshots: %s", b.dir)
-	b.run(t, "login", chromedp.Navigate(b.base+"/login"), chromedp.WaitVisible(chromedp.ID("password")),
+	b.run(t, "login", browsertest.Navigate(b.base+"/login"), chromedp.WaitVisible(chromedp.ID("password")),
 		chromedp.SendKeys(chromedp.ID("password"), strings.TrimSpace(string(pass))), chromedp.Click(chromedp.ID("login-btn")),
 		b.waitText("h1", "Dashboard"))
 	return b

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -25,7 +26,7 @@ func TestBrowserCallFlow(t *testing.T) {
 
 	sh.run(t, ctx, "call-flow",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/tools/calls"),
+		browsertest.Navigate(u.srv.URL+"/tools/calls"),
 		waitText("#calls", "4687"),
 		// Search narrows the list (free text, the unit matches).
 		chromedp.SendKeys(chromedp.ID("call-q"), "no-such-call"),

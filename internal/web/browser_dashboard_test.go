@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -125,7 +126,7 @@ func TestBrowserStatusInWords(t *testing.T) {
 	var text string
 	sh.run(t, ctx, "status",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/tools/status"),
+		browsertest.Navigate(u.srv.URL+"/tools/status"),
 		waitText("#status", "Running the saved configuration, version 1"),
 		waitText("#status", "not checked yet"),
 		sh.take("status-in-words"),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 )
 
 // TestBrowserSeedWalkthrough walks the seed's §5.3 and §6 as a new
@@ -31,7 +32,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	}
 
 	run("log in",
-		chromedp.Navigate(base+"/administration"),
+		browsertest.Navigate(base+"/administration"),
 		retry(chromedp.WaitVisible(chromedp.ID("password"))),
 		sh.take("login"),
 		chromedp.SendKeys(chromedp.ID("password"), testPassword),
@@ -42,7 +43,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// §6.3: a certificate request for the outside FQDN.
 	var csr string
 	run("create a certificate request",
-		chromedp.Navigate(base+"/basic/certificates"),
+		browsertest.Navigate(base+"/basic/certificates"),
 		chromedp.SendKeys(chromedp.ID("cert-name"), certName),
 		chromedp.SendKeys(chromedp.ID("cert-cn"), "sbc.example.com"),
 		chromedp.SendKeys(chromedp.ID("cert-o"), "Example Corp"),
@@ -76,7 +77,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		sh.take("certificate-imported"),
 	)
 	run("import the root",
-		chromedp.Navigate(base+"/basic/certificates"),
+		browsertest.Navigate(base+"/basic/certificates"),
 		chromedp.SendKeys(chromedp.ID("ca-name"), "Test Root"),
 		retry(chromedp.SetUploadFiles(chromedp.ID("ca-file"), []string{rootFile})),
 		chromedp.Click(chromedp.ID("ca-import-btn")),
@@ -96,7 +97,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// a wrong port, to see the error placed next to the field.
 	outsideTLS := `table[data-table="listeners"] tbody tr:nth-child(3) `
 	run("signalling encryption: a wrong value",
-		chromedp.Navigate(base+"/sip/signalling"),
+		browsertest.Navigate(base+"/sip/signalling"),
 		retry(chromedp.SetValue(chromedp.CSS(outsideTLS+`input[name="listeners.port"]`), "70000")),
 		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
 		waitText(outsideTLS+`.ferr`, "port"),
@@ -112,7 +113,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 		waitText("#flash", "Saved"),
 	)
 	run("interoperability: wildcard certificates",
-		chromedp.Navigate(base+"/sip/interop"),
+		browsertest.Navigate(base+"/sip/interop"),
 		chromedp.Click(chromedp.ID("allow_wildcard")),
 		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
 		waitText("#flash", "Saved"),
@@ -120,7 +121,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// §6.9: SRTP outside (the default), RTP inside with transcoding: add
 	// the inside policy row.
 	run("media encryption",
-		chromedp.Navigate(base+"/sip/media"),
+		browsertest.Navigate(base+"/sip/media"),
 		chromedp.Click(chromedp.CSS(`button[data-add="policies"]`)),
 		retry(chromedp.SetValue(chromedp.CSS(`table[data-table="policies"] tbody tr:last-child select[name="policies.interface"]`), "inside")),
 		retry(chromedp.SetValue(chromedp.CSS(`table[data-table="policies"] tbody tr:last-child select[name="policies.group"]`), "RTP")),
@@ -131,7 +132,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	)
 	// §6.10: REFER handled locally.
 	run("local REFER handling",
-		chromedp.Navigate(base+"/traffic/routing"),
+		browsertest.Navigate(base+"/traffic/routing"),
 		chromedp.Click(chromedp.ID("refer_always")),
 		chromedp.Click(chromedp.CSS(`button[data-add="refer_ua"]`)),
 		chromedp.SendKeys(chromedp.CSS(`table[data-table="refer_ua"] tbody tr:last-child input[name="refer_ua.ua"]`), "Microsoft-UM"),
@@ -143,7 +144,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// groups with 2 rows per group", each row with its own timeout.
 	dp := `table[data-table="dp"] tbody `
 	run("dial plan with two forward-to rows",
-		chromedp.Navigate(base+"/traffic/dialplan"),
+		browsertest.Navigate(base+"/traffic/dialplan"),
 		retry(chromedp.SetValue(chromedp.ID("dp-rows"), "2")),
 		chromedp.Click(chromedp.CSS(`button[data-add-groups="dp"]`)),
 		chromedp.SendKeys(chromedp.CSS(dp+`tr:nth-child(1) input[name="dp.name"]`), "outbound"),
@@ -163,13 +164,13 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// The Teams profile needs the outside FQDN; then apply it from the
 	// accounts page.
 	run("outside FQDN",
-		chromedp.Navigate(base+"/network"),
+		browsertest.Navigate(base+"/network"),
 		chromedp.SendKeys(chromedp.CSS(`table[data-table="ifaces"] tbody tr:nth-child(2) input[name="ifaces.fqdn"]`), "sbc.example.com"),
 		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
 		waitText("#flash", "Saved"),
 	)
 	run("Teams profile",
-		chromedp.Navigate(base+"/traffic/accounts"),
+		browsertest.Navigate(base+"/traffic/accounts"),
 		retry(chromedp.SetValue(chromedp.CSS(`#profile-form select[name="profile"]`), "teams-direct-routing")),
 		chromedp.Click(chromedp.CSS(`#profile-form button`)),
 		// First the list of what the profile changes, then Apply.
@@ -184,7 +185,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// §6.11: apply, watch the countdown, save.
 	var first, later int
 	run("apply",
-		chromedp.Navigate(base+"/administration"),
+		browsertest.Navigate(base+"/administration"),
 		retry(chromedp.SetValue(chromedp.CSS(`input[name="confirm_within"]`), "120")),
 		chromedp.Click(chromedp.ID("apply-btn")),
 		waitText("#flash", "is running"),
@@ -220,11 +221,11 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 
 	// The same with revert: the unit goes back to the saved configuration.
 	run("change for the revert",
-		chromedp.Navigate(base+"/traffic/routing"),
+		browsertest.Navigate(base+"/traffic/routing"),
 		chromedp.Click(chromedp.ID("refer_always")),
 		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
 		waitText("#flash", "Saved"),
-		chromedp.Navigate(base+"/administration"),
+		browsertest.Navigate(base+"/administration"),
 		chromedp.Click(chromedp.ID("apply-btn")),
 		watchCountdown(&first, &later),
 		chromedp.Click(chromedp.ID("revert-btn")),
@@ -239,7 +240,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	// TLS diagnosis of the test server itself: its certificate is not
 	// from a CA the unit trusts, and the page says so.
 	run("TLS diagnosis",
-		chromedp.Navigate(base+"/tools/diagnose"),
+		browsertest.Navigate(base+"/tools/diagnose"),
 		chromedp.SendKeys(chromedp.ID("diag-address"), strings.TrimPrefix(base, "https://")),
 		chromedp.Click(chromedp.CSS(`#diagnose-form button`)),
 		waitText("#diagnose-result", "Cause"),
@@ -247,7 +248,7 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	)
 
 	run("API token",
-		chromedp.Navigate(base+"/basic/access"),
+		browsertest.Navigate(base+"/basic/access"),
 		chromedp.SendKeys(chromedp.CSS(`#token-form input[name="name"]`), "ci"),
 		chromedp.Click(chromedp.CSS(`#token-form button`)),
 		waitText("#token-secret", "pal_"),
@@ -258,10 +259,10 @@ func TestBrowserSeedWalkthrough(t *testing.T) {
 	for _, tab := range nav {
 		for _, sub := range tab.Subs {
 			name := strings.ToLower(strings.NewReplacer(" ", "-", "/", "-").Replace(tab.Name + "-" + sub.Name))
-			run("screenshot "+sub.Path, chromedp.Navigate(base+sub.Path), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take(name))
+			run("screenshot "+sub.Path, browsertest.Navigate(base+sub.Path), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take(name))
 		}
 	}
-	run("certificate page", chromedp.Navigate(base+"/basic/certificates/view?name="+url.QueryEscape(certName)),
+	run("certificate page", browsertest.Navigate(base+"/basic/certificates/view?name="+url.QueryEscape(certName)),
 		waitText("#chain-status", ""), sh.take("certificate-view"))
-	run("diff page", chromedp.Navigate(base+"/administration/diff?a=1&b=running"), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take("diff"))
+	run("diff page", browsertest.Navigate(base+"/administration/diff?a=1&b=running"), chromedp.WaitVisible(chromedp.CSS("h1")), sh.take("diff"))
 }

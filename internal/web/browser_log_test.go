@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 )
 
 // TestBrowserLogFilters: the Log page filters by text, level, peer and
@@ -29,7 +30,7 @@ func TestBrowserLogFilters(t *testing.T) {
 	var dl string
 	sh.run(t, ctx, "log",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/tools/log"),
+		browsertest.Navigate(u.srv.URL+"/tools/log"),
 		retry(chromedp.SendKeys(chromedp.ID("log-q"), "zebra")),
 		chromedp.Click(chromedp.ID("log-show")),
 		waitURL("q=zebra"),
@@ -41,9 +42,9 @@ func TestBrowserLogFilters(t *testing.T) {
 		chromedp.Click(chromedp.ID("log-show")),
 		waitURL("peer=lab-zebra"),
 		waitText("#recent-log tbody", "zebra call failed"),
-		chromedp.Navigate(u.srv.URL+"/tools/log?q=zebra&level=warn"),
+		browsertest.Navigate(u.srv.URL+"/tools/log?q=zebra&level=warn"),
 		waitText("#recent-log tbody", "zebra peer does not answer"),
-		chromedp.Navigate(u.srv.URL+"/tools/log?call_id=zc-1%40pbx&last=15m"),
+		browsertest.Navigate(u.srv.URL+"/tools/log?call_id=zc-1%40pbx&last=15m"),
 		waitText("#recent-log tbody", "zebra call routed"),
 		sh.take("log-call-id"),
 		fetchText(u.srv.URL+"/tools/log/download?q=zebra&level=debug", &dl),
@@ -52,12 +53,12 @@ func TestBrowserLogFilters(t *testing.T) {
 		waitText("h1", "Call Flows"),
 	)
 	var rows string
-	sh.run(t, ctx, "check", chromedp.Navigate(u.srv.URL+"/tools/log?q=zebra&peer=lab-zebra"),
+	sh.run(t, ctx, "check", browsertest.Navigate(u.srv.URL+"/tools/log?q=zebra&peer=lab-zebra"),
 		textOf(chromedp.CSS("#recent-log tbody"), &rows))
 	if strings.Contains(rows, "routed") || strings.Contains(rows, "does not answer") || !strings.Contains(rows, "failed") {
 		t.Errorf("peer filter shows:\n%s", rows)
 	}
-	sh.run(t, ctx, "check level", chromedp.Navigate(u.srv.URL+"/tools/log?q=zebra&level=warn"),
+	sh.run(t, ctx, "check level", browsertest.Navigate(u.srv.URL+"/tools/log?q=zebra&level=warn"),
 		textOf(chromedp.CSS("#recent-log tbody"), &rows))
 	if strings.Contains(rows, "routed") || strings.Contains(rows, "debug") {
 		t.Errorf("level warn shows:\n%s", rows)
@@ -66,7 +67,7 @@ func TestBrowserLogFilters(t *testing.T) {
 		t.Errorf("download (4 lines, oldest first):\n%s", dl)
 	}
 	var bad string
-	sh.run(t, ctx, "bad time", chromedp.Navigate(u.srv.URL+"/tools/log?from=yesterday"),
+	sh.run(t, ctx, "bad time", browsertest.Navigate(u.srv.URL+"/tools/log?from=yesterday"),
 		textOf(chromedp.CSS("#problem"), &bad))
 	if !strings.Contains(bad, "From must be a date and time") {
 		t.Errorf("bad From: %q", bad)

@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -61,7 +62,7 @@ func TestBrowserPing(t *testing.T) {
 	sh := newShots(t)
 	sh.run(t, ctx, "ping peer",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/tools/ping"),
+		browsertest.Navigate(u.srv.URL+"/tools/ping"),
 		retry(chromedp.SetValue(chromedp.ID("ping-peer"), "itsp")),
 		chromedp.Click(chromedp.ID("ping-btn")),
 		waitText("#ping-answer", "itsp answered 200"),
@@ -72,7 +73,7 @@ func TestBrowserPing(t *testing.T) {
 		t.Errorf("not a complete OPTIONS:\n%s", r)
 	}
 	sh.run(t, ctx, "ping uri",
-		chromedp.Navigate(u.srv.URL+"/tools/ping"),
+		browsertest.Navigate(u.srv.URL+"/tools/ping"),
 		retry(chromedp.SendKeys(chromedp.ID("ping-uri"), "sip:"+trunk.Addr.String()+";transport=udp")),
 		chromedp.Click(chromedp.ID("ping-btn")),
 		waitText("#ping-answer", "itsp answered 200"),
@@ -82,7 +83,7 @@ func TestBrowserPing(t *testing.T) {
 	)
 	trunk.Next(sip.OPTIONS)
 	sh.run(t, ctx, "ping bad uri",
-		chromedp.Navigate(u.srv.URL+"/tools/ping"),
+		browsertest.Navigate(u.srv.URL+"/tools/ping"),
 		retry(chromedp.SendKeys(chromedp.ID("ping-uri"), "http://example.com")),
 		chromedp.Click(chromedp.ID("ping-btn")),
 		waitText("#problem", "neither a peer name nor a SIP URI"),
@@ -108,7 +109,7 @@ func TestBrowserTestCall(t *testing.T) {
 	sh := newShots(t)
 	sh.run(t, ctx, "call",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/tools/call"),
+		browsertest.Navigate(u.srv.URL+"/tools/call"),
 		retry(chromedp.SendKeys(chromedp.ID("call-target"), "4930123")),
 		chromedp.SetValue(chromedp.ID("call-hold"), "500ms"),
 		chromedp.Click(chromedp.ID("call-btn")),
@@ -126,7 +127,7 @@ func TestBrowserTestCall(t *testing.T) {
 	trunk.Next(sip.BYE)
 	busy.Store(true)
 	sh.run(t, ctx, "busy",
-		chromedp.Navigate(u.srv.URL+"/tools/call"),
+		browsertest.Navigate(u.srv.URL+"/tools/call"),
 		retry(chromedp.SendKeys(chromedp.ID("call-target"), "sip:4930123@"+trunk.Addr.String())),
 		chromedp.Click(chromedp.ID("call-btn")),
 		waitText("#call-message", "rejected by itsp"),
@@ -134,7 +135,7 @@ func TestBrowserTestCall(t *testing.T) {
 		sh.take("test-call-rejected"),
 	)
 	sh.run(t, ctx, "bad hold",
-		chromedp.Navigate(u.srv.URL+"/tools/call"),
+		browsertest.Navigate(u.srv.URL+"/tools/call"),
 		retry(chromedp.SendKeys(chromedp.ID("call-target"), "1")),
 		chromedp.SetValue(chromedp.ID("call-hold"), "soon"),
 		chromedp.Click(chromedp.ID("call-btn")),

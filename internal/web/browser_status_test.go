@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -45,11 +45,11 @@ func TestBrowserLiveStatus(t *testing.T) {
 
 	sh.run(t, ctx, "live-status",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/traffic/registrar"),
+		browsertest.Navigate(u.srv.URL+"/traffic/registrar"),
 		waitText("#registrations", "sip:100@10.0.0.31:5060"),
 		waitText("#registrations", "403 Forbidden"),
 		sh.take("registrar-bindings"),
-		chromedp.Navigate(u.srv.URL+"/traffic/accounts"),
+		browsertest.Navigate(u.srv.URL+"/traffic/accounts"),
 		waitText("#peer-status", "no answer to OPTIONS"),
 		waitText("#peer-status thead", "Since"),
 		waitText("#peer-status tbody", "down"),

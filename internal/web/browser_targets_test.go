@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -38,7 +39,7 @@ func TestBrowserPeerTargets(t *testing.T) {
 		{"/tools/status", "#status", "status-targets"},
 		{"/traffic/accounts", "#peer-status", "accounts-targets"},
 	} {
-		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(u.srv.URL + page.path)}
+		steps := []chromedp.Action[chromedp.Void]{browsertest.Navigate(u.srv.URL + page.path)}
 		for _, want := range []string{"sip2.pstnhub.microsoft.com", "127.0.0.4:5061 (tls)", "out until", "503", "127.0.0.5:5061", "no answer to OPTIONS",
 			"not checked yet", "200"} {
 			steps = append(steps, waitText(page.box, want))

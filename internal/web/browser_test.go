@@ -233,7 +233,7 @@ func (s *shots) run(t *testing.T, ctx context.Context, step string, actions ...c
 func logIn(base string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		for _, a := range []chromedp.Action[chromedp.Void]{
-			chromedp.Navigate(base + "/login"),
+			browsertest.Navigate(base + "/login"),
 			retry(chromedp.WaitVisible(chromedp.ID("password"))),
 			chromedp.SendKeys(chromedp.ID("password"), testPassword),
 			chromedp.Click(chromedp.ID("login-btn")),

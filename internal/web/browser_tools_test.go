@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 )
@@ -44,7 +45,7 @@ func TestBrowserDialPlanTools(t *testing.T) {
 	sh := newShots(t)
 	sh.run(t, ctx, "tester",
 		logIn(u.srv.URL),
-		chromedp.Navigate(u.srv.URL+"/traffic/dialplan"),
+		browsertest.Navigate(u.srv.URL+"/traffic/dialplan"),
 		chromedp.Click(chromedp.CSS(`a[href^="/tools/route"]`)),
 		retry(chromedp.SendKeys(chromedp.ID("route-number"), "912345")),
 		chromedp.SetValue(chromedp.ID("route-source"), "pbx"),
@@ -57,7 +58,7 @@ func TestBrowserDialPlanTools(t *testing.T) {
 	)
 	// Move "out" above the catch-all (↑ on its row saves the page).
 	sh.run(t, ctx, "move",
-		chromedp.Navigate(u.srv.URL+"/traffic/dialplan"),
+		browsertest.Navigate(u.srv.URL+"/traffic/dialplan"),
 		retry(chromedp.Click(chromedp.CSS(`button[name="move"][value^="up:r1"]`))),
 		waitText("#flash", "Saved"),
 	)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 )
@@ -31,7 +32,7 @@ func TestBrowserTrunkSettings(t *testing.T) {
 	var kept string
 	run("a bad range",
 		logIn(base),
-		chromedp.Navigate(base+"/traffic/accounts"),
+		browsertest.Navigate(base+"/traffic/accounts"),
 		retry(chromedp.Click(chromedp.CSS(trunk+`summary`))),
 		retry(chromedp.SetValue(chromedp.CSS(trunk+`input[name="peers.ranges"]`), bad)),
 		chromedp.Click(chromedp.CSS(`button[name="save"]`)),
@@ -55,7 +56,7 @@ func TestBrowserTrunkSettings(t *testing.T) {
 	)
 	var first, later int
 	run("apply and confirm",
-		chromedp.Navigate(base+"/administration"),
+		browsertest.Navigate(base+"/administration"),
 		retry(chromedp.SetValue(chromedp.CSS(`input[name="confirm_within"]`), "120")),
 		chromedp.Click(chromedp.ID("apply-btn")),
 		waitText("#flash", "is running"),
@@ -79,7 +80,7 @@ func TestBrowserTrunkSettings(t *testing.T) {
 	// The page shows the rules as they were typed.
 	var shown string
 	run("read back on the page",
-		chromedp.Navigate(base+"/traffic/accounts"),
+		browsertest.Navigate(base+"/traffic/accounts"),
 		retry(chromedp.Click(chromedp.CSS(trunk+`summary`))),
 		evalString(`document.querySelector('`+trunk+`input[name="peers.num_out"]').value`, &shown),
 		sh.take("trunk-running"),
@@ -122,7 +123,7 @@ func TestBrowserPeerMediaPolicy(t *testing.T) {
 	var helpText, inherited, kept string
 	run("the field and its help",
 		logIn(base),
-		chromedp.Navigate(base+"/traffic/accounts"),
+		browsertest.Navigate(base+"/traffic/accounts"),
 		retry(chromedp.WaitVisible(chromedp.CSS(req))),
 		evalString(`document.querySelector('`+more+`small.help[data-help="peers[].media.requirement"]').textContent`, &helpText),
 		evalString(`document.querySelector('`+req+` option[value=""]').textContent`, &inherited),
@@ -158,7 +159,7 @@ func TestBrowserPeerMediaPolicy(t *testing.T) {
 		t.Fatalf("saved media policy %+v, page shows %q", m, kept)
 	}
 	run("listed on the media page",
-		chromedp.Navigate(base+"/sip/media"),
+		browsertest.Navigate(base+"/sip/media"),
 		waitText("#peer-policies", "Peers with their own: itsp (srtp, group SRTP)."),
 		chromedp.ScrollIntoView(chromedp.ID("peer-policies")),
 		sh.take("media-peer-policies"),

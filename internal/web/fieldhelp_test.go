@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/palisade-sbc/palisade/internal/testkit/browsertest"
 
 	"github.com/palisade-sbc/palisade/docs"
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -141,7 +142,7 @@ func TestBrowserEveryInputHasHelp(t *testing.T) {
 		var missing string
 		var n int
 		sh.run(t, ctx, p.path,
-			chromedp.Navigate(u.srv.URL+p.path),
+			browsertest.Navigate(u.srv.URL+p.path),
 			retry(chromedp.WaitVisible(chromedp.ID("page-form"))),
 			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 				var err error
@@ -162,14 +163,14 @@ func TestBrowserEveryInputHasHelp(t *testing.T) {
 	}
 	// A "?" opens its help; the reference link leads to the section.
 	sh.run(t, ctx, "open-help",
-		chromedp.Navigate(u.srv.URL+"/network"),
+		browsertest.Navigate(u.srv.URL+"/network"),
 		retry(chromedp.Click(chromedp.CSS(`th details.qhelp summary`))),
 		waitText("th details.qhelp[open] .pop", "Name by which listeners"),
 		sh.take("network-help-open"),
-		chromedp.Navigate(u.srv.URL+"/sip/signalling"),
+		browsertest.Navigate(u.srv.URL+"/sip/signalling"),
 		waitText("#page-form", "Lowest TLS version accepted"),
 		sh.take("signalling-help"),
-		chromedp.Navigate(u.srv.URL+"/help/configuration#cfg-tls"),
+		browsertest.Navigate(u.srv.URL+"/help/configuration#cfg-tls"),
 		waitText("#cfg-tls", "tls"),
 		sh.take("reference"),
 	)

@@ -30,3 +30,23 @@ func WaitText(sel, want string) chromedp.Action[chromedp.Void] {
 		}
 	})
 }
+
+// Navigate loads url like chromedp.Navigate, loading it again when Chromium
+// gives up with ERR_NETWORK_CHANGED: other tests on the machine add and
+// remove addresses and veth pairs, and Chromium fails a load that was in
+// flight when it saw one, although loopback never changed.
+func Navigate(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for try := 1; ; try++ {
+			_, err := chromedp.Navigate(url)(ctx, tg)
+			if err == nil || try == 10 || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
+}

@@ -47,6 +47,7 @@ func (r *Registrar) joinCluster(ctx context.Context) error {
 		return fmt.Errorf("registrar: shared nonce secret: %w", err)
 	}
 	r.auth.SetKey([32]byte(key))
+	r.flowKey.Store(&key)
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ch, err := r.st.Watch(wctx, keyPrefix)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -74,14 +73,7 @@ func TestDashboardThroughRunningUnit(t *testing.T) {
 	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	labAddr := fmt.Sprintf("127.0.0.4:%d", testkit.FreePort(t, "udp", "127.0.0.4"))
 	lab := newOptionsPeer(t, labAddr)
-	b, err := os.ReadFile(testConfigFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := decodedTestConfig(t)
 	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: testkit.FreePort(t, "udp", "127.0.0.2")})
 	cfg.Peers = []config.Peer{
 		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,7 +15,9 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/sip/digest"
 	"github.com/palisade-sbc/palisade/internal/testkit"
 	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
@@ -91,7 +96,8 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
 	store := etcd.URL(fmt.Sprintf("relay-%d", os.Getpid()))
 	initial, at := relayConfig(t, "a", "b")
-	a := startUnit(t, filepath.Join(t.TempDir(), "a"), initial, "--store", store, "--unit", "a")
+	dirA := filepath.Join(t.TempDir(), "a")
+	a := startUnit(t, dirA, initial, "--store", store, "--unit", "a")
 	b := startUnit(t, filepath.Join(t.TempDir(), "b"), initial, "--store", store, "--unit", "b")
 
 	alice := siptest.NewPeer(t, "alice", "127.0.0.1", "udp")
@@ -136,5 +142,49 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 		}
 		ph.Next(sip.BYE)
 		cancel()
+	}
+
+	// Each call left a record on both units (b: trunk → a, a: b → the
+	// phone); listing on a shows both units' records with the unit.
+	var cdrs []observe.CDR
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(mustCLI(t, dirA, "cdr", "--json")), &cdrs); err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, c := range cdrs {
+			n[c.Unit]++
+		}
+		if n["a"] == 2 && n["b"] == 2 && len(cdrs) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call records listed on a: %d, by unit %v; want 2 of a and 2 of b", len(cdrs), n)
+		}
+	}
+	if out := mustCLI(t, dirA, "calls", "--ended"); !strings.HasPrefix(out, "UNIT") || strings.Count(out, "\nb ") != 2 {
+		t.Fatalf("palisade calls on a, want a UNIT column with b's two calls:\n%s", out)
+	}
+	if out := mustCLI(t, dirA, "cdr"); strings.Count(out, "\na ") != 2 {
+		t.Fatalf("palisade cdr on a, want a's two records:\n%s", out)
+	}
+	// A request signed with another secret is refused, as is one a unit
+	// may not make.
+	addr, err := os.ReadFile(filepath.Join(dirA, admin.AddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for path, want := range map[string]int{"/api/v1/cdr": 401, "/api/v1/config/running": 401} {
+		req, _ := http.NewRequest("GET", "https://"+strings.TrimSpace(string(addr))+path, nil)
+		req.Header.Set(admin.UnitHeader, fmt.Sprintf("b %d %064x", time.Now().Unix(), 7))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s with a forged unit signature: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

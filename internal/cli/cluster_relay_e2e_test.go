@@ -30,7 +30,7 @@ type relayUnit struct{ inside, outside netip.AddrPort }
 // relayConfig is testConfigFile with the registrar on (alice and bob at
 // example.com), calls from unknown sources accepted, and per unit an
 // inside UDP+TCP port on 127.0.0.1 and an outside UDP port on 127.0.0.2.
-func relayConfig(t *testing.T, names ...string) (string, map[string]relayUnit) {
+func relayConfig(t *testing.T, names ...string) (*config.Config, map[string]relayUnit) {
 	t.Helper()
 	cfg := decodedTestConfig(t)
 	cfg.Registrar = config.Registrar{Enabled: true, Domains: []string{"example.com"}, MinExpires: 10, MaxExpires: 3600,
@@ -48,7 +48,7 @@ func relayConfig(t *testing.T, names ...string) (string, map[string]relayUnit) {
 		at[n] = relayUnit{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(in)),
 			netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(out))}
 	}
-	return writeInitial(t, cfg), at
+	return cfg, at
 }
 
 // registerPhone registers ph's user with the unit at srv over transport,
@@ -95,7 +95,8 @@ func registerPhone(t *testing.T, ph *siptest.Peer, srv netip.AddrPort, transport
 func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
 	store := etcd.URL(fmt.Sprintf("relay-%d", os.Getpid()))
-	initial, at := relayConfig(t, "a", "b")
+	cfg, at := relayConfig(t, "a", "b")
+	initial := writeInitial(t, cfg)
 	dirA := filepath.Join(t.TempDir(), "a")
 	a := startUnit(t, dirA, initial, "--store", store, "--unit", "a")
 	b := startUnit(t, filepath.Join(t.TempDir(), "b"), initial, "--store", store, "--unit", "b")

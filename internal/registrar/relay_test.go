@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,21 @@ func TestClusterCallThroughFlowUnit(t *testing.T) {
 	var de *sipgo.ErrDialogResponse
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); !errors.As(err, &de) || de.Res.StatusCode != 403 {
 		t.Fatalf("INVITE with a forged flow token at a: %v, want 403", err)
+	}
+}
+
+// TestFlowTokenBadInput: damaged tokens are refused, never accepted or
+// crashing.
+func TestFlowTokenBadInput(t *testing.T) {
+	key := make([]byte, 32)
+	good := flowToken(key, "alice@example.com", "sip:alice@127.0.0.1:5070")
+	if aor, c, ok := parseFlowToken(key, good); !ok || aor != "alice@example.com" || c != "sip:alice@127.0.0.1:5070" {
+		t.Fatalf("good token: %q %q %v", aor, c, ok)
+	}
+	for _, tok := range []string{"", ".", "..", "...", "a.b.c", good + ".x", good[:len(good)-2],
+		strings.Replace(good, ".", "", 1), "!!.!!.!!", strings.Repeat("A", 5000) + "." + good} {
+		if _, _, ok := parseFlowToken(key, tok); ok {
+			t.Errorf("token %q accepted", tok)
+		}
 	}
 }

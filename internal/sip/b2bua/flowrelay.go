@@ -25,6 +25,7 @@ func (s *Service) route(rt *runtime, rr routing.Request, req *sip.Request) ([]ro
 	case errors.Is(err, routing.ErrNoRoute):
 		return nil, &sipError{480, "Temporarily Unavailable (the phone's registration moved or ended)"}
 	case err != nil:
+		badInput.WithLabelValues("bad_flow_token").Inc()
 		s.limited.Warn("flow-token", "refusing a relayed request with an invalid cluster flow token",
 			"source", req.Source(), "err", err)
 		return nil, &sipError{403, "Forbidden (invalid cluster flow token)"}

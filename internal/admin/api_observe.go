@@ -159,6 +159,13 @@ func listCalls(env *Env, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if clusterWide(env, r) { // units.go: every unit's calls, with a unit column
+		for i := range rows {
+			rows[i].Unit = env.Live.Units.Unit()
+		}
+		rows = append(rows, fromOtherUnits(env, w, r, func(c *observe.CallRow, u string) { c.Unit = u })...)
+		rows = byStart(rows, func(c *observe.CallRow) (time.Time, string) { return c.Start, c.ID }, true, limit)
+	}
 	if rows == nil {
 		rows = []observe.CallRow{}
 	}
@@ -280,6 +287,13 @@ func listCDR(env *Env, w http.ResponseWriter, r *http.Request) error {
 	cdrs, _, err := observe.ListCDRs(r.Context(), env.Store, t)
 	if err != nil {
 		return err
+	}
+	if clusterWide(env, r) { // units.go: every unit's records, with a unit column
+		for i := range cdrs {
+			cdrs[i].Unit = env.Live.Units.Unit()
+		}
+		cdrs = append(cdrs, fromOtherUnits(env, w, r, func(c *observe.CDR, u string) { c.Unit = u })...)
+		cdrs = byStart(cdrs, func(c *observe.CDR) (time.Time, string) { return c.Start, c.ID }, false, 0)
 	}
 	if r.URL.Query().Get("format") == "csv" {
 		var b bytes.Buffer

@@ -29,6 +29,9 @@ type Live struct {
 	// Cluster gives the state of the cluster on etcd (internal/cluster);
 	// nil for a single unit.
 	Cluster func(context.Context) any
+	// Units are the other units of the cluster, asked for cluster-wide
+	// listings (call records); nil for a single unit.
+	Units UnitPeers
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

@@ -20,6 +20,6 @@ var (
 	})
 	deniedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "admin", Name: "denied_requests_total",
-		Help: "Admin requests refused before reaching a handler, by reason (network, csrf).",
+		Help: "Admin requests refused before reaching a handler, by reason (network, csrf, unit: a bad or misused signature of another unit).",
 	}, []string{"reason"})
 )

@@ -63,6 +63,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := h.env.Auth.authenticate(r)
+	if up, err := unitPrincipal(h.env, r); err != nil { // units.go: another unit of the cluster asks
+		deniedTotal.WithLabelValues("unit").Inc()
+		writeError(h.env, w, r, err)
+		return
+	} else if up != nil {
+		p = up
+	}
 	if p != nil {
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -63,7 +64,8 @@ func runCalls(c *Context, args []string) error {
 			return
 		}
 		tw := newTable(w)
-		fmt.Fprintln(tw, "START\tSTATE\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tTRACE\tID")
+		units := slices.ContainsFunc(rows, func(r observe.CallRow) bool { return r.Unit != "" }) // a cluster's listing
+		fmt.Fprintln(tw, unitCol(units, "UNIT")+"START\tSTATE\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tTRACE\tID")
 		for _, r := range rows {
 			result := "-"
 			if r.Code != 0 {
@@ -73,7 +75,7 @@ func runCalls(c *Context, args []string) error {
 			if r.Traced {
 				trace = fmt.Sprint(r.Messages, " msgs")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", unitCol(units, r.Unit), r.Start.Local().Format("2006-01-02 15:04:05"),
 				r.State, dash(r.Direction), dash(r.From), dash(r.To), result, human.Duration(r.Duration.Round(time.Second)), trace, r.ID)
 		}
 		tw.Flush()
@@ -82,6 +84,14 @@ func runCalls(c *Context, args []string) error {
 
 // newTable aligns the tab-separated columns of a list command's output.
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// unitCol is the first column of a cluster-wide listing (on), else nothing.
+func unitCol(on bool, v string) string {
+	if !on {
+		return ""
+	}
+	return dash(v) + "\t"
+}
 
 func dash(s string) string {
 	if s == "" {

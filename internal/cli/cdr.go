@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/palisade-sbc/palisade/internal/human"
@@ -50,9 +51,10 @@ func runCDR(c *Context, args []string) error {
 			return
 		}
 		tw := newTable(w)
-		fmt.Fprintln(tw, "START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
+		units := slices.ContainsFunc(cdrs, func(r observe.CDR) bool { return r.Unit != "" }) // a cluster's listing
+		fmt.Fprintln(tw, unitCol(units, "UNIT")+"START\tDIRECTION\tFROM\tTO\tRESULT\tDURATION\tENDED BY\tID")
 		for _, r := range cdrs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Start.Local().Format("2006-01-02 15:04:05"),
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", unitCol(units, r.Unit), r.Start.Local().Format("2006-01-02 15:04:05"),
 				r.Direction, dash(observe.UserOrURI(r.A.From)), dash(observe.UserOrURI(r.A.To)), r.Code, r.Reason, human.Duration(r.Duration.Round(time.Second)), dash(r.EndedBy), r.ID)
 		}
 		tw.Flush()

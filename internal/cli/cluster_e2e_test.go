@@ -21,14 +21,7 @@ import (
 // units run side by side on loopback.
 func clusterConfigFile(t *testing.T, names ...string) string {
 	t.Helper()
-	b, err := os.ReadFile(testConfigFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := decodedTestConfig(t)
 	cfg.Units = map[string]config.UnitSettings{}
 	for i, n := range names {
 		var ls []config.Listener
@@ -54,6 +47,20 @@ func clusterConfigFile(t *testing.T, names ...string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// decodedTestConfig is testConfigFile's configuration.
+func decodedTestConfig(t *testing.T) *config.Config {
+	t.Helper()
+	b, err := os.ReadFile(testConfigFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // waitRunning polls `config show --running` on dir until unit.name is want.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -65,6 +64,43 @@ func newOptionsPeer(t *testing.T, addr string) *optionsPeer {
 	return p
 }
 
+// sippConfig is testConfigFile's configuration for calls from sipp as the
+// PBX (127.0.0.1:pbxPort, inside) to sipp as the trunk
+// (127.0.0.3:trunkPort, outside, on a UDP listener of its own), with
+// plain RTP.
+func sippConfig(t *testing.T, pbxPort, trunkPort int) *config.Config {
+	t.Helper()
+	cfg := decodedTestConfig(t)
+	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: testkit.FreePort(t, "udp", "127.0.0.2")})
+	cfg.Peers = []config.Peer{
+		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
+		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.3:%d", trunkPort), Transport: "udp"},
+	}
+	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
+	cfg.Media.Policies = []config.MediaPolicy{}
+	cfg.Media.DefaultPolicy.RTPProfile = "avp"
+	return cfg
+}
+
+// sippCalls places calls (rate a second, each holding holdMS) from sipp
+// as the PBX to sipp as the trunk through the unit's inside listener,
+// and returns the UAC's output.
+func sippCalls(t *testing.T, sipp string, calls, rate, holdMS, pbxPort, trunkPort int, inside string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(60+2*calls/rate)*time.Second)
+	defer cancel()
+	work := t.TempDir()
+	uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort), "-m", fmt.Sprint(calls),
+		"-timeout", fmt.Sprintf("%ds", 50+2*calls/rate), "-nostdin")
+	uas.Dir = work
+	defer testkit.Start(t, uas, 0).Stop(0)
+	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
+		"-m", fmt.Sprint(calls), "-r", fmt.Sprint(rate), "-d", fmt.Sprint(holdMS), "-timeout", fmt.Sprintf("%ds", 40+2*calls/rate),
+		"-nostdin", inside)
+	uac.Dir = work
+	return uac.CombinedOutput()
+}
+
 // TestDashboardThroughRunningUnit: after real calls through `palisade run`
 // the dashboard counts them (ASR, ACD); a peer that stops answering its
 // OPTIONS raises the peer_down alarm, which clears when it answers again.
@@ -74,37 +110,14 @@ func TestDashboardThroughRunningUnit(t *testing.T) {
 	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
 	labAddr := fmt.Sprintf("127.0.0.4:%d", testkit.FreePort(t, "udp", "127.0.0.4"))
 	lab := newOptionsPeer(t, labAddr)
-	b, err := os.ReadFile(testConfigFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: testkit.FreePort(t, "udp", "127.0.0.2")})
-	cfg.Peers = []config.Peer{
-		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},
-		{Name: "itsp", Kind: "itsp", Interface: "outside", Address: fmt.Sprintf("127.0.0.3:%d", trunkPort), Transport: "udp"},
-		{Name: "lab", Kind: "itsp", Interface: "outside", Address: labAddr, Transport: "udp", OptionsInterval: config.Duration(time.Second)},
-	}
-	cfg.Network.DNSServers = []string{"127.0.0.1:9"}
-	cfg.Media.Policies = []config.MediaPolicy{}
-	cfg.Media.DefaultPolicy.RTPProfile = "avp"
+	cfg := sippConfig(t, pbxPort, trunkPort)
+	cfg.Peers = append(cfg.Peers,
+		config.Peer{Name: "lab", Kind: "itsp", Interface: "outside", Address: labAddr, Transport: "udp", OptionsInterval: config.Duration(time.Second)})
 	initial := writeInitial(t, cfg)
 	unit := startUnit(t, dir, initial)
 
 	const calls = 2
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	work := t.TempDir()
-	uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort), "-m", fmt.Sprint(calls), "-timeout", "50s", "-nostdin")
-	uas.Dir = work
-	defer testkit.Start(t, uas, 0).Stop(0)
-	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
-		"-m", fmt.Sprint(calls), "-r", "5", "-d", "1000", "-timeout", "40s", "-nostdin", fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port))
-	uac.Dir = work
-	if out, err := uac.CombinedOutput(); err != nil {
+	if out, err := sippCalls(t, sipp, calls, 5, 1000, pbxPort, trunkPort, fmt.Sprintf("127.0.0.1:%d", cfg.SIP.Listeners[0].Port)); err != nil {
 		t.Fatalf("sipp uac: %v\n%s\nunit log:\n%s", err, out, unit.log)
 	}
 

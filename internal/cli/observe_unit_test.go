@@ -25,14 +25,7 @@ func TestTraceCallsThroughRunningUnit(t *testing.T) {
 	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	dir := filepath.Join(t.TempDir(), "data")
 	pbxPort, trunkPort := testkit.FreePort(t, "udp", "127.0.0.1"), testkit.FreePort(t, "udp", "127.0.0.3")
-	b, err := os.ReadFile(testConfigFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := decodedTestConfig(t)
 	cfg.SIP.Listeners = append(cfg.SIP.Listeners, config.Listener{Interface: "outside", Transport: "udp", Port: testkit.FreePort(t, "udp", "127.0.0.2")})
 	cfg.Peers = []config.Peer{
 		{Name: "pbx", Kind: "pbx", Interface: "inside", Address: fmt.Sprintf("127.0.0.1:%d", pbxPort), Transport: "udp"},

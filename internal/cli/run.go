@@ -145,8 +145,15 @@ func runUnit(c *Context, args []string) error {
 		// configuration protocol.
 		deps.ClusterUnit = sf.unit
 		node = &cluster.Node{Etcd: etcd, Unit: sf.unit, Mgr: mgr, Log: log.With("subsystem", "cluster"),
-			Loader: func() cluster.Load { return w.load() }}
+			Loader: func() cluster.Load { return w.load() },
+			AdminAddr: func() string {
+				if a := w.admin.Addr(); a != nil {
+					return a.String()
+				}
+				return ""
+			}}
 		deps.ClusterStatus = func(ctx context.Context) any { return node.Status(ctx) }
+		deps.ClusterUnits = &cluster.Peers{Etcd: etcd, Name: sf.unit}
 	}
 	w = wireSubsystems(deps)
 	u.Add(w.subs...)

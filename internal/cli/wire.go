@@ -46,6 +46,8 @@ type Deps struct {
 	// ClusterStatus gives the cluster's state for the API and status.
 	ClusterUnit   string
 	ClusterStatus func(context.Context) any
+	// ClusterUnits are the other units, asked for cluster-wide listings.
+	ClusterUnits admin.UnitPeers
 }
 
 // wired is the assembled unit: its subsystems in apply order (the admin
@@ -116,7 +118,8 @@ func wireSubsystems(d Deps) wired {
 	// The admin listener and the web admin see the running subsystems
 	// through admin.Live.
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
-		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc, Cluster: d.ClusterStatus}}
+		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc, Cluster: d.ClusterStatus,
+			Units: d.ClusterUnits}}
 	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates

@@ -55,6 +55,9 @@ type Member struct {
 	Updated time.Time `json:"updated"`
 	// Load is what the unit carries now (Loader).
 	Load Load `json:"load"`
+	// Admin is the unit's admin API address (host:port), where the other
+	// units ask for its call records (peers.go).
+	Admin string `json:"admin,omitempty"`
 }
 
 // Load is a unit's work at the moment it published.
@@ -70,7 +73,9 @@ type Node struct {
 	Mgr  *lifecycle.Mgr
 	Log  *slog.Logger
 	// Loader, when set, gives the load published every PublishEvery.
-	Loader       func() Load
+	Loader func() Load
+	// AdminAddr, when set, gives the admin API's address to publish.
+	AdminAddr    func() string
 	PublishEvery time.Duration
 
 	started time.Time
@@ -154,6 +159,9 @@ func (n *Node) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	m := Member{Unit: n.Unit, Version: ver, Commit: commit, PID: os.Getpid(), Started: n.started, Updated: time.Now().UTC()}
 	if n.Loader != nil {
 		m.Load = n.Loader()
+	}
+	if n.AdminAddr != nil {
+		m.Admin = n.AdminAddr()
 	}
 	b, _ := json.Marshal(m)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -91,6 +91,9 @@ type CDR struct {
 	Reason    string        `json:"reason,omitempty"`
 	EndedBy   string        `json:"ended_by,omitempty"`
 	Media     [2]MediaLeg   `json:"media"` // [0] caller's leg, [1] callee's leg
+	// Unit is the unit of a cluster that carried the call (set in
+	// cluster-wide listings; records are stored without it).
+	Unit string `json:"unit,omitempty"`
 }
 
 // Result is the call's outcome in one word (the metric label).

@@ -30,6 +30,7 @@ type CallRow struct {
 	Traced    bool          `json:"traced"` // its SIP trace can be shown
 	Messages  int           `json:"messages,omitempty"`
 	Media     *[2]MediaLeg  `json:"media,omitempty"`
+	Unit      string        `json:"unit,omitempty"` // the unit of a cluster that carries or carried the call
 }
 
 // CallQuery selects rows; zero fields match everything.

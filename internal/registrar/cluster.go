@@ -2,9 +2,7 @@ package registrar
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -29,24 +27,12 @@ func (r *Registrar) SetCluster(unit string) {
 // starts following the bindings; it watches before the bindings are
 // loaded, so that nothing written in between is missed.
 func (r *Registrar) joinCluster(ctx context.Context) error {
-	var key []byte
-	err := r.st.Update(ctx, func(tx store.Tx) error {
-		k, err := tx.Get(ctx, nonceKeyKey)
-		if err == nil && len(k) == 32 {
-			key = k
-			return nil
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		key = make([]byte, 32)
-		_, _ = rand.Read(key)
-		return tx.Put(ctx, nonceKeyKey, key)
-	})
+	key, err := store.SharedSecret(ctx, r.st, nonceKeyKey)
 	if err != nil {
 		return fmt.Errorf("registrar: shared nonce secret: %w", err)
 	}
 	r.auth.SetKey([32]byte(key))
+	r.flowKey.Store(&key)
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ch, err := r.st.Watch(wctx, keyPrefix)
 	if err != nil {

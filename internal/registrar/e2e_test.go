@@ -29,7 +29,17 @@ func unitConfig() *config.Config {
 // startUnit runs a registrar and a B2BUA that uses it, on cfg.
 func startUnit(t *testing.T, ctx context.Context, cfg *config.Config) (*Registrar, *b2bua.Service) {
 	t.Helper()
-	r := New(store.NewMemory(), nil, nil)
+	return startUnitOn(t, ctx, store.NewMemory(), "", cfg)
+}
+
+// startUnitOn is startUnit with the bindings in st, as unit of a cluster
+// when unit is not "".
+func startUnitOn(t *testing.T, ctx context.Context, st store.Store, name string, cfg *config.Config) (*Registrar, *b2bua.Service) {
+	t.Helper()
+	r := New(st, nil, nil)
+	if name != "" {
+		r.SetCluster(name)
+	}
 	t.Cleanup(func() { r.Close() })
 	unit := b2bua.New(b2bua.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registrar: r})
 	t.Cleanup(func() { unit.Close() })

@@ -24,7 +24,7 @@ func (r *Registrar) Lookup(user, host string) []routing.Hop {
 	if s.enabled && user != "" {
 		if _, ok := s.users[user]; ok {
 			for _, aor := range s.aors(user, host) {
-				hops = append(hops, r.contacts(aor)...)
+				hops = append(hops, r.contacts(s, aor)...)
 			}
 		}
 	}
@@ -67,7 +67,7 @@ func (s *settings) aors(user, host string) []string {
 	return nil
 }
 
-func (r *Registrar) contacts(aor string) []routing.Hop {
+func (r *Registrar) contacts(s *settings, aor string) []routing.Hop {
 	now := r.now()
 	r.mu.Lock()
 	bs := slices.Clone(r.bindings[aor])
@@ -81,6 +81,12 @@ func (r *Registrar) contacts(aor string) []routing.Hop {
 	})
 	hops := make([]routing.Hop, 0, len(bs))
 	for _, b := range bs {
+		if r.relayed(b) {
+			if h, ok := r.relayHop(s, aor, b); ok {
+				hops = append(hops, h)
+				continue
+			}
+		}
 		if h, ok := b.hop(); ok {
 			hops = append(hops, h)
 		}

@@ -105,6 +105,9 @@ type Registrar struct {
 	unit      string
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	// flowKey signs the tokens of calls relayed between units (the shared
+	// nonce secret; nil outside a cluster).
+	flowKey atomic.Pointer[[]byte]
 }
 
 // AuthFailures hears of every wrong password or unknown user, by source
@@ -123,6 +126,8 @@ type settings struct {
 	minExp     int
 	maxExp     int
 	static     map[string][]routing.Hop // request user → static forwards
+	// relays: unit → interface → where that unit takes relayed calls
+	relays map[string]map[string]relayTarget
 }
 
 // New returns a registrar keeping its bindings in st and reporting wrong
@@ -184,7 +189,7 @@ func newSettings(cfg *config.Config) (*settings, error) {
 	s := &settings{
 		enabled: rc.Enabled, isDomain: map[string]bool{}, localHosts: map[string]bool{},
 		users: map[string]string{}, minExp: rc.MinExpires, maxExp: rc.MaxExpires,
-		static: map[string][]routing.Hop{},
+		static: map[string][]routing.Hop{}, relays: unitRelays(cfg),
 	}
 	if s.minExp < 1 {
 		s.minExp = 1

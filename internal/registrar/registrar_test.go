@@ -90,6 +90,8 @@ type phone struct {
 	alg string
 	// last is the contacts and expires of the last REGISTER built.
 	last [2]any
+	// transport the REGISTERs go over ("" = UDP).
+	transport string
 }
 
 func newPhone(t *testing.T, srv, user, pw string) *phone {
@@ -142,6 +144,9 @@ func (p *phone) do(req *sip.Request) *sip.Response {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if p.transport != "" {
+		req.SetTransport(strings.ToUpper(p.transport))
+	}
 	res, err := p.cli.Do(ctx, req)
 	if err != nil {
 		p.t.Fatalf("REGISTER: %v", err)

@@ -19,6 +19,12 @@ var ErrNoRoute = errors.New("routing: no route for the request")
 // marked down (the SIP layer answers 503).
 var ErrAllDown = errors.New("routing: every destination of the matching rule is down")
 
+// FlowHeader marks a request one unit of a cluster relays to the unit that
+// holds the called phone's flow (its TCP/TLS connection or NAT binding):
+// the registrar's signed token naming the binding. The receiving unit sends
+// the request to that binding only; the header never leaves the cluster.
+const FlowHeader = "X-Palisade-Flow"
+
 // Request is what routing looks at in an incoming request.
 type Request struct {
 	Method          string

@@ -1,12 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -43,6 +41,11 @@ type EtcdOptions struct {
 	// OpTimeout bounds one request (default 5 s): a unit whose etcd is
 	// down or slow gets ErrUnavailable instead of hanging.
 	OpTimeout time.Duration
+	// AuditMaxEntries and AuditMaxAge bound the shared audit log (default
+	// DefaultAuditMaxEntries, DefaultAuditMaxAge): etcd keeps its whole
+	// key space in memory and caps its size.
+	AuditMaxEntries int
+	AuditMaxAge     time.Duration
 }
 
 // ParseStoreURL splits etcd://HOST:PORT[,HOST:PORT...][/NAMESPACE] into
@@ -106,6 +109,8 @@ type Etcd struct {
 	cli       *clientv3.Client
 	ns        string
 	opTimeout time.Duration
+	auditMax  int
+	auditAge  time.Duration
 }
 
 var _ Store = (*Etcd)(nil)
@@ -133,7 +138,8 @@ func OpenEtcd(ctx context.Context, o EtcdOptions) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd %s: %w", strings.Join(o.Endpoints, ","), err)
 	}
-	e := &Etcd{cli: cli, ns: o.Namespace, opTimeout: o.OpTimeout}
+	e := &Etcd{cli: cli, ns: o.Namespace, opTimeout: o.OpTimeout,
+		auditMax: cmp.Or(o.AuditMaxEntries, DefaultAuditMaxEntries), auditAge: cmp.Or(o.AuditMaxAge, DefaultAuditMaxAge)}
 	cctx, cancel := e.opCtx(ctx)
 	defer cancel()
 	if _, err := cli.Get(cctx, e.ns+"kv/", clientv3.WithCountOnly()); err != nil {
@@ -374,51 +380,6 @@ func (e *Etcd) revision(ctx context.Context) (int64, error) {
 		return 0, e.wrap("read", "revision", err)
 	}
 	return resp.Header.Revision, nil
-}
-
-// Audit appends an entry; a zero Time is set to now. Entries are ordered
-// by etcd's revision, the order in which the cluster took them.
-func (e *Etcd) Audit(ctx context.Context, a AuditEntry) error {
-	if a.Time.IsZero() {
-		a.Time = time.Now()
-	}
-	a.Time = a.Time.UTC()
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	key := fmt.Sprintf("%saudit/%020d-%s", e.ns, time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	cctx, cancel := e.opCtx(ctx)
-	defer cancel()
-	if _, err := e.cli.Put(cctx, key, string(b)); err != nil {
-		return e.wrap("audit", a.Action, err)
-	}
-	return nil
-}
-
-// AuditLog returns the newest entries first, at most limit (all when limit <= 0).
-func (e *Etcd) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	cctx, cancel := e.opCtx(ctx)
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend)}
-	if limit > 0 {
-		opts = append(opts, clientv3.WithLimit(int64(limit)))
-	}
-	resp, err := e.cli.Get(cctx, e.ns+"audit/", opts...)
-	if err != nil {
-		return nil, e.wrap("read", "audit log", err)
-	}
-	out := make([]AuditEntry, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var a AuditEntry
-		if err := json.Unmarshal(kv.Value, &a); err != nil {
-			a = AuditEntry{Action: "unreadable", Detail: fmt.Sprintf("%s: %v", kv.Key, err)}
-		}
-		out = append(out, a)
-	}
-	return out, nil
 }
 
 // Close closes the connection to etcd.

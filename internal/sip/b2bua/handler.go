@@ -223,7 +223,7 @@ func hopURI(h routing.Hop) sip.Uri {
 func (s *Service) relayStandalone(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *runtime) {
 	id := newID()
 	s.traceIn(id, ep, req)
-	hops, err := rt.table.Route(routingRequest(ep, req, rt), s.peers.isUp)
+	hops, err := s.route(rt, routingRequest(ep, req, rt), req)
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)

@@ -14,7 +14,8 @@ var perLeg = map[string]bool{
 	"cseq": true, "from": true, "to": true, "max-forwards": true, "content-length": true,
 	"rack": true, "proxy-authorization": true, "authorization": true, "proxy-authenticate": true,
 	"www-authenticate": true, "authentication-info": true, "x-ms-sbc": true,
-	"l": true, "i": true, "v": true, "f": true, "t": true, "m": true, // compact forms
+	"x-palisade-flow": true,                                                        // routing.FlowHeader: between the units of a cluster only
+	"l":               true, "i": true, "v": true, "f": true, "t": true, "m": true, // compact forms
 }
 
 // hidden are headers that tell about one side's topology or equipment.

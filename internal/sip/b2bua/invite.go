@@ -39,7 +39,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	if norm := rt.inbound(rr.SourcePeer, req); norm != req {
 		rr.User, rr.Host = norm.Recipient.User, norm.Recipient.Host
 	}
-	hops, err := rt.table.Route(rr, s.peers.isUp)
+	hops, err := s.route(rt, rr, req)
 	if err != nil {
 		code, reason := statusFor(err)
 		s.respond(ep, tx, s.response(req, code, reason, nil), id)

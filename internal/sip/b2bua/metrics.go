@@ -8,7 +8,7 @@ import (
 var (
 	badInput = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "sip", Name: "bad_input_total",
-		Help: "SIP input refused, by reason (unparseable, bad_request, too_many_hops, loop, method_not_allowed, unsupported_uri_scheme, unsupported_media_type).",
+		Help: "SIP input refused, by reason (unparseable, bad_request, too_many_hops, loop, method_not_allowed, unsupported_uri_scheme, unsupported_media_type, bad_flow_token).",
 	}, []string{"reason"})
 	callsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "palisade", Subsystem: "sip", Name: "calls_total",

@@ -52,10 +52,13 @@ type Deps struct {
 
 // Registrar is what the B2BUA uses of the local registrar
 // (internal/registrar): its bindings as a routing step, and REGISTER, which
-// Serve answers when it is for the registrar (false: not handled).
+// Serve answers when it is for the registrar (false: not handled), and
+// FlowHops, where a call another unit of the cluster relayed here goes
+// (the phone whose flow this unit holds; routing.FlowHeader's token).
 type Registrar interface {
 	routing.RegistrarLookup
 	Serve(req *sip.Request, tx sip.ServerTransaction, iface string) bool
+	FlowHops(token string) ([]routing.Hop, error)
 }
 
 // Guard is what the B2BUA uses of the request guard (internal/guard): a

@@ -8,6 +8,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/guard"
+	"github.com/palisade-sbc/palisade/internal/ha/takeover"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -46,6 +47,9 @@ type Deps struct {
 	// ClusterStatus gives the cluster's state for the API and status.
 	ClusterUnit   string
 	ClusterStatus func(context.Context) any
+	// Etcd is the cluster's store (nil for a single unit): with ha.floating
+	// the calls survive the loss of a unit (internal/ha/takeover).
+	Etcd *store.Etcd
 }
 
 // wired is the assembled unit: its subsystems in apply order (the admin
@@ -56,6 +60,7 @@ type wired struct {
 	admin *admin.Server
 	sip   *b2bua.Service
 	reg   *registrar.Registrar
+	ha    *takeover.Takeover // nil for a single unit
 }
 
 // load is what this unit publishes as its load in a cluster.
@@ -97,12 +102,30 @@ func wireSubsystems(d Deps) wired {
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
+	var mrelay *media.Relay
 	if r, err := media.New(nil, d.Log); err != nil {
 		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
 	} else {
-		engine, relay = r, r
+		engine, relay, mrelay = r, r, r
 	}
-	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
+	sipDeps := b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder}
+	// In a cluster the confirmed calls' records go to etcd (only with
+	// ha.floating) for the unit that takes the floating addresses over.
+	var keeper *takeover.Keeper
+	if d.Etcd != nil {
+		keeper = takeover.NewKeeper(d.Etcd, d.Log.With("subsystem", "ha"))
+		sipDeps.Keeper, sipDeps.Unit = keeper, d.ClusterUnit
+		if mrelay != nil {
+			mrelay.OnWrap(keeper.Touch) // a stream's SRTP rollover counter moved
+		}
+	}
+	sipSvc := b2bua.New(sipDeps)
+	var ha *takeover.Takeover
+	var haSub unit.Subsystem // nil: skipped
+	if d.Etcd != nil {
+		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
+		haSub = ha
+	}
 	// SIP accounts (registration at trunks) send their requests through the
 	// SIP layer.
 	acc := accounts.New(sipSvc, d.Log)
@@ -121,7 +144,7 @@ func wireSubsystems(d Deps) wired {
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})
-	return wired{admin: srv, sip: sipSvc, reg: reg, subs: []unit.Subsystem{
+	return wired{admin: srv, sip: sipSvc, reg: reg, ha: ha, subs: []unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// ACME first: it gives the entries it manages a stand-in
 		// certificate until the CA has issued theirs.
@@ -133,6 +156,7 @@ func wireSubsystems(d Deps) wired {
 		relay, // media relay, before the SIP B2BUA that anchors calls through it (nil: skipped)
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA
+		haSub, // floating addresses: before the B2BUA, which keeps their listeners closed until this unit owns them
 		sipSvc,
 		acc, // registrations at trunks, once the SIP layer can send them
 		// The admin listener goes last: it moves to a new admin.listen only

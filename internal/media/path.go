@@ -332,6 +332,9 @@ func (s *socket) trackSeq(b []byte) {
 		case d > 1 && d < 3000:
 			s.leg.stats.lost.Add(uint64(d - 1))
 		}
+		if seq < s.seq { // forward across 65535: the SRTP rollover counter moved (snapshot.go)
+			s.call.relay.wrapped(s.call.id)
+		}
 	}
 	s.haveSeq, s.ssrc, s.seq = true, ssrc, seq
 }

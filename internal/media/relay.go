@@ -37,6 +37,8 @@ type Relay struct {
 	draining bool
 	closed   bool
 	idle     chan struct{} // closed when the last call ends while draining
+
+	onWrap atomic.Pointer[func(id string)] // snapshot.go: OnWrap
 }
 
 // relayConf is the part of the configuration new calls are set up with.

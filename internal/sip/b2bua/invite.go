@@ -349,6 +349,7 @@ func (c *call) onAnswerB(r *sip.Response) {
 	udp := c.leg(media.SideA).Transport == "udp" // under the lock: a transfer may swap the leg (refer.go)
 	c.mu.Unlock()
 	c.recordAnswer()
+	c.persist() // adopt.go: the record a unit taking over reads
 	c.respondA(res)
 	if udp {
 		c.retransmit2xx(media.SideA)

@@ -22,6 +22,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
@@ -138,10 +139,37 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		t.Fatalf("the caller's BYE after the kill: %v", err)
 	}
 	callee.bye(t, ctx, 1)
+	if err := legs[2].sess.Bye(ctx); err != nil {
+		t.Fatalf("the caller's BYE after the kill: %v", err)
+	}
 	for _, l := range legs {
 		l.stop()
 	}
-	if status := mustCLI(t, dirB, "status"); !strings.Contains(status, "takeovers") {
+	// Every call ended: no record is left in etcd.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		left := []string{}
+		if err == nil {
+			for _, kv := range resp.Kvs {
+				if strings.Contains(string(kv.Key), "/kv/ha/calls/") {
+					left = append(left, string(kv.Key))
+				}
+			}
+		}
+		if err == nil && len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call records left in etcd after every call ended: %v (%v)", left, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status := mustCLI(t, dirB, "status"); !strings.Contains(status, "takeovers 1, calls adopted 3") {
 		t.Errorf("status on b does not show the takeover:\n%s", status)
 	}
 }

@@ -125,6 +125,7 @@ func wireSubsystems(d Deps) wired {
 	if d.Etcd != nil {
 		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
 		haSub = ha
+		obs.Sources.Register(observe.StatusSource{Kind: "ha", Status: func(context.Context) (any, error) { return ha.Status(), nil }})
 	}
 	// SIP accounts (registration at trunks) send their requests through the
 	// SIP layer.

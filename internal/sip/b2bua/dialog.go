@@ -438,7 +438,7 @@ func (c *call) end(reason string) {
 	s := c.svc
 	s.calls.del(dialogKey(a.CallID, a.LocalTag))
 	s.calls.del(dialogKey(b.CallID, b.LocalTag))
-	c.unpersist(a, b) // adopt.go
+	c.unpersist(a, b)                   // adopt.go
 	c.recordEnd(reason, answered, a, b) // cdr.go: before the media counters go
 	if mc := c.mediaOf(); mc != nil {
 		mc.Close()

@@ -142,7 +142,7 @@ func DecodeRecord(b []byte) (*CallRecord, *media.CallSnapshot, error) {
 	var v struct {
 		Version *int `json:"version"`
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&v); err != nil {
 		return nil, nil, fmt.Errorf("%w: not a JSON object: %v", ErrBadRecord, err)
 	}
 	switch {

@@ -103,6 +103,19 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 				testkit.LastLines(a.log.String(), 40))
 		}
 	}
+	// Two records b cannot use: another version's and a truncated one.
+	// Those calls are not adopted (and their records go); the others are.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ns := fmt.Sprintf("ha-%d/kv/ha/calls/", os.Getpid())
+	for k, v := range map[string]string{"other-version": `{"version":99,"call":{}}`, "truncated": `{"version":1,"call":{"id":"x`} {
+		if _, err := cli.Put(context.Background(), ns+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
 	killed := time.Now()
 	if err := a.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -129,7 +142,7 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 			t.Errorf("call %d: %d SRTP packets failed authentication at the callee", i, f)
 		}
 	}
-	if !strings.Contains(b.log.String(), "calls_adopted="+strconv.Itoa(calls)) {
+	if !strings.Contains(b.log.String(), "calls_adopted="+strconv.Itoa(calls)+" calls_refused=2") {
 		t.Errorf("b did not adopt %d calls:\n%s", calls, testkit.LastLines(b.log.String(), 60))
 	}
 	// In-dialog requests after the takeover: a BYE from each side.
@@ -137,6 +150,18 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	defer cancel()
 	if err := legs[0].sess.Bye(ctx); err != nil {
 		t.Fatalf("the caller's BYE after the kill: %v", err)
+	}
+	// A re-INVITE after the takeover is answered 200 (the callee answers
+	// with its SDP of the call; the SRTP counts above are final).
+	reinv := sip.NewRequest(sip.INVITE, legs[1].sess.InviteResponse.Contact().Address)
+	reinv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	reinv.SetBody(siptest.SDP("127.0.0.1", legs[1].in.port()))
+	res, err := legs[1].sess.Do(ctx, reinv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, testkit.LastLines(b.log.String(), 30))
+	}
+	if err := legs[1].sess.WriteRequest(sip.NewRequest(sip.ACK, reinv.Recipient)); err != nil {
+		t.Fatal(err)
 	}
 	callee.bye(t, ctx, 1)
 	if err := legs[2].sess.Bye(ctx); err != nil {
@@ -146,11 +171,6 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		l.stop()
 	}
 	// Every call ended: no record is left in etcd.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		left := []string{}
@@ -368,12 +388,22 @@ type srtpCallee struct {
 	mu   sync.Mutex
 	ends []*rtpEnd
 	sess []*sipgo.DialogServerSession
-	next chan *rtpEnd
+	// answers holds the SDP of each call by Call-ID: a re-INVITE gets it again.
+	answers map[string][]byte
+	next    chan *rtpEnd
 }
 
 func newSRTPCallee(t *testing.T) *srtpCallee {
-	c := &srtpCallee{next: make(chan *rtpEnd, 10)}
+	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}}
 	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
+		p.Respond = func(req *sip.Request) (int, []byte) {
+			if req.Method != sip.INVITE {
+				return 200, nil
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return 200, c.answers[req.CallID().Value()]
+		}
 		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
 			e := newRTPEnd(t, "127.0.0.3")
 			remote, k := mediaOf(t, req.Body())
@@ -389,6 +419,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			c.mu.Lock()
 			c.ends = append(c.ends, e)
 			c.sess = append(c.sess, s)
+			c.answers[req.CallID().Value()] = []byte(body)
 			c.mu.Unlock()
 			s.Respond(180, "Ringing", nil)
 			s.RespondSDP([]byte(body))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"slices"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/cluster"
@@ -99,30 +100,32 @@ func wireSubsystems(d Deps) wired {
 	if d.ClusterUnit != "" {
 		reg.SetCluster(d.ClusterUnit)
 	}
+	// In a cluster the confirmed calls' records go to etcd (only with
+	// ha.floating) for the unit that takes the floating addresses over; the
+	// media relay tells the keeper when a stream's SRTP rollover counter moved.
+	var keeper *takeover.Keeper
+	var mediaOpts []media.Option
+	if d.Etcd != nil {
+		keeper = takeover.NewKeeper(d.Etcd, d.Log.With("subsystem", "ha"))
+		mediaOpts = append(mediaOpts, media.WithWrapHook(keeper.Touch))
+	}
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
-	var mrelay *media.Relay
-	if r, err := media.New(nil, d.Log); err != nil {
+	if r, err := media.New(nil, d.Log, mediaOpts...); err != nil {
 		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
 	} else {
-		engine, relay, mrelay = r, r, r
+		engine, relay = r, r
 	}
 	sipDeps := b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder}
-	// In a cluster the confirmed calls' records go to etcd (only with
-	// ha.floating) for the unit that takes the floating addresses over.
-	var keeper *takeover.Keeper
-	if d.Etcd != nil {
-		keeper = takeover.NewKeeper(d.Etcd, d.Log.With("subsystem", "ha"))
-		sipDeps.Keeper, sipDeps.Unit = keeper, d.ClusterUnit
-		if mrelay != nil {
-			mrelay.OnWrap(keeper.Touch) // a stream's SRTP rollover counter moved
-		}
-	}
-	sipSvc := b2bua.New(sipDeps)
 	var ha *takeover.Takeover
 	var haSub unit.Subsystem // nil: skipped
-	if d.Etcd != nil {
+	if keeper != nil {
+		sipDeps.Keeper, sipDeps.Unit = keeper, d.ClusterUnit
+	}
+	sipSvc := b2bua.New(sipDeps)
+	if keeper != nil {
+		// The floating addresses: elected, their calls taken over (docs/ha.md).
 		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
 		haSub = ha
 		obs.Sources.Register(observe.StatusSource{Kind: "ha", Status: func(context.Context) (any, error) { return ha.Status(), nil }})
@@ -145,7 +148,7 @@ func wireSubsystems(d Deps) wired {
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})
-	return wired{admin: srv, sip: sipSvc, reg: reg, ha: ha, subs: []unit.Subsystem{
+	return wired{admin: srv, sip: sipSvc, reg: reg, ha: ha, subs: slices.DeleteFunc([]unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// ACME first: it gives the entries it manages a stand-in
 		// certificate until the CA has issued theirs.
@@ -163,5 +166,5 @@ func wireSubsystems(d Deps) wired {
 		// The admin listener goes last: it moves to a new admin.listen only
 		// once everything else has taken the configuration.
 		srv,
-	}}
+	}, func(s unit.Subsystem) bool { return s == nil })} // nil: not part of this unit
 }

@@ -233,15 +233,19 @@ func (c *CryptoState) validate() error {
 // maxSRTCPIndex is the largest SRTCP index (31 bits, RFC 3711 §3.4).
 const maxSRTCPIndex = 1<<31 - 1
 
-// OnWrap sets the function told, on the packet path, when a stream of a
-// call wraps its RTP sequence number: the rollover counters in the call's
-// snapshot changed and the snapshot kept for a takeover must be made
-// again (an older one restores a counter one too low, and the restored
-// relay fails authentication on that stream). fn must return at once.
-func (r *Relay) OnWrap(fn func(id string)) { r.onWrap.Store(&fn) }
+// Option is a setting of New.
+type Option func(*Relay)
+
+// WithWrapHook gives the relay a function told, on the packet path, when a
+// stream of a call (by the call's id) wraps its RTP sequence number: the
+// rollover counters in the call's snapshot changed and the snapshot kept
+// for a takeover must be made again (an older one restores a counter one
+// too low, and the restored relay fails authentication on that stream).
+// fn must return at once.
+func WithWrapHook(fn func(id string)) Option { return func(r *Relay) { r.onWrap = fn } }
 
 func (r *Relay) wrapped(id string) {
-	if fn := r.onWrap.Load(); fn != nil {
-		(*fn)(id)
+	if r.onWrap != nil {
+		r.onWrap(id)
 	}
 }

@@ -64,8 +64,9 @@ type Takeover struct {
 	done    chan struct{}
 	group   *group
 
-	owned atomic.Bool
-	stats struct {
+	owned   atomic.Bool
+	closing atomic.Bool // Close: the B2BUA has gone already
+	stats   struct {
 		sync.Mutex
 		takeovers int
 		adopted   int
@@ -143,16 +144,24 @@ func (t *Takeover) Apply(ctx context.Context, cfg *config.Config) error {
 // in progress still use them).
 func (t *Takeover) Drain(context.Context) error { return nil }
 
-// Close gives the addresses up (another unit takes them at once).
+// Close gives the addresses up (another unit takes them at once) and
+// writes what the keeper still has: the B2BUA, closed before, ended its
+// calls, and their records must go now rather than be adopted by the next
+// owner.
 func (t *Takeover) Close() error {
 	t.mu.Lock()
 	cancel, done := t.cancel, t.done
 	t.cancel = nil
 	t.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if cancel == nil {
+		return nil
 	}
+	t.closing.Store(true)
+	cancel()
+	<-done
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stop()
+	t.d.Keeper.flush(ctx)
 	return nil
 }
 
@@ -293,6 +302,10 @@ func (t *Takeover) takeOver(records []store.KV) {
 func (t *Takeover) giveUp(ifaces []string) {
 	t.owned.Store(false)
 	owner.Set(0)
+	if t.closing.Load() {
+		t.log.Info("ha: floating addresses released")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n := t.d.SIP.Abandon(ifaces)

@@ -102,12 +102,12 @@ func wireSubsystems(d Deps) wired {
 	}
 	// In a cluster the confirmed calls' records go to etcd (only with
 	// ha.floating) for the unit that takes the floating addresses over; the
-	// media relay tells the keeper when a stream's SRTP rollover counter moved.
+	// media relay tells the keeper when a call's SRTP counters moved.
 	var keeper *takeover.Keeper
 	var mediaOpts []media.Option
 	if d.Etcd != nil {
 		keeper = takeover.NewKeeper(d.Etcd, d.Log.With("subsystem", "ha"))
-		mediaOpts = append(mediaOpts, media.WithWrapHook(keeper.Touch))
+		mediaOpts = append(mediaOpts, media.WithCounterHook(keeper.Touch))
 	}
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}

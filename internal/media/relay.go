@@ -38,7 +38,7 @@ type Relay struct {
 	closed   bool
 	idle     chan struct{} // closed when the last call ends while draining
 
-	onWrap func(id string) // snapshot.go: WithWrapHook; nil = none
+	onCounters func(id string) // snapshot.go: WithCounterHook; nil = none
 }
 
 // relayConf is the part of the configuration new calls are set up with.

@@ -236,16 +236,20 @@ const maxSRTCPIndex = 1<<31 - 1
 // Option is a setting of New.
 type Option func(*Relay)
 
-// WithWrapHook gives the relay a function told, on the packet path, when a
-// stream of a call (by the call's id) wraps its RTP sequence number: the
-// rollover counters in the call's snapshot changed and the snapshot kept
-// for a takeover must be made again (an older one restores a counter one
-// too low, and the restored relay fails authentication on that stream).
+// WithCounterHook gives the relay a function told, on the packet path,
+// when the SRTP counters in a call's snapshot moved so that the snapshot
+// kept for a takeover must be made again (by the call's id):
+//   - a stream wrapped its RTP sequence number: an older snapshot restores
+//     a rollover counter one too low, and the restored relay fails
+//     authentication on that stream;
+//   - an outbound SRTCP index reached a multiple of 64: a restore continues
+//     64 above the recorded index, which must not be older than that.
+//
 // fn must return at once.
-func WithWrapHook(fn func(id string)) Option { return func(r *Relay) { r.onWrap = fn } }
+func WithCounterHook(fn func(id string)) Option { return func(r *Relay) { r.onCounters = fn } }
 
-func (r *Relay) wrapped(id string) {
-	if r.onWrap != nil {
-		r.onWrap(id)
+func (r *Relay) countersMoved(id string) {
+	if r.onCounters != nil {
+		r.onCounters(id)
 	}
 }

@@ -63,8 +63,8 @@ func (k *Keeper) Changed(id string, rec func() ([]byte, error)) {
 	k.poke()
 }
 
-// Touch writes the record of a kept call again (its media's SRTP rollover
-// counter moved: media.Relay.OnWrap). It returns at once.
+// Touch writes the record of a kept call again (its media's SRTP counters
+// moved: media.WithCounterHook). It returns at once.
 func (k *Keeper) Touch(id string) {
 	k.mu.Lock()
 	rec, ok := k.live[id]

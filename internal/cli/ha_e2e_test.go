@@ -36,8 +36,10 @@ import (
 // two floating addresses on lo (inside and outside); Go user agents place
 // calls through a with RTP inside and SRTP outside, one outside stream
 // wrapping its sequence number; a is killed with SIGKILL. b must take the
-// addresses, the media must go on both ways (the gap is printed) with no
-// SRTP authentication failure, and BYEs after the kill must get 200.
+// addresses (refusing two bad records), the media must go on both ways
+// (the gap is printed) with no SRTP authentication failure, a re-INVITE
+// and BYEs after the kill must get 200, new calls go through b, and no
+// record is left in etcd at the end.
 func TestCallsSurviveUnitLoss(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("adding the floating addresses to lo needs root")
@@ -169,6 +171,25 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	}
 	for _, l := range legs {
 		l.stop()
+	}
+	// New calls go through b, media both ways.
+	for i := range 2 {
+		l := placeCall(t, caller, callee, dst, calls+i)
+		l.start()
+		l.out.start(1)
+		for deadline := time.Now().Add(10 * time.Second); l.in.count() == 0 || l.out.count() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("new call %d through b: no media both ways", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := l.sess.Bye(ctx); err != nil {
+			t.Fatalf("new call %d through b: BYE: %v", i, err)
+		}
+		l.stop()
+		if f := l.out.authFailures(); f != 0 {
+			t.Errorf("new call %d through b: %d SRTP authentication failures", i, f)
+		}
 	}
 	// Every call ended: no record is left in etcd.
 	for deadline := time.Now().Add(20 * time.Second); ; {

@@ -187,3 +187,30 @@ func TestDecodeRecordRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Hold keeps an interface's listeners closed (a floating address owned by
+// another unit) across applies, and opens them again when released.
+func TestHoldListeners(t *testing.T) {
+	u := newTestUnit(t, nil, nil, nil)
+	ctx := ctxT(t)
+	in := u.inside()
+	if err := u.Hold(ctx, []string{"inside"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.inside(); got.IsValid() {
+		t.Fatalf("inside still listens on %v", got)
+	}
+	if !u.outside().IsValid() {
+		t.Fatal("outside closed too")
+	}
+	u.cfg.SIP.Listeners[0].Port = int(in.Port())
+	if err := u.Apply(ctx, u.cfg); err != nil || u.inside().IsValid() {
+		t.Fatalf("an apply opened a held listener: %v %v", u.inside(), err)
+	}
+	if err := u.Hold(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.inside(); got != in {
+		t.Fatalf("released: inside listens on %v, want %v", got, in)
+	}
+}

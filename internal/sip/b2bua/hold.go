@@ -14,17 +14,18 @@ import (
 // and on every apply after.
 func (s *Service) Hold(ctx context.Context, ifaces []string) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	held := map[string]bool{}
 	for _, n := range ifaces {
 		held[n] = true
 	}
 	s.held = held
-	cfg := s.last
-	s.mu.Unlock()
-	if cfg == nil {
+	if s.last == nil {
 		return nil // the first Apply reads s.held
 	}
-	return s.Apply(ctx, cfg)
+	// Under the same lock as the read of s.last: an apply of a newer
+	// configuration cannot come between and be undone.
+	return s.applyLocked(ctx, s.last)
 }
 
 // Abandon forgets the calls with a leg on one of ifaces without ending

@@ -156,6 +156,11 @@ func (s *Service) Name() string { return "sip" }
 func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.applyLocked(ctx, cfg)
+}
+
+// applyLocked is Apply with s.mu held (hold.go re-applies under the same lock).
+func (s *Service) applyLocked(ctx context.Context, cfg *config.Config) error {
 	if s.closed {
 		return errors.New("sip: closed")
 	}

@@ -25,7 +25,7 @@ type Writer interface {
 
 // Keeper writes the records of confirmed calls (b2bua.Keeper): off the
 // call path, one goroutine, the changes of a call before its write made
-// into one write. It writes only while the unit has floating addresses.
+// into one write. It writes only while the unit owns the floating addresses.
 type Keeper struct {
 	st     Writer
 	log    *slog.Logger
@@ -44,7 +44,8 @@ func NewKeeper(st Writer, log *slog.Logger) *Keeper {
 		live: map[string]func() ([]byte, error){}, released: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
-// SetActive turns the writing on or off (on with floating addresses).
+// SetActive turns the writing on or off (on while this unit owns the
+// floating addresses); deletes of records written before go on.
 func (k *Keeper) SetActive(on bool) { k.active.Store(on) }
 
 // Changed implements b2bua.Keeper.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/ha/vip"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -53,7 +54,9 @@ type Deps struct {
 	Log *slog.Logger
 }
 
-// Takeover is a unit.Subsystem: it follows ha in the configuration.
+// Takeover is a unit.Subsystem: it follows ha in the configuration. The
+// keeper writes records only while this unit owns the addresses (the calls
+// of a unit that does not are on no floating address).
 type Takeover struct {
 	d   Deps
 	log *slog.Logger
@@ -128,7 +131,6 @@ func (t *Takeover) Apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	t.group = g
-	t.d.Keeper.SetActive(true)
 	rctx, cancel := context.WithCancel(context.Background())
 	t.cancel, t.done = cancel, make(chan struct{})
 	go func() {
@@ -272,9 +274,13 @@ func (t *Takeover) takeOver(records []store.KV) {
 	if err := t.d.SIP.Hold(ctx, nil); err != nil {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}
+	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
 	n, bad := 0, 0
 	for _, kv := range records {
 		id, err := t.d.SIP.Adopt(kv.Value)
+		if errors.Is(err, b2bua.ErrCarried) {
+			continue // its own record: a call that stayed here
+		}
 		if err != nil {
 			bad++
 			refused.Inc()
@@ -302,6 +308,7 @@ func (t *Takeover) takeOver(records []store.KV) {
 func (t *Takeover) giveUp(ifaces []string) {
 	t.owned.Store(false)
 	owner.Set(0)
+	t.d.Keeper.SetActive(false) // records are written by the owner only
 	if t.closing.Load() {
 		t.log.Info("ha: floating addresses released")
 		return

@@ -3,6 +3,7 @@ package takeover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/ha/vip"
+	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -53,6 +55,9 @@ func (f *fakeSIP) Abandon([]string) int {
 }
 
 func (f *fakeSIP) Adopt(rec []byte) (string, error) {
+	if string(rec) == "own" {
+		return "", fmt.Errorf("call own: %w", b2bua.ErrCarried)
+	}
 	if !strings.HasPrefix(string(rec), "good") {
 		return "", errors.New("call record refused: corrupt")
 	}
@@ -114,7 +119,7 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	}
 	st.listErr = nil
 	st.list = []store.KV{{Key: RecordPrefix + "c1", Value: []byte("good-1")}, {Key: RecordPrefix + "c2", Value: []byte("bad")},
-		{Key: RecordPrefix + "c3", Value: []byte("good-3")}}
+		{Key: RecordPrefix + "c3", Value: []byte("good-3")}, {Key: RecordPrefix + "c4", Value: []byte("own")}}
 	if err := g.ready(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +141,14 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 		t.Fatalf("listeners: %v", sip.held)
 	case s == nil || !s.Owner || s.Takeovers != 1 || s.CallsAdopted != 2 || s.CallsRefused != 1:
 		t.Fatalf("status %+v", s)
+	case !tk.d.Keeper.active.Load():
+		t.Fatal("the owner's keeper does not write")
 	}
 	if err := g.Remove(g.addrs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if len(net.on) != 0 || sip.CallCount() != 0 || !slices.Equal(sip.held[1], []string{"inside", "outside"}) || tk.Status().Owner {
+	if len(net.on) != 0 || sip.CallCount() != 0 || !slices.Equal(sip.held[1], []string{"inside", "outside"}) || tk.Status().Owner ||
+		tk.d.Keeper.active.Load() {
 		t.Fatalf("after Remove: addresses %v, calls %d, held %v, status %+v", net.on, sip.CallCount(), sip.held, tk.Status())
 	}
 }

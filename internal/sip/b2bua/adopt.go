@@ -37,6 +37,10 @@ const cseqJump = 100
 // ErrBadRecord is wrapped by every error refusing a call record.
 var ErrBadRecord = errors.New("b2bua: call record refused")
 
+// ErrCarried is wrapped by Adopt's error for a call this unit carries
+// already (its own record).
+var ErrCarried = errors.New("b2bua: the call is carried here already")
+
 // CallRecord is what a unit taking a call over reads.
 type CallRecord struct {
 	Version int       `json:"version"`
@@ -205,7 +209,7 @@ func (s *Service) Adopt(b []byte) (string, error) {
 			return "", fmt.Errorf("b2bua: call %s: no interface %q here", st.ID, l.Interface)
 		}
 		if s.calls.get(dialogKey(l.CallID, l.LocalTag)) != nil {
-			return "", fmt.Errorf("b2bua: call %s is carried here already", st.ID)
+			return "", fmt.Errorf("call %s: %w", st.ID, ErrCarried)
 		}
 	}
 	mc, _ := media.Passthrough{}.NewCall(st.ID, media.Leg{}, media.Leg{})

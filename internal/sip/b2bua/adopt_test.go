@@ -113,7 +113,7 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	if got, err := b.Adopt(rec); err != nil || got != id {
 		t.Fatalf("Adopt = %q, %v", got, err)
 	}
-	if _, err := b.Adopt(rec); err == nil || !strings.Contains(err.Error(), "already") {
+	if _, err := b.Adopt(rec); !errors.Is(err, ErrCarried) {
 		t.Fatalf("second Adopt of the same call: %v", err)
 	}
 	if got := recv(t, kb.changed, "the adopted call's record"); got != id {

@@ -5,6 +5,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
+	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/testkit"
 	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
@@ -142,6 +144,19 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 			i, gIn.Round(time.Millisecond), gOut.Round(time.Millisecond), l.out.authFailures())
 		if f := l.out.authFailures(); f != 0 {
 			t.Errorf("call %d: %d SRTP packets failed authentication at the callee", i, f)
+		}
+	}
+	// b's status of calls shows the adopted calls with their media counters.
+	var active []observe.CDR
+	if err := json.Unmarshal([]byte(mustCLI(t, dirB, "status", "calls", "--json")), &active); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != calls {
+		t.Fatalf("b shows %d calls, want %d", len(active), calls)
+	}
+	for _, c := range active {
+		if c.Media[0].PacketsIn == 0 || c.Media[1].PacketsIn == 0 || !c.Media[1].SRTP {
+			t.Errorf("b's status of adopted call %s: media %+v", c.ID, c.Media)
 		}
 	}
 	if !strings.Contains(b.log.String(), "calls_adopted="+strconv.Itoa(calls)+" calls_refused=2") {

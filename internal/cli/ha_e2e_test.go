@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -100,7 +101,8 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		}
 		l.out.start(seq)
 	}
-	time.Sleep(4 * time.Second) // the wrap happens before the kill
+	// The kill comes at a random moment after the wrap (about 2.7 s in).
+	time.Sleep(3500*time.Millisecond + rand.N(2000*time.Millisecond))
 	for i, l := range legs {
 		if l.in.count() == 0 || l.out.count() == 0 {
 			t.Fatalf("call %d: no media before the kill (inside got %d, outside got %d)\n%s", i, l.in.count(), l.out.count(),

@@ -144,6 +144,7 @@ func runUnit(c *Context, args []string) error {
 		// the node publishes this unit's load and runs the cluster's
 		// configuration protocol.
 		deps.ClusterUnit = sf.unit
+		deps.Etcd = etcd
 		node = &cluster.Node{Etcd: etcd, Unit: sf.unit, Mgr: mgr, Log: log.With("subsystem", "cluster"),
 			Loader: func() cluster.Load { return w.load() },
 			AdminAddr: func() string {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"slices"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/cluster"
 	"github.com/palisade-sbc/palisade/internal/guard"
+	"github.com/palisade-sbc/palisade/internal/ha/takeover"
 	"github.com/palisade-sbc/palisade/internal/lifecycle"
 	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/observe"
@@ -48,6 +50,9 @@ type Deps struct {
 	ClusterStatus func(context.Context) any
 	// ClusterUnits are the other units, asked for cluster-wide listings.
 	ClusterUnits admin.UnitPeers
+	// Etcd is the cluster's store (nil for a single unit): with ha.floating
+	// the calls survive the loss of a unit (internal/ha/takeover).
+	Etcd *store.Etcd
 }
 
 // wired is the assembled unit: its subsystems in apply order (the admin
@@ -58,6 +63,7 @@ type wired struct {
 	admin *admin.Server
 	sip   *b2bua.Service
 	reg   *registrar.Registrar
+	ha    *takeover.Takeover // nil for a single unit
 }
 
 // load is what this unit publishes as its load in a cluster.
@@ -96,15 +102,36 @@ func wireSubsystems(d Deps) wired {
 	if d.ClusterUnit != "" {
 		reg.SetCluster(d.ClusterUnit)
 	}
+	// In a cluster the confirmed calls' records go to etcd (only with
+	// ha.floating) for the unit that takes the floating addresses over; the
+	// media relay tells the keeper when a call's SRTP counters moved.
+	var keeper *takeover.Keeper
+	var mediaOpts []media.Option
+	if d.Etcd != nil {
+		keeper = takeover.NewKeeper(d.Etcd, d.Log.With("subsystem", "ha"))
+		mediaOpts = append(mediaOpts, media.WithCounterHook(keeper.Touch))
+	}
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
-	if r, err := media.New(nil, d.Log); err != nil {
+	if r, err := media.New(nil, d.Log, mediaOpts...); err != nil {
 		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
 	} else {
 		engine, relay = r, r
 	}
-	sipSvc := b2bua.New(b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder})
+	sipDeps := b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder}
+	var ha *takeover.Takeover
+	var haSub unit.Subsystem // nil: skipped
+	if keeper != nil {
+		sipDeps.Keeper, sipDeps.Unit = keeper, d.ClusterUnit
+	}
+	sipSvc := b2bua.New(sipDeps)
+	if keeper != nil {
+		// The floating addresses: elected, their calls taken over (docs/ha.md).
+		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
+		haSub = ha
+		obs.Sources.Register(observe.StatusSource{Kind: "ha", Status: func(context.Context) (any, error) { return ha.Status(), nil }})
+	}
 	// SIP accounts (registration at trunks) send their requests through the
 	// SIP layer.
 	acc := accounts.New(sipSvc, d.Log)
@@ -124,7 +151,7 @@ func wireSubsystems(d Deps) wired {
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates
 	})
-	return wired{admin: srv, sip: sipSvc, reg: reg, subs: []unit.Subsystem{
+	return wired{admin: srv, sip: sipSvc, reg: reg, ha: ha, subs: slices.DeleteFunc([]unit.Subsystem{
 		// One line per subsystem, in dependency order.
 		// ACME first: it gives the entries it manages a stand-in
 		// certificate until the CA has issued theirs.
@@ -136,10 +163,11 @@ func wireSubsystems(d Deps) wired {
 		relay, // media relay, before the SIP B2BUA that anchors calls through it (nil: skipped)
 		reg,   // local registrar, before the B2BUA that routes to its bindings
 		gd,    // SIP access control and overload guard, consulted by the B2BUA
+		haSub, // floating addresses: before the B2BUA, which keeps their listeners closed until this unit owns them
 		sipSvc,
 		acc, // registrations at trunks, once the SIP layer can send them
 		// The admin listener goes last: it moves to a new admin.listen only
 		// once everything else has taken the configuration.
 		srv,
-	}}
+	}, func(s unit.Subsystem) bool { return s == nil })} // nil: not part of this unit
 }

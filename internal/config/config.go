@@ -29,6 +29,7 @@ type Config struct {
 	Observe      Observe      `json:"observe"`
 	HEP          HEP          `json:"hep"`
 	ACME         ACME         `json:"acme"`
+	HA           HA           `json:"ha"`
 	// Units holds the own values of each unit of a cluster, by unit name
 	// (palisade run --unit); a single unit ignores it (units.go).
 	Units map[string]UnitSettings `json:"units,omitempty"`

@@ -92,5 +92,6 @@ func Default() *Config {
 			CACertificates: []string{}, Challenge: "http-01", ChallengeListen: ":80",
 			KeyType: "ecdsa-p256", Certificates: []ACMECertificate{},
 		},
+		HA: HA{Floating: []Floating{}, Lease: Duration(2 * time.Second), Preference: []string{}},
 	}
 }

@@ -69,6 +69,7 @@ func (c *Config) Validate() Errors {
 	v.observe()
 	v.hep()
 	v.acme()
+	v.ha()
 	v.units()
 	if len(v.errs) == 0 {
 		return nil

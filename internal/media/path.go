@@ -230,14 +230,19 @@ func (s *socket) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrP
 	}
 	if os.out != nil {
 		rc := os.out.rtcp
+		ssrc := binary.BigEndian.Uint32(b[4:8])
 		rc.mu.Lock()
 		p, err := rc.ctx.EncryptRTCP(b, b, nil)
+		idx, _ := rc.ctx.Index(ssrc)
 		rc.mu.Unlock()
 		if err != nil {
 			dropMalformed.Inc()
 			return 0, false
 		}
 		b = p
+		if idx%srtcpIndexJump == 0 { // the snapshot's SRTCP index is due (restore.go)
+			s.call.relay.countersMoved(s.call.id)
+		}
 	}
 	if err := sock.u.sendTo(b, dst); err != nil {
 		return 0, false
@@ -331,6 +336,9 @@ func (s *socket) trackSeq(b []byte) {
 			return
 		case d > 1 && d < 3000:
 			s.leg.stats.lost.Add(uint64(d - 1))
+		}
+		if seq < s.seq { // forward across 65535: the SRTP rollover counter moved (snapshot.go)
+			s.call.relay.countersMoved(s.call.id)
 		}
 	}
 	s.haveSeq, s.ssrc, s.seq = true, ssrc, seq

@@ -37,6 +37,8 @@ type Relay struct {
 	draining bool
 	closed   bool
 	idle     chan struct{} // closed when the last call ends while draining
+
+	onCounters func(id string) // snapshot.go: WithCounterHook; nil = none
 }
 
 // relayConf is the part of the configuration new calls are set up with.
@@ -48,7 +50,7 @@ type relayConf struct {
 
 // New builds the relay from cfg (nil: from the first Apply). It opens no
 // socket until the first call.
-func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Relay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -57,6 +59,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		badTraffic: observe.NewLimitedLogger(log, 10*time.Second, 5),
 		rand:       rand.Reader,
 		calls:      map[*call]struct{}{},
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	r.ports = newPortAllocator(0, 0)
 	if err := r.startWorkers(); err != nil {

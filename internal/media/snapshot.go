@@ -232,3 +232,24 @@ func (c *CryptoState) validate() error {
 
 // maxSRTCPIndex is the largest SRTCP index (31 bits, RFC 3711 §3.4).
 const maxSRTCPIndex = 1<<31 - 1
+
+// Option is a setting of New.
+type Option func(*Relay)
+
+// WithCounterHook gives the relay a function told, on the packet path,
+// when the SRTP counters in a call's snapshot moved so that the snapshot
+// kept for a takeover must be made again (by the call's id):
+//   - a stream wrapped its RTP sequence number: an older snapshot restores
+//     a rollover counter one too low, and the restored relay fails
+//     authentication on that stream;
+//   - an outbound SRTCP index reached a multiple of 64: a restore continues
+//     64 above the recorded index, which must not be older than that.
+//
+// fn must return at once.
+func WithCounterHook(fn func(id string)) Option { return func(r *Relay) { r.onCounters = fn } }
+
+func (r *Relay) countersMoved(id string) {
+	if r.onCounters != nil {
+		r.onCounters(id)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -345,5 +346,46 @@ func TestRestoreMuxKeepsLatch(t *testing.T) {
 	rtcpBothWays(t, pbx, ext, 3)
 	if n := authFails(cl); n != 0 {
 		t.Fatalf("%d authentication failures after the restore", n)
+	}
+}
+
+// TestCounterHook: the relay tells when a call's snapshot is due again: on
+// each RTP sequence wrap (either direction) and when an outbound SRTCP
+// index reaches a multiple of 64.
+func TestCounterHook(t *testing.T) {
+	cfg := testConfig(t, 20)
+	setOutside(cfg, "ALL", "srtp")
+	var mu sync.Mutex
+	told := 0
+	r, err := New(cfg, nil, WithCounterHook(func(id string) {
+		if id == t.Name() {
+			mu.Lock()
+			told++
+			mu.Unlock()
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mc, err := r.NewCall(t.Name(), Leg{Interface: "inside", Bind: lo}, Leg{Interface: "outside", Bind: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	pbx, ext := pbxToOutside(t, mc.(*call), sdp.SuiteAES80)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return told }
+	pbx.seq, ext.seq = 65530, 100
+	flow(t, pbx, ext, "wrap", 12) // pbx's stream wraps once, ext's does not
+	if n := count(); n != 1 {
+		t.Fatalf("told %d times after one wrap", n)
+	}
+	// SRTCP to the outside (pion numbers from 1): index 64 is due.
+	for range 65 {
+		pbx.sendRTCP(pbx.ssrc)
+		ext.recvRTCP()
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("told %d times after 65 SRTCP packets (want the wrap and index 64)", n)
 	}
 }

@@ -73,7 +73,15 @@ func New(st store.Store, log *slog.Logger, level *slog.LevelVar) *Service {
 	s.Traces.countCalls.Store(true)
 	s.Sources.Register(StatusSource{Kind: StatusCalls, Status: func(context.Context) (any, error) {
 		if s.Recorder.reported.Load() {
-			return s.Recorder.Active(), nil
+			active := s.Recorder.Active()
+			// The SIP layer anchors a call's media before it reports the
+			// call, so the recorder may hold no counters of it: the live ones.
+			for i := range active {
+				if active[i].Media == ([2]MediaLeg{}) {
+					active[i].Media, _ = s.mediaOf(active[i].ID, false)
+				}
+			}
+			return active, nil
 		}
 		return s.activeFromTraces(), nil
 	}})

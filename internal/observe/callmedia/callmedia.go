@@ -5,6 +5,7 @@
 package callmedia
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/palisade-sbc/palisade/internal/media"
@@ -53,4 +54,27 @@ func (c *call) Close() {
 // Convert turns media counters into observe's (the same fields).
 func Convert(s media.CallStats) [2]observe.MediaLeg {
 	return [2]observe.MediaLeg{observe.MediaLeg(s.Legs[0]), observe.MediaLeg(s.Legs[1])}
+}
+
+// Unwrap is the engine's call (b2bua finds the media snapshot under it).
+func (c *call) Unwrap() media.Call { return c.Call }
+
+// restorer is the media relay's takeover of a call (media.Relay.Restore).
+type restorer interface {
+	Restore(s *media.CallSnapshot) (media.Call, error)
+}
+
+// Restore restores a call another unit anchored, reporting its counters
+// like a new call's.
+func (e *engine) Restore(s *media.CallSnapshot) (media.Call, error) {
+	r, ok := e.Engine.(restorer)
+	if !ok {
+		return nil, errors.New("callmedia: the media engine cannot restore calls")
+	}
+	c, err := r.Restore(s)
+	if err != nil {
+		return nil, err
+	}
+	done := e.t.TrackMedia(s.ID, func() [2]observe.MediaLeg { return Convert(c.Stats()) })
+	return &call{Call: c, done: done}, nil
 }

@@ -63,3 +63,24 @@ func TestCountersReachStatusAndRecords(t *testing.T) {
 		t.Fatalf("records %+v", cdrs)
 	}
 }
+
+// The SIP layer anchors the media before it reports the call (and a call
+// taken over from another unit is restored before it is reported): the
+// status of calls shows the live counters all the same.
+func TestCountersOfMediaAnchoredFirst(t *testing.T) {
+	svc := observe.New(store.NewMemory(), nil, nil)
+	defer svc.Close()
+	fe := &fakeEngine{}
+	c, err := Wrap(fe, svc).NewCall("c2", media.Leg{}, media.Leg{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	svc.Recorder.CallStarted(observe.CallStart{ID: "c2", Direction: observe.DirInbound})
+	fe.calls[0].stats.Legs[0] = media.LegStats{Codec: "PCMU", PacketsIn: 7}
+	src, _ := svc.Sources.Get(observe.StatusCalls)
+	v, _ := src.Status(context.Background())
+	if active := v.([]observe.CDR); len(active) != 1 || active[0].Media[0].PacketsIn != 7 {
+		t.Fatalf("status of calls %+v", active)
+	}
+}

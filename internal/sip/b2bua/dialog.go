@@ -43,6 +43,7 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 	}
 	if made {
 		c.ackOfMadeOffer(req)
+		c.persist() // adopt.go: the answer came in the ACK
 		return
 	}
 	if late {
@@ -57,6 +58,7 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 			}
 		}
 		c.legAt(media.SideB).sendAck(body)
+		c.persist()
 	}
 }
 
@@ -245,6 +247,9 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 		c.mu.Unlock()
 	}
 	c.svc.respond(c.endpointOf(from), tx, res, c.st.ID)
+	if r.StatusCode >= 200 && r.StatusCode < 300 && (isInv || req.Method == sip.UPDATE) {
+		c.persist() // adopt.go: new media, targets, CSeqs
+	}
 }
 
 // byeSide ends the leg on side (BYE, or CANCEL when it is not answered);
@@ -305,6 +310,7 @@ func (c *call) end(reason string) {
 	s := c.svc
 	s.calls.del(dialogKey(a.CallID, a.LocalTag))
 	s.calls.del(dialogKey(b.CallID, b.LocalTag))
+	c.unpersist(a, b)                   // adopt.go
 	c.recordEnd(reason, answered, a, b) // cdr.go: before the media counters go
 	if mc := c.mediaOf(); mc != nil {
 		mc.Close()

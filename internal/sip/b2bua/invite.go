@@ -354,6 +354,7 @@ func (c *call) onAnswerB(r *sip.Response) {
 	udp := a.Transport == "udp"
 	c.mu.Unlock()
 	c.recordAnswer()
+	c.persist() // adopt.go: the record a unit taking over reads
 	c.respondA(res)
 	if udp {
 		a.retransmit2xx(c.noAck(a))

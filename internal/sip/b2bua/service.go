@@ -48,6 +48,10 @@ type Deps struct {
 	// Calls receives each call's start, answer and end for its record
 	// (observe's Recorder); nil = none.
 	Calls observe.CallRecorder
+	// Keeper keeps confirmed calls' records for a unit taking them over
+	// (adopt.go); nil = none. Unit names this unit in the records.
+	Keeper Keeper
+	Unit   string
 }
 
 // Registrar is what the B2BUA uses of the local registrar
@@ -93,6 +97,8 @@ type Service struct {
 	endpoints map[string]*endpoint
 	listeners map[listenerKey]*listener
 	closed    bool
+	held      map[string]bool // interfaces whose listeners stay closed (hold.go)
+	last      *config.Config  // of the last Apply, for Hold
 }
 
 // runtime is everything derived from one configuration. It is replaced as
@@ -162,6 +168,11 @@ func (s *Service) Name() string { return "sip" }
 func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.applyLocked(ctx, cfg)
+}
+
+// applyLocked is Apply with s.mu held (hold.go re-applies under the same lock).
+func (s *Service) applyLocked(ctx context.Context, cfg *config.Config) error {
 	if s.closed {
 		return errors.New("sip: closed")
 	}
@@ -189,6 +200,9 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 		ifc, ok := ifaces[l.Interface]
 		if !ok {
 			return fmt.Errorf("sip.listeners[%d].interface: no interface named %q", i, l.Interface)
+		}
+		if s.held[l.Interface] { // hold.go: a floating address owned elsewhere
+			continue
 		}
 		k := listenerKey{iface: l.Interface, transport: strings.ToLower(l.Transport), addr: ifc.Address, port: l.Port}
 		want[k] = l
@@ -285,6 +299,7 @@ func (s *Service) Apply(ctx context.Context, cfg *config.Config) error {
 	}
 	s.rt.Store(rt)
 	s.peers.apply(rt, cfg.Peers)
+	s.last = cfg
 	return nil
 }
 

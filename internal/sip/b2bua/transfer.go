@@ -383,6 +383,7 @@ func (x *transfer) swapLeg(c *call, side media.Side, l *leg, mc media.Call) *cal
 	if oldMedia != nil {
 		oldMedia.Close()
 	}
+	c.persist() // adopt.go: the new party's dialog and media
 	return g
 }
 

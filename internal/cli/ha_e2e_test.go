@@ -1,0 +1,517 @@
+//go:build linux
+
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/media/sdp"
+	"github.com/palisade-sbc/palisade/internal/observe"
+	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
+)
+
+// TestCallsSurviveUnitLoss is the fast variant of the takeover test
+// (docs/ha.md): two `palisade run` units on a real three-member etcd share
+// two floating addresses on lo (inside and outside); Go user agents place
+// calls through a with RTP inside and SRTP outside, one outside stream
+// wrapping its sequence number; a is killed with SIGKILL. b must take the
+// addresses (refusing two bad records), the media must go on both ways
+// (the gap is printed) with no SRTP authentication failure, a re-INVITE
+// and BYEs after the kill must get 200, new calls go through b, and no
+// record is left in etcd at the end.
+func TestCallsSurviveUnitLoss(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("adding the floating addresses to lo needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command:", err)
+	}
+	etcd := etcdtest.Start(t, 3)
+	storeURL := etcd.URL(fmt.Sprintf("ha-%d", os.Getpid()))
+	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
+	// tests), from the process id so that two runs do not meet.
+	base := 100 + (os.Getpid()%60)*2
+	inside, outside := fmt.Sprintf("127.0.0.%d", base), fmt.Sprintf("127.0.0.%d", base+1)
+	t.Cleanup(func() {
+		for _, a := range []string{inside, outside} {
+			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
+		}
+	})
+
+	callee := newSRTPCallee(t)
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: inside}, {Name: "outside", Address: outside}}
+	pIn, pOut := testkit.FreePort(t, "udp", inside), testkit.FreePort(t, "udp", outside)
+	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp", Port: pIn},
+		{Interface: "outside", Transport: "udp", Port: pOut}}
+	cfg.SIP.RestrictedInterfaces = []string{}
+	cfg.Media.PortMin = (42000 + testkit.FreePort(t, "udp", inside)%10000) &^ 1
+	cfg.Media.PortMax = cfg.Media.PortMin + 99
+	cfg.DialPlan.Rules = []config.DialRule{{Name: "callee", Head: "1", Tail: "0-9",
+		ForwardTo: []config.Forward{{URI: "sip:1000@" + callee.peer.Addr.String()}}}}
+	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
+		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
+	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
+	initial := writeInitial(t, cfg)
+
+	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a := startUnit(t, dirA, initial, "--store", storeURL, "--unit", "a")
+	waitLog(t, a, "ha: floating addresses taken", 60*time.Second)
+	b := startUnit(t, dirB, initial, "--store", storeURL, "--unit", "b")
+	waitLog(t, b, "ha: floating addresses", 60*time.Second) // b is in the election, waiting for a
+
+	caller := siptest.NewPeer(t, "caller", "127.0.0.1", "udp")
+	dst := netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
+	const calls = 3
+	var legs []*callerLeg
+	for i := range calls {
+		legs = append(legs, placeCall(t, caller, callee, dst, i))
+	}
+	// The media runs both ways at 20 ms; the first outside stream starts
+	// at sequence 65,400 and wraps about 3 s in.
+	for i, l := range legs {
+		l.start()
+		seq := uint16(1000 * i)
+		if i == 0 {
+			seq = 65400
+		}
+		l.out.start(seq)
+	}
+	// The kill comes at a random moment after the wrap (about 2.7 s in).
+	time.Sleep(3500*time.Millisecond + rand.N(2000*time.Millisecond))
+	for i, l := range legs {
+		if l.in.count() == 0 || l.out.count() == 0 {
+			t.Fatalf("call %d: no media before the kill (inside got %d, outside got %d)\n%s", i, l.in.count(), l.out.count(),
+				testkit.LastLines(a.log.String(), 40))
+		}
+	}
+	// Two records b cannot use: another version's and a truncated one.
+	// Those calls are not adopted (and their records go); the others are.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ns := fmt.Sprintf("ha-%d/kv/ha/calls/", os.Getpid())
+	for k, v := range map[string]string{"other-version": `{"version":99,"call":{}}`, "truncated": `{"version":1,"call":{"id":"x`} {
+		if _, err := cli.Put(context.Background(), ns+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killed := time.Now()
+	if err := a.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.Done()
+	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
+	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
+	// Media must come back both ways on every call.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, l := range legs {
+		for !l.in.after(killed) || !l.out.after(killed) {
+			if time.Now().After(deadline) {
+				t.Fatalf("media did not come back after the kill\n%s", testkit.LastLines(b.log.String(), 60))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	time.Sleep(2 * time.Second) // some media after the takeover
+	for i, l := range legs {
+		gIn, gOut := l.in.gap(killed), l.out.gap(killed)
+		t.Logf("call %d: media gap after the kill: to the caller (RTP) %v, to the callee (SRTP) %v; SRTP auth failures %d",
+			i, gIn.Round(time.Millisecond), gOut.Round(time.Millisecond), l.out.authFailures())
+		if f := l.out.authFailures(); f != 0 {
+			t.Errorf("call %d: %d SRTP packets failed authentication at the callee", i, f)
+		}
+	}
+	// b's status of calls shows the adopted calls with their media counters.
+	var active []observe.CDR
+	if err := json.Unmarshal([]byte(mustCLI(t, dirB, "status", "calls", "--json")), &active); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != calls {
+		t.Fatalf("b shows %d calls, want %d", len(active), calls)
+	}
+	for _, c := range active {
+		if c.Media[0].PacketsIn == 0 || c.Media[1].PacketsIn == 0 || !c.Media[1].SRTP {
+			t.Errorf("b's status of adopted call %s: media %+v", c.ID, c.Media)
+		}
+	}
+	if !strings.Contains(b.log.String(), "calls_adopted="+strconv.Itoa(calls)+" calls_refused=2") {
+		t.Errorf("b did not adopt %d calls:\n%s", calls, testkit.LastLines(b.log.String(), 60))
+	}
+	// In-dialog requests after the takeover: a BYE from each side.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := legs[0].sess.Bye(ctx); err != nil {
+		t.Fatalf("the caller's BYE after the kill: %v", err)
+	}
+	// A re-INVITE after the takeover is answered 200 (the callee answers
+	// with its SDP of the call; the SRTP counts above are final).
+	reinv := sip.NewRequest(sip.INVITE, legs[1].sess.InviteResponse.Contact().Address)
+	reinv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	reinv.SetBody(siptest.SDP("127.0.0.1", legs[1].in.port()))
+	res, err := legs[1].sess.Do(ctx, reinv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, testkit.LastLines(b.log.String(), 30))
+	}
+	if err := legs[1].sess.WriteRequest(sip.NewRequest(sip.ACK, reinv.Recipient)); err != nil {
+		t.Fatal(err)
+	}
+	callee.bye(t, ctx, 1)
+	if err := legs[2].sess.Bye(ctx); err != nil {
+		t.Fatalf("the caller's BYE after the kill: %v", err)
+	}
+	for _, l := range legs {
+		l.stop()
+	}
+	// New calls go through b, media both ways.
+	for i := range 2 {
+		l := placeCall(t, caller, callee, dst, calls+i)
+		l.start()
+		l.out.start(1)
+		for deadline := time.Now().Add(10 * time.Second); l.in.count() == 0 || l.out.count() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("new call %d through b: no media both ways", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := l.sess.Bye(ctx); err != nil {
+			t.Fatalf("new call %d through b: BYE: %v", i, err)
+		}
+		l.stop()
+		if f := l.out.authFailures(); f != 0 {
+			t.Errorf("new call %d through b: %d SRTP authentication failures", i, f)
+		}
+	}
+	// Every call ended: no record is left in etcd.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		left := []string{}
+		if err == nil {
+			for _, kv := range resp.Kvs {
+				if strings.Contains(string(kv.Key), "/kv/ha/calls/") {
+					left = append(left, string(kv.Key))
+				}
+			}
+		}
+		if err == nil && len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call records left in etcd after every call ended: %v (%v)", left, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status := mustCLI(t, dirB, "status"); !strings.Contains(status, "takeovers 1, calls adopted 3") {
+		t.Errorf("status on b does not show the takeover:\n%s", status)
+	}
+}
+
+// waitLog waits until the unit's log has s.
+func waitLog(t *testing.T, u *unitProc, s string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(u.log.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the unit's log within %v:\n%s", s, limit, testkit.LastLines(u.log.String(), 60))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stream is one direction's receiver: the arrival times of its packets.
+type stream struct {
+	mu    sync.Mutex
+	times []time.Time
+	fails int
+}
+
+func (s *stream) got(ok bool) {
+	s.mu.Lock()
+	if ok {
+		s.times = append(s.times, time.Now())
+	} else {
+		s.fails++
+	}
+	s.mu.Unlock()
+}
+
+func (s *stream) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.times)
+}
+
+func (s *stream) authFailures() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fails
+}
+
+func (s *stream) after(t0 time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.times) > 0 && s.times[len(s.times)-1].After(t0)
+}
+
+// gap is the longest silence between packets around t0.
+func (s *stream) gap(t0 time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var g time.Duration
+	for i := 1; i < len(s.times); i++ {
+		if s.times[i].After(t0) && s.times[i].Sub(s.times[i-1]) > g {
+			g = s.times[i].Sub(s.times[i-1])
+		}
+	}
+	return g
+}
+
+// rtpEnd sends RTP every 20 ms to where the unit's SDP says and records
+// what arrives; with keys it is SRTP.
+type rtpEnd struct {
+	t      *testing.T
+	conn   *net.UDPConn
+	remote netip.AddrPort
+	tx, rx *srtp.Context
+	recv   stream
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newRTPEnd(t *testing.T, ip string) *rtpEnd {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ip+":0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &rtpEnd{t: t, conn: c, done: make(chan struct{})}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *rtpEnd) port() int { return e.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (e *rtpEnd) count() int                     { return e.recv.count() }
+func (e *rtpEnd) after(t0 time.Time) bool        { return e.recv.after(t0) }
+func (e *rtpEnd) gap(t0 time.Time) time.Duration { return e.recv.gap(t0) }
+func (e *rtpEnd) authFailures() int              { return e.recv.authFailures() }
+
+func (e *rtpEnd) start(seq uint16) {
+	e.wg.Add(2)
+	go func() { // receive
+		defer e.wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			e.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			n, err := e.conn.Read(buf)
+			select {
+			case <-e.done:
+				return
+			default:
+			}
+			if err != nil {
+				continue
+			}
+			if e.rx != nil {
+				_, err = e.rx.DecryptRTP(nil, buf[:n], nil)
+			}
+			e.recv.got(err == nil)
+		}
+	}()
+	go func() { // send, at most 2 minutes
+		defer e.wg.Done()
+		ssrc := uint32(time.Now().UnixNano())
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 6000; i++ {
+			select {
+			case <-e.done:
+				return
+			case <-tick.C:
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(i) * 160, SSRC: ssrc},
+				Payload: bytes.Repeat([]byte{0xff}, 160)}
+			seq++
+			b, err := p.Marshal()
+			if err == nil && e.tx != nil {
+				b, err = e.tx.EncryptRTP(nil, b, nil)
+			}
+			if err == nil {
+				e.conn.WriteToUDPAddrPort(b, e.remote)
+			}
+		}
+	}()
+}
+
+func (e *rtpEnd) stop() {
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	close(e.done)
+	e.wg.Wait()
+	e.conn.Close()
+}
+
+// mediaOf reads the connection address, port and first a=crypto of sdp.
+func mediaOf(t *testing.T, body []byte) (netip.AddrPort, *sdp.Crypto) {
+	t.Helper()
+	var ip string
+	var port int
+	var c *sdp.Crypto
+	for _, l := range strings.Split(string(body), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "c=IN IP4 "):
+			ip = strings.TrimPrefix(l, "c=IN IP4 ")
+		case strings.HasPrefix(l, "m=audio "):
+			port, _ = strconv.Atoi(strings.Fields(l)[1])
+		case strings.HasPrefix(l, "a=crypto:") && c == nil:
+			k, err := sdp.ParseCrypto(strings.TrimPrefix(l, "a=crypto:"))
+			if err != nil {
+				t.Fatalf("a=crypto of the unit: %v", err)
+			}
+			c = &k
+		}
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("no media address in:\n%s", body)
+	}
+	return ap, c
+}
+
+func srtpContext(t *testing.T, c sdp.Crypto) *srtp.Context {
+	t.Helper()
+	prof := srtp.ProtectionProfileAes128CmHmacSha1_80
+	if c.Suite == sdp.SuiteAES32 {
+		prof = srtp.ProtectionProfileAes128CmHmacSha1_32
+	}
+	ctx, err := srtp.CreateContext(c.Key[:16], c.Key[16:], prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// srtpCallee answers every call with SRTP and keeps its sessions.
+type srtpCallee struct {
+	peer *siptest.Peer
+	mu   sync.Mutex
+	ends []*rtpEnd
+	sess []*sipgo.DialogServerSession
+	// answers holds the SDP of each call by Call-ID: a re-INVITE gets it again.
+	answers map[string][]byte
+	next    chan *rtpEnd
+}
+
+func newSRTPCallee(t *testing.T) *srtpCallee {
+	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}}
+	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
+		p.Respond = func(req *sip.Request) (int, []byte) {
+			if req.Method != sip.INVITE {
+				return 200, nil
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return 200, c.answers[req.CallID().Value()]
+		}
+		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+			e := newRTPEnd(t, "127.0.0.3")
+			remote, k := mediaOf(t, req.Body())
+			if k == nil {
+				s.Respond(488, "SRTP expected", nil)
+				return
+			}
+			e.remote, e.rx = remote, srtpContext(t, *k)
+			own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.ends) + 1)}, 30)}
+			e.tx = srtpContext(t, own)
+			body := "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+				" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n"
+			c.mu.Lock()
+			c.ends = append(c.ends, e)
+			c.sess = append(c.sess, s)
+			c.answers[req.CallID().Value()] = []byte(body)
+			c.mu.Unlock()
+			s.Respond(180, "Ringing", nil)
+			s.RespondSDP([]byte(body))
+			c.next <- e
+		}
+	})
+	return c
+}
+
+// bye ends call i from the callee's side and checks the 200.
+func (c *srtpCallee) bye(t *testing.T, ctx context.Context, i int) {
+	t.Helper()
+	c.mu.Lock()
+	s := c.sess[i]
+	c.mu.Unlock()
+	if err := s.Bye(ctx); err != nil {
+		t.Fatalf("the callee's BYE after the kill: %v", err)
+	}
+}
+
+// callerLeg is a call as the caller sees it, with both media ends.
+type callerLeg struct {
+	sess *sipgo.DialogClientSession
+	in   *rtpEnd // the caller's RTP (inside)
+	out  *rtpEnd // the callee's SRTP (outside)
+}
+
+func (l *callerLeg) start() { l.in.start(1000) }
+func (l *callerLeg) stop()  { l.in.stop(); l.out.stop() }
+
+func placeCall(t *testing.T, caller *siptest.Peer, callee *srtpCallee, dst netip.AddrPort, i int) *callerLeg {
+	t.Helper()
+	in := newRTPEnd(t, "127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sess, err := caller.Call(ctx, dst, "1000", siptest.SDP("127.0.0.1", in.port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("call %d: %v", i, err)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in.remote, _ = mediaOf(t, sess.InviteResponse.Body())
+	var out *rtpEnd
+	select {
+	case out = <-callee.next:
+	case <-ctx.Done():
+		t.Fatalf("call %d never reached the callee", i)
+	}
+	if in.remote.Port() == 0 || out.remote.Port() == 0 {
+		t.Fatalf("call %d: no media ports", i)
+	}
+	return &callerLeg{sess: sess, in: in, out: out}
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/palisade-sbc/palisade/internal/ha/takeover"
+)
+
+func init() { StatusPrinter("ha", printHAStatus) }
+
+// haLine is the text form of the "ha" status section (docs/ha.md).
+func haLine(st *takeover.Status) string {
+	if st == nil {
+		return "no floating addresses (ha.floating)"
+	}
+	role := "standby: another unit owns the floating addresses"
+	if st.Owner {
+		role = "owner of the floating addresses"
+	}
+	s := fmt.Sprintf("%s (%s)\ntakeovers %d, calls adopted %d, call records refused %d", role,
+		strings.Join(st.Interfaces, ", "), st.Takeovers, st.CallsAdopted, st.CallsRefused)
+	if !st.LastTakeover.IsZero() {
+		s += ", last takeover " + st.LastTakeover.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func printHAStatus(w io.Writer, raw json.RawMessage) {
+	var st *takeover.Status
+	if json.Unmarshal(raw, &st) != nil {
+		fmt.Fprintf(w, "%s\n", raw)
+		return
+	}
+	fmt.Fprintln(w, haLine(st))
+}

@@ -1,0 +1,51 @@
+package b2bua
+
+import (
+	"context"
+	"slices"
+)
+
+// A floating address (docs/ha.md) is served by one unit at a time: the
+// other units keep their listeners on it closed (they could not bind them
+// anyway while the address is elsewhere) until they own it.
+
+// Hold keeps the listeners of ifaces closed, and opens those of the
+// interfaces no longer listed, now (with the configuration last applied)
+// and on every apply after.
+func (s *Service) Hold(ctx context.Context, ifaces []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := map[string]bool{}
+	for _, n := range ifaces {
+		held[n] = true
+	}
+	s.held = held
+	if s.last == nil {
+		return nil // the first Apply reads s.held
+	}
+	// Under the same lock as the read of s.last: an apply of a newer
+	// configuration cannot come between and be undone.
+	return s.applyLocked(ctx, s.last)
+}
+
+// Abandon forgets the calls with a leg on one of ifaces without ending
+// them for their peers (no BYE) and without removing their records: the
+// unit that owns the floating addresses now carries them on. It returns
+// how many calls it forgot.
+func (s *Service) Abandon(ifaces []string) int {
+	n := 0
+	for _, c := range s.calls.all() {
+		c.mu.Lock()
+		on := slices.Contains(ifaces, c.leg(0).Interface) || slices.Contains(ifaces, c.leg(1).Interface)
+		c.mu.Unlock()
+		if !on {
+			continue
+		}
+		if k := s.deps.Keeper; k != nil {
+			k.Release(c.st.ID)
+		}
+		c.end("moved to another unit")
+		n++
+	}
+	return n
+}

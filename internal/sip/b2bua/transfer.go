@@ -160,7 +160,9 @@ func (x *transfer) blind() (int, string, *call) {
 	cur := remember(c.media)
 	c.media = cur
 	c.mu.Unlock()
-	rr := routing.Request{Method: "INVITE", User: x.to.uri.User, Host: x.to.uri.Host,
+	// the Refer-To number is the transferor's peer's, as a call from it
+	// would be: its inbound number rules apply before the dial plan
+	rr := routing.Request{Method: "INVITE", User: rt.inboundUser(tl.Peer, x.to.uri.User), Host: x.to.uri.Host,
 		FromURI: uriString(yl.RemoteURI), SourcePeer: tl.Peer, SourceInterface: tEp.name}
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {

@@ -71,5 +71,6 @@ func (c *call) newInDialog(side media.Side, method sip.RequestMethod, withContac
 	if withContact {
 		req.AppendHeader(l.contact())
 	}
+	c.rt.addPeerHeaders(req, l.Peer)
 	return req, l.ep, l.Leg
 }

@@ -228,7 +228,7 @@ func TestTeamsDirectRoutingThroughRun(t *testing.T) {
 	_ = sess.Ack(ctx)
 	got, ok := ext.NextWithin(sip.INVITE, 20*time.Second)
 	if !ok {
-		t.Fatalf("the extension got no INVITE\nunit log:\n%s", lastBytes(unit.log.String(), 6000))
+		t.Fatalf("the extension got no INVITE\nTeams saw:\n%s\nunit log:\n%s", farLog(far), lastBytes(unit.log.String(), 6000))
 	}
 	if got.Recipient.User != "200" || !strings.Contains(string(got.Body()), "m=audio ") {
 		t.Fatalf("the extension got INVITE %s with %q", got.Recipient.String(), got.Body())
@@ -411,4 +411,13 @@ func countInvites(far *teamsfar.Far, number string) int {
 		}
 	}
 	return n
+}
+
+// farLog lists what the far end received, for failure messages.
+func farLog(far *teamsfar.Far) string {
+	var b strings.Builder
+	for _, r := range far.Requests() {
+		fmt.Fprintf(&b, "dc %d %s %s %s -> %d\n", r.DC, r.Req.Method, r.Req.Recipient.String(), r.Req.CallID().Value(), r.Status)
+	}
+	return b.String()
 }

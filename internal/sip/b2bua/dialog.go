@@ -225,9 +225,9 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 		body, err = c.mediaOf().Answer(from, body)
 	case !hasBody && req.Method == sip.INVITE:
 		flow = flowLate
-		if codecs := c.rt.offers[c.legOf(to).Peer]; codecs != nil { // offer.go
+		if c.needsOffer(to) { // offer.go
 			flow = flowMade
-			body, err = makeOffer(c.mediaOf(), ep.info.Load().addr, codecs)
+			body, err = makeOffer(c.mediaOf(), ep.info.Load().addr, c.rt.offers[c.legOf(to).Peer])
 		}
 	}
 	if err != nil {

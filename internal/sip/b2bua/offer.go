@@ -33,6 +33,11 @@ func (rt *runtime) offerCodecs(hops []routing.Hop) []string {
 	return rt.offers[rt.peerOfHop(hops[0]).Peer]
 }
 
+// needsOffer reports whether side's peer takes no INVITE without SDP.
+func (c *call) needsOffer(side media.Side) bool {
+	return c.rt.offers[c.legOf(side).Peer] != nil
+}
+
 // makeOffer is the caller's leg's offer the unit makes, turned by the
 // relay into the offer to the far leg.
 func makeOffer(mc media.Call, addr netip.Addr, codecs []string) ([]byte, error) {

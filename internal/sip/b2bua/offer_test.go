@@ -176,3 +176,39 @@ func TestMadeOfferReinviteAckWithoutAnswer(t *testing.T) {
 	itsp.Next(sip.ACK)
 	endedForNoAnswer(t, u, pbx, itsp, rec)
 }
+
+// TestTransferResyncAsksTheOtherParty: after a transfer whose transferee
+// (a trunk that requires an offer) moved its media, the unit brings both
+// parties in line by asking the other party (the new target) for the
+// offer; the trunk never gets an INVITE without SDP.
+func TestTransferResyncAsksTheOtherParty(t *testing.T) {
+	pbx, itsp, _ := srtpTransfer(t, func(req *sip.Request) (int, []byte) {
+		switch {
+		case req.Method != sip.INVITE:
+			return 200, nil
+		case len(req.Body()) == 0:
+			return 488, nil
+		}
+		return 200, srtpSDP("127.0.0.3", 5004) // its media moves: resync
+	}, func(c *config.Config) { c.Peers[1].Trunk.Offer = config.PeerOffer{Required: true} })
+	nextInvite(t, pbx, false) // the new leg
+	if re := nextInvite(t, itsp, true); len(re.Body()) == 0 {
+		t.Fatal("the transferee's re-INVITE has no SDP")
+	}
+	ask := nextInvite(t, pbx, true)
+	if len(ask.Body()) != 0 {
+		t.Fatalf("resync: the target was sent %q, want a re-INVITE asking for an offer", ask.Body())
+	}
+	if re := nextInvite(t, itsp, true); !strings.Contains(string(re.Body()), "RTP/SAVP") {
+		t.Fatalf("resync: the trunk was sent %q, want the target's offer through the relay", re.Body())
+	}
+	for range 3 {
+		if a := pbx.Next(sip.ACK); a.CSeq().SeqNo == ask.CSeq().SeqNo && a.CallID().Value() == ask.CallID().Value() {
+			if !strings.Contains(string(a.Body()), "m=audio ") {
+				t.Fatalf("resync: the target's ACK carries %q, want the trunk's answer", a.Body())
+			}
+			return
+		}
+	}
+	t.Fatal("resync: no ACK to the target's re-INVITE")
+}

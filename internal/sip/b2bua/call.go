@@ -104,7 +104,7 @@ type reinvite struct {
 	from media.Side
 	out  *sip.Request // the re-INVITE sent on the other leg
 	resp *sip.Response
-	late bool
+	flow sdpFlow
 	dst  routing.Target
 }
 

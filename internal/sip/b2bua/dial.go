@@ -94,7 +94,7 @@ type outcome int
 const (
 	outDone       outcome = iota // answered, or a final answer for the caller
 	outNextTarget                // no response, transport error, 408 or 5xx: next target
-	outNextHop                   // no answer after ringing, or 5xx after ringing: next dial plan row
+	outNextHop                   // no answer within the row's no-answer time: next dial plan row
 	outRedirect                  // 3xx followed: Contacts become the next hops
 )
 
@@ -439,8 +439,10 @@ func (d *dialer) attempt(ctx context.Context, h routing.Hop, tg routing.Target, 
 				case !gotProv:
 					return outNextTarget, nil, r, nil, nil
 				}
-				// it rang there, then failed: the next dial plan row
-				return outNextHop, nil, r, nil, nil
+				// It rang there, then failed (408/5xx): the callee was
+				// alerted already, so no other target or row is called
+				// (it would ring twice; Teams fails over the same way).
+				return outDone, nil, r, nil, nil
 			}
 		}
 	}

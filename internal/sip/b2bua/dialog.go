@@ -65,7 +65,11 @@ func (c *call) onAck(side media.Side, req *sip.Request) {
 func (c *call) relayReinviteAck(ri *reinvite, req *sip.Request) {
 	ack, ep := c.legAt(ri.from.Other()).inDialog(sip.ACK, ri.out.CSeq().SeqNo)
 	body := req.Body()
-	if ri.late && len(body) > 0 {
+	if ri.flow == flowMade {
+		c.ackOfMadeReoffer(ri, ack, req)
+		return
+	}
+	if ri.flow == flowLate && len(body) > 0 {
 		var err error
 		if body, err = c.mediaOf().Answer(ri.from, body); err != nil {
 			body = nil
@@ -116,12 +120,19 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	hasBody := len(req.Body()) > 0
 	body := req.Body()
+	flow := flowOffered
 	var err error
 	switch {
 	case hasBody && (req.Method == sip.INVITE || req.Method == sip.UPDATE) && isSDP(req):
 		body, err = c.mediaOf().Offer(from, body)
 	case hasBody && (req.Method == sip.PRACK || req.Method == sip.ACK) && isSDP(req):
 		body, err = c.mediaOf().Answer(from, body)
+	case !hasBody && req.Method == sip.INVITE:
+		flow = flowLate
+		if c.needsOffer(to) { // offer.go
+			flow = flowMade
+			body, err = makeOffer(c.mediaOf(), ep.info.Load().addr, c.rt.offers[c.legOf(to).Peer])
+		}
 	}
 	if err != nil {
 		code, reason := statusFor(err)
@@ -142,6 +153,9 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	}
 	if !hasBody {
 		out.RemoveHeader("Content-Type")
+	}
+	if flow == flowMade {
+		out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	out.SetBody(body)
 	dst := tl.target()
@@ -189,7 +203,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 					continue
 				}
 			}
-			c.relayResponse(from, req, tx, out, r, dst, hasBody)
+			c.relayResponse(from, req, tx, out, r, dst, flow)
 			if r.StatusCode >= 200 {
 				if r.StatusCode == 481 || r.StatusCode == 408 {
 					if req.Method == sip.INVITE || req.Method == sip.UPDATE || req.Method == sip.BYE {
@@ -211,16 +225,22 @@ func isSDP(m sip.Message) bool {
 }
 
 // relayResponse relays a response of the other leg back to the sender of req.
-func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx, out *sip.Request, r *sip.Response, dst routing.Target, offered bool) {
+func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx, out *sip.Request, r *sip.Response, dst routing.Target, flow sdpFlow) {
 	to := from.Other()
 	body := r.Body()
 	isInv := req.Method == sip.INVITE
+	if flow == flowMade && r.StatusCode < 200 {
+		body = nil // the made offer is answered by the 2xx only
+	}
 	if len(body) > 0 && (isInv || req.Method == sip.UPDATE) && r.StatusCode < 300 && isSDP(r) {
 		var err error
-		if offered {
+		switch flow {
+		case flowOffered:
 			body, err = c.mediaOf().Answer(to, body)
-		} else {
+		case flowLate:
 			body, err = c.mediaOf().Offer(to, body)
+		case flowMade:
+			body, err = c.reofferFromAnswer(to, body)
 		}
 		if err != nil {
 			c.logger().Info("SDP in response refused", "err", err)
@@ -243,7 +263,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 	res.SetBody(body)
 	if isInv && r.StatusCode >= 200 && r.StatusCode < 300 {
 		c.mu.Lock()
-		c.reinv = &reinvite{from: from, out: out, resp: r, late: !offered, dst: dst}
+		c.reinv = &reinvite{from: from, out: out, resp: r, flow: flow, dst: dst}
 		c.mu.Unlock()
 	}
 	c.svc.respond(c.endpointOf(from), tx, res, c.st.ID)

@@ -3,7 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
-	"strconv"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -389,14 +389,25 @@ func TestRedirects(t *testing.T) {
 
 // TestFinalAnswerEndsSearch: a 6xx or a 4xx other than 408 from the first
 // dial plan row goes back to the caller; the next row is never called
-// (RFC 3261 §16.7; one INVITE only for a declined call).
+// (RFC 3261 §16.7; one INVITE only for a declined call). So does a 408 or
+// 5xx after the first row rang (180): the callee was alerted, a second
+// call would ring twice.
 func TestFinalAnswerEndsSearch(t *testing.T) {
-	for _, code := range []int{603, 486, 404} {
-		t.Run(strconv.Itoa(code), func(t *testing.T) {
+	for _, tc := range []struct {
+		code, want int
+		rang       bool
+	}{{603, 603, false}, {486, 486, false}, {404, 404, false}, {500, 500, true}, {503, 500, true}, {408, 408, true}} {
+		code := tc.code
+		t.Run(fmt.Sprintf("%d rang=%v", code, tc.rang), func(t *testing.T) {
 			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
 			first := newPeerUA(t, "trunk", "127.0.0.3", "udp")
 			second := newPeerUA(t, "backup", "127.0.0.4", "udp")
-			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(code, "No", nil) })
+			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
+				if tc.rang {
+					_ = s.Respond(180, "Ringing", nil)
+				}
+				_ = s.Respond(code, "No", nil)
+			})
 			u := newTestUnit(t, pbx, first, func(c *config.Config) {
 				c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: second.Addr.String(), Transport: "udp"})
 				c.DialPlan.Rules = []config.DialRule{{Name: "out", ForwardTo: []config.Forward{{Peer: "itsp"}, {Peer: "backup"}}}}
@@ -410,8 +421,8 @@ func TestFinalAnswerEndsSearch(t *testing.T) {
 			}
 			err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
 			var de *sipgo.ErrDialogResponse
-			if !errors.As(err, &de) || de.Res.StatusCode != code {
-				t.Fatalf("caller got %v, want %d", err, code)
+			if !errors.As(err, &de) || de.Res.StatusCode != tc.want {
+				t.Fatalf("caller got %v, want %d", err, tc.want)
 			}
 			waitNoCalls(t, u.Service)
 			if n := first.Wire.Count("INVITE "); n != 1 {

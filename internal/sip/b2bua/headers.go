@@ -152,3 +152,21 @@ func getTag(p sip.HeaderParams) string {
 	t, _ := p.Get("tag")
 	return t
 }
+
+// addPeerHeaders adds the peer's configured headers (peers[].headers) to an
+// in-dialog request sent to it, as to its INVITE: Teams refuses a
+// re-INVITE without X-MS-SBC as it does an INVITE.
+func (rt *runtime) addPeerHeaders(req *sip.Request, peer string) {
+	if peer == "" || rt.table == nil {
+		return
+	}
+	p, ok := rt.table.Peer(peer)
+	if !ok {
+		return
+	}
+	for k, v := range p.Headers {
+		if req.GetHeader(k) == nil {
+			req.AppendHeader(sip.NewHeader(k, v))
+		}
+	}
+}

@@ -336,6 +336,12 @@ func (c *call) onAnswerB(r *sip.Response) {
 		c.end("failed: answer SDP")
 		return
 	}
+	// Confirmed before the far leg's ACK: the far end may send a request
+	// in the dialog (Teams: a REFER) as soon as it has the ACK.
+	c.mu.Lock()
+	c.st.Phase = PhaseConfirmed
+	c.st.Answered = time.Now()
+	c.mu.Unlock()
 	if !c.lateOffer { // set before the call was published, never changed
 		c.legAt(media.SideB).sendAck(nil)
 	}
@@ -348,8 +354,6 @@ func (c *call) onAnswerB(r *sip.Response) {
 	}
 	res.SetBody(body)
 	c.mu.Lock()
-	c.st.Phase = PhaseConfirmed
-	c.st.Answered = time.Now()
 	a.final = res
 	udp := a.Transport == "udp"
 	c.mu.Unlock()

@@ -138,6 +138,7 @@ func (l *leg) newInDialog(method sip.RequestMethod, withContact bool) (*sip.Requ
 	if withContact {
 		req.AppendHeader(l.contact())
 	}
+	l.owner.rt.addPeerHeaders(req, l.Peer)
 	return req, l.ep, l.Leg
 }
 

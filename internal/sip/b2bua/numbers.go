@@ -62,6 +62,12 @@ func (rt *runtime) inbound(peer string, req *sip.Request) *sip.Request {
 	return c
 }
 
+// inboundUser is a Request-URI user from peer as routing should see it
+// (a transfer's Refer-To number, transfer.go).
+func (rt *runtime) inboundUser(peer, user string) string {
+	return rt.numbers[peer].in.Number(numbers.RequestURI, user) // nil set: unchanged
+}
+
 // numbersOut rewrites the far leg's request: the caller's number (From,
 // P-Asserted-Identity) by the source peer's inbound rules (the
 // Request-URI has had them before routing), then every number by the

@@ -33,6 +33,11 @@ func (rt *runtime) offerCodecs(hops []routing.Hop) []string {
 	return rt.offers[rt.peerOfHop(hops[0]).Peer]
 }
 
+// needsOffer reports whether side's peer takes no INVITE without SDP.
+func (c *call) needsOffer(side media.Side) bool {
+	return c.rt.offers[c.legOf(side).Peer] != nil
+}
+
 // makeOffer is the caller's leg's offer the unit makes, turned by the
 // relay into the offer to the far leg.
 func makeOffer(mc media.Call, addr netip.Addr, codecs []string) ([]byte, error) {
@@ -103,4 +108,42 @@ func offerSettings(peers []config.Peer) map[string][]string {
 		m[p.Name] = codecs
 	}
 	return m
+}
+
+// sdpFlow is how a relayed re-INVITE's offer/answer runs.
+type sdpFlow int
+
+const (
+	flowOffered sdpFlow = iota // the sender offered: the response answers
+	flowLate                   // no SDP: the 2xx offers, the sender's ACK answers
+	flowMade                   // no SDP towards a peer that requires an offer: the unit made one
+)
+
+// reofferFromAnswer completes the offer the unit made on a re-INVITE with
+// the far peer's answer (from side to) and turns it into the offer in the
+// 2xx to the sender of the re-INVITE, as for a new call.
+func (c *call) reofferFromAnswer(to media.Side, body []byte) ([]byte, error) {
+	mc := c.mediaOf()
+	if _, err := mc.Answer(to, body); err != nil {
+		return nil, err
+	}
+	return mc.Offer(to, body)
+}
+
+// ackOfMadeReoffer completes a re-INVITE the unit made the offer for: the
+// sender's answer in its ACK goes to the relay; the far peer, which
+// answered already, gets its ACK without SDP. Without a usable answer both
+// legs are ended, the reason recorded.
+func (c *call) ackOfMadeReoffer(ri *reinvite, ack, req *sip.Request) {
+	err := errNoAnswerInAck
+	if body := req.Body(); len(body) > 0 {
+		_, err = c.mediaOf().Answer(ri.from, body)
+	}
+	ack.RemoveHeader("Content-Type")
+	ack.SetBody(nil)
+	_ = c.endpointOf(ri.from.Other()).send(ack, ri.dst, c.st.ID)
+	if err != nil {
+		c.logger().Info("re-INVITE with a made offer: no usable answer in the ACK", "err", err)
+		c.hangup("no usable SDP answer in ACK")
+	}
 }

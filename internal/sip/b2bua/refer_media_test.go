@@ -121,42 +121,15 @@ func srtpSDP(ip string, port int) []byte {
 // TestTransferRenewsSRTPKeys: the SRTP transferee is re-INVITEd with a key
 // of the new media session, not the one of the call before the transfer.
 func TestTransferRenewsSRTPKeys(t *testing.T) {
-	relay, mcfg := newTestRelay(t, false)
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	acceptRefer(pbx)
-	itsp.SetRespond(func(req *sip.Request) (int, []byte) {
+	pbx, itsp, sess := srtpTransfer(t, func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.INVITE {
 			return 200, srtpSDP("127.0.0.3", 5004)
 		}
 		return 200, nil
-	})
-	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
-		c.Routing.Refer.Always = true
-		c.Media = mcfg // outside: SRTP required (default policy)
-		c.DialPlan.Rules = []config.DialRule{{Name: "ext", Prefix: "2", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "pbx"}}}}
-	})
-	ctx := ctxT(t)
-	out := u.outside()
-	sess, err := itsp.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
-		srtpSDP("127.0.0.3", 5002), sip.NewHeader("Content-Type", "application/sdp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	_ = sess.Ack(ctx)
+	}, nil)
 	first := cryptoKey.FindStringSubmatch(string(sess.InviteResponse.Body()))
 	if first == nil {
 		t.Fatalf("no SRTP key in the answer to the trunk: %q", sess.InviteResponse.Body())
-	}
-	srv := pbx.Session()
-	pbx.Next(sip.INVITE)
-	pbx.Next(sip.ACK)
-	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
-	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:201@"+u.inside().String()+">"); res.StatusCode != 202 {
-		t.Fatalf("REFER answered %d", res.StatusCode)
 	}
 	if got := notifies(t, pbx, 2); got[1] != "SIP/2.0 200 OK" {
 		t.Fatalf("NOTIFYs %q", got)
@@ -169,6 +142,46 @@ func TestTransferRenewsSRTPKeys(t *testing.T) {
 	if second[1] == first[1] {
 		t.Fatal("the transfer kept the old SRTP key")
 	}
+}
+
+// srtpTransfer is a call from the SRTP trunk (answering its re-INVITEs
+// with respond) to the PBX with the real relay, which the PBX transfers to
+// 201 on itself (REFER handled by the unit); it returns once the REFER is
+// accepted.
+func srtpTransfer(t *testing.T, respond func(*sip.Request) (int, []byte), mut func(*config.Config)) (pbx, itsp *peerUA, sess *sipgo.DialogClientSession) {
+	t.Helper()
+	relay, mcfg := newTestRelay(t, false)
+	pbx = newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp = newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	acceptRefer(pbx)
+	itsp.SetRespond(respond)
+	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
+		c.Routing.Refer.Always = true
+		c.Media = mcfg // outside: SRTP required (default policy)
+		c.DialPlan.Rules = []config.DialRule{{Name: "ext", Prefix: "2", Tail: "0-9", ForwardTo: []config.Forward{{Peer: "pbx"}}}}
+		if mut != nil {
+			mut(c)
+		}
+	})
+	ctx := ctxT(t)
+	out := u.outside()
+	sess, err := itsp.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "100", Host: out.Addr().String(), Port: int(out.Port())},
+		srtpSDP("127.0.0.3", 5002), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = sess.Ack(ctx)
+	srv := pbx.Session()
+	pbx.Next(sip.INVITE)
+	pbx.Next(sip.ACK)
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
+	if res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:201@"+u.inside().String()+">"); res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	return pbx, itsp, sess
 }
 
 // newTestRelay is relayWith with plain RTP on both sides (plain) or the

@@ -62,11 +62,7 @@ func TestTeamsDirectRouting(t *testing.T) {
 	}
 	t.Cleanup(far.Close)
 	far.DCs[0].SetDown(teamsfar.Unreachable) // the first datacentre is out
-	var rrs []string
-	for i, dc := range far.DCs {
-		rrs = append(rrs, teamsfar.Names[i]+". 60 IN A "+netip.MustParseAddrPort(dc.Addr).Addr().String())
-	}
-	dns, err := dnstest.Start(rrs...)
+	dns, err := dnstest.Start(far.DNSRecords()...)
 	if err != nil {
 		t.Fatal(err)
 	}

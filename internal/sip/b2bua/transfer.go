@@ -164,7 +164,9 @@ func (x *transfer) blind() (int, string, *call) {
 	cur := remember(c.media)
 	c.media = cur
 	c.mu.Unlock()
-	rr := routing.Request{Method: "INVITE", User: x.to.uri.User, Host: x.to.uri.Host,
+	// the Refer-To number is the transferor's peer's, as a call from it
+	// would be: its inbound number rules apply before the dial plan
+	rr := routing.Request{Method: "INVITE", User: rt.inboundUser(tl.Peer, x.to.uri.User), Host: x.to.uri.Host,
 		FromURI: uriString(yl.RemoteURI), SourcePeer: tl.Peer, SourceInterface: tEp.name}
 	hops, err := rt.table.Route(rr, s.peers.isUp)
 	if err != nil {
@@ -321,8 +323,12 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 // after the transferee's answer moved its media or changed its key: the
 // transferee is asked for a fresh offer (re-INVITE without SDP), which goes
 // to the other party, whose answer returns in the ACK (RFC 3725 §4.1; both
-// parties are in a call already and answer at once).
+// parties are in a call already and answer at once). A transferee that
+// requires an offer (trunk.offer) is the one offered to instead.
 func (c *call) resyncMedia(y media.Side) {
+	if c.needsOffer(y) && !c.needsOffer(y.Other()) {
+		y = y.Other() // Teams takes no re-INVITE without SDP: ask the other party
+	}
 	ry, ackY, err := c.legAt(y).reinvite(nil)
 	if err != nil || ry.StatusCode >= 300 {
 		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y), "err", err)

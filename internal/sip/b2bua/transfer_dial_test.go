@@ -255,3 +255,38 @@ func TestDialErrorNamesTheTarget(t *testing.T) {
 		t.Fatalf("error text %q does not name the target", de.Error())
 	}
 }
+
+// TestTransferReferToNumberInbound: the trunk transfers to an E.164
+// number; the trunk's inbound number rules turn it into the PBX's
+// extension before the dial plan sees it, as for a call from the trunk
+// (without them the catch-all row would send it back to the trunk).
+func TestTransferReferToNumberInbound(t *testing.T) {
+	pbx, itsp := referPeers(t)
+	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
+		alwaysRefer(c)
+		c.Peers[1].Trunk.Numbers.Inbound = []config.NumberRule{{Fields: []string{"request_uri"}, Match: `\+4930(2\d\d)`, Replace: "$1"}}
+		c.DialPlan.Rules = []config.DialRule{
+			{Name: "ext", Regex: `^2[0-9][0-9]$`, ForwardTo: []config.Forward{{Peer: "pbx"}}},
+			{Name: "out", ForwardTo: []config.Forward{{Peer: "itsp"}}},
+		}
+	})
+	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
+	pbx.SetOnInvite(answerWith("127.0.0.1", 6600))
+	res := refer(t, srv, srv.InviteRequest.Contact().Address, "<sip:+4930200@"+u.outside().String()+";user=phone>")
+	if res.StatusCode != 202 {
+		t.Fatalf("REFER answered %d", res.StatusCode)
+	}
+	if got := notifies(t, itsp, 2); got[1] != "SIP/2.0 200 OK" {
+		t.Fatalf("NOTIFY bodies %q", got)
+	}
+	if inv := nextInvite(t, pbx, false); inv.Recipient.User != "200" {
+		t.Fatalf("new leg INVITE to %s, want the extension 200 (inbound rules of the transferor's peer)", inv.Recipient.String())
+	}
+	nextInvite(t, pbx, true)
+	itsp.Next(sip.BYE)
+	waitFor(t, func() bool { return u.CallCount() == 1 }, "the transferred call only")
+	if err := sess.Bye(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, u.Service)
+}

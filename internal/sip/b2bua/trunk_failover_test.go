@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,4 +141,40 @@ func TestPeerKeepaliveTargets(t *testing.T) {
 	if n := second.Wire.Count("INVITE ") + first.Wire.Count("INVITE "); n != invites {
 		t.Fatalf("%d INVITEs sent with every target down", n-invites)
 	}
+}
+
+// TestPeerWithoutKeepaliveRetriedPerCall: a peer without keepalive whose
+// only target was silent is not refused for the hold (nothing would tell
+// the unit it is back): the next call tries it again and, once it
+// answers, goes through.
+func TestPeerWithoutKeepaliveRetriedPerCall(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	var back atomic.Bool
+	only := newChallengingHole(t, "127.0.0.3", func(req *sip.Request) *sip.Response {
+		if req.Method != sip.INVITE || !back.Load() {
+			return nil
+		}
+		return sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+	})
+	u := newTestUnit(t, pbx, nil, func(c *config.Config) {
+		c.SIP.InviteTimeout = config.Duration(500 * time.Millisecond)
+		cloudPeer(c, udpTarget(only.addr))
+	})
+	ctx := ctxT(t)
+	for i, want := range []int{408, 486} {
+		sess, err := callDomain(ctx, pbx, u, "4930123456", "trunk.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+		var de *sipgo.ErrDialogResponse
+		if !errors.As(err, &de) || de.Res.StatusCode != want {
+			t.Fatalf("call %d: caller got %v, want %d", i, err, want)
+		}
+		if n := len(only.branches()); n != i+1 {
+			t.Fatalf("call %d: the only target got %d INVITE transactions, want %d", i, n, i+1)
+		}
+		back.Store(true)
+	}
+	waitNoCalls(t, u.Service)
 }

@@ -29,8 +29,10 @@ const (
 	// defaultDownAfter is how many failed keepalives in a row take a target
 	// out when trunk.keepalive.down_after is 0.
 	defaultDownAfter = 3
-	// holdDown keeps a target of a peer without keepalive out after a
-	// call found it dead: no probe would bring it back sooner.
+	// holdDown puts a target of a peer without keepalive last for this
+	// long after a call found it dead: no probe tells when it is back, so
+	// it is never refused (a peer with one target would refuse every call),
+	// only tried after the others.
 	holdDown = 30 * time.Second
 	// resolveTimeout bounds one DNS resolution of a hop.
 	resolveTimeout = 5 * time.Second
@@ -97,7 +99,10 @@ type TargetState struct {
 	LastCheck  time.Time `json:"last_check,omitzero"`
 	LastStatus int       `json:"last_status,omitempty"` // 0 = no answer
 	LastError  string    `json:"last_error,omitempty"`
-	OutUntil   time.Time `json:"out_until,omitzero"` // Retry-After or hold after a dead call
+	OutUntil   time.Time `json:"out_until,omitzero"` // kept out by Retry-After until then
+	// HeldUntil: without keepalive, a call found the target dead; it is
+	// tried after the peer's other targets until then.
+	HeldUntil time.Time `json:"held_until,omitzero"`
 }
 
 // Status is the state as `palisade status peers` shows it.
@@ -336,8 +341,8 @@ func (m *Monitor) publish(r *peerRun, key string, st *TargetState) {
 
 // NextTargets returns the targets a new request to peer may use now, in
 // the order to try them: every target that is up and not kept out by a
-// Retry-After. Targets never checked count as up. A peer without keepalive
-// is resolved now. ErrAllDown when there are targets but none usable (the
+// Retry-After, those held after a dead call (no keepalive) last. Targets
+// never checked count as up. A peer without keepalive is resolved now. ErrAllDown when there are targets but none usable (the
 // caller answers 503 at once); the resolver's error when none resolved.
 func (m *Monitor) NextTargets(ctx context.Context, peer string) ([]Target, error) {
 	m.mu.Lock()
@@ -361,12 +366,20 @@ func (m *Monitor) NextTargets(ctx context.Context, peer string) ([]Target, error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	var out []Target
+	var out, held []Target
 	for _, t := range targets {
-		if st := r.states[t.Key()]; st == nil || st.usable(now) {
+		st := r.states[t.Key()]
+		switch {
+		case st == nil:
+			out = append(out, t)
+		case !st.usable(now):
+		case now.Before(st.HeldUntil):
+			held = append(held, t)
+		default:
 			out = append(out, t)
 		}
 	}
+	out = append(out, held...)
 	if len(out) == 0 {
 		return nil, ErrAllDown
 	}
@@ -376,8 +389,8 @@ func (m *Monitor) NextTargets(ctx context.Context, peer string) ([]Target, error
 // Report tells the monitor what a target answered to a request of a call
 // (status 0 = no answer or transport failure; retryAfter from RetryAfter):
 // a 503 with Retry-After keeps the target out for that long; no answer or
-// 408 marks it down until a keepalive succeeds (or, without keepalive, for
-// 30 s). Other answers say the target lives and change nothing.
+// 408 marks it down until a keepalive succeeds (without keepalive: tried
+// after the others for 30 s). Other answers say the target lives.
 func (m *Monitor) Report(t Target, status int, retryAfter time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -396,17 +409,12 @@ func (m *Monitor) Report(t Target, status int, retryAfter time.Duration) {
 			st.Up = false
 			m.log.Warn("peer target marked down after a call got no answer", "peer", t.Peer, "target", t.Key())
 		} else {
-			st.OutUntil = maxTime(st.OutUntil, now.Add(holdDown))
+			st.HeldUntil = now.Add(holdDown)
 		}
+	} else {
+		st.HeldUntil = time.Time{} // it answered: no longer last
 	}
 	m.publish(r, t.Key(), st)
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // PeerUp reports whether any target of peer may be used now (true for a

@@ -290,13 +290,33 @@ func TestMonitorWithoutKeepalive(t *testing.T) {
 	if err != nil || len(ts) != 4 {
 		t.Fatalf("resolved on demand: %s %v", addrs(ts), err)
 	}
+	all := addrs(ts)
 	m.Report(ts[0], 408, 0)
-	if ts, _ = m.NextTargets(ctx, "teams"); addrs(ts) != "127.0.0.2:5061 127.0.0.3:5061 127.0.0.4:5061" {
-		t.Fatalf("held down: %s", addrs(ts))
+	if got := addrs(mustTargets(t, m)); got != "127.0.0.2:5061 127.0.0.3:5061 127.0.0.4:5061 127.0.0.1:5061" {
+		t.Fatalf("held after a dead call: %s, want it last", got)
+	}
+	// every target dead: still tried per call (nothing would bring them
+	// back sooner), never refused, and the peer stays up for routing
+	for _, tg := range ts {
+		m.Report(tg, 0, 0)
+	}
+	if got := addrs(mustTargets(t, m)); got != all || !m.PeerUp("teams") {
+		t.Fatalf("every target held: %s (up %v), want all in order", got, m.PeerUp("teams"))
+	}
+	m.Report(ts[1], 200, 0) // it answered a call: first again
+	if got := addrs(mustTargets(t, m)); got != "127.0.0.2:5061 127.0.0.1:5061 127.0.0.3:5061 127.0.0.4:5061" {
+		t.Fatalf("after an answer: %s", got)
 	}
 	*now = now.Add(holdDown + time.Second)
-	if ts, _ = m.NextTargets(ctx, "teams"); len(ts) != 4 {
-		t.Fatalf("after the hold: %s", addrs(ts))
+	if got := addrs(mustTargets(t, m)); got != all {
+		t.Fatalf("after the hold: %s", got)
+	}
+	// a 503's Retry-After does keep a target out
+	for _, tg := range ts {
+		m.Report(tg, 503, time.Minute)
+	}
+	if _, err := m.NextTargets(ctx, "teams"); !errors.Is(err, ErrAllDown) {
+		t.Fatalf("every target out by Retry-After: %v", err)
 	}
 	snd.mu.Lock()
 	defer snd.mu.Unlock()
@@ -336,4 +356,13 @@ func FuzzRetryAfter(f *testing.F) {
 			t.Fatalf("ParseRetryAfter(%q) = %v", v, d)
 		}
 	})
+}
+
+func mustTargets(t *testing.T, m *Monitor) []Target {
+	t.Helper()
+	ts, err := m.NextTargets(context.Background(), "teams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
 }

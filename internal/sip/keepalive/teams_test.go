@@ -194,7 +194,7 @@ func invite(ctx context.Context, cli *sipgo.Client, t Target, number string) Att
 // TestWalkAgainstTeams: the engine's failover loop against the Teams-like
 // far end. The first datacentre is unreachable, the second declines: one
 // INVITE reaches Teams, none reaches sip3, and the dead datacentre is
-// skipped by the next call. When every datacentre answers 503 with
+// tried last by the next call (no keepalive: held, not refused). When every datacentre answers 503 with
 // Retry-After, the following call gets ErrAllDown at once.
 func TestWalkAgainstTeams(t *testing.T) {
 	lab := newTeamsLab(t)
@@ -216,18 +216,29 @@ func TestWalkAgainstTeams(t *testing.T) {
 		t.Fatalf("Teams saw %d INVITEs for one declined call", n)
 	}
 	ts, _ := m.NextTargets(ctx, "teams")
-	if len(ts) != 2 || ts[0].Hop.Host != teamsfar.Names[1] {
-		t.Fatalf("the dead datacentre is not skipped: %+v", ts)
+	if len(ts) != 3 || ts[0].Hop.Host != teamsfar.Names[1] || ts[2].Hop.Host != teamsfar.Names[0] {
+		t.Fatalf("the dead datacentre is not tried last: %+v", ts)
 	}
 
 	for _, d := range lab.far.DCs[1:] {
 		d.SetDown(teamsfar.Unavailable)
 		d.RetryAfter.Store(120)
 	}
-	if _, a, err = m.Walk(ctx, "teams", try("+4930123")); err != nil || a.Status != 503 || a.RetryAfter != 120 {
-		t.Fatalf("all unavailable: %+v %v", a, err)
-	}
 	before := lab.far.Count(sip.INVITE)
+	if _, _, err = m.Walk(ctx, "teams", try("+4930123")); err != nil || lab.far.Count(sip.INVITE) != before+2 {
+		t.Fatalf("all unavailable: %v, %d INVITEs", err, lab.far.Count(sip.INVITE)-before)
+	}
+	// sip2 and sip3 are out for their Retry-After; the dead one, held
+	// only (no keepalive), is still tried per call
+	if ts, _ = m.NextTargets(ctx, "teams"); len(ts) != 1 || ts[0].Hop.Host != teamsfar.Names[0] {
+		t.Fatalf("after Retry-After: %+v", ts)
+	}
+	lab.far.DCs[0].SetDown(teamsfar.Unavailable)
+	lab.far.DCs[0].RetryAfter.Store(120)
+	if _, a, err = m.Walk(ctx, "teams", try("+4930123")); err != nil || a.Status != 503 || a.RetryAfter != 120 {
+		t.Fatalf("the first datacentre back, unavailable: %+v %v", a, err)
+	}
+	before = lab.far.Count(sip.INVITE)
 	if _, _, err = m.Walk(ctx, "teams", try("+4930123")); !errors.Is(err, ErrAllDown) {
 		t.Fatalf("every target out: %v", err)
 	}

@@ -27,6 +27,15 @@ func (d *Datacenter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.respond(req, tx, 488, "Not Acceptable Here: an SDP offer is required", nil)
 		return
 	}
+	// A re-INVITE (To tag set) with an offer is answered in its dialog.
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		res := sip.NewResponseFromRequest(req, 200, "OK", answerSDP(req.Body(), d.host()))
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: d.Name, Port: d.port(), UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}})
+		d.far.record(Request{DC: d.idx, Req: req, Status: 200, Sent: []*sip.Response{res}})
+		_ = tx.Respond(res)
+		return
+	}
 	// "Direct Routing - SIP protocol": the called number is looked up in
 	// the tenant as E.164; the examples' Request-URIs are sip:+<number>@…
 	// A number without "+" finds no user.
@@ -144,7 +153,11 @@ func (d *Datacenter) buildRefer(inv *sip.Request, ok *sip.Response, s Script) *s
 	}
 	ref.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: d.Name, Port: d.port(), UriParams: sip.HeaderParams{{K: "transport", V: "tls"}}}})
 	params := fmt.Sprintf(";user=phone;x-m=%s;x-t=%s", s.MRI, s.Tenant)
-	ref.AppendHeader(sip.NewHeader("Refer-To", fmt.Sprintf("<sip:%s@%s%s>", s.ReferTo, Names[0], params)))
+	host := s.ReferHost
+	if host == "" {
+		host = Names[0]
+	}
+	ref.AppendHeader(sip.NewHeader("Refer-To", fmt.Sprintf("<sip:%s@%s%s>", s.ReferTo, host, params)))
 	ref.AppendHeader(sip.NewHeader("Referred-By", fmt.Sprintf("<sip:%s@%s%s>", inv.Recipient.User, Names[0], params)))
 	ref.AppendHeader(sip.NewHeader("X-MS-TenantId", s.Tenant))
 	ref.SetTransport("TLS")

@@ -10,6 +10,7 @@
 package teamsfar
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -60,6 +61,10 @@ const (
 	Unreachable
 	// Unavailable answers every request 503 with Retry-After.
 	Unavailable
+	// Silent keeps its connections and TLS but answers nothing, not even
+	// 100 Trying (a proxy that hangs): only the SBC's own timer for an
+	// INVITE without any response moves the call on.
+	Silent
 )
 
 // Action is what the far end does with an INVITE to a number.
@@ -86,11 +91,15 @@ type Script struct {
 	ReferTo string
 	// MRI and Tenant are the x-m and x-t values of the REFER.
 	MRI, Tenant string
+	// ReferHost is the host of the Refer-To URI; "" = Names[0], where
+	// Teams itself routes the target (a test names the SBC here to have
+	// the SBC route it, e.g. to a PBX extension).
+	ReferHost string
 }
 
 // Request is one request a datacentre received, with its answer.
 type Request struct {
-	DC     int // index into Names
+	DC     int // index into Names; -1: over the connection Teams opened (REFER)
 	Req    *sip.Request
 	Status int
 	// Sent are the responses to an INVITE in the order they were sent
@@ -125,9 +134,11 @@ type Datacenter struct {
 	// RetryAfter is the Retry-After (seconds) of 503 answers when
 	// Unavailable; 0 = 60.
 	RetryAfter atomic.Int32
-	ua         *sipgo.UserAgent
-	srv        *sipgo.Server
-	ln         *downListener
+	// Swallowed counts the INVITEs received while Silent.
+	Swallowed atomic.Int32
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	ln        *downListener
 }
 
 // SetDown changes how the datacentre fails (Up to restore it).
@@ -164,6 +175,20 @@ func Start(o Options) (*Far, error) {
 		ua.Close()
 		return nil, err
 	}
+	// The SBC may send its in-dialog requests (NOTIFY, BYE) over the
+	// connection Teams opened for the REFER: the proxy answers them there
+	// too (recorded with DC -1).
+	cliSrv, err := sipgo.NewServer(ua)
+	if err != nil {
+		ua.Close()
+		return nil, err
+	}
+	onClientConn := func(req *sip.Request, tx sip.ServerTransaction) {
+		f.record(Request{DC: -1, Req: req, Status: 200})
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	}
+	cliSrv.OnBye(onClientConn)
+	cliSrv.OnNotify(onClientConn)
 	for i, addr := range o.Listen {
 		name := fmt.Sprintf("dc%d", i+1)
 		if i < len(Names) {
@@ -190,6 +215,17 @@ func (f *Far) Close() {
 	if f.cliUA != nil {
 		f.cliUA.Close()
 	}
+}
+
+// DNSRecords are the A records that resolve the datacentres' names to
+// their addresses, for a test DNS server (routing/dnstest).
+func (f *Far) DNSRecords() []string {
+	var rrs []string
+	for i, d := range f.DCs {
+		host, _, _ := net.SplitHostPort(d.Addr)
+		rrs = append(rrs, Names[i]+". 60 IN A "+host)
+	}
+	return rrs
 }
 
 // On sets the behaviour for INVITEs to number (with its "+"); numbers
@@ -302,7 +338,23 @@ func (l *downListener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		l.conns = append(l.conns, c)
 		l.mu.Unlock()
-		return tls.Server(c, l.cfg), nil
+		return silentConn{tls.Server(c, l.cfg), l.d}, nil
+	}
+}
+
+// silentConn drops what it reads while its datacentre is Silent.
+type silentConn struct {
+	*tls.Conn
+	d *Datacenter
+}
+
+func (c silentConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		if err != nil || DownMode(c.d.mode.Load()) != Silent {
+			return n, err
+		}
+		c.d.Swallowed.Add(int32(bytes.Count(b[:n], []byte("INVITE sip"))))
 	}
 }
 

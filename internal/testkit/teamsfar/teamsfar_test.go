@@ -318,6 +318,16 @@ func TestDatacenterDown(t *testing.T) {
 	if _, res, err := s.send(t, f.DCs[0], req{method: sip.OPTIONS}); err != nil || res.StatusCode != 200 {
 		t.Fatalf("restored datacentre: %v %v", res, err)
 	}
+	// a silent datacentre sends nothing back, not even 100 Trying, over
+	// the connection it keeps
+	f.DCs[1].SetDown(Silent)
+	prov, res, err := s.sendWithin(t, f.DCs[1], req{method: sip.INVITE, user: "+4930123", sdp: true}, 2*time.Second)
+	if res != nil || len(prov) != 0 || err == nil {
+		t.Fatalf("silent datacentre answered %v %v", prov, res)
+	}
+	if n := f.DCs[1].Swallowed.Load(); n != 1 {
+		t.Fatalf("silent datacentre counted %d INVITEs, want 1", n)
+	}
 }
 
 func TestTransferRefer(t *testing.T) {

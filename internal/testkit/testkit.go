@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -66,6 +68,18 @@ func (s *SyncBuffer) String() string {
 // kamailio) or a configuration written before the unit starts.
 func FreePort(t testing.TB, network, ip string) int {
 	t.Helper()
+	// A port the kernel gave out for :0 is an ephemeral one: between this
+	// check and the unit's bind, any connect on the machine may take it as
+	// its source port. Ports 10000-19999 are below the ephemeral range
+	// (32768-60999) and the units' media ports (20000-39999), so only a
+	// bind takes them; each test process walks them from a random start
+	// so that two processes seldom try the same ones.
+	for range 100 {
+		p := portBase + int(portNext.Add(1))%10000
+		if portFree(network, net.JoinHostPort(ip, strconv.Itoa(p))) {
+			return p
+		}
+	}
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", ip+":0")
 		if err != nil {
@@ -80,6 +94,32 @@ func FreePort(t testing.TB, network, ip string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+const portBase = 10000
+
+var portNext = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(10000))
+	return &n
+}()
+
+// portFree reports whether addr can be bound for network now.
+func portFree(network, addr string) bool {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // FreeBoth returns a port free on ip for both UDP and TCP, for a SIP

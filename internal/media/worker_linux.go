@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -36,12 +37,19 @@ type worker struct {
 	waitFn func(fd uintptr) bool
 	pb     *pathBuf
 
+	// batch: the worker owns a locked OS thread that waits in epoll_wait
+	// itself and, after a round that relayed packets, sleeps until
+	// media.batch_interval after the round began, so that one wake-up
+	// serves the packets of many calls (see batch_linux.go).
+	batch bool
+
 	mu      sync.Mutex
 	cmds    []func()
 	stopped bool
+	quit    atomic.Bool // batch mode: close asked the thread to end
 }
 
-func newWorker(r *Relay) (*worker, error) {
+func newWorker(r *Relay, batch bool) (*worker, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("media: epoll: %w", err)
@@ -61,7 +69,10 @@ func newWorker(r *Relay) (*worker, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	w := &worker{relay: r, epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 128), pb: newPathBuf(workerBatch)}
+	w := &worker{relay: r, epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 128), pb: newPathBuf(workerBatch), batch: batch}
+	if batch {
+		return w, nil
+	}
 	w.ep = os.NewFile(uintptr(epfd), "media-epoll")
 	if w.rc, err = w.ep.SyscallConn(); err != nil {
 		w.ep.Close()
@@ -82,28 +93,41 @@ func (w *worker) poll(uintptr) bool {
 }
 
 func (w *worker) run() {
+	if w.batch {
+		w.runBatched()
+		return
+	}
 	defer w.exit()
 	for {
 		w.n = 0
 		if err := w.rc.Read(w.waitFn); err != nil {
 			return // closed
 		}
-		for i := 0; i < w.n; i++ {
-			port := uint16(w.events[i].Fd)
-			if port == 0 {
-				w.runCmds()
-				continue
-			}
-			s := w.relay.table[port].Load()
-			if s == nil || s.wk != w {
-				continue
-			}
-			n := w.pb.recv(s.u.fd)
-			if n > 0 {
-				s.handle(w.pb, n)
-			}
+		w.serve(w.n)
+	}
+}
+
+// serve reads and relays what the n ready events of the last epoll_wait
+// point at, and runs the commands when the eventfd is among them. It
+// returns the number of datagrams read.
+func (w *worker) serve(n int) int {
+	got := 0
+	for i := 0; i < n; i++ {
+		port := uint16(w.events[i].Fd)
+		if port == 0 {
+			w.runCmds()
+			continue
+		}
+		s := w.relay.table[port].Load()
+		if s == nil || s.wk != w {
+			continue
+		}
+		if k := w.pb.recv(s.u.fd); k > 0 {
+			s.handle(w.pb, k)
+			got += k
 		}
 	}
+	return got
 }
 
 // add starts serving sockets (call setup; any goroutine).
@@ -186,7 +210,15 @@ func (w *worker) runCmds() {
 }
 
 // close stops the worker; its goroutine finishes in exit.
-func (w *worker) close() { w.ep.Close() }
+func (w *worker) close() {
+	if !w.batch {
+		w.ep.Close()
+		return
+	}
+	w.quit.Store(true)
+	var one = [8]byte{1}
+	unix.Write(w.evfd, one[:])
+}
 
 // udpSock is a relay socket made with socket(2) directly, so that it never
 // enters Go's network poller: the poller would wake up for every packet of

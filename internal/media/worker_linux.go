@@ -122,9 +122,21 @@ func (w *worker) serve(n int) int {
 		if s == nil || s.wk != w {
 			continue
 		}
-		if k := w.pb.recv(s.u.fd); k > 0 {
-			s.handle(w.pb, k)
-			got += k
+		for errs := 0; ; {
+			k, err := w.pb.recv(s.u.fd)
+			if k > 0 {
+				s.handle(w.pb, k)
+				got += k
+			}
+			// Edge-triggered (batch mode): read until the queue is empty,
+			// which a short batch tells. An error (an ICMP error queued
+			// on a connected socket) is taken once, data may follow it.
+			if err {
+				errs++
+			}
+			if !w.batch || (k < len(w.pb.hs) && !err) || errs > 1 {
+				break
+			}
 		}
 	}
 	return got
@@ -136,6 +148,11 @@ func (w *worker) add(socks ...*socket) error {
 		s.wk = w
 		w.relay.table[s.port].Store(s)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
+		if w.batch {
+			// Edge-triggered: a socket read empty is not polled again
+			// by every epoll_wait after.
+			ev.Events |= unix.EPOLLET
+		}
 		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, &ev); err != nil {
 			w.relay.table[s.port].Store(nil)
 			return fmt.Errorf("media: epoll add: %w", err)
@@ -276,7 +293,7 @@ func (u udpSock) close() {
 func (u udpSock) sendBatch(pb *pathBuf, k int) int {
 	sent := 0
 	for sent < k {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&pb.ohs[sent])), uintptr(k-sent), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&pb.ohs[sent])), uintptr(k-sent), unix.MSG_DONTWAIT, 0, 0)
 		if e != 0 || n == 0 {
 			break
 		}
@@ -363,20 +380,21 @@ func (pb *pathBuf) queue(k int, b []byte, d *dest, connected bool) {
 	pb.ohs[k].hdr.Namelen = d.salen
 }
 
-// recv reads what is waiting on fd (without blocking); 0 when nothing was.
+// recv reads what is waiting on fd (without blocking); 0 when nothing was,
+// with err set when that was an error other than an empty queue.
 // We do not use x/net's ReadBatch: it allocates a net.UDPAddr per message.
-func (pb *pathBuf) recv(fd int) int {
+func (pb *pathBuf) recv(fd int) (int, bool) {
 	for i := range pb.hs {
 		pb.iovs[i].SetLen(readSize)
 		pb.hs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		pb.hs[i].hdr.Flags = 0
 		pb.hs[i].len = 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&pb.hs[0])), uintptr(len(pb.hs)), unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&pb.hs[0])), uintptr(len(pb.hs)), unix.MSG_DONTWAIT, 0, 0)
 	if e != 0 {
-		return 0
+		return 0, e != unix.EAGAIN
 	}
-	return int(n)
+	return int(n), false
 }
 
 // msg returns datagram i of the last recv: its length, sender, and whether it was cut short.

@@ -22,14 +22,15 @@ import (
 // with the Go-poller worker; an idle relay sleeps in epoll_wait and wakes
 // for the first packet at once.
 //
-// The waits are raw system calls: the runtime is not told, so it does not
-// hand the worker's P to another thread and wake its monitor for every
-// wait (measured: that doubled the context switches and cost more than
-// the batching saved). The worker therefore keeps its P for good, and the
-// relay raises GOMAXPROCS by one per batch worker so that the rest of the
-// program keeps as many as before. A stop-the-world's preemption signal
-// ends a wait early (EINTR) and the goroutine stops at its next call; an
-// idle wait is bounded anyway, in case signals are off.
+// While packets flow, the sleeps and the looks are raw system calls: the
+// runtime is not told, so it does not hand the worker's P to another
+// thread and wake its monitor for every wait (measured: that doubled the
+// context switches and cost more than the batching saved). The worker then
+// keeps its P, and the relay raises GOMAXPROCS by one per batch worker so
+// that the rest of the program keeps as many as before; a stop-the-world's
+// preemption signal ends a sleep early (EINTR) and the goroutine stops at
+// its next call. Only when a look finds nothing does the worker wait as
+// the runtime knows (the P is free while the relay is idle).
 
 // batchSupported: this file is built.
 const batchSupported = true
@@ -37,9 +38,6 @@ const batchSupported = true
 // minBatchSleep: a remainder shorter than this is not worth a sleep (the
 // timer's own wake-up costs more than it saves).
 const minBatchSleep = 20 * time.Microsecond
-
-// idleWaitMs bounds an idle wait (see above).
-const idleWaitMs = 10
 
 func (w *worker) runBatched() {
 	runtime.LockOSThread()
@@ -49,7 +47,13 @@ func (w *worker) runBatched() {
 	// The kernel's default slack (50 µs) would stretch each sleep.
 	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 	for {
-		n, e := rawEpollWait(w.epfd, w.events, idleWaitMs)
+		n, e := rawEpollWait(w.epfd, w.events, 0)
+		if n == 0 && e == 0 {
+			// Nothing waiting: the relay is idle or nearly so. This wait
+			// may be long, so the runtime is told (it may use the P
+			// meanwhile, and a stop-the-world need not wake us).
+			n, e = idleEpollWait(w.epfd, w.events)
+		}
 		if e != 0 && e != unix.EINTR {
 			w.relay.log.Error("media: epoll_wait failed, worker stops", "err", e)
 			return
@@ -67,6 +71,15 @@ func (w *worker) runBatched() {
 			unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 		}
 	}
+}
+
+func idleEpollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), ^uintptr(0), 0, 0) // timeout -1: until a packet or a command
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
 }
 
 func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {

@@ -122,7 +122,7 @@ func (w *worker) serve(n int) int {
 		if s == nil || s.wk != w {
 			continue
 		}
-		for errs := 0; ; {
+		for errs, reads := 0, 1; ; reads++ {
 			k, err := w.pb.recv(s.u.fd)
 			if k > 0 {
 				s.handle(w.pb, k)
@@ -137,9 +137,36 @@ func (w *worker) serve(n int) int {
 			if !w.batch || (k < len(w.pb.hs) && !err) || errs > 1 {
 				break
 			}
+			if reads == maxDrainReads {
+				// A flooded socket must not starve the other calls: it
+				// is re-armed, which puts it back in the ready list
+				// for the next round with the rest of its queue.
+				w.rearm(s)
+				break
+			}
 		}
 	}
 	return got
+}
+
+// maxDrainReads bounds the recvmmsg calls per socket and round in batch
+// mode (4 × workerBatch packets).
+const maxDrainReads = 4
+
+// epollEvents are the events a worker's epoll set waits for on a socket.
+func (w *worker) epollEvents(s *socket) *unix.EpollEvent {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
+	if w.batch {
+		// Edge-triggered: a socket read empty is not polled again by
+		// every epoll_wait after.
+		ev.Events |= unix.EPOLLET
+	}
+	return &ev
+}
+
+// rearm makes an edge-triggered socket with data left ready again.
+func (w *worker) rearm(s *socket) {
+	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, s.u.fd, w.epollEvents(s))
 }
 
 // add starts serving sockets (call setup; any goroutine).
@@ -147,13 +174,7 @@ func (w *worker) add(socks ...*socket) error {
 	for _, s := range socks {
 		s.wk = w
 		w.relay.table[s.port].Store(s)
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
-		if w.batch {
-			// Edge-triggered: a socket read empty is not polled again
-			// by every epoll_wait after.
-			ev.Events |= unix.EPOLLET
-		}
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, &ev); err != nil {
+		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, w.epollEvents(s)); err != nil {
 			w.relay.table[s.port].Store(nil)
 			return fmt.Errorf("media: epoll add: %w", err)
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/pion/srtp/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 )
 
@@ -50,6 +51,7 @@ func main() {
 	callsList := flag.String("calls-list", "", "comma-separated numbers of calls, each measured with every relay (overrides -calls)")
 	pin := flag.Bool("pin", false, "pin the relay to CPU 0 and the generator to CPU 1 (taskset; overrides -relay-cpus and -gen-cpu)")
 	rtpeThreads := flag.Int("rtpengine-threads", 2, "rtpengine --num-threads")
+	batch := flag.Duration("batch-interval", -1, "Palisade relay's media.batch_interval (negative: the default configuration's)")
 	logFile := flag.String("log", "", "also append the RESULT lines to this file (bench/plot reads it)")
 	flag.Parse()
 	if *role == "relay" {
@@ -60,7 +62,7 @@ func main() {
 				defer pprof.StopCPUProfile()
 			}
 		}
-		if err := runRelay(*portMin, *portMax); err != nil && !strings.Contains(err.Error(), "closed") {
+		if err := runRelay(*portMin, *portMax, *batch); err != nil && !strings.Contains(err.Error(), "closed") {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
 		}
@@ -84,7 +86,7 @@ func main() {
 		}
 	}
 	o := loadOpts{dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
-		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads}
+		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads, batch: *batch}
 	if *pin {
 		o.relayCPUs, o.genCPU, o.pinned = "0", 1, true
 	}
@@ -121,6 +123,7 @@ type loadOpts struct {
 	relay                    string // palisade or rtpengine
 	pinned                   bool
 	rtpeThreads              int
+	batch                    time.Duration // Palisade's media.batch_interval; < 0: default
 }
 
 // relay is the system under test, driven the way the SIP layer would:
@@ -164,7 +167,7 @@ func startRelay(o loadOpts) (*relayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile}
+	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile, "-batch-interval", o.batch.String()}
 	cmd := exec.Command(self, args...)
 	if cpus != "" {
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
@@ -400,11 +403,18 @@ func runLoad(o loadOpts, out io.Writer) error {
 		verdict = "FAIL"
 	}
 	sendWall := wall - drain
-	fmt.Fprintf(out, "RESULT bench-media relay=%s pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
+	batch := o.batch // Palisade's media.batch_interval (rtpengine: -1)
+	if batch < 0 {
+		batch = time.Duration(config.Default().Media.BatchInterval)
+	}
+	if o.relay == "rtpengine" {
+		batch = -time.Microsecond
+	}
+	fmt.Fprintf(out, "RESULT bench-media relay=%s batch_interval_us=%d pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
 		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
-		rp.name(), b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
+		rp.name(), batch.Microseconds(), b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
 		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),

@@ -149,6 +149,7 @@ type Media struct {
 	Policies          []MediaPolicy      `json:"policies"`
 	DefaultPolicy     DefaultMediaPolicy `json:"default_policy"`
 	InactivityTimeout Duration           `json:"inactivity_timeout"`
+	BatchInterval     Duration           `json:"batch_interval"`
 }
 
 // CryptoSuiteGroup names a set of acceptable media suites.

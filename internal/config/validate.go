@@ -540,7 +540,15 @@ func (v *validator) media() {
 	policy("media.default_policy", m.DefaultPolicy.Group, m.DefaultPolicy.Requirement)
 	v.enum("media.default_policy.rtp_profile", m.DefaultPolicy.RTPProfile, RTPProfiles)
 	v.duration("media.inactivity_timeout", m.InactivityTimeout)
+	v.duration("media.batch_interval", m.BatchInterval)
+	if m.BatchInterval > MaxBatchInterval {
+		v.add("media.batch_interval", "%s is above %s (every packet may wait this long)", m.BatchInterval.D(), MaxBatchInterval.D())
+	}
 }
+
+// MaxBatchInterval bounds media.batch_interval: a relayed packet may wait
+// up to that long.
+const MaxBatchInterval = Duration(5 * time.Millisecond)
 
 func (v *validator) registrar() {
 	r := v.c.Registrar

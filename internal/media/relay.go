@@ -31,6 +31,11 @@ type Relay struct {
 	table   [65536]atomic.Pointer[socket]
 	workers []*worker
 	nextW   atomic.Uint32
+	// batchNs is media.batch_interval, read by batch workers every round;
+	// batched is how many of them run (and hold a P each), 0 when the
+	// workers are the Go-poller kind.
+	batchNs atomic.Int64
+	batched int
 
 	mu       sync.Mutex // calls registry; setup and teardown only
 	calls    map[*call]struct{}
@@ -64,7 +69,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Relay, error) {
 		o(r)
 	}
 	r.ports = newPortAllocator(0, 0)
-	if err := r.startWorkers(); err != nil {
+	var batch time.Duration
+	if cfg != nil {
+		batch = time.Duration(cfg.Media.BatchInterval)
+	}
+	if err := r.startWorkers(batch); err != nil {
 		return nil, err
 	}
 	if cfg == nil {
@@ -92,27 +101,56 @@ func compile(cfg *config.Config) (*relayConf, error) {
 	return rc, nil
 }
 
-// startWorkers starts one packet worker per CPU unless they run.
-func (r *Relay) startWorkers() error {
+// startWorkers starts one packet worker per CPU unless they run. batch
+// (media.batch_interval) picks the kind: > 0 batched wake-ups
+// (batch_linux.go), 0 the Go-poller worker. Running workers of the other
+// kind are replaced while no call uses them (the first Apply after New);
+// with calls up, the kind changes at the next start and only the interval
+// changes now.
+func (r *Relay) startWorkers(batch time.Duration) error {
+	if !batchSupported {
+		batch = 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = false
+	r.batchNs.Store(int64(batch))
 	if len(r.workers) > 0 {
-		return nil
+		if (r.batched > 0) == (batch > 0) || len(r.calls) > 0 {
+			return nil
+		}
+		r.stopWorkersLocked()
 	}
-	for range max(runtime.GOMAXPROCS(0), 1) {
-		w, err := newWorker(r)
+	n := max(runtime.GOMAXPROCS(0), 1)
+	if batch > 0 {
+		// Each batch worker holds a P for good (batch_linux.go): the rest
+		// of the program keeps the Ps it had.
+		runtime.GOMAXPROCS(n + n)
+		r.batched = n
+	}
+	for range n {
+		w, err := newWorker(r, batch > 0)
 		if err != nil {
-			for _, w := range r.workers {
-				w.close()
-			}
-			r.workers = nil
+			r.stopWorkersLocked()
 			return err
 		}
 		r.workers = append(r.workers, w)
 		go w.run()
 	}
 	return nil
+}
+
+// stopWorkersLocked stops the workers and gives back the Ps batch workers
+// held. r.mu is held.
+func (r *Relay) stopWorkersLocked() {
+	for _, w := range r.workers {
+		w.close()
+	}
+	r.workers = nil
+	if r.batched > 0 {
+		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0)-r.batched, 1))
+		r.batched = 0
+	}
 }
 
 // Name is the subsystem name.
@@ -127,7 +165,7 @@ func (r *Relay) Apply(_ context.Context, cfg *config.Config) error {
 	}
 	// The unit may Close a subsystem after a failed first apply and apply
 	// again later: the workers come back.
-	if err := r.startWorkers(); err != nil {
+	if err := r.startWorkers(time.Duration(cfg.Media.BatchInterval)); err != nil {
 		return err
 	}
 	r.ports.setRange(cfg.Media.PortMin, cfg.Media.PortMax)
@@ -169,12 +207,8 @@ func (r *Relay) Close() error {
 		c.Close()
 	}
 	r.mu.Lock()
-	ws := r.workers
-	r.workers = nil
+	r.stopWorkersLocked()
 	r.mu.Unlock()
-	for _, w := range ws {
-		w.close()
-	}
 	return nil
 }
 

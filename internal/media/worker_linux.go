@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -36,12 +37,19 @@ type worker struct {
 	waitFn func(fd uintptr) bool
 	pb     *pathBuf
 
+	// batch: the worker owns a locked OS thread that waits in epoll_wait
+	// itself and, after a round that relayed packets, sleeps until
+	// media.batch_interval after the round began, so that one wake-up
+	// serves the packets of many calls (see batch_linux.go).
+	batch bool
+
 	mu      sync.Mutex
 	cmds    []func()
 	stopped bool
+	quit    atomic.Bool // batch mode: close asked the thread to end
 }
 
-func newWorker(r *Relay) (*worker, error) {
+func newWorker(r *Relay, batch bool) (*worker, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("media: epoll: %w", err)
@@ -61,7 +69,10 @@ func newWorker(r *Relay) (*worker, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	w := &worker{relay: r, epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 128), pb: newPathBuf(workerBatch)}
+	w := &worker{relay: r, epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 128), pb: newPathBuf(workerBatch), batch: batch}
+	if batch {
+		return w, nil
+	}
 	w.ep = os.NewFile(uintptr(epfd), "media-epoll")
 	if w.rc, err = w.ep.SyscallConn(); err != nil {
 		w.ep.Close()
@@ -82,28 +93,80 @@ func (w *worker) poll(uintptr) bool {
 }
 
 func (w *worker) run() {
+	if w.batch {
+		w.runBatched()
+		return
+	}
 	defer w.exit()
 	for {
 		w.n = 0
 		if err := w.rc.Read(w.waitFn); err != nil {
 			return // closed
 		}
-		for i := 0; i < w.n; i++ {
-			port := uint16(w.events[i].Fd)
-			if port == 0 {
-				w.runCmds()
-				continue
+		w.serve(w.n)
+	}
+}
+
+// serve reads and relays what the n ready events of the last epoll_wait
+// point at, and runs the commands when the eventfd is among them. It
+// returns the number of datagrams read.
+func (w *worker) serve(n int) int {
+	got := 0
+	for i := 0; i < n; i++ {
+		port := uint16(w.events[i].Fd)
+		if port == 0 {
+			w.runCmds()
+			continue
+		}
+		s := w.relay.table[port].Load()
+		if s == nil || s.wk != w {
+			continue
+		}
+		for errs, reads := 0, 1; ; reads++ {
+			k, err := w.pb.recv(s.u.fd)
+			if k > 0 {
+				s.handle(w.pb, k)
+				got += k
 			}
-			s := w.relay.table[port].Load()
-			if s == nil || s.wk != w {
-				continue
+			// Edge-triggered (batch mode): read until the queue is empty,
+			// which a short batch tells. An error (an ICMP error queued
+			// on a connected socket) is taken once, data may follow it.
+			if err {
+				errs++
 			}
-			n := w.pb.recv(s.u.fd)
-			if n > 0 {
-				s.handle(w.pb, n)
+			if !w.batch || (k < len(w.pb.hs) && !err) || errs > 1 {
+				break
+			}
+			if reads == maxDrainReads {
+				// A flooded socket must not starve the other calls: it
+				// is re-armed, which puts it back in the ready list
+				// for the next round with the rest of its queue.
+				w.rearm(s)
+				break
 			}
 		}
 	}
+	return got
+}
+
+// maxDrainReads bounds the recvmmsg calls per socket and round in batch
+// mode (4 × workerBatch packets).
+const maxDrainReads = 4
+
+// epollEvents are the events a worker's epoll set waits for on a socket.
+func (w *worker) epollEvents(s *socket) *unix.EpollEvent {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
+	if w.batch {
+		// Edge-triggered: a socket read empty is not polled again by
+		// every epoll_wait after.
+		ev.Events |= unix.EPOLLET
+	}
+	return &ev
+}
+
+// rearm makes an edge-triggered socket with data left ready again.
+func (w *worker) rearm(s *socket) {
+	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, s.u.fd, w.epollEvents(s))
 }
 
 // add starts serving sockets (call setup; any goroutine).
@@ -111,8 +174,7 @@ func (w *worker) add(socks ...*socket) error {
 	for _, s := range socks {
 		s.wk = w
 		w.relay.table[s.port].Store(s)
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.port)}
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, &ev); err != nil {
+		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, s.u.fd, w.epollEvents(s)); err != nil {
 			w.relay.table[s.port].Store(nil)
 			return fmt.Errorf("media: epoll add: %w", err)
 		}
@@ -186,7 +248,15 @@ func (w *worker) runCmds() {
 }
 
 // close stops the worker; its goroutine finishes in exit.
-func (w *worker) close() { w.ep.Close() }
+func (w *worker) close() {
+	if !w.batch {
+		w.ep.Close()
+		return
+	}
+	w.quit.Store(true)
+	var one = [8]byte{1}
+	unix.Write(w.evfd, one[:])
+}
 
 // udpSock is a relay socket made with socket(2) directly, so that it never
 // enters Go's network poller: the poller would wake up for every packet of
@@ -244,7 +314,7 @@ func (u udpSock) close() {
 func (u udpSock) sendBatch(pb *pathBuf, k int) int {
 	sent := 0
 	for sent < k {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&pb.ohs[sent])), uintptr(k-sent), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&pb.ohs[sent])), uintptr(k-sent), unix.MSG_DONTWAIT, 0, 0)
 		if e != 0 || n == 0 {
 			break
 		}
@@ -331,20 +401,21 @@ func (pb *pathBuf) queue(k int, b []byte, d *dest, connected bool) {
 	pb.ohs[k].hdr.Namelen = d.salen
 }
 
-// recv reads what is waiting on fd (without blocking); 0 when nothing was.
+// recv reads what is waiting on fd (without blocking); 0 when nothing was,
+// with err set when that was an error other than an empty queue.
 // We do not use x/net's ReadBatch: it allocates a net.UDPAddr per message.
-func (pb *pathBuf) recv(fd int) int {
+func (pb *pathBuf) recv(fd int) (int, bool) {
 	for i := range pb.hs {
 		pb.iovs[i].SetLen(readSize)
 		pb.hs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		pb.hs[i].hdr.Flags = 0
 		pb.hs[i].len = 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&pb.hs[0])), uintptr(len(pb.hs)), unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&pb.hs[0])), uintptr(len(pb.hs)), unix.MSG_DONTWAIT, 0, 0)
 	if e != 0 {
-		return 0
+		return 0, e != unix.EAGAIN
 	}
-	return int(n)
+	return int(n), false
 }
 
 // msg returns datagram i of the last recv: its length, sender, and whether it was cut short.

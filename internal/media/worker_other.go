@@ -17,7 +17,10 @@ import (
 // handling is the same as on Linux.
 type worker struct{ relay *Relay }
 
-func newWorker(r *Relay) (*worker, error) { return &worker{relay: r}, nil }
+// batchSupported: batched wake-ups need epoll (batch_linux.go).
+const batchSupported = false
+
+func newWorker(r *Relay, _ bool) (*worker, error) { return &worker{relay: r}, nil }
 
 func (w *worker) run() {}
 

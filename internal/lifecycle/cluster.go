@@ -90,19 +90,26 @@ func newApplyID() string {
 }
 
 // snapshot reads the state and the newest saved version at one moment
-// (a transaction without writes).
-func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, error) {
+// (a transaction without writes), and the store revision of the read (0
+// when the store has none).
+func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, int64, error) {
 	var s stateRecord
 	var rec savedRecord
+	var rev int64
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if s, err = readState(ctx, tx); err != nil {
 			return err
 		}
-		rec, err = latestSaved(ctx, tx)
-		return err
+		if rec, err = latestSaved(ctx, tx); err != nil {
+			return err
+		}
+		if r, ok := tx.(store.Revisioned); ok {
+			rev = r.Revision()
+		}
+		return nil
 	})
-	return s, rec, err
+	return s, rec, rev, err
 }
 
 // Follow keeps the unit on the cluster's configuration until ctx ends:
@@ -156,7 +163,7 @@ func (m *Mgr) logErr(msg string, err error) {
 // sync switches this unit to what the cluster's state says it should run
 // and, during an apply, reports the result once per apply.
 func (m *Mgr) sync(ctx context.Context) error {
-	s, rec, err := m.snapshot(ctx)
+	s, rec, rev, err := m.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,6 +173,9 @@ func (m *Mgr) sync(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.staleLocked(rev) {
+		return nil // kept what it runs; staleLocked logged and raised the alarm
+	}
 	if m.current != nil && sameDoc(m.current, want) {
 		if id != "" && m.reported != id {
 			m.report(ctx, id, nil)
@@ -260,6 +270,9 @@ func (m *Mgr) checkVersions(ctx context.Context) error {
 func (m *Mgr) clusterApply(ctx context.Context, window time.Duration, author string) (State, error) {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if err := m.behindErr(); err != nil {
+		return State{}, err
+	}
 	if err := m.checkVersions(ctx); err != nil {
 		return State{}, err
 	}
@@ -464,6 +477,9 @@ func (m *Mgr) clusterRevert(ctx context.Context, author, why, id, detail string)
 func (m *Mgr) clusterRevertNow(ctx context.Context, author string) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if err := m.behindErr(); err != nil {
+		return err
+	}
 	n, err := m.clusterRevert(ctx, author, "revert", "", "")
 	if err != nil {
 		return err

@@ -91,23 +91,25 @@ func newApplyID() string {
 
 // snapshot reads the state and the newest saved version at one moment
 // (a transaction without writes), and the store revision of the read (0
-// when the store has none).
+// when the store has none or did not answer).
 func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, int64, error) {
 	var s stateRecord
 	var rec savedRecord
 	var rev int64
 	err := m.st.Update(ctx, func(tx store.Tx) error {
+		// The revision counts even when a read found nothing (an empty
+		// etcd under the old addresses).
+		defer func() {
+			if r, ok := tx.(store.Revisioned); ok {
+				rev = r.Revision()
+			}
+		}()
 		var err error
 		if s, err = readState(ctx, tx); err != nil {
 			return err
 		}
-		if rec, err = latestSaved(ctx, tx); err != nil {
-			return err
-		}
-		if r, ok := tx.(store.Revisioned); ok {
-			rev = r.Revision()
-		}
-		return nil
+		rec, err = latestSaved(ctx, tx)
+		return err
 	})
 	return s, rec, rev, err
 }
@@ -163,18 +165,21 @@ func (m *Mgr) logErr(msg string, err error) {
 // sync switches this unit to what the cluster's state says it should run
 // and, during an apply, reports the result once per apply.
 func (m *Mgr) sync(ctx context.Context) error {
+	// One sync at a time, so that the revisions read only grow (stale.go).
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	s, rec, rev, err := m.snapshot(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.staleLocked(rev) {
+		return nil // kept what it runs; staleLocked logged and raised the alarm
+	}
 	if err != nil {
 		return err
 	}
 	want, id, what := rec.Config, "", fmt.Sprintf("saved version %d", rec.Number)
 	if s.Pending != nil {
 		want, id, what = s.Pending.Config, s.Pending.ID, "the applied configuration"
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.staleLocked(rev) {
-		return nil // kept what it runs; staleLocked logged and raised the alarm
 	}
 	if m.current != nil && sameDoc(m.current, want) {
 		if id != "" && m.reported != id {

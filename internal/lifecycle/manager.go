@@ -68,6 +68,7 @@ type Mgr struct {
 	opMu      sync.Mutex // serialises this unit's cluster applies and reverts
 	current   []byte     // the document this unit runs (m.mu)
 	reported  string     // the apply this unit last reported on (m.mu)
+	syncMu    sync.Mutex // one sync at a time (cluster.go)
 	seenRev   int64      // the newest store revision this unit followed (m.mu; stale.go)
 	behind    error      // set while the store answers older than seenRev (m.mu)
 }

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -54,6 +55,14 @@ func (m *Mgr) staleLocked(rev int64) bool {
 	m.seenRev = rev
 	return false
 }
+
+// Resync reads the cluster's state again and switches to it, or finds the
+// store behind this unit (the cluster package calls it when etcd's
+// revision went back, which no watch event shows).
+func (m *Mgr) Resync(ctx context.Context) error { return m.sync(ctx) }
+
+// Behind reports whether the store answers older than this unit followed.
+func (m *Mgr) Behind() bool { return m.behindErr() != nil }
 
 // behindErr is the error configuration changes are refused with while the
 // store is behind this unit (nil otherwise).

@@ -56,8 +56,8 @@ func statusOf(err error) int {
 		errors.Is(err, lifecycle.ErrNothingToApply),
 		errors.Is(err, lifecycle.ErrApplyPending):
 		return http.StatusConflict
-	case errors.Is(err, store.ErrUnavailable):
-		return http.StatusServiceUnavailable // a cluster unit cut off from etcd
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, lifecycle.ErrStoreBehind):
+		return http.StatusServiceUnavailable // a cluster unit cut off from etcd, or etcd behind it
 	case errors.Is(err, store.ErrConflict), errors.Is(err, lifecycle.ErrApplyFailed), errors.Is(err, lifecycle.ErrVersionSkew):
 		return http.StatusConflict
 	case errors.Is(err, lifecycle.ErrBadPassphrase), errors.Is(err, lifecycle.ErrBackupPassphrase):

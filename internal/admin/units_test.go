@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +58,17 @@ func TestClusterWideCalls(t *testing.T) {
 		t.Fatalf("missing units header: %q", m)
 	}
 
+	// The CSV export merged cluster-wide names each row's unit in its last column.
+	r = f.do("GET", "/api/v1/cdr?format=csv&since=1h", nil, nil)
+	recs, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || r.status != 200 || len(recs) < 3 {
+		t.Fatalf("cluster-wide CSV: %d %v %s", r.status, err, r.body)
+	}
+	unitCol := slices.Index(recs[0], "unit")
+	if unitCol < 0 || recs[1][unitCol] != "a" || recs[2][0] != "from-b" || recs[2][unitCol] != "b" { // oldest first
+		t.Fatalf("cluster-wide CSV rows: %q", recs)
+	}
+
 	f.cookie = nil // from here on, only the unit signature
 	r = f.do("GET", "/api/v1/calls", nil, map[string]string{UnitHeader: "good"})
 	rows = nil
@@ -66,7 +80,7 @@ func TestClusterWideCalls(t *testing.T) {
 			t.Fatalf("a unit's request got a cluster-wide listing: %+v", rows)
 		}
 	}
-	if len(units.asked) != 1 {
+	if len(units.asked) != 2 { // the listings of calls and CSV above
 		t.Fatalf("a unit's request made this unit ask the others: %q", units.asked)
 	}
 	for _, tc := range []struct {

@@ -131,8 +131,7 @@ func TestClusterApplyAcrossUnits(t *testing.T) {
 		t.Fatalf("palisade status on b lacks the cluster:\n%s", out)
 	}
 
-	mustCLI(t, dirA, "config", "set", "unit.name", `"v2"`)
-	mustCLI(t, dirA, "config", "apply", "--confirm-within", "5m")
+	timedApply(t, dirA, "v2", "two units")
 	// The apply returned: every unit reported, so b runs it now.
 	if got := unitName(t, mustCLI(t, dirB, "config", "show", "--running")); got != "v2" {
 		t.Fatalf("b runs %q right after the apply through a returned", got)

@@ -90,10 +90,9 @@ func sippCalls(t *testing.T, sipp string, calls, rate, holdMS, pbxPort, trunkPor
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(60+2*calls/rate)*time.Second)
 	defer cancel()
 	work := t.TempDir()
-	uas := exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.3", "-p", fmt.Sprint(trunkPort), "-m", fmt.Sprint(calls),
-		"-timeout", fmt.Sprintf("%ds", 50+2*calls/rate), "-nostdin")
-	uas.Dir = work
-	defer testkit.Start(t, uas, 0).Stop(0)
+	// The trunk runs until the UAC is done (no call count of its own: a
+	// stray message must not end it early) and listens before the first call.
+	defer startUAS(t, sipp, trunkPort).Stop(0)
 	uac := exec.CommandContext(ctx, sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(pbxPort), "-s", "4687",
 		"-m", fmt.Sprint(calls), "-r", fmt.Sprint(rate), "-d", fmt.Sprint(holdMS), "-timeout", fmt.Sprintf("%ds", 40+2*calls/rate),
 		"-nostdin", inside)

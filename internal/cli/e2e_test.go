@@ -37,21 +37,28 @@ func testConfigFile(t *testing.T) string {
 	t.Helper()
 	cfg := config.Default()
 	for i, l := range cfg.SIP.Listeners {
-		ip := "127.0.0.1"
-		if l.Interface == "outside" {
-			ip = "127.0.0.2"
-		}
-		net := "tcp"
-		if l.Transport == "udp" {
-			net = "udp"
-		}
-		cfg.SIP.Listeners[i].Port = testkit.FreePort(t, net, ip)
+		cfg.SIP.Listeners[i].Port = freeListenerPort(t, l)
 	}
 	both := testkit.FreeBoth(t, "127.0.0.1") // UDP and TCP on one port, as by default
 	cfg.SIP.Listeners[0].Port, cfg.SIP.Listeners[1].Port = both, both
 	cfg.Media.PortMin = (41000 + testkit.FreePort(t, "udp", "127.0.0.1")%10000) &^ 1 // even: RTP, RTCP above
 	cfg.Media.PortMax = cfg.Media.PortMin + 99
 	return writeInitial(t, cfg)
+}
+
+// freeListenerPort is a free port for listener l on the test's address of
+// its interface (inside 127.0.0.1, outside 127.0.0.2).
+func freeListenerPort(t *testing.T, l config.Listener) int {
+	t.Helper()
+	ip := "127.0.0.1"
+	if l.Interface == "outside" {
+		ip = "127.0.0.2"
+	}
+	net := "tcp"
+	if l.Transport == "udp" {
+		net = "udp"
+	}
+	return testkit.FreePort(t, net, ip)
 }
 
 // writeInitial writes cfg as an --initial-config file and returns its path.

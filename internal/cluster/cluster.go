@@ -79,6 +79,7 @@ type Node struct {
 	PublishEvery time.Duration
 
 	started time.Time
+	lastRev int64 // etcd's revision at this unit's last membership write (revision.go)
 }
 
 func (n *Node) electionPrefix() string { return n.Etcd.Namespace() + "election/confirm-timer" }
@@ -166,9 +167,11 @@ func (n *Node) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	b, _ := json.Marshal(m)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := n.Etcd.Client().Put(cctx, n.Etcd.Key(lifecycle.MembersPrefix+n.Unit), string(b), clientv3.WithLease(lease)); err != nil {
+	resp, err := n.Etcd.Client().Put(cctx, n.Etcd.Key(lifecycle.MembersPrefix+n.Unit), string(b), clientv3.WithLease(lease))
+	if err != nil {
 		return fmt.Errorf("cluster: publish membership: %w", err)
 	}
+	n.checkRevision(ctx, resp.Header.Revision)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -181,4 +182,46 @@ func TestClusterUnitCatchesUp(t *testing.T) {
 	}
 	waitFor(t, "b caught up on v2", func() bool { return b.fake.running() == "v2" })
 	waitFor(t, "b a member again", members(t, a.mgr, 2))
+}
+
+// TestClusterEtcdGoesBack: etcd is replaced under a running unit by an
+// empty one at a much older revision (as a restored old backup or a new
+// cluster under the old addresses would be). No watch shows it; the unit
+// notices at its next membership write, keeps what it runs and refuses
+// configuration changes with ErrStoreBehind naming the revisions.
+func TestClusterEtcdGoesBack(t *testing.T) {
+	c := startCluster(t)
+	ns := newNS(t)
+	a := startUnit(t, c, ns, "a")
+	waitFor(t, "a is a member", members(t, a.mgr, 1))
+	ctx := context.Background()
+	// etcd's revision well past what the new cluster reaches in this test
+	for i := range 300 {
+		if err := a.etcd.Put(ctx, fmt.Sprintf("junk/%d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setName(t, a, "v2")
+	if _, err := a.mgr.Apply(ctx, time.Minute, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.mgr.Confirm(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	c.Wipe()
+	var err error
+	waitFor(t, "a finds etcd behind it", func() bool {
+		_, err = a.mgr.Apply(ctx, time.Minute, "alice")
+		return errors.Is(err, lifecycle.ErrStoreBehind)
+	})
+	if !strings.Contains(err.Error(), "this unit followed") {
+		t.Fatalf("refusal: %v", err)
+	}
+	if a.fake.running() != "v2" || strings.Contains(a.fake.applied(), "v2 v1") {
+		t.Fatalf("a went back: it ran %q", a.fake.applied())
+	}
+	if log := a.log.String(); !strings.Contains(log, "revision went back") || !strings.Contains(log, "older revision") {
+		t.Fatalf("a's log:\n%s", log)
+	}
+	t.Logf("refused: %v", err)
 }

@@ -90,11 +90,20 @@ func newApplyID() string {
 }
 
 // snapshot reads the state and the newest saved version at one moment
-// (a transaction without writes).
-func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, error) {
+// (a transaction without writes), and the store revision of the read (0
+// when the store has none or did not answer).
+func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, int64, error) {
 	var s stateRecord
 	var rec savedRecord
+	var rev int64
 	err := m.st.Update(ctx, func(tx store.Tx) error {
+		// The revision counts even when a read found nothing (an empty
+		// etcd under the old addresses).
+		defer func() {
+			if r, ok := tx.(store.Revisioned); ok {
+				rev = r.Revision()
+			}
+		}()
 		var err error
 		if s, err = readState(ctx, tx); err != nil {
 			return err
@@ -102,7 +111,7 @@ func (m *Mgr) snapshot(ctx context.Context) (stateRecord, savedRecord, error) {
 		rec, err = latestSaved(ctx, tx)
 		return err
 	})
-	return s, rec, err
+	return s, rec, rev, err
 }
 
 // Follow keeps the unit on the cluster's configuration until ctx ends:
@@ -156,7 +165,15 @@ func (m *Mgr) logErr(msg string, err error) {
 // sync switches this unit to what the cluster's state says it should run
 // and, during an apply, reports the result once per apply.
 func (m *Mgr) sync(ctx context.Context) error {
-	s, rec, err := m.snapshot(ctx)
+	// One sync at a time, so that the revisions read only grow (stale.go).
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	s, rec, rev, err := m.snapshot(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.staleLocked(rev) {
+		return nil // kept what it runs; staleLocked logged and raised the alarm
+	}
 	if err != nil {
 		return err
 	}
@@ -164,8 +181,6 @@ func (m *Mgr) sync(ctx context.Context) error {
 	if s.Pending != nil {
 		want, id, what = s.Pending.Config, s.Pending.ID, "the applied configuration"
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.current != nil && sameDoc(m.current, want) {
 		if id != "" && m.reported != id {
 			m.report(ctx, id, nil)
@@ -260,6 +275,9 @@ func (m *Mgr) checkVersions(ctx context.Context) error {
 func (m *Mgr) clusterApply(ctx context.Context, window time.Duration, author string) (State, error) {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if err := m.behindErr(); err != nil {
+		return State{}, err
+	}
 	if err := m.checkVersions(ctx); err != nil {
 		return State{}, err
 	}
@@ -464,6 +482,9 @@ func (m *Mgr) clusterRevert(ctx context.Context, author, why, id, detail string)
 func (m *Mgr) clusterRevertNow(ctx context.Context, author string) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if err := m.behindErr(); err != nil {
+		return err
+	}
 	n, err := m.clusterRevert(ctx, author, "revert", "", "")
 	if err != nil {
 		return err

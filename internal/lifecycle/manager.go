@@ -68,6 +68,9 @@ type Mgr struct {
 	opMu      sync.Mutex // serialises this unit's cluster applies and reverts
 	current   []byte     // the document this unit runs (m.mu)
 	reported  string     // the apply this unit last reported on (m.mu)
+	syncMu    sync.Mutex // one sync at a time (cluster.go)
+	seenRev   int64      // the newest store revision this unit followed (m.mu; stale.go)
+	behind    error      // set while the store answers older than seenRev (m.mu)
 }
 
 var _ Manager = (*Mgr)(nil)
@@ -277,6 +280,9 @@ func (m *Mgr) SetPreliminary(ctx context.Context, cfg *config.Config, ifMatch, a
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.behind != nil {
+		return "", m.behind
+	}
 	var old []byte
 	err = m.st.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Get(ctx, keyPreliminary)
@@ -504,6 +510,9 @@ func (m *Mgr) Confirm(ctx context.Context, author string) (Version, error) {
 	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.behind != nil {
+		return Version{}, m.behind
+	}
 	var v Version
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		s, err := readState(ctx, tx)
@@ -569,6 +578,9 @@ func (m *Mgr) Undo(ctx context.Context, author string) error {
 	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.behind != nil {
+		return m.behind
+	}
 	run, _, _, err := m.running(ctx)
 	if err != nil {
 		return err

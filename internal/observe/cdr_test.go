@@ -100,7 +100,7 @@ func TestCDRRoundTrip(t *testing.T) {
 	col := func(row []string, name string) string { return row[slices.Index(CSVHeader, name)] }
 	if col(rows[1], "id") != "c1" || col(rows[1], "duration_s") != "10.000" || col(rows[1], "b_remote") != "203.0.113.5:5061" ||
 		col(rows[1], "start") != "2026-11-25T10:00:00Z" || col(rows[2], "code") != "486" || col(rows[2], "answer") != "" ||
-		col(rows[1], "a_jitter_ms") != "0.00" || col(rows[1], "b_jitter_ms") != "1.25" {
+		col(rows[1], "a_jitter_ms") != "0.00" || col(rows[1], "b_jitter_ms") != "1.25" || col(rows[1], "unit") != "" {
 		t.Errorf("csv rows %v", rows[1:])
 	}
 }

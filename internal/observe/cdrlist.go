@@ -85,6 +85,7 @@ var CSVHeader = []string{
 	"a_codec", "a_srtp", "a_packets_in", "a_packets_out", "a_lost",
 	"b_codec", "b_srtp", "b_packets_in", "b_packets_out", "b_lost",
 	"a_jitter_ms", "b_jitter_ms", // appended last: existing columns keep their positions
+	"unit", // the unit of a cluster that carried the call (empty on a single unit)
 }
 
 // WriteCSV writes records as CSV with a header row. Times are RFC 3339 in UTC.
@@ -116,6 +117,7 @@ func WriteCSV(w io.Writer, cdrs []CDR) error {
 			ma.Codec, strconv.FormatBool(ma.SRTP), u(ma.PacketsIn), u(ma.PacketsOut), u(ma.Lost),
 			mb.Codec, strconv.FormatBool(mb.SRTP), u(mb.PacketsIn), u(mb.PacketsOut), u(mb.Lost),
 			strconv.FormatFloat(ma.JitterMs, 'f', 2, 64), strconv.FormatFloat(mb.JitterMs, 'f', 2, 64),
+			c.Unit,
 		}
 		for i := range row {
 			row[i] = csvSafe(row[i])

@@ -35,6 +35,9 @@ type etcdTx struct {
 	writes map[string][]byte
 }
 
+// Revision is the etcd revision the transaction reads at.
+func (t *etcdTx) Revision() int64 { return t.rev }
+
 func (t *etcdTx) Get(ctx context.Context, key string) ([]byte, error) {
 	if v, ok := t.writes[key]; ok {
 		if v == nil {

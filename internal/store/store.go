@@ -95,6 +95,15 @@ type Event struct {
 	Value []byte
 }
 
+// Revisioned is implemented by the transactions of a store whose reads
+// carry a revision that only grows with every change (etcd), so that a
+// reader can tell an answer older than one it already had.
+type Revisioned interface {
+	// Revision is the store revision the transaction read at (0 before
+	// its first read).
+	Revision() int64
+}
+
 // ErrConflict is returned by Update when the transaction kept colliding
 // with concurrent writers (etcd) and gave up.
 var ErrConflict = errors.New("store: the transaction kept conflicting with concurrent changes")

@@ -86,6 +86,7 @@ var alarmNames = map[string]string{
 	alarms.Overload:            "Overload: calls refused",
 	alarms.ConfigReverted:      "Configuration reverted",
 	alarms.StoreErrors:         "Store errors",
+	alarms.StoreBehind:         "Cluster store behind this unit",
 	alarms.ACMEFailing:         "ACME certificate failing",
 	alarms.HEPCollectorDown:    "HEP collector down",
 	alarms.SyslogCollectorDown: "Syslog collector down",

@@ -51,6 +51,7 @@ const (
 	Overload            = "overload_shedding"
 	ConfigReverted      = "configuration_reverted"
 	StoreErrors         = "store_errors"
+	StoreBehind         = "store_behind"
 	ACMEFailing         = "acme_failing"
 	HEPCollectorDown    = "hep_collector_down"
 	SyslogCollectorDown = "syslog_collector_down"

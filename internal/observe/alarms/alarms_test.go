@@ -84,6 +84,15 @@ func TestWatcherConditions(t *testing.T) {
 	if got := kinds(w.Conditions(t0.Add(21 * time.Minute))); !strings.Contains(got, "configuration_reverted::warning") {
 		t.Fatalf("after a timeout revert: %s", got)
 	}
+	behind := prometheus.NewGauge(prometheus.GaugeOpts{Name: "palisade_lifecycle_store_behind"})
+	reg.MustRegister(behind)
+	if got := kinds(w.Conditions(t0.Add(22 * time.Minute))); strings.Contains(got, "store_behind") {
+		t.Fatalf("store_behind while the gauge is 0: %s", got)
+	}
+	behind.Set(1)
+	if got := kinds(w.Conditions(t0.Add(23 * time.Minute))); !strings.Contains(got, "store_behind:etcd:critical") {
+		t.Fatalf("with etcd behind the unit: %s", got)
+	}
 }
 
 // An ACME certificate that is failing raises a major alarm with the CA's

@@ -178,6 +178,12 @@ func (w *Watcher) Conditions(now time.Time) []Condition {
 		out = append(out, Condition{ConfigReverted, "", Warning,
 			"an applied configuration was not saved within its confirmation window and the previous one runs again (last hour)"})
 	}
+	for _, s := range snap["palisade_lifecycle_store_behind"] {
+		if s.v == 1 {
+			out = append(out, Condition{StoreBehind, "etcd", Critical,
+				"etcd answers with an older revision than this unit followed (restored backup?): the unit keeps its configuration and refuses changes"})
+		}
+	}
 	for _, s := range snap["palisade_observe_cdr_writes_total"] {
 		if s.labels["result"] != "error" {
 			continue

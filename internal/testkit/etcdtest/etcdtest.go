@@ -111,6 +111,26 @@ func (c *Cluster) WaitHealthy(i int) {
 	}, 200*time.Millisecond, 600, func() string { return testkit.LastLines(m.log.String(), 30) })
 }
 
+// Wipe replaces the cluster by an empty one under the same addresses, as
+// a restore of an old backup or a new cluster would: every member is
+// killed, its data removed, and all are started again as a new cluster.
+func (c *Cluster) Wipe() {
+	c.t.Helper()
+	for i, m := range c.Members {
+		c.KillMember(i)
+		if err := os.RemoveAll(m.dir); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	c.token += "-wiped"
+	for i := range c.Members {
+		c.StartMember(i)
+	}
+	for i := range c.Members {
+		c.WaitHealthy(i)
+	}
+}
+
 // KillMember kills member i with SIGKILL.
 func (c *Cluster) KillMember(i int) { c.Members[i].proc.Stop(0) }
 

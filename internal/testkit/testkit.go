@@ -73,9 +73,9 @@ func FreePort(t testing.TB, network, ip string) int {
 	// its source port. Ports 10000-19999 are below the ephemeral range
 	// (32768-60999) and the units' media ports (20000-39999), so only a
 	// bind takes them; each test process walks them from a random start
-	// so that two processes seldom try the same ones.
+	// so that two processes seldom try the same ones, every portStride-th.
 	for range 100 {
-		p := portBase + int(portNext.Add(1))%10000
+		p := portBase + int(portNext.Add(portStride))%10000
 		if portFree(network, net.JoinHostPort(ip, strconv.Itoa(p))) {
 			return p
 		}
@@ -96,7 +96,12 @@ func FreePort(t testing.TB, network, ip string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-const portBase = 10000
+const (
+	portBase = 10000
+	// portStride leaves the ports above each one free: peers take the
+	// next ones (sipp: RTP at -mp, RTCP and video above it).
+	portStride = 8
+)
 
 var portNext = func() *atomic.Int64 {
 	var n atomic.Int64

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,7 +36,8 @@ func relayConfig(t *testing.T, names ...string) (*config.Config, map[string]rela
 	t.Helper()
 	cfg := decodedTestConfig(t)
 	cfg.Registrar = config.Registrar{Enabled: true, Domains: []string{"example.com"}, MinExpires: 10, MaxExpires: 3600,
-		Users: []config.RegistrarUser{{Username: "alice", Password: "wonderland"}, {Username: "bob", Password: "builder"}}}
+		Users: []config.RegistrarUser{{Username: "alice", Password: "wonderland"}, {Username: "bob", Password: "builder"},
+			{Username: "carol", Password: "sippsipp"}}}
 	cfg.SIP.UnknownSource = "accept"
 	cfg.Media.Policies = []config.MediaPolicy{} // the trunk speaks plain RTP
 	cfg.Units = map[string]config.UnitSettings{}
@@ -109,27 +112,7 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 	trunk := siptest.NewPeer(t, "trunk", "127.0.0.3", "udp")
 	for _, ph := range []*siptest.Peer{alice, bob} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		// b learns the bindings through etcd's watch: a 404 before that is retried.
-		var sess *sipgo.DialogClientSession
-		for {
-			s, err := trunk.Call(ctx, at["b"].outside, ph.Name, siptest.SDP("127.0.0.3", 6000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = s.WaitAnswer(ctx, sipgo.AnswerOptions{})
-			if err == nil {
-				sess = s
-				break
-			}
-			if ctx.Err() != nil || !strings.Contains(err.Error(), "404") {
-				t.Fatalf("call from the trunk through b to %s: %v\na:\n%s\nb:\n%s", ph.Name, err,
-					testkit.LastLines(a.log.String(), 30), testkit.LastLines(b.log.String(), 30))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err := sess.Ack(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sess := callAtB(ctx, t, trunk, at["b"].outside, ph.Name, a, b)
 		inv := ph.Next(sip.INVITE)
 		if src, _ := netip.ParseAddrPort(inv.Source()); src.Port() != at["a"].inside.Port() && ph == alice {
 			t.Fatalf("INVITE at %s came from %s, want unit a's inside listener %s", ph.Name, inv.Source(), at["a"].inside)
@@ -144,6 +127,7 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 		ph.Next(sip.BYE)
 		cancel()
 	}
+	sippPhoneCalledAtB(t, at, trunk, a, b)
 
 	// Each call left a record on both units (b: trunk → a, a: b → the
 	// phone); listing on a shows both units' records with the unit.
@@ -156,18 +140,18 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 		for _, c := range cdrs {
 			n[c.Unit]++
 		}
-		if n["a"] == 2 && n["b"] == 2 && len(cdrs) == 4 {
+		if n["a"] == 3 && n["b"] == 3 && len(cdrs) == 6 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("call records listed on a: %d, by unit %v; want 2 of a and 2 of b", len(cdrs), n)
+			t.Fatalf("call records listed on a: %d, by unit %v; want 3 of a and 3 of b", len(cdrs), n)
 		}
 	}
-	if out := mustCLI(t, dirA, "calls", "--ended"); !strings.HasPrefix(out, "UNIT") || strings.Count(out, "\nb ") != 2 {
-		t.Fatalf("palisade calls on a, want a UNIT column with b's two calls:\n%s", out)
+	if out := mustCLI(t, dirA, "calls", "--ended"); !strings.HasPrefix(out, "UNIT") || strings.Count(out, "\nb ") != 3 {
+		t.Fatalf("palisade calls on a, want a UNIT column with b's three calls:\n%s", out)
 	}
-	if out := mustCLI(t, dirA, "cdr"); strings.Count(out, "\na ") != 2 {
-		t.Fatalf("palisade cdr on a, want a's two records:\n%s", out)
+	if out := mustCLI(t, dirA, "cdr"); strings.Count(out, "\na ") != 3 {
+		t.Fatalf("palisade cdr on a, want a's three records:\n%s", out)
 	}
 	// A request signed with another secret is refused, as is one a unit
 	// may not make.
@@ -187,5 +171,87 @@ func TestClusterCallReachesPhoneOfOtherUnit(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Fatalf("GET %s with a forged unit signature: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// callAtB calls user from the trunk at unit b's outside listener and
+// returns the answered, acknowledged session. b learns the bindings
+// through etcd's watch: a 404 before that is retried.
+func callAtB(ctx context.Context, t *testing.T, trunk *siptest.Peer, b netip.AddrPort, user string, ua, ub *unitProc) *sipgo.DialogClientSession {
+	t.Helper()
+	for {
+		s, err := trunk.Call(ctx, b, user, siptest.SDP("127.0.0.3", 6000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.WaitAnswer(ctx, sipgo.AnswerOptions{})
+		if err == nil {
+			if err := s.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("call from the trunk through b to %s: %v\na:\n%s\nb:\n%s", user, err,
+				testkit.LastLines(ua.log.String(), 30), testkit.LastLines(ub.log.String(), 30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sippPhoneCalledAtB: carol is sipp, a phone nobody here wrote. She
+// registers over UDP through unit a (answering the digest challenge), then
+// a second sipp on her port answers the call the trunk places at unit b,
+// and ends when the trunk hangs up.
+func sippPhoneCalledAtB(t *testing.T, at map[string]relayUnit, trunk *siptest.Peer, a, b *unitProc) {
+	t.Helper()
+	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
+	scen, err := filepath.Abs(filepath.Join("testdata", "sipp_register.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(testkit.FreePort(t, "udp", "127.0.0.1"))
+	// sipp answers MD5 only and gives up on the registrar's first 401,
+	// which offers SHA-256 before MD5 (RFC 8760): the registrar sees the
+	// same phone ask again without an answer and offers it MD5 only
+	// (internal/registrar/algorithms.go), as it does for old phones.
+	for try := 1; ; try++ {
+		reg := exec.Command(sipp, "-sf", scen, "-i", "127.0.0.1", "-p", port, "-s", "carol", "-au", "carol", "-ap", "sippsipp",
+			"-m", "1", "-timeout", "60s", "-nostdin", at["a"].inside.String())
+		reg.Dir = t.TempDir()
+		out, err := reg.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == 2 || !strings.Contains(string(out), "must use MD5") {
+			t.Fatalf("sipp REGISTER of carol through a (try %d): %v\n%s\na:\n%s", try, err,
+				testkit.LastLines(string(out), 40), testkit.LastLines(a.log.String(), 30))
+		}
+	}
+	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", port, "-m", "1", "-timeout", "120s", "-nostdin")
+	uas.Dir = t.TempDir()
+	var out testkit.SyncBuffer
+	uas.Stdout, uas.Stderr = &out, &out
+	phone := testkit.Start(t, uas, 0)
+	phone.WaitReady(t, "sipp phone", func() bool {
+		c, err := net.ListenPacket("udp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 50*time.Millisecond, 1200, out.String)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sess := callAtB(ctx, t, trunk, at["b"].outside, "carol", a, b)
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-phone.Done():
+		if code := phone.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("sipp phone carol exited %d (0: its one call went through)\n%s", code, testkit.LastLines(out.String(), 20))
+		}
+	case <-ctx.Done():
+		t.Fatalf("sipp phone carol did not finish its call\n%s", testkit.LastLines(out.String(), 20))
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,11 +24,9 @@ import (
 	"github.com/pion/srtp/v3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/testkit"
-	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
@@ -46,79 +42,19 @@ import (
 // after the lease must all succeed, and no record is left in etcd at the
 // end; etcd writes and bytes per call are printed.
 func TestCallsSurviveUnitLoss(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("adding the floating addresses to lo needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command:", err)
-	}
-	testkit.NeedBinary(t, "sipp", "sip-tester")
-	etcd := etcdtest.Start(t, 3)
-	storeURL := etcd.URL(fmt.Sprintf("ha-%d", os.Getpid()))
-	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
-	// tests), from the process id so that two runs do not meet.
-	base := 100 + (os.Getpid()%60)*2
-	inside, outside := fmt.Sprintf("127.0.0.%d", base), fmt.Sprintf("127.0.0.%d", base+1)
-	t.Cleanup(func() {
-		for _, a := range []string{inside, outside} {
-			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
-		}
-	})
-
-	callee := newSRTPCallee(t)
-	sippUAS := testkit.FreePort(t, "udp", "127.0.0.3")
-	startSippUAS(t, "127.0.0.3", sippUAS)
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: inside}, {Name: "outside", Address: outside}}
-	pIn, pOut := testkit.FreePort(t, "udp", inside), testkit.FreePort(t, "udp", outside)
-	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp", Port: pIn},
-		{Interface: "outside", Transport: "udp", Port: pOut}}
-	cfg.SIP.RestrictedInterfaces = []string{}
-	cfg.Media.PortMin = (30000 + testkit.FreePort(t, "udp", inside)%20000) &^ 1
-	cfg.Media.PortMax = cfg.Media.PortMin + 999
-	// sipp's callee speaks plain RTP: SRTP where the peer does it outside.
-	cfg.Media.Policies = []config.MediaPolicy{{Interface: "outside", Group: "SRTP", Requirement: "either"}}
-	cfg.DialPlan.Rules = []config.DialRule{{Name: "callee", Head: "1", Tail: "0-9",
-		ForwardTo: []config.Forward{{URI: "sip:1000@" + callee.peer.Addr.String()}}},
-		{Name: "sipp", Head: "2", Tail: "0-9", ForwardTo: []config.Forward{{URI: fmt.Sprintf("sip:2000@127.0.0.3:%d", sippUAS)}}}}
-	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
-		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
-	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
-	initial := writeInitial(t, cfg)
-
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ns := fmt.Sprintf("ha-%d/kv/ha/calls/", os.Getpid())
+	p := newHAPair(t)
+	ns, cli, callee, caller, dst := p.ns, p.cli, p.callee, p.caller, p.dst
 	writes := watchRecords(t, cli, ns, "other-version", "truncated")
-
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	a := startUnit(t, dirA, initial, "--store", storeURL, "--unit", "a")
-	waitLog(t, a, "ha: floating addresses taken", 60*time.Second)
-	b := startUnit(t, dirB, initial, "--store", storeURL, "--unit", "b")
-	waitLog(t, b, "ha: floating addresses", 60*time.Second) // b is in the election, waiting for a
+	a := p.start(t, dirA, p.storeURL, "a")
+	b := p.start(t, dirB, p.storeURL, "b")
 	bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
 
-	caller := siptest.NewPeer(t, "caller", "127.0.0.1", "udp")
-	dst := netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
 	const calls, sippCalls, lateCalls = 20, 30, 100
-	var legs []*callerLeg
-	for i := range calls {
-		legs = append(legs, placeCall(t, caller, callee, dst, i))
-	}
 	// The media runs both ways at 20 ms; the first outside stream starts
 	// at sequence 65,000 and wraps about 10.7 s in.
+	legs := p.placeCalls(t, calls, 65000)
 	mediaStart := time.Now()
-	for i, l := range legs {
-		l.start()
-		seq := uint16(1000 * i)
-		if i == 0 {
-			seq = 65000
-		}
-		l.out.start(seq)
-	}
 	// sipp's calls, 10 a second, are held for 20 s: they end on b.
 	held := startSippUAC(t, "held", dst.String(), "2000", sippCalls, 10, 20*time.Second)
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -154,15 +90,7 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
 	// Media must come back both ways on every call.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, l := range legs {
-		for !l.in.after(killed) || !l.out.after(killed) {
-			if time.Now().After(deadline) {
-				t.Fatalf("media did not come back after the kill\n%s", bLog())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	mediaBack(t, legs, killed, bLog)
 	// Calls placed more than the lease (etcd's minimum, 2 s) and 1 s after
 	// the kill all succeed.
 	time.Sleep(time.Until(killed.Add(3 * time.Second)))

@@ -5,8 +5,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +18,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
+	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // sippRun is a sipp UAC placing a bounded number of calls through a unit.
@@ -122,6 +129,119 @@ func gapSummary(t *testing.T, direction string, gaps []time.Duration) {
 	for i, g := range gaps {
 		if g > 5*time.Second {
 			t.Errorf("call %d: media %s stopped for %v: the call is dropped", i, direction, g.Round(time.Millisecond))
+		}
+	}
+}
+
+// haPair is the setting of the takeover tests: a real three-member etcd,
+// two floating addresses on lo (inside, outside), an SRTP callee and a
+// sipp callee on 127.0.0.3, the configuration of units a and b, a Go
+// caller and an etcd client.
+type haPair struct {
+	etcd     *etcdtest.Cluster
+	space    string // the namespace in etcd
+	storeURL string
+	ns       string // the prefix of the call records
+	initial  string
+	callee   *srtpCallee
+	caller   *siptest.Peer
+	dst      netip.AddrPort // the inside listener
+	cli      *clientv3.Client
+}
+
+func newHAPair(t *testing.T) *haPair {
+	if os.Geteuid() != 0 {
+		t.Skip("adding the floating addresses to lo needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command:", err)
+	}
+	testkit.NeedBinary(t, "sipp", "sip-tester")
+	p := &haPair{etcd: etcdtest.Start(t, 3)}
+	p.space = fmt.Sprintf("ha-%d", os.Getpid())
+	p.storeURL, p.ns = p.etcd.URL(p.space), p.space+"/kv/ha/calls/"
+	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
+	// tests), from the process id so that two runs do not meet.
+	base := 100 + (os.Getpid()%60)*2
+	inside, outside := fmt.Sprintf("127.0.0.%d", base), fmt.Sprintf("127.0.0.%d", base+1)
+	t.Cleanup(func() {
+		for _, a := range []string{inside, outside} {
+			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
+		}
+	})
+	p.callee = newSRTPCallee(t)
+	sippUAS := testkit.FreePort(t, "udp", "127.0.0.3")
+	startSippUAS(t, "127.0.0.3", sippUAS)
+	cfg := config.Default()
+	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: inside}, {Name: "outside", Address: outside}}
+	pIn, pOut := testkit.FreePort(t, "udp", inside), testkit.FreePort(t, "udp", outside)
+	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp", Port: pIn},
+		{Interface: "outside", Transport: "udp", Port: pOut}}
+	cfg.SIP.RestrictedInterfaces = []string{}
+	cfg.Media.PortMin = (30000 + testkit.FreePort(t, "udp", inside)%20000) &^ 1
+	cfg.Media.PortMax = cfg.Media.PortMin + 999
+	// sipp's callee speaks plain RTP: SRTP where the peer does it outside.
+	cfg.Media.Policies = []config.MediaPolicy{{Interface: "outside", Group: "SRTP", Requirement: "either"}}
+	cfg.DialPlan.Rules = []config.DialRule{{Name: "callee", Head: "1", Tail: "0-9",
+		ForwardTo: []config.Forward{{URI: "sip:1000@" + p.callee.peer.Addr.String()}}},
+		{Name: "sipp", Head: "2", Tail: "0-9", ForwardTo: []config.Forward{{URI: fmt.Sprintf("sip:2000@127.0.0.3:%d", sippUAS)}}}}
+	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
+		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
+	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
+	p.initial = writeInitial(t, cfg)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: p.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	p.cli = cli
+	p.caller = siptest.NewPeer(t, "caller", "127.0.0.1", "udp")
+	p.dst = netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
+	return p
+}
+
+// start runs unit name on store; a is started first and waited for until
+// it owns the addresses, b until it is in the election.
+func (p *haPair) start(t *testing.T, dir, store, name string) *unitProc {
+	t.Helper()
+	u := startUnit(t, dir, p.initial, "--store", store, "--unit", name)
+	want := "ha: floating addresses"
+	if name == "a" {
+		want += " taken"
+	}
+	waitLog(t, u, want, 60*time.Second)
+	return u
+}
+
+// placeCalls places n Go UA calls and starts their media both ways; the
+// first outside stream starts at sequence seq0.
+func (p *haPair) placeCalls(t *testing.T, n int, seq0 uint16) []*callerLeg {
+	var legs []*callerLeg
+	for i := range n {
+		l := placeCall(t, p.caller, p.callee, p.dst, i)
+		legs = append(legs, l)
+	}
+	for i, l := range legs {
+		l.start()
+		seq := uint16(1000 * i)
+		if i == 0 {
+			seq = seq0
+		}
+		l.out.start(seq)
+	}
+	return legs
+}
+
+// mediaBack waits until every call has media both ways after t0.
+func mediaBack(t *testing.T, legs []*callerLeg, t0 time.Time, log func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, l := range legs {
+		for !l.in.after(t0) || !l.out.after(t0) {
+			if time.Now().After(deadline) {
+				t.Fatalf("media did not come back\n%s", log())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }

@@ -99,8 +99,8 @@ func TestOwnerInProcess(t *testing.T) {
 	taken0 := testutil.ToFloat64(takenTotal.WithLabelValues("192.0.2.10"))
 	var readyCalls atomic.Int32
 	na := &fakeNet{}
-	px := newProxy(t, etcd)
-	a, _, _ := startOwner(t, px.addr(), "a", na, func(context.Context) error {
+	px := etcdtest.NewProxy(t, etcd)
+	a, _, _ := startOwner(t, px.Addr(), "a", na, func(context.Context) error {
 		if readyCalls.Add(1) < 3 {
 			return errors.New("calls not readable yet")
 		}
@@ -122,7 +122,7 @@ func TestOwnerInProcess(t *testing.T) {
 	}
 
 	cut := time.Now()
-	px.cut()
+	px.Cut()
 	waitUntil(t, "b to own the address after a was cut off", func() bool { return b.Owned() })
 	hasA, _, removedA := na.state()
 	_, addedB, _ := nb.state()

@@ -105,6 +105,13 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	}
 	gapSummary(t, "to the caller (RTP)", gapsIn)
 	gapSummary(t, "to the callee (SRTP)", gapsOut)
+	// b measured the gap of every adopted stream's direction itself.
+	status := mustCLI(t, dirB, "status", "ha")
+	t.Logf("status ha on b:\n%s", status)
+	if n := metricSum(t, dirB, "palisade_media_restore_gap_seconds_count"); n != 2*calls ||
+		!strings.Contains(status, fmt.Sprintf("media gap of adopted streams (restore to first packet, %d directions)", 2*calls)) {
+		t.Errorf("b measured the gap of %v stream directions, want %d", n, 2*calls)
+	}
 	// b's status of calls shows the adopted calls with their media counters.
 	var active []observe.CDR
 	if err := json.Unmarshal([]byte(mustCLI(t, dirB, "status", "calls", "--json")), &active); err != nil {

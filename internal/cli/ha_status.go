@@ -26,6 +26,10 @@ func haLine(st *takeover.Status) string {
 	if !st.LastTakeover.IsZero() {
 		s += ", last takeover " + st.LastTakeover.UTC().Format(time.RFC3339)
 	}
+	if g := st.MediaGap; g.Directions > 0 {
+		s += fmt.Sprintf("\nmedia gap of adopted streams (restore to first packet, %d directions): median %v, max %v",
+			g.Directions, g.Median.Round(time.Millisecond), g.Max.Round(time.Millisecond))
+	}
 	return s
 }
 

@@ -112,10 +112,11 @@ func wireSubsystems(d Deps) wired {
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
+	var restoreGaps func() media.GapStats // status of the takeover
 	if r, err := media.New(nil, d.Log, mediaOpts...); err != nil {
 		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
 	} else {
-		engine, relay = r, r
+		engine, relay, restoreGaps = r, r, r.RestoreGaps
 	}
 	sipDeps := b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder}
 	var ha *takeover.Takeover
@@ -126,7 +127,7 @@ func wireSubsystems(d Deps) wired {
 	sipSvc := b2bua.New(sipDeps)
 	if keeper != nil {
 		// The floating addresses: elected, their calls taken over (docs/ha.md).
-		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
+		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Gaps: restoreGaps, Log: d.Log})
 		haSub = ha
 		obs.Sources.Register(observe.StatusSource{Kind: "ha", Status: func(context.Context) (any, error) { return ha.Status(), nil }})
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/ha/vip"
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
@@ -51,6 +52,9 @@ type Deps struct {
 	Keeper *Keeper
 	// Net configures the addresses; nil = rtnetlink in this namespace.
 	Net vip.Net
+	// Gaps reports the media gaps of the adopted calls' streams
+	// (media.Relay.RestoreGaps); nil: not shown.
+	Gaps func() media.GapStats
 	Log *slog.Logger
 }
 
@@ -330,6 +334,9 @@ type Status struct {
 	CallsAdopted int       `json:"calls_adopted"`
 	CallsRefused int       `json:"calls_refused"`
 	LastTakeover time.Time `json:"last_takeover,omitzero"`
+	// MediaGap: per direction of the adopted calls' streams, the time from
+	// their restore to the first packet relayed.
+	MediaGap media.GapStats `json:"media_gap"`
 }
 
 // Status reports the takeover's state (nil: no floating addresses).
@@ -340,8 +347,12 @@ func (t *Takeover) Status() *Status {
 	if g == nil {
 		return nil
 	}
+	var gaps media.GapStats
+	if t.d.Gaps != nil {
+		gaps = t.d.Gaps()
+	}
 	t.stats.Lock()
 	defer t.stats.Unlock()
 	return &Status{Interfaces: g.ifaces, Owner: t.owned.Load(), Takeovers: t.stats.takeovers,
-		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last}
+		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last, MediaGap: gaps}
 }

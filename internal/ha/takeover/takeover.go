@@ -55,7 +55,7 @@ type Deps struct {
 	// Gaps reports the media gaps of the adopted calls' streams
 	// (media.Relay.RestoreGaps); nil: not shown.
 	Gaps func() media.GapStats
-	Log *slog.Logger
+	Log  *slog.Logger
 }
 
 // Takeover is a unit.Subsystem: it follows ha in the configuration. The

@@ -29,6 +29,9 @@ type Live struct {
 	// Cluster gives the state of the cluster on etcd (internal/cluster);
 	// nil for a single unit.
 	Cluster func(context.Context) any
+	// HAMove moves the floating addresses to another unit; nil without
+	// them.
+	HAMove HAMover
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/cluster"
@@ -145,6 +146,9 @@ func wireSubsystems(d Deps) wired {
 	// through admin.Live.
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
 		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc, Cluster: d.ClusterStatus}}
+	if ha != nil {
+		env.Live.HAMove = func(ctx context.Context, wait, hold time.Duration) (any, error) { return ha.Move(ctx, wait, hold) }
+	}
 	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates

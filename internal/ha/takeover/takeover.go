@@ -34,6 +34,10 @@ type SIP interface {
 	// Adopt carries a call on from its record.
 	Adopt(rec []byte) (string, error)
 	CallCount() int
+	// Drain refuses new calls (503) and waits until the calls end or ctx
+	// is done; Resume takes new calls again.
+	Drain(ctx context.Context) error
+	Resume()
 }
 
 // Store is what the takeover needs of the cluster's store (*store.Etcd).
@@ -70,6 +74,8 @@ type Takeover struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	group   *group
+	owner   *vip.Owner
+	moving  sync.Mutex // one planned move at a time
 
 	owned   atomic.Bool
 	closing atomic.Bool // Close: the B2BUA has gone already
@@ -134,7 +140,7 @@ func (t *Takeover) Apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	t.group = g
+	t.group, t.owner = g, o
 	rctx, cancel := context.WithCancel(context.Background())
 	t.cancel, t.done = cancel, make(chan struct{})
 	go func() {

@@ -68,6 +68,9 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 	return string(rec), nil
 }
 
+func (f *fakeSIP) Drain(context.Context) error { return nil }
+func (f *fakeSIP) Resume()                     {}
+
 func (f *fakeSIP) CallCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
 // fakeNet keeps the addresses on an imaginary link.

@@ -155,3 +155,11 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 		t.Fatalf("after Remove: addresses %v, calls %d, held %v, status %+v", net.on, sip.CallCount(), sip.held, tk.Status())
 	}
 }
+
+// A planned move starts on the owner only.
+func TestMoveNeedsOwner(t *testing.T) {
+	tk := New(Deps{SIP: &fakeSIP{}, Keeper: NewKeeper(&memWriter{}, slog.New(slog.DiscardHandler))})
+	if _, err := tk.Move(context.Background(), time.Second, time.Second); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("move on a unit without floating addresses: %v, want ErrNotOwner", err)
+	}
+}

@@ -42,7 +42,7 @@ import (
 // after the lease must all succeed, and no record is left in etcd at the
 // end; etcd writes and bytes per call are printed.
 func TestCallsSurviveUnitLoss(t *testing.T) {
-	p := newHAPair(t)
+	p := newHAPair(t, "")
 	ns, cli, callee, caller, dst := p.ns, p.cli, p.callee, p.caller, p.dst
 	writes := watchRecords(t, cli, ns, "other-version", "truncated")
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
@@ -289,13 +289,35 @@ func (s *stream) gap(t0 time.Time) time.Duration {
 // rtpEnd sends RTP every 20 ms to where the unit's SDP says and records
 // what arrives; with keys it is SRTP.
 type rtpEnd struct {
-	t      *testing.T
-	conn   *net.UDPConn
+	t    *testing.T
+	conn *net.UDPConn
+	// remote, tx and rx are set before start, or later with retarget.
+	mu     sync.Mutex
 	remote netip.AddrPort
 	tx, rx *srtp.Context
 	recv   stream
 	done   chan struct{}
 	wg     sync.WaitGroup
+}
+
+// retarget sends to remote from now on, with the contexts given (nil:
+// unchanged), as an end does after a new offer/answer.
+func (e *rtpEnd) retarget(remote netip.AddrPort, tx, rx *srtp.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.remote = remote
+	if tx != nil {
+		e.tx = tx
+	}
+	if rx != nil {
+		e.rx = rx
+	}
+}
+
+func (e *rtpEnd) state() (netip.AddrPort, *srtp.Context, *srtp.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.remote, e.tx, e.rx
 }
 
 func newRTPEnd(t *testing.T, ip string) *rtpEnd {
@@ -331,8 +353,8 @@ func (e *rtpEnd) start(seq uint16) {
 			if err != nil {
 				continue
 			}
-			if e.rx != nil {
-				_, err = e.rx.DecryptRTP(nil, buf[:n], nil)
+			if _, _, rx := e.state(); rx != nil {
+				_, err = rx.DecryptRTP(nil, buf[:n], nil)
 			}
 			e.recv.got(err == nil)
 		}
@@ -351,12 +373,13 @@ func (e *rtpEnd) start(seq uint16) {
 			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(i) * 160, SSRC: ssrc},
 				Payload: bytes.Repeat([]byte{0xff}, 160)}
 			seq++
+			remote, tx, _ := e.state()
 			b, err := p.Marshal()
-			if err == nil && e.tx != nil {
-				b, err = e.tx.EncryptRTP(nil, b, nil)
+			if err == nil && tx != nil {
+				b, err = tx.EncryptRTP(nil, b, nil)
 			}
 			if err == nil {
-				e.conn.WriteToUDPAddrPort(b, e.remote)
+				e.conn.WriteToUDPAddrPort(b, remote)
 			}
 		}
 	}()
@@ -422,11 +445,37 @@ type srtpCallee struct {
 	sess []*sipgo.DialogServerSession
 	// answers holds the SDP of each call by Call-ID: a re-INVITE gets it again.
 	answers map[string][]byte
+	byCall  map[string]*rtpEnd
 	next    chan *rtpEnd
 }
 
+// answerSDP is the callee's SDP for its end e with its key own.
+func answerSDP(e *rtpEnd, own sdp.Crypto) []byte {
+	return []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n")
+}
+
+// reinvited answers a re-INVITE: the SDP of the call, or, when the offer
+// moved the media elsewhere (a call rehomed to another unit), a new
+// answer with a new key, the end sending there with it. c.mu is held.
+func (c *srtpCallee) reinvited(t *testing.T, req *sip.Request) []byte {
+	id := req.CallID().Value()
+	e := c.byCall[id]
+	if e == nil || len(req.Body()) == 0 {
+		return c.answers[id]
+	}
+	remote, k := mediaOf(t, req.Body())
+	if cur, _, _ := e.state(); k == nil || remote == cur {
+		return c.answers[id]
+	}
+	own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.answers) + 100)}, 30)}
+	e.retarget(remote, srtpContext(t, own), srtpContext(t, *k))
+	c.answers[id] = answerSDP(e, own)
+	return c.answers[id]
+}
+
 func newSRTPCallee(t *testing.T) *srtpCallee {
-	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}}
+	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}, byCall: map[string]*rtpEnd{}}
 	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
 		p.Respond = func(req *sip.Request) (int, []byte) {
 			if req.Method != sip.INVITE {
@@ -434,7 +483,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			}
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return 200, c.answers[req.CallID().Value()]
+			return 200, c.reinvited(t, req)
 		}
 		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
 			e := newRTPEnd(t, "127.0.0.3")
@@ -446,15 +495,15 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			e.remote, e.rx = remote, srtpContext(t, *k)
 			own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.ends) + 1)}, 30)}
 			e.tx = srtpContext(t, own)
-			body := "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
-				" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n"
+			body := answerSDP(e, own)
 			c.mu.Lock()
 			c.ends = append(c.ends, e)
 			c.sess = append(c.sess, s)
-			c.answers[req.CallID().Value()] = []byte(body)
+			c.answers[req.CallID().Value()] = body
+			c.byCall[req.CallID().Value()] = e
 			c.mu.Unlock()
 			s.Respond(180, "Ringing", nil)
-			s.RespondSDP([]byte(body))
+			s.RespondSDP(body)
 			c.next <- e
 		}
 	})

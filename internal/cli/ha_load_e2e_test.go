@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -145,15 +146,19 @@ type haPair struct {
 	initial  string
 	callee   *srtpCallee
 	caller   *siptest.Peer
+	track    *callerTrack   // the caller's calls, for re-INVITEs towards it
 	dst      netip.AddrPort // the inside listener
 	cli      *clientv3.Client
 }
 
-func newHAPair(t *testing.T) *haPair {
-	if os.Geteuid() != 0 {
+// newHAPair sets the takeover tests up; with mode "rehome" the units
+// have addresses of their own (b's from the same range) and nothing floats.
+func newHAPair(t *testing.T, mode string) *haPair {
+	rehome := mode == config.HAModeRehome
+	if !rehome && os.Geteuid() != 0 {
 		t.Skip("adding the floating addresses to lo needs root")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
+	if _, err := exec.LookPath("ip"); err != nil && !rehome {
 		t.Skip("no ip command:", err)
 	}
 	testkit.NeedBinary(t, "sipp", "sip-tester")
@@ -188,6 +193,12 @@ func newHAPair(t *testing.T) *haPair {
 	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
 		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
 	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
+	if rehome {
+		other := 100 + ((os.Getpid()+30)%60)*2
+		cfg.HA.Mode, cfg.HA.Floating = config.HAModeRehome, nil
+		cfg.Units["b"] = config.UnitSettings{Name: "edge-b", Interfaces: []config.Interface{
+			{Name: "inside", Address: fmt.Sprintf("127.0.0.%d", other)}, {Name: "outside", Address: fmt.Sprintf("127.0.0.%d", other+1)}}}
+	}
 	p.initial = writeInitial(t, cfg)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: p.etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -195,7 +206,8 @@ func newHAPair(t *testing.T) *haPair {
 	}
 	t.Cleanup(func() { cli.Close() })
 	p.cli = cli
-	p.caller = siptest.NewPeer(t, "caller", "127.0.0.1", "udp")
+	p.track = &callerTrack{ends: map[string]*rtpEnd{}, contacts: map[string]sip.Uri{}}
+	p.caller = siptest.NewPeerWith(t, "caller", "127.0.0.1", "udp", p.track.setup(t))
 	p.dst = netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
 	return p
 }
@@ -219,6 +231,7 @@ func (p *haPair) placeCalls(t *testing.T, n int, seq0 uint16) []*callerLeg {
 	var legs []*callerLeg
 	for i := range n {
 		l := placeCall(t, p.caller, p.callee, p.dst, i)
+		p.track.add(l)
 		legs = append(legs, l)
 	}
 	for i, l := range legs {

@@ -26,7 +26,7 @@ import (
 // while they carry calls); once the calls have ended the preferred a
 // takes them back.
 func TestPlannedMove(t *testing.T) {
-	p := newHAPair(t)
+	p := newHAPair(t, "")
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	a := p.start(t, dirA, p.storeURL, "a")
 	b := p.start(t, dirB, p.storeURL, "b")

@@ -21,7 +21,7 @@ import (
 // at etcd), a relays no packet any more once fenced while b relays the
 // calls on, and the calls end with BYEs answered 200.
 func TestPartitionedOwnerDropsAddresses(t *testing.T) {
-	p := newHAPair(t)
+	p := newHAPair(t, "")
 	storeA, proxies := p.etcd.Proxies(t, p.space)
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	a := p.start(t, dirA, storeA, "a")

@@ -71,6 +71,8 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 func (f *fakeSIP) Drain(context.Context) error { return nil }
 func (f *fakeSIP) Resume()                     {}
 
+func (f *fakeSIP) Rehome(rec []byte) (string, error) { return f.Adopt(rec) }
+
 func (f *fakeSIP) CallCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
 // fakeNet keeps the addresses on an imaginary link.

@@ -140,6 +140,7 @@ func gapSummary(t *testing.T, direction string, gaps []time.Duration) {
 // caller and an etcd client.
 type haPair struct {
 	etcd     *etcdtest.Cluster
+	mode     string // ha.mode
 	space    string // the namespace in etcd
 	storeURL string
 	ns       string // the prefix of the call records
@@ -162,7 +163,7 @@ func newHAPair(t *testing.T, mode string) *haPair {
 		t.Skip("no ip command:", err)
 	}
 	testkit.NeedBinary(t, "sipp", "sip-tester")
-	p := &haPair{etcd: etcdtest.Start(t, 3)}
+	p := &haPair{etcd: etcdtest.Start(t, 3), mode: mode}
 	p.space = fmt.Sprintf("ha-%d", os.Getpid())
 	p.storeURL, p.ns = p.etcd.URL(p.space), p.space+"/kv/ha/calls/"
 	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
@@ -213,12 +214,16 @@ func newHAPair(t *testing.T, mode string) *haPair {
 }
 
 // start runs unit name on store; a is started first and waited for until
-// it owns the addresses, b until it is in the election.
+// it owns the addresses, b until it is in the election (rehome: each until
+// it watches the others).
 func (p *haPair) start(t *testing.T, dir, store, name string) *unitProc {
 	t.Helper()
 	u := startUnit(t, dir, p.initial, "--store", store, "--unit", name)
 	want := "ha: floating addresses"
-	if name == "a" {
+	switch {
+	case p.mode == config.HAModeRehome:
+		want = "ha: rehome: watching the other units"
+	case name == "a":
 		want += " taken"
 	}
 	waitLog(t, u, want, 60*time.Second)
@@ -256,5 +261,29 @@ func mediaBack(t *testing.T, legs []*callerLeg, t0 time.Time, log func() string)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// byeAll ends the calls with a BYE from the caller, answered 200: to the
+// Contact of the last re-INVITE towards the caller when there was one (a
+// rehomed call), else to the dialog's target.
+func (p *haPair) byeAll(t *testing.T, legs []*callerLeg, log func() string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, l := range legs {
+		var err error
+		if target, ok := p.track.contact(l); ok {
+			var res *sip.Response
+			if res, err = l.sess.Do(ctx, sip.NewRequest(sip.BYE, target)); err == nil && res.StatusCode != 200 {
+				err = fmt.Errorf("answered %d", res.StatusCode)
+			}
+		} else {
+			err = l.sess.Bye(ctx)
+		}
+		if err != nil {
+			t.Fatalf("call %d: BYE: %v\n%s", i, err, log())
+		}
+		l.stop()
 	}
 }

@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"context"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -11,59 +10,68 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/testkit"
 )
 
-// TestPartitionedOwnerDropsAddresses cuts the owner a from etcd (it reaches
-// etcd through proxies the test closes) while it carries calls: a must
-// drop the floating addresses and forget the calls before b takes them
-// (a fences itself within the lease; b wins only when the lease has gone
-// at etcd), a relays no packet any more once fenced while b relays the
-// calls on, and the calls end with BYEs answered 200.
+// TestPartitionedOwnerDropsAddresses cuts unit a from etcd (it reaches
+// etcd through proxies the test closes) while it carries calls. With
+// floating addresses a must drop them and forget the calls before b takes
+// them (a fences itself within the lease; b wins only when the lease has
+// gone at etcd); in rehome mode a must forget its calls before b moves
+// them. Either way a holds no media port any more once fenced, b carries
+// the calls on with media both ways, and the calls end with BYEs answered
+// 200.
 func TestPartitionedOwnerDropsAddresses(t *testing.T) {
-	p := newHAPair(t, "")
-	storeA, proxies := p.etcd.Proxies(t, p.space)
-	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	a := p.start(t, dirA, storeA, "a")
-	b := p.start(t, dirB, p.storeURL, "b")
-	bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
+	for _, tc := range []struct {
+		mode, gone, took string
+	}{
+		{"", "ha: floating addresses given up", "ha: floating addresses taken"},
+		{config.HAModeRehome, "ha: rehome: lease ", "ha: rehome: calls of a unit gone moved here"},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			p := newHAPair(t, tc.mode)
+			storeA, proxies := p.etcd.Proxies(t, p.space)
+			dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+			a := p.start(t, dirA, storeA, "a")
+			b := p.start(t, dirB, p.storeURL, "b")
+			bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
 
-	legs := p.placeCalls(t, 3, 1)
-	mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
-	if n := metricSum(t, dirA, "palisade_media_ports_in_use"); n != float64(4*len(legs)) {
-		t.Fatalf("a holds %v media ports for %d calls before the cut", n, len(legs))
-	}
-	cut := time.Now()
-	for _, px := range proxies {
-		px.Cut()
-	}
-	waitLog(t, a, "ha: floating addresses given up", 30*time.Second)
-	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
-	gone, took := logTime(t, a.log.String(), "ha: floating addresses given up"), logTime(t, b.log.String(), "ha: floating addresses taken")
-	t.Logf("a dropped the addresses %v after the cut; b took them %v after a dropped them",
-		gone.Sub(cut).Round(time.Millisecond), took.Sub(gone).Round(time.Millisecond))
-	if !gone.Before(took) {
-		t.Fatalf("b took the addresses (%v) before a dropped them (%v)", took, gone)
-	}
-	mediaBack(t, legs, took, bLog)
-	// a sends nothing any more: it carries no call and holds no media
-	// port (the media the peers get after the takeover is b's).
-	if n := metricSum(t, dirA, "palisade_media_ports_in_use"); n != 0 {
-		t.Errorf("a, fenced, still holds %v media ports", n)
-	}
-	if n := metricSum(t, dirA, "palisade_media_calls_active"); n != 0 || answeredCalls(t, dirA) != 0 {
-		t.Errorf("a, fenced, still relays %v calls", n)
-	}
-	if n := answeredCalls(t, dirB); n != len(legs) {
-		t.Errorf("b carries %d calls, want %d", n, len(legs))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i, l := range legs {
-		if err := l.sess.Bye(ctx); err != nil {
-			t.Fatalf("call %d: BYE after the partition: %v\n%s", i, err, bLog())
-		}
-		l.stop()
+			legs := p.placeCalls(t, 3, 1)
+			mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
+			if n := metricSum(t, dirA, "palisade_media_ports_in_use"); n != float64(4*len(legs)) {
+				t.Fatalf("a holds %v media ports for %d calls before the cut", n, len(legs))
+			}
+			before := mediaTargets(legs)
+			cut := time.Now()
+			for _, px := range proxies {
+				px.Cut()
+			}
+			waitLog(t, a, tc.gone, 30*time.Second)
+			waitLog(t, b, tc.took, 30*time.Second)
+			gone, took := logTime(t, a.log.String(), tc.gone), logTime(t, b.log.String(), tc.took)
+			t.Logf("a let go %v after the cut; b took over %v after that",
+				gone.Sub(cut).Round(time.Millisecond), took.Sub(gone).Round(time.Millisecond))
+			if !gone.Before(took) {
+				t.Fatalf("b took over (%v) before a let go (%v)", took, gone)
+			}
+			mediaBack(t, legs, took, bLog)
+			// a sends nothing any more: it carries no call and holds no
+			// media port (the media the peers get now is b's).
+			if n := metricSum(t, dirA, "palisade_media_ports_in_use"); n != 0 {
+				t.Errorf("a, fenced, still holds %v media ports", n)
+			}
+			if n := metricSum(t, dirA, "palisade_media_calls_active"); n != 0 || answeredCalls(t, dirA) != 0 {
+				t.Errorf("a, fenced, still relays %v calls", n)
+			}
+			if n := answeredCalls(t, dirB); n != len(legs) {
+				t.Errorf("b carries %d calls, want %d", n, len(legs))
+			}
+			if tc.mode == config.HAModeRehome {
+				checkMoved(t, p, legs, before)
+			}
+			p.byeAll(t, legs, bLog)
+		})
 	}
 }
 

@@ -71,13 +71,32 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 	defer func() { t.owned.Store(false); owner.Set(0) }()
 	t.log.Info("ha: rehome: watching the other units", "lease", lease.String())
 	wch := cli.Watch(tctx, pfx+"units/", clientv3.WithPrefix(), clientv3.WithRev(put.Header.Revision+1))
+	// Fencing: a quarter of the lease before it can run out at etcd (and
+	// another unit move this unit's calls), the calls here are forgotten,
+	// without a BYE: a unit cut off from etcd must not end, by its media
+	// timeout, the calls another unit carries on.
+	ttl := time.Duration(g.TTL) * time.Second
+	fence := time.NewTimer(ttl - ttl/4)
+	defer fence.Stop()
 	for {
 		select {
 		case <-tctx.Done():
 			return tctx.Err()
-		case _, ok := <-ka:
+		case <-fence.C:
+			n := t.d.SIP.Abandon(t.ifaces)
+			t.log.Warn("ha: rehome: lease not renewed in time; the calls here are left to the other units", "calls", n)
+			return errors.New("the lease was not renewed in time")
+		case r, ok := <-ka:
 			if !ok {
+				if tctx.Err() != nil {
+					return tctx.Err()
+				}
+				n := t.d.SIP.Abandon(t.ifaces)
+				t.log.Warn("ha: rehome: lease lost; the calls here are left to the other units", "calls", n)
 				return errors.New("the lease was lost")
+			}
+			if r.TTL > 0 {
+				fence.Reset(ttl - ttl/4)
 			}
 		case resp, ok := <-wch:
 			if !ok || resp.Err() != nil {
@@ -131,6 +150,9 @@ func (t *Takeover) claim(ctx context.Context, lease clientv3.LeaseID, gone strin
 func (t *Takeover) startRehome(cfg *config.Config) {
 	t.d.Keeper.SetActive(true) // every unit keeps its own calls' records
 	t.rehoming = true
+	for _, in := range cfg.Network.Interfaces {
+		t.ifaces = append(t.ifaces, in.Name)
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	t.cancel, t.done = cancel, make(chan struct{})
 	go func() {

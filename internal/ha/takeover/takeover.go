@@ -79,6 +79,7 @@ type Takeover struct {
 	group    *group
 	owner    *vip.Owner
 	rehoming bool       // ha.mode rehome: no group, no owner
+	ifaces   []string   // rehome: every interface (the calls a fenced unit forgets)
 	moving   sync.Mutex // one planned move at a time
 
 	owned   atomic.Bool

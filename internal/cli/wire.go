@@ -102,7 +102,7 @@ func wireSubsystems(d Deps) wired {
 		reg.SetCluster(d.ClusterUnit)
 	}
 	// In a cluster the confirmed calls' records go to etcd (only with
-	// ha.floating) for the unit that takes the floating addresses over; the
+	// ha.floating or ha.mode rehome) for the unit that carries them on; the
 	// media relay tells the keeper when a call's SRTP counters moved.
 	var keeper *takeover.Keeper
 	var mediaOpts []media.Option

@@ -1,6 +1,10 @@
 package admin
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+	"time"
+)
 
 // The "ha" status section: the takeover of calls between the units of a
 // cluster (internal/ha/takeover registers its source with observe); null
@@ -14,4 +18,58 @@ func init() {
 		}
 		return nil, nil
 	})
+	RegisterRoutes(func(rt *Routes) {
+		rt.API("POST /api/v1/ha/move", haMove)
+	})
+}
+
+// HAMover moves the floating addresses away from this unit
+// (takeover.Takeover.Move behind an adapter: docs/ha.md, planned move).
+type HAMover func(ctx context.Context, wait, hold time.Duration) (any, error)
+
+// HAMoveRequest bounds a planned move: how long the unit waits for its
+// calls to end before it hands the rest over, and how long it then stays
+// out of the election ("30s"; empty: the defaults).
+type HAMoveRequest struct {
+	Wait string `json:"wait,omitempty"`
+	Hold string `json:"hold,omitempty"`
+}
+
+// Defaults of a planned move.
+const (
+	DefaultMoveWait = 30 * time.Second
+	DefaultMoveHold = 5 * time.Minute
+)
+
+func haMove(env *Env, w http.ResponseWriter, r *http.Request) error {
+	if !env.Running() {
+		return ErrUnitStopped
+	}
+	if env.Live.HAMove == nil {
+		return Errorf(http.StatusConflict, "this unit has no floating addresses (ha.floating)")
+	}
+	var req HAMoveRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	wait, hold := DefaultMoveWait, DefaultMoveHold
+	for _, f := range []struct {
+		s    string
+		d    *time.Duration
+		name string
+	}{{req.Wait, &wait, "wait"}, {req.Hold, &hold, "hold"}} {
+		if f.s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.s)
+		if err != nil || d < 0 || d > time.Hour {
+			return Errorf(http.StatusBadRequest, "%s %q: a duration from 0s to 1h", f.name, f.s)
+		}
+		*f.d = d
+	}
+	res, err := env.Live.HAMove(r.Context(), wait, hold)
+	if err != nil {
+		return Errorf(http.StatusConflict, "%v", err)
+	}
+	return JSON(w, http.StatusOK, res)
 }

@@ -32,6 +32,9 @@ type Live struct {
 	// Units are the other units of the cluster, asked for cluster-wide
 	// listings (call records); nil for a single unit.
 	Units UnitPeers
+	// HAMove moves the floating addresses to another unit; nil without
+	// them.
+	HAMove HAMover
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

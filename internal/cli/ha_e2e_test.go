@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,83 +24,51 @@ import (
 	"github.com/pion/srtp/v3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/testkit"
-	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
 // TestCallsSurviveUnitLoss is the fast variant of the takeover test
 // (docs/ha.md): two `palisade run` units on a real three-member etcd share
 // two floating addresses on lo (inside and outside); Go user agents place
-// calls through a with RTP inside and SRTP outside, one outside stream
-// wrapping its sequence number; a is killed with SIGKILL. b must take the
+// 20 calls through a with RTP inside and SRTP outside, one outside stream
+// starting at sequence 65,000 so that it wraps before the kill, and sipp
+// places 30 held calls alongside; a is killed with SIGKILL. b must take the
 // addresses (refusing two bad records), the media must go on both ways
-// (the gap is printed) with no SRTP authentication failure, a re-INVITE
-// and BYEs after the kill must get 200, new calls go through b, and no
-// record is left in etcd at the end.
+// (gaps printed) with no SRTP authentication failure, every re-INVITE and
+// BYE after the kill must get 200 (sipp's included), 100 calls placed
+// after the lease must all succeed, and no record is left in etcd at the
+// end; etcd writes and bytes per call are printed.
 func TestCallsSurviveUnitLoss(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("adding the floating addresses to lo needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command:", err)
-	}
-	etcd := etcdtest.Start(t, 3)
-	storeURL := etcd.URL(fmt.Sprintf("ha-%d", os.Getpid()))
-	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
-	// tests), from the process id so that two runs do not meet.
-	base := 100 + (os.Getpid()%60)*2
-	inside, outside := fmt.Sprintf("127.0.0.%d", base), fmt.Sprintf("127.0.0.%d", base+1)
-	t.Cleanup(func() {
-		for _, a := range []string{inside, outside} {
-			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
-		}
-	})
-
-	callee := newSRTPCallee(t)
-	cfg := config.Default()
-	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: inside}, {Name: "outside", Address: outside}}
-	pIn, pOut := testkit.FreePort(t, "udp", inside), testkit.FreePort(t, "udp", outside)
-	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp", Port: pIn},
-		{Interface: "outside", Transport: "udp", Port: pOut}}
-	cfg.SIP.RestrictedInterfaces = []string{}
-	cfg.Media.PortMin = (42000 + testkit.FreePort(t, "udp", inside)%10000) &^ 1
-	cfg.Media.PortMax = cfg.Media.PortMin + 99
-	cfg.DialPlan.Rules = []config.DialRule{{Name: "callee", Head: "1", Tail: "0-9",
-		ForwardTo: []config.Forward{{URI: "sip:1000@" + callee.peer.Addr.String()}}}}
-	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
-		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
-	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
-	initial := writeInitial(t, cfg)
-
+	p := newHAPair(t, "")
+	ns, cli, callee, caller, dst := p.ns, p.cli, p.callee, p.caller, p.dst
+	writes := watchRecords(t, cli, ns, "other-version", "truncated")
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	a := startUnit(t, dirA, initial, "--store", storeURL, "--unit", "a")
-	waitLog(t, a, "ha: floating addresses taken", 60*time.Second)
-	b := startUnit(t, dirB, initial, "--store", storeURL, "--unit", "b")
-	waitLog(t, b, "ha: floating addresses", 60*time.Second) // b is in the election, waiting for a
+	a := p.start(t, dirA, p.storeURL, "a")
+	b := p.start(t, dirB, p.storeURL, "b")
+	bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
 
-	caller := siptest.NewPeer(t, "caller", "127.0.0.1", "udp")
-	dst := netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
-	const calls = 3
-	var legs []*callerLeg
-	for i := range calls {
-		legs = append(legs, placeCall(t, caller, callee, dst, i))
-	}
+	const calls, sippCalls, lateCalls = 20, 30, 100
 	// The media runs both ways at 20 ms; the first outside stream starts
-	// at sequence 65,400 and wraps about 3 s in.
-	for i, l := range legs {
-		l.start()
-		seq := uint16(1000 * i)
-		if i == 0 {
-			seq = 65400
+	// at sequence 65,000 and wraps about 10.7 s in.
+	legs := p.placeCalls(t, calls, 65000)
+	mediaStart := time.Now()
+	// sipp's calls, 10 a second, are held for 20 s: they end on b.
+	held := startSippUAC(t, "held", dst.String(), "2000", sippCalls, 10, 20*time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n := answeredCalls(t, dirA)
+		if n == calls+sippCalls {
+			break
 		}
-		l.out.start(seq)
+		if time.Now().After(deadline) {
+			t.Fatalf("a carries %d calls, want %d\n%s", n, calls+sippCalls, testkit.LastLines(a.log.String(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	// The kill comes at a random moment after the wrap (about 2.7 s in).
-	time.Sleep(3500*time.Millisecond + rand.N(2000*time.Millisecond))
+	// The kill comes at a random moment after the wrap.
+	time.Sleep(time.Until(mediaStart.Add(11500*time.Millisecond + rand.N(2000*time.Millisecond))))
 	for i, l := range legs {
 		if l.in.count() == 0 || l.out.count() == 0 {
 			t.Fatalf("call %d: no media before the kill (inside got %d, outside got %d)\n%s", i, l.in.count(), l.out.count(),
@@ -111,12 +77,6 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	}
 	// Two records b cannot use: another version's and a truncated one.
 	// Those calls are not adopted (and their records go); the others are.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ns := fmt.Sprintf("ha-%d/kv/ha/calls/", os.Getpid())
 	for k, v := range map[string]string{"other-version": `{"version":99,"call":{}}`, "truncated": `{"version":1,"call":{"id":"x`} {
 		if _, err := cli.Put(context.Background(), ns+k, v); err != nil {
 			t.Fatal(err)
@@ -130,63 +90,63 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
 	// Media must come back both ways on every call.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, l := range legs {
-		for !l.in.after(killed) || !l.out.after(killed) {
-			if time.Now().After(deadline) {
-				t.Fatalf("media did not come back after the kill\n%s", testkit.LastLines(b.log.String(), 60))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	mediaBack(t, legs, killed, bLog)
+	// Calls placed more than the lease (etcd's minimum, 2 s) and 1 s after
+	// the kill all succeed.
+	time.Sleep(time.Until(killed.Add(3 * time.Second)))
+	late := startSippUAC(t, "after the kill", dst.String(), "2000", lateCalls, 10, time.Second)
 	time.Sleep(2 * time.Second) // some media after the takeover
+	var gapsIn, gapsOut []time.Duration
 	for i, l := range legs {
-		gIn, gOut := l.in.gap(killed), l.out.gap(killed)
-		t.Logf("call %d: media gap after the kill: to the caller (RTP) %v, to the callee (SRTP) %v; SRTP auth failures %d",
-			i, gIn.Round(time.Millisecond), gOut.Round(time.Millisecond), l.out.authFailures())
+		gapsIn, gapsOut = append(gapsIn, l.in.gap(killed)), append(gapsOut, l.out.gap(killed))
 		if f := l.out.authFailures(); f != 0 {
 			t.Errorf("call %d: %d SRTP packets failed authentication at the callee", i, f)
 		}
+	}
+	gapSummary(t, "to the caller (RTP)", gapsIn)
+	gapSummary(t, "to the callee (SRTP)", gapsOut)
+	// b measured the gap of every adopted stream's direction itself.
+	status := mustCLI(t, dirB, "status", "ha")
+	t.Logf("status ha on b:\n%s", status)
+	if n := metricSum(t, dirB, "palisade_media_restore_gap_seconds_count"); n != 2*calls ||
+		!strings.Contains(status, fmt.Sprintf("media gap of adopted streams (restore to first packet, %d directions)", 2*calls)) {
+		t.Errorf("b measured the gap of %v stream directions, want %d", n, 2*calls)
 	}
 	// b's status of calls shows the adopted calls with their media counters.
 	var active []observe.CDR
 	if err := json.Unmarshal([]byte(mustCLI(t, dirB, "status", "calls", "--json")), &active); err != nil {
 		t.Fatal(err)
 	}
-	if len(active) != calls {
-		t.Fatalf("b shows %d calls, want %d", len(active), calls)
-	}
+	srtpCalls := 0
 	for _, c := range active {
-		if c.Media[0].PacketsIn == 0 || c.Media[1].PacketsIn == 0 || !c.Media[1].SRTP {
+		if len(c.Media) < 2 || !c.Media[1].SRTP {
+			continue // sipp's
+		}
+		srtpCalls++
+		if c.Media[0].PacketsIn == 0 || c.Media[1].PacketsIn == 0 {
 			t.Errorf("b's status of adopted call %s: media %+v", c.ID, c.Media)
 		}
 	}
-	if !strings.Contains(b.log.String(), "calls_adopted="+strconv.Itoa(calls)+" calls_refused=2") {
-		t.Errorf("b did not adopt %d calls:\n%s", calls, testkit.LastLines(b.log.String(), 60))
+	if srtpCalls != calls {
+		t.Fatalf("b shows %d calls with SRTP, want %d", srtpCalls, calls)
 	}
-	// In-dialog requests after the takeover: a BYE from each side.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	if !strings.Contains(b.log.String(), fmt.Sprintf("calls_adopted=%d calls_refused=2", calls+sippCalls)) {
+		t.Errorf("b did not adopt %d calls:\n%s", calls+sippCalls, bLog())
+	}
+	// In-dialog requests after the takeover: BYEs from both sides, and a
+	// re-INVITE (answered by the callee with its SDP of the call) before
+	// two of every three.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := legs[0].sess.Bye(ctx); err != nil {
-		t.Fatalf("the caller's BYE after the kill: %v", err)
-	}
-	// A re-INVITE after the takeover is answered 200 (the callee answers
-	// with its SDP of the call; the SRTP counts above are final).
-	reinv := sip.NewRequest(sip.INVITE, legs[1].sess.InviteResponse.Contact().Address)
-	reinv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	reinv.SetBody(siptest.SDP("127.0.0.1", legs[1].in.port()))
-	res, err := legs[1].sess.Do(ctx, reinv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, testkit.LastLines(b.log.String(), 30))
-	}
-	if err := legs[1].sess.WriteRequest(sip.NewRequest(sip.ACK, reinv.Recipient)); err != nil {
-		t.Fatal(err)
-	}
-	callee.bye(t, ctx, 1)
-	if err := legs[2].sess.Bye(ctx); err != nil {
-		t.Fatalf("the caller's BYE after the kill: %v", err)
-	}
-	for _, l := range legs {
+	for i, l := range legs {
+		if i%3 != 0 {
+			reinvite(t, ctx, l, bLog)
+		}
+		if i%3 == 1 {
+			callee.bye(t, ctx, i)
+		} else if err := l.sess.Bye(ctx); err != nil {
+			t.Fatalf("call %d: the caller's BYE after the kill: %v\n%s", i, err, bLog())
+		}
 		l.stop()
 	}
 	// New calls go through b, media both ways.
@@ -208,6 +168,8 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 			t.Errorf("new call %d through b: %d SRTP authentication failures", i, f)
 		}
 	}
+	held.wait(t, 60*time.Second, bLog)
+	late.wait(t, 60*time.Second, bLog)
 	// Every call ended: no record is left in etcd.
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithKeysOnly())
@@ -227,8 +189,40 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if status := mustCLI(t, dirB, "status"); !strings.Contains(status, "takeovers 1, calls adopted 3") {
+	writes.report(t, calls+sippCalls+lateCalls+2)
+	if status := mustCLI(t, dirB, "status"); !strings.Contains(status, fmt.Sprintf("takeovers 1, calls adopted %d", calls+sippCalls)) {
 		t.Errorf("status on b does not show the takeover:\n%s", status)
+	}
+}
+
+// answeredCalls is how many answered calls the unit in dir carries.
+func answeredCalls(t *testing.T, dir string) int {
+	t.Helper()
+	var active []observe.CDR
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "status", "calls", "--json")), &active); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range active {
+		if !c.Answer.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// reinvite sends a re-INVITE on the caller's leg of l and wants a 200.
+func reinvite(t *testing.T, ctx context.Context, l *callerLeg, log func() string) {
+	t.Helper()
+	req := sip.NewRequest(sip.INVITE, l.sess.InviteResponse.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(siptest.SDP("127.0.0.1", l.in.port()))
+	res, err := l.sess.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, log())
+	}
+	if err := l.sess.WriteRequest(sip.NewRequest(sip.ACK, req.Recipient)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -295,13 +289,35 @@ func (s *stream) gap(t0 time.Time) time.Duration {
 // rtpEnd sends RTP every 20 ms to where the unit's SDP says and records
 // what arrives; with keys it is SRTP.
 type rtpEnd struct {
-	t      *testing.T
-	conn   *net.UDPConn
+	t    *testing.T
+	conn *net.UDPConn
+	// remote, tx and rx are set before start, or later with retarget.
+	mu     sync.Mutex
 	remote netip.AddrPort
 	tx, rx *srtp.Context
 	recv   stream
 	done   chan struct{}
 	wg     sync.WaitGroup
+}
+
+// retarget sends to remote from now on, with the contexts given (nil:
+// unchanged), as an end does after a new offer/answer.
+func (e *rtpEnd) retarget(remote netip.AddrPort, tx, rx *srtp.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.remote = remote
+	if tx != nil {
+		e.tx = tx
+	}
+	if rx != nil {
+		e.rx = rx
+	}
+}
+
+func (e *rtpEnd) state() (netip.AddrPort, *srtp.Context, *srtp.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.remote, e.tx, e.rx
 }
 
 func newRTPEnd(t *testing.T, ip string) *rtpEnd {
@@ -337,8 +353,8 @@ func (e *rtpEnd) start(seq uint16) {
 			if err != nil {
 				continue
 			}
-			if e.rx != nil {
-				_, err = e.rx.DecryptRTP(nil, buf[:n], nil)
+			if _, _, rx := e.state(); rx != nil {
+				_, err = rx.DecryptRTP(nil, buf[:n], nil)
 			}
 			e.recv.got(err == nil)
 		}
@@ -357,12 +373,13 @@ func (e *rtpEnd) start(seq uint16) {
 			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(i) * 160, SSRC: ssrc},
 				Payload: bytes.Repeat([]byte{0xff}, 160)}
 			seq++
+			remote, tx, _ := e.state()
 			b, err := p.Marshal()
-			if err == nil && e.tx != nil {
-				b, err = e.tx.EncryptRTP(nil, b, nil)
+			if err == nil && tx != nil {
+				b, err = tx.EncryptRTP(nil, b, nil)
 			}
 			if err == nil {
-				e.conn.WriteToUDPAddrPort(b, e.remote)
+				e.conn.WriteToUDPAddrPort(b, remote)
 			}
 		}
 	}()
@@ -428,11 +445,37 @@ type srtpCallee struct {
 	sess []*sipgo.DialogServerSession
 	// answers holds the SDP of each call by Call-ID: a re-INVITE gets it again.
 	answers map[string][]byte
+	byCall  map[string]*rtpEnd
 	next    chan *rtpEnd
 }
 
+// answerSDP is the callee's SDP for its end e with its key own.
+func answerSDP(e *rtpEnd, own sdp.Crypto) []byte {
+	return []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n")
+}
+
+// reinvited answers a re-INVITE: the SDP of the call, or, when the offer
+// moved the media elsewhere (a call rehomed to another unit), a new
+// answer with a new key, the end sending there with it. c.mu is held.
+func (c *srtpCallee) reinvited(t *testing.T, req *sip.Request) []byte {
+	id := req.CallID().Value()
+	e := c.byCall[id]
+	if e == nil || len(req.Body()) == 0 {
+		return c.answers[id]
+	}
+	remote, k := mediaOf(t, req.Body())
+	if cur, _, _ := e.state(); k == nil || remote == cur {
+		return c.answers[id]
+	}
+	own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.answers) + 100)}, 30)}
+	e.retarget(remote, srtpContext(t, own), srtpContext(t, *k))
+	c.answers[id] = answerSDP(e, own)
+	return c.answers[id]
+}
+
 func newSRTPCallee(t *testing.T) *srtpCallee {
-	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}}
+	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}, byCall: map[string]*rtpEnd{}}
 	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
 		p.Respond = func(req *sip.Request) (int, []byte) {
 			if req.Method != sip.INVITE {
@@ -440,7 +483,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			}
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return 200, c.answers[req.CallID().Value()]
+			return 200, c.reinvited(t, req)
 		}
 		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
 			e := newRTPEnd(t, "127.0.0.3")
@@ -452,15 +495,15 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			e.remote, e.rx = remote, srtpContext(t, *k)
 			own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.ends) + 1)}, 30)}
 			e.tx = srtpContext(t, own)
-			body := "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
-				" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n"
+			body := answerSDP(e, own)
 			c.mu.Lock()
 			c.ends = append(c.ends, e)
 			c.sess = append(c.sess, s)
-			c.answers[req.CallID().Value()] = []byte(body)
+			c.answers[req.CallID().Value()] = body
+			c.byCall[req.CallID().Value()] = e
 			c.mu.Unlock()
 			s.Respond(180, "Ringing", nil)
-			s.RespondSDP([]byte(body))
+			s.RespondSDP(body)
 			c.next <- e
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/ha/takeover"
 )
 
@@ -18,13 +19,22 @@ func haLine(st *takeover.Status) string {
 		return "no floating addresses (ha.floating)"
 	}
 	role := "standby: another unit owns the floating addresses"
-	if st.Owner {
+	switch {
+	case st.Mode == config.HAModeRehome && st.Owner:
+		role = "rehome mode: watching the other units"
+	case st.Mode == config.HAModeRehome:
+		role = "rehome mode: not registered in etcd (the calls of other units are not watched)"
+	case st.Owner:
 		role = "owner of the floating addresses"
 	}
 	s := fmt.Sprintf("%s (%s)\ntakeovers %d, calls adopted %d, call records refused %d", role,
 		strings.Join(st.Interfaces, ", "), st.Takeovers, st.CallsAdopted, st.CallsRefused)
 	if !st.LastTakeover.IsZero() {
 		s += ", last takeover " + st.LastTakeover.UTC().Format(time.RFC3339)
+	}
+	if g := st.MediaGap; g.Directions > 0 {
+		s += fmt.Sprintf("\nmedia gap of adopted streams (restore to first packet, %d directions): median %v, max %v",
+			g.Directions, g.Median.Round(time.Millisecond), g.Max.Round(time.Millisecond))
 	}
 	return s
 }

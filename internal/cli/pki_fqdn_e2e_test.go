@@ -99,17 +99,7 @@ func TestMutualTLSCallFQDNThroughKamailio(t *testing.T) {
 // the counter has no such series).
 func nameMismatches(t *testing.T, dir string) float64 {
 	t.Helper()
-	c := socketClient(filepath.Join(dir, admin.SocketFile))
-	defer c.close() //nolint:errcheck
-	resp, err := c.hc.Get(c.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := scrapeMetrics(t, dir)
 	const series = `palisade_pki_tls_handshake_failures_total{cause="name_mismatch"} `
 	for _, l := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(l, series); ok {
@@ -124,4 +114,21 @@ func nameMismatches(t *testing.T, dir string) float64 {
 		t.Fatalf("/metrics has no palisade_pki_ series:\n%s", lastBytes(string(body), 1000))
 	}
 	return 0
+}
+
+// scrapeMetrics reads the unit's /metrics over admin.sock.
+func scrapeMetrics(t *testing.T, dir string) string {
+	t.Helper()
+	c := socketClient(filepath.Join(dir, admin.SocketFile))
+	defer c.close() //nolint:errcheck
+	resp, err := c.hc.Get(c.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/palisade-sbc/palisade/internal/admin"
 	"github.com/palisade-sbc/palisade/internal/cluster"
@@ -103,7 +104,7 @@ func wireSubsystems(d Deps) wired {
 		reg.SetCluster(d.ClusterUnit)
 	}
 	// In a cluster the confirmed calls' records go to etcd (only with
-	// ha.floating) for the unit that takes the floating addresses over; the
+	// ha.floating or ha.mode rehome) for the unit that carries them on; the
 	// media relay tells the keeper when a call's SRTP counters moved.
 	var keeper *takeover.Keeper
 	var mediaOpts []media.Option
@@ -114,10 +115,11 @@ func wireSubsystems(d Deps) wired {
 	// The media relay anchors RTP/SRTP; without it (no epoll) SDP passes unchanged.
 	var engine media.Engine = media.Passthrough{}
 	var relay unit.Subsystem
+	var restoreGaps func() media.GapStats // status of the takeover
 	if r, err := media.New(nil, d.Log, mediaOpts...); err != nil {
 		d.Log.Error("media relay unavailable; SDP is relayed unchanged", "err", err)
 	} else {
-		engine, relay = r, r
+		engine, relay, restoreGaps = r, r, r.RestoreGaps
 	}
 	sipDeps := b2bua.Deps{Logger: d.Log, Media: callmedia.Wrap(engine, obs), Tracer: obs.Traces, TLS: certs, Handshakes: certs, Registrar: reg, Guard: gd, Calls: obs.Recorder}
 	var ha *takeover.Takeover
@@ -128,7 +130,7 @@ func wireSubsystems(d Deps) wired {
 	sipSvc := b2bua.New(sipDeps)
 	if keeper != nil {
 		// The floating addresses: elected, their calls taken over (docs/ha.md).
-		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Log: d.Log})
+		ha = takeover.New(takeover.Deps{Store: d.Etcd, Unit: d.ClusterUnit, SIP: sipSvc, Keeper: keeper, Gaps: restoreGaps, Log: d.Log})
 		haSub = ha
 		obs.Sources.Register(observe.StatusSource{Kind: "ha", Status: func(context.Context) (any, error) { return ha.Status(), nil }})
 	}
@@ -147,6 +149,9 @@ func wireSubsystems(d Deps) wired {
 	env := &admin.Env{Store: d.Store, Config: d.Config, Log: d.Log.With("subsystem", "admin"), DataDir: d.DataDir,
 		Live: &admin.Live{Observe: obs, PKI: certs, Peers: sipSvc, RecentLog: d.RecentLog, SIP: sipSvc, Cluster: d.ClusterStatus,
 			Units: d.ClusterUnits}}
+	if ha != nil {
+		env.Live.HAMove = func(ctx context.Context, wait, hold time.Duration) (any, error) { return ha.Move(ctx, wait, hold) }
+	}
 	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,
 		Certs: certs, // admin.certificate names one of its certificates

@@ -19,7 +19,22 @@ type HA struct {
 	// Preference lists unit names in the order they should own the
 	// addresses; units not listed come after them.
 	Preference []string `json:"preference"`
+	// Mode is how a unit carries on the calls of a unit that died:
+	// "move" (or empty) takes its floating addresses over; "rehome" (no
+	// floating addresses: networks where addresses cannot move) re-INVITEs
+	// both parties of each call with this unit's Contact and media.
+	Mode string `json:"mode,omitempty"`
 }
+
+// HA modes.
+const (
+	HAModeMove   = "move"
+	HAModeRehome = "rehome"
+)
+
+// Rehome reports whether the calls of a dead unit are re-INVITEd to
+// another unit's own addresses rather than taken over with its addresses.
+func (h HA) Rehome() bool { return h.Mode == HAModeRehome }
 
 // Floating makes an interface's address a floating address.
 type Floating struct {
@@ -57,6 +72,18 @@ func (c *Config) FloatingPrefix(f Floating) (netip.Prefix, error) {
 
 func (v *validator) ha() {
 	h := v.c.HA
+	switch h.Mode {
+	case "", HAModeMove:
+	case HAModeRehome:
+		if len(h.Floating) > 0 {
+			v.add("ha.floating", "must be empty with ha.mode \"rehome\": the calls move to another unit's own addresses")
+		}
+		if h.Lease.D() < MinHALease {
+			v.add("ha.lease", "%v is too short (at least %v)", h.Lease.D(), MinHALease)
+		}
+	default:
+		v.add("ha.mode", "%q is not \"move\" or \"rehome\"", h.Mode)
+	}
 	if len(h.Floating) == 0 {
 		return
 	}

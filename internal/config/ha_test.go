@@ -26,6 +26,13 @@ func TestHAValidation(t *testing.T) {
 		{"short lease", func(c *Config) { c.HA.Lease = Duration(500 * time.Millisecond) }, "ha.lease"},
 		{"bad unit", func(c *Config) { c.HA.Preference = []string{"a b"} }, "ha.preference[0]"},
 		{"unit twice", func(c *Config) { c.HA.Preference = []string{"a", "a"} }, "ha.preference[1]"},
+		{"move mode", func(c *Config) { c.HA.Mode = "move" }, ""},
+		{"rehome mode", func(c *Config) { c.HA.Mode, c.HA.Floating = "rehome", nil }, ""},
+		{"rehome with floating addresses", func(c *Config) { c.HA.Mode = "rehome" }, `ha.floating: must be empty with ha.mode "rehome"`},
+		{"rehome short lease", func(c *Config) {
+			c.HA.Mode, c.HA.Floating, c.HA.Lease = "rehome", nil, Duration(500*time.Millisecond)
+		}, "ha.lease"},
+		{"unknown mode", func(c *Config) { c.HA.Mode = "vrrp" }, `ha.mode: "vrrp"`},
 		{"unit moves a floating address", func(c *Config) {
 			c.Units = map[string]UnitSettings{"b": {Interfaces: []Interface{{Name: "inside", Address: "127.0.0.9"}}}}
 		}, "units.b.interfaces"},

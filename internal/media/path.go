@@ -98,6 +98,10 @@ type legCounters struct {
 	// jitterSet tells that one was made (the leg had two RTP packets).
 	jitter    atomic.Uint64
 	jitterSet atomic.Bool
+	// restored is monoNow when the leg was restored from a snapshot (0:
+	// set up here); gap is the time from then to the first packet sent
+	// out of it (0: none yet).
+	restored, gap atomic.Int64
 }
 
 // handle relays the n datagrams sitting in pb that arrived on s.
@@ -187,6 +191,9 @@ func (s *socket) handle(pb *pathBuf, n int) {
 	if outPk > 0 {
 		ol.stats.pktOut.Add(outPk)
 		ol.stats.bytesOut.Add(outB)
+		if r := ol.stats.restored.Load(); r != 0 && ol.stats.gap.Load() == 0 {
+			c.relay.gaps.first(&ol.stats, now-r)
+		}
 	}
 }
 

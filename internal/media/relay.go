@@ -44,6 +44,7 @@ type Relay struct {
 	idle     chan struct{} // closed when the last call ends while draining
 
 	onCounters func(id string) // snapshot.go: WithCounterHook; nil = none
+	gaps       gapLog          // gap.go: media gaps of restored streams
 }
 
 // relayConf is the part of the configuration new calls are set up with.

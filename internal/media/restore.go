@@ -198,6 +198,7 @@ func (c *call) restoreStream(ss *StreamSnapshot) (*stream, error) {
 			return nil, err
 		}
 		l := &leg{side: Side(i), spec: c.sides[i].spec, pol: c.sides[i].pol, port: ls.Port}
+		l.stats.restored.Store(monoNow())
 		l.rtp, l.rtcp = newSocket(rtp, ls.Port, st, l, false), newSocket(rtcp, ls.Port+1, st, l, true)
 		st.legs[i] = l
 		if ls.LatchRTP.IsValid() {

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"time"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -159,11 +161,20 @@ func TestRestoreAfterWrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	moved := time.Now()
 	r2, c2 := moveCall(t, cfg, r1, c1, got)
 	if p := [2]int{c2.port(0, SideA), c2.port(0, SideB)}; p != ports {
 		t.Fatalf("restored on ports %v, want %v", p, ports)
 	}
 	flow(t, pbx, ext, "restored", 300)
+	// The restored relay measured the gap of both directions once: from
+	// the restore to the first packet out.
+	if g := r2.RestoreGaps(); g.Directions != 2 || g.Median <= 0 || g.Max > time.Since(moved) {
+		t.Fatalf("gaps of the restored relay: %+v (restored %v ago)", g, time.Since(moved))
+	}
+	if g := r1.RestoreGaps(); g.Directions != 0 {
+		t.Fatalf("the first relay restored nothing but reports gaps %+v", g)
+	}
 	rtcpBothWays(t, pbx, ext, 10)
 	if n := authFails(c2); n != 0 {
 		t.Fatalf("%d SRTP/SRTCP authentication failures after the restore", n)

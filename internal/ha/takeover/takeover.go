@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-sbc/palisade/internal/config"
 	"github.com/palisade-sbc/palisade/internal/ha/vip"
+	"github.com/palisade-sbc/palisade/internal/media"
 	"github.com/palisade-sbc/palisade/internal/sip/b2bua"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
@@ -32,7 +33,14 @@ type SIP interface {
 	Abandon(ifaces []string) int
 	// Adopt carries a call on from its record.
 	Adopt(rec []byte) (string, error)
+	// Rehome carries a call on from its record on this unit's own
+	// addresses (re-INVITEs).
+	Rehome(rec []byte) (string, error)
 	CallCount() int
+	// Drain refuses new calls (503) and waits until the calls end or ctx
+	// is done; Resume takes new calls again.
+	Drain(ctx context.Context) error
+	Resume()
 }
 
 // Store is what the takeover needs of the cluster's store (*store.Etcd).
@@ -51,7 +59,10 @@ type Deps struct {
 	Keeper *Keeper
 	// Net configures the addresses; nil = rtnetlink in this namespace.
 	Net vip.Net
-	Log *slog.Logger
+	// Gaps reports the media gaps of the adopted calls' streams
+	// (media.Relay.RestoreGaps); nil: not shown.
+	Gaps func() media.GapStats
+	Log  *slog.Logger
 }
 
 // Takeover is a unit.Subsystem: it follows ha in the configuration. The
@@ -61,11 +72,15 @@ type Takeover struct {
 	d   Deps
 	log *slog.Logger
 
-	mu      sync.Mutex
-	started bool
-	cancel  context.CancelFunc
-	done    chan struct{}
-	group   *group
+	mu       sync.Mutex
+	started  bool
+	cancel   context.CancelFunc
+	done     chan struct{}
+	group    *group
+	owner    *vip.Owner
+	rehoming bool       // ha.mode rehome: no group, no owner
+	ifaces   []string   // rehome: every interface (the calls a fenced unit forgets)
+	moving   sync.Mutex // one planned move at a time
 
 	owned   atomic.Bool
 	closing atomic.Bool // Close: the B2BUA has gone already
@@ -112,6 +127,10 @@ func (t *Takeover) Apply(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	t.started = true
+	if cfg.HA.Rehome() {
+		t.startRehome(cfg)
+		return nil
+	}
 	if len(cfg.HA.Floating) == 0 {
 		return nil
 	}
@@ -130,7 +149,7 @@ func (t *Takeover) Apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	t.group = g
+	t.group, t.owner = g, o
 	rctx, cancel := context.WithCancel(context.Background())
 	t.cancel, t.done = cancel, make(chan struct{})
 	go func() {
@@ -159,10 +178,15 @@ func (t *Takeover) Close() error {
 		return nil
 	}
 	t.closing.Store(true)
-	cancel()
-	<-done
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stop()
+	if t.rehoming {
+		// The records of the calls ended go before the unit's key: no
+		// other unit may move calls that have ended.
+		t.d.Keeper.flush(ctx)
+	}
+	cancel()
+	<-done
 	t.d.Keeper.flush(ctx)
 	return nil
 }
@@ -275,16 +299,23 @@ func (t *Takeover) takeOver(records []store.KV) {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}
 	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
-	n, bad := 0, 0
+	n, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
+	t.log.Info("ha: floating addresses taken", "calls_adopted", n, "calls_refused", bad, "took", time.Since(start).String())
+}
+
+// carryOn carries the calls of records on with carry (Adopt or Rehome);
+// a record that cannot be used is removed, one of a call carried here
+// already left alone. It counts and returns the calls carried and refused.
+func (t *Takeover) carryOn(ctx context.Context, records []store.KV, carry func([]byte) (string, error)) (n, bad int) {
 	for _, kv := range records {
-		id, err := t.d.SIP.Adopt(kv.Value)
+		id, err := carry(kv.Value)
 		if errors.Is(err, b2bua.ErrCarried) {
 			continue // its own record: a call that stayed here
 		}
 		if err != nil {
 			bad++
 			refused.Inc()
-			t.log.Warn("ha: call not adopted; its record is removed", "key", kv.Key, "err", err)
+			t.log.Warn("ha: call not carried on; its record is removed", "key", kv.Key, "err", err)
 			if err := t.d.Store.Delete(ctx, kv.Key); err != nil {
 				t.log.Warn("ha: removing a call record", "key", kv.Key, "err", err)
 			}
@@ -292,7 +323,7 @@ func (t *Takeover) takeOver(records []store.KV) {
 		}
 		n++
 		adopted.Inc()
-		t.log.Debug("ha: call adopted", "call_id", id)
+		t.log.Debug("ha: call carried on", "call_id", id)
 	}
 	t.stats.Lock()
 	t.stats.takeovers++
@@ -300,7 +331,7 @@ func (t *Takeover) takeOver(records []store.KV) {
 	t.stats.refused += bad
 	t.stats.last = time.Now()
 	t.stats.Unlock()
-	t.log.Info("ha: floating addresses taken", "calls_adopted", n, "calls_refused", bad, "took", time.Since(start).String())
+	return n, bad
 }
 
 // giveUp closes the listeners and forgets the calls (no BYE: the new owner
@@ -324,24 +355,39 @@ func (t *Takeover) giveUp(ifaces []string) {
 
 // Status is what status shows of the takeover.
 type Status struct {
+	Mode         string    `json:"mode"` // move | rehome
 	Interfaces   []string  `json:"interfaces"`
 	Owner        bool      `json:"owner"`
 	Takeovers    int       `json:"takeovers"`
 	CallsAdopted int       `json:"calls_adopted"`
 	CallsRefused int       `json:"calls_refused"`
 	LastTakeover time.Time `json:"last_takeover,omitzero"`
+	// MediaGap: per direction of the adopted calls' streams, the time from
+	// their restore to the first packet relayed.
+	MediaGap media.GapStats `json:"media_gap"`
 }
 
 // Status reports the takeover's state (nil: no floating addresses).
 func (t *Takeover) Status() *Status {
 	t.mu.Lock()
-	g := t.group
+	g, rehoming := t.group, t.rehoming
 	t.mu.Unlock()
-	if g == nil {
+	if g == nil && !rehoming {
 		return nil
+	}
+	var ifaces []string
+	mode := config.HAModeMove
+	if g != nil {
+		ifaces = g.ifaces
+	} else {
+		mode = config.HAModeRehome
+	}
+	var gaps media.GapStats
+	if t.d.Gaps != nil {
+		gaps = t.d.Gaps()
 	}
 	t.stats.Lock()
 	defer t.stats.Unlock()
-	return &Status{Interfaces: g.ifaces, Owner: t.owned.Load(), Takeovers: t.stats.takeovers,
-		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last}
+	return &Status{Mode: mode, Interfaces: ifaces, Owner: t.owned.Load(), Takeovers: t.stats.takeovers,
+		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last, MediaGap: gaps}
 }

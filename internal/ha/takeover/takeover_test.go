@@ -68,6 +68,11 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 	return string(rec), nil
 }
 
+func (f *fakeSIP) Drain(context.Context) error { return nil }
+func (f *fakeSIP) Resume()                     {}
+
+func (f *fakeSIP) Rehome(rec []byte) (string, error) { return f.Adopt(rec) }
+
 func (f *fakeSIP) CallCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
 // fakeNet keeps the addresses on an imaginary link.
@@ -150,5 +155,13 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	if len(net.on) != 0 || sip.CallCount() != 0 || !slices.Equal(sip.held[1], []string{"inside", "outside"}) || tk.Status().Owner ||
 		tk.d.Keeper.active.Load() {
 		t.Fatalf("after Remove: addresses %v, calls %d, held %v, status %+v", net.on, sip.CallCount(), sip.held, tk.Status())
+	}
+}
+
+// A planned move starts on the owner only.
+func TestMoveNeedsOwner(t *testing.T) {
+	tk := New(Deps{SIP: &fakeSIP{}, Keeper: NewKeeper(&memWriter{}, slog.New(slog.DiscardHandler))})
+	if _, err := tk.Move(context.Background(), time.Second, time.Second); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("move on a unit without floating addresses: %v, want ErrNotOwner", err)
 	}
 }

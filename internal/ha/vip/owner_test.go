@@ -99,8 +99,8 @@ func TestOwnerInProcess(t *testing.T) {
 	taken0 := testutil.ToFloat64(takenTotal.WithLabelValues("192.0.2.10"))
 	var readyCalls atomic.Int32
 	na := &fakeNet{}
-	px := newProxy(t, etcd)
-	a, _, _ := startOwner(t, px.addr(), "a", na, func(context.Context) error {
+	px := etcdtest.NewProxy(t, etcd)
+	a, _, _ := startOwner(t, px.Addr, "a", na, func(context.Context) error {
 		if readyCalls.Add(1) < 3 {
 			return errors.New("calls not readable yet")
 		}
@@ -122,7 +122,7 @@ func TestOwnerInProcess(t *testing.T) {
 	}
 
 	cut := time.Now()
-	px.cut()
+	px.Cut()
 	waitUntil(t, "b to own the address after a was cut off", func() bool { return b.Owned() })
 	hasA, _, removedA := na.state()
 	_, addedB, _ := nb.state()
@@ -150,4 +150,41 @@ func TestOwnerInProcess(t *testing.T) {
 		t.Fatal("b kept the address after a clean stop")
 	}
 	waitUntil(t, "c to own the address after b stopped", func() bool { return c.Owned() })
+}
+
+// TestOwnerRelease: a planned move. The owner a releases the address: it
+// removes it before b adds it, stays out of the election for the hold
+// (b keeps the address although a is preferred), and comes back after it
+// (b, carrying no call, hands the address back).
+func TestOwnerRelease(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("install Debian package etcd-server")
+	}
+	etcd := etcdtest.Start(t, 1).Endpoints()[0]
+	na, nb := &fakeNet{}, &fakeNet{}
+	a, _, _ := startOwner(t, etcd, "a", na, nil)
+	waitUntil(t, "a to own the address", func() bool { return a.Owned() })
+	b, _, _ := startOwner(t, etcd, "b", nb, nil)
+	if b.Release(time.Second) {
+		t.Fatal("b released an address it does not own")
+	}
+	const hold = 4 * time.Second
+	released := time.Now()
+	if !a.Release(hold) {
+		t.Fatal("a did not release the address it owns")
+	}
+	waitUntil(t, "b to own the address after a released it", func() bool { return b.Owned() })
+	_, addedB, _ := nb.state()
+	hasA, _, removedA := na.state()
+	t.Logf("b added the address %v after the release", addedB.Sub(released).Round(10*time.Millisecond))
+	if hasA || !removedA.Before(addedB) {
+		t.Fatalf("a removed the address at %v, b added it at %v (a has it: %v)", removedA, addedB, hasA)
+	}
+	for time.Since(released) < hold-time.Second {
+		if a.Owned() || !b.Owned() {
+			t.Fatal("a took the address back during its hold")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitUntil(t, "a to own the address again after its hold", func() bool { return a.Owned() })
 }

@@ -72,6 +72,10 @@ type Owner struct {
 	cfg   Config
 	log   *slog.Logger
 	owned atomic.Bool
+	// Release: a request to give the address up now, and the time
+	// (UnixNano) until which this unit stays out of the election after.
+	release   chan struct{}
+	holdUntil atomic.Int64
 }
 
 // New checks cfg.
@@ -90,7 +94,24 @@ func New(cfg Config) (*Owner, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
-	return &Owner{cfg: cfg, log: cfg.Log.With("vip", cfg.Address.String(), "unit", cfg.Unit)}, nil
+	return &Owner{cfg: cfg, log: cfg.Log.With("vip", cfg.Address.String(), "unit", cfg.Unit),
+		release: make(chan struct{}, 1)}, nil
+}
+
+// Release gives the address up now (a planned move: removed, the lease
+// revoked so that another unit takes it at once) and keeps this unit out
+// of the election for hold, so that it does not take the address back. It
+// reports whether this unit owned the address.
+func (o *Owner) Release(hold time.Duration) bool {
+	if !o.owned.Load() {
+		return false
+	}
+	o.holdUntil.Store(time.Now().Add(hold).UnixNano())
+	select {
+	case o.release <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // Owned reports whether the address is on this unit now.
@@ -108,6 +129,14 @@ func (o *Owner) Run(ctx context.Context) error {
 		return fmt.Errorf("vip: removing a stale %v: %w", o.cfg.Address, err)
 	}
 	for ctx.Err() == nil {
+		if wait := time.Until(time.Unix(0, o.holdUntil.Load())); wait > 0 {
+			o.log.Info("vip: out of the election after a release", "for", wait.Round(time.Second).String())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
 		err := o.term(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -315,6 +344,10 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		o.log.Warn("vip: announcing the address", "err", err)
 	}
 	refreshed := ren.last.Load()
+	select {
+	case <-o.release: // a request of an earlier term
+	default:
+	}
 	for {
 		wait := time.Until(ren.deadline())
 		if wait > ren.ttl/6 {
@@ -326,6 +359,9 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 				o.fenced()
 				return errLeaseLost
 			}
+			return nil
+		case <-o.release:
+			o.log.Info("vip: address released on request (planned move)")
 			return nil
 		case <-time.After(max(wait, 0)):
 		}

@@ -258,8 +258,8 @@ func TestFloatingAddress(t *testing.T) {
 	defer peer.Close()
 	busy := t.TempDir() + "/busy"
 
-	pa := newProxy(t, etcd)
-	a := l.unit(t, "a", pa.addr(), "")
+	pa := etcdtest.NewProxy(t, etcd)
+	a := l.unit(t, "a", pa.Addr, "")
 	until(t, "a to own the address", 30*time.Second, func() bool { return l.has("a") })
 	b := l.unit(t, "b", etcd, busy)
 	_ = b
@@ -299,8 +299,8 @@ func TestFloatingAddress(t *testing.T) {
 	if err := os.WriteFile(busy, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pa2 := newProxy(t, etcd)
-	l.unit(t, "a", pa2.addr(), "")
+	pa2 := etcdtest.NewProxy(t, etcd)
+	l.unit(t, "a", pa2.Addr, "")
 	until(t, "a to rejoin", 30*time.Second, func() bool {
 		r, err := cli.Get(context.Background(), "/test/vip/units/a")
 		return err == nil && len(r.Kvs) == 1
@@ -335,7 +335,7 @@ func TestFloatingAddress(t *testing.T) {
 		}
 	}()
 	cut := time.Now()
-	pa2.cut()
+	pa2.Cut()
 	wg.Wait()
 	if aGone.IsZero() || bHas.IsZero() {
 		t.Fatalf("after the partition: a dropped the address: %v, b took it: %v", !aGone.IsZero(), !bHas.IsZero())

@@ -197,21 +197,11 @@ type Restorer interface {
 // cseqJump above the recorded ones. Nothing is sent. The record is then
 // written again as this unit's.
 func (s *Service) Adopt(b []byte) (string, error) {
-	r, snap, err := DecodeRecord(b)
+	r, snap, rt, eps, err := s.adoptable(b)
 	if err != nil {
 		return "", err
 	}
-	rt := s.rt.Load()
 	st := r.Call
-	var eps [2]*endpoint
-	for i, l := range st.Legs {
-		if eps[i] = rt.endpoints[l.Interface]; eps[i] == nil {
-			return "", fmt.Errorf("b2bua: call %s: no interface %q here", st.ID, l.Interface)
-		}
-		if s.calls.get(dialogKey(l.CallID, l.LocalTag)) != nil {
-			return "", fmt.Errorf("call %s: %w", st.ID, ErrCarried)
-		}
-	}
 	mc, _ := media.Passthrough{}.NewCall(st.ID, media.Leg{}, media.Leg{})
 	if snap != nil {
 		rs, ok := s.deps.Media.(Restorer)
@@ -222,13 +212,43 @@ func (s *Service) Adopt(b []byte) (string, error) {
 			return "", fmt.Errorf("b2bua: call %s: %w", st.ID, err)
 		}
 	}
+	c := s.carry(rt, st, eps, remember(mc))
+	callsAdopted.Inc()
+	c.logger().Info("call adopted from another unit", "unit", r.Unit, "written", r.Written)
+	c.persist()
+	return st.ID, nil
+}
+
+// adoptable decodes a record and finds the endpoints of its legs here; a
+// call this unit carries already is refused with ErrCarried.
+func (s *Service) adoptable(b []byte) (*CallRecord, *media.CallSnapshot, *runtime, [2]*endpoint, error) {
+	var eps [2]*endpoint
+	r, snap, err := DecodeRecord(b)
+	if err != nil {
+		return nil, nil, nil, eps, err
+	}
+	rt := s.rt.Load()
+	for i, l := range r.Call.Legs {
+		if eps[i] = rt.endpoints[l.Interface]; eps[i] == nil {
+			return nil, nil, nil, eps, fmt.Errorf("b2bua: call %s: no interface %q here", r.Call.ID, l.Interface)
+		}
+		if s.calls.get(dialogKey(l.CallID, l.LocalTag)) != nil {
+			return nil, nil, nil, eps, fmt.Errorf("call %s: %w", r.Call.ID, ErrCarried)
+		}
+	}
+	return r, snap, rt, eps, nil
+}
+
+// carry puts the call of a record into the call map with the media mc,
+// its local CSeqs cseqJump above the recorded ones.
+func (s *Service) carry(rt *runtime, st CallState, eps [2]*endpoint, mc *sdpMemo) *call {
 	c := s.newCallState(rt)
 	c.st = CallState{ID: st.ID, Phase: PhaseConfirmed, Started: st.Started, Answered: st.Answered}
 	for i, l := range st.Legs {
 		l.LocalCSeq += cseqJump
 		c.setLeg(media.Side(i), &leg{Leg: l, ep: eps[i], uas: i == int(media.SideA), acked: true})
 	}
-	c.media = remember(mc)
+	c.media = mc
 	c.media.OnInactive(func() { c.hangup("media inactivity timeout") })
 	for _, l := range st.Legs {
 		s.calls.put(dialogKey(l.CallID, l.LocalTag), c)
@@ -237,8 +257,5 @@ func (s *Service) Adopt(b []byte) (string, error) {
 	callsActive.Inc()
 	c.recordStart()
 	c.recordAnswer()
-	callsAdopted.Inc()
-	c.logger().Info("call adopted from another unit", "unit", r.Unit, "written", r.Written)
-	c.persist()
-	return st.ID, nil
+	return c
 }

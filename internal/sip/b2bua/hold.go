@@ -49,3 +49,8 @@ func (s *Service) Abandon(ifaces []string) int {
 	}
 	return n
 }
+
+// Resume takes new calls again after Drain: a planned move of the floating
+// addresses drains the unit first, and the unit goes on serving its other
+// addresses once the floating ones are elsewhere.
+func (s *Service) Resume() { s.draining.Store(false) }

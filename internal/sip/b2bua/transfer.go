@@ -11,6 +11,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,32 +321,42 @@ func (x *transfer) buildInvite(rt *runtime, nl *Leg, yl Leg, h routing.Hop, tg r
 }
 
 // resyncMedia brings both parties in line with the call's media session
-// after the transferee's answer moved its media or changed its key: the
+// after the transferee's answer moved its media or changed its key (or
+// after a call moved to this unit: rehome.go): the
 // transferee is asked for a fresh offer (re-INVITE without SDP), which goes
 // to the other party, whose answer returns in the ACK (RFC 3725 §4.1; both
 // parties are in a call already and answer at once). A transferee that
 // requires an offer (trunk.offer) is the one offered to instead.
-func (c *call) resyncMedia(y media.Side) {
+func (c *call) resyncMedia(y media.Side) error {
 	if c.needsOffer(y) && !c.needsOffer(y.Other()) {
 		y = y.Other() // Teams takes no re-INVITE without SDP: ask the other party
 	}
 	ry, ackY, err := c.legAt(y).reinvite(nil)
-	if err != nil || ry.StatusCode >= 300 {
-		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y), "err", err)
-		return
+	if err == nil && ry.StatusCode >= 300 {
+		err = fmt.Errorf("%d %s", ry.StatusCode, ry.Reason)
+	}
+	if err != nil {
+		c.logger().Info("media renegotiation failed", "side", sideName(y), "err", err)
+		return fmt.Errorf("re-INVITE to the %s: %w", sideName(y), err)
 	}
 	mc := c.mediaOf()
 	offer, err := mc.Offer(y, ry.Body())
-	if err != nil || len(ry.Body()) == 0 {
+	if err == nil && len(ry.Body()) == 0 {
+		err = errors.New("no SDP offer")
+	}
+	if err != nil {
 		ackY(nil)
-		c.logger().Info("media renegotiation after the transfer failed: no usable offer", "err", err)
-		return
+		c.logger().Info("media renegotiation failed: no usable offer", "err", err)
+		return fmt.Errorf("the offer of the %s: %w", sideName(y), err)
 	}
 	rx, ackX, err := c.legAt(y.Other()).reinvite(offer)
-	if err != nil || rx.StatusCode >= 300 {
+	if err == nil && rx.StatusCode >= 300 {
+		err = fmt.Errorf("%d %s", rx.StatusCode, rx.Reason)
+	}
+	if err != nil {
 		ackY(nil)
-		c.logger().Info("media renegotiation after the transfer failed", "side", sideName(y.Other()), "err", err)
-		return
+		c.logger().Info("media renegotiation failed", "side", sideName(y.Other()), "err", err)
+		return fmt.Errorf("re-INVITE to the %s: %w", sideName(y.Other()), err)
 	}
 	ackX(nil)
 	answer, err := mc.Answer(y.Other(), rx.Body())
@@ -353,6 +364,7 @@ func (c *call) resyncMedia(y media.Side) {
 		answer = nil
 	}
 	ackY(answer)
+	return err
 }
 
 // failureOf is the status a failed exchange reports.

@@ -3,6 +3,7 @@ package etcdtest
 import (
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -82,4 +83,21 @@ func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+}
+
+// Proxies puts a proxy before every member and returns the --store value
+// that reaches the cluster through them (namespace ns), and the proxies.
+func (c *Cluster) Proxies(t testing.TB, ns string) (string, []*Proxy) {
+	var ps []*Proxy
+	var addrs []string
+	for _, e := range c.Endpoints() {
+		p := NewProxy(t, e)
+		ps = append(ps, p)
+		addrs = append(addrs, p.Addr)
+	}
+	u := "etcd://" + strings.Join(addrs, ",")
+	if ns != "" {
+		u += "/" + ns
+	}
+	return u, ps
 }

@@ -67,11 +67,14 @@ func printPeers(w io.Writer, section json.RawMessage) {
 	tw.Flush()
 }
 
-// targetState is "up", "down" or "out until <time>" (Retry-After).
+// targetState is "up", "down", "out until <time>" (Retry-After) or "tried
+// last until <time>" (a call found it dead; the peer has no keepalive).
 func targetState(tg observe.PeerTarget) string {
 	switch {
 	case !tg.OutUntil.IsZero() && time.Now().Before(tg.OutUntil):
 		return "out until " + tg.OutUntil.Local().Format("15:04:05")
+	case !tg.HeldUntil.IsZero() && time.Now().Before(tg.HeldUntil):
+		return "tried last until " + tg.HeldUntil.Local().Format("15:04:05")
 	case tg.Up:
 		return "up"
 	}

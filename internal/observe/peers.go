@@ -34,6 +34,9 @@ type PeerTarget struct {
 	LastStatus int       `json:"last_status,omitempty"` // answer to the last OPTIONS; 0 = none
 	LastError  string    `json:"last_error,omitempty"`
 	OutUntil   time.Time `json:"out_until,omitzero"` // kept out by Retry-After until then
+	// HeldUntil: a peer without keepalive whose target a call found dead
+	// tries it after its other targets until then.
+	HeldUntil time.Time `json:"held_until,omitzero"`
 }
 
 // peerSampleInterval is how often the service reads the peer states to

@@ -17,6 +17,8 @@ func targetState(t observe.PeerTarget, now time.Time) (word, class string) {
 	switch {
 	case t.OutUntil.After(now):
 		return "out until " + human.Time(t.OutUntil, now), "bad"
+	case t.HeldUntil.After(now):
+		return "tried last until " + human.Time(t.HeldUntil, now), "warn"
 	case !t.Up:
 		return "down", "bad"
 	case t.LastStatus == 0 && t.LastError == "":

@@ -21,6 +21,9 @@ func TestTargetWords(t *testing.T) {
 		// Once the Retry-After time has passed the keepalive state counts.
 		{observe.PeerTarget{Up: true, LastStatus: 200, OutUntil: now.Add(-time.Minute)}, "up", "200"},
 		{observe.PeerTarget{LastStatus: 408, LastError: "timeout"}, "down", "408 (timeout)"},
+		// A peer without keepalive: a call found the target dead.
+		{observe.PeerTarget{Up: true, LastError: "no answer", HeldUntil: now.Add(30 * time.Second)}, "tried last until 12:00:30 UTC", "no answer"},
+		{observe.PeerTarget{Up: true, LastStatus: 200, HeldUntil: now.Add(-time.Second)}, "up", "200"},
 	} {
 		if w, _ := targetState(tc.t, now); w != tc.word {
 			t.Errorf("%+v: state %q, want %q", tc.t, w, tc.word)

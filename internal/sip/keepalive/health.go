@@ -108,7 +108,7 @@ type TargetState struct {
 // Status is the state as `palisade status peers` shows it.
 func (s TargetState) Status() observe.PeerTarget {
 	return observe.PeerTarget{Host: s.Host, Address: s.Address, Transport: s.Transport, Up: s.Up,
-		LastStatus: s.LastStatus, LastError: s.LastError, OutUntil: s.OutUntil}
+		LastStatus: s.LastStatus, LastError: s.LastError, OutUntil: s.OutUntil, HeldUntil: s.HeldUntil}
 }
 
 // usable reports whether calls may use the target now.

@@ -295,6 +295,12 @@ func TestMonitorWithoutKeepalive(t *testing.T) {
 	if got := addrs(mustTargets(t, m)); got != "127.0.0.2:5061 127.0.0.3:5061 127.0.0.4:5061 127.0.0.1:5061" {
 		t.Fatalf("held after a dead call: %s, want it last", got)
 	}
+	for _, st := range m.States() {
+		held := st.Target == ts[0].Key()
+		if got := st.Status().HeldUntil; held != got.After(*now) {
+			t.Fatalf("status of %s: held until %v (held: %v)", st.Target, got, held)
+		}
+	}
 	// every target dead: still tried per call (nothing would bring them
 	// back sooner), never refused, and the peer stays up for routing
 	for _, tg := range ts {

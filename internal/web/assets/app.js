@@ -185,7 +185,8 @@
     var body = t.createTBody();
     ts.forEach(function (x) {
       var tr = body.insertRow(), out = x.out_until && new Date(x.out_until) > new Date();
-      var word = out ? "out until " + humanTime(x.out_until) : !x.up ? "down" : (!x.last_status && !x.last_error) ? "not checked yet" : "up";
+      var held = x.held_until && new Date(x.held_until) > new Date();
+      var word = out ? "out until " + humanTime(x.out_until) : held ? "tried last until " + humanTime(x.held_until) : !x.up ? "down" : (!x.last_status && !x.last_error) ? "not checked yet" : "up";
       var cls = out || !x.up ? "bad" : word === "up" ? "ok" : "warn";
       var answer = x.last_status ? String(x.last_status) + (x.last_error ? " (" + x.last_error + ")" : "") : (x.last_error || "-");
       tr.appendChild(el("td", x.host));

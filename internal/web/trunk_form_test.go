@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func TestNumberRuleText(t *testing.T) {
 		{in: " match=00(\\d+)  replace=+$1 ;", want: []config.NumberRule{{Match: `00(\d+)`, Replace: "+$1"}}, text: `match=00(\d+) replace=+$1`},
 		{in: "fields=from, strip_prefix=0;add_prefix=+", want: []config.NumberRule{{Fields: []string{"from"}, StripPrefix: "0"}, {AddPrefix: "+"}},
 			text: "fields=from strip_prefix=0; add_prefix=+"},
+		{in: `match="0 1;2" fields="from, pai"; add_prefix="""+"`, want: []config.NumberRule{{Match: "0 1;2", Fields: []string{"from", "pai"}}, {AddPrefix: `"+`}},
+			text: `fields=from,pai match="0 1;2"; add_prefix="""+"`},
+		{in: `match=a"b replace=$1`, want: []config.NumberRule{{Match: `a"b`, Replace: "$1"}}, text: `match="a""b" replace=$1`},
+		{in: `match="unclosed`, fails: true},
+		{in: `match="a"b`, fails: true},
 		{in: "prefix=0", fails: true},
 		{in: "match", fails: true},
 	} {
@@ -46,12 +52,7 @@ func TestNumberRuleText(t *testing.T) {
 // A rule the page cannot read is shown next to its field, with the typed
 // text kept and the trunk part open.
 func TestTrunkRuleErrorOnPage(t *testing.T) {
-	u := newTestUnit(t)
-	withTables(t, u)
-	c := u.client(t)
-	csrf := u.login(t, c)
-	form := formOf(t, u.get(t, c, "/traffic/accounts", http.StatusOK))
-	form.Set("csrf_token", csrf)
+	u, c, form := accountsForm(t)
 	form.Set("peers.num_in", "prefix=0")
 	form.Set("peers.ranges", "52.112.0.0/14")
 	page, _ := u.post(t, c, "/traffic/accounts", form, http.StatusUnprocessableEntity)
@@ -73,13 +74,14 @@ func TestTrunkSettingsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// (An empty profile and type read back as "generic", the same.)
-	cfg.Peers[0].Profile, cfg.Peers[0].Type = "generic", "generic"
+	// The profile and type stay unset (an unset one reads as generic; the
+	// save must not write "generic" in).
 	cfg.Peers[0].Trunk = config.PeerTrunk{
 		Targets: []string{"sip2.example.net:5061", "sip3.example.net:5061"}, Ranges: []string{"52.112.0.0/14", "52.120.0.0/14"},
 		Keepalive: config.PeerKeepalive{Up: "2xx", Headers: map[string]string{"X-MS-SBC": "Palisade/1.0"}, DownAfter: 2},
 		Numbers: config.PeerNumbers{Outbound: []config.NumberRule{{Match: "00([1-9][0-9]{5,14})", Replace: "+$1"}, {Match: "[1-9][0-9]{6,14}", AddPrefix: "+"}},
-			Inbound: []config.NumberRule{{Fields: []string{"from", "pai"}, Match: `\+[0-9]+`, StripPrefix: "+"}}, UserPhone: true},
+			Inbound: []config.NumberRule{{Fields: []string{"from", "pai"}, Match: `\+[0-9]+`, StripPrefix: "+"},
+				{Match: `([0-9]+);ext=([0-9]+)`, Replace: "$1$2"}, {Match: `"?([0-9]+) ([0-9]+)"?`, Replace: "$1$2"}}, UserPhone: true},
 		Trust:       config.PeerTrust{SystemRoots: true, ServerAuthClientCert: true},
 		Offer:       config.PeerOffer{Required: true, Codecs: []string{"PCMA", "telephone-event"}},
 		HistoryInfo: "rewrite", OwnAllow: true,
@@ -113,4 +115,33 @@ func TestTrunkSettingsRoundTrip(t *testing.T) {
 	if !after.Peers[0].Trunk.IsZero() {
 		t.Fatalf("cleared trunk settings: %+v", after.Peers[0].Trunk)
 	}
+}
+
+// A rule whose match has a space, ";" or '"' in it is typed quoted, saved
+// as typed and shown again in the same text.
+func TestTrunkRuleQuotedOnPage(t *testing.T) {
+	u, c, form := accountsForm(t)
+	text := `match="([0-9]+);ext=([0-9]+)" replace=$1$2; match="a""b c" add_prefix=+`
+	form.Set("peers.num_out", text)
+	u.post(t, c, "/traffic/accounts", form, http.StatusSeeOther)
+	cfg, _, _ := u.mgr.Preliminary(context.Background())
+	want := []config.NumberRule{{Fields: []string{}, Match: `([0-9]+);ext=([0-9]+)`, Replace: "$1$2"}, {Fields: []string{}, Match: `a"b c`, AddPrefix: "+"}}
+	if got := cfg.Peers[0].Trunk.Numbers.Outbound; !reflect.DeepEqual(got, want) {
+		t.Fatalf("saved %+v, want %+v", got, want)
+	}
+	if got := formOf(t, u.get(t, c, "/traffic/accounts", http.StatusOK)).Get("peers.num_out"); got != text {
+		t.Fatalf("shown again as %q, want %q", got, text)
+	}
+}
+
+// accountsForm logs in to a unit with a peer and returns the accounts
+// page's form as the browser would send it.
+func accountsForm(t *testing.T) (*testUnit, *http.Client, url.Values) {
+	u := newTestUnit(t)
+	withTables(t, u)
+	c := u.client(t)
+	csrf := u.login(t, c)
+	form := formOf(t, u.get(t, c, "/traffic/accounts", http.StatusOK))
+	form.Set("csrf_token", csrf)
+	return u, c, form
 }

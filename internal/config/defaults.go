@@ -66,7 +66,7 @@ func Default() *Config {
 				Group: "RTP", Requirement: "rtp", AllowTranscoding: true, RTPProfile: "prefer-savp",
 			},
 			InactivityTimeout: Duration(60 * time.Second),
-			BatchInterval:     0,
+			BatchInterval:     Duration(250 * time.Microsecond),
 		},
 		Routing: Routing{
 			Order:               []string{"dns_override", "registrar", "dial_plan"},

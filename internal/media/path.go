@@ -38,7 +38,7 @@ type socket struct {
 	done   chan struct{} // non-Linux reader goroutine
 
 	// peer is the latch the descriptor is connect(2)ed to (only its
-	// worker): sends to it need no address, and the kernel drops what
+	// worker, or a goroutine in its exclusive): sends to it need no address, and the kernel drops what
 	// comes from elsewhere before it reaches us.
 	peer *latch
 
@@ -312,14 +312,14 @@ func (s *socket) connectedTo(d *dest) bool { return s.peer != nil && s.peer.d ==
 
 // unlatch forgets where a leg's media came from (its far end moved: a
 // re-INVITE or UPDATE with a new address): the next packet that passes the
-// checks latches again. The sockets are disconnected on their worker (the
-// only goroutine that touches peer; unless it latched anew in the
-// meantime), and unlatch returns when they are, so the new address's first
-// packet is not dropped by the kernel.
+// checks latches again. The sockets are disconnected while their worker is
+// between rounds (it is the only other goroutine that touches peer; unless
+// it latched anew in the meantime), and unlatch returns when they are, so
+// the new address's first packet is not dropped by the kernel.
 func (c *call) unlatch(l *leg) {
 	l.latchRTP.Store(nil)
 	l.latchRTCP.Store(nil)
-	c.wk.wait(func() {
+	c.wk.exclusive(func() {
 		l.rtp.disconnectStale(&l.latchRTP)
 		l.rtcp.disconnectStale(&l.latchRTCP)
 	})

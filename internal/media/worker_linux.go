@@ -47,6 +47,16 @@ type worker struct {
 	cmds    []func()
 	stopped bool
 	quit    atomic.Bool // batch mode: close asked the thread to end
+
+	// serveMu is held by the worker while it reads and relays (serve). A
+	// goroutine holding it knows that the worker is between rounds and
+	// touches no socket, so it may close or disconnect one itself
+	// (exclusive) instead of handing the work to the worker and waiting.
+	// That hand-off cost each call two or three wake-ups of the worker's
+	// thread and, in batch mode, a wake-up of the runtime's monitor to
+	// move the waiter off the P the worker kept in its epoll_wait
+	// (bench/sip/RESULTS.md, run 7).
+	serveMu sync.Mutex
 }
 
 func newWorker(r *Relay, batch bool) (*worker, error) {
@@ -111,6 +121,8 @@ func (w *worker) run() {
 // point at, and runs the commands when the eventfd is among them. It
 // returns the number of datagrams read.
 func (w *worker) serve(n int) int {
+	w.serveMu.Lock()
+	defer w.serveMu.Unlock()
 	got := 0
 	for i := 0; i < n; i++ {
 		port := uint16(w.events[i].Fd)
@@ -182,11 +194,13 @@ func (w *worker) add(socks ...*socket) error {
 	return nil
 }
 
-// remove stops serving and closes sockets. It runs on the worker goroutine
-// so that a descriptor is never closed (and reused by a new socket) while
-// the worker reads it; it returns when they are closed.
+// remove stops serving and closes sockets (any goroutine). It runs while
+// the worker is between rounds (exclusive), so that a descriptor is never
+// closed (and reused by a new socket) while the worker reads it; a round
+// after it finds the port's table entry empty. It returns when they are
+// closed.
 func (w *worker) remove(socks ...*socket) {
-	w.wait(func() {
+	w.exclusive(func() {
 		for _, s := range socks {
 			unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, s.u.fd, nil)
 			if w.relay.table[s.port].Load() == s {
@@ -195,6 +209,15 @@ func (w *worker) remove(socks ...*socket) {
 			s.u.close()
 		}
 	})
+}
+
+// exclusive runs fn in the caller's goroutine while the worker is between
+// rounds: fn may touch what only the worker touches while it serves (a
+// socket's descriptor and connection). fn must not wait for the worker.
+func (w *worker) exclusive(fn func()) {
+	w.serveMu.Lock()
+	defer w.serveMu.Unlock()
+	fn()
 }
 
 // wait runs fn on the worker goroutine and returns when it has run.

@@ -30,6 +30,9 @@ func (w *worker) close() {}
 // the Linux worker serialises have nothing to race with.
 func (w *worker) wait(fn func()) { fn() }
 
+// exclusive runs fn at once, for the same reason.
+func (w *worker) exclusive(fn func()) { fn() }
+
 func (w *worker) add(socks ...*socket) error {
 	for _, s := range socks {
 		s.wk = w

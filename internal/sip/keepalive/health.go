@@ -406,8 +406,12 @@ func (m *Monitor) Report(t Target, status int, retryAfter time.Duration) {
 	if status == 0 || status == 408 {
 		st.LastError = fmt.Sprintf("a call got no answer (%d)", status)
 		if r.cfg.Interval > 0 {
+			if st.Up {
+				// Once: every call in flight to a target that went away
+				// reports it (thousands of lines a second under load).
+				m.log.Warn("peer target marked down after a call got no answer", "peer", t.Peer, "target", t.Key())
+			}
 			st.Up = false
-			m.log.Warn("peer target marked down after a call got no answer", "peer", t.Peer, "target", t.Key())
 		} else {
 			st.HeldUntil = now.Add(holdDown)
 		}

@@ -3,6 +3,7 @@ package keepalive
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -140,13 +141,17 @@ func tgt(a string) routing.Target {
 }
 
 func teamsMonitor(t *testing.T, interval time.Duration) (*Monitor, *fakeSender, *time.Time) {
+	return teamsMonitorLog(t, interval, nil)
+}
+
+func teamsMonitorLog(t *testing.T, interval time.Duration, log *slog.Logger) (*Monitor, *fakeSender, *time.Time) {
 	res := fakeResolver{
 		"sip.pstnhub.microsoft.com":  {tgt("127.0.0.1:5061"), tgt("127.0.0.2:5061")},
 		"sip2.pstnhub.microsoft.com": {tgt("127.0.0.3:5061")},
 		"sip3.pstnhub.microsoft.com": {tgt("127.0.0.4:5061")},
 	}
 	snd := &fakeSender{answers: map[netip.AddrPort]int{}, retry: map[netip.AddrPort]string{}}
-	m := New(res, snd, nil)
+	m := New(res, snd, log)
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }
 	var hops []routing.Hop
@@ -281,6 +286,43 @@ func TestMonitorTargets(t *testing.T) {
 	if _, err := m.NextTargets(ctx, "nobody"); !errors.Is(err, ErrUnknownPeer) {
 		t.Fatalf("unknown peer: %v", err)
 	}
+}
+
+// Every call in flight to a target that went away reports it; the target
+// going down is logged once, not once per call (thousands of lines a
+// second at 1,500 calls/s when a trunk's connection dropped).
+func TestMonitorLogsTargetDownOnce(t *testing.T) {
+	var out syncBuf
+	m, _, _ := teamsMonitorLog(t, time.Hour, slog.New(slog.NewTextHandler(&out, nil)))
+	ts, err := m.NextTargets(context.Background(), "teams")
+	if err != nil || len(ts) < 2 {
+		t.Fatalf("targets: %s %v", addrs(ts), err)
+	}
+	for range 100 {
+		m.Report(ts[0], 0, 0)
+	}
+	m.Report(ts[1], 408, 0)
+	m.Report(ts[1], 408, 0)
+	if n := strings.Count(out.String(), "marked down"); n != 2 {
+		t.Fatalf("%d lines say a target was marked down, want 2 (one per target):\n%s", n, out.String())
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestMonitorWithoutKeepalive(t *testing.T) {

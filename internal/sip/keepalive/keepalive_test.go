@@ -293,7 +293,12 @@ func TestMonitorTargets(t *testing.T) {
 // second at 1,500 calls/s when a trunk's connection dropped).
 func TestMonitorLogsTargetDownOnce(t *testing.T) {
 	var out syncBuf
-	m, _, _ := teamsMonitorLog(t, time.Hour, slog.New(slog.NewTextHandler(&out, nil)))
+	m, snd, _ := teamsMonitorLog(t, time.Hour, slog.New(slog.NewTextHandler(&out, nil)))
+	waitChecked(t, m, 4) // the loop's first round (nobody answers); the next is in an hour
+	for _, a := range []string{"127.0.0.1:5061", "127.0.0.2:5061", "127.0.0.3:5061", "127.0.0.4:5061"} {
+		snd.set(a, 200)
+	}
+	m.CheckNow(context.Background(), "teams") // all up
 	ts, err := m.NextTargets(context.Background(), "teams")
 	if err != nil || len(ts) < 2 {
 		t.Fatalf("targets: %s %v", addrs(ts), err)
@@ -303,7 +308,7 @@ func TestMonitorLogsTargetDownOnce(t *testing.T) {
 	}
 	m.Report(ts[1], 408, 0)
 	m.Report(ts[1], 408, 0)
-	if n := strings.Count(out.String(), "marked down"); n != 2 {
+	if n := strings.Count(out.String(), "marked down after a call got no answer"); n != 2 {
 		t.Fatalf("%d lines say a target was marked down, want 2 (one per target):\n%s", n, out.String())
 	}
 }

@@ -21,7 +21,8 @@ import (
 // no media is waiting and never pins an OS thread. A ready socket is read
 // with one recvmmsg(2) into the worker's buffers. All sockets of a call are
 // on the same worker, so each SRTP context is only ever used by one
-// goroutine and the packet path takes no lock.
+// goroutine and the packet path takes no lock per packet (serveMu, once a
+// round, only keeps call set-up and tear-down out of a round).
 //
 // Why not one goroutine per socket: a call has four sockets; 1,000 calls
 // would park 4,000 goroutines with their stacks and buffers (about 80 KiB

@@ -69,8 +69,7 @@ func (k *fakeKeeper) record(t *testing.T, id string) []byte {
 // 200 (not 481) and reaches the callee with the CSeq continued above the
 // jump; nothing else was sent to the peers.
 func TestAdoptedCallAnswersInDialog(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	ka := newFakeKeeper()
 	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: ka, Unit: "a"}, nil)
 	ctx := ctxT(t)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -77,12 +76,7 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	itsp.Next(sip.ACK)
 	id := recv(t, ka.changed, "the confirmed call's record")
 	rec := ka.record(t, id)

@@ -23,12 +23,7 @@ func establish(t *testing.T, u *testUnit, caller, callee *peerUA, dst func() (st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	srv := callee.Session()
 	callee.Next(sip.INVITE)
 	callee.Next(sip.ACK)

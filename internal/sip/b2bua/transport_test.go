@@ -313,11 +313,6 @@ func callOverTCP(t *testing.T, ctx context.Context, pbx *peerUA, in netip.AddrPo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	return sess
 }

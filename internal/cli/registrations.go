@@ -19,12 +19,7 @@ func init() {
 
 func printRegistrations(w io.Writer, section json.RawMessage) {
 	var regs []registrar.Registration
-	if err := json.Unmarshal(section, &regs); err != nil {
-		fmt.Fprintf(w, "%s\n", section)
-		return
-	}
-	if len(regs) == 0 {
-		fmt.Fprintln(w, "no registrations")
+	if !decodeRows(w, section, &regs, "no registrations") {
 		return
 	}
 	tw := newTable(w)

@@ -14,12 +14,7 @@ func init() { StatusPrinter("alarms", printAlarms) }
 
 func printAlarms(w io.Writer, section json.RawMessage) {
 	var list []alarms.Alarm
-	if err := json.Unmarshal(section, &list); err != nil {
-		fmt.Fprintf(w, "%s\n", section)
-		return
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(w, "no active alarms")
+	if !decodeRows(w, section, &list, "no active alarms") {
 		return
 	}
 	tw := newTable(w)

@@ -32,12 +32,7 @@ func printPeers(w io.Writer, section json.RawMessage) {
 		Since     time.Time            `json:"since"`
 		Targets   []observe.PeerTarget `json:"targets"`
 	}
-	if err := json.Unmarshal(section, &peers); err != nil {
-		fmt.Fprintf(w, "%s\n", section)
-		return
-	}
-	if len(peers) == 0 {
-		fmt.Fprintln(w, "no peers configured")
+	if !decodeRows(w, section, &peers, "no peers configured") {
 		return
 	}
 	tw := newTable(w)
@@ -100,12 +95,7 @@ func whenAgo(t, now time.Time) string {
 // media addresses, codecs, SRTP and packet counters of each call.
 func printActiveCalls(w io.Writer, section json.RawMessage) {
 	var calls []observe.CDR
-	if err := json.Unmarshal(section, &calls); err != nil {
-		fmt.Fprintf(w, "%s\n", section)
-		return
-	}
-	if len(calls) == 0 {
-		fmt.Fprintln(w, "no calls in progress")
+	if !decodeRows(w, section, &calls, "no calls in progress") {
 		return
 	}
 	for _, c := range calls {
@@ -156,4 +146,19 @@ func printCertificates(w io.Writer, section json.RawMessage) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Kind, dash(c.State), days, until, dash(c.Subject), dash(c.Chain))
 	}
 	tw.Flush()
+}
+
+// decodeRows reads a status section that is a list into rows. It prints the
+// section as it came when it is not such a list and the empty text when the
+// list is empty; then there is nothing more to print.
+func decodeRows[T any](w io.Writer, section json.RawMessage, rows *[]T, empty string) bool {
+	if err := json.Unmarshal(section, rows); err != nil {
+		fmt.Fprintf(w, "%s\n", section)
+		return false
+	}
+	if len(*rows) == 0 {
+		fmt.Fprintln(w, empty)
+		return false
+	}
+	return true
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -69,8 +68,7 @@ func (k *fakeKeeper) record(t *testing.T, id string) []byte {
 // 200 (not 481) and reaches the callee with the CSeq continued above the
 // jump; nothing else was sent to the peers.
 func TestAdoptedCallAnswersInDialog(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	ka := newFakeKeeper()
 	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: ka, Unit: "a"}, nil)
 	ctx := ctxT(t)
@@ -78,12 +76,7 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	itsp.Next(sip.ACK)
 	id := recv(t, ka.changed, "the confirmed call's record")
 	rec := ka.record(t, id)

@@ -82,8 +82,7 @@ func TestInviteAnswersTrunkChallenge(t *testing.T) {
 		{"407 SHA-256", "SHA-256", 407, "Proxy-Authenticate", "Proxy-Authorization"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				if req.GetHeader(tc.authz) == nil {
 					_ = s.Respond(tc.code, "Auth Required", nil, sip.NewHeader(tc.hdr,
@@ -143,8 +142,7 @@ func TestChallengeAfterAnswer(t *testing.T) {
 		{"stale nonce", true, 3, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			var n atomic.Int32
 			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 				switch n.Add(1) {
@@ -275,7 +273,7 @@ func TestInDialogAndStandaloneChallenges(t *testing.T) {
 	})
 	t.Run("MESSAGE out of dialog", func(t *testing.T) {
 		in := u.inside()
-		msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "4930", Host: in.Addr().String(), Port: int(in.Port())})
+		msg := sip.NewRequest(sip.MESSAGE, uriAt(in, "4930"))
 		msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 		msg.SetBody([]byte("hi"))
 		res, err := pbx.Cli.Do(ctx, msg)

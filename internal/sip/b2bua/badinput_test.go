@@ -50,8 +50,7 @@ const rawInvite = "INVITE sip:100@127.0.0.1 SIP/2.0\r\n" +
 	"Content-Length: 0\r\n\r\n"
 
 func TestBadInput(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.SIP.AllowedMethods = []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}
 	})

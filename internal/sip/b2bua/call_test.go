@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -18,12 +19,7 @@ func TestBasicCallInsideToOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	inv := itsp.Next(sip.INVITE)
 	if inv.CallID().Value() == sess.InviteRequest.CallID().Value() {
 		t.Fatal("Call-ID crossed the unit")
@@ -43,6 +39,17 @@ func TestBasicCallInsideToOutside(t *testing.T) {
 	}
 	itsp.Next(sip.BYE)
 	waitNoCalls(t, u.Service)
+}
+
+// confirm waits for the answer to the caller's INVITE and acknowledges it.
+func confirm(t *testing.T, ctx context.Context, sess *sipgo.DialogClientSession) {
+	t.Helper()
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitNoCalls(t *testing.T, s *Service) {

@@ -54,8 +54,7 @@ func cseqMethod(msg string) string {
 // to the INVITE (both sent by sipgo itself), and on the callee's leg the
 // CANCEL, its 200 and the 487; the traced 487 is the one on the wire.
 func TestCancelTraced(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) })
 	tr := &callTracer{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Tracer: tr}, nil)
@@ -152,8 +151,7 @@ func (g gateMedia) NewCall(id string, a, b media.Leg) (media.Call, error) {
 // being set up (here: its media) is answered by sipgo with 200 and 487; the
 // far leg must then never be called.
 func TestCancelDuringSetUp(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	g := gateMedia{entered: make(chan struct{}, 1), open: make(chan struct{})}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: g}, nil)
 	ctx, cancel := context.WithCancel(ctxT(t))
@@ -188,8 +186,7 @@ func TestCancelDuringSetUp(t *testing.T) {
 // far leg at once (RFC 3261 §9.1) instead of waiting for a 18x that may
 // never come.
 func TestCancelAfterTryingOnly(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(100, "Trying", nil) })
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx, cancel := context.WithCancel(ctxT(t))

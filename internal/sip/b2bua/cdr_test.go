@@ -63,8 +63,7 @@ func (statsCall) Stats() media.CallStats {
 }
 
 func TestCallRecordAnsweredCall(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	rec := &fakeRecorder{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec, Media: statsMedia{}}, nil)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
@@ -113,8 +112,7 @@ func TestCallRecordFailures(t *testing.T) {
 		{name: "refused while draining", drain: true, code: 503, endedBy: observe.EndedByUnit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			if tc.answer != nil {
 				itsp.SetOnInvite(tc.answer)
 			}
@@ -159,8 +157,7 @@ func (f *slowRecorder) CallEnded(e observe.CallEnd) {
 // only once its record is written, so a unit shutting down after Drain
 // loses no record (the call used to be counted out before).
 func TestDrainWaitsForCallRecord(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	rec := &slowRecorder{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: rec}, nil)
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
@@ -183,8 +180,7 @@ func TestCallRecordInStore(t *testing.T) {
 	st := store.NewMemory()
 	obs := observe.New(st, testLogger(), nil)
 	t.Cleanup(func() { obs.Close() })
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnitWith(t, pbx, itsp, Deps{Calls: obs.Recorder, Tracer: obs.Traces, Media: callmedia.Wrap(statsMedia{}, obs)}, nil)
 	if !u.cfg.Observe.TraceCalls {
 		t.Fatal("traces are off by default: the trace-derived record would not be tried")

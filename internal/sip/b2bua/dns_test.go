@@ -68,7 +68,7 @@ func testFailover(t *testing.T, server, tr string) {
 	})
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "1"), testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,7 @@ func establish(t *testing.T, u *testUnit, caller, callee *peerUA, dst func() (st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	confirm(t, ctx, sess)
 	srv := callee.Session()
 	callee.Next(sip.INVITE)
 	callee.Next(sip.ACK)
@@ -44,8 +39,7 @@ func viaOutside(u *testUnit) func() (string, int) {
 }
 
 func TestCallOutsideToInsideByeFromCallee(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, srv := establish(t, u, itsp, pbx, viaOutside(u))
 	if srv.InviteRequest.CallID().Value() == sess.InviteRequest.CallID().Value() {
@@ -61,8 +55,7 @@ func TestCallOutsideToInsideByeFromCallee(t *testing.T) {
 }
 
 func TestByeFromCalleeInsideToOutside(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	_, srv := establish(t, u, pbx, itsp, viaInside(u))
 	if err := srv.Bye(ctxT(t)); err != nil {
@@ -73,8 +66,7 @@ func TestByeFromCalleeInsideToOutside(t *testing.T) {
 }
 
 func TestEarlyMediaWithPRACK(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	prackSeen := make(chan *sip.Request, 1)
 	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
@@ -101,7 +93,7 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "123"),
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Supported", "100rel"))
 	if err != nil {
 		t.Fatal(err)
@@ -140,15 +132,11 @@ func TestEarlyMediaWithPRACK(t *testing.T) {
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 }
 
 func TestReinviteAndUpdateBothDirections(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, srv := establish(t, u, pbx, itsp, viaInside(u))
 	ctx := ctxT(t)
@@ -225,22 +213,18 @@ func TestReinviteAndUpdateBothDirections(t *testing.T) {
 	if got := pbx.Next(sip.MESSAGE); string(got.Body()) != "hello inside" {
 		t.Fatalf("MESSAGE body %q", got.Body())
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 }
 
 func TestCancel(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
 		_ = s.Respond(180, "Ringing", nil)
 	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "123"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +242,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestCancelRacing200(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	// The far end never sees the CANCEL and answers anyway.
 	itsp.Wire.SetDrop(func(m string) bool { return strings.HasPrefix(m, "CANCEL ") })
@@ -270,7 +253,7 @@ func TestCancelRacing200(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "123"),
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -288,12 +271,11 @@ func TestCancelRacing200(t *testing.T) {
 }
 
 func TestLateOffer(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "123"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,19 +297,15 @@ func TestLateOffer(t *testing.T) {
 	if a := itsp.Next(sip.ACK); !strings.Contains(string(a.Body()), "m=audio 7010") {
 		t.Fatalf("answer in ACK not relayed: %q", a.Body())
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 }
 
 func TestStandaloneMessageAndOptions(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 	in := u.inside()
-	msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "4930", Host: in.Addr().String(), Port: int(in.Port())})
+	msg := sip.NewRequest(sip.MESSAGE, uriAt(in, "4930"))
 	msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 	msg.SetBody([]byte("hi"))
 	res, err := pbx.Cli.Do(ctx, msg)
@@ -350,8 +328,7 @@ func TestStandaloneMessageAndOptions(t *testing.T) {
 func TestRedirects(t *testing.T) {
 	for _, mode := range []string{"forward", "follow"} {
 		t.Run(mode, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			other := newPeerUA(t, "other", "127.0.0.4", "udp")
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Redirects = mode })
 			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
@@ -361,7 +338,7 @@ func TestRedirects(t *testing.T) {
 			})
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, uriAt(in, "123"),
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -414,7 +391,7 @@ func TestFinalAnswerEndsSearch(t *testing.T) {
 			})
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "0301234", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, uriAt(in, "0301234"),
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -464,7 +441,7 @@ func TestDialPlanFailover(t *testing.T) {
 			})
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "0301234", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, uriAt(in, "0301234"),
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -502,8 +479,7 @@ func waitFor(t *testing.T, f func() bool, what string) {
 // TestOKRetransmittedUntilACK: over UDP the unit repeats its 200 to the
 // caller until the ACK comes (here the first 200 is lost).
 func TestOKRetransmittedUntilACK(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	dropped := false
 	pbx.Wire.SetDrop(func(m string) bool {
@@ -525,8 +501,7 @@ func TestOKRetransmittedUntilACK(t *testing.T) {
 
 // TestLargeUDPMessages: an INVITE far above 1300 bytes crosses over UDP.
 func TestLargeUDPMessages(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sdp := testSDP("127.0.0.1", 7000)
 	for i := 0; i < 60; i++ {
@@ -534,7 +509,7 @@ func TestLargeUDPMessages(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "1"),
 		sdp, sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)

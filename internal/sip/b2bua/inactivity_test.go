@@ -146,8 +146,7 @@ func TestMediaInactivityEndsCall(t *testing.T) {
 	// (checked four times per timeout) leaves ample room on a busy machine.
 	cfg, relay := plainRelay(t, 3*time.Second)
 
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	trunkStop := make(chan func(), 1)
 	trunkErr := make(chan error, 1)
 	answer := answerWith("127.0.0.3", itspRTP.LocalAddr().(*net.UDPAddr).Port)

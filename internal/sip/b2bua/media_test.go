@@ -35,12 +35,11 @@ func TestMediaErrorsMapToSIP(t *testing.T) {
 		{media.ErrBadSDP, 400},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			u := newTestUnitWith(t, pbx, itsp, Deps{Media: failingMedia{tc.err}}, nil)
 			ctx := ctxT(t)
 			in := u.inside()
-			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, uriAt(in, "1"),
 				testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
 			if err != nil {
 				t.Fatal(err)
@@ -58,12 +57,11 @@ func TestMediaErrorsMapToSIP(t *testing.T) {
 }
 
 func TestSessionTimerHeadersPass(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())},
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "1"),
 		testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Session-Expires", "1800;refresher=uac"), sip.NewHeader("Min-SE", "90"), sip.NewHeader("Supported", "timer"))
 	if err != nil {

@@ -16,8 +16,7 @@ import (
 // trunk brings before routing, so the PBX gets its extension. The caller's
 // own leg is not rewritten.
 func TestPeerNumberRules(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Peers[1].Trunk.Numbers = config.PeerNumbers{
 			Outbound: []config.NumberRule{
@@ -74,8 +73,7 @@ func TestURIHopToPeerIsPlacedAsPeerCall(t *testing.T) {
 }
 
 func testURIHopToPeer(t *testing.T, peer func(p *config.Peer, addr string)) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: anchorMedia{}}, func(c *config.Config) {
 		// a third interface, after outside: a URI hop of a call from the
 		// inside would leave from outside

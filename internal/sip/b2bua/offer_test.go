@@ -33,8 +33,7 @@ func offerRequired(t *testing.T, itsp *peerUA) func(*config.Config) {
 // peer's answer is the offer in the 200 to the PBX; the PBX's answer in
 // the ACK completes the call (nothing more to the peer but its ACK).
 func TestMadeOfferForDelayedOffer(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, offerRequired(t, itsp))
 	ctx := ctxT(t)
 	sess, err := pbx.Call(ctx, u.inside(), "123", nil)
@@ -140,8 +139,7 @@ func reinviteNoSDP(t *testing.T, ctx context.Context, sess *sipgo.DialogClientSe
 // peer's answer is the offer in the 200 to the PBX, the PBX's answer in
 // its ACK completes the media and the peer gets its ACK without SDP.
 func TestMadeOfferForReinviteWithoutSDP(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, offerRequired(t, itsp))
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
 	ctx := ctxT(t)

@@ -188,7 +188,7 @@ func TestPeerMediaPolicyReplaces(t *testing.T) {
 	in := u.inside()
 	rep := sess.InviteRequest.CallID().Value() + ";to-tag=" + getTag(sess.InviteResponse.To().Params) +
 		";from-tag=" + getTag(sess.InviteRequest.From().Params)
-	ps, err := phone.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "x", Host: in.Addr().String(), Port: int(in.Port())},
+	ps, err := phone.DC.Invite(ctx, uriAt(in, "x"),
 		testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Replaces", rep))
 	if err != nil {
 		t.Fatal(err)

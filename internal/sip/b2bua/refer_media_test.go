@@ -33,8 +33,7 @@ func TestBlindTransferMediaFlows(t *testing.T) {
 
 	relay, mcfg := newTestRelay(t, true)
 
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	acceptRefer(itsp)
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
 		c.Routing.Refer.Always = true

@@ -90,8 +90,7 @@ func TestReferModesEndToEnd(t *testing.T) {
 		{"other User-Agent", func(c *config.Config, _ string) { c.Routing.Refer.UserAgents = []string{"exchange"} }, nil, "Asterisk", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			acceptRefer(pbx)
 			acceptRefer(itsp)
 			fromURI := "sip:pbx@127.0.0.1"
@@ -99,7 +98,7 @@ func TestReferModesEndToEnd(t *testing.T) {
 			ctx := ctxT(t)
 			in := u.inside()
 			hdrs := append([]sip.Header{sip.NewHeader("Content-Type", "application/sdp")}, tc.hdrs...)
-			sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "4930123", Host: in.Addr().String(), Port: int(in.Port())},
+			sess, err := pbx.DC.Invite(ctx, uriAt(in, "4930123"),
 				testSDP("127.0.0.1", 7000), hdrs...)
 			if err != nil {
 				t.Fatal(err)
@@ -256,8 +255,7 @@ func TestNoReferSupportFromAnswer(t *testing.T) {
 		{"INVITE, ACK, BYE, CANCEL, REFER, NOTIFY", false},
 	} {
 		t.Run(tc.allow, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			acceptRefer(pbx)
 			acceptRefer(itsp)
 			itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {

@@ -115,6 +115,17 @@ func referPeers(t *testing.T) (pbx, itsp *peerUA) {
 }
 
 // acceptRefer makes p answer REFER with 202 (newPeerUA queues REFERs).
+// transferPeers lets the PBX and the trunk take REFERs and starts a second
+// trunk, "backup" on 127.0.0.4, that answers every INVITE.
+func transferPeers(t *testing.T, pbx, itsp *peerUA) *peerUA {
+	t.Helper()
+	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
+	acceptRefer(pbx)
+	acceptRefer(itsp)
+	backup.SetOnInvite(answerWith("127.0.0.4", 6700))
+	return backup
+}
+
 func acceptRefer(p *peerUA) {
 	p.SetRespond(func(req *sip.Request) (int, []byte) {
 		if req.Method == sip.REFER {
@@ -229,12 +240,8 @@ func TestBlindTransferToInsideTarget(t *testing.T) {
 // TestBlindTransferToOutsideTarget: the PBX transfers a call from the trunk
 // to an outside number on another trunk (dial plan); chosen by User-Agent.
 func TestBlindTransferToOutsideTarget(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
-	backup.SetOnInvite(answerWith("127.0.0.4", 6700))
+	pbx, itsp := newUDPPeers(t)
+	backup := transferPeers(t, pbx, itsp)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Routing.Refer.UserAgents = []string{"teams"}
 		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp"})
@@ -295,8 +302,7 @@ func TestTransferFailureKeepsCall(t *testing.T) {
 		{"no answer", func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(180, "Ringing", nil) }, "SIP/2.0 480 Temporarily Unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			acceptRefer(pbx)
 			acceptRefer(itsp)
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
@@ -334,8 +340,7 @@ func TestTransferFailureKeepsCall(t *testing.T) {
 // (call 1) and consulted a second PBX party (call 2); its REFER with
 // Replaces joins the two PBX parties and ends both of its legs.
 func TestAttendedTransferLocal(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	acceptRefer(itsp)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Routing.Refer.NoReplacesSupport = true })
 	sess1, srv1 := establish(t, u, pbx, itsp, viaInside(u))
@@ -382,14 +387,13 @@ func TestAttendedTransferLocal(t *testing.T) {
 
 // TestInviteWithReplaces: a phone takes over the PBX's leg of a call.
 func TestInviteWithReplaces(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	phone := newPeerUA(t, "phone", "127.0.0.1", "udp")
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
 	ctx := ctxT(t)
 	in := u.inside()
-	dst := sip.Uri{Scheme: "sip", User: "x", Host: in.Addr().String(), Port: int(in.Port())}
+	dst := uriAt(in, "x")
 
 	bad, err := phone.DC.Invite(ctx, dst, testSDP("127.0.0.1", 7700), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Replaces", "nosuchcall;to-tag=1;from-tag=2"))
@@ -433,8 +437,7 @@ func TestInviteWithReplaces(t *testing.T) {
 // TestBlindTransferByCaller: the caller's side (leg A, where the unit is
 // the UAS) transfers; the new leg takes leg A's place.
 func TestBlindTransferByCaller(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	acceptRefer(pbx)
 	acceptRefer(itsp)
@@ -590,17 +593,7 @@ func TestBlindTransferOverTCP(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	in := u.ListenAddr("inside", "tcp")
-	uri := sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port()), UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}
-	sess, err := pbx.DC.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sess := callOverTCP(t, ctx, pbx, in)
 	srv := itsp.Session()
 	itsp.Next(sip.INVITE)
 	itsp.Next(sip.ACK)

@@ -11,8 +11,7 @@ import (
 // TestCallStateSerialises: the state of a call in progress survives a JSON
 // round trip (what a clustered unit would hand over).
 func TestCallStateSerialises(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
 	calls := u.ActiveCalls()

@@ -121,10 +121,7 @@ func TestTeamsDirectRouting(t *testing.T) {
 		t.Fatalf("answered INVITE at datacentre %d (%v): %s", inv.DC, err, inv.Req.Recipient.String())
 	}
 	_ = sess.Ack(ctx)
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 
 	// a declined call: 603 to the PBX, one INVITE only
 	_, err = call("4930600", testSDP("127.0.0.1", 7002))
@@ -157,10 +154,7 @@ func TestTeamsDirectRouting(t *testing.T) {
 	if err := sess.WriteAck(ctx, ack); err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 	for _, r := range far.Requests() {
 		if r.Req.Method == sip.INVITE && len(r.Req.Body()) == 0 {
 			t.Fatalf("Teams got an INVITE without SDP (answered %d)", r.Status)

@@ -61,10 +61,7 @@ func TestTopologyHiding(t *testing.T) {
 	if _, err := srv.Do(ctx, up); err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, u.Service)
+	hangUp(t, ctx, sess, nil, u)
 
 	if ua := sess.InviteRequest.GetHeader("User-Agent"); ua == nil || ua.Value() != "InsidePBX-9000" {
 		t.Fatalf("the test PBX should send a User-Agent, got %v", ua)

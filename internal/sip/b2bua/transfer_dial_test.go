@@ -21,8 +21,7 @@ import (
 // sends to the given peers on the outside in order.
 func transferLab(t *testing.T, mut func(*config.Config), targets ...config.Peer) (*testUnit, *peerUA, *peerUA, *sipgo.DialogClientSession, *sipgo.DialogServerSession) {
 	t.Helper()
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	acceptRefer(pbx)
 	acceptRefer(itsp)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
@@ -164,8 +163,7 @@ func TestTransferCanceledBeforeProvisional(t *testing.T) {
 // the transfer.
 func TestTransferToOutsideHidesInside(t *testing.T) {
 	relay, mcfg := newTestRelay(t, true)
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	acceptRefer(pbx)
 	acceptRefer(itsp)
 	u := newTestUnitWith(t, pbx, itsp, Deps{Media: relay}, func(c *config.Config) {
@@ -221,8 +219,7 @@ func TestTransferToOutsideHidesInside(t *testing.T) {
 // TestDialErrorNamesTheTarget: the engine's failure is typed: status,
 // reason, the target that gave it and its peer, and the response to relay.
 func TestDialErrorNamesTheTarget(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) { _ = s.Respond(486, "Busy Here", nil) })
 	u := newTestUnit(t, pbx, itsp, nil)
 	rt := u.rt.Load()

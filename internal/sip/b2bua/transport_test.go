@@ -29,17 +29,7 @@ func TestTCPDialogReusesConnection(t *testing.T) {
 
 	t.Run("inside calls out", func(t *testing.T) {
 		in := u.ListenAddr("inside", "tcp")
-		uri := sip.Uri{Scheme: "sip", User: "123", Host: in.Addr().String(), Port: int(in.Port()), UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}
-		sess, err := pbx.DC.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := sess.Ack(ctx); err != nil {
-			t.Fatal(err)
-		}
+		callOverTCP(t, ctx, pbx, in)
 		srv := itsp.Session()
 		// a re-INVITE and a BYE from the far end travel to the PBX
 		re := sip.NewRequest(sip.INVITE, srv.InviteRequest.Contact().Address)
@@ -150,8 +140,7 @@ func asNetErr(err error, ne *net.Error) bool {
 }
 
 func TestDrain(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
 	done := make(chan error, 1)
@@ -159,7 +148,7 @@ func TestDrain(t *testing.T) {
 	waitFor(t, func() bool { return u.draining.Load() }, "draining")
 	ctx := ctxT(t)
 	in := u.inside()
-	s2, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "9", Host: in.Addr().String(), Port: int(in.Port())}, nil)
+	s2, err := pbx.DC.Invite(ctx, uriAt(in, "9"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +184,7 @@ func asDialogErr(err error, de **sipgo.ErrDialogResponse) bool {
 }
 
 func TestApplyKeepsListenersAndCalls(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	before := u.inside()
 	sess, _ := establish(t, u, pbx, itsp, viaInside(u))
@@ -223,7 +211,7 @@ func TestApplyKeepsListenersAndCalls(t *testing.T) {
 	}
 	itsp.Next(sip.BYE)
 	in := u.inside()
-	s2, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "55", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	s2, err := pbx.DC.Invite(ctx, uriAt(in, "55"), testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +227,7 @@ func TestApplyKeepsListenersAndCalls(t *testing.T) {
 }
 
 func TestPeerKeepalive(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
 	status := make(chan int, 1)
 	status <- 503
@@ -264,7 +251,7 @@ func TestPeerKeepalive(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	in := u.inside()
-	sess, err := pbx.DC.Invite(ctx, sip.Uri{Scheme: "sip", User: "1", Host: in.Addr().String(), Port: int(in.Port())}, testSDP("127.0.0.1", 7000))
+	sess, err := pbx.DC.Invite(ctx, uriAt(in, "1"), testSDP("127.0.0.1", 7000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,4 +301,18 @@ func TestApplyChangesTLSCertificateInPlace(t *testing.T) {
 	if got := cn(); got != "new.sbc.test" {
 		t.Fatalf("after apply: %s", got)
 	}
+}
+
+// callOverTCP places a call from the PBX to the unit's inside address over
+// TCP and confirms it.
+func callOverTCP(t *testing.T, ctx context.Context, pbx *peerUA, in netip.AddrPort) *sipgo.DialogClientSession {
+	t.Helper()
+	uri := uriAt(in, "123")
+	uri.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
+	sess, err := pbx.DC.Invite(ctx, uri, testSDP("127.0.0.1", 7000), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirm(t, ctx, sess)
+	return sess
 }

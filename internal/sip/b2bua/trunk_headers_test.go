@@ -15,12 +15,8 @@ import (
 // new leg to a peer with own_allow carries the unit's own Allow; a 10 KB
 // Refer-To is refused with 400.
 func TestTransferToTeamsUser(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
-	backup := newPeerUA(t, "backup", "127.0.0.4", "udp")
-	acceptRefer(pbx)
-	acceptRefer(itsp)
-	backup.SetOnInvite(answerWith("127.0.0.4", 6700))
+	pbx, itsp := newUDPPeers(t)
+	backup := transferPeers(t, pbx, itsp)
 	u := newTestUnit(t, pbx, itsp, func(c *config.Config) {
 		c.Routing.Refer.UserAgents = []string{"teams"}
 		c.Peers = append(c.Peers, config.Peer{Name: "backup", Kind: "itsp", Interface: "outside", Address: backup.Addr.String(), Transport: "udp",
@@ -63,8 +59,7 @@ func TestHistoryInfoPerPeer(t *testing.T) {
 		{"rewrite", "<sip:201@127.0.0.2>;index=1"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-			itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+			pbx, itsp := newUDPPeers(t)
 			u := newTestUnit(t, pbx, itsp, func(c *config.Config) { c.Peers[1].Trunk.HistoryInfo = tc.mode })
 			ctx := ctxT(t)
 			sess, err := pbx.Call(ctx, u.inside(), "030123", testSDP("127.0.0.1", 7000),

@@ -32,6 +32,18 @@ func newPeerUAWith(t *testing.T, name, ip, transport string, setup func(*peerUA)
 	return siptest.NewPeerWith(t, name, ip, transport, setup)
 }
 
+// newUDPPeers is the usual pair: the PBX on 127.0.0.1 and the trunk on
+// 127.0.0.3, both on UDP.
+func newUDPPeers(t *testing.T) (pbx, itsp *peerUA) {
+	t.Helper()
+	return newPeerUA(t, "pbx", "127.0.0.1", "udp"), newPeerUA(t, "trunk", "127.0.0.3", "udp")
+}
+
+// uriAt is sip:user@addr.
+func uriAt(addr netip.AddrPort, user string) sip.Uri {
+	return sip.Uri{Scheme: "sip", User: user, Host: addr.Addr().String(), Port: int(addr.Port())}
+}
+
 func testSDP(ip string, port int) []byte { return siptest.SDP(ip, port) }
 
 func ringAndAnswer(s *sipgo.DialogServerSession, req *sip.Request) { siptest.RingAndAnswer(s, req) }

@@ -214,8 +214,7 @@ func TestNullFromTag(t *testing.T) {
 // TestRefusalsOnTheWire sends refused requests to a running unit: the
 // status, the header it calls for and the metric.
 func TestRefusalsOnTheWire(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	u := newTestUnit(t, pbx, itsp, nil)
 	dst := u.inside().String()
 	invite := func(id string, r ...string) string {
@@ -316,8 +315,7 @@ func FuzzWireParser(f *testing.F) {
 // and answered, every answer carries its From as sent (no tag added), its
 // ACK and BYE (still untagged) reach the trunk.
 func TestRFC2543Call(t *testing.T) {
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	pbx, itsp := newUDPPeers(t)
 	acks := &ackTracer{}
 	u := newTestUnitWith(t, pbx, itsp, Deps{Tracer: acks}, nil)
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")

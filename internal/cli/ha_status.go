@@ -32,6 +32,9 @@ func haLine(st *takeover.Status) string {
 	if !st.LastTakeover.IsZero() {
 		s += ", last takeover " + st.LastTakeover.UTC().Format(time.RFC3339)
 	}
+	if st.Reconnects+st.ReconnectsFailed > 0 {
+		s += fmt.Sprintf("\nconnections towards peers reopened %d, failed %d", st.Reconnects, st.ReconnectsFailed)
+	}
 	if g := st.MediaGap; g.Directions > 0 {
 		s += fmt.Sprintf("\nmedia gap of adopted streams (restore to first packet, %d directions): median %v, max %v",
 			g.Directions, g.Median.Round(time.Millisecond), g.Max.Round(time.Millisecond))

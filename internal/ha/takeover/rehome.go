@@ -141,9 +141,10 @@ func (t *Takeover) claim(ctx context.Context, lease clientv3.LeaseID, gone strin
 		}
 	}
 	takeovers.Inc()
-	n, bad := t.carryOn(cctx, theirs, t.d.SIP.Rehome)
-	t.log.Info("ha: rehome: calls of a unit gone moved here", "unit", gone, "calls_adopted", n, "calls_refused", bad,
+	ids, bad := t.carryOn(cctx, theirs, t.d.SIP.Rehome)
+	t.log.Info("ha: rehome: calls of a unit gone moved here", "unit", gone, "calls_adopted", len(ids), "calls_refused", bad,
 		"took", time.Since(start).String())
+	go t.reconnect(ids)
 }
 
 // startRehome starts rehome mode (Apply, t.mu held).

@@ -83,6 +83,7 @@ type Takeover struct {
 	owner    *vip.Owner
 	rehoming bool       // ha.mode rehome: no group, no owner
 	ifaces   []string   // rehome: every interface (the calls a fenced unit forgets)
+	pref     []string   // rehome: ha.preference (who claims a unit gone)
 	moving   sync.Mutex // one planned move at a time
 
 	owned   atomic.Bool

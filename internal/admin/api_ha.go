@@ -20,6 +20,7 @@ func init() {
 	})
 	RegisterRoutes(func(rt *Routes) {
 		rt.API("POST /api/v1/ha/move", haMove)
+		rt.API("POST /api/v1/ha/rejoin", haRejoin)
 	})
 }
 
@@ -72,4 +73,23 @@ func haMove(env *Env, w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusConflict, "%v", err)
 	}
 	return JSON(w, http.StatusOK, res)
+}
+
+// HARejoinResult is the answer of POST /api/v1/ha/rejoin.
+type HARejoinResult struct {
+	WasHeld bool `json:"was_held"` // the unit was out of the election after a move
+}
+
+func haRejoin(env *Env, w http.ResponseWriter, r *http.Request) error {
+	if !env.Running() {
+		return ErrUnitStopped
+	}
+	if env.Live.HARejoin == nil {
+		return Errorf(http.StatusConflict, "this unit has no floating addresses (ha.floating)")
+	}
+	held, err := env.Live.HARejoin()
+	if err != nil {
+		return Errorf(http.StatusConflict, "%v", err)
+	}
+	return JSON(w, http.StatusOK, HARejoinResult{WasHeld: held})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +51,18 @@ func TestHAMove(t *testing.T) {
 	fail = true
 	if r := f.doLocal("POST", "/api/v1/ha/move", `{}`, nil); r.status != http.StatusConflict {
 		t.Fatalf("a move the takeover refuses: %d %s", r.status, r.body)
+	}
+}
+
+// POST /api/v1/ha/rejoin: refused without floating addresses, the
+// takeover's answer passed on.
+func TestHARejoin(t *testing.T) {
+	f := newFixture(t)
+	if r := f.doLocal("POST", "/api/v1/ha/rejoin", `{}`, nil); r.status != http.StatusConflict {
+		t.Fatalf("rejoin without floating addresses: %d %s", r.status, r.body)
+	}
+	f.h.env.Live.HARejoin = func() (bool, error) { return true, nil }
+	if r := f.doLocal("POST", "/api/v1/ha/rejoin", `{}`, nil); r.status != 200 || !strings.Contains(string(r.body), `"was_held": true`) {
+		t.Fatalf("rejoin: %d %s", r.status, r.body)
 	}
 }

@@ -188,3 +188,36 @@ func TestOwnerRelease(t *testing.T) {
 	}
 	waitUntil(t, "a to own the address again after its hold", func() bool { return a.Owned() })
 }
+
+// TestOwnerRejoin: a unit held out after a release takes part in the
+// election again on Rejoin (keepalived made it VRRP master) and, being
+// preferred, gets the address back from b, which carries no call; a later
+// release holds it out again (the earlier Rejoin does not cut that hold).
+func TestOwnerRejoin(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("install Debian package etcd-server")
+	}
+	etcd := etcdtest.Start(t, 1).Endpoints()[0]
+	a, _, _ := startOwner(t, etcd, "a", &fakeNet{}, nil)
+	waitUntil(t, "a to own the address", func() bool { return a.Owned() })
+	b, _, _ := startOwner(t, etcd, "b", &fakeNet{}, nil)
+	if a.Rejoin() {
+		t.Fatal("a was not held out, but Rejoin says so")
+	}
+	if !a.Release(time.Hour) {
+		t.Fatal("a did not release the address it owns")
+	}
+	waitUntil(t, "b to own the address after a released it", func() bool { return b.Owned() })
+	if !a.Rejoin() {
+		t.Fatal("a was held out, but Rejoin says not")
+	}
+	waitUntil(t, "a to own the address again after Rejoin", func() bool { return a.Owned() })
+	if !a.Release(time.Hour) {
+		t.Fatal("a did not release the address again")
+	}
+	waitUntil(t, "b to own the address after the second release", func() bool { return b.Owned() })
+	time.Sleep(2 * time.Second) // longer than a term's pause: a held out stays out
+	if a.Owned() {
+		t.Fatal("a took the address back during its second hold")
+	}
+}

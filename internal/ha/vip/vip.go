@@ -76,6 +76,7 @@ type Owner struct {
 	// (UnixNano) until which this unit stays out of the election after.
 	release   chan struct{}
 	holdUntil atomic.Int64
+	rejoin    chan struct{} // Rejoin: the hold ends now
 }
 
 // New checks cfg.
@@ -95,7 +96,7 @@ func New(cfg Config) (*Owner, error) {
 	}
 	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
 	return &Owner{cfg: cfg, log: cfg.Log.With("vip", cfg.Address.String(), "unit", cfg.Unit),
-		release: make(chan struct{}, 1)}, nil
+		release: make(chan struct{}, 1), rejoin: make(chan struct{}, 1)}, nil
 }
 
 // Release gives the address up now (a planned move: removed, the lease
@@ -106,12 +107,31 @@ func (o *Owner) Release(hold time.Duration) bool {
 	if !o.owned.Load() {
 		return false
 	}
+	select {
+	case <-o.rejoin: // an earlier Rejoin's wake-up must not end this hold
+	default:
+	}
 	o.holdUntil.Store(time.Now().Add(hold).UnixNano())
 	select {
 	case o.release <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// Rejoin ends the hold of a release now: the unit takes part in the
+// election again (and, if preferred, gets the address once its owner
+// carries no call). It reports whether the unit was held out.
+func (o *Owner) Rejoin() bool {
+	held := time.Now().UnixNano() < o.holdUntil.Swap(0)
+	if held {
+		o.log.Info("vip: the hold after a release ended early; back in the election")
+	}
+	select {
+	case o.rejoin <- struct{}{}:
+	default:
+	}
+	return held
 }
 
 // Owned reports whether the address is on this unit now.
@@ -135,6 +155,7 @@ func (o *Owner) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(wait):
+			case <-o.rejoin:
 			}
 		}
 		err := o.term(ctx)

@@ -35,10 +35,9 @@ type Live struct {
 	// HAMove moves the floating addresses to another unit; nil without
 	// them.
 	HAMove HAMover
-	// HARejoin ends the hold of a planned move (the unit takes part in the
-	// election again) and reports whether it was held; nil without
-	// floating addresses.
-	HARejoin func() (bool, error)
+	// HAVRRP follows a keepalived state change (docs/ha.md); nil without
+	// the takeover.
+	HAVRRP HAVRRP
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

@@ -27,6 +27,9 @@ func haLine(st *takeover.Status) string {
 	case st.Owner:
 		role = "owner of the floating addresses"
 	}
+	if st.Standby {
+		role += "; on standby (keepalived: VRRP backup)"
+	}
 	s := fmt.Sprintf("%s (%s)\ntakeovers %d, calls adopted %d, call records refused %d", role,
 		strings.Join(st.Interfaces, ", "), st.Takeovers, st.CallsAdopted, st.CallsRefused)
 	if !st.LastTakeover.IsZero() {

@@ -51,48 +51,52 @@ func waitLogCount(t *testing.T, u *unitProc, s string, n int, limit time.Duratio
 
 // TestKeepalivedNotify: the keepalived notify script defers to the
 // election (docs/ha.md, keepalived). Units a (preferred, the owner) and b
-// share the floating addresses; a carries a call. BACKUP on b, which does
-// not own them, does nothing; BACKUP on a moves the addresses and the call
-// to b (the media goes on through b); MASTER on a puts it back into the
-// election, but b keeps the addresses while the call lasts (no fail-back:
-// keepalived cannot take them); once the call has ended a owns them again.
-// A state keepalived does not send is refused.
+// share the floating addresses; a carries a call. keepalived starts b as
+// BACKUP (b goes on standby, a keeps the addresses), then makes b MASTER
+// (b is preferred by keepalived again; a, preferred by configuration, keeps
+// them) and a BACKUP: a hands the addresses and the call over at once, and
+// the media goes on through b. MASTER on a again: b keeps the addresses
+// while the call lasts (no fail-back: keepalived cannot take them), and
+// once it has ended a owns them again. A state keepalived does not send is
+// refused.
 func TestKeepalivedNotify(t *testing.T) {
 	p := newHAPair(t, "")
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	a, b, bLog := p.startBoth(t, dirA, dirB)
 	legs := p.placeCalls(t, 1, 1)
 	mediaBack(t, legs, time.Now().Add(500*time.Millisecond), func() string { return testkit.LastLines(a.log.String(), 40) })
+	notify := func(dir, state, want string) {
+		t.Helper()
+		if out, code := keepalivedNotify(t, dir, state); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("%s on %s: exit %d: %s, want %q\n%s", state, filepath.Base(dir), code, out, want, testkit.LastLines(a.log.String(), 30))
+		}
+	}
+	status := func(dir, want string) {
+		t.Helper()
+		if st := mustCLI(t, dir, "status", "ha"); !strings.Contains(st, want) {
+			t.Fatalf("status ha on %s, want %q:\n%s", filepath.Base(dir), want, st)
+		}
+	}
 
-	if out, code := keepalivedNotify(t, dirB, "BACKUP"); code != 0 || !strings.Contains(out, "does not own the floating addresses: nothing to do") {
-		t.Fatalf("BACKUP on b: exit %d: %s", code, out)
-	}
-	if st := mustCLI(t, dirA, "status", "ha"); !strings.Contains(st, "owner of the floating addresses") {
-		t.Fatalf("a after BACKUP on b:\n%s", st)
-	}
+	notify(dirB, "BACKUP", "on standby; this unit does not own the floating addresses: nothing to hand over")
+	status(dirB, "standby: another unit owns the floating addresses; on standby (keepalived: VRRP backup)")
+	status(dirA, "owner of the floating addresses")
+	notify(dirB, "MASTER", "preferred again;")
+	status(dirA, "owner of the floating addresses")
 
 	moved := time.Now()
-	if out, code := keepalivedNotify(t, dirA, "BACKUP"); code != 0 || !strings.Contains(out, "0 calls ended, 1 handed over") {
-		t.Fatalf("BACKUP on a: exit %d: %s\n%s", code, out, testkit.LastLines(a.log.String(), 40))
-	}
+	notify(dirA, "BACKUP", "on standby; floating addresses handed over after")
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
-	if st := mustCLI(t, dirB, "status", "ha"); !strings.Contains(st, "owner of the floating addresses") || !strings.Contains(st, "calls adopted 1") {
-		t.Fatalf("b after BACKUP on a:\n%s", st)
-	}
+	status(dirB, "calls adopted 1")
+	status(dirB, "owner of the floating addresses")
+	status(dirA, "on standby (keepalived: VRRP backup)")
 	mediaBack(t, legs, moved.Add(100*time.Millisecond), bLog)
 
-	if out, code := keepalivedNotify(t, dirA, "MASTER"); code != 0 || !strings.Contains(out, "back in the election") {
-		t.Fatalf("MASTER on a: exit %d: %s", code, out)
-	}
-	waitLog(t, a, "vip: the hold after a release ended early; back in the election", 30*time.Second)
-	if st := mustCLI(t, dirB, "status", "ha"); !strings.Contains(st, "owner of the floating addresses") {
-		t.Fatalf("b gave the addresses up while they carry a call:\n%s", st)
-	}
+	notify(dirA, "MASTER", "preferred again;")
+	status(dirB, "owner of the floating addresses")
 	p.byeAll(t, legs, bLog)
 	waitLogCount(t, a, "ha: floating addresses taken", 2, 60*time.Second)
-	if st := mustCLI(t, dirA, "status", "ha"); !strings.Contains(st, "owner of the floating addresses") {
-		t.Fatalf("a after the call ended:\n%s", st)
-	}
+	status(dirA, "owner of the floating addresses")
 
 	if out, code := keepalivedNotify(t, dirA, "SPLIT"); code == 0 {
 		t.Fatalf("a state keepalived does not send was taken: %s", out)

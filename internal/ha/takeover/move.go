@@ -66,22 +66,3 @@ func (t *Takeover) Move(ctx context.Context, wait, hold time.Duration) (MoveResu
 		"calls_handed_over", res.CallsHandedOver, "took", res.Took.String(), "out_of_the_election_for", hold.String())
 	return res, nil
 }
-
-// ErrNoFloating: a unit without floating addresses has no election.
-var ErrNoFloating = errors.New("ha: this unit has no floating addresses (ha.floating)")
-
-// Rejoin ends the hold of a planned move now (keepalived made this unit
-// VRRP master, docs/ha.md): the unit takes part in the election again; the
-// election decides when it owns the addresses. It reports whether the unit
-// was held out.
-func (t *Takeover) Rejoin() (bool, error) {
-	t.mu.Lock()
-	o := t.owner
-	t.mu.Unlock()
-	if o == nil {
-		return false, ErrNoFloating
-	}
-	held := o.Rejoin()
-	t.log.Info("ha: back in the election", "was_held_out", held, "owner", t.owned.Load())
-	return held, nil
-}

@@ -402,6 +402,9 @@ type Status struct {
 	// calls carried on (ReconnectsFailed: could not be opened).
 	Reconnects       int `json:"reconnects"`
 	ReconnectsFailed int `json:"reconnects_failed"`
+	// Standby: keepalived made this box VRRP backup (docs/ha.md); the unit
+	// ranks after the units that are not.
+	Standby bool `json:"standby,omitempty"`
 	// MediaGap: per direction of the adopted calls' streams, the time from
 	// their restore to the first packet relayed.
 	MediaGap media.GapStats `json:"media_gap"`
@@ -415,6 +418,10 @@ func (t *Takeover) Status() *Status {
 	if g == nil && !rehoming {
 		return nil
 	}
+	t.mu.Lock()
+	o := t.owner
+	t.mu.Unlock()
+	standby := o != nil && o.Standby()
 	var ifaces []string
 	mode := config.HAModeMove
 	if g != nil {
@@ -430,5 +437,5 @@ func (t *Takeover) Status() *Status {
 	defer t.stats.Unlock()
 	return &Status{Mode: mode, Interfaces: ifaces, Owner: t.owned.Load(), Takeovers: t.stats.takeovers,
 		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last, MediaGap: gaps,
-		Reconnects: t.stats.reconnects, ReconnectsFailed: t.stats.reconnFail}
+		Reconnects: t.stats.reconnects, ReconnectsFailed: t.stats.reconnFail, Standby: standby}
 }

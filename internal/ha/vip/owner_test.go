@@ -189,18 +189,36 @@ func TestOwnerRelease(t *testing.T) {
 	waitUntil(t, "a to own the address again after its hold", func() bool { return a.Owned() })
 }
 
-// TestOwnerRejoin: a unit held out after a release takes part in the
-// election again on Rejoin (keepalived made it VRRP master) and, being
-// preferred, gets the address back from b, which carries no call; a later
+// TestOwnerStandby: keepalived's advice (docs/ha.md). The preferred owner
+// a put on standby hands the address to b (it carries no call) and stays in
+// the election: when b stops, a takes the address back at once (standby
+// never holds a failover up). Taken off standby a is preferred again. A
+// unit held out after a release takes part again on Rejoin, and a later
 // release holds it out again (the earlier Rejoin does not cut that hold).
-func TestOwnerRejoin(t *testing.T) {
+func TestOwnerStandby(t *testing.T) {
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("install Debian package etcd-server")
 	}
 	etcd := etcdtest.Start(t, 1).Endpoints()[0]
+	ctx := context.Background()
 	a, _, _ := startOwner(t, etcd, "a", &fakeNet{}, nil)
 	waitUntil(t, "a to own the address", func() bool { return a.Owned() })
-	b, _, _ := startOwner(t, etcd, "b", &fakeNet{}, nil)
+	b, stopB, bDone := startOwner(t, etcd, "b", &fakeNet{}, nil)
+	if changed, err := a.SetStandby(ctx, true); !changed || err != nil {
+		t.Fatalf("SetStandby: %v %v", changed, err)
+	}
+	waitUntil(t, "b to own the address while a is on standby", func() bool { return b.Owned() && !a.Owned() })
+	stopB()
+	<-bDone
+	waitUntil(t, "a, on standby, to take the address when b is gone", func() bool { return a.Owned() })
+
+	b, _, _ = startOwner(t, etcd, "b", &fakeNet{}, nil)
+	if changed, err := b.SetStandby(ctx, true); !changed || err != nil {
+		t.Fatalf("SetStandby b: %v %v", changed, err)
+	}
+	if changed, _ := a.SetStandby(ctx, false); !changed {
+		t.Fatal("a was on standby")
+	}
 	if a.Rejoin() {
 		t.Fatal("a was not held out, but Rejoin says so")
 	}
@@ -211,7 +229,7 @@ func TestOwnerRejoin(t *testing.T) {
 	if !a.Rejoin() {
 		t.Fatal("a was held out, but Rejoin says not")
 	}
-	waitUntil(t, "a to own the address again after Rejoin", func() bool { return a.Owned() })
+	waitUntil(t, "a (preferred, b on standby) to own the address again after Rejoin", func() bool { return a.Owned() })
 	if !a.Release(time.Hour) {
 		t.Fatal("a did not release the address again")
 	}

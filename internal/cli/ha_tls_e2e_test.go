@@ -33,27 +33,8 @@ import (
 // by their dialogs. The re-INVITE b sends the callee shows b's Via and
 // Contact on the floating outside address over TLS.
 func TestTLSLegsSurviveUnitLoss(t *testing.T) {
-	pkitest.SkipWithoutKamailio(t)
-	p := newHAPair(t, "")
-	cfg := p.config(t)
-	outside := cfg.Network.Interfaces[1].Address
-	tlsPort := testkit.FreePort(t, "tcp", outside)
-	cfg.SIP.Listeners[1] = config.Listener{Interface: "outside", Transport: "tls", Port: tlsPort, Certificate: "default"}
-	kTLS, kUDP := testkit.FreePort(t, "tcp", "127.0.0.4"), testkit.FreePort(t, "udp", "127.0.0.4")
-	kam := fmt.Sprintf("127.0.0.4:%d", kTLS)
-	cfg.Peers = []config.Peer{{Name: "service", Kind: "itsp", Interface: "outside", Address: kam, Transport: "tls"}}
-	cfg.DialPlan.Rules[0].ForwardTo = []config.Forward{{Peer: "service"}}
-	p.initial = writeInitial(t, cfg)
-
-	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	work := t.TempDir()
-	a := p.start(t, dirA, p.storeURL, "a")
-	// The unit's client certificate for the trunk, signed by the trunk's
-	// CA, and that CA in the store: the cluster's, so b has them too.
-	ca := useServiceCA(t, dirA, work)
-	startE2EKamailio(t, ca, kTLS, kUDP, int(p.callee.peer.Addr.Port()))
-	b := p.start(t, dirB, p.storeURL, "b")
-	bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
+	tp := newTLSTrunkPair(t, "")
+	p, dirB, a, b, bLog, outside, tlsPort, kam := tp.p, tp.dirB, tp.a, tp.b, tp.bLog, tp.outside, tp.tlsPort, tp.kam
 
 	const calls = 3
 	legs := p.placeCalls(t, calls, 1)
@@ -128,6 +109,102 @@ func TestTLSLegsSurviveUnitLoss(t *testing.T) {
 	if conns := tcpConns(t, b.Cmd.Process.Pid, func(_, remote string) bool { return remote == kam }); len(conns) != 1 {
 		t.Errorf("b's connections to the trunk at the end: %v (the requests went over another one)", conns)
 	}
+}
+
+// TestTLSLegsRehomed: rehome mode with the trunk leg on mutual TLS. a is
+// killed; b moves the calls with re-INVITEs from its own addresses. The
+// callee's go to Kamailio over one TLS connection b opens from its own
+// outside address with the unit's certificate (status ha counts it), the
+// media goes on through b with the new keys, and BYEs from the callee
+// (through Kamailio to b's new Contact) and from the caller are answered
+// 200.
+func TestTLSLegsRehomed(t *testing.T) {
+	tp := newTLSTrunkPair(t, config.HAModeRehome)
+	p, a, b, bLog := tp.p, tp.a, tp.b, tp.bLog
+	bOutside := p.config(t).Units["b"].Interfaces[1].Address
+	legs := p.placeCalls(t, 2, 1)
+	mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
+	before := mediaTargets(legs)
+	killed := time.Now()
+	if err := a.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.Done()
+	waitLog(t, b, "ha: rehome: calls of a unit gone moved here", 30*time.Second)
+	waitLog(t, b, "ha: connections towards the peers of the calls carried on", 30*time.Second)
+	mediaBack(t, legs, killed.Add(500*time.Millisecond), bLog)
+	checkMoved(t, p, legs, before)
+	if st := mustCLI(t, tp.dirB, "status", "ha"); !strings.Contains(st, "connections towards peers reopened 1, failed 0") {
+		t.Fatalf("status ha on b:\n%s\n%s", st, bLog())
+	}
+	conns := tcpConns(t, b.Cmd.Process.Pid, func(_, remote string) bool { return remote == tp.kam })
+	t.Logf("b's connections to the trunk %s: %v", tp.kam, conns)
+	if len(conns) != 1 || !strings.HasPrefix(conns[0][0], bOutside+":") {
+		t.Fatalf("b's connections to the trunk: %v, want one from %s", conns, bOutside)
+	}
+	time.Sleep(time.Second) // media with the new keys
+	for i, l := range legs {
+		if f := l.out.authFailures(); f != 0 {
+			t.Errorf("call %d: %d SRTP authentication failures at the callee", i, f)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The callee's BYE goes to b's Contact, which its re-INVITE brought.
+	c := p.callee
+	c.mu.Lock()
+	s := c.sess[0]
+	c.mu.Unlock()
+	target := sip.Uri{Scheme: "sip", Host: bOutside, Port: tp.tlsPort, UriParams: sip.NewParams()}
+	target.UriParams.Add("transport", "tls")
+	bye := sip.NewRequest(sip.BYE, target)
+	if res, err := s.Do(ctx, bye); err != nil || res.StatusCode != 200 {
+		t.Fatalf("the callee's BYE to b after the rehome: %v %v\n%s", res, err, bLog())
+	}
+	legs[0].stop()
+	p.byeAll(t, legs[1:], bLog)
+	if n := answeredCalls(t, tp.dirB); n != 0 {
+		t.Errorf("b still carries %d calls after the BYEs", n)
+	}
+}
+
+// tlsTrunkPair is units a and b (started, a carrying nothing yet) whose
+// outside leg is mutual TLS to a Kamailio trunk relaying to the pair's SRTP
+// callee; the unit's client certificate is signed by the trunk's CA.
+type tlsTrunkPair struct {
+	p          *haPair
+	dirA, dirB string
+	a, b       *unitProc
+	bLog       func() string
+	outside    string // the outside address: floating, or (rehome) a's
+	tlsPort    int    // the outside TLS listener's port
+	kam        string // the trunk's TLS address
+}
+
+func newTLSTrunkPair(t *testing.T, mode string) *tlsTrunkPair {
+	t.Helper()
+	pkitest.SkipWithoutKamailio(t)
+	tp := &tlsTrunkPair{p: newHAPair(t, mode)}
+	p := tp.p
+	cfg := p.config(t)
+	tp.outside = cfg.Network.Interfaces[1].Address
+	tp.tlsPort = testkit.FreePort(t, "tcp", tp.outside)
+	cfg.SIP.Listeners[1] = config.Listener{Interface: "outside", Transport: "tls", Port: tp.tlsPort, Certificate: "default"}
+	kTLS, kUDP := testkit.FreePort(t, "tcp", "127.0.0.4"), testkit.FreePort(t, "udp", "127.0.0.4")
+	tp.kam = fmt.Sprintf("127.0.0.4:%d", kTLS)
+	cfg.Peers = []config.Peer{{Name: "service", Kind: "itsp", Interface: "outside", Address: tp.kam, Transport: "tls"}}
+	cfg.DialPlan.Rules[0].ForwardTo = []config.Forward{{Peer: "service"}}
+	p.initial = writeInitial(t, cfg)
+
+	tp.dirA, tp.dirB = filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	tp.a = p.start(t, tp.dirA, p.storeURL, "a")
+	// The unit's client certificate for the trunk, signed by the trunk's
+	// CA, and that CA in the store: the cluster's, so b has them too.
+	ca := useServiceCA(t, tp.dirA, t.TempDir())
+	startE2EKamailio(t, ca, kTLS, kUDP, int(p.callee.peer.Addr.Port()))
+	tp.b = p.start(t, tp.dirB, p.storeURL, "b")
+	tp.bLog = func() string { return testkit.LastLines(tp.b.log.String(), 60) }
+	return tp
 }
 
 // config reads back the configuration the pair's units start with.

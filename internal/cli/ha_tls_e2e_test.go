@@ -39,11 +39,7 @@ func TestTLSLegsSurviveUnitLoss(t *testing.T) {
 	const calls = 3
 	legs := p.placeCalls(t, calls, 1)
 	mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
-	killed := time.Now()
-	if err := a.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.Done()
+	killed := kill9(t, a)
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	waitLog(t, b, "ha: connections towards the peers of the calls carried on", 30*time.Second)
 	if !strings.Contains(b.log.String(), fmt.Sprintf("calls_adopted=%d calls_refused=0", calls)) {
@@ -125,11 +121,7 @@ func TestTLSLegsRehomed(t *testing.T) {
 	legs := p.placeCalls(t, 2, 1)
 	mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
 	before := mediaTargets(legs)
-	killed := time.Now()
-	if err := a.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.Done()
+	killed := kill9(t, a)
 	waitLog(t, b, "ha: rehome: calls of a unit gone moved here", 30*time.Second)
 	waitLog(t, b, "ha: connections towards the peers of the calls carried on", 30*time.Second)
 	mediaBack(t, legs, killed.Add(500*time.Millisecond), bLog)
@@ -166,6 +158,18 @@ func TestTLSLegsRehomed(t *testing.T) {
 	if n := answeredCalls(t, tp.dirB); n != 0 {
 		t.Errorf("b still carries %d calls after the BYEs", n)
 	}
+}
+
+// kill9 kills the unit with SIGKILL, waits for its end and returns when it
+// was killed.
+func kill9(t *testing.T, u *unitProc) time.Time {
+	t.Helper()
+	killed := time.Now()
+	if err := u.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-u.Done()
+	return killed
 }
 
 // tlsTrunkPair is units a and b (started, a carrying nothing yet) whose

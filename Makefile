@@ -21,7 +21,7 @@ DEB_VERSION ?= $(VERSION)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 DIST        ?= $(CURDIR)/dist
 DEBBUILD    ?= $(CURDIR)/bin/deb
-DEB_DOCS    := README.md docs/operations.md docs/configuration.md docs/setup.md docs/security.md docs/troubleshooting.md
+DEB_DOCS    := README.md docs/operations.md docs/configuration.md docs/setup.md docs/security.md docs/troubleshooting.md docs/ha.md
 deb:
 	mkdir -p $(DEBBUILD)
 	CGO_ENABLED=0 GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(DEBBUILD)/palisade ./cmd/palisade

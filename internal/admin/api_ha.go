@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -20,6 +21,7 @@ func init() {
 	})
 	RegisterRoutes(func(rt *Routes) {
 		rt.API("POST /api/v1/ha/move", haMove)
+		rt.API("POST /api/v1/ha/vrrp", haVRRP)
 	})
 }
 
@@ -68,6 +70,49 @@ func haMove(env *Env, w http.ResponseWriter, r *http.Request) error {
 		*f.d = d
 	}
 	res, err := env.Live.HAMove(r.Context(), wait, hold)
+	if err != nil {
+		return Errorf(http.StatusConflict, "%v", err)
+	}
+	return JSON(w, http.StatusOK, res)
+}
+
+// HAVRRP follows a keepalived (VRRP) state change of this box
+// (takeover.Takeover.VRRP behind an adapter).
+type HAVRRP func(ctx context.Context, state string, wait time.Duration) (any, error)
+
+// VRRPStates are the states keepalived tells its notify script of.
+var VRRPStates = []string{"MASTER", "BACKUP", "FAULT", "STOP"}
+
+// HAVRRPRequest is keepalived's new state of this box and how long an
+// owner that hands the addresses over waits for its calls to end first.
+type HAVRRPRequest struct {
+	State string `json:"state"`
+	Wait  string `json:"wait,omitempty"`
+}
+
+func haVRRP(env *Env, w http.ResponseWriter, r *http.Request) error {
+	if !env.Running() {
+		return ErrUnitStopped
+	}
+	if env.Live.HAVRRP == nil {
+		return Errorf(http.StatusConflict, "this unit has no floating addresses (ha.floating)")
+	}
+	var req HAVRRPRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if !slices.Contains(VRRPStates, req.State) {
+		return Errorf(http.StatusBadRequest, "state %q: one of %v", req.State, VRRPStates)
+	}
+	var wait time.Duration
+	if req.Wait != "" {
+		d, err := time.ParseDuration(req.Wait)
+		if err != nil || d < 0 || d > time.Hour {
+			return Errorf(http.StatusBadRequest, "wait %q: a duration from 0s to 1h", req.Wait)
+		}
+		wait = d
+	}
+	res, err := env.Live.HAVRRP(r.Context(), req.State, wait)
 	if err != nil {
 		return Errorf(http.StatusConflict, "%v", err)
 	}

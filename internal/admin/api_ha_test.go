@@ -52,3 +52,36 @@ func TestHAMove(t *testing.T) {
 		t.Fatalf("a move the takeover refuses: %d %s", r.status, r.body)
 	}
 }
+
+// POST /api/v1/ha/vrrp: refused without floating addresses, the state
+// and the wait checked, the takeover's answer passed on.
+func TestHAVRRP(t *testing.T) {
+	f := newFixture(t)
+	if r := f.doLocal("POST", "/api/v1/ha/vrrp", `{"state":"BACKUP"}`, nil); r.status != http.StatusConflict {
+		t.Fatalf("without floating addresses: %d %s", r.status, r.body)
+	}
+	var got string
+	var gotWait time.Duration
+	f.h.env.Live.HAVRRP = func(_ context.Context, state string, wait time.Duration) (any, error) {
+		got, gotWait = state, wait
+		return map[string]bool{"standby": state != "MASTER"}, nil
+	}
+	for _, tc := range []struct {
+		body   string
+		status int
+		state  string
+		wait   time.Duration
+	}{
+		{`{"state":"BACKUP"}`, 200, "BACKUP", 0},
+		{`{"state":"FAULT","wait":"10s"}`, 200, "FAULT", 10 * time.Second},
+		{`{"state":"MASTER"}`, 200, "MASTER", 0},
+		{`{"state":"SPLIT"}`, 400, "", 0},
+		{`{"state":"STOP","wait":"2h"}`, 400, "", 0},
+	} {
+		got, gotWait = "", -1
+		r := f.doLocal("POST", "/api/v1/ha/vrrp", tc.body, nil)
+		if r.status != tc.status || tc.status == 200 && (got != tc.state || gotWait != tc.wait) {
+			t.Errorf("%s: %d %s, took %q wait %v", tc.body, r.status, r.body, got, gotWait)
+		}
+	}
+}

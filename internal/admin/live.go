@@ -35,6 +35,9 @@ type Live struct {
 	// HAMove moves the floating addresses to another unit; nil without
 	// them.
 	HAMove HAMover
+	// HAVRRP follows a keepalived state change (docs/ha.md); nil without
+	// the takeover.
+	HAVRRP HAVRRP
 }
 
 // RunningPKI is the PKI subsystem as the API uses it: the expiries of the

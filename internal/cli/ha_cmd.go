@@ -14,10 +14,10 @@ import (
 func init() {
 	Register(&Command{
 		Name:    "ha",
-		Summary: "move the floating addresses to another unit (planned move, drains first)",
-		Usage:   "ha move [--wait 30s] [--hold 5m]",
+		Summary: "move the floating addresses to another unit (planned move, drains first); keepalived's notify",
+		Usage:   "ha move [--wait 30s] [--hold 5m] | vrrp-notify [--wait 0s] INSTANCE|GROUP NAME MASTER|BACKUP|FAULT|STOP [PRIORITY]",
 		Run: func(c *Context, args []string) error {
-			return c.Dispatch(args, map[string]func(*Context, []string) error{"move": haMove})
+			return c.Dispatch(args, map[string]func(*Context, []string) error{"move": haMove, "vrrp-notify": haVRRPNotify})
 		},
 	})
 }

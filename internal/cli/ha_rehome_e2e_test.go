@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,11 +90,7 @@ func TestCallsRehomed(t *testing.T) {
 	legs := p.placeCalls(t, 2, 1)
 	mediaBack(t, legs, time.Now().Add(time.Second), func() string { return testkit.LastLines(a.log.String(), 40) })
 	before := mediaTargets(legs)
-	killed := time.Now()
-	if err := a.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.Done()
+	killed := kill9(t, a)
 	waitLog(t, b, "ha: rehome: calls of a unit gone moved here", 30*time.Second)
 	if !strings.Contains(b.log.String(), "calls_adopted=2 calls_refused=0") {
 		t.Fatalf("b did not move the 2 calls:\n%s", bLog())

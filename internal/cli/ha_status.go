@@ -27,10 +27,16 @@ func haLine(st *takeover.Status) string {
 	case st.Owner:
 		role = "owner of the floating addresses"
 	}
+	if st.Standby {
+		role += "; on standby (keepalived: VRRP backup)"
+	}
 	s := fmt.Sprintf("%s (%s)\ntakeovers %d, calls adopted %d, call records refused %d", role,
 		strings.Join(st.Interfaces, ", "), st.Takeovers, st.CallsAdopted, st.CallsRefused)
 	if !st.LastTakeover.IsZero() {
 		s += ", last takeover " + st.LastTakeover.UTC().Format(time.RFC3339)
+	}
+	if st.Reconnects+st.ReconnectsFailed > 0 {
+		s += fmt.Sprintf("\nconnections towards peers reopened %d, failed %d", st.Reconnects, st.ReconnectsFailed)
 	}
 	if g := st.MediaGap; g.Directions > 0 {
 		s += fmt.Sprintf("\nmedia gap of adopted streams (restore to first packet, %d directions): median %v, max %v",

@@ -185,7 +185,14 @@ func startMutualTLSUnit(t *testing.T, dir, work string, pbxPort int, service con
 		t.Fatal(err)
 	}
 	unit := startUnit(t, dir, writeFile(t, work, "initial.json", b))
+	return unit, cfg, useServiceCA(t, dir, work)
+}
 
+// useServiceCA gives the running unit of dir the client certificate "SBC
+// at HQ" (key and CSR made by the cert commands) signed by a new service
+// CA, puts that CA in its CA store, applies and confirms; it returns the CA.
+func useServiceCA(t *testing.T, dir, work string) *pkitest.CA {
+	t.Helper()
 	ca := pkitest.NewRoot(t, "Service Root CA", "Service Root CA")
 	mustCLI(t, dir, "cert", "new", "SBC at HQ", "--cn", "sbc.example.com", "--o", "Example")
 	csr := mustCLI(t, dir, "cert", "csr", "SBC at HQ")
@@ -194,7 +201,7 @@ func startMutualTLSUnit(t *testing.T, dir, work string, pbxPort int, service con
 	mustCLI(t, dir, "config", "set", "tls.client_certificate", `"SBC at HQ"`)
 	mustCLI(t, dir, "config", "apply")
 	mustCLI(t, dir, "config", "confirm")
-	return unit, cfg, ca
+	return ca
 }
 
 // sippCall places n calls from a sipp UAC on 127.0.0.1:pbxPort through the

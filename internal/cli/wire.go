@@ -151,6 +151,9 @@ func wireSubsystems(d Deps) wired {
 			Units: d.ClusterUnits}}
 	if ha != nil {
 		env.Live.HAMove = func(ctx context.Context, wait, hold time.Duration) (any, error) { return ha.Move(ctx, wait, hold) }
+		env.Live.HAVRRP = func(ctx context.Context, state string, wait time.Duration) (any, error) {
+			return ha.VRRP(ctx, state, wait)
+		}
 	}
 	srv := admin.NewServer(admin.NewHandler(env, web.Mount, acme.Mount(acmeMgr)), admin.ServerOptions{
 		DataDir: d.DataDir, Generated: d.AdminCert, Listen: d.AdminListen, Log: env.Log,

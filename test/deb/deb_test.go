@@ -200,6 +200,8 @@ func checkContents(t *testing.T, deb string) {
 		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/operations.md",
 		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/configuration.md",
 		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/copyright",
+		"-rwxr-xr-x root/root .* ./usr/lib/palisade/keepalived-notify",
+		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/examples/keepalived.conf",
 	} {
 		if !lineMatches(list, want) {
 			t.Errorf("dpkg-deb -c: no line like %q in\n%s", want, list)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,10 +18,10 @@ import (
 // Rehome mode (ha.mode "rehome", docs/ha.md): no address moves. Every unit
 // writes the records of its calls, and keeps a key under its lease
 // (NAMESPACE/ha/rehome/units/<unit>). When a unit's key goes (its lease
-// ran out: the unit died or lost etcd), the first unit to claim it
-// (NAMESPACE/ha/rehome/claims/<unit>, under the claimer's lease) moves
-// that unit's calls to its own addresses with re-INVITEs
-// (b2bua.Service.Rehome), then removes the claim.
+// ran out: the unit died or lost etcd), the live unit ranked first by
+// ha.preference claims it (NAMESPACE/ha/rehome/claims/<unit>/<rev>, under
+// the claimer's lease; claim) and moves that unit's calls to its own
+// addresses with re-INVITEs (b2bua.Service.Rehome).
 
 // rehome runs the registration and the watch until ctx ends; it retries
 // with a new lease while etcd cannot be reached.
@@ -105,26 +106,116 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 			for _, ev := range resp.Events {
 				u := strings.TrimPrefix(string(ev.Kv.Key), pfx+"units/")
 				if ev.Type == clientv3.EventTypeDelete && u != t.d.Unit {
-					t.claim(tctx, g.ID, u)
+					// Off the loop: the claim waits its turn, and the
+					// fencing and the renewals must go on meanwhile.
+					go t.claim(tctx, g.ID, ttl, u, ev.Kv.ModRevision)
 				}
 			}
 		}
 	}
 }
 
-// claim moves the calls of the unit gone here, unless another unit
-// claimed them first.
-func (t *Takeover) claim(ctx context.Context, lease clientv3.LeaseID, gone string) {
-	cli, key := t.d.Store.Client(), t.rehomePrefix()+"claims/"+gone
+// claimStep is how long a unit waits per better-ranked live unit before
+// it claims the calls of a unit gone: the preferred unit claims first.
+const claimStep = 300 * time.Millisecond
+
+// claim moves the calls of the unit gone (its key deleted at revision rev)
+// here, by preference: the units alive rank by ha.preference (units not
+// listed after those listed, by name); this unit waits claimStep per unit
+// ranked before it, then claims in one transaction that succeeds only if
+// nobody claimed yet and no unit ranked before it is alive. While such a
+// unit is alive and has not claimed, this one waits a lease more (that
+// unit may be stuck) and then claims if nobody has. Exactly one unit wins
+// either way: the claim key is created once.
+func (t *Takeover) claim(ctx context.Context, lease clientv3.LeaseID, ttl time.Duration, gone string, rev int64) {
+	cli, pfx := t.d.Store.Client(), t.rehomePrefix()
+	// One key per death (its revision): a unit that comes back and dies
+	// again is claimed afresh, and a late claimer never finds the key of a
+	// claim that is done gone.
+	key := fmt.Sprintf("%sclaims/%s/%d", pfx, gone, rev)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, t.d.Unit, clientv3.WithLease(lease))).Commit()
-	if err != nil || !resp.Succeeded {
+	resp, err := cli.Get(cctx, pfx+"units/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		t.log.Warn("ha: rehome: unit gone; the other units could not be listed", "unit", gone, "err", err)
+		return
+	}
+	var live []string
+	for _, kv := range resp.Kvs {
+		if u := strings.TrimPrefix(string(kv.Key), pfx+"units/"); u != gone {
+			live = append(live, u)
+		}
+	}
+	better := t.rankedBefore(live)
+	won, err := t.claimAfter(ctx, time.Duration(len(better))*claimStep, key, lease, better)
+	if err == nil && !won && len(better) > 0 {
+		if taken, _ := t.claimed(ctx, key); !taken {
+			t.log.Info("ha: rehome: unit gone; a preferred unit is to move its calls", "unit", gone, "preferred", better)
+			won, err = t.claimAfter(ctx, ttl, key, lease, nil)
+		}
+	}
+	if err != nil || !won {
 		t.log.Info("ha: rehome: unit gone; its calls are another unit's to move", "unit", gone, "err", err)
 		return
 	}
-	defer cli.Delete(context.Background(), key)
+	t.moveCalls(ctx, gone)
+}
+
+// rankedBefore returns the units of live ranked before this one.
+func (t *Takeover) rankedBefore(live []string) []string {
+	rank := func(u string) int {
+		if i := slices.Index(t.pref, u); i >= 0 {
+			return i
+		}
+		return len(t.pref)
+	}
+	me := rank(t.d.Unit)
+	var out []string
+	for _, u := range live {
+		if r := rank(u); u != t.d.Unit && (r < me || r == me && u < t.d.Unit) {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// claimAfter waits wait, then creates the claim key under lease if nobody
+// has and none of the units absent is alive.
+func (t *Takeover) claimAfter(ctx context.Context, wait time.Duration, key string, lease clientv3.LeaseID, absent []string) (bool, error) {
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(wait):
+	}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	for _, u := range absent {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(t.rehomePrefix()+"units/"+u), "=", 0))
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := t.d.Store.Client().Txn(cctx).If(cmps...).Then(clientv3.OpPut(key, t.d.Unit, clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
+}
+
+// claimed reports whether the claim key exists.
+func (t *Takeover) claimed(ctx context.Context, key string) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := t.d.Store.Client().Get(cctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, err
+	}
+	return resp.Count > 0, nil
+}
+
+// moveCalls moves the calls of the unit gone here (its claim won).
+func (t *Takeover) moveCalls(ctx context.Context, gone string) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	start := time.Now()
 	kvs, err := t.d.Store.List(cctx, RecordPrefix)
 	if err != nil {
@@ -141,15 +232,17 @@ func (t *Takeover) claim(ctx context.Context, lease clientv3.LeaseID, gone strin
 		}
 	}
 	takeovers.Inc()
-	n, bad := t.carryOn(cctx, theirs, t.d.SIP.Rehome)
-	t.log.Info("ha: rehome: calls of a unit gone moved here", "unit", gone, "calls_adopted", n, "calls_refused", bad,
+	ids, bad := t.carryOn(cctx, theirs, t.d.SIP.Rehome)
+	t.log.Info("ha: rehome: calls of a unit gone moved here", "unit", gone, "calls_adopted", len(ids), "calls_refused", bad,
 		"took", time.Since(start).String())
+	go t.reconnect(ids)
 }
 
 // startRehome starts rehome mode (Apply, t.mu held).
 func (t *Takeover) startRehome(cfg *config.Config) {
 	t.d.Keeper.SetActive(true) // every unit keeps its own calls' records
 	t.rehoming = true
+	t.pref = slices.Clone(cfg.HA.Preference)
 	for _, in := range cfg.Network.Interfaces {
 		t.ifaces = append(t.ifaces, in.Name)
 	}

@@ -36,6 +36,9 @@ type SIP interface {
 	// Rehome carries a call on from its record on this unit's own
 	// addresses (re-INVITEs).
 	Rehome(rec []byte) (string, error)
+	// Reconnect opens the TCP/TLS connections of the calls ids towards
+	// their peers.
+	Reconnect(ctx context.Context, ids []string) []b2bua.Reconnection
 	CallCount() int
 	// Drain refuses new calls (503) and waits until the calls end or ctx
 	// is done; Resume takes new calls again.
@@ -80,16 +83,19 @@ type Takeover struct {
 	owner    *vip.Owner
 	rehoming bool       // ha.mode rehome: no group, no owner
 	ifaces   []string   // rehome: every interface (the calls a fenced unit forgets)
+	pref     []string   // rehome: ha.preference (who claims a unit gone)
 	moving   sync.Mutex // one planned move at a time
 
 	owned   atomic.Bool
 	closing atomic.Bool // Close: the B2BUA has gone already
 	stats   struct {
 		sync.Mutex
-		takeovers int
-		adopted   int
-		refused   int
-		last      time.Time
+		takeovers  int
+		adopted    int
+		refused    int
+		reconnects int
+		reconnFail int
+		last       time.Time
 	}
 }
 
@@ -299,14 +305,43 @@ func (t *Takeover) takeOver(records []store.KV) {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}
 	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
-	n, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
-	t.log.Info("ha: floating addresses taken", "calls_adopted", n, "calls_refused", bad, "took", time.Since(start).String())
+	ids, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
+	t.log.Info("ha: floating addresses taken", "calls_adopted", len(ids), "calls_refused", bad, "took", time.Since(start).String())
+	go t.reconnect(ids)
+}
+
+// reconnect opens the TCP/TLS connections of the calls ids towards their
+// peers (off the election's path: a peer that does not answer holds it up
+// for the handshake timeout).
+func (t *Takeover) reconnect(ids []string) {
+	if len(ids) == 0 || t.closing.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs := t.d.SIP.Reconnect(ctx, ids)
+	ok, failed := 0, 0
+	for _, r := range rs {
+		if r.Err == "" {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	t.stats.Lock()
+	t.stats.reconnects += ok
+	t.stats.reconnFail += failed
+	t.stats.Unlock()
+	if len(rs) > 0 {
+		t.log.Info("ha: connections towards the peers of the calls carried on", "opened", ok, "failed", failed)
+	}
 }
 
 // carryOn carries the calls of records on with carry (Adopt or Rehome);
 // a record that cannot be used is removed, one of a call carried here
-// already left alone. It counts and returns the calls carried and refused.
-func (t *Takeover) carryOn(ctx context.Context, records []store.KV, carry func([]byte) (string, error)) (n, bad int) {
+// already left alone. It counts the calls carried and refused and returns
+// the ids of those carried and the number refused.
+func (t *Takeover) carryOn(ctx context.Context, records []store.KV, carry func([]byte) (string, error)) (ids []string, bad int) {
 	for _, kv := range records {
 		id, err := carry(kv.Value)
 		if errors.Is(err, b2bua.ErrCarried) {
@@ -321,17 +356,18 @@ func (t *Takeover) carryOn(ctx context.Context, records []store.KV, carry func([
 			}
 			continue
 		}
-		n++
+		ids = append(ids, id)
 		adopted.Inc()
 		t.log.Debug("ha: call carried on", "call_id", id)
 	}
+	n := len(ids)
 	t.stats.Lock()
 	t.stats.takeovers++
 	t.stats.adopted += n
 	t.stats.refused += bad
 	t.stats.last = time.Now()
 	t.stats.Unlock()
-	return n, bad
+	return ids, bad
 }
 
 // giveUp closes the listeners and forgets the calls (no BYE: the new owner
@@ -362,6 +398,13 @@ type Status struct {
 	CallsAdopted int       `json:"calls_adopted"`
 	CallsRefused int       `json:"calls_refused"`
 	LastTakeover time.Time `json:"last_takeover,omitzero"`
+	// Reconnects: TCP/TLS connections opened towards the peers of the
+	// calls carried on (ReconnectsFailed: could not be opened).
+	Reconnects       int `json:"reconnects"`
+	ReconnectsFailed int `json:"reconnects_failed"`
+	// Standby: keepalived made this box VRRP backup (docs/ha.md); the unit
+	// ranks after the units that are not.
+	Standby bool `json:"standby,omitempty"`
 	// MediaGap: per direction of the adopted calls' streams, the time from
 	// their restore to the first packet relayed.
 	MediaGap media.GapStats `json:"media_gap"`
@@ -375,6 +418,10 @@ func (t *Takeover) Status() *Status {
 	if g == nil && !rehoming {
 		return nil
 	}
+	t.mu.Lock()
+	o := t.owner
+	t.mu.Unlock()
+	standby := o != nil && o.Standby()
 	var ifaces []string
 	mode := config.HAModeMove
 	if g != nil {
@@ -389,5 +436,6 @@ func (t *Takeover) Status() *Status {
 	t.stats.Lock()
 	defer t.stats.Unlock()
 	return &Status{Mode: mode, Interfaces: ifaces, Owner: t.owned.Load(), Takeovers: t.stats.takeovers,
-		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last, MediaGap: gaps}
+		CallsAdopted: t.stats.adopted, CallsRefused: t.stats.refused, LastTakeover: t.stats.last, MediaGap: gaps,
+		Reconnects: t.stats.reconnects, ReconnectsFailed: t.stats.reconnFail, Standby: standby}
 }

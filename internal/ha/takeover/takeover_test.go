@@ -37,6 +37,15 @@ type fakeSIP struct {
 	held    [][]string
 	adopted []string
 	calls   int
+	// reconnected gets the ids of each Reconnect.
+	reconnected chan []string
+}
+
+func (f *fakeSIP) Reconnect(_ context.Context, ids []string) []b2bua.Reconnection {
+	if f.reconnected != nil {
+		f.reconnected <- ids
+	}
+	return []b2bua.Reconnection{{Transport: "tls", Legs: len(ids)}}
 }
 
 func (f *fakeSIP) Hold(_ context.Context, ifaces []string) error {
@@ -58,7 +67,7 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 	if string(rec) == "own" {
 		return "", fmt.Errorf("call own: %w", b2bua.ErrCarried)
 	}
-	if !strings.HasPrefix(string(rec), "good") {
+	if !strings.Contains(string(rec), "good") {
 		return "", errors.New("call record refused: corrupt")
 	}
 	f.mu.Lock()
@@ -106,7 +115,7 @@ func (n *fakeNet) Announce(vip.Address) error { return nil }
 // the calls and closes the listeners.
 func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	st := &fakeStore{memWriter: memWriter{kv: map[string]string{}}}
-	sip := &fakeSIP{}
+	sip := &fakeSIP{reconnected: make(chan []string, 1)}
 	net := &fakeNet{on: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tk := New(Deps{Store: st, Unit: "b", SIP: sip, Keeper: NewKeeper(st, log), Net: net, Log: log})
@@ -133,6 +142,21 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	}
 	if err := g.Add(g.addrs[0], time.Second); err != nil { // a renewal
 		t.Fatal(err)
+	}
+	// The connections of the adopted calls are opened again.
+	select {
+	case ids := <-sip.reconnected:
+		if !slices.Equal(ids, []string{"good-1", "good-3"}) {
+			t.Fatalf("reconnected calls %v", ids)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connections of the adopted calls were not opened again")
+	}
+	for deadline := time.Now().Add(10 * time.Second); tk.Status().Reconnects != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v: no reconnection counted", tk.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	s := tk.Status()
 	switch {

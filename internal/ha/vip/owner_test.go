@@ -188,3 +188,54 @@ func TestOwnerRelease(t *testing.T) {
 	}
 	waitUntil(t, "a to own the address again after its hold", func() bool { return a.Owned() })
 }
+
+// TestOwnerStandby: keepalived's advice (docs/ha.md). The preferred owner
+// a put on standby hands the address to b (it carries no call) and stays in
+// the election: when b stops, a takes the address back at once (standby
+// never holds a failover up). Taken off standby a is preferred again. A
+// unit held out after a release takes part again on Rejoin, and a later
+// release holds it out again (the earlier Rejoin does not cut that hold).
+func TestOwnerStandby(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("install Debian package etcd-server")
+	}
+	etcd := etcdtest.Start(t, 1).Endpoints()[0]
+	ctx := context.Background()
+	a, _, _ := startOwner(t, etcd, "a", &fakeNet{}, nil)
+	waitUntil(t, "a to own the address", func() bool { return a.Owned() })
+	b, stopB, bDone := startOwner(t, etcd, "b", &fakeNet{}, nil)
+	if changed, err := a.SetStandby(ctx, true); !changed || err != nil {
+		t.Fatalf("SetStandby: %v %v", changed, err)
+	}
+	waitUntil(t, "b to own the address while a is on standby", func() bool { return b.Owned() && !a.Owned() })
+	stopB()
+	<-bDone
+	waitUntil(t, "a, on standby, to take the address when b is gone", func() bool { return a.Owned() })
+
+	b, _, _ = startOwner(t, etcd, "b", &fakeNet{}, nil)
+	if changed, err := b.SetStandby(ctx, true); !changed || err != nil {
+		t.Fatalf("SetStandby b: %v %v", changed, err)
+	}
+	if changed, _ := a.SetStandby(ctx, false); !changed {
+		t.Fatal("a was on standby")
+	}
+	if a.Rejoin() {
+		t.Fatal("a was not held out, but Rejoin says so")
+	}
+	if !a.Release(time.Hour) {
+		t.Fatal("a did not release the address it owns")
+	}
+	waitUntil(t, "b to own the address after a released it", func() bool { return b.Owned() })
+	if !a.Rejoin() {
+		t.Fatal("a was held out, but Rejoin says not")
+	}
+	waitUntil(t, "a (preferred, b on standby) to own the address again after Rejoin", func() bool { return a.Owned() })
+	if !a.Release(time.Hour) {
+		t.Fatal("a did not release the address again")
+	}
+	waitUntil(t, "b to own the address after the second release", func() bool { return b.Owned() })
+	time.Sleep(2 * time.Second) // longer than a term's pause: a held out stays out
+	if a.Owned() {
+		t.Fatal("a took the address back during its second hold")
+	}
+}

@@ -76,6 +76,45 @@ type Owner struct {
 	// (UnixNano) until which this unit stays out of the election after.
 	release   chan struct{}
 	holdUntil atomic.Int64
+	rejoin    chan struct{} // Rejoin: the hold ends now
+	// standby ranks the unit after every unit not on standby (keepalived
+	// made its box VRRP backup); lease is the current term's (0: none),
+	// under which the unit's key says so.
+	standby atomic.Bool
+	lease   atomic.Int64
+}
+
+// standbyValue is the value of a unit's key while it is on standby.
+const standbyValue = "standby"
+
+// SetStandby puts the unit on standby (or takes it off): on standby it
+// ranks after every unit that is not, whatever the preference, so it takes
+// the address only when no such unit takes part; an owner on standby
+// hands the address to such a unit once it carries no call (Release hands
+// it over at once). It reports whether the state changed.
+func (o *Owner) SetStandby(ctx context.Context, on bool) (bool, error) {
+	if o.standby.Swap(on) == on {
+		return false, nil
+	}
+	o.log.Info("vip: standby", "on", on)
+	if id := o.lease.Load(); id != 0 {
+		pctx, cancel := context.WithTimeout(ctx, o.cfg.TTL)
+		defer cancel()
+		if _, err := o.cfg.Client.Put(pctx, o.cfg.Prefix+"/units/"+o.cfg.Unit, o.keyValue(), clientv3.WithLease(clientv3.LeaseID(id))); err != nil {
+			return true, fmt.Errorf("vip: announcing the standby: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// Standby reports whether the unit is on standby.
+func (o *Owner) Standby() bool { return o.standby.Load() }
+
+func (o *Owner) keyValue() string {
+	if o.standby.Load() {
+		return standbyValue
+	}
+	return o.cfg.Unit
 }
 
 // New checks cfg.
@@ -95,7 +134,7 @@ func New(cfg Config) (*Owner, error) {
 	}
 	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
 	return &Owner{cfg: cfg, log: cfg.Log.With("vip", cfg.Address.String(), "unit", cfg.Unit),
-		release: make(chan struct{}, 1)}, nil
+		release: make(chan struct{}, 1), rejoin: make(chan struct{}, 1)}, nil
 }
 
 // Release gives the address up now (a planned move: removed, the lease
@@ -106,12 +145,31 @@ func (o *Owner) Release(hold time.Duration) bool {
 	if !o.owned.Load() {
 		return false
 	}
+	select {
+	case <-o.rejoin: // an earlier Rejoin's wake-up must not end this hold
+	default:
+	}
 	o.holdUntil.Store(time.Now().Add(hold).UnixNano())
 	select {
 	case o.release <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// Rejoin ends the hold of a release now: the unit takes part in the
+// election again (and, if preferred, gets the address once its owner
+// carries no call). It reports whether the unit was held out.
+func (o *Owner) Rejoin() bool {
+	held := time.Now().UnixNano() < o.holdUntil.Swap(0)
+	if held {
+		o.log.Info("vip: the hold after a release ended early; back in the election")
+	}
+	select {
+	case o.rejoin <- struct{}{}:
+	default:
+	}
+	return held
 }
 
 // Owned reports whether the address is on this unit now.
@@ -135,6 +193,7 @@ func (o *Owner) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(wait):
+			case <-o.rejoin:
 			}
 		}
 		err := o.term(ctx)
@@ -186,7 +245,9 @@ func (o *Owner) term(ctx context.Context) error {
 		cancel()
 		sess.Close()
 	}()
-	if _, err := cli.Put(tctx, o.cfg.Prefix+"/units/"+o.cfg.Unit, o.cfg.Unit, clientv3.WithLease(g.ID)); err != nil {
+	o.lease.Store(int64(g.ID))
+	defer o.lease.Store(0)
+	if _, err := cli.Put(tctx, o.cfg.Prefix+"/units/"+o.cfg.Unit, o.keyValue(), clientv3.WithLease(g.ID)); err != nil {
 		return fmt.Errorf("vip: announcing the unit: %w", err)
 	}
 	el := concurrency.NewElection(sess, o.cfg.Prefix+"/owner")
@@ -272,21 +333,26 @@ func (o *Owner) waitTurn(ctx context.Context, ren *renewals) error {
 	}
 }
 
-// preferredAlive reports whether a unit ranked before this one takes part.
+// preferredAlive reports whether a unit ranked before this one takes part:
+// units on standby rank after the others, then by preference.
 func (o *Owner) preferredAlive(ctx context.Context) (bool, int64, error) {
-	if len(o.cfg.Preference) == 0 {
-		return false, 0, nil
-	}
 	gctx, cancel := context.WithTimeout(ctx, o.cfg.TTL)
 	defer cancel()
-	resp, err := o.cfg.Client.Get(gctx, o.cfg.Prefix+"/units/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := o.cfg.Client.Get(gctx, o.cfg.Prefix+"/units/", clientv3.WithPrefix())
 	if err != nil {
 		return false, 0, fmt.Errorf("vip: reading the units: %w", err)
 	}
-	me := o.rank(o.cfg.Unit)
+	me := [2]int{0, o.rank(o.cfg.Unit)}
+	if o.standby.Load() {
+		me[0] = 1
+	}
 	for _, kv := range resp.Kvs {
 		u := strings.TrimPrefix(string(kv.Key), o.cfg.Prefix+"/units/")
-		if u != o.cfg.Unit && o.rank(u) < me {
+		r := [2]int{0, o.rank(u)}
+		if string(kv.Value) == standbyValue {
+			r[0] = 1
+		}
+		if u != o.cfg.Unit && (r[0] < me[0] || r[0] == me[0] && r[1] < me[1]) {
 			return true, resp.Header.Revision, nil
 		}
 	}

@@ -72,11 +72,7 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	ka := newFakeKeeper()
 	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: ka, Unit: "a"}, nil)
 	ctx := ctxT(t)
-	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	confirm(t, ctx, sess)
+	sess := ackedCall(t, ctx, pbx, a.inside())
 	itsp.Next(sip.ACK)
 	id := recv(t, ka.changed, "the confirmed call's record")
 	rec := ka.record(t, id)

@@ -85,8 +85,10 @@ type Endpoint struct {
 	tx    *sip.TransactionLayer
 	// dialed feeds outbound TLS connections we dialled ourselves into sipgo,
 	// which adds them to its pool and reads them like accepted ones.
-	dialed    *chanListener
-	tlsDialMu sync.Mutex
+	dialed *chanListener
+	dialMu sync.Mutex
+	// tcpDialed feeds TCP connections opened by Connect into sipgo.
+	tcpDialed *chanListener
 	// prov maps a client INVITE transaction's key to its *Ordered (order.go).
 	prov sync.Map
 	// tlsIDs maps the remote address of an accepted TLS connection with a
@@ -122,6 +124,8 @@ func New(name string, h Hooks) *Endpoint {
 	e.tp.OnMessage(e.onWire) // provisional responses in wire order (order.go)
 	e.dialed = newChanListener()
 	go e.tp.ServeTLS(e.dialed) //nolint:errcheck // ends when the listener closes
+	e.tcpDialed = newChanListener()
+	go e.tp.ServeTCP(e.tcpDialed) //nolint:errcheck // ends when the listener closes
 	return e
 }
 
@@ -149,6 +153,7 @@ func (e *Endpoint) HasConn(transport, addr string) bool {
 // Close stops the endpoint's layers and its dialled-connection feed.
 func (e *Endpoint) Close() {
 	e.dialed.Close()
+	e.tcpDialed.Close()
 	e.tx.Close()
 	e.tp.Close()
 }
@@ -207,6 +212,71 @@ func (e *Endpoint) sent(callID string, m sip.Message, to netip.AddrPort) {
 	}
 }
 
+// Connect opens a TCP or TLS connection to dst now, unless sipgo's pool
+// has one: a unit that took calls over (docs/ha.md) has none of the
+// connections their legs used. Requests to dst then go over it, and the
+// peer may send over it too. UDP needs nothing.
+func (e *Endpoint) Connect(ctx context.Context, dst routing.Target) error {
+	switch dst.Transport {
+	case "tls":
+		return e.ensureTLS(ctx, dst)
+	case "tcp":
+		return e.ensureTCP(ctx, dst)
+	}
+	return nil
+}
+
+// ensureTCP dials a TCP connection to dst from the interface's address
+// and hands it to sipgo, which pools and reads it as an accepted one.
+func (e *Endpoint) ensureTCP(ctx context.Context, dst routing.Target) error {
+	addr := dst.Addr.String()
+	e.dialMu.Lock()
+	defer e.dialMu.Unlock()
+	if e.HasConn("tcp", addr) {
+		return nil
+	}
+	d, timeout := e.dialer()
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("tcp dial %s: %w", addr, err)
+	}
+	if !e.tcpDialed.push(conn) {
+		conn.Close()
+		return fmt.Errorf("tcp to %s: endpoint closed", addr)
+	}
+	return e.registered("tcp", addr)
+}
+
+// dialer is a dialer from the interface's address with the handshake
+// timeout.
+func (e *Endpoint) dialer() (net.Dialer, time.Duration) {
+	timeout := 10 * time.Second
+	if e.hooks.HandshakeTimeout != nil {
+		timeout = e.hooks.HandshakeTimeout()
+	}
+	d := net.Dialer{Timeout: timeout}
+	if e.hooks.Local != nil {
+		if a, _ := e.hooks.Local(); a.IsValid() && !a.IsUnspecified() {
+			d.LocalAddr = &net.TCPAddr{IP: net.IP(a.AsSlice())}
+		}
+	}
+	return d, timeout
+}
+
+// registered waits until sipgo's accept loop has pooled the connection to
+// addr that was just pushed.
+func (e *Endpoint) registered(transport, addr string) error {
+	for i := 0; i < 200; i++ {
+		if e.HasConn(transport, addr) {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("%s to %s: connection not registered", transport, addr)
+}
+
 // ensureTLS makes sure a TLS connection to dst is in sipgo's pool, dialling
 // it ourselves so that the server name is the SIP domain (not the IP), the
 // client certificate and trust come from the TLSClient hook, and the
@@ -216,8 +286,8 @@ func (e *Endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 	if e.HasConn("tls", addr) {
 		return nil
 	}
-	e.tlsDialMu.Lock()
-	defer e.tlsDialMu.Unlock()
+	e.dialMu.Lock()
+	defer e.dialMu.Unlock()
 	if e.HasConn("tls", addr) {
 		return nil
 	}
@@ -235,16 +305,7 @@ func (e *Endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 			cfg.ServerName = dst.Addr.Addr().String()
 		}
 	}
-	timeout := 10 * time.Second
-	if e.hooks.HandshakeTimeout != nil {
-		timeout = e.hooks.HandshakeTimeout()
-	}
-	d := net.Dialer{Timeout: timeout}
-	if e.hooks.Local != nil {
-		if a, _ := e.hooks.Local(); a.IsValid() && !a.IsUnspecified() {
-			d.LocalAddr = &net.TCPAddr{IP: net.IP(a.AsSlice())}
-		}
-	}
+	d, timeout := e.dialer()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	raw, err := d.DialContext(hctx, "tcp", addr)
@@ -267,14 +328,7 @@ func (e *Endpoint) ensureTLS(ctx context.Context, dst routing.Target) error {
 		conn.Close()
 		return fmt.Errorf("tls to %s: endpoint closed", addr)
 	}
-	// sipgo registers the connection in its accept loop; wait for it.
-	for i := 0; i < 200; i++ {
-		if e.HasConn("tls", addr) {
-			return nil
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return fmt.Errorf("tls to %s: connection not registered", addr)
+	return e.registered("tls", addr)
 }
 
 // chanListener is a net.Listener whose connections are pushed by us.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -166,13 +167,9 @@ func (o *Owner) term(ctx context.Context) error {
 	ttl := time.Duration(g.TTL) * time.Second
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	ka, err := cli.KeepAlive(tctx, g.ID)
-	if err != nil {
-		return fmt.Errorf("vip: keepalive: %w", err)
-	}
 	ren := &renewals{ttl: ttl}
 	ren.last.Store(start.UnixNano())
-	go ren.follow(ka, stop)
+	go ren.keep(tctx, cli, g.ID, stop)
 
 	sess, err := concurrency.NewSession(cli, concurrency.WithLease(g.ID), concurrency.WithContext(tctx))
 	if err != nil {
@@ -213,26 +210,47 @@ func (o *Owner) term(ctx context.Context) error {
 	return err
 }
 
-// renewals follows the lease's keepalive answers. The lease ends on the
-// etcd side ttl after its last renewal there, which is a little before the
-// answer arrived here (by the answer's travel time). The fencing deadline
-// is a quarter of the TTL before last + ttl: as long as an answer takes
-// less than that to arrive, the address is nobody's for a moment rather
-// than two units'.
+// renewals renews the lease and follows the renewals. The lease ends on
+// the etcd side ttl after its last renewal there, which is after the
+// renewal was sent from here: last is the sending time of the last renewal
+// etcd answered. The fencing deadline is a quarter of the TTL before
+// last + ttl, so the address is nobody's for a moment rather than two
+// units'.
 type renewals struct {
 	ttl    time.Duration
-	last   atomic.Int64 // UnixNano of the last answer (or the grant)
+	last   atomic.Int64 // UnixNano of the last renewal answered (or the grant)
 	closed atomic.Bool
 }
 
-func (r *renewals) follow(ka <-chan *clientv3.LeaseKeepAliveResponse, stop func()) {
-	for resp := range ka {
-		if resp.TTL > 0 { // (the client closes the channel on an expired lease)
-			r.last.Store(time.Now().UnixNano())
+// keep renews the lease every quarter of the TTL until ctx ends, or etcd
+// says the lease is gone (then stop). It does not use clientv3's KeepAlive:
+// that sends at most every 500 ms, and after an answer slower than a sixth
+// of the TTL it waits a whole second period, which with a 1 s lease leaves
+// the renewals a second apart, past the fencing deadline (750 ms) and at
+// the lease's end in etcd. Here a renewal goes every 250 ms (1 s lease), so
+// one slow or lost answer costs nothing.
+func (r *renewals) keep(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, stop func()) {
+	tick := time.NewTicker(r.ttl / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		sent := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, r.ttl/2)
+		_, err := cli.KeepAliveOnce(kctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			r.last.Store(sent.UnixNano())
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			r.closed.Store(true)
+			stop()
+			return
 		}
 	}
-	r.closed.Store(true)
-	stop()
 }
 
 func (r *renewals) deadline() time.Time {

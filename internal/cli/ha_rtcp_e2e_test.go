@@ -234,9 +234,17 @@ func leaseIs(t *testing.T, cli *clientv3.Client, key string, ttl int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
-		t.Fatalf("%s: %v %v", key, resp, err)
+	var resp *clientv3.GetResponse
+	var err error
+	for { // the unit puts the key once its election has begun
+		resp, err = cli.Get(ctx, key)
+		if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %v %v", key, resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	l, err := cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
 	if err != nil {

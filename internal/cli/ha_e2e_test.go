@@ -98,6 +98,7 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	<-a.Done()
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
+	t.Log(takeoverLine(b))
 	// Media must come back both ways on every call.
 	mediaBack(t, legs, killed, bLog)
 	rtcpFlows(t, legs, killed, bLog)

@@ -270,3 +270,15 @@ func electionLog(t *testing.T, name string, u *unitProc) {
 	}
 	t.Logf("%s's election and takeover:\n%s", name, strings.Join(lines, "\n"))
 }
+
+// takeoverLine is what b's log says of the takeover (when, how long the
+// adoption took), and when its election began to campaign.
+func takeoverLine(u *unitProc) string {
+	var out []string
+	for _, l := range strings.Split(u.log.String(), "\n") {
+		if strings.Contains(l, "floating addresses taken") || strings.Contains(l, "vip: address taken") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
+}

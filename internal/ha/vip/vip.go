@@ -222,35 +222,54 @@ type renewals struct {
 	closed atomic.Bool
 }
 
-// keep renews the lease every quarter of the TTL until ctx ends, or etcd
-// says the lease is gone (then stop). It does not use clientv3's KeepAlive:
-// that sends at most every 500 ms, and after an answer slower than a sixth
-// of the TTL it waits a whole second period, which with a 1 s lease leaves
-// the renewals a second apart, past the fencing deadline (750 ms) and at
-// the lease's end in etcd. Here a renewal goes every 250 ms (1 s lease), so
-// one slow or lost answer costs nothing.
+// keep follows KeepAlive's renewals until the lease is gone or ctx ends,
+// then stops the term.
 func (r *renewals) keep(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, stop func()) {
-	tick := time.NewTicker(r.ttl / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		sent := time.Now()
-		kctx, cancel := context.WithTimeout(ctx, r.ttl/2)
-		_, err := cli.KeepAliveOnce(kctx, id)
-		cancel()
-		switch {
-		case err == nil:
-			r.last.Store(sent.UnixNano())
-		case errors.Is(err, rpctypes.ErrLeaseNotFound):
-			r.closed.Store(true)
-			stop()
-			return
-		}
+	for sent := range KeepAlive(ctx, cli, id, r.ttl) {
+		r.last.Store(sent.UnixNano())
 	}
+	r.closed.Store(true)
+	stop()
+}
+
+// KeepAlive renews lease id of ttl every quarter of ttl until ctx ends or
+// etcd says the lease is gone; it sends on the channel the time each
+// renewal that etcd answered was sent (the lease runs until at least that
+// time + ttl), and closes it at the end. Why not clientv3's KeepAlive: it
+// sends at most every 500 ms, and after an answer slower than a sixth of
+// the TTL it waits a whole second period, which with a 1 s lease leaves
+// renewals a second apart: past a fencing deadline of 750 ms, and at the
+// lease's end in etcd. Here a renewal goes every 250 ms (1 s lease), so
+// one slow or lost answer costs nothing.
+func KeepAlive(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, ttl time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		defer close(ch)
+		tick := time.NewTicker(ttl / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			sent := time.Now()
+			kctx, cancel := context.WithTimeout(ctx, ttl/2)
+			_, err := cli.KeepAliveOnce(kctx, id)
+			cancel()
+			switch {
+			case err == nil:
+				select { // the receiver wants the latest only
+				case <-ch:
+				default:
+				}
+				ch <- sent
+			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 func (r *renewals) deadline() time.Time {

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -38,6 +39,8 @@ type rtcpEnd struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
+
+var errNotSR = errors.New("not a sender report")
 
 func newRTCPEnd(t *testing.T, ip string, every time.Duration) *rtcpEnd {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ip+":0")))
@@ -79,7 +82,7 @@ func (e *rtcpEnd) start(ssrc uint32) {
 				var pk []rtcp.Packet
 				if pk, err = rtcp.Unmarshal(b); err == nil {
 					if _, ok := pk[0].(*rtcp.SenderReport); !ok {
-						err = net.UnknownNetworkError("not a sender report")
+						err = errNotSR
 					}
 				}
 			}

@@ -213,9 +213,12 @@ func (o *Owner) term(ctx context.Context) error {
 // renewals renews the lease and follows the renewals. The lease ends on
 // the etcd side ttl after its last renewal there, which is after the
 // renewal was sent from here: last is the sending time of the last renewal
-// etcd answered. The fencing deadline is a quarter of the TTL before
-// last + ttl, so the address is nobody's for a moment rather than two
-// units'.
+// etcd answered. The fencing deadline is an eighth of the TTL before
+// last + ttl (125 ms with 1 s), so the address is nobody's for a moment
+// rather than two units': another unit adds it only after etcd revoked the
+// lease and it won the election and read the call records, and the
+// removal here takes a few milliseconds. (It was a quarter while the
+// renewals were counted from their answers, which come later.)
 type renewals struct {
 	ttl    time.Duration
 	last   atomic.Int64 // UnixNano of the last renewal answered (or the grant)
@@ -273,7 +276,7 @@ func KeepAlive(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, t
 }
 
 func (r *renewals) deadline() time.Time {
-	return time.Unix(0, r.last.Load()).Add(r.ttl - r.ttl/4)
+	return time.Unix(0, r.last.Load()).Add(r.ttl - r.ttl/8)
 }
 
 func (r *renewals) lost() bool { return r.closed.Load() || time.Now().After(r.deadline()) }
@@ -393,7 +396,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		select {
 		case <-ctx.Done():
 			if ren.lost() {
-				o.fenced()
+				o.fenced(ren)
 				return errLeaseLost
 			}
 			return nil
@@ -403,7 +406,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		case <-time.After(max(wait, 0)):
 		}
 		if ren.lost() {
-			o.fenced()
+			o.fenced(ren)
 			return errLeaseLost
 		}
 		if last := ren.last.Load(); last != refreshed {
@@ -421,7 +424,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		pref, _, err := o.preferredAlive(fctx)
 		cancel()
 		if ren.lost() {
-			o.fenced()
+			o.fenced(ren)
 			return errLeaseLost
 		}
 		if err == nil && pref {
@@ -434,9 +437,10 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 func (o *Owner) label() string { return o.cfg.Address.Prefix.Addr().String() }
 
 // fenced counts and logs a removal for a lease not renewed in time.
-func (o *Owner) fenced() {
+func (o *Owner) fenced(ren *renewals) {
 	fencedTotal.WithLabelValues(o.label()).Inc()
-	o.log.Warn("vip: lease not renewed; address removed (fencing)")
+	o.log.Warn("vip: lease not renewed; address removed (fencing)", "lease_lost", ren.closed.Load(),
+		"last_renewal_sent", time.Since(time.Unix(0, ren.last.Load())).Round(time.Millisecond).String())
 }
 
 // drop removes the address (again: a lost lease must never leave it).

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -236,39 +237,65 @@ func (r *renewals) keep(ctx context.Context, cli *clientv3.Client, id clientv3.L
 }
 
 // KeepAlive renews lease id of ttl every quarter of ttl until ctx ends or
-// etcd says the lease is gone; it sends on the channel the time each
+// etcd says the lease is gone; it sends on the channel the time the latest
 // renewal that etcd answered was sent (the lease runs until at least that
 // time + ttl), and closes it at the end. Why not clientv3's KeepAlive: it
 // sends at most every 500 ms, and after an answer slower than a sixth of
 // the TTL it waits a whole second period, which with a 1 s lease leaves
-// renewals a second apart: past a fencing deadline of 750 ms, and at the
-// lease's end in etcd. Here a renewal goes every 250 ms (1 s lease), so
-// one slow or lost answer costs nothing.
+// renewals a second apart: past the fencing deadline, and at the lease's
+// end in etcd. Here a renewal goes every 250 ms (1 s lease), each on a
+// stream of its own (the client spreads them over the members) and without
+// waiting for the one before: a slow member or a lost answer delays none
+// of the next ones.
 func KeepAlive(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, ttl time.Duration) <-chan time.Time {
+	const inFlight = 4
 	ch := make(chan time.Time, 1)
-	go func() {
-		defer close(ch)
-		tick := time.NewTicker(ttl / 4)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			sent := time.Now()
-			kctx, cancel := context.WithTimeout(ctx, ttl/2)
-			_, err := cli.KeepAliveOnce(kctx, id)
-			cancel()
-			switch {
-			case err == nil:
+	kctx, cancel := context.WithCancel(ctx)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		latest time.Time
+	)
+	slots := make(chan struct{}, inFlight)
+	renew := func(sent time.Time) {
+		defer wg.Done()
+		defer func() { <-slots }()
+		rctx, stop := context.WithTimeout(kctx, ttl)
+		_, err := cli.KeepAliveOnce(rctx, id)
+		stop()
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			cancel() // gone in etcd: the end
+		case err == nil:
+			mu.Lock()
+			if sent.After(latest) {
+				latest = sent
 				select { // the receiver wants the latest only
 				case <-ch:
 				default:
 				}
 				ch <- sent
-			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			}
+			mu.Unlock()
+		}
+	}
+	go func() {
+		defer close(ch)
+		defer wg.Wait()
+		defer cancel()
+		tick := time.NewTicker(ttl / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-kctx.Done():
 				return
+			case <-tick.C:
+			}
+			select {
+			case slots <- struct{}{}:
+				wg.Add(1)
+				go renew(time.Now())
+			default: // as many renewals wait already
 			}
 		}
 	}()

@@ -27,6 +27,7 @@ import (
 	"github.com/palisade-sbc/palisade/internal/media/sdp"
 	"github.com/palisade-sbc/palisade/internal/observe"
 	"github.com/palisade-sbc/palisade/internal/testkit"
+	"github.com/palisade-sbc/palisade/internal/testkit/etcdtest"
 	"github.com/palisade-sbc/palisade/internal/testkit/siptest"
 )
 
@@ -35,20 +36,27 @@ import (
 // two floating addresses on lo (inside and outside); Go user agents place
 // 20 calls through a with RTP inside and SRTP outside, one outside stream
 // starting at sequence 65,000 so that it wraps before the kill, and sipp
-// places 30 held calls alongside; a is killed with SIGKILL. b must take the
+// places 30 held calls alongside; a is killed with SIGKILL. The lease is
+// 1 s, and etcd runs with timing that grants it (etcdtest.ShortLeases).
+// The Go calls carry RTCP both ways too (SRTCP outside). b must take the
 // addresses (refusing two bad records), the media must go on both ways
-// (gaps printed) with no SRTP authentication failure, every re-INVITE and
+// with a gap of at most 2 s per direction (printed) and no SRTP
+// authentication failure, the RTCP too with no SRTCP failure or replay at
+// the callee, every re-INVITE and
 // BYE after the kill must get 200 (sipp's included), 100 calls placed
 // after the lease must all succeed, and no record is left in etcd at the
 // end; etcd writes and bytes per call are printed.
 func TestCallsSurviveUnitLoss(t *testing.T) {
-	p := newHAPair(t, "")
+	p := newHAPair(t, "", etcdtest.ShortLeases())
 	ns, cli, callee, caller, dst := p.ns, p.cli, p.callee, p.caller, p.dst
+	callee.rtcp = true
 	writes := watchRecords(t, cli, ns, "other-version", "truncated")
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	a := p.start(t, dirA, p.storeURL, "a")
 	b := p.start(t, dirB, p.storeURL, "b")
 	bLog := func() string { return testkit.LastLines(b.log.String(), 60) }
+	leaseIs(t, cli, p.space+"/ha/floating/units/b", 1)
+	t.Cleanup(func() { electionLog(t, "a", a); electionLog(t, "b", b) })
 
 	const calls, sippCalls, lateCalls = 20, 30, 100
 	// The media runs both ways at 20 ms; the first outside stream starts
@@ -75,6 +83,7 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 				testkit.LastLines(a.log.String(), 40))
 		}
 	}
+	rtcpFlows(t, legs, time.Time{}, func() string { return testkit.LastLines(a.log.String(), 40) })
 	// Two records b cannot use: another version's and a truncated one.
 	// Those calls are not adopted (and their records go); the others are.
 	for k, v := range map[string]string{"other-version": `{"version":99,"call":{}}`, "truncated": `{"version":1,"call":{"id":"x`} {
@@ -89,11 +98,13 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	<-a.Done()
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
+	t.Log(takeoverLine(b))
 	// Media must come back both ways on every call.
 	mediaBack(t, legs, killed, bLog)
-	// Calls placed more than the lease (etcd's minimum, 2 s) and 1 s after
-	// the kill all succeed.
-	time.Sleep(time.Until(killed.Add(3 * time.Second)))
+	rtcpFlows(t, legs, killed, bLog)
+	// Calls placed more than the lease (1 s) and 1 s after the kill all
+	// succeed.
+	time.Sleep(time.Until(killed.Add(2100 * time.Millisecond)))
 	late := startSippUAC(t, "after the kill", dst.String(), "2000", lateCalls, 10, time.Second)
 	time.Sleep(2 * time.Second) // some media after the takeover
 	var gapsIn, gapsOut []time.Duration
@@ -105,6 +116,20 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	}
 	gapSummary(t, "to the caller (RTP)", gapsIn)
 	gapSummary(t, "to the callee (SRTP)", gapsOut)
+	gapsWithin(t, "to the caller (RTP)", gapsIn, 2*time.Second)
+	gapsWithin(t, "to the callee (SRTP)", gapsOut, 2*time.Second)
+	rtcpFlows(t, legs, killed, bLog)
+	rtcpSummary(t, legs, killed)
+	// b refused nothing it relayed: no SRTP or SRTCP packet failed
+	// authentication or came as a replay (the callees' SRTCP to b included).
+	if n, r := metricSum(t, dirB, "palisade_media_srtp_auth_failures_total"),
+		metricSum(t, dirB, `palisade_media_dropped_packets_total{reason="replay"}`); n != 0 || r != 0 {
+		t.Errorf("b: %v SRTP/SRTCP authentication failures, %v replays", n, r)
+	}
+	// With a 1 s lease b renews often enough not to fence itself.
+	if n := metricSum(t, dirB, "palisade_vip_fenced_total"); n != 0 {
+		t.Errorf("b gave the addresses up %v times for a lease not renewed in time", n)
+	}
 	// b measured the gap of every adopted stream's direction itself.
 	status := mustCLI(t, dirB, "status", "ha")
 	t.Logf("status ha on b:\n%s", status)
@@ -216,7 +241,7 @@ func reinvite(t *testing.T, ctx context.Context, l *callerLeg, log func() string
 	t.Helper()
 	req := sip.NewRequest(sip.INVITE, l.sess.InviteResponse.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(siptest.SDP("127.0.0.1", l.in.port()))
+	req.SetBody(offerSDP(l.in))
 	res, err := l.sess.Do(ctx, req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, log())
@@ -296,8 +321,11 @@ type rtpEnd struct {
 	remote netip.AddrPort
 	tx, rx *srtp.Context
 	recv   stream
-	done   chan struct{}
-	wg     sync.WaitGroup
+	// rtcp, when set before start, sends and receives the end's RTCP
+	// (ha_rtcp_e2e_test.go).
+	rtcp *rtcpEnd
+	done chan struct{}
+	wg   sync.WaitGroup
 }
 
 // retarget sends to remote from now on, with the contexts given (nil:
@@ -338,6 +366,10 @@ func (e *rtpEnd) gap(t0 time.Time) time.Duration { return e.recv.gap(t0) }
 func (e *rtpEnd) authFailures() int              { return e.recv.authFailures() }
 
 func (e *rtpEnd) start(seq uint16) {
+	ssrc := rand.Uint32()
+	if e.rtcp != nil {
+		e.rtcp.start(ssrc)
+	}
 	e.wg.Add(2)
 	go func() { // receive
 		defer e.wg.Done()
@@ -361,7 +393,6 @@ func (e *rtpEnd) start(seq uint16) {
 	}()
 	go func() { // send, at most 2 minutes
 		defer e.wg.Done()
-		ssrc := uint32(time.Now().UnixNano())
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; i < 6000; i++ {
@@ -394,6 +425,9 @@ func (e *rtpEnd) stop() {
 	close(e.done)
 	e.wg.Wait()
 	e.conn.Close()
+	if e.rtcp != nil {
+		e.rtcp.stop()
+	}
 }
 
 // mediaOf reads the connection address, port and first a=crypto of sdp.
@@ -447,12 +481,19 @@ type srtpCallee struct {
 	answers map[string][]byte
 	byCall  map[string]*rtpEnd
 	next    chan *rtpEnd
+	// rtcp: the calls' ends on both sides send and receive RTCP (set
+	// before the first call).
+	rtcp bool
 }
 
 // answerSDP is the callee's SDP for its end e with its key own.
 func answerSDP(e *rtpEnd, own sdp.Crypto) []byte {
-	return []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+	b := []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
 		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n")
+	if e.rtcp != nil {
+		b = append(b, "a=rtcp:"+strconv.Itoa(e.rtcp.port())+"\r\n"...)
+	}
+	return b
 }
 
 // reinvited answers a re-INVITE: the SDP of the call, or, when the offer
@@ -495,6 +536,10 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			e.remote, e.rx = remote, srtpContext(t, *k)
 			own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.ends) + 1)}, 30)}
 			e.tx = srtpContext(t, own)
+			if c.rtcp {
+				e.rtcp = newRTCPEnd(t, "127.0.0.3", 250*time.Millisecond)
+				e.rtcp.remote, e.rtcp.rx, e.rtcp.tx = rtcpOf(t, req.Body()), srtcpContext(t, *k), srtcpContext(t, own)
+			}
 			body := answerSDP(e, own)
 			c.mu.Lock()
 			c.ends = append(c.ends, e)
@@ -534,9 +579,12 @@ func (l *callerLeg) stop()  { l.in.stop(); l.out.stop() }
 func placeCall(t *testing.T, caller *siptest.Peer, callee *srtpCallee, dst netip.AddrPort, i int) *callerLeg {
 	t.Helper()
 	in := newRTPEnd(t, "127.0.0.1")
+	if callee.rtcp {
+		in.rtcp = newRTCPEnd(t, "127.0.0.1", rtcpEvery(i))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	sess, err := caller.Call(ctx, dst, "1000", siptest.SDP("127.0.0.1", in.port()))
+	sess, err := caller.Call(ctx, dst, "1000", offerSDP(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,6 +595,9 @@ func placeCall(t *testing.T, caller *siptest.Peer, callee *srtpCallee, dst netip
 		t.Fatal(err)
 	}
 	in.remote, _ = mediaOf(t, sess.InviteResponse.Body())
+	if in.rtcp != nil {
+		in.rtcp.remote = rtcpOf(t, sess.InviteResponse.Body())
+	}
 	var out *rtpEnd
 	select {
 	case out = <-callee.next:

@@ -154,7 +154,8 @@ type haPair struct {
 
 // newHAPair sets the takeover tests up; with mode "rehome" the units
 // have addresses of their own (b's from the same range) and nothing floats.
-func newHAPair(t *testing.T, mode string) *haPair {
+// opts are those of the etcd cluster.
+func newHAPair(t *testing.T, mode string, opts ...etcdtest.Option) *haPair {
 	rehome := mode == config.HAModeRehome
 	if !rehome && os.Geteuid() != 0 {
 		t.Skip("adding the floating addresses to lo needs root")
@@ -163,7 +164,7 @@ func newHAPair(t *testing.T, mode string) *haPair {
 		t.Skip("no ip command:", err)
 	}
 	testkit.NeedBinary(t, "sipp", "sip-tester")
-	p := &haPair{etcd: etcdtest.Start(t, 3), mode: mode}
+	p := &haPair{etcd: etcdtest.Start(t, 3, opts...), mode: mode}
 	p.space = fmt.Sprintf("ha-%d", os.Getpid())
 	p.storeURL, p.ns = p.etcd.URL(p.space), p.space+"/kv/ha/calls/"
 	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other

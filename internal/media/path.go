@@ -236,12 +236,7 @@ func (s *socket) relayRTCP(ms, os *legState, ol *leg, b []byte, from netip.AddrP
 		return 0, false
 	}
 	if os.out != nil {
-		rc := os.out.rtcp
-		ssrc := binary.BigEndian.Uint32(b[4:8])
-		rc.mu.Lock()
-		p, err := rc.ctx.EncryptRTCP(b, b, nil)
-		idx, _ := rc.ctx.Index(ssrc)
-		rc.mu.Unlock()
+		p, idx, err := os.out.rtcp.encrypt(b)
 		if err != nil {
 			dropMalformed.Inc()
 			return 0, false

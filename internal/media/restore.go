@@ -82,10 +82,12 @@ func (c *call) snapStream(st *stream) *StreamSnapshot {
 	if state == nil {
 		return ss
 	}
-	// The SSRCs are those the worker last saw on each leg's RTP; pion keeps
-	// its per-SSRC state in maps that only the worker may read.
+	// The SSRCs are those the worker last saw on each leg's RTP, and those
+	// of the record a restored stream came from (a snapshot right after a
+	// takeover must not lose their counters); pion keeps its per-SSRC state
+	// in maps that only the worker may read.
 	c.wk.wait(func() {
-		var ssrcs []uint32
+		ssrcs := slices.Clone(st.known)
 		for _, l := range st.legs {
 			if l.rtp.haveSeq && !slices.Contains(ssrcs, l.rtp.ssrc) {
 				ssrcs = append(ssrcs, l.rtp.ssrc)
@@ -124,7 +126,11 @@ func (c *call) snapStream(st *stream) *StreamSnapshot {
 }
 
 // restoreCrypt builds a leg's contexts from a record: the rollover counters
-// as they were, the outbound SRTCP index srtcpIndexJump above.
+// as they were, the outbound SRTCP index srtcpIndexJump above. An SSRC
+// without an index in the record had sent fewer than srtcpIndexJump SRTCP
+// packets at its last write (the index due at 64 was not written), so it
+// continues at srtcpIndexJump: from index 1 again the peer would drop its
+// RTCP as replays. So does an SSRC the record does not know (floor).
 func restoreCrypt(cs *CryptoState, outbound bool) (*crypt, error) {
 	cr, err := newCrypt(cs.crypto())
 	if err != nil {
@@ -134,11 +140,33 @@ func restoreCrypt(cs *CryptoState, outbound bool) (*crypt, error) {
 		cr.rtp.SetROC(v.SSRC, v.Value)
 	}
 	if outbound {
+		cr.rtcp.floor = srtcpIndexJump
+		for _, v := range cs.ROC {
+			cr.rtcp.ctx.SetIndex(v.SSRC, srtcpIndexJump)
+		}
 		for _, v := range cs.SRTCPIndex {
 			cr.rtcp.ctx.SetIndex(v.SSRC, v.Value+srtcpIndexJump)
 		}
 	}
 	return cr, nil
+}
+
+// recordedSSRCs are the SSRCs whose counters a stream's record holds.
+func recordedSSRCs(ss *StreamSnapshot) []uint32 {
+	var out []uint32
+	for _, ls := range ss.Legs {
+		for _, cs := range []*CryptoState{ls.In, ls.Out} {
+			if cs == nil {
+				continue
+			}
+			for _, v := range append(slices.Clone(cs.ROC), cs.SRTCPIndex...) {
+				if !slices.Contains(out, v.SSRC) {
+					out = append(out, v.SSRC)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Restore anchors a call from a snapshot another unit made: it binds the
@@ -189,7 +217,7 @@ func (r *Relay) Restore(s *CallSnapshot) (Call, error) {
 // restoreStream binds a stream's recorded ports, publishes its state and
 // latches, and only then hands its sockets to the worker.
 func (c *call) restoreStream(ss *StreamSnapshot) (*stream, error) {
-	st := &stream{id: c.id, relay: c.relay, kind: ss.Kind}
+	st := &stream{id: c.id, relay: c.relay, kind: ss.Kind, known: recordedSSRCs(ss)}
 	var state streamState
 	for i, ls := range ss.Legs {
 		rtp, rtcp, err := c.relay.ports.take(c.sides[i].spec.Bind, ls.Port)

@@ -400,3 +400,55 @@ func TestCounterHook(t *testing.T) {
 		t.Fatalf("told %d times after 65 SRTCP packets (want the wrap and index 64)", n)
 	}
 }
+
+// TestRestoreSRTCPBeforeIndexWrite: the record was written before the
+// outbound SRTCP index reached 64 (the owner writes it at every 64th
+// packet), so it holds no index; the first relay then sent 40 SRTCP
+// packets. The restored relay must not number its SRTCP from 1 again (the
+// outside peer, whose replay window saw 1-40, would drop them): it goes on
+// from 64. A snapshot right after the restore, before any packet, keeps
+// the record's counters (a second takeover needs them).
+func TestRestoreSRTCPBeforeIndexWrite(t *testing.T) {
+	cfg, r1, c1, pbx, ext := firstRelay(t)
+	pbx.ssrc, ext.ssrc = 0x77778888, 0x9999aaaa
+	pbx.seq = 65300
+	flow(t, pbx, ext, "before", 300) // the PBX's stream wraps: ROC 1
+	snap, err := c1.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := snap.Legs(t); len(b.Out.SRTCPIndex) != 0 {
+		t.Fatalf("SRTCP index recorded before any RTCP: %+v", b.Out.SRTCPIndex)
+	}
+	rtcpBothWays(t, pbx, ext, 40)
+	_, c2 := moveCall(t, cfg, r1, c1, snap)
+	again, err := c2.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := again.Legs(t)
+	if roc, ok := rocOf(b.Out.ROC, pbx.ssrc); !ok || roc != 1 {
+		t.Fatalf("snapshot right after the restore: outbound ROC %d %v, want 1\n%+v", roc, ok, b.Out)
+	}
+	if idx, ok := rocOf(b.Out.SRTCPIndex, pbx.ssrc); !ok || idx != srtcpIndexJump {
+		t.Fatalf("snapshot right after the restore: SRTCP index %d %v, want %d", idx, ok, srtcpIndexJump)
+	}
+	// recvRTCP fails the test on a packet the outside's context refuses.
+	rtcpBothWays(t, pbx, ext, 10)
+	flow(t, pbx, ext, "restored", 30)
+	if n := authFails(c2); n != 0 {
+		t.Fatalf("%d SRTP/SRTCP authentication failures after the restore", n)
+	}
+	// An SSRC the record does not know starts at the floor too.
+	pbx.sendRTCP(0x0bad0bad)
+	if got := ext.recvRTCP(); got != 0x0bad0bad {
+		t.Fatalf("RTCP of a new SSRC: %x", got)
+	}
+	rc := c2.streams[0].state.Load().legs[SideB].out.rtcp
+	rc.mu.Lock()
+	idx, _ := rc.ctx.Index(0x0bad0bad)
+	rc.mu.Unlock()
+	if idx != srtcpIndexJump+1 {
+		t.Fatalf("SRTCP index of a new SSRC after the restore: %d, want %d", idx, srtcpIndexJump+1)
+	}
+}

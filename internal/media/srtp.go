@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -68,6 +69,25 @@ func newContext(c sdp.Crypto) (*srtp.Context, error) {
 type rtcpCtx struct {
 	mu  sync.Mutex
 	ctx *srtp.Context
+	// floor is where the outbound index of an SSRC new to a restored
+	// context starts (restoreCrypt); 0: at the beginning.
+	floor uint32
+}
+
+// encrypt protects an RTCP packet b in place and returns it with the index
+// it was sent under.
+func (rc *rtcpCtx) encrypt(b []byte) ([]byte, uint32, error) {
+	ssrc := binary.BigEndian.Uint32(b[4:8])
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.floor != 0 {
+		if _, ok := rc.ctx.Index(ssrc); !ok {
+			rc.ctx.SetIndex(ssrc, rc.floor)
+		}
+	}
+	p, err := rc.ctx.EncryptRTCP(b, b, nil)
+	idx, _ := rc.ctx.Index(ssrc)
+	return p, idx, err
 }
 
 // crypt is the SRTP state of one direction of one leg: an RTP context used

@@ -26,6 +26,9 @@ type stream struct {
 	legs  [2]*leg
 	state atomic.Pointer[streamState]
 	kind  string // audio, video, image...; set by signalling under call.mu
+	// known are the SSRCs of the record a restored stream came from: its
+	// snapshot keeps their counters before they send again (restore.go).
+	known []uint32
 }
 
 func (st *stream) sockets() []*socket {

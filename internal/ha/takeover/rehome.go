@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/palisade-sbc/palisade/internal/config"
+	"github.com/palisade-sbc/palisade/internal/ha/vip"
 	"github.com/palisade-sbc/palisade/internal/store"
 )
 
@@ -59,10 +60,8 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 		cli.Revoke(rctx, g.ID)
 		cancel()
 	}()
-	ka, err := cli.KeepAlive(tctx, g.ID)
-	if err != nil {
-		return fmt.Errorf("keepalive: %w", err)
-	}
+	ttl := time.Duration(g.TTL) * time.Second
+	ka := vip.KeepAlive(tctx, cli, g.ID, ttl)
 	put, err := cli.Put(tctx, pfx+"units/"+t.d.Unit, t.d.Unit, clientv3.WithLease(g.ID))
 	if err != nil {
 		return fmt.Errorf("registering the unit: %w", err)
@@ -76,7 +75,6 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 	// another unit move this unit's calls), the calls here are forgotten,
 	// without a BYE: a unit cut off from etcd must not end, by its media
 	// timeout, the calls another unit carries on.
-	ttl := time.Duration(g.TTL) * time.Second
 	fence := time.NewTimer(ttl - ttl/4)
 	defer fence.Stop()
 	for {
@@ -87,7 +85,7 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 			n := t.d.SIP.Abandon(t.ifaces)
 			t.log.Warn("ha: rehome: lease not renewed in time; the calls here are left to the other units", "calls", n)
 			return errors.New("the lease was not renewed in time")
-		case r, ok := <-ka:
+		case sent, ok := <-ka:
 			if !ok {
 				if tctx.Err() != nil {
 					return tctx.Err()
@@ -96,9 +94,7 @@ func (t *Takeover) rehomeTerm(ctx context.Context, lease time.Duration) error {
 				t.log.Warn("ha: rehome: lease lost; the calls here are left to the other units", "calls", n)
 				return errors.New("the lease was lost")
 			}
-			if r.TTL > 0 {
-				fence.Reset(ttl - ttl/4)
-			}
+			fence.Reset(time.Until(sent.Add(ttl - ttl/4)))
 		case resp, ok := <-wch:
 			if !ok || resp.Err() != nil {
 				return fmt.Errorf("watch: %v", resp.Err())

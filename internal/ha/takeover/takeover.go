@@ -292,8 +292,12 @@ func (g *group) Announce(_ vip.Address) error {
 	return errors.Join(errs...)
 }
 
-// takeOver opens the listeners on the addresses (now this unit's) and
-// adopts the calls of the records. g.mu is held.
+// takeOver adopts the calls of the records and then opens the listeners on
+// the addresses (now this unit's). In that order: a new call taken before
+// the adoption could take a media port a record needs (that call would be
+// refused), and an in-dialog request would find no call (481). Requests
+// in the few milliseconds between find no listener; UDP peers send them
+// again. g.mu is held.
 func (t *Takeover) takeOver(records []store.KV) {
 	start := time.Now()
 	t.owned.Store(true)
@@ -301,11 +305,11 @@ func (t *Takeover) takeOver(records []store.KV) {
 	takeovers.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
+	ids, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
 	if err := t.d.SIP.Hold(ctx, nil); err != nil {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}
-	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
-	ids, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
 	t.log.Info("ha: floating addresses taken", "calls_adopted", len(ids), "calls_refused", bad, "took", time.Since(start).String())
 	go t.reconnect(ids)
 }

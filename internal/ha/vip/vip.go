@@ -14,9 +14,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -225,13 +227,9 @@ func (o *Owner) term(ctx context.Context) error {
 	ttl := time.Duration(g.TTL) * time.Second
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	ka, err := cli.KeepAlive(tctx, g.ID)
-	if err != nil {
-		return fmt.Errorf("vip: keepalive: %w", err)
-	}
 	ren := &renewals{ttl: ttl}
 	ren.last.Store(start.UnixNano())
-	go ren.follow(ka, stop)
+	go ren.keep(tctx, cli, g.ID, stop)
 
 	sess, err := concurrency.NewSession(cli, concurrency.WithLease(g.ID), concurrency.WithContext(tctx))
 	if err != nil {
@@ -274,30 +272,99 @@ func (o *Owner) term(ctx context.Context) error {
 	return err
 }
 
-// renewals follows the lease's keepalive answers. The lease ends on the
-// etcd side ttl after its last renewal there, which is a little before the
-// answer arrived here (by the answer's travel time). The fencing deadline
-// is a quarter of the TTL before last + ttl: as long as an answer takes
-// less than that to arrive, the address is nobody's for a moment rather
-// than two units'.
+// renewals renews the lease and follows the renewals. The lease ends on
+// the etcd side ttl after its last renewal there, which is after the
+// renewal was sent from here: last is the sending time of the last renewal
+// etcd answered. The fencing deadline is an eighth of the TTL before
+// last + ttl (125 ms with 1 s), so the address is nobody's for a moment
+// rather than two units': another unit adds it only after etcd revoked the
+// lease and it won the election and read the call records, and the
+// removal here takes a few milliseconds. (It was a quarter while the
+// renewals were counted from their answers, which come later.)
 type renewals struct {
 	ttl    time.Duration
-	last   atomic.Int64 // UnixNano of the last answer (or the grant)
+	last   atomic.Int64 // UnixNano of the last renewal answered (or the grant)
 	closed atomic.Bool
 }
 
-func (r *renewals) follow(ka <-chan *clientv3.LeaseKeepAliveResponse, stop func()) {
-	for resp := range ka {
-		if resp.TTL > 0 { // (the client closes the channel on an expired lease)
-			r.last.Store(time.Now().UnixNano())
-		}
+// keep follows KeepAlive's renewals until the lease is gone or ctx ends,
+// then stops the term.
+func (r *renewals) keep(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, stop func()) {
+	for sent := range KeepAlive(ctx, cli, id, r.ttl) {
+		r.last.Store(sent.UnixNano())
 	}
 	r.closed.Store(true)
 	stop()
 }
 
+// KeepAlive renews lease id of ttl every quarter of ttl until ctx ends or
+// etcd says the lease is gone; it sends on the channel the time the latest
+// renewal that etcd answered was sent (the lease runs until at least that
+// time + ttl), and closes it at the end. Why not clientv3's KeepAlive: it
+// sends at most every 500 ms, and after an answer slower than a sixth of
+// the TTL it waits a whole second period, which with a 1 s lease leaves
+// renewals a second apart: past the fencing deadline, and at the lease's
+// end in etcd. Here a renewal goes every 250 ms (1 s lease), each on a
+// stream of its own (the client spreads them over the members) and without
+// waiting for the one before: a slow member or a lost answer delays none
+// of the next ones.
+func KeepAlive(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID, ttl time.Duration) <-chan time.Time {
+	const inFlight = 4
+	ch := make(chan time.Time, 1)
+	kctx, cancel := context.WithCancel(ctx)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		latest time.Time
+	)
+	slots := make(chan struct{}, inFlight)
+	renew := func(sent time.Time) {
+		defer wg.Done()
+		defer func() { <-slots }()
+		rctx, stop := context.WithTimeout(kctx, ttl)
+		_, err := cli.KeepAliveOnce(rctx, id)
+		stop()
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			cancel() // gone in etcd: the end
+		case err == nil:
+			mu.Lock()
+			if sent.After(latest) {
+				latest = sent
+				select { // the receiver wants the latest only
+				case <-ch:
+				default:
+				}
+				ch <- sent
+			}
+			mu.Unlock()
+		}
+	}
+	go func() {
+		defer close(ch)
+		defer wg.Wait()
+		defer cancel()
+		tick := time.NewTicker(ttl / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-kctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case slots <- struct{}{}:
+				wg.Add(1)
+				go renew(time.Now())
+			default: // as many renewals wait already
+			}
+		}
+	}()
+	return ch
+}
+
 func (r *renewals) deadline() time.Time {
-	return time.Unix(0, r.last.Load()).Add(r.ttl - r.ttl/4)
+	return time.Unix(0, r.last.Load()).Add(r.ttl - r.ttl/8)
 }
 
 func (r *renewals) lost() bool { return r.closed.Load() || time.Now().After(r.deadline()) }
@@ -422,7 +489,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		select {
 		case <-ctx.Done():
 			if ren.lost() {
-				o.fenced()
+				o.fenced(ren)
 				return errLeaseLost
 			}
 			return nil
@@ -432,7 +499,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		case <-time.After(max(wait, 0)):
 		}
 		if ren.lost() {
-			o.fenced()
+			o.fenced(ren)
 			return errLeaseLost
 		}
 		if last := ren.last.Load(); last != refreshed {
@@ -450,7 +517,7 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 		pref, _, err := o.preferredAlive(fctx)
 		cancel()
 		if ren.lost() {
-			o.fenced()
+			o.fenced(ren)
 			return errLeaseLost
 		}
 		if err == nil && pref {
@@ -463,9 +530,10 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 func (o *Owner) label() string { return o.cfg.Address.Prefix.Addr().String() }
 
 // fenced counts and logs a removal for a lease not renewed in time.
-func (o *Owner) fenced() {
+func (o *Owner) fenced(ren *renewals) {
 	fencedTotal.WithLabelValues(o.label()).Inc()
-	o.log.Warn("vip: lease not renewed; address removed (fencing)")
+	o.log.Warn("vip: lease not renewed; address removed (fencing)", "lease_lost", ren.closed.Load(),
+		"last_renewal_sent", time.Since(time.Unix(0, ren.last.Load())).Round(time.Millisecond).String())
 }
 
 // drop removes the address (again: a lost lease must never leave it).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -201,5 +202,39 @@ func TestHoldListeners(t *testing.T) {
 	}
 	if got := u.inside(); got != in {
 		t.Fatalf("released: inside listens on %v, want %v", got, in)
+	}
+}
+
+// TestAbandonWhileRinging: the unit gives its addresses up (Abandon) while
+// a call rings; the callee's 200 that comes after must not bring the unit
+// down (it answered a caller it no longer had), and the unit goes on
+// carrying calls.
+func TestAbandonWhileRinging(t *testing.T) {
+	answer := make(chan struct{})
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) {
+		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
+			s.Respond(180, "Ringing", nil)
+			<-answer
+			s.RespondSDP(testSDP("127.0.0.3", 7002))
+		}
+	})
+	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: newFakeKeeper(), Unit: "a"}, nil)
+	ctx := ctxT(t)
+	if _, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000)); err != nil {
+		t.Fatal(err)
+	}
+	itsp.Next(sip.INVITE)
+	if n := a.Abandon([]string{"inside", "outside"}); n != 1 {
+		t.Fatalf("Abandon forgot %d calls", n)
+	}
+	close(answer) // the 200 comes to a call that has ended
+	waitNoCalls(t, a.Service)
+	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7004))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("a call after the abandoned one: %v", err)
 	}
 }

@@ -178,6 +178,9 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		return
 	}
 	inv, _, _ := c.callerSide()
+	if inv == nil {
+		return // the call ended meanwhile (Abandon: see onAnswerB)
+	}
 	c.setEndedBy(observe.EndedByUnit)
 	c.respondA(c.svc.response(inv, de.Code, de.Reason, nil))
 	c.end("failed: " + strconv.Itoa(de.Code))
@@ -278,6 +281,9 @@ func (c *call) onProvisionalB(r *sip.Response) {
 		body = nil
 	}
 	inv, _, epA := c.callerSide()
+	if inv == nil {
+		return // the call ended meanwhile (Abandon: see onAnswerB)
+	}
 	if len(body) > 0 {
 		c.mu.Lock()
 		c.hop.toCaller = true
@@ -327,6 +333,11 @@ func (c *call) onAnswerB(r *sip.Response) {
 		body, err = c.madeOfferToCaller(r.Body())
 	}
 	inv, _, epA := c.callerSide()
+	if inv == nil {
+		// The call ended while the answer came (its floating addresses
+		// were given up: Abandon): there is no caller to answer any more.
+		return
+	}
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs
 		c.legAt(media.SideB).sendAck(nil)
@@ -377,6 +388,9 @@ func (c *call) noAck(l *leg) func() {
 func (c *call) relayFinalA(r *sip.Response) {
 	code, reason := mapFinal(r.StatusCode, r.Reason)
 	inv, _, epA := c.callerSide()
+	if inv == nil {
+		return // the call ended meanwhile (Abandon: see onAnswerB)
+	}
 	res := c.svc.response(inv, code, reason, nil)
 	copyHeaders(res, r, epA.info.Load())
 	if code >= 300 && code < 400 {

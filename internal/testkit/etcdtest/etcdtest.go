@@ -33,14 +33,30 @@ type Cluster struct {
 	bin     string
 	initial string // --initial-cluster
 	token   string // --initial-cluster-token
+	timing  []string
 	Members []*Member
+}
+
+// An Option changes how the members run.
+type Option func(*Cluster)
+
+// ShortLeases runs the members with a heartbeat of 100 ms and an election
+// timeout of 600 ms, so that etcd grants a lease of 1 s as asked. etcd
+// raises every TTL to its minimum, 1.5 election timeouts rounded up to a
+// whole second: 2 s with its defaults (100 ms, 1 s). 600 ms is still six
+// heartbeats, and a leader change extends every lease, so a busy machine
+// does not lose leases to it.
+func ShortLeases() Option {
+	return func(c *Cluster) {
+		c.timing = []string{"--heartbeat-interval", "100", "--election-timeout", "600"}
+	}
 }
 
 var seq atomic.Int64
 
 // Start starts an n-member cluster and waits until every member reports
 // itself healthy. The test is skipped when etcd is not installed.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	bin := testkit.NeedBinary(t, "etcd", "etcd-server")
 	base := os.TempDir()
@@ -53,6 +69,9 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("palisade-test-%d-%d", os.Getpid(), seq.Add(1))}
+	for _, o := range opts {
+		o(c)
+	}
 	var initial []string
 	for i := range n {
 		m := &Member{
@@ -79,7 +98,7 @@ func (c *Cluster) StartMember(i int) {
 	c.t.Helper()
 	m := c.Members[i]
 	m.log = &testkit.SyncBuffer{}
-	cmd := exec.Command(c.bin,
+	cmd := exec.Command(c.bin, append([]string{
 		"--name", m.Name,
 		"--data-dir", m.dir,
 		"--listen-client-urls", m.ClientURL,
@@ -90,7 +109,7 @@ func (c *Cluster) StartMember(i int) {
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", c.token,
 		"--logger", "zap", "--log-level", "warn",
-	)
+	}, c.timing...)...)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	m.proc = testkit.Start(c.t, cmd, 5*time.Second)
 }

@@ -216,7 +216,7 @@ func reinvite(t *testing.T, ctx context.Context, l *callerLeg, log func() string
 	t.Helper()
 	req := sip.NewRequest(sip.INVITE, l.sess.InviteResponse.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(siptest.SDP("127.0.0.1", l.in.port()))
+	req.SetBody(siptest.SDP(peerIn, l.in.port()))
 	res, err := l.sess.Do(ctx, req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, log())
@@ -451,7 +451,7 @@ type srtpCallee struct {
 
 // answerSDP is the callee's SDP for its end e with its key own.
 func answerSDP(e *rtpEnd, own sdp.Crypto) []byte {
-	return []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+	return []byte("v=0\r\no=- 1 1 IN IP4 " + peerOut + "\r\ns=-\r\nc=IN IP4 " + peerOut + "\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
 		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n")
 }
 
@@ -476,7 +476,7 @@ func (c *srtpCallee) reinvited(t *testing.T, req *sip.Request) []byte {
 
 func newSRTPCallee(t *testing.T) *srtpCallee {
 	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}, byCall: map[string]*rtpEnd{}}
-	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
+	c.peer = siptest.NewPeerWith(t, "callee", peerOut, "udp", func(p *siptest.Peer) {
 		p.Respond = func(req *sip.Request) (int, []byte) {
 			if req.Method != sip.INVITE {
 				return 200, nil
@@ -486,7 +486,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			return 200, c.reinvited(t, req)
 		}
 		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
-			e := newRTPEnd(t, "127.0.0.3")
+			e := newRTPEnd(t, peerOut)
 			remote, k := mediaOf(t, req.Body())
 			if k == nil {
 				s.Respond(488, "SRTP expected", nil)
@@ -533,10 +533,10 @@ func (l *callerLeg) stop()  { l.in.stop(); l.out.stop() }
 
 func placeCall(t *testing.T, caller *siptest.Peer, callee *srtpCallee, dst netip.AddrPort, i int) *callerLeg {
 	t.Helper()
-	in := newRTPEnd(t, "127.0.0.1")
+	in := newRTPEnd(t, peerIn)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	sess, err := caller.Call(ctx, dst, "1000", siptest.SDP("127.0.0.1", in.port()))
+	sess, err := caller.Call(ctx, dst, "1000", siptest.SDP(peerIn, in.port()))
 	if err != nil {
 		t.Fatal(err)
 	}

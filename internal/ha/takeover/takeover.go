@@ -256,6 +256,12 @@ func (g *group) Add(_ vip.Address, lifetime time.Duration) error {
 		return nil
 	}
 	g.owned = true
+	// The neighbours learn the move before the calls are adopted, not
+	// after: each call's media comes back as soon as its ports are bound
+	// here (the owner announces once more when Add returns).
+	if err := g.Announce(vip.Address{}); err != nil {
+		g.t.log.Warn("ha: announcing the floating addresses", "err", err)
+	}
 	g.t.takeOver(g.records)
 	g.records = nil
 	return nil

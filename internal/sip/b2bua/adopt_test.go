@@ -214,3 +214,45 @@ func TestHoldListeners(t *testing.T) {
 		t.Fatalf("released: inside listens on %v, want %v", got, in)
 	}
 }
+
+// TestAnswerAfterAbandon: the unit loses the floating addresses (Abandon)
+// while a call rings, and the callee's 200 reaches the call after that (a
+// race the dialer can lose). The unit crashed there (the caller's INVITE,
+// dropped when the call ended, was answered); now it sends the caller
+// nothing and goes on serving calls.
+func TestAnswerAfterAbandon(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	invites := make(chan *sip.Request, 1)
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		invites <- req
+	})
+	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: newFakeKeeper(), Unit: "a"}, nil)
+	ctx := ctxT(t)
+	if _, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000)); err != nil {
+		t.Fatal(err)
+	}
+	inv := recv(t, invites, "the INVITE at the callee")
+	calls := a.calls.all()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls ringing", len(calls))
+	}
+	if n := a.Abandon([]string{"inside", "outside"}); n != 1 {
+		t.Fatalf("Abandon forgot %d calls", n)
+	}
+	res := sip.NewResponseFromRequest(inv, 200, "OK", testSDP("127.0.0.3", 5000))
+	res.To().Params.Add("tag", "late")
+	calls[0].onAnswerB(res)
+	if n := pbx.Wire.Count("SIP/2.0 200"); n != 0 {
+		t.Fatalf("the caller got %d 200s from a call the unit forgot", n)
+	}
+	itsp.SetOnInvite(ringAndAnswer)
+	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("a call after the abandoned one: %v", err)
+	}
+}

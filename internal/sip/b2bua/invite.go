@@ -178,6 +178,9 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 		return
 	}
 	inv, _, _ := c.callerSide()
+	if inv == nil {
+		return // endedMeanwhile
+	}
 	c.setEndedBy(observe.EndedByUnit)
 	c.respondA(c.svc.response(inv, de.Code, de.Reason, nil))
 	c.end("failed: " + strconv.Itoa(de.Code))
@@ -278,6 +281,9 @@ func (c *call) onProvisionalB(r *sip.Response) {
 		body = nil
 	}
 	inv, _, epA := c.callerSide()
+	if inv == nil {
+		return // endedMeanwhile
+	}
 	if len(body) > 0 {
 		c.mu.Lock()
 		c.hop.toCaller = true
@@ -313,6 +319,11 @@ func (c *call) calleeSDP(body []byte) ([]byte, error) {
 
 // callerSide returns the caller's INVITE, its transaction and endpoint (a
 // Replaces may swap them, replaces.go).
+//
+// endedMeanwhile: the INVITE is nil once the call has ended (end drops it),
+// which can happen while the far leg's response is on its way: the unit
+// lost the floating addresses (Abandon) or stops. Such a response is not
+// relayed any more.
 func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -321,12 +332,19 @@ func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 
 // onAnswerB handles the far leg's 2xx: confirm both legs.
 func (c *call) onAnswerB(r *sip.Response) {
+	inv, _, epA := c.callerSide()
+	if inv == nil {
+		// The call ended while the far end answered (endedMeanwhile):
+		// confirm and hang up the far leg; the caller gets nothing more.
+		c.legAt(media.SideB).sendAck(nil)
+		c.byeSide(media.SideB)
+		return
+	}
 	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
 	body, err := c.calleeSDP(r.Body())
 	if err == nil && c.offerMade { // set before the call was published, never changed
 		body, err = c.madeOfferToCaller(r.Body())
 	}
-	inv, _, epA := c.callerSide()
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs
 		c.legAt(media.SideB).sendAck(nil)
@@ -377,6 +395,9 @@ func (c *call) noAck(l *leg) func() {
 func (c *call) relayFinalA(r *sip.Response) {
 	code, reason := mapFinal(r.StatusCode, r.Reason)
 	inv, _, epA := c.callerSide()
+	if inv == nil {
+		return // endedMeanwhile
+	}
 	res := c.svc.response(inv, code, reason, nil)
 	copyHeaders(res, r, epA.info.Load())
 	if code >= 300 && code < 400 {

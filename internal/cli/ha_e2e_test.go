@@ -67,8 +67,17 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The kill comes at a random moment after the wrap.
-	time.Sleep(time.Until(mediaStart.Add(11500*time.Millisecond + rand.N(2000*time.Millisecond))))
+	// The kill comes at a random moment after the wrap: once the caller
+	// got 50 packets of the wrapped stream past it (a's record of the new
+	// rollover counter is written by then), which a loaded machine sends
+	// late. A wrap in the gap of the takeover would fail authentication at b.
+	for deadline := mediaStart.Add(60 * time.Second); legs[0].in.count() < 65536-65000+50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the caller got %d packets of the stream that wraps, want %d", legs[0].in.count(), 65536-65000+50)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(rand.N(2000 * time.Millisecond))
 	for i, l := range legs {
 		if l.in.count() == 0 || l.out.count() == 0 {
 			t.Fatalf("call %d: no media before the kill (inside got %d, outside got %d)\n%s", i, l.in.count(), l.out.count(),

@@ -240,6 +240,11 @@ func loopbackFloating(t *testing.T) haFloating {
 func (p *haPair) start(t *testing.T, dir, store, name string) *unitProc {
 	t.Helper()
 	u := startUnitIn(t, haLab.unitNetns(name), dir, p.initial, "--store", store, "--unit", name)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("unit %s's log:\n%s", name, testkit.LastLines(u.log.String(), 80))
+		}
+	})
 	want := "ha: floating addresses"
 	switch {
 	case p.mode == config.HAModeRehome:

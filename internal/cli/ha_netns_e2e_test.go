@@ -135,10 +135,11 @@ func TestCallsSurviveUnitLossNetns(t *testing.T) {
 	case strings.Contains(s, "--- SKIP: TestCallsSurviveUnitLoss"):
 		t.Skip("the test in the namespaces skipped itself")
 	case child.Cmd.ProcessState.ExitCode() != 0 || !strings.Contains(s, "--- PASS: TestCallsSurviveUnitLoss "):
-		t.Fatalf("TestCallsSurviveUnitLoss failed in the namespaces (exit %d)", child.Cmd.ProcessState.ExitCode())
+		// What the peers' neighbour table saw is told all the same.
+		t.Errorf("TestCallsSurviveUnitLoss failed in the namespaces (exit %d)", child.Cmd.ProcessState.ExitCode())
 	}
 	if w.died.IsZero() {
-		t.Fatal("the test never saw unit a's process")
+		t.Fatal("the test never saw unit a's process die")
 	}
 	for _, f := range []struct{ addr, link string }{{labFloatingIn, "eth0"}, {labFloatingOut, "eth1"}} {
 		seen := w.neigh[f.addr]

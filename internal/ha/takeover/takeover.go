@@ -33,6 +33,9 @@ type SIP interface {
 	Abandon(ifaces []string) int
 	// Adopt carries a call on from its record.
 	Adopt(rec []byte) (string, error)
+	// Adopting, while on, refuses new calls (503, Retry-After: 1): they
+	// could take a port a record still needs.
+	Adopting(on bool)
 	// Rehome carries a call on from its record on this unit's own
 	// addresses (re-INVITEs).
 	Rehome(rec []byte) (string, error)
@@ -301,6 +304,10 @@ func (t *Takeover) takeOver(records []store.KV) {
 	takeovers.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The listeners open before the calls are adopted (the dialogs need
+	// them), but new calls wait until they are.
+	t.d.SIP.Adopting(true)
+	defer t.d.SIP.Adopting(false)
 	if err := t.d.SIP.Hold(ctx, nil); err != nil {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}

@@ -41,6 +41,15 @@ type fakeSIP struct {
 	// were made by then (announced).
 	net       *fakeNet
 	announced []int
+	// adopting is Adopting's state; refusing what it was at each adoption.
+	adopting bool
+	refusing []bool
+}
+
+func (f *fakeSIP) Adopting(on bool) {
+	f.mu.Lock()
+	f.adopting = on
+	f.mu.Unlock()
 }
 
 func (f *fakeSIP) Hold(_ context.Context, ifaces []string) error {
@@ -71,6 +80,7 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 	if f.net != nil {
 		f.announced = append(f.announced, f.net.announcements())
 	}
+	f.refusing = append(f.refusing, f.adopting)
 	f.mu.Unlock()
 	return string(rec), nil
 }
@@ -124,7 +134,8 @@ func (n *fakeNet) announcements() int {
 // the listeners and adopts the good records, removing the bad ones; a
 // renewal adopts nothing again; Remove takes the addresses down, forgets
 // the calls and closes the listeners. The addresses are announced before
-// the first call is adopted (its media comes back at once).
+// the first call is adopted (its media comes back at once); new calls are
+// refused while the calls are adopted, and only then.
 func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	st := &fakeStore{memWriter: memWriter{kv: map[string]string{}}}
 	net := &fakeNet{on: map[string]bool{}}
@@ -163,6 +174,8 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 		t.Fatalf("adopted %v", sip.adopted)
 	case sip.announced[0] != 2:
 		t.Fatalf("%d of the 2 addresses announced when the first call was adopted", sip.announced[0])
+	case !slices.Equal(sip.refusing, []bool{true, true}) || sip.adopting:
+		t.Fatalf("new calls refused during the adoptions: %v, after: %v", sip.refusing, sip.adopting)
 	case !slices.Equal(st.take(), []string{"delete " + RecordPrefix + "c2"}):
 		t.Fatal("the refused record was not removed")
 	case len(sip.held) != 1 || sip.held[0] != nil:

@@ -256,3 +256,31 @@ func TestAnswerAfterAbandon(t *testing.T) {
 		t.Fatalf("a call after the abandoned one: %v", err)
 	}
 }
+
+// TestNewCallsWaitForAdoption: while a takeover adopts calls, a new call
+// is answered 503 with Retry-After: 1 (it could take a port a call still
+// to be restored needs); afterwards calls are taken again.
+func TestNewCallsWaitForAdoption(t *testing.T) {
+	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
+	itsp := newPeerUA(t, "trunk", "127.0.0.3", "udp")
+	a := newTestUnit(t, pbx, itsp, nil)
+	ctx := ctxT(t)
+	a.Adopting(true)
+	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *sipgo.ErrDialogResponse
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); !errors.As(err, &de) || de.Res.StatusCode != 503 ||
+		de.Res.GetHeader("Retry-After") == nil || de.Res.GetHeader("Retry-After").Value() != "1" {
+		t.Fatalf("a new call during the adoption: %v, want 503 with Retry-After: 1", err)
+	}
+	a.Adopting(false)
+	sess, err = pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("a call after the adoption: %v", err)
+	}
+}

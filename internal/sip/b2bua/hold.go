@@ -50,6 +50,11 @@ func (s *Service) Abandon(ifaces []string) int {
 	return n
 }
 
+// Adopting, while on, answers new INVITEs with 503 and Retry-After: 1: a
+// takeover restores the calls of the records first, on the ports they
+// had, and a new call could take a port one of them still needs.
+func (s *Service) Adopting(on bool) { s.adopting.Store(on) }
+
 // Resume takes new calls again after Drain: a planned move of the floating
 // addresses drains the unit first, and the unit goes on serving its other
 // addresses once the floating ones are elsewhere.

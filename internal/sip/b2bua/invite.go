@@ -27,9 +27,13 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	tagA := newID()
 	to := req.To()
 	to.Params.Add("tag", tagA)
-	if s.draining.Load() {
+	if draining, adopting := s.draining.Load(), s.adopting.Load(); draining || adopting {
 		res := s.response(req, 503, "Service Unavailable", nil)
-		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		retry := "30"
+		if adopting && !draining {
+			retry = "1" // a takeover: a moment (hold.go)
+		}
+		res.AppendHeader(sip.NewHeader("Retry-After", retry))
 		s.respond(ep, tx, res, id)
 		s.recordRefused(id, ep, req, 503, "Service Unavailable")
 		return

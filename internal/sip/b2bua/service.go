@@ -82,6 +82,7 @@ type Service struct {
 	calls   callMap
 
 	draining atomic.Bool
+	adopting atomic.Bool // hold.go: Adopting
 	peers    *peerSet
 	auth     *digest.Client // nonce counts of the challenges we answer
 	// INVITEs given up after sip.invite_timeout, by client transaction key:

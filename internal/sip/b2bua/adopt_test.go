@@ -65,8 +65,8 @@ func (k *fakeKeeper) record(t *testing.T, id string) []byte {
 
 // TestAdoptedCallAnswersInDialog: a call set up through one service is
 // written down, left by that service without a word to its peers, and
-// adopted by a second service on the same addresses: the caller's BYE gets
-// 200 (not 481) and reaches the callee with the CSeq continued above the
+// adopted by a second service on the same addresses: the caller's BYE,
+// sent while that service is adopting, gets 200 (not 481) and reaches the callee with the CSeq continued above the
 // jump; nothing else was sent to the peers.
 func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
@@ -110,6 +110,12 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	b := newTestUnitWith(t, pbx, itsp, Deps{Keeper: kb, Unit: "b"}, func(c *config.Config) {
 		c.SIP.Listeners[0].Port, c.SIP.Listeners[1].Port = int(in.Port()), int(out.Port())
 	})
+	// The caller's BYE reaches b while b is adopting (its listeners are
+	// open): it waits for the adoption instead of getting 481.
+	b.Adopting(true)
+	byeDone := make(chan error, 1)
+	go func() { byeDone <- sess.Bye(ctx) }()
+	time.Sleep(200 * time.Millisecond) // the BYE first (were it later, the wait would go untested, never fail)
 	if got, err := b.Adopt(rec); err != nil || got != id {
 		t.Fatalf("Adopt = %q, %v", got, err)
 	}
@@ -123,8 +129,9 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 		r2.Call.Legs[media.SideB].LocalCSeq != calleeCSeq+cseqJump {
 		t.Fatalf("b's record: %+v, %v", r2, err)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatalf("BYE after the adoption: %v", err)
+	b.Adopting(false)
+	if err := <-byeDone; err != nil {
+		t.Fatalf("BYE during the adoption: %v", err)
 	}
 	bye := itsp.Next(sip.BYE)
 	if got := bye.CSeq().SeqNo; got != calleeCSeq+cseqJump+1 {

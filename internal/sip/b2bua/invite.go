@@ -27,7 +27,7 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	tagA := newID()
 	to := req.To()
 	to.Params.Add("tag", tagA)
-	if draining, adopting := s.draining.Load(), s.adopting.Load(); draining || adopting {
+	if draining, adopting := s.draining.Load(), s.adopting.Load() != nil; draining || adopting {
 		res := s.response(req, 503, "Service Unavailable", nil)
 		retry := "30"
 		if adopting && !draining {

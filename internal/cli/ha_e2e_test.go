@@ -67,10 +67,11 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The kill comes at a random moment after the wrap: once the caller
-	// got 50 packets of the wrapped stream past it (a's record of the new
-	// rollover counter is written by then), which a loaded machine sends
-	// late. A wrap in the gap of the takeover would fail authentication at b.
+	// The kill comes at a random moment after the wrap: 0-2 s after the
+	// caller got 50 packets of the wrapped stream past it (a's record of
+	// the new rollover counter is written by then). Not at a fixed time: on
+	// a loaded machine the stream wrapped later, in the gap of the
+	// takeover, and b failed authentication on it (docs/ha.md).
 	for deadline := mediaStart.Add(60 * time.Second); legs[0].in.count() < 65536-65000+50; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the caller got %d packets of the stream that wraps, want %d", legs[0].in.count(), 65536-65000+50)

@@ -70,8 +70,8 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	// The kill comes at a random moment after the wrap: 0-2 s after the
 	// caller got 50 packets of the wrapped stream past it (a's record of
 	// the new rollover counter is written by then). Not at a fixed time: on
-	// a loaded machine the stream wrapped later, in the gap of the
-	// takeover, and b failed authentication on it (docs/ha.md).
+	// a loaded machine the stream wrapped later, after the kill, and the
+	// record of the wrap went untested.
 	for deadline := mediaStart.Add(60 * time.Second); legs[0].in.count() < 65536-65000+50; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the caller got %d packets of the stream that wraps, want %d", legs[0].in.count(), 65536-65000+50)

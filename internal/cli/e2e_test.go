@@ -74,9 +74,19 @@ func writeInitial(t *testing.T, cfg *config.Config) string {
 // startUnit runs `palisade run` on dir and waits until admin.sock answers.
 func startUnit(t *testing.T, dir, initial string, extra ...string) *unitProc {
 	t.Helper()
+	return startUnitIn(t, "", dir, initial, extra...)
+}
+
+// startUnitIn is startUnit in the network namespace ns ("" = the test's).
+func startUnitIn(t *testing.T, ns, dir, initial string, extra ...string) *unitProc {
+	t.Helper()
 	args := append([]string{"run", "--data", dir, "--admin-listen", "127.0.0.1:0",
 		"--initial-config", initial, "--drain-timeout", "5s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(binPath, args...)
+	if ns != "" {
+		// ip execs the unit itself: its process id is the unit's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, binPath}, args...)...)
+	}
 	p := &unitProc{log: &testkit.SyncBuffer{}}
 	cmd.Stderr = p.log
 	p.Proc = testkit.Start(t, cmd, 0)

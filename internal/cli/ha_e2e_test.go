@@ -75,8 +75,18 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The kill comes at a random moment after the wrap.
-	time.Sleep(time.Until(mediaStart.Add(11500*time.Millisecond + rand.N(2000*time.Millisecond))))
+	// The kill comes at a random moment after the wrap: 0-2 s after the
+	// caller got 50 packets of the wrapped stream past it (a's record of
+	// the new rollover counter is written by then). Not at a fixed time: on
+	// a loaded machine the stream wrapped later, after the kill, and the
+	// record of the wrap went untested.
+	for deadline := mediaStart.Add(60 * time.Second); legs[0].in.count() < 65536-65000+50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the caller got %d packets of the stream that wraps, want %d", legs[0].in.count(), 65536-65000+50)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(rand.N(2000 * time.Millisecond))
 	for i, l := range legs {
 		if l.in.count() == 0 || l.out.count() == 0 {
 			t.Fatalf("call %d: no media before the kill (inside got %d, outside got %d)\n%s", i, l.in.count(), l.out.count(),
@@ -488,7 +498,7 @@ type srtpCallee struct {
 
 // answerSDP is the callee's SDP for its end e with its key own.
 func answerSDP(e *rtpEnd, own sdp.Crypto) []byte {
-	b := []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
+	b := []byte("v=0\r\no=- 1 1 IN IP4 " + peerOut + "\r\ns=-\r\nc=IN IP4 " + peerOut + "\r\nt=0 0\r\nm=audio " + strconv.Itoa(e.port()) +
 		" RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:" + own.String() + "\r\n")
 	if e.rtcp != nil {
 		b = append(b, "a=rtcp:"+strconv.Itoa(e.rtcp.port())+"\r\n"...)
@@ -517,7 +527,7 @@ func (c *srtpCallee) reinvited(t *testing.T, req *sip.Request) []byte {
 
 func newSRTPCallee(t *testing.T) *srtpCallee {
 	c := &srtpCallee{next: make(chan *rtpEnd, 10), answers: map[string][]byte{}, byCall: map[string]*rtpEnd{}}
-	c.peer = siptest.NewPeerWith(t, "callee", "127.0.0.3", "udp", func(p *siptest.Peer) {
+	c.peer = siptest.NewPeerWith(t, "callee", peerOut, "udp", func(p *siptest.Peer) {
 		p.Respond = func(req *sip.Request) (int, []byte) {
 			if req.Method != sip.INVITE {
 				return 200, nil
@@ -527,7 +537,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			return 200, c.reinvited(t, req)
 		}
 		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
-			e := newRTPEnd(t, "127.0.0.3")
+			e := newRTPEnd(t, peerOut)
 			remote, k := mediaOf(t, req.Body())
 			if k == nil {
 				s.Respond(488, "SRTP expected", nil)
@@ -537,7 +547,7 @@ func newSRTPCallee(t *testing.T) *srtpCallee {
 			own := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, Key: bytes.Repeat([]byte{byte(len(c.ends) + 1)}, 30)}
 			e.tx = srtpContext(t, own)
 			if c.rtcp {
-				e.rtcp = newRTCPEnd(t, "127.0.0.3", 250*time.Millisecond)
+				e.rtcp = newRTCPEnd(t, peerOut, 250*time.Millisecond)
 				e.rtcp.remote, e.rtcp.rx, e.rtcp.tx = rtcpOf(t, req.Body()), srtcpContext(t, *k), srtcpContext(t, own)
 			}
 			body := answerSDP(e, own)
@@ -578,9 +588,9 @@ func (l *callerLeg) stop()  { l.in.stop(); l.out.stop() }
 
 func placeCall(t *testing.T, caller *siptest.Peer, callee *srtpCallee, dst netip.AddrPort, i int) *callerLeg {
 	t.Helper()
-	in := newRTPEnd(t, "127.0.0.1")
+	in := newRTPEnd(t, peerIn)
 	if callee.rtcp {
-		in.rtcp = newRTCPEnd(t, "127.0.0.1", rtcpEvery(i))
+		in.rtcp = newRTCPEnd(t, peerIn, rtcpEvery(i))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

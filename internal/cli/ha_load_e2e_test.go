@@ -38,7 +38,7 @@ func startSippUAC(t *testing.T, name, dst, service string, calls, rate int, hold
 	t.Helper()
 	sipp := testkit.NeedBinary(t, "sipp", "sip-tester")
 	r := &sippRun{name: name, out: &testkit.SyncBuffer{}}
-	cmd := exec.Command(sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", fmt.Sprint(testkit.FreePort(t, "udp", "127.0.0.1")),
+	cmd := exec.Command(sipp, "-sn", "uac", "-i", peerIn, "-p", fmt.Sprint(testkit.FreePort(t, "udp", peerIn)),
 		"-s", service, "-m", fmt.Sprint(calls), "-r", fmt.Sprint(rate), "-d", fmt.Sprint(hold.Milliseconds()),
 		"-timeout", "120s", "-timeout_error", "-nostdin", "-trace_err", dst)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = t.TempDir(), r.out, r.out
@@ -164,36 +164,32 @@ func newHAPair(t *testing.T, mode string, opts ...etcdtest.Option) *haPair {
 		t.Skip("no ip command:", err)
 	}
 	testkit.NeedBinary(t, "sipp", "sip-tester")
-	p := &haPair{etcd: etcdtest.Start(t, 3, opts...), mode: mode}
+	var fl haFloating
+	if haLab != nil {
+		fl = haLab.floating(t, opts...)
+	} else {
+		fl = loopbackFloating(t, opts...)
+	}
+	p := &haPair{etcd: fl.etcd, mode: mode}
 	p.space = fmt.Sprintf("ha-%d", os.Getpid())
 	p.storeURL, p.ns = p.etcd.URL(p.space), p.space+"/kv/ha/calls/"
-	// Two addresses of our own (127.0.0.71-72 and .81-88 belong to other
-	// tests), from the process id so that two runs do not meet.
-	base := 100 + (os.Getpid()%60)*2
-	inside, outside := fmt.Sprintf("127.0.0.%d", base), fmt.Sprintf("127.0.0.%d", base+1)
-	t.Cleanup(func() {
-		for _, a := range []string{inside, outside} {
-			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
-		}
-	})
+	inside, outside, pIn := fl.inside, fl.outside, fl.pIn
 	p.callee = newSRTPCallee(t)
-	sippUAS := testkit.FreePort(t, "udp", "127.0.0.3")
-	startSippUAS(t, "127.0.0.3", sippUAS)
+	sippUAS := testkit.FreePort(t, "udp", peerOut)
+	startSippUAS(t, peerOut, sippUAS)
 	cfg := config.Default()
 	cfg.Network.Interfaces = []config.Interface{{Name: "inside", Address: inside}, {Name: "outside", Address: outside}}
-	pIn, pOut := testkit.FreePort(t, "udp", inside), testkit.FreePort(t, "udp", outside)
 	cfg.SIP.Listeners = []config.Listener{{Interface: "inside", Transport: "udp", Port: pIn},
-		{Interface: "outside", Transport: "udp", Port: pOut}}
+		{Interface: "outside", Transport: "udp", Port: fl.pOut}}
 	cfg.SIP.RestrictedInterfaces = []string{}
-	cfg.Media.PortMin = (30000 + testkit.FreePort(t, "udp", inside)%20000) &^ 1
+	cfg.Media.PortMin = fl.portMin
 	cfg.Media.PortMax = cfg.Media.PortMin + 999
 	// sipp's callee speaks plain RTP: SRTP where the peer does it outside.
 	cfg.Media.Policies = []config.MediaPolicy{{Interface: "outside", Group: "SRTP", Requirement: "either"}}
 	cfg.DialPlan.Rules = []config.DialRule{{Name: "callee", Head: "1", Tail: "0-9",
 		ForwardTo: []config.Forward{{URI: "sip:1000@" + p.callee.peer.Addr.String()}}},
-		{Name: "sipp", Head: "2", Tail: "0-9", ForwardTo: []config.Forward{{URI: fmt.Sprintf("sip:2000@127.0.0.3:%d", sippUAS)}}}}
-	cfg.HA = config.HA{Floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}},
-		Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
+		{Name: "sipp", Head: "2", Tail: "0-9", ForwardTo: []config.Forward{{URI: fmt.Sprintf("sip:2000@%s:%d", peerOut, sippUAS)}}}}
+	cfg.HA = config.HA{Floating: fl.floating, Lease: config.Duration(time.Second), Preference: []string{"a", "b"}}
 	cfg.Units = map[string]config.UnitSettings{"a": {Name: "edge-a"}, "b": {Name: "edge-b"}}
 	if rehome {
 		other := 100 + ((os.Getpid()+30)%60)*2
@@ -209,9 +205,36 @@ func newHAPair(t *testing.T, mode string, opts ...etcdtest.Option) *haPair {
 	t.Cleanup(func() { cli.Close() })
 	p.cli = cli
 	p.track = &callerTrack{ends: map[string]*rtpEnd{}, contacts: map[string]sip.Uri{}}
-	p.caller = siptest.NewPeerWith(t, "caller", "127.0.0.1", "udp", p.track.setup(t))
+	p.caller = siptest.NewPeerWith(t, "caller", peerIn, "udp", p.track.setup(t))
 	p.dst = netip.MustParseAddrPort(net.JoinHostPort(inside, strconv.Itoa(pIn)))
 	return p
+}
+
+// haFloating is where the takeover tests' units serve: the etcd cluster,
+// the floating addresses with their SIP ports and the first media port.
+type haFloating struct {
+	etcd            *etcdtest.Cluster
+	inside, outside string
+	pIn, pOut       int
+	portMin         int
+	floating        []config.Floating
+}
+
+// loopbackFloating is the fast variant's: two addresses on lo of our own
+// (127.0.0.71-72 and .81-88 belong to other tests), from the process id
+// so that two runs do not meet.
+func loopbackFloating(t *testing.T, opts ...etcdtest.Option) haFloating {
+	base := 100 + (os.Getpid()%60)*2
+	f := haFloating{etcd: etcdtest.Start(t, 3, opts...), inside: fmt.Sprintf("127.0.0.%d", base), outside: fmt.Sprintf("127.0.0.%d", base+1),
+		floating: []config.Floating{{Interface: "inside", Link: "lo"}, {Interface: "outside", Link: "lo"}}}
+	t.Cleanup(func() {
+		for _, a := range []string{f.inside, f.outside} {
+			exec.Command("ip", "addr", "del", a+"/32", "dev", "lo").Run()
+		}
+	})
+	f.pIn, f.pOut = testkit.FreePort(t, "udp", f.inside), testkit.FreePort(t, "udp", f.outside)
+	f.portMin = (30000 + testkit.FreePort(t, "udp", f.inside)%20000) &^ 1
+	return f
 }
 
 // start runs unit name on store; a is started first and waited for until
@@ -219,7 +242,12 @@ func newHAPair(t *testing.T, mode string, opts ...etcdtest.Option) *haPair {
 // it watches the others).
 func (p *haPair) start(t *testing.T, dir, store, name string) *unitProc {
 	t.Helper()
-	u := startUnit(t, dir, p.initial, "--store", store, "--unit", name)
+	u := startUnitIn(t, haLab.unitNetns(name), dir, p.initial, "--store", store, "--unit", name)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("unit %s's log:\n%s", name, testkit.LastLines(u.log.String(), 80))
+		}
+	})
 	want := "ha: floating addresses"
 	switch {
 	case p.mode == config.HAModeRehome:

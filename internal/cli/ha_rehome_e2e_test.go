@@ -56,7 +56,7 @@ func (c *callerTrack) setup(t *testing.T) func(p *siptest.Peer) {
 			if ct := req.Contact(); ct != nil {
 				c.contacts[req.CallID().Value()] = ct.Address
 			}
-			return 200, siptest.SDP("127.0.0.1", e.port())
+			return 200, siptest.SDP(peerIn, e.port())
 		}
 		p.Srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 			p.Push(req)

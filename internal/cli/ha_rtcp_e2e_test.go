@@ -161,7 +161,7 @@ func rtcpOf(t *testing.T, body []byte) netip.AddrPort {
 // offerSDP is the caller's SDP for its end e, with e's RTCP port when it
 // has one.
 func offerSDP(e *rtpEnd) []byte {
-	b := siptest.SDP("127.0.0.1", e.port())
+	b := siptest.SDP(peerIn, e.port())
 	if e.rtcp != nil {
 		b = append(b, "a=rtcp:"+strconv.Itoa(e.rtcp.port())+"\r\n"...)
 	}

@@ -141,7 +141,13 @@ func (s *socket) handle(pb *pathBuf, n int) {
 				continue
 			}
 			if ms.in != nil {
-				p, err := ms.in.rtp.DecryptRTP(b, b, &pb.rtpHdr)
+				var p []byte
+				var err error
+				if ms.in.unproven != nil { // a restored call's first packets
+					p, err = ms.in.decryptRestored(b, &pb.rtpHdr)
+				} else {
+					p, err = ms.in.rtp.DecryptRTP(b, b, &pb.rtpHdr)
+				}
 				if err != nil {
 					s.srtpDrop(err)
 					continue

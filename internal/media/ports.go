@@ -65,6 +65,13 @@ func (p *portAllocator) pair(addr netip.Addr) (rtp, rtcp udpSock, port int, err 
 	for tries := len(p.free) - p.head; tries > 0; tries-- {
 		port = p.free[p.head]
 		p.head++
+		if p.used[port] {
+			// A restored call took it (take) while it waited here: it is
+			// queued again when that call releases it. Binding it here
+			// would succeed on another address, and two calls would share
+			// the port's bookkeeping.
+			continue
+		}
 		rtp, rtcp, err = openPair(addr, port)
 		if err != nil {
 			p.push(port) // taken by another program: try it again later

@@ -66,6 +66,45 @@ func TestPortAllocatorOrder(t *testing.T) {
 	}
 }
 
+// A pair a restored call took (take) while it was free is not handed out
+// to a new call, on another address either (a takeover of calls set up by
+// two units refused a call whose port a new call had: the allocator gave
+// the port out again on the other side's address). Released, it is free
+// again.
+func TestPortAllocatorSkipsRestored(t *testing.T) {
+	in, out := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	base := freeEvenRange(t, in, 4)
+	p := newPortAllocator(base, base+3) // pairs base, base+2
+	a, b, err := p.take(in, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.close()
+	b.close()
+	c, d, port, err := p.pair(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	d.close()
+	if port != base+2 {
+		t.Fatalf("a new call got port %d; want %d (%d is the restored call's)", port, base+2, base)
+	}
+	if _, _, _, err := p.pair(out); err != ErrNoPorts {
+		t.Fatalf("both pairs in use: %v, want ErrNoPorts", err)
+	}
+	p.release(base)
+	c, d, port, err = p.pair(out)
+	if err != nil || port != base {
+		t.Fatalf("after the restored call ended: port %d, %v; want %d", port, err, base)
+	}
+	c.close()
+	d.close()
+	if n := p.inUse(); n != 2 {
+		t.Fatalf("%d pairs in use, want 2", n)
+	}
+}
+
 // freeEvenRange finds n free consecutive ports starting at an even one.
 func freeEvenRange(t *testing.T, addr netip.Addr, n int) int {
 	t.Helper()

@@ -1,10 +1,13 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/pion/rtp"
 )
 
 // srtcpIndexJump is how far a restored outbound SRTCP context continues
@@ -138,6 +141,12 @@ func restoreCrypt(cs *CryptoState, outbound bool) (*crypt, error) {
 	}
 	for _, v := range cs.ROC {
 		cr.rtp.SetROC(v.SSRC, v.Value)
+		if !outbound {
+			if cr.unproven == nil {
+				cr.unproven = map[uint32]bool{}
+			}
+			cr.unproven[v.SSRC] = true
+		}
 	}
 	if outbound {
 		cr.rtcp.floor = srtcpIndexJump
@@ -167,6 +176,39 @@ func recordedSSRCs(ss *StreamSnapshot) []uint32 {
 		}
 	}
 	return out
+}
+
+// decryptRestored decrypts b on a stream restored from a snapshot until
+// its rollover counter is confirmed. The snapshot may be older than a wrap
+// of the sender's sequence number (it wrapped in the gap of a takeover, or
+// before the record of the wrap was written); then every packet fails
+// authentication with the recorded counter. A packet that fails before the
+// first success is tried once more with the counter one higher (RFC 3711
+// §3.3.1: the receiver estimates the index), which is kept when it
+// authenticates. Runs on the leg's worker, which owns the context; the
+// copy of b (an AEAD may spoil b when it fails) is made only until then.
+func (cr *crypt) decryptRestored(b []byte, h *rtp.Header) ([]byte, error) {
+	ssrc := binary.BigEndian.Uint32(b[8:12])
+	if !cr.unproven[ssrc] {
+		return cr.rtp.DecryptRTP(b, b, h)
+	}
+	orig := append([]byte(nil), b...)
+	p, err := cr.rtp.DecryptRTP(b, b, h)
+	if err != nil {
+		roc, _ := cr.rtp.ROC(ssrc)
+		cr.rtp.SetROC(ssrc, roc+1)
+		copy(b, orig)
+		var err2 error
+		if p, err2 = cr.rtp.DecryptRTP(b, b, h); err2 != nil {
+			cr.rtp.SetROC(ssrc, roc)
+			return nil, err
+		}
+	}
+	delete(cr.unproven, ssrc)
+	if len(cr.unproven) == 0 {
+		cr.unproven = nil
+	}
+	return p, nil
 }
 
 // Restore anchors a call from a snapshot another unit made: it binds the

@@ -210,6 +210,58 @@ func TestRestoreWithoutROCFails(t *testing.T) {
 	waitFor(t, "authentication failures", func() bool { return authFails(c2) == 5 })
 }
 
+// TestRestoreWrapInGap: the snapshot is older than the wrap of the
+// outside's stream (it wrapped in the gap of a takeover, while nobody
+// relayed it): the restored relay finds the rollover counter one higher
+// on the first packet, and the call goes on with no authentication
+// failure (it failed on every packet of that stream before). A packet
+// that fails with both counters leaves the stream unconfirmed.
+func TestRestoreWrapInGap(t *testing.T) {
+	cfg, r1, c1, pbx, ext := firstRelay(t)
+	ext.ssrc, ext.seq = 0x33334444, 65399
+	flow(t, pbx, ext, "before", 60)
+	snap, err := c1.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roc, ok := rocOf(snap.Legs(t).In.ROC, ext.ssrc); !ok || roc != 0 {
+		t.Fatalf("inbound ROC of the outside's SSRC: %d %v, want 0", roc, ok)
+	}
+	ports := [2]int{c1.port(0, SideA), c1.port(0, SideB)}
+	c1.Close()
+	r1.Close()
+	for i := range 200 { // the gap: past 65,535, to nobody
+		ext.sendRTP([]byte(fmt.Sprint("lost ", i)))
+	}
+	r2 := newTestRelay(t, cfg)
+	c, err := r2.Restore(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c2 := c.(*call)
+	if p := [2]int{c2.port(0, SideA), c2.port(0, SideB)}; p != ports {
+		t.Fatalf("restored on ports %v, want %v", p, ports)
+	}
+	// A forged packet first: it fails with either counter and changes nothing.
+	real := ext.tx
+	ext.tx, _ = newContext(sdp.Crypto{Tag: 1, Suite: sdp.SuiteAES80, Key: bytes.Repeat([]byte{7}, 30)})
+	ext.sendRTP([]byte("forged"))
+	ext.tx, ext.seq = real, ext.seq-1
+	waitFor(t, "the forged packet's failure", func() bool { return authFails(c2) == 1 })
+	flow(t, pbx, ext, "restored", 300)
+	if n := authFails(c2); n != 1 {
+		t.Fatalf("%d SRTP authentication failures after the restore, want 1 (the forged packet)", n)
+	}
+	snap2, err := c2.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roc, ok := rocOf(snap2.Legs(t).In.ROC, ext.ssrc); !ok || roc != 1 {
+		t.Fatalf("inbound ROC after the restore: %d %v, want 1", roc, ok)
+	}
+}
+
 // Legs is the outside leg of the first stream.
 func (s *CallSnapshot) Legs(t *testing.T) *LegSnapshot {
 	t.Helper()

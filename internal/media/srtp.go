@@ -96,6 +96,10 @@ type crypt struct {
 	c    sdp.Crypto
 	rtp  *srtp.Context
 	rtcp *rtcpCtx
+	// unproven: the inbound SSRCs of a restored call whose rollover
+	// counter no packet has confirmed yet (restore.go: decryptRestored).
+	// Owned by the leg's worker; nil once all are confirmed.
+	unproven map[uint32]bool
 }
 
 func newCrypt(c sdp.Crypto) (*crypt, error) {

@@ -33,6 +33,9 @@ type SIP interface {
 	Abandon(ifaces []string) int
 	// Adopt carries a call on from its record.
 	Adopt(rec []byte) (string, error)
+	// Adopting, while on, refuses new calls (503, Retry-After: 1): they
+	// could take a port a record still needs.
+	Adopting(on bool)
 	// Rehome carries a call on from its record on this unit's own
 	// addresses (re-INVITEs).
 	Rehome(rec []byte) (string, error)
@@ -262,6 +265,12 @@ func (g *group) Add(_ vip.Address, lifetime time.Duration) error {
 		return nil
 	}
 	g.owned = true
+	// The neighbours learn the move before the calls are adopted, not
+	// after: each call's media comes back as soon as its ports are bound
+	// here (the owner announces once more when Add returns).
+	if err := g.Announce(vip.Address{}); err != nil {
+		g.t.log.Warn("ha: announcing the floating addresses", "err", err)
+	}
 	g.t.takeOver(g.records)
 	g.records = nil
 	return nil
@@ -292,12 +301,10 @@ func (g *group) Announce(_ vip.Address) error {
 	return errors.Join(errs...)
 }
 
-// takeOver adopts the calls of the records and then opens the listeners on
-// the addresses (now this unit's). In that order: a new call taken before
-// the adoption could take a media port a record needs (that call would be
-// refused), and an in-dialog request would find no call (481). Requests
-// in the few milliseconds between find no listener; UDP peers send them
-// again. g.mu is held.
+// takeOver opens the listeners on the addresses (now this unit's) and
+// adopts the calls of the records. New calls get 503 and in-dialog requests
+// wait while it adopts: a new call could take a media port a record needs,
+// and a request for a call not adopted yet would get 481. g.mu is held.
 func (t *Takeover) takeOver(records []store.KV) {
 	start := time.Now()
 	t.owned.Store(true)
@@ -305,11 +312,15 @@ func (t *Takeover) takeOver(records []store.KV) {
 	takeovers.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
-	ids, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
+	// The listeners open before the calls are adopted (the dialogs need
+	// them), but new calls wait until they are.
+	t.d.SIP.Adopting(true)
+	defer t.d.SIP.Adopting(false)
 	if err := t.d.SIP.Hold(ctx, nil); err != nil {
 		t.log.Error("ha: opening the listeners on the floating addresses", "err", err)
 	}
+	t.d.Keeper.SetActive(true) // the adopted calls' records are this unit's now
+	ids, bad := t.carryOn(ctx, records, t.d.SIP.Adopt)
 	t.log.Info("ha: floating addresses taken", "calls_adopted", len(ids), "calls_refused", bad, "took", time.Since(start).String())
 	go t.reconnect(ids)
 }

@@ -39,6 +39,19 @@ type fakeSIP struct {
 	calls   int
 	// reconnected gets the ids of each Reconnect.
 	reconnected chan []string
+	// net, when set, is asked at each adoption how many announcements
+	// were made by then (announced).
+	net       *fakeNet
+	announced []int
+	// adopting is Adopting's state; refusing what it was at each adoption.
+	adopting bool
+	refusing []bool
+}
+
+func (f *fakeSIP) Adopting(on bool) {
+	f.mu.Lock()
+	f.adopting = on
+	f.mu.Unlock()
 }
 
 func (f *fakeSIP) Reconnect(_ context.Context, ids []string) []b2bua.Reconnection {
@@ -73,6 +86,10 @@ func (f *fakeSIP) Adopt(rec []byte) (string, error) {
 	f.mu.Lock()
 	f.adopted = append(f.adopted, string(rec))
 	f.calls++
+	if f.net != nil {
+		f.announced = append(f.announced, f.net.announcements())
+	}
+	f.refusing = append(f.refusing, f.adopting)
 	f.mu.Unlock()
 	return string(rec), nil
 }
@@ -84,11 +101,13 @@ func (f *fakeSIP) Rehome(rec []byte) (string, error) { return f.Adopt(rec) }
 
 func (f *fakeSIP) CallCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
-// fakeNet keeps the addresses on an imaginary link.
+// fakeNet keeps the addresses on an imaginary link and counts the
+// announcements.
 type fakeNet struct {
-	mu   sync.Mutex
-	on   map[string]bool
-	adds int
+	mu        sync.Mutex
+	on        map[string]bool
+	adds      int
+	announced int
 }
 
 func (n *fakeNet) Add(a vip.Address, _ time.Duration) error {
@@ -106,17 +125,30 @@ func (n *fakeNet) Remove(a vip.Address) error {
 	return nil
 }
 
-func (n *fakeNet) Announce(vip.Address) error { return nil }
+func (n *fakeNet) Announce(vip.Address) error {
+	n.mu.Lock()
+	n.announced++
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *fakeNet) announcements() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.announced
+}
 
 // The group of floating addresses: ready reads the records (and fails
 // while they cannot be read); the first Add puts every address up, opens
 // the listeners and adopts the good records, removing the bad ones; a
 // renewal adopts nothing again; Remove takes the addresses down, forgets
-// the calls and closes the listeners.
+// the calls and closes the listeners. The addresses are announced before
+// the first call is adopted (its media comes back at once); new calls are
+// refused while the calls are adopted, and only then.
 func TestGroupTakesOverAndGivesUp(t *testing.T) {
 	st := &fakeStore{memWriter: memWriter{kv: map[string]string{}}}
-	sip := &fakeSIP{reconnected: make(chan []string, 1)}
 	net := &fakeNet{on: map[string]bool{}}
+	sip := &fakeSIP{net: net, reconnected: make(chan []string, 1)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tk := New(Deps{Store: st, Unit: "b", SIP: sip, Keeper: NewKeeper(st, log), Net: net, Log: log})
 	cfg := config.Default()
@@ -164,6 +196,10 @@ func TestGroupTakesOverAndGivesUp(t *testing.T) {
 		t.Fatalf("addresses up: %v", net.on)
 	case !slices.Equal(sip.adopted, []string{"good-1", "good-3"}):
 		t.Fatalf("adopted %v", sip.adopted)
+	case sip.announced[0] != 2:
+		t.Fatalf("%d of the 2 addresses announced when the first call was adopted", sip.announced[0])
+	case !slices.Equal(sip.refusing, []bool{true, true}) || sip.adopting:
+		t.Fatalf("new calls refused during the adoptions: %v, after: %v", sip.refusing, sip.adopting)
 	case !slices.Equal(st.take(), []string{"delete " + RecordPrefix + "c2"}):
 		t.Fatal("the refused record was not removed")
 	case len(sip.held) != 1 || sip.held[0] != nil:

@@ -23,6 +23,8 @@ type fakeNet struct {
 	added   time.Time // first Add
 	removed time.Time // last Remove of an address that was there
 	adds    int
+	// announced counts the announcements.
+	announced int
 }
 
 func (f *fakeNet) Add(Address, time.Duration) error {
@@ -46,7 +48,18 @@ func (f *fakeNet) Remove(Address) error {
 	return nil
 }
 
-func (f *fakeNet) Announce(Address) error { return nil }
+func (f *fakeNet) Announce(Address) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.announced++
+	return nil
+}
+
+func (f *fakeNet) announcements() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.announced
+}
 
 func (f *fakeNet) state() (has bool, added, removed time.Time) {
 	f.mu.Lock()
@@ -112,6 +125,12 @@ func TestOwnerInProcess(t *testing.T) {
 	}
 	if readyAtAdd := readyCalls.Load(); readyAtAdd != 3 {
 		t.Fatalf("the address was added after %d calls of Ready, want 3 (two failed)", readyAtAdd)
+	}
+	// Announced when taken and again at the next renewals, then no more.
+	waitUntil(t, "a to announce the address 1+announceRepeats times", func() bool { return na.announcements() == 1+announceRepeats })
+	time.Sleep(2 * time.Second) // three more renewals (a bound, not a timing)
+	if n := na.announcements(); n != 1+announceRepeats {
+		t.Fatalf("a announced the address %d times, want %d", n, 1+announceRepeats)
 	}
 
 	nb := &fakeNet{}

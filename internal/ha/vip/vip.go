@@ -473,9 +473,11 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 	ownedGauge.WithLabelValues(o.label()).Set(1)
 	takenTotal.WithLabelValues(o.label()).Inc()
 	o.log.Info("vip: address taken")
-	if err := o.cfg.Net.Announce(a); err != nil {
-		o.log.Warn("vip: announcing the address", "err", err)
-	}
+	o.announce()
+	// Announced again at the next renewals, as keepalived repeats its
+	// gratuitous ARPs: a neighbour that missed one frame would go on
+	// sending to the dead unit until its cache entry went stale.
+	repeats := announceRepeats
 	refreshed := ren.last.Load()
 	select {
 	case <-o.release: // a request of an earlier term
@@ -507,6 +509,10 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 			if err := o.cfg.Net.Add(a, ren.ttl); err != nil {
 				o.log.Warn("vip: refreshing the address", "err", err)
 			}
+			if repeats > 0 {
+				repeats--
+				o.announce()
+			}
 		}
 		if o.cfg.Busy != nil && o.cfg.Busy.Busy() {
 			continue
@@ -524,6 +530,17 @@ func (o *Owner) own(ctx context.Context, ren *renewals) error {
 			o.log.Info("vip: a preferred unit is back and the address carries no call; handing it over")
 			return nil
 		}
+	}
+}
+
+// announceRepeats is how many times the owner announces the address again
+// after taking it, one at each of the following renewals (a third of the
+// lease apart).
+const announceRepeats = 2
+
+func (o *Owner) announce() {
+	if err := o.cfg.Net.Announce(o.cfg.Address); err != nil {
+		o.log.Warn("vip: announcing the address", "err", err)
 	}
 }
 

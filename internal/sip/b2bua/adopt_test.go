@@ -65,8 +65,8 @@ func (k *fakeKeeper) record(t *testing.T, id string) []byte {
 
 // TestAdoptedCallAnswersInDialog: a call set up through one service is
 // written down, left by that service without a word to its peers, and
-// adopted by a second service on the same addresses: the caller's BYE gets
-// 200 (not 481) and reaches the callee with the CSeq continued above the
+// adopted by a second service on the same addresses: the caller's BYE,
+// sent while that service is adopting, gets 200 (not 481) and reaches the callee with the CSeq continued above the
 // jump; nothing else was sent to the peers.
 func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	pbx, itsp := newUDPPeers(t)
@@ -100,6 +100,12 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 	b := newTestUnitWith(t, pbx, itsp, Deps{Keeper: kb, Unit: "b"}, func(c *config.Config) {
 		c.SIP.Listeners[0].Port, c.SIP.Listeners[1].Port = int(in.Port()), int(out.Port())
 	})
+	// The caller's BYE reaches b while b is adopting (its listeners are
+	// open): it waits for the adoption instead of getting 481.
+	b.Adopting(true)
+	byeDone := make(chan error, 1)
+	go func() { byeDone <- sess.Bye(ctx) }()
+	time.Sleep(200 * time.Millisecond) // the BYE first (were it later, the wait would go untested, never fail)
 	if got, err := b.Adopt(rec); err != nil || got != id {
 		t.Fatalf("Adopt = %q, %v", got, err)
 	}
@@ -113,8 +119,9 @@ func TestAdoptedCallAnswersInDialog(t *testing.T) {
 		r2.Call.Legs[media.SideB].LocalCSeq != calleeCSeq+cseqJump {
 		t.Fatalf("b's record: %+v, %v", r2, err)
 	}
-	if err := sess.Bye(ctx); err != nil {
-		t.Fatalf("BYE after the adoption: %v", err)
+	b.Adopting(false)
+	if err := <-byeDone; err != nil {
+		t.Fatalf("BYE during the adoption: %v", err)
 	}
 	bye := itsp.Next(sip.BYE)
 	if got := bye.CSeq().SeqNo; got != calleeCSeq+cseqJump+1 {
@@ -205,36 +212,70 @@ func TestHoldListeners(t *testing.T) {
 	}
 }
 
-// TestAbandonWhileRinging: the unit gives its addresses up (Abandon) while
-// a call rings; the callee's 200 that comes after must not bring the unit
-// down (it answered a caller it no longer had), and the unit goes on
-// carrying calls.
-func TestAbandonWhileRinging(t *testing.T) {
-	answer := make(chan struct{})
-	pbx := newPeerUA(t, "pbx", "127.0.0.1", "udp")
-	itsp := newPeerUAWith(t, "trunk", "127.0.0.3", "udp", func(p *peerUA) {
-		p.OnInvite = func(s *sipgo.DialogServerSession, req *sip.Request) {
-			s.Respond(180, "Ringing", nil)
-			<-answer
-			s.RespondSDP(testSDP("127.0.0.3", 7002))
-		}
+// TestAnswerAfterAbandon: the unit loses the floating addresses (Abandon)
+// while a call rings, and the callee's 200 reaches the call after that (a
+// race the dialer can lose). The unit crashed there (the caller's INVITE,
+// dropped when the call ended, was answered); now it sends the caller
+// nothing and goes on serving calls.
+func TestAnswerAfterAbandon(t *testing.T) {
+	pbx, itsp := newUDPPeers(t)
+	invites := make(chan *sip.Request, 1)
+	itsp.SetOnInvite(func(s *sipgo.DialogServerSession, req *sip.Request) {
+		_ = s.Respond(180, "Ringing", nil)
+		invites <- req
 	})
 	a := newTestUnitWith(t, pbx, itsp, Deps{Keeper: newFakeKeeper(), Unit: "a"}, nil)
 	ctx := ctxT(t)
 	if _, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000)); err != nil {
 		t.Fatal(err)
 	}
-	itsp.Next(sip.INVITE)
+	inv := recv(t, invites, "the INVITE at the callee")
+	calls := a.calls.all()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls ringing", len(calls))
+	}
 	if n := a.Abandon([]string{"inside", "outside"}); n != 1 {
 		t.Fatalf("Abandon forgot %d calls", n)
 	}
-	close(answer) // the 200 comes to a call that has ended
-	waitNoCalls(t, a.Service)
-	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7004))
+	res := sip.NewResponseFromRequest(inv, 200, "OK", testSDP("127.0.0.3", 5000))
+	res.To().Params.Add("tag", "late")
+	calls[0].onAnswerB(res)
+	if n := pbx.Wire.Count("SIP/2.0 200"); n != 0 {
+		t.Fatalf("the caller got %d 200s from a call the unit forgot", n)
+	}
+	itsp.SetOnInvite(ringAndAnswer)
+	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7002))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatalf("a call after the abandoned one: %v", err)
+	}
+}
+
+// TestNewCallsWaitForAdoption: while a takeover adopts calls, a new call
+// is answered 503 with Retry-After: 1 (it could take a port a call still
+// to be restored needs); afterwards calls are taken again.
+func TestNewCallsWaitForAdoption(t *testing.T) {
+	pbx, itsp := newUDPPeers(t)
+	a := newTestUnit(t, pbx, itsp, nil)
+	ctx := ctxT(t)
+	a.Adopting(true)
+	sess, err := pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *sipgo.ErrDialogResponse
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); !errors.As(err, &de) || de.Res.StatusCode != 503 ||
+		de.Res.GetHeader("Retry-After") == nil || de.Res.GetHeader("Retry-After").Value() != "1" {
+		t.Fatalf("a new call during the adoption: %v, want 503 with Retry-After: 1", err)
+	}
+	a.Adopting(false)
+	sess, err = pbx.Call(ctx, a.inside(), "4930123456", testSDP("127.0.0.1", 7002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("a call after the adoption: %v", err)
 	}
 }

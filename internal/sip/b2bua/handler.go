@@ -65,7 +65,11 @@ func (s *Service) onRequest(ep *endpoint, req *sip.Request, tx *sip.ServerTx) {
 		go s.rfc2543Acks(ep, tx) // only for INVITEs the B2BUA takes on
 	}
 	if toTag := getTag(req.To().Params); toTag != "" {
-		c := s.calls.get(dialogKey(req.CallID().Value(), toTag))
+		key := dialogKey(req.CallID().Value(), toTag)
+		c := s.calls.get(key)
+		if c == nil && s.waitAdoption() {
+			c = s.calls.get(key) // a takeover was adopting: maybe this call
+		}
 		if c == nil {
 			s.respond(ep, tx, s.response(req, 481, "Call/Transaction Does Not Exist", nil), "")
 			return

@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // A floating address (docs/ha.md) is served by one unit at a time: the
@@ -48,6 +49,41 @@ func (s *Service) Abandon(ifaces []string) int {
 		n++
 	}
 	return n
+}
+
+// Adopting, while on, answers new INVITEs with 503 and Retry-After: 1: a
+// takeover restores the calls of the records first, on the ports they
+// had, and a new call could take a port one of them still needs. An
+// in-dialog request for a call not adopted yet waits until it is (never a
+// 481 for a call the unit is about to carry on).
+func (s *Service) Adopting(on bool) {
+	s.adoptMu.Lock()
+	defer s.adoptMu.Unlock()
+	switch p := s.adopting.Load(); {
+	case on && p == nil:
+		ch := make(chan struct{})
+		s.adopting.Store(&ch)
+	case !on && p != nil:
+		s.adopting.Store(nil)
+		close(*p)
+	}
+}
+
+// adoptWait bounds the wait of an in-dialog request for an adoption.
+const adoptWait = 10 * time.Second
+
+// waitAdoption waits while calls are being adopted, at most adoptWait, and
+// reports whether it waited.
+func (s *Service) waitAdoption() bool {
+	p := s.adopting.Load()
+	if p == nil {
+		return false
+	}
+	select {
+	case <-*p:
+	case <-time.After(adoptWait):
+	}
+	return true
 }
 
 // Resume takes new calls again after Drain: a planned move of the floating

@@ -27,9 +27,13 @@ func (s *Service) newCall(ep *endpoint, req *sip.Request, tx *sip.ServerTx, rt *
 	tagA := newID()
 	to := req.To()
 	to.Params.Add("tag", tagA)
-	if s.draining.Load() {
+	if draining, adopting := s.draining.Load(), s.adopting.Load() != nil; draining || adopting {
 		res := s.response(req, 503, "Service Unavailable", nil)
-		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		retry := "30"
+		if adopting && !draining {
+			retry = "1" // a takeover: a moment (hold.go)
+		}
+		res.AppendHeader(sip.NewHeader("Retry-After", retry))
 		s.respond(ep, tx, res, id)
 		s.recordRefused(id, ep, req, 503, "Service Unavailable")
 		return
@@ -179,7 +183,7 @@ func (c *call) run(hops []routing.Hop, sdp []byte) {
 	}
 	inv, _, _ := c.callerSide()
 	if inv == nil {
-		return // the call ended meanwhile (Abandon: see onAnswerB)
+		return // endedMeanwhile
 	}
 	c.setEndedBy(observe.EndedByUnit)
 	c.respondA(c.svc.response(inv, de.Code, de.Reason, nil))
@@ -282,7 +286,7 @@ func (c *call) onProvisionalB(r *sip.Response) {
 	}
 	inv, _, epA := c.callerSide()
 	if inv == nil {
-		return // the call ended meanwhile (Abandon: see onAnswerB)
+		return // endedMeanwhile
 	}
 	if len(body) > 0 {
 		c.mu.Lock()
@@ -319,6 +323,11 @@ func (c *call) calleeSDP(body []byte) ([]byte, error) {
 
 // callerSide returns the caller's INVITE, its transaction and endpoint (a
 // Replaces may swap them, replaces.go).
+//
+// endedMeanwhile: the INVITE is nil once the call has ended (end drops it),
+// which can happen while the far leg's response is on its way: the unit
+// lost the floating addresses (Abandon) or stops. Such a response is not
+// relayed any more.
 func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -327,16 +336,18 @@ func (c *call) callerSide() (*sip.Request, *sip.ServerTx, *endpoint) {
 
 // onAnswerB handles the far leg's 2xx: confirm both legs.
 func (c *call) onAnswerB(r *sip.Response) {
+	inv, _, epA := c.callerSide()
+	if inv == nil {
+		// The call ended while the far end answered (endedMeanwhile):
+		// confirm and hang up the far leg; the caller gets nothing more.
+		c.legAt(media.SideB).sendAck(nil)
+		c.byeSide(media.SideB)
+		return
+	}
 	c.noteCaps(media.SideB, r) // refer.go: Allow/Supported for REFER decisions
 	body, err := c.calleeSDP(r.Body())
 	if err == nil && c.offerMade { // set before the call was published, never changed
 		body, err = c.madeOfferToCaller(r.Body())
-	}
-	inv, _, epA := c.callerSide()
-	if inv == nil {
-		// The call ended while the answer came (its floating addresses
-		// were given up: Abandon): there is no caller to answer any more.
-		return
 	}
 	if err != nil {
 		// the far end answered with SDP we cannot use: end both legs
@@ -389,7 +400,7 @@ func (c *call) relayFinalA(r *sip.Response) {
 	code, reason := mapFinal(r.StatusCode, r.Reason)
 	inv, _, epA := c.callerSide()
 	if inv == nil {
-		return // the call ended meanwhile (Abandon: see onAnswerB)
+		return // endedMeanwhile
 	}
 	res := c.svc.response(inv, code, reason, nil)
 	copyHeaders(res, r, epA.info.Load())

@@ -82,6 +82,8 @@ type Service struct {
 	calls   callMap
 
 	draining atomic.Bool
+	adopting atomic.Pointer[chan struct{}] // hold.go: Adopting; closed when done
+	adoptMu  sync.Mutex
 	peers    *peerSet
 	auth     *digest.Client // nonce counts of the challenges we answer
 	// INVITEs given up after sip.invite_timeout, by client transaction key:

@@ -34,6 +34,7 @@ type Cluster struct {
 	initial string // --initial-cluster
 	token   string // --initial-cluster-token
 	timing  []string
+	netns   string // the members' network namespace, "" = the test's
 	Members []*Member
 }
 
@@ -58,6 +59,15 @@ var seq atomic.Int64
 // itself healthy. The test is skipped when etcd is not installed.
 func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
+	return StartIn(t, n, "", "", opts...)
+}
+
+// StartIn is Start with the members in the network namespace netns, made
+// by the test, listening on ip there on fixed ports from 2379 up, as hosts
+// of a test network would (the test must reach ip). With netns "" it is
+// Start: loopback, free ports.
+func StartIn(t testing.TB, n int, netns, ip string, opts ...Option) *Cluster {
+	t.Helper()
 	bin := testkit.NeedBinary(t, "etcd", "etcd-server")
 	base := os.TempDir()
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
@@ -68,16 +78,21 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("palisade-test-%d-%d", os.Getpid(), seq.Add(1))}
+	c := &Cluster{t: t, bin: bin, netns: netns, token: fmt.Sprintf("palisade-test-%d-%d", os.Getpid(), seq.Add(1))}
 	for _, o := range opts {
 		o(c)
 	}
 	var initial []string
 	for i := range n {
+		client, peer := 2379+2*i, 2380+2*i
+		if netns == "" {
+			ip = "127.0.0.1"
+			client, peer = testkit.FreePort(t, "tcp", ip), testkit.FreePort(t, "tcp", ip)
+		}
 		m := &Member{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t, "tcp", "127.0.0.1")),
-			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t, "tcp", "127.0.0.1")),
+			ClientURL: fmt.Sprintf("http://%s:%d", ip, client),
+			PeerURL:   fmt.Sprintf("http://%s:%d", ip, peer),
 			dir:       filepath.Join(root, fmt.Sprintf("m%d", i)),
 		}
 		c.Members = append(c.Members, m)
@@ -110,6 +125,9 @@ func (c *Cluster) StartMember(i int) {
 		"--initial-cluster-token", c.token,
 		"--logger", "zap", "--log-level", "warn",
 	}, c.timing...)...)
+	if c.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.netns}, cmd.Args...)...) // ip execs etcd: same process
+	}
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	m.proc = testkit.Start(c.t, cmd, 5*time.Second)
 }

@@ -110,7 +110,7 @@ func svgDoc(w io.Writer, width, height float64, title, note string, body string)
 	io.WriteString(w, "</svg>\n")
 }
 
-const sharedNote = "One 2-vCPU VM shared with other engineers' builds and tests during the runs: figures are lower bounds."
+const sharedNote = "One 2-vCPU VM; the load generators share its two cores with the system under test (see the RESULTS.md of each benchmark for the state of the machine)."
 
 func writeSIPSVG(w io.Writer, rs []result) {
 	var b strings.Builder

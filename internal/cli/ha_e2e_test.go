@@ -105,6 +105,17 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	if err := a.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// A re-INVITE sent at the moment of the kill (the callee's UDP
+	// transaction retransmits it) must be answered 200 within the lease
+	// and 5 s. From the callee: its offer keeps its SDES key, and the unit
+	// answers with the key it has (a re-offer of the unit's towards the
+	// callee would carry a new key, which this callee does not take).
+	atKill := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		atKill <- callee.reinviteNow(ctx, 1)
+	}()
 	<-a.Done()
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)
 	t.Logf("b took the addresses %.1f s after the kill", time.Since(killed).Seconds())
@@ -112,6 +123,15 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	// Media must come back both ways on every call.
 	mediaBack(t, legs, killed, bLog)
 	rtcpFlows(t, legs, killed, bLog)
+	select {
+	case err := <-atKill:
+		if err != nil {
+			t.Fatalf("the re-INVITE sent at the kill: %v\n%s", err, bLog())
+		}
+		t.Logf("the re-INVITE sent at the kill was answered 200 %.1f s after it", time.Since(killed).Seconds())
+	case <-time.After(time.Until(killed.Add(6 * time.Second))):
+		t.Fatalf("the re-INVITE sent at the kill got no answer within the lease and 5 s\n%s", bLog())
+	}
 	// Calls placed more than the lease (1 s) and 1 s after the kill all
 	// succeed.
 	time.Sleep(time.Until(killed.Add(2100 * time.Millisecond)))
@@ -249,16 +269,25 @@ func answeredCalls(t *testing.T, dir string) int {
 // reinvite sends a re-INVITE on the caller's leg of l and wants a 200.
 func reinvite(t *testing.T, ctx context.Context, l *callerLeg, log func() string) {
 	t.Helper()
+	if err := reinviteNow(ctx, l); err != nil {
+		t.Fatalf("re-INVITE after the kill: %v\n%s", err, log())
+	}
+}
+
+// reinviteNow sends a re-INVITE with the call's offer on l and ACKs its
+// 200; for a goroutine (no t).
+func reinviteNow(ctx context.Context, l *callerLeg) error {
 	req := sip.NewRequest(sip.INVITE, l.sess.InviteResponse.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offerSDP(l.in))
 	res, err := l.sess.Do(ctx, req)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE after the kill: %v %v\n%s", res, err, log())
+	if err != nil {
+		return err
 	}
-	if err := l.sess.WriteRequest(sip.NewRequest(sip.ACK, req.Recipient)); err != nil {
-		t.Fatal(err)
+	if res.StatusCode != 200 {
+		return fmt.Errorf("answered %d %s", res.StatusCode, res.Reason)
 	}
+	return l.sess.WriteRequest(sip.NewRequest(sip.ACK, req.Recipient))
 }
 
 // waitLog waits until the unit's log has s.
@@ -574,6 +603,26 @@ func (c *srtpCallee) bye(t *testing.T, ctx context.Context, i int) {
 	if err := s.Bye(ctx); err != nil {
 		t.Fatalf("the callee's BYE after the kill: %v", err)
 	}
+}
+
+// reinviteNow sends a re-INVITE with the callee's SDP of the call on call
+// i and ACKs its 200; for a goroutine (no t).
+func (c *srtpCallee) reinviteNow(ctx context.Context, i int) error {
+	c.mu.Lock()
+	s := c.sess[i]
+	body := c.answers[s.InviteRequest.CallID().Value()]
+	c.mu.Unlock()
+	req := sip.NewRequest(sip.INVITE, s.InviteRequest.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := s.Do(ctx, req)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != 200 {
+		return fmt.Errorf("answered %d %s", res.StatusCode, res.Reason)
+	}
+	return s.WriteRequest(sip.NewRequest(sip.ACK, req.Recipient))
 }
 
 // callerLeg is a call as the caller sees it, with both media ends.

@@ -56,7 +56,7 @@ func (c *callerTrack) setup(t *testing.T) func(p *siptest.Peer) {
 			if ct := req.Contact(); ct != nil {
 				c.contacts[req.CallID().Value()] = ct.Address
 			}
-			return 200, siptest.SDP(peerIn, e.port())
+			return 200, offerSDP(e) // with its a=rtcp
 		}
 		p.Srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 			p.Push(req)

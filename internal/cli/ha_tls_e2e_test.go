@@ -284,19 +284,7 @@ func headersOf(m string) string {
 // the call as the offer) and wants a 200, then ACKs it.
 func calleeReinvite(t *testing.T, ctx context.Context, p *haPair, i int, log func() string) {
 	t.Helper()
-	c := p.callee
-	c.mu.Lock()
-	s := c.sess[i]
-	body := c.answers[s.InviteRequest.CallID().Value()]
-	c.mu.Unlock()
-	req := sip.NewRequest(sip.INVITE, s.InviteRequest.Contact().Address)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
-	res, err := s.Do(ctx, req)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("call %d: the callee's re-INVITE after the kill: %v %v\n%s", i, res, err, log())
-	}
-	if err := s.WriteRequest(sip.NewRequest(sip.ACK, req.Recipient)); err != nil {
-		t.Fatal(err)
+	if err := p.callee.reinviteNow(ctx, i); err != nil {
+		t.Fatalf("call %d: the callee's re-INVITE after the kill: %v\n%s", i, err, log())
 	}
 }

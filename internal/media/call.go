@@ -109,13 +109,21 @@ type call struct {
 	fired    bool
 }
 
-func (c *call) Offer(from Side, body []byte) ([]byte, error) {
+func (c *call) Offer(from Side, body []byte) ([]byte, error) { return c.lockedOffer(from, body, false) }
+
+// Reoffer is Offer for a re-offer within the call's dialogs: the other side
+// keeps the SRTP key we send it with (see offer).
+func (c *call) Reoffer(from Side, body []byte) ([]byte, error) {
+	return c.lockedOffer(from, body, true)
+}
+
+func (c *call) lockedOffer(from Side, body []byte, keep bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errClosed
 	}
-	out, err := c.offer(from, body)
+	out, err := c.offer(from, body, keep)
 	return out, c.countErr(err)
 }
 

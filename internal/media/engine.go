@@ -66,6 +66,22 @@ type Call interface {
 	Close()
 }
 
+// Reofferer is a Call that can take a re-offer within its dialogs apart
+// from a new offer (a transfer's): the SRTP keys towards the other side are
+// kept then.
+type Reofferer interface {
+	Reoffer(from Side, sdp []byte) ([]byte, error)
+}
+
+// Reoffer relays a re-offer within the call's dialogs: Reoffer where c has
+// it, else Offer.
+func Reoffer(c Call, from Side, sdp []byte) ([]byte, error) {
+	if r, ok := c.(Reofferer); ok {
+		return r.Reoffer(from, sdp)
+	}
+	return c.Offer(from, sdp)
+}
+
 // CallStats are the per-call media counters shown in status and CDRs.
 type CallStats struct {
 	Legs [2]LegStats

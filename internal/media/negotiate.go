@@ -138,7 +138,11 @@ func rewrite(s *sdp.Session, addr netip.Addr, lines []lineOut) {
 	s.RemoveAttrs(stripped...)
 }
 
-func (c *call) offer(from Side, body []byte) ([]byte, error) {
+// offer relays an offer of side from to the other side. keep (a re-offer
+// within the same dialogs, Reoffer) offers the other side the key we send
+// it with already, where the suite is the same, so that a re-INVITE does
+// not change keys (a peer that switches to a new key late loses audio).
+func (c *call) offer(from Side, body []byte, keep bool) ([]byte, error) {
 	in, err := sdp.Parse(body)
 	if err != nil {
 		return nil, badSDP(err)
@@ -159,7 +163,7 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 		if !ok {
 			continue
 		}
-		pl, err := c.offerLine(from, m, raw)
+		pl, err := c.offerLine(from, i, m, raw, keep)
 		if err != nil {
 			refused.add(i, m.Kind, err)
 			continue
@@ -187,7 +191,7 @@ func (c *call) offer(from Side, body []byte) ([]byte, error) {
 
 // offerLine applies the policies of both legs to one offered stream: which
 // key of the offerer we take, and what we offer on the other leg.
-func (c *call) offerLine(from Side, m *sdp.Media, raw bool) (*pendLine, error) {
+func (c *call) offerLine(from Side, i int, m *sdp.Media, raw, keep bool) (*pendLine, error) {
 	x, y := c.sides[from].pol, c.sides[from.Other()].pol
 	pl := &pendLine{raw: raw, proto: m.Proto}
 	if raw {
@@ -234,10 +238,15 @@ func (c *call) offerLine(from Side, m *sdp.Media, raw bool) (*pendLine, error) {
 	}
 	pl.proto = withSecurity(m.Proto, secure)
 	if yOffer {
-		for i, s := range y.Suites {
-			k, err := newCrypto(c.relay.rand, i+1, s)
-			if err != nil {
-				return nil, err
+		for j, s := range y.Suites {
+			k, ok := c.keptOfferKey(i, from.Other(), s, keep)
+			if ok {
+				k.Tag = j + 1
+			} else {
+				var err error
+				if k, err = newCrypto(c.relay.rand, j+1, s); err != nil {
+					return nil, err
+				}
 			}
 			pl.ours = append(pl.ours, k)
 		}
@@ -355,6 +364,19 @@ func (c *call) keptKey(i int, x Side, from sdp.Crypto) (sdp.Crypto, bool) {
 	k := cur.legs[x].out.c
 	k.Tag = from.Tag
 	return k, true
+}
+
+// keptOfferKey is the key of suite s that stream i sends to side y with
+// now, for a re-offer that keeps it (keep).
+func (c *call) keptOfferKey(i int, y Side, s string, keep bool) (sdp.Crypto, bool) {
+	if !keep || i >= len(c.streams) || c.streams[i] == nil {
+		return sdp.Crypto{}, false
+	}
+	cur := c.streams[i].state.Load()
+	if cur == nil || cur.legs[y].out == nil || cur.legs[y].out.c.Suite != s {
+		return sdp.Crypto{}, false
+	}
+	return cur.legs[y].out.c, true
 }
 
 // answerLine checks one answered stream against the answerer's policy and

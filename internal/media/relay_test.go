@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -647,5 +648,69 @@ func TestCloseCallAfterRelay(t *testing.T) {
 	}
 	if r.ports.inUse() != 0 {
 		t.Fatalf("%d ports still in use", r.ports.inUse())
+	}
+}
+
+// TestReofferKeepsKey: a re-offer within the dialogs (a re-INVITE the PBX
+// sends, Reoffer) offers the outside the key it has already, so the
+// outside, answering with its own key of the call, goes on with the
+// contexts it has (rollover and replay state kept) and no packet is lost
+// to a key change. A new offer (Offer: a transfer's) brings a new key.
+func TestReofferKeepsKey(t *testing.T) {
+	c := newTestCall(t, newTestRelay(t, testConfig(t, 20)))
+	pbx, ext := pbxToOutside(t, c, sdp.SuiteAES80)
+	exchange(t, pbx, ext, "before")
+	rx, tx := ext.rx, ext.tx
+	// the offered key of the suite in use (the others are not kept)
+	cryptoOf := func(body []byte) []string {
+		t.Helper()
+		s, err := sdp.Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range s.Media[0].Attrs("crypto") {
+			if k, _ := sdp.ParseCrypto(v); k.Suite == sdp.SuiteAES80 {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	re, err := Reoffer(c, SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := cryptoOf(re)
+	if len(kept) != 1 {
+		t.Fatalf("the re-offer has %d keys of %s", len(kept), sdp.SuiteAES80)
+	}
+	answer, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "crypto:"+ext.txKey.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.learn(answer, 0)
+	ext.rx, ext.tx = rx, tx // the outside keeps its contexts
+	exchange(t, pbx, ext, "after the re-offer")
+	if n := c.Stats().Legs[SideB].AuthFailures; n != 0 {
+		t.Fatalf("%d authentication failures after a re-offer that kept the keys", n)
+	}
+	again, err := Reoffer(c, SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cryptoOf(again), kept) {
+		t.Fatalf("a second re-offer changed the keys: %v, then %v", kept, cryptoOf(again))
+	}
+	if _, err := c.Answer(SideB, ext.sdpBody("RTP/SAVP", "crypto:"+ext.txKey.String())); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := c.Offer(SideA, pbx.sdpBody("RTP/AVP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range cryptoOf(fresh) {
+		if slices.Contains(kept, k) {
+			t.Fatalf("a new offer kept the key %q", k)
+		}
 	}
 }

@@ -59,6 +59,11 @@ func Convert(s media.CallStats) [2]observe.MediaLeg {
 // Unwrap is the engine's call (b2bua finds the media snapshot under it).
 func (c *call) Unwrap() media.Call { return c.Call }
 
+// Reoffer passes a re-offer on as one (media.Reoffer).
+func (c *call) Reoffer(from media.Side, sdp []byte) ([]byte, error) {
+	return media.Reoffer(c.Call, from, sdp)
+}
+
 // restorer is the media relay's takeover of a call (media.Relay.Restore).
 type restorer interface {
 	Restore(s *media.CallSnapshot) (media.Call, error)

@@ -124,7 +124,7 @@ func (c *call) onRequest(from media.Side, req *sip.Request, tx *sip.ServerTx) {
 	var err error
 	switch {
 	case hasBody && (req.Method == sip.INVITE || req.Method == sip.UPDATE) && isSDP(req):
-		body, err = c.mediaOf().Offer(from, body)
+		body, err = media.Reoffer(c.mediaOf(), from, body) // same dialogs: keys kept
 	case hasBody && (req.Method == sip.PRACK || req.Method == sip.ACK) && isSDP(req):
 		body, err = c.mediaOf().Answer(from, body)
 	case !hasBody && req.Method == sip.INVITE:
@@ -238,7 +238,7 @@ func (c *call) relayResponse(from media.Side, req *sip.Request, tx *sip.ServerTx
 		case flowOffered:
 			body, err = c.mediaOf().Answer(to, body)
 		case flowLate:
-			body, err = c.mediaOf().Offer(to, body)
+			body, err = media.Reoffer(c.mediaOf(), to, body)
 		case flowMade:
 			body, err = c.reofferFromAnswer(to, body)
 		}

@@ -33,6 +33,14 @@ func (m *sdpMemo) Offer(from media.Side, sdp []byte) ([]byte, error) {
 	return out, err
 }
 
+func (m *sdpMemo) Reoffer(from media.Side, sdp []byte) ([]byte, error) {
+	out, err := media.Reoffer(m.Call, from, sdp)
+	if err == nil {
+		m.note(from, sdp)
+	}
+	return out, err
+}
+
 func (m *sdpMemo) Answer(from media.Side, sdp []byte) ([]byte, error) {
 	out, err := m.Call.Answer(from, sdp)
 	if err == nil {

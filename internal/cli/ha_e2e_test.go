@@ -105,16 +105,15 @@ func TestCallsSurviveUnitLoss(t *testing.T) {
 	if err := a.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// A re-INVITE sent at the moment of the kill (the callee's UDP
+	// A re-INVITE the caller sends at the moment of the kill (its UDP
 	// transaction retransmits it) must be answered 200 within the lease
-	// and 5 s. From the callee: its offer keeps its SDES key, and the unit
-	// answers with the key it has (a re-offer of the unit's towards the
-	// callee would carry a new key, which this callee does not take).
+	// and 5 s; b relays it to the callee with the SDES key it sends with
+	// already (restored), so the callee, which keeps its key, loses nothing.
 	atKill := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		atKill <- callee.reinviteNow(ctx, 1)
+		atKill <- reinviteNow(ctx, legs[1])
 	}()
 	<-a.Done()
 	waitLog(t, b, "ha: floating addresses taken", 30*time.Second)

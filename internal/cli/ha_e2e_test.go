@@ -386,22 +386,48 @@ func (e *rtpEnd) state() (netip.AddrPort, *srtp.Context, *srtp.Context) {
 	return e.remote, e.tx, e.rx
 }
 
-func newRTPEnd(t *testing.T, ip string) *rtpEnd {
+// listenUDP is a socket on a free port of ip.
+func listenUDP(t *testing.T, ip string) *net.UDPConn {
+	t.Helper()
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ip+":0")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &rtpEnd{t: t, conn: c, done: make(chan struct{})}
+	return c
+}
+
+// udpPort is c's local port.
+func udpPort(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
+
+func newRTPEnd(t *testing.T, ip string) *rtpEnd {
+	e := &rtpEnd{t: t, conn: listenUDP(t, ip), done: make(chan struct{})}
 	t.Cleanup(e.stop)
 	return e
 }
 
-func (e *rtpEnd) port() int { return e.conn.LocalAddr().(*net.UDPAddr).Port }
+func (e *rtpEnd) port() int { return udpPort(e.conn) }
 
 func (e *rtpEnd) count() int                     { return e.recv.count() }
 func (e *rtpEnd) after(t0 time.Time) bool        { return e.recv.after(t0) }
 func (e *rtpEnd) gap(t0 time.Time) time.Duration { return e.recv.gap(t0) }
 func (e *rtpEnd) authFailures() int              { return e.recv.authFailures() }
+
+// receive hands each datagram conn reads to got until done is closed.
+func receive(conn *net.UDPConn, done <-chan struct{}, got func([]byte)) {
+	buf := make([]byte, 2048)
+	for {
+		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := conn.Read(buf)
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if err == nil {
+			got(buf[:n])
+		}
+	}
+}
 
 func (e *rtpEnd) start(seq uint16) {
 	ssrc := rand.Uint32()
@@ -411,23 +437,13 @@ func (e *rtpEnd) start(seq uint16) {
 	e.wg.Add(2)
 	go func() { // receive
 		defer e.wg.Done()
-		buf := make([]byte, 2048)
-		for {
-			e.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			n, err := e.conn.Read(buf)
-			select {
-			case <-e.done:
-				return
-			default:
-			}
-			if err != nil {
-				continue
-			}
+		receive(e.conn, e.done, func(b []byte) {
+			var err error
 			if _, _, rx := e.state(); rx != nil {
-				_, err = rx.DecryptRTP(nil, buf[:n], nil)
+				_, err = rx.DecryptRTP(nil, b, nil)
 			}
 			e.recv.got(err == nil)
-		}
+		})
 	}()
 	go func() { // send, at most 2 minutes
 		defer e.wg.Done()

@@ -43,35 +43,20 @@ type rtcpEnd struct {
 var errNotSR = errors.New("not a sender report")
 
 func newRTCPEnd(t *testing.T, ip string, every time.Duration) *rtcpEnd {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ip+":0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &rtcpEnd{conn: c, every: every, done: make(chan struct{})}
+	e := &rtcpEnd{conn: listenUDP(t, ip), every: every, done: make(chan struct{})}
 	t.Cleanup(e.stop)
 	return e
 }
 
-func (e *rtcpEnd) port() int { return e.conn.LocalAddr().(*net.UDPAddr).Port }
+func (e *rtcpEnd) port() int { return udpPort(e.conn) }
 
 // start sends sender reports of ssrc, the RTP's, and receives.
 func (e *rtcpEnd) start(ssrc uint32) {
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			e.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			n, err := e.conn.Read(buf)
-			select {
-			case <-e.done:
-				return
-			default:
-			}
-			if err != nil {
-				continue
-			}
-			b := buf[:n]
+		receive(e.conn, e.done, func(b []byte) {
+			var err error
 			if e.rx != nil {
 				b, err = e.rx.DecryptRTCP(nil, b, nil)
 				if err != nil && strings.Contains(err.Error(), "duplicated") {
@@ -87,7 +72,7 @@ func (e *rtcpEnd) start(ssrc uint32) {
 				}
 			}
 			e.recv.got(err == nil)
-		}
+		})
 	}()
 	go func() { // at most 2 minutes
 		defer e.wg.Done()

@@ -19,7 +19,7 @@ func (c *Capture) TraceSIP(m SIPMessage) {
 	if !m.Owned {
 		m.Raw = bytes.Clone(m.Raw)
 	}
-	tm := tracedMsg{SIPMessage: m, head: ReadHead(m.Raw)}
+	tm := newTracedMsg(m)
 	c.mu.Lock()
 	c.msgs = append(c.msgs, tm)
 	c.mu.Unlock()

@@ -33,14 +33,14 @@ func (t *Traces) recordFromTrace(id string) (CDR, bool) {
 	slices.SortStableFunc(msgs, func(a, b tracedMsg) int { return a.Time.Compare(b.Time) })
 	c := CDR{ID: id, Direction: sum.Direction, Start: sum.Start, Code: sum.Result, Reason: sum.Reason, EndedBy: EndedByUnit}
 	legOf := func(m *tracedMsg) *CallLeg {
-		if m.head.CallID == first {
+		if m.head().CallID == first {
 			return &c.A
 		}
 		return &c.B
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		l, h := legOf(m), m.head
+		l, h := legOf(m), m.head()
 		if l.CallID == "" {
 			*l = CallLeg{Interface: m.Leg, Transport: m.Transport, CallID: h.CallID, Remote: m.Remote,
 				From: h.FromURI, To: h.ToURI}

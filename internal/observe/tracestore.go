@@ -78,10 +78,33 @@ type callTrace struct {
 	counted  bool // counted in palisade_calls_active (until it ends or is evicted)
 }
 
+// tracedMsg is one stored message: what TraceSIP was given, less what is
+// the same for the whole call (its id) and what can be read again from Raw
+// when someone looks (the Head). A call's messages were the largest
+// allocation of a loaded unit when every message carried its Head (336
+// bytes a message, grown by appends; bench/sip/RESULTS.md, run 9).
 type tracedMsg struct {
-	SIPMessage
-	head Head
+	Leg       string
+	Transport string
+	Local     netip.AddrPort
+	Remote    netip.AddrPort
+	Time      time.Time
+	Raw       []byte // owned: never written after it is stored
+	Dir       Direction
 }
+
+func newTracedMsg(m SIPMessage) tracedMsg {
+	return tracedMsg{Leg: m.Leg, Transport: m.Transport, Local: m.Local, Remote: m.Remote, Time: m.Time, Raw: m.Raw, Dir: m.Dir}
+}
+
+// head reads the message's start line and summary headers again; the
+// strings point into Raw, which never changes.
+func (m *tracedMsg) head() Head { return readHead(m.Raw, true) }
+
+// msgsPerCall is the room a call's trace starts with: a call that is set
+// up and hung up is 14 messages through a B2BUA (INVITE, 100, 180, 200,
+// ACK, BYE, 200 on each leg), so it needs one allocation, not five.
+const msgsPerCall = 16
 
 // CallSummary describes one traced call for the call list and its search.
 type CallSummary struct {
@@ -166,7 +189,7 @@ func (t *Traces) TraceSIP(m SIPMessage) {
 	if ct == nil {
 		ct = t.create(m.CallID)
 	}
-	if ct.add(tracedMsg{SIPMessage: m, head: head}, t) && t.onEnd != nil {
+	if ct.add(newTracedMsg(m), head, t) && t.onEnd != nil {
 		t.onEnd(m.CallID)
 	}
 }
@@ -244,7 +267,7 @@ func (t *Traces) remove(id string) {
 }
 
 // add stores m and reports whether it ended the call.
-func (ct *callTrace) add(m tracedMsg, t *Traces) (ended bool) {
+func (ct *callTrace) add(m tracedMsg, head Head, t *Traces) (ended bool) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if ct.removed {
@@ -260,8 +283,8 @@ func (ct *callTrace) add(m tracedMsg, t *Traces) (ended bool) {
 	}()
 	if len(ct.msgs) == 0 && s.ID == "" {
 		s.ID, s.Start, s.Direction = ct.id, m.Time, directionOf(m.Leg)
-		ct.firstCID = m.head.CallID
-		s.From, s.To = m.head.FromUser, m.head.ToUser
+		ct.firstCID = head.CallID
+		s.From, s.To = head.FromUser, head.ToUser
 		if t.countCalls.Load() {
 			ct.counted = true
 			callAttempts.WithLabelValues(s.Direction).Inc()
@@ -271,19 +294,22 @@ func (ct *callTrace) add(m tracedMsg, t *Traces) (ended bool) {
 	if m.Time.After(s.Last) {
 		s.Last = m.Time
 	}
-	if m.head.CallID != "" && !slices.Contains(s.CallIDs, m.head.CallID) {
-		s.CallIDs = append(s.CallIDs, m.head.CallID)
+	if head.CallID != "" && !slices.Contains(s.CallIDs, head.CallID) {
+		s.CallIDs = append(s.CallIDs, head.CallID)
 	}
 	if m.Leg != "" && !slices.Contains(s.Legs, m.Leg) {
 		s.Legs = append(s.Legs, m.Leg)
 	}
-	ct.result(m)
+	ct.result(m, head)
 	if len(ct.msgs) >= maxMessagesPerCall || ct.bytes+len(m.Raw) > maxBytesPerCall ||
 		t.total.Load()+int64(len(m.Raw)) > maxTraceBytes {
 		ct.dropped++
 		s.Dropped = ct.dropped
 		traceDropped.Inc()
 		return ended
+	}
+	if ct.msgs == nil {
+		ct.msgs = make([]tracedMsg, 0, msgsPerCall)
 	}
 	ct.msgs = append(ct.msgs, m)
 	ct.bytes += len(m.Raw)
@@ -304,8 +330,8 @@ func (ct *callTrace) uncount() {
 // result follows the call's outcome: the first final answer to INVITE the
 // unit sent on the caller's leg is the call's result; until there is one,
 // the latest final INVITE answer seen on any leg stands in for it.
-func (ct *callTrace) result(m tracedMsg) {
-	s, h := &ct.sum, m.head
+func (ct *callTrace) result(m tracedMsg, h Head) {
+	s := &ct.sum
 	if h.Status >= 200 && h.Method == "INVITE" && !ct.aResult {
 		s.Result, s.Reason = h.Status, h.Reason
 		if h.CallID == ct.firstCID && m.Dir == Sent {
@@ -505,15 +531,17 @@ func toMessages(msgs []tracedMsg) []Message {
 	// keeping arrival order for equal times.
 	slices.SortStableFunc(msgs, func(a, b tracedMsg) int { return a.Time.Compare(b.Time) })
 	out := make([]Message, len(msgs))
-	for i, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
 		dir := "in"
 		if m.Dir == Sent {
 			dir = "out"
 		}
+		h := m.head()
 		out[i] = Message{
 			Index: i + 1, Time: m.Time, Leg: m.Leg, Direction: dir, Transport: m.Transport,
-			Local: m.Local, Remote: m.Remote, Label: m.head.Label(), SDP: m.head.SDP, Method: m.head.Method,
-			Status: m.head.Status, SIPCallID: m.head.CallID, Text: string(m.Raw),
+			Local: m.Local, Remote: m.Remote, Label: h.Label(), SDP: h.SDP, Method: h.Method,
+			Status: h.Status, SIPCallID: h.CallID, Text: string(m.Raw),
 		}
 	}
 	return out

@@ -367,6 +367,7 @@ func (s *SQLite) Delete(ctx context.Context, key string) error {
 // sqliteTx remembers its writes for the watchers.
 type sqliteTx struct {
 	tx  *sql.Tx
+	hub *hub
 	put *sql.Stmt // prepared at the first Put; the transaction's end closes it
 	evs []Event
 }
@@ -395,7 +396,9 @@ func (t *sqliteTx) Put(ctx context.Context, key string, value []byte) error {
 	if _, err := t.put.ExecContext(ctx, key, value, sql.NullInt64{}); err != nil {
 		return fmt.Errorf("store: put %s: %w", key, err)
 	}
-	t.evs = append(t.evs, Event{Type: EventPut, Key: key, Value: clone(value)})
+	if t.hub.wants(key) { // a watcher started later misses the event, as it would any before it
+		t.evs = append(t.evs, Event{Type: EventPut, Key: key, Value: clone(value)})
+	}
 	return nil
 }
 func (t *sqliteTx) Delete(ctx context.Context, key string) error {
@@ -414,7 +417,7 @@ func (s *SQLite) Update(ctx context.Context, fn func(tx Tx) error) error {
 	defer s.wmu.Unlock()
 	var t *sqliteTx
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		t = &sqliteTx{tx: tx}
+		t = &sqliteTx{tx: tx, hub: &s.hub}
 		return fn(t)
 	})
 	if err == nil {

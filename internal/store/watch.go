@@ -87,6 +87,20 @@ func (h *hub) notify(evs ...Event) {
 	}
 }
 
+// wants reports whether a watcher would be told of a change of key. A
+// transaction keeps a copy of a written value for its event only then:
+// call records are written in batches of hundreds that nobody watches.
+func (h *hub) wants(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.watchers {
+		if strings.HasPrefix(key, w.prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func clone(b []byte) []byte {
 	out := make([]byte, len(b))
 	copy(out, b)

@@ -10,13 +10,11 @@ package b2bua
 
 import (
 	"net/url"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/palisade-sbc/palisade/internal/config"
@@ -61,20 +59,15 @@ type legCaps struct {
 	supported string
 }
 
-var xferStates sync.Map // weak.Pointer[call] → *transferState
-
 // xferState returns the REFER state of c, made on first use; the fields
-// are guarded by c.mu.
+// are guarded by c.mu. (It was a side table keyed by weak pointers with a
+// cleanup per call: 1 % of a loaded unit's CPU, bench/sip/RESULTS.md run 9.)
 func (c *call) xferState() *transferState {
-	k := weak.Make(c)
-	if v, ok := xferStates.Load(k); ok {
-		return v.(*transferState)
+	if st := c.xfer.Load(); st != nil {
+		return st
 	}
-	v, loaded := xferStates.LoadOrStore(k, &transferState{})
-	if !loaded {
-		goruntime.AddCleanup(c, func(k weak.Pointer[call]) { xferStates.Delete(k) }, k)
-	}
-	return v.(*transferState)
+	c.xfer.CompareAndSwap(nil, &transferState{})
+	return c.xfer.Load()
 }
 
 // sideOf returns the side whose local tag is tag (side A when none is):

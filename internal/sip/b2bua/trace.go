@@ -20,7 +20,7 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 	if capt == nil && (tools || !s.tracing()) {
 		return
 	}
-	tr := strings.ToLower(m.Transport())
+	tr := lowerTransport(m.Transport())
 	info := ep.info.Load()
 	local := netip.AddrPortFrom(info.addr, uint16(info.Port(tr)))
 	var raw []byte
@@ -39,6 +39,24 @@ func (s *Service) trace(callID string, ep *endpoint, dir observe.Direction, m si
 		return
 	}
 	s.deps.Tracer.TraceSIP(msg)
+}
+
+// lowerTransport is strings.ToLower without an allocation per traced
+// message for the names sipgo uses.
+func lowerTransport(t string) string {
+	switch t {
+	case "UDP":
+		return "udp"
+	case "TCP":
+		return "tcp"
+	case "TLS":
+		return "tls"
+	case "WS":
+		return "ws"
+	case "WSS":
+		return "wss"
+	}
+	return strings.ToLower(t)
 }
 
 // tracing says whether messages are traced at all.

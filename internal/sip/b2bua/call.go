@@ -69,7 +69,7 @@ type call struct {
 	media media.Call
 	rt    *runtime
 	ended atomic.Bool
-	rec   callRecord // cdr.go
+	rec   callRecord                    // cdr.go
 	xfer  atomic.Pointer[transferState] // refer.go: made on first use
 
 	canceled   chan struct{} // the caller's CANCEL came (side A, before the answer)

@@ -29,6 +29,12 @@ type SIPMessage struct {
 	// Owned says Raw was made for this call: the tracer may keep it
 	// without copying, and nobody writes to it any more.
 	Owned bool
+	// Head, when set, is what the SIP stack already parsed of the message
+	// (its start line, Call-ID and the users of From and To): the tracer
+	// then does not read them from Raw again. Only Method, Status, Reason,
+	// CallID, FromUser and ToUser are used; the trace's readers read the
+	// rest from Raw when someone looks.
+	Head *Head
 }
 
 // Tracer receives every SIP message of every traced call. Implementations

@@ -174,7 +174,12 @@ func (t *Traces) TraceSIP(m SIPMessage) {
 	}
 	// The summary reads strings out of the stored copy without copying
 	// them again (it was a tenth of the tracing cost under load).
-	head := readHead(m.Raw, m.Owned)
+	var head Head
+	if m.Head != nil {
+		head = *m.Head
+	} else {
+		head = readHead(m.Raw, m.Owned)
+	}
 	countSIP(m, head)
 	if m.Time.IsZero() {
 		m.Time = t.now()

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -233,5 +234,36 @@ func TestTracesByteAccounting(t *testing.T) {
 	}
 	if got := tr.total.Load(); got != want || want == 0 {
 		t.Fatalf("accounted %d bytes, the kept calls hold %d", got, want)
+	}
+}
+
+// A message handed over with the Head its SIP stack parsed is summarised
+// and shown exactly as one the store reads itself: the same summary (users,
+// legs, Call-IDs, result, end) and the same messages, read from the text.
+func TestTracesParsedHeadSameAsRead(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		read, parsed := NewTraces(10, time.Hour), NewTraces(10, time.Hour)
+		for _, m := range testCall("c1", t0, "1001", "4420", busy) {
+			read.TraceSIP(m)
+			h := ReadHead(m.Raw)
+			h.FromURI, h.ToURI, h.RequestURI = "", "", "" // what the SIP layer leaves out
+			m.Head = &h
+			parsed.TraceSIP(m)
+		}
+		a, b := read.List(CallFilter{}), parsed.List(CallFilter{})
+		if len(a) != 1 || !reflect.DeepEqual(a, b) {
+			t.Fatalf("busy=%v: summaries differ:\nread   %+v\nparsed %+v", busy, a, b)
+		}
+		if a[0].From != "1001" || a[0].To != "4420" || !a[0].Ended || len(a[0].CallIDs) != 2 {
+			t.Fatalf("busy=%v: summary %+v", busy, a[0])
+		}
+		ma, _ := read.Messages("c1")
+		mb, _ := parsed.Messages("c1")
+		if len(ma) == 0 || !reflect.DeepEqual(ma, mb) {
+			t.Fatalf("busy=%v: messages differ:\n%+v\n%+v", busy, ma, mb)
+		}
+		if mb[0].Method != "INVITE" || mb[0].SIPCallID != "c1-a@10.0.0.10" || !mb[0].SDP {
+			t.Fatalf("busy=%v: first message %+v", busy, mb[0])
+		}
 	}
 }

@@ -396,9 +396,15 @@ func (t *sqliteTx) Put(ctx context.Context, key string, value []byte) error {
 	if _, err := t.put.ExecContext(ctx, key, value, sql.NullInt64{}); err != nil {
 		return fmt.Errorf("store: put %s: %w", key, err)
 	}
-	if t.hub.wants(key) { // a watcher started later misses the event, as it would any before it
-		t.evs = append(t.evs, Event{Type: EventPut, Key: key, Value: clone(value)})
+	// The event keeps its own copy of the value only when a watcher wants
+	// the key now (notify copies for each watcher anyway); call records are
+	// written in batches of hundreds that nobody watches. A watcher that
+	// starts during the transaction gets the value as it is at the commit.
+	ev := Event{Type: EventPut, Key: key, Value: value}
+	if t.hub.wants(key) {
+		ev.Value = clone(value)
 	}
+	t.evs = append(t.evs, ev)
 	return nil
 }
 func (t *sqliteTx) Delete(ctx context.Context, key string) error {

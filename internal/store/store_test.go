@@ -82,6 +82,7 @@ func TestStoreSuite(t *testing.T) {
 			t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, mk(t)) })
 			t.Run("ConcurrentInsertIfEmpty", func(t *testing.T) { testConcurrentInsertIfEmpty(t, mk(t)) })
 			t.Run("Watch", func(t *testing.T) { testWatch(t, mk(t)) })
+			t.Run("WatchTxValue", func(t *testing.T) { testWatchTxValue(t, mk(t)) })
 			t.Run("TTL", func(t *testing.T) { testTTL(t, mk(t)) })
 		})
 	}
@@ -470,6 +471,39 @@ func testWatch(t *testing.T, s Store) {
 	}
 	cancel()
 	for range ch { // closed once ctx ends
+	}
+}
+
+// A transaction that reuses its buffer after a Put still stores, and
+// tells a watcher, the value as it was put; keys nobody watches are stored
+// all the same.
+func testWatchTxValue(t *testing.T, s Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := s.Watch(ctx, "w/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx Tx) error {
+		buf := []byte("v1")
+		for _, k := range []string{"w/c", "cdr/unwatched"} {
+			if err := tx.Put(ctx, k, buf); err != nil {
+				return err
+			}
+		}
+		copy(buf, "XX")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, ch); e.Key != "w/c" || string(e.Value) != "v1" {
+		t.Fatalf("event %s %s %q, want put w/c v1", e.Type, e.Key, e.Value)
+	}
+	for _, k := range []string{"w/c", "cdr/unwatched"} {
+		if v, err := s.Get(ctx, k); err != nil || string(v) != "v1" {
+			t.Fatalf("%s = %q (%v), want v1", k, v, err)
+		}
 	}
 }
 

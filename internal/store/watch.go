@@ -87,9 +87,7 @@ func (h *hub) notify(evs ...Event) {
 	}
 }
 
-// wants reports whether a watcher would be told of a change of key. A
-// transaction keeps a copy of a written value for its event only then:
-// call records are written in batches of hundreds that nobody watches.
+// wants reports whether a watcher would be told of a change of key now.
 func (h *hub) wants(key string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

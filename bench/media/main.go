@@ -40,7 +40,6 @@ func main() {
 	dur := flag.Duration("duration", 15*time.Second, "send duration (at most 20s)")
 	pps := flag.Int("pps", 50, "packets per second per stream")
 	size := flag.Int("size", 172, "RTP packet size in bytes (12 header + payload)")
-	tick := flag.Duration("gen-tick", 0, "generator: least time between two of its rounds; packets due meanwhile are sent together at the next (their time stamps are taken when sent)")
 	poll := flag.Duration("gen-poll", 50*time.Microsecond, "generator: sleep between polls of its sockets (adds up to this much to the measured latency)")
 	genCPU := flag.Int("gen-cpu", -1, "pin the generator's thread to this CPU (-1: no pinning)")
 	portMin := flag.Int("port-min", 20000, "relay port range start (keep it below the ephemeral ports)")
@@ -87,7 +86,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	o := loadOpts{dur: *dur, pps: *pps, size: *size, poll: *poll, tick: *tick, genCPU: *genCPU,
+	o := loadOpts{dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
 		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads, batch: *batch, realtime: *rt}
 	if *pin {
 		o.relayCPUs, o.genCPU, o.pinned = "0", 1, true
@@ -119,7 +118,7 @@ func main() {
 
 type loadOpts struct {
 	calls, pps, size, genCPU int
-	dur, poll, tick          time.Duration
+	dur, poll                time.Duration
 	portMin, portMax, procs  int
 	relayCPUs, profile       string
 	relay                    string // palisade or rtpengine
@@ -323,7 +322,7 @@ func runLoad(o loadOpts, out io.Writer) error {
 	heap0 := rp.memKiB()
 	rss0 := rssKiB(pid)
 
-	g := &genLoop{period: time.Second / time.Duration(o.pps), size: o.size, poll: o.poll, tick: o.tick}
+	g := &genLoop{period: time.Second / time.Duration(o.pps), size: o.size, poll: o.poll}
 	for side := range g.socks {
 		if g.socks[side], err = newRawSock(); err != nil {
 			return err
@@ -415,12 +414,12 @@ func runLoad(o loadOpts, out io.Writer) error {
 	fmt.Fprintf(out, "RESULT bench-media relay=%s batch_interval_us=%d realtime_prio=%d pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
 		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f lat_kernel_p50_us=%.0f lat_kernel_p99_us=%.0f gen_send_lag_p99_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
-		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d gen_tick_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
+		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
 		rp.name(), batch.Microseconds(), o.realtime, b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
 		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs, kh.pct(0.5), kh.pct(0.99), g.lag.pct(0.99),
 		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
-		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), o.tick.Microseconds(), g.late,
+		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late,
 		100*(float64(box1-box0)-float64(cpu1-cpu0)-float64(gen1-gen0))/hz/wall.Seconds(), verdict)
 	return nil
 }

@@ -147,9 +147,8 @@ type genLoop struct {
 	period    time.Duration // between two packets of a stream
 	size      int
 	poll      time.Duration
-	tick      time.Duration // least time between two rounds (0: none)
-	late      uint64        // packets sent more than 5 ms after their time
-	stray     uint64        // datagrams that belong to no stream of this socket
+	late      uint64 // packets sent more than 5 ms after their time
+	stray     uint64 // datagrams that belong to no stream of this socket
 	// Latency histograms, one for all streams (one per stream was 80 KiB
 	// each, 160 MiB at 1,000 calls, and spread the generator's stores over
 	// that much memory).
@@ -269,10 +268,6 @@ func (g *genLoop) run(dur, drain time.Duration, cpu int) {
 		if k < total {
 			wait = min(wait, g.due(k)-el)
 		}
-		// -gen-tick: rounds at most this often, so the packets due
-		// meanwhile go out together (each wake-up of the generator's
-		// timer costs it about as much as a send on this VM).
-		wait = max(wait, g.tick-time.Since(t0))
 		if wait > 0 && got < genBatch && (k >= total || g.due(k) > el) {
 			ts := unix.NsecToTimespec(int64(wait))
 			unix.Nanosleep(&ts, nil)

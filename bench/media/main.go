@@ -52,6 +52,7 @@ func main() {
 	pin := flag.Bool("pin", false, "pin the relay to CPU 0 and the generator to CPU 1 (taskset; overrides -relay-cpus and -gen-cpu)")
 	rtpeThreads := flag.Int("rtpengine-threads", 2, "rtpengine --num-threads")
 	batch := flag.Duration("batch-interval", -1, "Palisade relay's media.batch_interval (negative: the default configuration's)")
+	rt := flag.Int("realtime", 0, "both relays' worker threads under SCHED_FIFO at this priority (Palisade: media.realtime_priority; rtpengine: --scheduling=fifo --priority); 0: normal scheduling")
 	logFile := flag.String("log", "", "also append the RESULT lines to this file (bench/plot reads it)")
 	flag.Parse()
 	if *role == "relay" {
@@ -62,7 +63,7 @@ func main() {
 				defer pprof.StopCPUProfile()
 			}
 		}
-		if err := runRelay(*portMin, *portMax, *batch); err != nil && !strings.Contains(err.Error(), "closed") {
+		if err := runRelay(*portMin, *portMax, *batch, *rt); err != nil && !strings.Contains(err.Error(), "closed") {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
 		}
@@ -86,7 +87,7 @@ func main() {
 		}
 	}
 	o := loadOpts{dur: *dur, pps: *pps, size: *size, poll: *poll, genCPU: *genCPU,
-		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads, batch: *batch}
+		portMin: *portMin, portMax: *portMax, relayCPUs: *relayCPUs, profile: *profile, procs: *procs, rtpeThreads: *rtpeThreads, batch: *batch, realtime: *rt}
 	if *pin {
 		o.relayCPUs, o.genCPU, o.pinned = "0", 1, true
 	}
@@ -124,6 +125,7 @@ type loadOpts struct {
 	pinned                   bool
 	rtpeThreads              int
 	batch                    time.Duration // Palisade's media.batch_interval; < 0: default
+	realtime                 int           // SCHED_FIFO priority of both relays' workers (0: none)
 }
 
 // relay is the system under test, driven the way the SIP layer would:
@@ -167,7 +169,7 @@ func startRelay(o loadOpts) (*relayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile, "-batch-interval", o.batch.String()}
+	args := []string{"-role", "relay", "-port-min", strconv.Itoa(portMin), "-port-max", strconv.Itoa(portMax), "-relay-cpuprofile", profile, "-batch-interval", o.batch.String(), "-realtime", strconv.Itoa(o.realtime)}
 	cmd := exec.Command(self, args...)
 	if cpus != "" {
 		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
@@ -270,7 +272,6 @@ type stream struct {
 	sent   uint64
 	recv   uint64
 	decErr uint64
-	hist   hist
 }
 
 func sdpFor(port int, proto, extra string) []byte {
@@ -376,6 +377,7 @@ func runLoad(o loadOpts, out io.Writer) error {
 	gen0, _ := cpuTicks(os.Getpid())
 	box0 := boxBusyTicks()
 	g.start = time.Now()
+	g.startWall = g.start.UnixNano()
 	g.run(o.dur, drain, o.genCPU)
 	wall := time.Since(g.start) // send window + drain
 	cpu1, _ := cpuTicks(pid)
@@ -384,12 +386,11 @@ func runLoad(o loadOpts, out io.Writer) error {
 	rp.closeCalls()
 
 	var sent, recv, decErr uint64
-	var h hist
+	h, kh := &g.hist, &g.khist
 	for _, s := range g.streams {
 		sent += s.sent
 		recv += s.recv
 		decErr += s.decErr
-		h.merge(&s.hist)
 	}
 	loss := 0.0
 	if sent > 0 && recv < sent {
@@ -410,12 +411,12 @@ func runLoad(o loadOpts, out io.Writer) error {
 	if o.relay == "rtpengine" {
 		batch = -time.Microsecond
 	}
-	fmt.Fprintf(out, "RESULT bench-media relay=%s batch_interval_us=%d pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
-		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f "+
+	fmt.Fprintf(out, "RESULT bench-media relay=%s batch_interval_us=%d realtime_prio=%d pinned=%d loopback_floor_us=%.2f calls=%d streams=%d pps_per_stream=%d pkt_bytes=%d duration_s=%.1f setup_s=%.2f "+
+		"sent=%d target=%.0f recv=%d loss_pct=%.4f agg_pps=%.0f lat_avg_us=%.0f lat_p50_us=%.0f lat_p99_us=%.0f lat_max_us=%.0f lat_kernel_p50_us=%.0f lat_kernel_p99_us=%.0f gen_send_lag_p99_us=%.0f "+
 		"relay_cpu_s=%.2f relay_cpu_pct=%.1f relay_cpu_us_per_pkt=%.2f mem_per_call_kib=%.1f rss_per_call_kib=%.1f "+
 		"srtp_sample_decrypt_errors=%d stray=%d gen_cpu_pct=%.1f gen_poll_us=%d sender_late_pkts=%d other_cpu_pct=%.0f verdict=%s\n",
-		rp.name(), batch.Microseconds(), b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
-		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs,
+		rp.name(), batch.Microseconds(), o.realtime, b2i(o.pinned), floor, calls, 2*calls, o.pps, o.size, sendWall.Seconds(), setup.Seconds(), sent, target, recv, loss,
+		float64(sent)/sendWall.Seconds(), h.sum/float64(max(h.n, 1)), h.pct(0.5), h.pct(0.99), h.maxUs, kh.pct(0.5), kh.pct(0.99), g.lag.pct(0.99),
 		cpuS, 100*cpuS/wall.Seconds(), 1e6*cpuS/float64(max(recv, 1)),
 		float64(int64(heap1)-int64(heap0))/float64(calls), float64(int64(rss1)-int64(rss0))/float64(calls),
 		decErr, g.stray, 100*float64(gen1-gen0)/hz/wall.Seconds(), o.poll.Microseconds(), g.late,

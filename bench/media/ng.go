@@ -165,6 +165,9 @@ func startRtpengine(o loadOpts) (*rtpengineRelay, error) {
 		return nil, err
 	}
 	args := []string{"--config-file=" + cf, "--num-threads=" + strconv.Itoa(o.rtpeThreads)}
+	if o.realtime > 0 {
+		args = append(args, "--scheduling=fifo", "--priority="+strconv.Itoa(o.realtime))
+	}
 	// bounded lifetime even if we die: timeout(1) ends it
 	argv := append([]string{"--kill-after=5", strconv.Itoa(int(o.dur.Seconds()) + 120), bin}, args...)
 	cmd := exec.Command("timeout", argv...)

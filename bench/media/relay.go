@@ -21,12 +21,13 @@ import (
 // runRelay is the relay process: media.Relay with a small HTTP control
 // interface on 127.0.0.1 (offer, answer, close, mem) so that the load
 // generator, in its own process, drives calls the way the SIP layer would.
-func runRelay(portMin, portMax int, batch time.Duration) error {
+func runRelay(portMin, portMax int, batch time.Duration, realtime int) error {
 	cfg := config.Default()
 	cfg.Media.PortMin, cfg.Media.PortMax = portMin, portMax
 	if batch >= 0 {
 		cfg.Media.BatchInterval = config.Duration(batch)
 	}
+	cfg.Media.RealtimePriority = realtime
 	r, err := media.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err

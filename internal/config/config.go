@@ -150,6 +150,9 @@ type Media struct {
 	DefaultPolicy     DefaultMediaPolicy `json:"default_policy"`
 	InactivityTimeout Duration           `json:"inactivity_timeout"`
 	BatchInterval     Duration           `json:"batch_interval"`
+	// RealtimePriority: 1-99 runs the batch workers' threads under
+	// SCHED_FIFO at this priority; 0 under the normal scheduler.
+	RealtimePriority int `json:"realtime_priority"`
 }
 
 // CryptoSuiteGroup names a set of acceptable media suites.

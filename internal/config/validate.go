@@ -544,6 +544,9 @@ func (v *validator) media() {
 	if m.BatchInterval > MaxBatchInterval {
 		v.add("media.batch_interval", "%s is above %s (every packet may wait this long)", m.BatchInterval.D(), MaxBatchInterval.D())
 	}
+	if m.RealtimePriority < 0 || m.RealtimePriority > 99 {
+		v.add("media.realtime_priority", "%d is not between 0 (normal scheduling) and 99", m.RealtimePriority)
+	}
 }
 
 // MaxBatchInterval bounds media.batch_interval: a relayed packet may wait

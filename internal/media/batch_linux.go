@@ -46,7 +46,11 @@ func (w *worker) runBatched() {
 	defer w.exit()
 	// The kernel's default slack (50 µs) would stretch each sleep.
 	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+	defer w.setRealtime(0) // the thread goes back to Go's pool as it came
 	for {
+		if p := w.relay.rtPrio.Load(); p != w.prio {
+			w.setRealtime(p)
+		}
 		n, e := rawEpollWait(w.epfd, w.events, 0)
 		if n == 0 && e == 0 {
 			// Nothing waiting: the relay is idle or nearly so. This wait
@@ -71,6 +75,27 @@ func (w *worker) runBatched() {
 			unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 		}
 	}
+}
+
+// setRealtime puts the worker's thread under SCHED_FIFO at priority p
+// (media.realtime_priority), or back under the normal scheduler (p 0).
+// Why: on a busy host any other runnable thread on the worker's CPU (the
+// kernel's softirq thread among them) delays a woken worker by its time
+// slice, milliseconds, and every packet waiting with it: that was the p99
+// of bench/media (RESULTS.md, run 9). Without CAP_SYS_NICE the change is
+// refused; it is logged once and the worker goes on as it was.
+func (w *worker) setRealtime(p int32) {
+	attr := unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+	if p > 0 {
+		attr.Policy, attr.Priority = unix.SCHED_FIFO, uint32(p)
+	}
+	err := unix.SchedSetAttr(0, &attr, 0)
+	if err != nil && p != 0 {
+		if !w.relay.rtWarned.Swap(true) {
+			w.relay.log.Warn("media: realtime_priority not applied (needs CAP_SYS_NICE)", "priority", p, "err", err)
+		}
+	}
+	w.prio = p
 }
 
 func idleEpollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {

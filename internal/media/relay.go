@@ -36,6 +36,10 @@ type Relay struct {
 	// workers are the Go-poller kind.
 	batchNs atomic.Int64
 	batched int
+	// rtPrio is media.realtime_priority; each batch worker applies it to
+	// its thread when it changes (batch_linux.go).
+	rtPrio   atomic.Int32
+	rtWarned atomic.Bool
 
 	mu       sync.Mutex // calls registry; setup and teardown only
 	calls    map[*call]struct{}
@@ -171,6 +175,13 @@ func (r *Relay) Apply(_ context.Context, cfg *config.Config) error {
 	}
 	r.ports.setRange(cfg.Media.PortMin, cfg.Media.PortMax)
 	r.conf.Store(rc)
+	if p := int32(cfg.Media.RealtimePriority); r.rtPrio.Swap(p) != p {
+		r.mu.Lock()
+		for _, w := range r.workers {
+			w.wake() // an idle batch worker applies the change now
+		}
+		r.mu.Unlock()
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ type worker struct {
 	// media.batch_interval after the round began, so that one wake-up
 	// serves the packets of many calls (see batch_linux.go).
 	batch bool
+	prio  int32 // the realtime priority the thread runs at (batch mode)
 
 	mu      sync.Mutex
 	cmds    []func()
@@ -243,6 +244,13 @@ func (w *worker) do(fn func()) {
 	w.mu.Unlock()
 	var one = [8]byte{1}
 	unix.Write(w.evfd, one[:])
+}
+
+// wake makes a batch worker waiting for packets go round once.
+func (w *worker) wake() {
+	if w.batch {
+		w.do(func() {})
+	}
 }
 
 // exit runs what was asked of the worker before it stopped, so that a call

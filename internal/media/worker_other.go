@@ -156,3 +156,6 @@ func (pb *pathBuf) queue(k int, b []byte, d *dest, _ bool) {
 }
 
 func (pb *pathBuf) msg(int) (int, netip.AddrPort, bool) { return pb.n, pb.from, false }
+
+// wake: the workers here have no thread of their own to reschedule.
+func (w *worker) wake() {}

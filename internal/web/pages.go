@@ -188,6 +188,7 @@ func saveMedia(f *form, c *config.Config) {
 	m.PortMax = f.int("port_max", "media.port_max")
 	m.InactivityTimeout = f.dur("inactivity_timeout", "media.inactivity_timeout")
 	m.BatchInterval = f.dur("batch_interval", "media.batch_interval")
+	m.RealtimePriority = f.int("realtime_priority", "media.realtime_priority")
 	// Groups are posted one suite per row; rows with the same name form one
 	// group, in the order the names first appear.
 	m.CryptoSuiteGroups = []config.CryptoSuiteGroup{}

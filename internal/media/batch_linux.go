@@ -26,11 +26,12 @@ import (
 // runtime is not told, so it does not hand the worker's P to another
 // thread and wake its monitor for every wait (measured: that doubled the
 // context switches and cost more than the batching saved). The worker then
-// keeps its P, and the relay raises GOMAXPROCS by one per batch worker so
-// that the rest of the program keeps as many as before; a stop-the-world's
-// preemption signal ends a sleep early (EINTR) and the goroutine stops at
-// its next call. Only when a look finds nothing does the worker wait as
-// the runtime knows (the P is free while the relay is idle).
+// keeps its P, and the relay raises GOMAXPROCS by one for each batch
+// worker relaying (procs.go) so that the rest of the program keeps as many
+// as before; a stop-the-world's preemption signal ends a sleep early
+// (EINTR) and the goroutine stops at its next call. Only when a look finds
+// nothing does the worker wait as the runtime knows (the P is free while
+// the relay is idle).
 
 // batchSupported: this file is built.
 const batchSupported = true
@@ -55,8 +56,19 @@ func (w *worker) runBatched() {
 		if n == 0 && e == 0 {
 			// Nothing waiting: the relay is idle or nearly so. This wait
 			// may be long, so the runtime is told (it may use the P
-			// meanwhile, and a stop-the-world need not wake us).
-			n, e = idleEpollWait(w.epfd, w.events)
+			// meanwhile, and a stop-the-world need not wake us). A worker
+			// that holds a P gives it back after idleGiveBack of this.
+			msec := -1
+			if w.held.Load() {
+				msec = max(int(idleGiveBack.Load()/int64(time.Millisecond)), 1)
+			}
+			if n, e = idleEpollWait(w.epfd, w.events, msec); n == 0 && e == 0 {
+				w.relay.holdP(w, false)
+				continue
+			}
+		}
+		if n > 0 && !w.held.Load() {
+			w.relay.holdP(w, true)
 		}
 		if e != 0 && e != unix.EINTR {
 			w.relay.log.Error("media: epoll_wait failed, worker stops", "err", e)
@@ -98,9 +110,9 @@ func (w *worker) setRealtime(p int32) {
 	w.prio = p
 }
 
-func idleEpollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+func idleEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), ^uintptr(0), 0, 0) // timeout -1: until a packet or a command
+		uintptr(len(events)), uintptr(msec), 0, 0) // -1: until a packet or a command
 	if e != 0 {
 		return 0, e
 	}

@@ -32,14 +32,16 @@ type Relay struct {
 	workers []*worker
 	nextW   atomic.Uint32
 	// batchNs is media.batch_interval, read by batch workers every round;
-	// batched is how many of them run (and hold a P each), 0 when the
-	// workers are the Go-poller kind.
+	// batched is how many of them run, 0 when the workers are the
+	// Go-poller kind. A batch worker holds a P while media flows, and
+	// GOMAXPROCS is one higher for each that does (procs.go).
 	batchNs atomic.Int64
 	batched int
 	// rtPrio is media.realtime_priority; each batch worker applies it to
 	// its thread when it changes (batch_linux.go).
 	rtPrio   atomic.Int32
 	rtWarned atomic.Bool
+	procMu   sync.Mutex
 
 	mu       sync.Mutex // calls registry; setup and teardown only
 	calls    map[*call]struct{}
@@ -128,9 +130,6 @@ func (r *Relay) startWorkers(batch time.Duration) error {
 	}
 	n := max(runtime.GOMAXPROCS(0), 1)
 	if batch > 0 {
-		// Each batch worker holds a P for good (batch_linux.go): the rest
-		// of the program keeps the Ps it had.
-		runtime.GOMAXPROCS(n + n)
 		r.batched = n
 	}
 	for range n {
@@ -150,12 +149,10 @@ func (r *Relay) startWorkers(batch time.Duration) error {
 func (r *Relay) stopWorkersLocked() {
 	for _, w := range r.workers {
 		w.close()
+		r.holdP(w, false)
 	}
 	r.workers = nil
-	if r.batched > 0 {
-		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0)-r.batched, 1))
-		r.batched = 0
-	}
+	r.batched = 0
 }
 
 // Name is the subsystem name.

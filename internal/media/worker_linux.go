@@ -49,6 +49,7 @@ type worker struct {
 	cmds    []func()
 	stopped bool
 	quit    atomic.Bool // batch mode: close asked the thread to end
+	held    atomic.Bool // batch mode: holds a P of its own (procs.go)
 
 	// serveMu is held by the worker while it reads and relays (serve). A
 	// goroutine holding it knows that the worker is between rounds and
@@ -280,6 +281,8 @@ func (w *worker) runCmds() {
 }
 
 // close stops the worker; its goroutine finishes in exit.
+func (w *worker) quitting() bool { return w.quit.Load() }
+
 func (w *worker) close() {
 	if !w.batch {
 		w.ep.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 	"golang.org/x/net/ipv4"
@@ -15,7 +16,10 @@ import (
 // Without epoll and recvmmsg, every socket gets its own goroutine that reads
 // one datagram at a time; sending uses x/net's WriteBatch. The packet
 // handling is the same as on Linux.
-type worker struct{ relay *Relay }
+type worker struct {
+	relay *Relay
+	held  atomic.Bool // never set: no batch workers here
+}
 
 // batchSupported: batched wake-ups need epoll (batch_linux.go).
 const batchSupported = false
@@ -25,6 +29,8 @@ func newWorker(r *Relay, _ bool) (*worker, error) { return &worker{relay: r}, ni
 func (w *worker) run() {}
 
 func (w *worker) close() {}
+
+func (w *worker) quitting() bool { return true }
 
 // wait runs fn at once: no socket here is ever connected, so the commands
 // the Linux worker serialises have nothing to race with.

@@ -34,6 +34,8 @@ const (
 	// it is never refused (a peer with one target would refuse every call),
 	// only tried after the others.
 	holdDown = 30 * time.Second
+	// defaultRecheck: how soon a target a call found dead is probed again.
+	defaultRecheck = time.Second
 	// resolveTimeout bounds one DNS resolution of a hop.
 	resolveTimeout = 5 * time.Second
 	// probeTimeout bounds one OPTIONS transaction (Timer F is 32 s; a
@@ -120,6 +122,12 @@ type Monitor struct {
 	send Sender
 	log  *slog.Logger
 	now  func() time.Time
+	// recheck: a target a call found dead is probed again this long after,
+	// not at the next interval. A unit under overload sees calls go
+	// unanswered while the peer is fine; waiting the interval out turned
+	// one such call into 503 for every call until then (bench/sip run 9).
+	// 0: no early probe.
+	recheck time.Duration
 
 	mu    sync.Mutex
 	peers map[string]*peerRun
@@ -131,6 +139,7 @@ type peerRun struct {
 	states  map[string]*TargetState
 	cancel  context.CancelFunc
 	done    chan struct{}
+	kick    chan struct{} // a round now (recheck)
 }
 
 // New returns a monitor that resolves with res and sends with send.
@@ -138,7 +147,8 @@ func New(res Resolver, send Sender, log *slog.Logger) *Monitor {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Monitor{res: res, send: send, log: log.With("subsystem", "keepalive"), now: time.Now, peers: map[string]*peerRun{}}
+	return &Monitor{res: res, send: send, log: log.With("subsystem", "keepalive"), now: time.Now, peers: map[string]*peerRun{},
+		recheck: defaultRecheck}
 }
 
 // Apply starts, keeps or stops the watch of each peer: a peer whose
@@ -156,7 +166,8 @@ func (m *Monitor) Apply(peers []Peer) {
 			m.stopLocked(old)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		r := &peerRun{cfg: p, states: map[string]*TargetState{}, cancel: cancel, done: make(chan struct{})}
+		r := &peerRun{cfg: p, states: map[string]*TargetState{}, cancel: cancel, done: make(chan struct{}),
+			kick: make(chan struct{}, 1)}
 		m.peers[p.Name] = r
 		if p.Interval > 0 {
 			go m.loop(ctx, r)
@@ -204,6 +215,7 @@ func (m *Monitor) loop(ctx context.Context, r *peerRun) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.kick:
 		}
 	}
 }
@@ -389,8 +401,8 @@ func (m *Monitor) NextTargets(ctx context.Context, peer string) ([]Target, error
 // Report tells the monitor what a target answered to a request of a call
 // (status 0 = no answer or transport failure; retryAfter from RetryAfter):
 // a 503 with Retry-After keeps the target out for that long; no answer or
-// 408 marks it down until a keepalive succeeds (without keepalive: tried
-// after the others for 30 s). Other answers say the target lives.
+// 408 marks it down until a keepalive succeeds, the first probed recheck
+// after (without keepalive: tried after the others for 30 s). Other answers say the target lives.
 func (m *Monitor) Report(t Target, status int, retryAfter time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -410,6 +422,14 @@ func (m *Monitor) Report(t Target, status int, retryAfter time.Duration) {
 				// Once: every call in flight to a target that went away
 				// reports it (thousands of lines a second under load).
 				m.log.Warn("peer target marked down after a call got no answer", "peer", t.Peer, "target", t.Key())
+				if m.recheck > 0 {
+					time.AfterFunc(m.recheck, func() {
+						select {
+						case r.kick <- struct{}{}:
+						default: // a round is due anyway
+						}
+					})
+				}
 			}
 			st.Up = false
 		} else {

@@ -294,6 +294,7 @@ func TestMonitorTargets(t *testing.T) {
 func TestMonitorLogsTargetDownOnce(t *testing.T) {
 	var out syncBuf
 	m, snd, _ := teamsMonitorLog(t, time.Hour, slog.New(slog.NewTextHandler(&out, nil)))
+	m.recheck = 0        // no probe in between brings a target back (TestMonitorRechecksTargetACallFoundDead)
 	waitChecked(t, m, 4) // the loop's first round (nobody answers); the next is in an hour
 	for _, a := range []string{"127.0.0.1:5061", "127.0.0.2:5061", "127.0.0.3:5061", "127.0.0.4:5061"} {
 		snd.set(a, 200)
@@ -310,6 +311,62 @@ func TestMonitorLogsTargetDownOnce(t *testing.T) {
 	m.Report(ts[1], 408, 0)
 	if n := strings.Count(out.String(), "marked down after a call got no answer"); n != 2 {
 		t.Fatalf("%d lines say a target was marked down, want 2 (one per target):\n%s", n, out.String())
+	}
+}
+
+// A target a call found dead is probed again soon, not at the next
+// interval: when it answers, calls use it again. Under overload the unit's
+// own calls go unanswered while the peer is fine; with one target that
+// meant 503 for every call until the next keepalive (bench/sip run 9).
+func TestMonitorRechecksTargetACallFoundDead(t *testing.T) {
+	m, snd, _ := teamsMonitorLog(t, time.Hour, nil)
+	m.recheck = 10 * time.Millisecond
+	waitChecked(t, m, 4) // the loop's first round; the next is in an hour
+	for _, a := range []string{"127.0.0.1:5061", "127.0.0.2:5061", "127.0.0.3:5061", "127.0.0.4:5061"} {
+		snd.set(a, 200)
+	}
+	m.CheckNow(context.Background(), "teams")
+	ts, err := m.NextTargets(context.Background(), "teams")
+	if err != nil || len(ts) != 4 {
+		t.Fatalf("targets: %s %v", addrs(ts), err)
+	}
+	for _, tg := range ts {
+		m.Report(tg, 0, 0)
+	}
+	// Down at once; the probe that follows finds them answering (a
+	// generous bound: the recheck is due 10 ms after the report).
+	deadline := time.Now().Add(30 * time.Second)
+	for !m.PeerUp("teams") {
+		if time.Now().After(deadline) {
+			t.Fatal("the targets stayed down after answering a recheck")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ts2, err := m.NextTargets(context.Background(), "teams"); err != nil || len(ts2) == 0 {
+		t.Fatalf("after the recheck: %s %v", addrs(ts2), err)
+	}
+
+	// Again, and still dead when probed: a second recheck round runs, and
+	// the target stays down.
+	snd.set("127.0.0.1:5061", 0)
+	sent := func() int { snd.mu.Lock(); defer snd.mu.Unlock(); return len(snd.sent) }
+	n0 := sent()
+	for _, tg := range ts {
+		if tg.Addr.String() == "127.0.0.1:5061" {
+			m.Report(tg, 0, 0)
+		}
+	}
+	for sent() < n0+4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recheck round after the second report (%d probes sent since)", sent()-n0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m.CheckNow(context.Background(), "teams") // the round's answers are in
+	for _, st := range m.States() {
+		if st.Address == "127.0.0.1:5061" && st.Up {
+			t.Fatalf("a target that does not answer is up: %+v", st)
+		}
 	}
 }
 

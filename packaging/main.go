@@ -77,7 +77,7 @@ func build(o options) (string, error) {
 	// The embedded files and the gzipped man page go through files on disk:
 	// nfpm takes its contents and scripts by path.
 	staged := map[string]string{}
-	for _, name := range []string{"palisade.service", "default", "postinst", "prerm", "postrm", "copyright", "keepalived-notify", "keepalived.conf", "ha-floating.conf"} {
+	for _, name := range []string{"palisade.service", "default", "postinst", "prerm", "postrm", "copyright", "keepalived-notify", "keepalived.conf", "ha-floating.conf", "media-realtime.conf"} {
 		b, err := embedded.ReadFile("files/" + name)
 		if err != nil {
 			return "", err
@@ -113,6 +113,8 @@ func build(o options) (string, error) {
 		{Source: staged["keepalived.conf"], Destination: "/usr/share/doc/palisade/examples/keepalived.conf", FileInfo: mode(0o644)},
 		// the systemd drop-in a unit with floating addresses needs (docs/ha.md)
 		{Source: staged["ha-floating.conf"], Destination: "/usr/share/doc/palisade/examples/ha-floating.conf", FileInfo: mode(0o644)},
+		// the drop-in media.realtime_priority needs (docs/media.md)
+		{Source: staged["media-realtime.conf"], Destination: "/usr/share/doc/palisade/examples/media-realtime.conf", FileInfo: mode(0o644)},
 	}
 	for _, d := range o.docs {
 		contents = append(contents, &files.Content{Source: d, Destination: "/usr/share/doc/palisade/" + filepath.Base(d), FileInfo: mode(0o644)})

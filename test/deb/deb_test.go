@@ -203,6 +203,7 @@ func checkContents(t *testing.T, deb string) {
 		"-rwxr-xr-x root/root .* ./usr/lib/palisade/keepalived-notify",
 		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/examples/keepalived.conf",
 		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/examples/ha-floating.conf",
+		"-rw-r--r-- root/root .* ./usr/share/doc/palisade/examples/media-realtime.conf",
 	} {
 		if !lineMatches(list, want) {
 			t.Errorf("dpkg-deb -c: no line like %q in\n%s", want, list)

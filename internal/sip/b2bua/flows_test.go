@@ -382,6 +382,14 @@ func TestFinalAnswerEndsSearch(t *testing.T) {
 			first.SetOnInvite(func(s *sipgo.DialogServerSession, _ *sip.Request) {
 				if tc.rang {
 					_ = s.Respond(180, "Ringing", nil)
+					// The final answer after the unit has seen the ringing:
+					// sipgo hands each datagram to a goroutine of its own, so
+					// a 180 and a 408 sent back to back may reach the dialing
+					// code in either order (a real callee rings for seconds).
+					deadline := time.Now().Add(20 * time.Second)
+					for pbx.Wire.Count("SIP/2.0 180") == 0 && time.Now().Before(deadline) {
+						time.Sleep(2 * time.Millisecond)
+					}
 				}
 				_ = s.Respond(code, "No", nil)
 			})

@@ -352,8 +352,8 @@ func (s *stream) gap(t0 time.Time) time.Duration {
 // rtpEnd sends RTP every 20 ms to where the unit's SDP says and records
 // what arrives; with keys it is SRTP.
 type rtpEnd struct {
-	t    *testing.T
-	conn *net.UDPConn
+	udpLoop
+	t *testing.T
 	// remote, tx and rx are set before start, or later with retarget.
 	mu     sync.Mutex
 	remote netip.AddrPort
@@ -362,8 +362,6 @@ type rtpEnd struct {
 	// rtcp, when set before start, sends and receives the end's RTCP
 	// (ha_rtcp_e2e_test.go).
 	rtcp *rtcpEnd
-	done chan struct{}
-	wg   sync.WaitGroup
 }
 
 // retarget sends to remote from now on, with the contexts given (nil:
@@ -400,7 +398,7 @@ func listenUDP(t *testing.T, ip string) *net.UDPConn {
 func udpPort(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
 
 func newRTPEnd(t *testing.T, ip string) *rtpEnd {
-	e := &rtpEnd{t: t, conn: listenUDP(t, ip), done: make(chan struct{})}
+	e := &rtpEnd{udpLoop: newUDPLoop(t, ip), t: t}
 	t.Cleanup(e.stop)
 	return e
 }
@@ -471,14 +469,7 @@ func (e *rtpEnd) start(seq uint16) {
 }
 
 func (e *rtpEnd) stop() {
-	select {
-	case <-e.done:
-		return
-	default:
-	}
-	close(e.done)
-	e.wg.Wait()
-	e.conn.Close()
+	e.udpLoop.stop()
 	if e.rtcp != nil {
 		e.rtcp.stop()
 	}

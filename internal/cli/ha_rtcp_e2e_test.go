@@ -27,7 +27,7 @@ import (
 // `every` under the RTP's SSRC and records what arrives; with keys it is
 // SRTCP, received with a replay window as a real peer would.
 type rtcpEnd struct {
-	conn  *net.UDPConn
+	udpLoop
 	every time.Duration
 	// remote, tx and rx are set before start; pion's contexts are not
 	// safe for concurrent use, so these are the RTCP's own.
@@ -36,14 +36,12 @@ type rtcpEnd struct {
 	recv    stream
 	replays atomic.Int64 // of recv's failures, those refused as replays
 	sent    atomic.Int64
-	done    chan struct{}
-	wg      sync.WaitGroup
 }
 
 var errNotSR = errors.New("not a sender report")
 
 func newRTCPEnd(t *testing.T, ip string, every time.Duration) *rtcpEnd {
-	e := &rtcpEnd{conn: listenUDP(t, ip), every: every, done: make(chan struct{})}
+	e := &rtcpEnd{udpLoop: newUDPLoop(t, ip), every: every}
 	t.Cleanup(e.stop)
 	return e
 }
@@ -100,15 +98,28 @@ func (e *rtcpEnd) start(ssrc uint32) {
 	}()
 }
 
-func (e *rtcpEnd) stop() {
+// udpLoop is a socket with the goroutines that serve it, for the RTP and
+// RTCP ends of the HA tests.
+type udpLoop struct {
+	conn *net.UDPConn
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newUDPLoop(t *testing.T, ip string) udpLoop {
+	return udpLoop{conn: listenUDP(t, ip), done: make(chan struct{})}
+}
+
+// stop ends the goroutines and closes the socket; once.
+func (l *udpLoop) stop() {
 	select {
-	case <-e.done:
+	case <-l.done:
 		return
 	default:
 	}
-	close(e.done)
-	e.wg.Wait()
-	e.conn.Close()
+	close(l.done)
+	l.wg.Wait()
+	l.conn.Close()
 }
 
 // srtcpContext is a context for one direction of SRTCP, with a replay

@@ -280,9 +280,10 @@ func (w *worker) runCmds() {
 	}
 }
 
-// close stops the worker; its goroutine finishes in exit.
+// quitting says close was called (procs.go: no P is taken after that).
 func (w *worker) quitting() bool { return w.quit.Load() }
 
+// close stops the worker; its goroutine finishes in exit.
 func (w *worker) close() {
 	if !w.batch {
 		w.ep.Close()
